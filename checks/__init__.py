@@ -1,0 +1,45 @@
+"""Diagnostics: checks, findings, alert rules, fixes and the settings they read.
+
+No Textual and no Rich here: the CLI's `check` command and the tests use this headless.
+"""
+
+from checks.alerts import Alert, AlertState, AlertTracker, Transition
+from checks.config import Config, ConfigError, Level, Thresholds, load_config, parse_config
+from checks.model import (
+    Check,
+    CheckContext,
+    Evidence,
+    Finding,
+    Fix,
+    Risk,
+    Status,
+    worst_exit_code,
+)
+from checks.registry import CHECKS, find_check, run_checks
+from checks.resources import RESOURCE_CHECKS, grade
+
+__all__ = [
+    "CHECKS",
+    "RESOURCE_CHECKS",
+    "Alert",
+    "AlertState",
+    "AlertTracker",
+    "Check",
+    "CheckContext",
+    "Config",
+    "ConfigError",
+    "Evidence",
+    "Finding",
+    "Fix",
+    "Level",
+    "Risk",
+    "Status",
+    "Thresholds",
+    "Transition",
+    "find_check",
+    "grade",
+    "load_config",
+    "parse_config",
+    "run_checks",
+    "worst_exit_code",
+]

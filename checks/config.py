@@ -1,0 +1,171 @@
+"""fleetdeck's own settings file: thresholds and alert timing, validated line by line.
+
+The file is TOML, by default `config.toml` in the user's config directory. Every error names
+the file, the line and the key, and a file with any error is refused whole: the console never
+starts on half a configuration.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A warning and a critical threshold on one figure."""
+
+    warn: float
+    crit: float
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The numbers the resource checks compare against (defaults from runbook R04)."""
+
+    cpu: Level = Level(70, 90)
+    cpu_window: float = 60.0
+    memory: Level = Level(80, 90)
+    swap: Level = Level(10, 50)
+    load: Level = Level(1.0, 2.0)
+    disk: Level = Level(80, 90)
+    inodes: Level = Level(80, 90)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything read from the settings file."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    alert_for: float = 30.0
+    source: Path | None = None
+
+
+class ConfigError(Exception):
+    """A settings file that cannot be used; the message names file, line and key."""
+
+    def __init__(self, path: Path, line: int | None, key: str | None, problem: str) -> None:
+        self.path, self.line, self.key, self.problem = path, line, key, problem
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir("fleetdeck")) / "config.toml"
+
+
+# [thresholds.NAME] tables and what each may hold.
+_LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes")
+_PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
+_EXTRA_KEYS = {"cpu": {"window"}}
+_TOP_KEYS = {"thresholds", "alerts"}
+_ALERT_KEYS = {"for"}
+
+
+def load_config(path: Path | None = None, *, required: bool = False) -> Config:
+    """Read the settings file; a missing default file means defaults, a missing given one is an
+    error. Raises `ConfigError`."""
+    target = path or default_config_path()
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(target, None, None, "no such file") from None
+        return Config()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(target, None, None, f"cannot read: {error}") from None
+    return parse_config(text, target)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate TOML text into a `Config`; raises `ConfigError` at the first problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"line (\d+)", str(error))
+        problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
+        raise ConfigError(
+            path, int(match[1]) if match else None, None, f"TOML syntax: {problem}"
+        ) from None
+
+    def fail(dotted: str, problem: str) -> ConfigError:
+        return ConfigError(path, _line_of(text, dotted), dotted, problem)
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise fail(key, f"unknown setting (known: {', '.join(sorted(_TOP_KEYS))})")
+    thresholds = Thresholds()
+    for name, table in _table(data, "thresholds", fail).items():
+        if name not in _LEVEL_TABLES:
+            raise fail(f"thresholds.{name}", f"unknown threshold (known: {', '.join(_LEVEL_TABLES)})")
+        if not isinstance(table, dict):
+            raise fail(f"thresholds.{name}", "expected a table such as [thresholds.cpu]")
+        allowed = {"warn", "crit"} | _EXTRA_KEYS.get(name, set())
+        for key, value in table.items():
+            dotted = f"thresholds.{name}.{key}"
+            if key not in allowed:
+                raise fail(dotted, f"unknown key (known: {', '.join(sorted(allowed))})")
+            if not _is_number(value) or value < 0:
+                raise fail(dotted, f"expected a number >= 0, got {value!r}")
+            if name in _PERCENT_TABLES and key != "window" and value > 100:
+                raise fail(dotted, f"a percentage cannot be over 100, got {value!r}")
+        level: Level = getattr(thresholds, name)
+        new = Level(float(table.get("warn", level.warn)), float(table.get("crit", level.crit)))
+        if new.warn > new.crit:
+            raise fail(
+                f"thresholds.{name}.warn", f"warn ({new.warn:g}) is above crit ({new.crit:g})"
+            )
+        thresholds = replace(thresholds, **{name: new})
+        if "window" in table:
+            thresholds = replace(thresholds, cpu_window=float(table["window"]))
+    alert_for = Config().alert_for
+    for key, value in _table(data, "alerts", fail).items():
+        if key not in _ALERT_KEYS:
+            raise fail(f"alerts.{key}", "unknown key (known: for)")
+        if not _is_number(value) or value < 0:
+            raise fail(f"alerts.{key}", f"expected seconds as a number >= 0, got {value!r}")
+        alert_for = float(value)
+    return Config(thresholds=thresholds, alert_for=alert_for, source=path)
+
+
+def _table(data: dict[str, Any], name: str, fail: Any) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise fail(name, f"expected a table such as [{name}]")
+    return value
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _line_of(text: str, dotted: str) -> int | None:
+    """The line where a dotted key is set, found by following table headers.
+
+    tomllib reports positions only for syntax errors, so for a well-formed file with a wrong
+    key we find the line ourselves: under `[a.b]`, `c = ...` sets `a.b.c`.
+    """
+    table = ""
+    best: int | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if header := re.fullmatch(r"\[+\s*([^\]]+?)\s*\]+", line):
+            table = ".".join(p.strip().strip("\"'") for p in header[1].split("."))
+            if table == dotted or (best is None and dotted.startswith(table + ".")):
+                best = number
+            continue
+        key, sep, _ = line.partition("=")
+        if not sep:
+            continue
+        parts = [p.strip().strip("\"'") for p in key.split(".")]
+        full = ".".join(([table] if table else []) + parts)
+        if full == dotted or (dotted.startswith(full + ".") and best is None):
+            return number
+    return best
+
+

@@ -1,0 +1,110 @@
+"""The vocabulary of diagnostics: statuses, findings, the evidence behind them, fixes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from checks.config import Thresholds
+    from hosts.metrics import SampleHistory
+
+
+class Status(enum.StrEnum):
+    """How a check came out. The order is severity: the worst status wins."""
+
+    OK = "OK"
+    WARN = "WARN"
+    CRIT = "CRIT"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def exit_code(self) -> int:
+        """The Nagios plugin exit code: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN."""
+        return _EXIT[self]
+
+    @property
+    def rank(self) -> int:
+        """Severity order for sorting: OK < UNKNOWN < WARN < CRIT."""
+        return _RANK[self]
+
+
+_EXIT = {Status.OK: 0, Status.WARN: 1, Status.CRIT: 2, Status.UNKNOWN: 3}
+_RANK = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.CRIT: 3}
+
+
+def worst_exit_code(statuses: Sequence[Status]) -> int:
+    """The exit code a Nagios plugin gives for several results: CRIT over WARN over UNKNOWN."""
+    codes = {s.exit_code for s in statuses}
+    for code in (2, 1, 3):
+        if code in codes:
+            return code
+    return 0
+
+
+class Risk(enum.StrEnum):
+    """What a fix can do to a running system."""
+
+    SAFE = "safe"
+    DISRUPTIVE = "disruptive"
+    DESTRUCTIVE = "destructive"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What was looked at (a command, a file, a sample) and what came back."""
+
+    source: str
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A change a check proposes. It runs only through the action gate, never directly."""
+
+    id: str
+    title: str
+    risk: Risk
+    commands: tuple[tuple[str, ...], ...]
+    target: str
+    pin: str
+    verify: str
+    impact: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The outcome of one check on one target (a mount, an interface, the whole host)."""
+
+    check: str
+    status: Status
+    target: str
+    summary: str
+    evidence: tuple[Evidence, ...] = ()
+    fixes: tuple[Fix, ...] = field(default=())
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What identifies this finding across runs: the check and its target."""
+        return (self.check, self.target)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What a check may look at: the host's name, its recent samples and the thresholds."""
+
+    host: str
+    history: SampleHistory
+    thresholds: Thresholds
+
+
+class Check(Protocol):
+    """A diagnostic: an id such as `disk.space`, a domain, a title, and `run`."""
+
+    id: str
+    domain: str
+    title: str
+
+    async def run(self, ctx: CheckContext) -> list[Finding]: ...

@@ -1,0 +1,45 @@
+"""Hosts and how to reach them: shells, samplers, samples, the parsers of host output.
+
+No Textual and no checks here: this layer runs headless and under the tests on its own.
+"""
+
+from hosts.metrics import Rates, SampleHistory, counter_delta, cpu_percent, rates
+from hosts.sample import (
+    CpuTimes,
+    DiskCounters,
+    HostInfo,
+    LoadAvg,
+    Memory,
+    Mount,
+    NetCounters,
+    ProcessInfo,
+    Sample,
+)
+from hosts.samplers import ProcSampler, PsutilSampler, SampleError, Sampler
+from hosts.shell import CommandResult, CommandTimeout, LocalShell, Shell, ShellError
+
+__all__ = [
+    "CommandResult",
+    "CommandTimeout",
+    "CpuTimes",
+    "DiskCounters",
+    "HostInfo",
+    "LoadAvg",
+    "LocalShell",
+    "Memory",
+    "Mount",
+    "NetCounters",
+    "ProcSampler",
+    "ProcessInfo",
+    "PsutilSampler",
+    "Rates",
+    "Sample",
+    "SampleError",
+    "SampleHistory",
+    "Sampler",
+    "Shell",
+    "ShellError",
+    "counter_delta",
+    "cpu_percent",
+    "rates",
+]

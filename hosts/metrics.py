@@ -1,0 +1,205 @@
+"""Rates from two samples, and the bounded history each host keeps.
+
+Counters are compared the way Prometheus' rate() does: a counter that goes down was reset
+(reboot, driver reload, interface re-created) unless it was near the top of the 32-bit range,
+in which case it wrapped. Either way no rate is ever negative or absurd.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from hosts.sample import CpuTimes, ProcessInfo, Sample
+
+_WRAP_32 = 2**32
+
+
+def counter_delta(previous: int | float, current: int | float) -> float:
+    """How far a cumulative counter moved, allowing for 32-bit wrap and for resets."""
+    if current >= previous:
+        return float(current - previous)
+    if previous < _WRAP_32 and previous > _WRAP_32 * 7 // 8:
+        return float(_WRAP_32 - previous + current)
+    return float(max(current, 0))
+
+
+def cpu_percent(previous: CpuTimes, current: CpuTimes) -> float:
+    """Busy share of the time between two readings, 0-100."""
+    total = counter_delta(previous.total, current.total)
+    if total <= 0:
+        return 0.0
+    idle = min(counter_delta(previous.idle_all, current.idle_all), total)
+    return 100.0 * (total - idle) / total
+
+
+@dataclass(frozen=True, slots=True)
+class NetRate:
+    """Per-second traffic of one interface, and its error and drop counts."""
+
+    name: str
+    rx_bps: float
+    tx_bps: float
+    errors: int
+    drops: int
+    new_errors: int
+    new_drops: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiskRate:
+    """Per-second I/O of one block device and how busy it was (0-100 %)."""
+
+    name: str
+    read_bps: float
+    write_bps: float
+    util: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRate:
+    """One process with its CPU share over the interval and memory share of the host."""
+
+    info: ProcessInfo
+    cpu: float
+    mem: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """What happened between two samples of one host."""
+
+    seconds: float
+    cpu: float
+    cores: tuple[float, ...]
+    nets: tuple[NetRate, ...]
+    disks: tuple[DiskRate, ...]
+    processes: tuple[ProcessRate, ...] | None
+
+    def disk(self, device: str) -> DiskRate | None:
+        """The I/O rates of the block device behind a mount's device path, if known."""
+        name = device.rsplit("/", 1)[-1]
+        return next((d for d in self.disks if d.name == name), None)
+
+
+def rates(previous: Sample, current: Sample) -> Rates | None:
+    """Rates between two samples, or None when they are not in time order."""
+    seconds = current.at - previous.at
+    if seconds <= 0:
+        return None
+    cores = tuple(
+        cpu_percent(p, c) for p, c in zip(previous.cores, current.cores, strict=False)
+    )
+    before_net = {n.name: n for n in previous.nets}
+    nets = []
+    for now in current.nets:
+        was = before_net.get(now.name, now)
+        errors = now.rx_errors + now.tx_errors
+        drops = now.rx_drops + now.tx_drops
+        nets.append(
+            NetRate(
+                name=now.name,
+                rx_bps=counter_delta(was.rx_bytes, now.rx_bytes) / seconds,
+                tx_bps=counter_delta(was.tx_bytes, now.tx_bytes) / seconds,
+                errors=errors,
+                drops=drops,
+                new_errors=int(counter_delta(was.rx_errors + was.tx_errors, errors)),
+                new_drops=int(counter_delta(was.rx_drops + was.tx_drops, drops)),
+            )
+        )
+    before_disk = {d.name: d for d in previous.disks}
+    disks = []
+    for now_d in current.disks:
+        was_d = before_disk.get(now_d.name, now_d)
+        busy = counter_delta(was_d.busy_ms, now_d.busy_ms) / 1000.0
+        disks.append(
+            DiskRate(
+                name=now_d.name,
+                read_bps=counter_delta(was_d.read_bytes, now_d.read_bytes) / seconds,
+                write_bps=counter_delta(was_d.write_bytes, now_d.write_bytes) / seconds,
+                util=min(100.0, 100.0 * busy / seconds),
+            )
+        )
+    return Rates(
+        seconds=seconds,
+        cpu=cpu_percent(previous.cpu, current.cpu),
+        cores=cores,
+        nets=tuple(nets),
+        disks=tuple(disks),
+        processes=_process_rates(previous, current, seconds),
+    )
+
+
+def _process_rates(
+    previous: Sample, current: Sample, seconds: float
+) -> tuple[ProcessRate, ...] | None:
+    if current.processes is None:
+        return None
+    # A PID with another start time is another process: it started within the interval.
+    before = {(p.pid, p.started): p for p in previous.processes or ()}
+    total_mem = current.memory.total or 1
+    found = []
+    for proc in current.processes:
+        was = before.get((proc.pid, proc.started))
+        used = proc.cpu_seconds - was.cpu_seconds if was else 0.0
+        found.append(
+            ProcessRate(
+                info=proc,
+                cpu=max(0.0, 100.0 * used / seconds),
+                mem=100.0 * proc.rss / total_mem,
+            )
+        )
+    return tuple(found)
+
+
+class SampleHistory:
+    """The last N samples of one host, oldest first, with rates between neighbours."""
+
+    def __init__(self, size: int = 600) -> None:
+        self._samples: deque[Sample] = deque(maxlen=size)
+        self._rates: deque[Rates] = deque(maxlen=size)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self._samples)
+
+    def add(self, sample: Sample) -> Rates | None:
+        """Keep a sample; return the rates since the one before it, if any."""
+        found = rates(self._samples[-1], sample) if self._samples else None
+        if self._samples and found is None:
+            return None  # out of order (clock stepped back): ignore rather than mislead
+        self._samples.append(sample)
+        if found is not None:
+            self._rates.append(found)
+        return found
+
+    @property
+    def latest(self) -> Sample | None:
+        return self._samples[-1] if self._samples else None
+
+    @property
+    def latest_rates(self) -> Rates | None:
+        return self._rates[-1] if self._rates else None
+
+    def cpu_series(self) -> list[float]:
+        """Total CPU % for each interval kept, oldest first."""
+        return [r.cpu for r in self._rates]
+
+    def cpu_over(self, seconds: float) -> tuple[float, float] | None:
+        """(mean CPU %, seconds covered) over the most recent `seconds` of history."""
+        if not self._samples or len(self._samples) < 2:
+            return None
+        newest = self._samples[-1]
+        # Mean of busy share over a span = busy time over total time: sum the counters' deltas
+        # from the oldest sample inside the window to the newest.
+        oldest = newest
+        for sample in reversed(self._samples):
+            if newest.at - sample.at > seconds:
+                break
+            oldest = sample
+        if oldest is newest:
+            oldest = self._samples[-2]
+        return cpu_percent(oldest.cpu, newest.cpu), newest.at - oldest.at

@@ -1,0 +1,333 @@
+"""Samplers: where a `Sample` comes from.
+
+`PsutilSampler` reads this machine through psutil. `ProcSampler` reads any Linux host through
+a `Shell`: one round trip runs a fixed POSIX sh script that prints the /proc files and `df`
+between markers, and the pure parsers of `hosts.procfs` turn that into the same `Sample`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import socket
+import time
+from dataclasses import replace
+from typing import Protocol
+
+import psutil
+
+from hosts import procfs
+from hosts.sample import (
+    CpuTimes,
+    DiskCounters,
+    HostInfo,
+    LoadAvg,
+    Memory,
+    Mount,
+    NetCounters,
+    ProcessInfo,
+    Sample,
+)
+from hosts.shell import Shell, ShellError
+
+# Filesystems that are views of the kernel or of images rather than space someone can fill.
+PSEUDO_FSTYPES = frozenset(
+    {
+        "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs",
+        "devpts", "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs",
+        "proc", "pstore", "ramfs", "rpc_pipefs", "securityfs", "squashfs", "sysfs",
+        "tracefs", "overlay", "iso9660",
+    }
+)  # fmt: skip
+STAT_TIMEOUT = 2.0
+
+
+class SampleError(Exception):
+    """A host could not be sampled; the message names the host and the cause."""
+
+
+class Sampler(Protocol):
+    """Produces samples of one host."""
+
+    processes: bool
+    """Whether samples include the process list (costly: only when someone looks at it)."""
+
+    async def sample(self) -> Sample: ...
+
+    async def describe(self) -> HostInfo: ...
+
+
+def keep_mount(mount: Mount) -> bool:
+    """Whether a mount is worth showing: real storage, or one that failed to answer."""
+    return mount.error is not None or (mount.fstype not in PSEUDO_FSTYPES and mount.total > 0)
+
+
+class PsutilSampler:
+    """Samples this machine with psutil; statvfs of a hung mount never blocks the loop."""
+
+    def __init__(self, processes: bool = False) -> None:
+        self.processes = processes
+        self._hung: dict[str, asyncio.Future[os.statvfs_result]] = {}
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    async def describe(self) -> HostInfo:
+        try:
+            with open("/etc/os-release", encoding="utf-8") as handle:
+                os_name = procfs.parse_os_release(handle.read())
+        except OSError:
+            os_name = f"{platform.system()} {platform.release()}"
+        return HostInfo(
+            hostname=socket.gethostname(),
+            os=os_name,
+            kernel=platform.release(),
+            boot_time=psutil.boot_time(),
+        )
+
+    async def sample(self) -> Sample:
+        at = time.time()
+        cpu = _cpu(psutil.cpu_times())
+        cores = tuple(_cpu(c) for c in psutil.cpu_times(percpu=True))
+        vm, sw = psutil.virtual_memory(), psutil.swap_memory()
+        load = LoadAvg(*psutil.getloadavg())
+        nets = tuple(
+            NetCounters(
+                name=name,
+                rx_bytes=c.bytes_recv,
+                tx_bytes=c.bytes_sent,
+                rx_packets=c.packets_recv,
+                tx_packets=c.packets_sent,
+                rx_errors=c.errin,
+                tx_errors=c.errout,
+                rx_drops=c.dropin,
+                tx_drops=c.dropout,
+            )
+            for name, c in psutil.net_io_counters(pernic=True).items()
+        )
+        disks = tuple(
+            DiskCounters(
+                name=name,
+                reads=c.read_count,
+                writes=c.write_count,
+                read_bytes=c.read_bytes,
+                write_bytes=c.write_bytes,
+                busy_ms=getattr(c, "busy_time", 0),
+            )
+            for name, c in (psutil.disk_io_counters(perdisk=True, nowrap=False) or {}).items()
+        )
+        mounts = await self._mounts()
+        processes = await asyncio.to_thread(self._processes) if self.processes else None
+        return Sample(
+            at=at,
+            cpu=cpu,
+            cores=cores,
+            memory=Memory(vm.total, vm.available, sw.total, sw.free),
+            load=load,
+            nets=nets,
+            disks=disks,
+            mounts=mounts,
+            processes=processes,
+        )
+
+    async def _mounts(self) -> tuple[Mount, ...]:
+        seen: set[str] = set()
+        parts = []
+        for part in psutil.disk_partitions(all=True):
+            if part.fstype in PSEUDO_FSTYPES or part.mountpoint in seen:
+                continue
+            seen.add(part.mountpoint)
+            parts.append(part)
+        found = await asyncio.gather(*(self._statvfs(p.mountpoint) for p in parts))
+        mounts = []
+        for part, result in zip(parts, found, strict=True):
+            if isinstance(result, str):
+                mounts.append(
+                    Mount(part.mountpoint, part.device, part.fstype, error=result)
+                )
+                continue
+            total = result.f_blocks * result.f_frsize
+            if total <= 0:
+                continue
+            free = result.f_bavail * result.f_frsize
+            used = (result.f_blocks - result.f_bfree) * result.f_frsize
+            mounts.append(
+                Mount(
+                    mountpoint=part.mountpoint,
+                    device=part.device,
+                    fstype=part.fstype,
+                    total=total,
+                    used=used,
+                    free=free,
+                    inodes_total=result.f_files or None,
+                    inodes_used=(result.f_files - result.f_ffree) if result.f_files else None,
+                )
+            )
+        return tuple(mounts)
+
+    async def _statvfs(self, path: str) -> os.statvfs_result | str:
+        """statvfs in a thread with a timeout; a mount that hung stays marked until it answers,
+        so a stale NFS mount costs one stuck thread, not one per refresh."""
+        pending = self._hung.get(path)
+        if pending is not None and not pending.done():
+            return f"statvfs has not answered for over {STAT_TIMEOUT:g} s (hung mount?)"
+        self._hung.pop(path, None)
+        future = asyncio.ensure_future(asyncio.to_thread(os.statvfs, path))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), STAT_TIMEOUT)
+        except TimeoutError:
+            self._hung[path] = future
+            return f"statvfs did not answer within {STAT_TIMEOUT:g} s (hung mount?)"
+        except OSError as error:
+            return error.strerror or str(error)
+
+    def _processes(self) -> tuple[ProcessInfo, ...]:
+        found = []
+        attrs = ["pid", "username", "name", "cmdline", "cpu_times", "memory_info", "create_time"]
+        for proc in psutil.process_iter(attrs):
+            info = proc.info
+            times, mem = info.get("cpu_times"), info.get("memory_info")
+            if times is None or mem is None:
+                continue  # gone, or a zombie: nothing to show
+            found.append(
+                ProcessInfo(
+                    pid=info["pid"],
+                    user=info.get("username") or "?",
+                    name=info.get("name") or "?",
+                    command=" ".join(info.get("cmdline") or []) or f"[{info.get('name')}]",
+                    cpu_seconds=times.user + times.system,
+                    rss=mem.rss,
+                    started=info.get("create_time") or 0.0,
+                )
+            )
+        return tuple(found)
+
+
+def _cpu(t: object) -> CpuTimes:
+    return CpuTimes(
+        **{
+            name: float(getattr(t, name, 0.0))
+            for name in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+        }
+    )
+
+
+MARKER = "@@fleetdeck:"
+
+# One round trip, POSIX sh only. Section names are fixed words; nothing here comes from input.
+SAMPLE_SCRIPT = f"""LC_ALL=C; export LC_ALL
+m() {{ printf '\\n{MARKER}%s\\n' "$1"; }}
+m hz; getconf CLK_TCK 2>/dev/null
+m page; getconf PAGESIZE 2>/dev/null
+m stat; cat /proc/stat
+m meminfo; cat /proc/meminfo
+m loadavg; cat /proc/loadavg
+m uptime; cat /proc/uptime
+m netdev; cat /proc/net/dev
+m diskstats; cat /proc/diskstats
+m df; df -PkT 2>&1
+m dfi; df -Pi 2>&1
+m end
+"""
+PROCESS_SCRIPT = f"""LC_ALL=C; export LC_ALL
+printf '\\n{MARKER}pidstat\\n'
+for f in /proc/[0-9]*/stat; do read -r line < "$f" 2>/dev/null && printf '%s\\n' "$line"; done
+printf '\\n{MARKER}ps\\n'; ps -eo pid=,user:32=,args=
+"""
+DESCRIBE_SCRIPT = f"""printf '\\n{MARKER}hostname\\n'; uname -n
+printf '\\n{MARKER}kernel\\n'; uname -r
+printf '\\n{MARKER}os\\n'; cat /etc/os-release 2>/dev/null
+printf '\\n{MARKER}uptime\\n'; cat /proc/uptime
+"""
+
+
+class ProcSampler:
+    """Samples a Linux host by reading /proc and df through a `Shell`."""
+
+    def __init__(self, shell: Shell, processes: bool = False, timeout: float = 10.0) -> None:
+        self.shell = shell
+        self.processes = processes
+        self.timeout = timeout
+
+    async def _sections(self, script: str, what: str) -> dict[str, str]:
+        try:
+            result = await self.shell.run(["sh", "-c", script], timeout=self.timeout)
+        except ShellError as error:
+            raise SampleError(str(error)) from None
+        sections = procfs.split_sections(result.stdout, MARKER)
+        if not sections:
+            detail = (result.stderr.strip() or f"exit status {result.exit_status}")[:200]
+            raise SampleError(f"{self.shell.host}: {what} printed nothing usable: {detail}")
+        return sections
+
+    async def describe(self) -> HostInfo:
+        s = await self._sections(DESCRIBE_SCRIPT, "host description")
+        try:
+            uptime = procfs.parse_uptime(s.get("uptime", ""))
+        except procfs.ParseError:
+            uptime = 0.0
+        return HostInfo(
+            hostname=s.get("hostname", "").strip() or self.shell.host,
+            os=procfs.parse_os_release(s.get("os", "")),
+            kernel=s.get("kernel", "").strip() or "?",
+            boot_time=time.time() - uptime,
+        )
+
+    async def sample(self) -> Sample:
+        at = time.time()
+        s = await self._sections(SAMPLE_SCRIPT, "the sampling script")
+        if "end" not in s:
+            raise SampleError(f"{self.shell.host}: the sampling script stopped part way")
+        hz = procfs._int(s.get("hz", "").strip()) or procfs.DEFAULT_USER_HZ
+        try:
+            cpu, cores = procfs.parse_proc_stat(s.get("stat", ""), hz)
+            memory = procfs.parse_meminfo(s.get("meminfo", ""))
+            load = procfs.parse_loadavg(s.get("loadavg", ""))
+        except procfs.ParseError as error:
+            raise SampleError(f"{self.shell.host}: {error}") from None
+        inodes = procfs.parse_df_inodes(s.get("dfi", ""))
+        mounts = []
+        for mount in procfs.parse_df_usage(s.get("df", "")):
+            if mount.mountpoint in inodes:
+                total, used = inodes[mount.mountpoint]
+                mount = replace(mount, inodes_total=total, inodes_used=used)
+            if keep_mount(mount):
+                mounts.append(mount)
+        processes = None
+        if self.processes:
+            page = procfs._int(s.get("page", "").strip()) or 4096
+            processes = await self._processes(hz, page)
+        return Sample(
+            at=at,
+            cpu=cpu,
+            cores=cores,
+            memory=memory,
+            load=load,
+            nets=procfs.parse_net_dev(s.get("netdev", "")),
+            disks=procfs.parse_diskstats(s.get("diskstats", "")),
+            mounts=tuple(mounts),
+            processes=processes,
+        )
+
+    async def _processes(self, hz: int, page: int) -> tuple[ProcessInfo, ...]:
+        s = await self._sections(PROCESS_SCRIPT, "the process listing")
+        users = procfs.parse_ps_users(s.get("ps", ""))
+        found = []
+        for line in s.get("pidstat", "").splitlines():
+            parsed = procfs.parse_pid_stat(line)
+            if parsed is None:
+                continue
+            pid, comm, ticks, start, rss = parsed
+            user, args = users.get(pid, ("?", ""))
+            found.append(
+                ProcessInfo(
+                    pid=pid,
+                    user=user,
+                    name=comm,
+                    command=args or f"[{comm}]",
+                    cpu_seconds=ticks / hz,
+                    rss=rss * page,
+                    started=start / hz,
+                )
+            )
+        return tuple(found)
+

@@ -1,0 +1,129 @@
+"""Running commands on a host: the `Shell` protocol and `LocalShell` for this machine.
+
+A command is always an argv list, never a shell string built from text, and every call has a
+timeout. Remote shells (SSH) implement the same protocol, so checks and samplers never know
+which kind they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What one command did: its argv, exit status, output and how long it took (seconds)."""
+
+    argv: tuple[str, ...]
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def command(self) -> str:
+        """The command as a person would type it."""
+        return shlex.join(self.argv)
+
+
+class ShellError(Exception):
+    """A command could not be run at all on a host; the message names the host and why."""
+
+    def __init__(self, host: str, argv: Sequence[str], reason: str) -> None:
+        self.host = host
+        self.argv = tuple(argv)
+        self.reason = reason
+        super().__init__(f"{host}: {shlex.join(self.argv)}: {reason}")
+
+
+class CommandTimeout(ShellError):
+    """A command ran past its timeout and was killed."""
+
+    def __init__(self, host: str, argv: Sequence[str], timeout: float) -> None:
+        super().__init__(host, argv, f"no answer within {timeout:g} s")
+        self.timeout = timeout
+
+
+class Shell(Protocol):
+    """Runs argv lists on one host."""
+
+    @property
+    def host(self) -> str:
+        """The host's name, as the operator knows it."""
+        ...
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None
+    ) -> CommandResult:
+        """Run argv; raise `ShellError` if it cannot start, `CommandTimeout` if it overruns."""
+        ...
+
+
+class LocalShell:
+    """Runs commands on this machine as asyncio subprocesses."""
+
+    def __init__(self, host: str = "localhost", env: dict[str, str] | None = None) -> None:
+        self._host = host
+        # The C locale keeps df, ps and friends in the English and ASCII the parsers read.
+        self._env = {**os.environ, "LC_ALL": "C", **(env or {})}
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None
+    ) -> CommandResult:
+        if not argv:
+            raise ShellError(self._host, argv, "empty command")
+        started = time.monotonic()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise ShellError(self._host, argv, error.strerror or str(error)) from None
+        try:
+            async with asyncio.timeout(timeout):
+                out, err = await process.communicate(stdin.encode() if stdin is not None else None)
+        except TimeoutError:
+            await _kill(process)
+            raise CommandTimeout(self._host, argv, timeout) from None
+        except asyncio.CancelledError:
+            await _kill(process)
+            raise
+        return CommandResult(
+            argv=tuple(argv),
+            exit_status=process.returncode if process.returncode is not None else -1,
+            stdout=out.decode(errors="replace"),
+            stderr=err.decode(errors="replace"),
+            duration=time.monotonic() - started,
+        )
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill a command and whatever it started (it leads its own session), then reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, 9)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(process.wait(), 2)

@@ -1,0 +1,76 @@
+"""The fleetdeck Textual app and the factory that builds it with its dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from checks.config import Config
+from hosts.samplers import PsutilSampler, Sampler
+from tui.host_screen import HostScreen
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How the console runs: refresh interval and whether it may change anything."""
+
+    interval: float = 1.0
+    read_only: bool = False
+
+
+class FleetdeckApp(App[None]):
+    """The console. It is handed what to watch; it opens no connection on its own."""
+
+    TITLE = "fleetdeck"
+    CSS_PATH: ClassVar[list[str]] = ["global.tcss", "app.tcss"]  # type: ignore[misc]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "toggle_help", "Keys"),
+    ]
+
+    def __init__(self, settings: Settings, config: Config, host: str, sampler: Sampler) -> None:
+        super().__init__()
+        self.settings = settings
+        self.config = config
+        self._host = host
+        self._sampler = sampler
+
+    def on_mount(self) -> None:
+        self.push_screen(HostScreen(self._host, self._sampler, self.config, self.settings.interval))
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """The palette offers every key binding of the screen, so no action needs a key."""
+        yield from super().get_system_commands(screen)
+        seen: set[str] = set()
+        for binding in screen.BINDINGS:
+            if not isinstance(binding, Binding) or not binding.description:
+                continue
+            if binding.action in seen:
+                continue
+            seen.add(binding.action)
+            yield SystemCommand(
+                binding.description,
+                f"{binding.description} (key: {binding.key})",
+                lambda action=binding.action: screen.run_action(action),  # type: ignore[misc]
+            )
+
+
+def make_app(
+    settings: Settings,
+    config: Config,
+    host: str = "localhost",
+    sampler: Sampler | None = None,
+) -> FleetdeckApp:
+    """Build the console: this machine through psutil unless another sampler is given."""
+    return FleetdeckApp(settings, config, host, sampler or PsutilSampler())

@@ -1,0 +1,108 @@
+"""The `fleetdeck` command: the console by default, `check` for a headless run.
+
+The headless paths import neither Textual nor the screens, so `check` starts fast and runs
+where there is no terminal at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from checks.config import Config, ConfigError, load_config
+
+
+def _version() -> str:
+    try:
+        return version("fleetdeck")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError("interval must be between 0.1 and 3600 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="settings file (default: config.toml in the user config dir)",
+    )  # fmt: skip
+    common.add_argument(
+        "--interval", type=_interval, default=1.0, metavar="SECONDS",
+        help="seconds between samples (default 1)",
+    )  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="fleetdeck",
+        description="Terminal operations console: live resources, findings and alerts.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"fleetdeck {_version()}")
+    parser.add_argument(
+        "--read-only", action="store_true", help="never change anything (war-room screens)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="run the checks once and exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (Nagios)",
+        description="Run every check once on this machine and report. Exit status follows "
+        "the Nagios plugin convention: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
+    )
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _load(path: Path | None) -> Config:
+    return load_config(path, required=path is not None)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from checks.runner import Report, check_host, to_json, to_table
+    from hosts.samplers import PsutilSampler
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        print(f"fleetdeck: {error}", file=sys.stderr)
+        return 3
+    host = socket.gethostname()
+    spacing = min(args.interval, 5.0)
+    report = Report((asyncio.run(check_host(host, PsutilSampler(), config, spacing)),))
+    print(to_json(report) if args.json else to_table(report))
+    return report.exit_code
+
+
+def run_console(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        print(f"fleetdeck: {error}\nfleetdeck: not starting on a broken configuration.", file=sys.stderr)
+        return 2
+    from tui.app import Settings, make_app
+
+    app = make_app(Settings(interval=args.interval, read_only=args.read_only), config, socket.gethostname())
+    app.run()
+    return app.return_code or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check":
+        return run_check(args)
+    return run_console(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

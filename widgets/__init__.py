@@ -1,0 +1,22 @@
+"""Reusable Textual widgets that render plain data handed to them; they never connect anywhere."""
+
+from widgets.cells import Cell, num, sync_rows
+from widgets.findings_tables import AlertsTable, FindingsTable
+from widgets.header import HostHeader
+from widgets.resource_tables import DisksTable, NetworkTable, ProcessTable
+from widgets.summary import CpuPane, LoadPane, MemoryPane
+
+__all__ = [
+    "AlertsTable",
+    "Cell",
+    "CpuPane",
+    "DisksTable",
+    "FindingsTable",
+    "HostHeader",
+    "LoadPane",
+    "MemoryPane",
+    "NetworkTable",
+    "ProcessTable",
+    "num",
+    "sync_rows",
+]

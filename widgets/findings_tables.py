@@ -1,0 +1,85 @@
+"""Tables of the Host screen that list what is wrong: findings and alerts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+
+from checks.alerts import Alert
+from checks.model import Finding, Status
+from hosts.units import human_duration
+from widgets.cells import Cell, num, sync_rows
+from widgets.resource_tables import ResourceTable
+
+class SeverityTable(ResourceTable):
+    """A table with a severity column coloured from TCSS component classes."""
+
+    COMPONENT_CLASSES = ResourceTable.COMPONENT_CLASSES | {
+        "severity--ok", "severity--warn", "severity--crit", "severity--unknown",
+        "state--firing", "state--pending", "state--resolved",
+    }  # fmt: skip
+    DEFAULT_CSS = """
+    SeverityTable > .severity--ok { color: $success; }
+    SeverityTable > .severity--warn { color: $warning; }
+    SeverityTable > .severity--crit { color: $error; text-style: bold; }
+    SeverityTable > .severity--unknown { color: $secondary; }
+    SeverityTable > .state--firing { text-style: bold; }
+    SeverityTable > .state--pending { text-style: italic; }
+    SeverityTable > .state--resolved { color: $text-muted; }
+    """
+
+    def status_cell(self, status: Status) -> Cell:
+        cell = Cell(status.value, -status.rank)
+        cell.stylize(self.get_component_rich_style(f"severity--{status.value.lower()}"))
+        return cell
+
+
+class FindingsTable(SeverityTable):
+    """Every finding of the last run, the worst first."""
+
+    COLUMNS = (("status", "Status"), ("check", "Check"), ("target", "Target"), ("summary", "Summary"))
+
+    def show(self, findings: Sequence[Finding]) -> None:
+        ordered = sorted(findings, key=lambda f: (-f.status.rank, f.check, f.target))
+        rows = {
+            f"{f.check}|{f.target}": (
+                self.status_cell(f.status), Cell(f.check), Cell(f.target), Cell(f.summary),
+            )  # fmt: skip
+            for f in ordered
+        }
+        if sync_rows(self, rows):
+            self.sort("status", "check", "target")
+
+
+class AlertsTable(SeverityTable):
+    """Alerts: severity, state (pending, firing, resolved), since when, and what."""
+
+    COLUMNS = (
+        ("severity", "Sev"),
+        ("state", "State"),
+        ("since", "Since"),
+        ("check", "Check"),
+        ("target", "Target"),
+        ("summary", "Summary"),
+    )
+
+    def show(self, alerts: Sequence[Alert], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        rows = {}
+        for rank, a in enumerate(alerts):
+            state = Cell(a.state.value, rank)
+            state.stylize(self.get_component_rich_style(f"state--{a.state.value}"))
+            rows["|".join(a.key)] = (
+                self.status_cell(a.severity),
+                state,
+                num(human_duration(now - a.active_since), a.active_since),
+                Cell(a.check),
+                Cell(a.target),
+                Cell(a.summary),
+            )
+        if sync_rows(self, rows):
+            self.sort("state")
+
+
+__all__ = ["AlertsTable", "FindingsTable"]

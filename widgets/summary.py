@@ -1,0 +1,151 @@
+"""The summary panes at the top of the Host screen: CPU, memory and swap, load.
+
+They render what they are given (`update_data`) and a status per figure, which picks the
+component class, so the colours live in TCSS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Sparkline, Static
+
+from checks.model import Status
+from hosts.sample import LoadAvg, Memory
+from hosts.units import human_bytes
+from widgets.meters import meter
+
+STATUS_CLASSES = {s: f"-{s.value.lower()}" for s in Status}
+
+
+class StatusLines(Widget):
+    """Lines of meters that fit the pane's width; styles come from component classes."""
+
+    COMPONENT_CLASSES = {
+        "status--ok",
+        "status--warn",
+        "status--crit",
+        "status--unknown",
+        "status--label",
+        "status--dim",
+    }
+    DEFAULT_CSS = """
+    StatusLines { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
+    StatusLines > .status--label { color: $text-muted; }
+    StatusLines > .status--dim { color: $text-muted; }
+    StatusLines > .status--ok { color: $success; }
+    StatusLines > .status--warn { color: $warning; }
+    StatusLines > .status--crit { color: $error; text-style: bold; }
+    StatusLines > .status--unknown { color: $text-muted; }
+    """
+
+    def style_for(self, status: Status | str) -> Style:
+        name = status.value.lower() if isinstance(status, Status) else status
+        return self.get_component_rich_style(f"status--{name}")
+
+
+class CpuBars(StatusLines):
+    """Total CPU as a meter, then every core, as many to a line as the width allows."""
+
+    total: reactive[float | None] = reactive(None, layout=True)
+    cores: reactive[tuple[float, ...]] = reactive((), layout=True)
+    status: reactive[Status] = reactive(Status.OK)
+
+    def render(self) -> Text:
+        width = self.content_size.width or 30
+        label = self.style_for("label")
+        if self.total is None:
+            return Text("measuring…", style=self.style_for("dim"))
+        text = meter("CPU", self.total, width, f"{self.total:5.1f}%", self.style_for(self.status), label)
+        cell = 14  # "12[|||  ] 99%" per core
+        per_line = max(width // cell, 1)
+        for index, pct in enumerate(self.cores):
+            text.append("\n" if index % per_line == 0 else " ")
+            text.append_text(
+                meter(f"{index:>2}", pct, cell - 1, f"{pct:3.0f}%", self.style_for("ok"), label)
+            )
+        return text
+
+
+class CpuPane(Vertical):
+    """CPU: total with a history sparkline, and every core."""
+
+    DEFAULT_CSS = """
+    CpuPane { height: auto; }
+    CpuPane Sparkline { height: 2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield CpuBars()
+        yield Sparkline([], summary_function=max)
+
+    def update_data(
+        self, total: float | None, cores: Sequence[float], history: Sequence[float], status: Status
+    ) -> None:
+        bars = self.query_one(CpuBars)
+        bars.total, bars.cores, bars.status = total, tuple(cores), status
+        self.query_one(Sparkline).data = list(history[-120:])
+        for name in STATUS_CLASSES.values():
+            self.set_class(name == STATUS_CLASSES[status], name)
+
+
+class MemoryPane(StatusLines):
+    """Memory and swap as meters with used, available and total."""
+
+    memory: reactive[Memory | None] = reactive(None, layout=True)
+    mem_status: reactive[Status] = reactive(Status.OK)
+    swap_status: reactive[Status] = reactive(Status.OK)
+
+    def render(self) -> Text:
+        mem = self.memory
+        if mem is None:
+            return Text("waiting for a sample…", style=self.style_for("dim"))
+        width = self.content_size.width or 30
+        label = self.style_for("label")
+        text = meter(
+            "Mem", mem.percent, width, f"{mem.percent:3.0f}%", self.style_for(self.mem_status), label
+        )
+        text.append("\n")
+        if mem.swap_total:
+            swap = meter(
+                "Swp", mem.swap_percent, width, f"{mem.swap_percent:3.0f}%",
+                self.style_for(self.swap_status), label,
+            )  # fmt: skip
+            text.append_text(swap)
+        else:
+            text.append("Swp none configured", self.style_for("dim"))
+        text.append(f"\nused  {human_bytes(mem.used)}/{human_bytes(mem.total)}", label)
+        text.append(f"\navail {human_bytes(mem.available)}", label)
+        if mem.swap_total:
+            text.append(f"\nswap  {human_bytes(mem.swap_used)}/{human_bytes(mem.swap_total)}", label)
+        return text
+
+
+class LoadPane(StatusLines):
+    """Load averages over 1, 5 and 15 minutes, as they are and per core."""
+
+    load: reactive[LoadAvg | None] = reactive(None, layout=True)
+    cores: reactive[int] = reactive(1)
+    status: reactive[Status] = reactive(Status.OK)
+
+    def render(self) -> Text:
+        load = self.load
+        if load is None:
+            return Text("waiting for a sample…", style=self.style_for("dim"))
+        label = self.style_for("label")
+        cores = max(self.cores, 1)
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        text.append("     all  /core\n", label)
+        rows = (("1m", load.one, Status.OK), ("5m", load.five, self.status))
+        for name, value, status in (*rows, ("15m", load.fifteen, Status.OK)):
+            text.append(f"{name:>3} ", label)
+            text.append(f"{value:5.2f} ")
+            text.append(f"{value / cores:5.2f}\n", self.style_for(status))
+        text.append(f"{cores} cores", label)
+        return text
