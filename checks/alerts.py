@@ -68,9 +68,14 @@ class AlertTracker:
             alert = self._alerts.get(key)
             if alert is None or alert.state is AlertState.RESOLVED:
                 alert = Alert(
-                    self.host, finding.check, finding.target, finding.status,
-                    AlertState.PENDING, finding.summary, active_since=now,
-                )  # fmt: skip
+                    self.host,
+                    finding.check,
+                    finding.target,
+                    finding.status,
+                    AlertState.PENDING,
+                    finding.summary,
+                    active_since=now,
+                )
                 changes.append(Transition(alert, None))
             else:
                 alert = replace(alert, severity=finding.status, summary=finding.summary)

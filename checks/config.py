@@ -102,7 +102,9 @@ def parse_config(text: str, path: Path) -> Config:
     thresholds = Thresholds()
     for name, table in _table(data, "thresholds", fail).items():
         if name not in _LEVEL_TABLES:
-            raise fail(f"thresholds.{name}", f"unknown threshold (known: {', '.join(_LEVEL_TABLES)})")
+            raise fail(
+                f"thresholds.{name}", f"unknown threshold (known: {', '.join(_LEVEL_TABLES)})"
+            )
         if not isinstance(table, dict):
             raise fail(f"thresholds.{name}", "expected a table such as [thresholds.cpu]")
         allowed = {"warn", "crit"} | _EXTRA_KEYS.get(name, set())
@@ -120,7 +122,8 @@ def parse_config(text: str, path: Path) -> Config:
             raise fail(
                 f"thresholds.{name}.warn", f"warn ({new.warn:g}) is above crit ({new.crit:g})"
             )
-        thresholds = replace(thresholds, **{name: new})
+        changes: dict[str, Any] = {name: new}
+        thresholds = replace(thresholds, **changes)
         if "window" in table:
             thresholds = replace(thresholds, cpu_window=float(table["window"]))
     alert_for = Config().alert_for
@@ -167,5 +170,3 @@ def _line_of(text: str, dotted: str) -> int | None:
         if full == dotted or (dotted.startswith(full + ".") and best is None):
             return number
     return best
-
-

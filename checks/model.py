@@ -103,8 +103,13 @@ class CheckContext:
 class Check(Protocol):
     """A diagnostic: an id such as `disk.space`, a domain, a title, and `run`."""
 
-    id: str
-    domain: str
-    title: str
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def domain(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
 
     async def run(self, ctx: CheckContext) -> list[Finding]: ...

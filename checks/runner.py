@@ -83,9 +83,14 @@ def to_table(report: Report) -> str:
     rows = [("HOST", "STATUS", "CHECK", "TARGET", "SUMMARY")]
     for host in report.hosts:
         if not host.reachable:
-            rows.append((host.name, Status.UNKNOWN.value, "host.reachable", host.name, host.error or ""))
+            rows.append(
+                (host.name, Status.UNKNOWN.value, "host.reachable", host.name, host.error or "")
+            )
         for f in sorted(host.findings, key=lambda f: (-f.status.rank, f.check, f.target)):
             rows.append((host.name, f.status.value, f.check, f.target, f.summary))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+        for r in rows
+    ]
     return "\n".join(line.rstrip() for line in lines)

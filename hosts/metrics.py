@@ -88,9 +88,7 @@ def rates(previous: Sample, current: Sample) -> Rates | None:
     seconds = current.at - previous.at
     if seconds <= 0:
         return None
-    cores = tuple(
-        cpu_percent(p, c) for p, c in zip(previous.cores, current.cores, strict=False)
-    )
+    cores = tuple(cpu_percent(p, c) for p, c in zip(previous.cores, current.cores, strict=False))
     before_net = {n.name: n for n in previous.nets}
     nets = []
     for now in current.nets:

@@ -52,7 +52,9 @@ def split_sections(text: str, marker: str) -> dict[str, str]:
     return {name: "\n".join(lines) for name, lines in sections.items()}
 
 
-def parse_proc_stat(text: str, user_hz: int = DEFAULT_USER_HZ) -> tuple[CpuTimes, tuple[CpuTimes, ...]]:
+def parse_proc_stat(
+    text: str, user_hz: int = DEFAULT_USER_HZ
+) -> tuple[CpuTimes, tuple[CpuTimes, ...]]:
     """Total and per-core CPU times (seconds) from /proc/stat."""
     total: CpuTimes | None = None
     cores: list[tuple[int, CpuTimes]] = []

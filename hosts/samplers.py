@@ -12,7 +12,9 @@ import os
 import platform
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 
 import psutil
@@ -34,12 +36,32 @@ from hosts.shell import Shell, ShellError
 # Filesystems that are views of the kernel or of images rather than space someone can fill.
 PSEUDO_FSTYPES = frozenset(
     {
-        "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs",
-        "devpts", "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs",
-        "proc", "pstore", "ramfs", "rpc_pipefs", "securityfs", "squashfs", "sysfs",
-        "tracefs", "overlay", "iso9660",
+        "autofs",
+        "binfmt_misc",
+        "bpf",
+        "cgroup",
+        "cgroup2",
+        "configfs",
+        "debugfs",
+        "devpts",
+        "devtmpfs",
+        "efivarfs",
+        "fusectl",
+        "hugetlbfs",
+        "mqueue",
+        "nsfs",
+        "proc",
+        "pstore",
+        "ramfs",
+        "rpc_pipefs",
+        "securityfs",
+        "squashfs",
+        "sysfs",
+        "tracefs",
+        "overlay",
+        "iso9660",
     }
-)  # fmt: skip
+)
 STAT_TIMEOUT = 2.0
 
 
@@ -73,8 +95,9 @@ class PsutilSampler:
 
     async def describe(self) -> HostInfo:
         try:
-            with open("/etc/os-release", encoding="utf-8") as handle:
-                os_name = procfs.parse_os_release(handle.read())
+            os_name = procfs.parse_os_release(
+                await asyncio.to_thread(Path("/etc/os-release").read_text, encoding="utf-8")
+            )
         except OSError:
             os_name = f"{platform.system()} {platform.release()}"
         return HostInfo(
@@ -141,9 +164,7 @@ class PsutilSampler:
         mounts = []
         for part, result in zip(parts, found, strict=True):
             if isinstance(result, str):
-                mounts.append(
-                    Mount(part.mountpoint, part.device, part.fstype, error=result)
-                )
+                mounts.append(Mount(part.mountpoint, part.device, part.fstype, error=result))
                 continue
             total = result.f_blocks * result.f_frsize
             if total <= 0:
@@ -243,10 +264,17 @@ printf '\\n{MARKER}uptime\\n'; cat /proc/uptime
 class ProcSampler:
     """Samples a Linux host by reading /proc and df through a `Shell`."""
 
-    def __init__(self, shell: Shell, processes: bool = False, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        shell: Shell,
+        processes: bool = False,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.shell = shell
         self.processes = processes
         self.timeout = timeout
+        self.clock = clock
 
     async def _sections(self, script: str, what: str) -> dict[str, str]:
         try:
@@ -269,11 +297,11 @@ class ProcSampler:
             hostname=s.get("hostname", "").strip() or self.shell.host,
             os=procfs.parse_os_release(s.get("os", "")),
             kernel=s.get("kernel", "").strip() or "?",
-            boot_time=time.time() - uptime,
+            boot_time=self.clock() - uptime,
         )
 
     async def sample(self) -> Sample:
-        at = time.time()
+        at = self.clock()
         s = await self._sections(SAMPLE_SCRIPT, "the sampling script")
         if "end" not in s:
             raise SampleError(f"{self.shell.host}: the sampling script stopped part way")
@@ -330,4 +358,3 @@ class ProcSampler:
                 )
             )
         return tuple(found)
-

@@ -39,6 +39,13 @@ class CommandResult:
         return shlex.join(self.argv)
 
 
+def brief(argv: Sequence[str], limit: int = 60) -> str:
+    """A command shortened for a message: its first line, cut at `limit` characters."""
+    text = shlex.join(argv)
+    first = text.split("\n", 1)[0]
+    return first if first == text and len(text) <= limit else first[:limit].rstrip() + " …"
+
+
 class ShellError(Exception):
     """A command could not be run at all on a host; the message names the host and why."""
 
@@ -46,7 +53,7 @@ class ShellError(Exception):
         self.host = host
         self.argv = tuple(argv)
         self.reason = reason
-        super().__init__(f"{host}: {shlex.join(self.argv)}: {reason}")
+        super().__init__(f"{host}: {brief(self.argv)}: {reason}")
 
 
 class CommandTimeout(ShellError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import ClassVar
 
 from textual.app import App, SystemCommand
@@ -27,7 +28,7 @@ class FleetdeckApp(App[None]):
     """The console. It is handed what to watch; it opens no connection on its own."""
 
     TITLE = "fleetdeck"
-    CSS_PATH: ClassVar[list[str]] = ["global.tcss", "app.tcss"]  # type: ignore[misc]
+    CSS_PATH: ClassVar[list[str | PurePath]] = ["global.tcss", "app.tcss"]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "toggle_help", "Keys"),
@@ -62,7 +63,7 @@ class FleetdeckApp(App[None]):
             yield SystemCommand(
                 binding.description,
                 f"{binding.description} (key: {binding.key})",
-                lambda action=binding.action: screen.run_action(action),  # type: ignore[misc]
+                lambda action=binding.action: screen.run_action(action),
             )
 
 

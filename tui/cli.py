@@ -36,13 +36,18 @@ def _interval(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", type=Path, metavar="FILE",
+        "--config",
+        type=Path,
+        metavar="FILE",
         help="settings file (default: config.toml in the user config dir)",
-    )  # fmt: skip
+    )
     common.add_argument(
-        "--interval", type=_interval, default=1.0, metavar="SECONDS",
+        "--interval",
+        type=_interval,
+        default=1.0,
+        metavar="SECONDS",
         help="seconds between samples (default 1)",
-    )  # fmt: skip
+    )
     parser = argparse.ArgumentParser(
         prog="fleetdeck",
         description="Terminal operations console: live resources, findings and alerts.",
@@ -88,11 +93,16 @@ def run_console(args: argparse.Namespace) -> int:
     try:
         config = _load(args.config)
     except ConfigError as error:
-        print(f"fleetdeck: {error}\nfleetdeck: not starting on a broken configuration.", file=sys.stderr)
+        print(
+            f"fleetdeck: {error}\nfleetdeck: not starting on a broken configuration.",
+            file=sys.stderr,
+        )
         return 2
     from tui.app import Settings, make_app
 
-    app = make_app(Settings(interval=args.interval, read_only=args.read_only), config, socket.gethostname())
+    app = make_app(
+        Settings(interval=args.interval, read_only=args.read_only), config, socket.gethostname()
+    )
     app.run()
     return app.return_code or 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import ClassVar
 
 from textual import on, work
@@ -40,10 +39,6 @@ class HostScreen(Screen[None]):
     """One host's resources, refreshed every `interval` seconds; the next poll is scheduled
     when the last one ends, so a slow host never piles polls up."""
 
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
-        (0, "-narrow"),
-        (120, "-wide"),
-    ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh_now", "Refresh"),
         Binding("c", "sort('cpu')", "Sort CPU"),
@@ -58,6 +53,9 @@ class HostScreen(Screen[None]):
 
     def __init__(self, name: str, sampler: Sampler, config: Config, interval: float) -> None:
         super().__init__()
+        # Under 120 columns the tables stack in one scrolling column; from 120 they sit side
+        # by side (see app.tcss).
+        self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
         self.host_name = name
         self.sampler = sampler
         self.config = config
@@ -69,7 +67,7 @@ class HostScreen(Screen[None]):
         self._next_poll: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield HostHeader()
+        yield HostHeader(self.host_name)
         with Horizontal(id="summary"):
             yield CpuPane(id="cpu")
             yield MemoryPane(id="memory")
@@ -87,10 +85,15 @@ class HostScreen(Screen[None]):
 
     def on_mount(self) -> None:
         titles = {
-            "cpu": "CPU", "memory": "Memory", "load": "Load", "alerts": "1 Alerts",
-            "processes": "2 Processes", "disks": "3 Disks", "network": "4 Network",
+            "cpu": "CPU",
+            "memory": "Memory",
+            "load": "Load",
+            "alerts": "1 Alerts",
+            "processes": "2 Processes",
+            "disks": "3 Disks",
+            "network": "4 Network",
             "findings": "5 Findings",
-        }  # fmt: skip
+        }
         for widget_id, title in titles.items():
             self.query_one(f"#{widget_id}").border_title = title
         self.query_one("#processes", ProcessTable).focus(scroll_visible=False)
@@ -169,10 +172,6 @@ class HostScreen(Screen[None]):
         self.query_one(NetworkTable).show(rates)
         if rates is not None and rates.processes is not None:
             processes.show(rates.processes)
-            processes.border_subtitle = (
-                f"top {min(len(rates.processes), processes.LIMIT)} of "
-                f"{len(rates.processes)} by {processes.sort_by}"
-            )
         self.query_one(FindingsTable).show(self.findings)
         alerts = self.alerts.alerts()
         self.query_one(AlertsTable).show(alerts, now=sample.at)

@@ -42,7 +42,7 @@ def sync_rows(table: DataTable[Any], rows: Mapping[Any, Sequence[Cell]]) -> bool
     """
     changed = False
     columns = list(table.columns)
-    for key in [k.value for k in table.rows if k.value not in rows]:
+    for key in [k for k in table.rows if k.value not in rows]:
         table.remove_row(key)
         changed = True
     for key, cells in rows.items():

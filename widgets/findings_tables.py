@@ -5,20 +5,25 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-
 from checks.alerts import Alert
 from checks.model import Finding, Status
 from hosts.units import human_duration
 from widgets.cells import Cell, num, sync_rows
 from widgets.resource_tables import ResourceTable
 
+
 class SeverityTable(ResourceTable):
     """A table with a severity column coloured from TCSS component classes."""
 
     COMPONENT_CLASSES = ResourceTable.COMPONENT_CLASSES | {
-        "severity--ok", "severity--warn", "severity--crit", "severity--unknown",
-        "state--firing", "state--pending", "state--resolved",
-    }  # fmt: skip
+        "severity--ok",
+        "severity--warn",
+        "severity--crit",
+        "severity--unknown",
+        "state--firing",
+        "state--pending",
+        "state--resolved",
+    }
     DEFAULT_CSS = """
     SeverityTable > .severity--ok { color: $success; }
     SeverityTable > .severity--warn { color: $warning; }
@@ -38,18 +43,20 @@ class SeverityTable(ResourceTable):
 class FindingsTable(SeverityTable):
     """Every finding of the last run, the worst first."""
 
-    COLUMNS = (("status", "Status"), ("check", "Check"), ("target", "Target"), ("summary", "Summary"))
+    COLUMNS = (("status", "Status"), ("summary", "Summary"), ("check", "Check"))
 
     def show(self, findings: Sequence[Finding]) -> None:
         ordered = sorted(findings, key=lambda f: (-f.status.rank, f.check, f.target))
         rows = {
             f"{f.check}|{f.target}": (
-                self.status_cell(f.status), Cell(f.check), Cell(f.target), Cell(f.summary),
-            )  # fmt: skip
+                self.status_cell(f.status),
+                Cell(f.summary),
+                Cell(f.check),
+            )
             for f in ordered
         }
         if sync_rows(self, rows):
-            self.sort("status", "check", "target")
+            self.sort("status", "check", "summary")
 
 
 class AlertsTable(SeverityTable):
@@ -59,9 +66,8 @@ class AlertsTable(SeverityTable):
         ("severity", "Sev"),
         ("state", "State"),
         ("since", "Since"),
-        ("check", "Check"),
-        ("target", "Target"),
         ("summary", "Summary"),
+        ("check", "Check"),
     )
 
     def show(self, alerts: Sequence[Alert], now: float | None = None) -> None:
@@ -74,12 +80,11 @@ class AlertsTable(SeverityTable):
                 self.status_cell(a.severity),
                 state,
                 num(human_duration(now - a.active_since), a.active_since),
-                Cell(a.check),
-                Cell(a.target),
                 Cell(a.summary),
+                Cell(a.check),
             )
         if sync_rows(self, rows):
-            self.sort("state")
+            self.sort("state", "severity")
 
 
 __all__ = ["AlertsTable", "FindingsTable"]

@@ -34,12 +34,12 @@ class DisksTable(ResourceTable):
 
     COLUMNS = (
         ("mount", "Mount"),
-        ("fs", "FS"),
-        ("size", "Size"),
         ("used", "Used"),
         ("inodes", "Inodes"),
+        ("size", "Size"),
         ("read", "Read/s"),
         ("write", "Write/s"),
+        ("fs", "FS"),
     )
 
     def show(self, mounts: Sequence[Mount], rates: Rates | None) -> None:
@@ -47,20 +47,25 @@ class DisksTable(ResourceTable):
         for m in mounts:
             if m.error is not None:
                 rows[m.mountpoint] = (
-                    Cell(m.mountpoint), Cell(m.fstype or "?"), Cell(f"cannot stat: {m.error}"),
-                    num("", -1), num("", -1), num("", -1), num("", -1),
-                )  # fmt: skip
+                    Cell(m.mountpoint),
+                    num("?", -1),
+                    num("?", -1),
+                    Cell(f"cannot stat: {m.error}"),
+                    num("", -1),
+                    num("", -1),
+                    Cell(m.fstype or "?"),
+                )
                 continue
             io = rates.disk(m.device) if rates else None
             inodes = m.inodes_percent
             rows[m.mountpoint] = (
                 Cell(m.mountpoint),
-                Cell(m.fstype),
-                num(human_bytes(m.total), m.total),
                 num(f"{m.percent:.0f}%", m.percent),
                 num("-" if inodes is None else f"{inodes:.0f}%", inodes or 0.0),
+                num(human_bytes(m.total), m.total),
                 num(human_rate(io.read_bps) if io else "-", io.read_bps if io else -1),
                 num(human_rate(io.write_bps) if io else "-", io.write_bps if io else -1),
+                Cell(m.fstype),
             )
         sync_rows(self, rows)
 
@@ -110,6 +115,7 @@ class ProcessTable(ResourceTable):
     LIMIT = 100
 
     sort_by: reactive[str] = reactive("cpu")
+    total: reactive[int] = reactive(0)
 
     def action_sort(self, column: str) -> None:
         self.sort_by = column
@@ -121,6 +127,15 @@ class ProcessTable(ResourceTable):
             if column is not None:
                 column.label = type(column.label)(label + arrow)
         self._resort()
+        self._subtitle()
+
+    def watch_total(self) -> None:
+        self._subtitle()
+
+    def _subtitle(self) -> None:
+        names = {"cpu": "CPU", "mem": "memory", "pid": "PID"}
+        shown = min(self.total, self.LIMIT)
+        self.border_subtitle = f"top {shown} of {self.total} by {names[self.sort_by]}"
 
     def _resort(self) -> None:
         if self.row_count:
@@ -130,6 +145,7 @@ class ProcessTable(ResourceTable):
         def order(p: ProcessRate) -> float:
             return {"cpu": p.cpu, "mem": p.mem}.get(self.sort_by, -p.info.pid)
 
+        self.total = len(processes)
         top = sorted(processes, key=order, reverse=True)[: self.LIMIT]
         rows = {
             f"{p.info.pid}:{p.info.started}": (

@@ -7,6 +7,7 @@ component class, so the colours live in TCSS.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
@@ -14,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Sparkline, Static
+from textual.widgets import Sparkline
 
 from checks.model import Status
 from hosts.sample import LoadAvg, Memory
@@ -27,7 +28,7 @@ STATUS_CLASSES = {s: f"-{s.value.lower()}" for s in Status}
 class StatusLines(Widget):
     """Lines of meters that fit the pane's width; styles come from component classes."""
 
-    COMPONENT_CLASSES = {
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
         "status--ok",
         "status--warn",
         "status--crit",
@@ -62,7 +63,9 @@ class CpuBars(StatusLines):
         label = self.style_for("label")
         if self.total is None:
             return Text("measuring…", style=self.style_for("dim"))
-        text = meter("CPU", self.total, width, f"{self.total:5.1f}%", self.style_for(self.status), label)
+        text = meter(
+            "CPU", self.total, width, f"{self.total:5.1f}%", self.style_for(self.status), label
+        )
         cell = 14  # "12[|||  ] 99%" per core
         per_line = max(width // cell, 1)
         for index, pct in enumerate(self.cores):
@@ -90,7 +93,8 @@ class CpuPane(Vertical):
     ) -> None:
         bars = self.query_one(CpuBars)
         bars.total, bars.cores, bars.status = total, tuple(cores), status
-        self.query_one(Sparkline).data = list(history[-120:])
+        # One point draws as a full block, which reads as 100 %: wait for a second one.
+        self.query_one(Sparkline).data = list(history[-120:]) if len(history) > 1 else []
         for name in STATUS_CLASSES.values():
             self.set_class(name == STATUS_CLASSES[status], name)
 
@@ -109,21 +113,32 @@ class MemoryPane(StatusLines):
         width = self.content_size.width or 30
         label = self.style_for("label")
         text = meter(
-            "Mem", mem.percent, width, f"{mem.percent:3.0f}%", self.style_for(self.mem_status), label
+            "Mem",
+            mem.percent,
+            width,
+            f"{mem.percent:3.0f}%",
+            self.style_for(self.mem_status),
+            label,
         )
         text.append("\n")
         if mem.swap_total:
             swap = meter(
-                "Swp", mem.swap_percent, width, f"{mem.swap_percent:3.0f}%",
-                self.style_for(self.swap_status), label,
-            )  # fmt: skip
+                "Swp",
+                mem.swap_percent,
+                width,
+                f"{mem.swap_percent:3.0f}%",
+                self.style_for(self.swap_status),
+                label,
+            )
             text.append_text(swap)
         else:
             text.append("Swp none configured", self.style_for("dim"))
         text.append(f"\nused  {human_bytes(mem.used)}/{human_bytes(mem.total)}", label)
         text.append(f"\navail {human_bytes(mem.available)}", label)
         if mem.swap_total:
-            text.append(f"\nswap  {human_bytes(mem.swap_used)}/{human_bytes(mem.swap_total)}", label)
+            text.append(
+                f"\nswap  {human_bytes(mem.swap_used)}/{human_bytes(mem.swap_total)}", label
+            )
         return text
 
 

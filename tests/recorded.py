@@ -1,0 +1,82 @@
+"""Recorded host output, replayed through the real `ProcSampler` for deterministic screens.
+
+Snapshot tests and the screenshot script need the same picture every run, so they read
+texts recorded as a host printed them (tests/data/HOST/) instead of this machine. The
+parsers, rates, checks and widgets all run for real on that text; only the clock and the
+host are fixed. Everything that talks to a live system is tested elsewhere against one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from checks.config import Config
+from hosts.samplers import DESCRIBE_SCRIPT, PROCESS_SCRIPT, SAMPLE_SCRIPT, ProcSampler
+from hosts.shell import CommandResult
+from tui.app import FleetdeckApp, Settings, make_app
+
+DATA = Path(__file__).parent / "data"
+START = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC: the recorded samples' wall clock
+
+
+class RecordedShell:
+    """A `Shell` that answers fleetdeck's three scripts with recorded output, in turn."""
+
+    def __init__(self, host: str) -> None:
+        self._host = host
+        folder = DATA / host
+        self._answers = {
+            DESCRIBE_SCRIPT: [(folder / "describe.txt").read_text()],
+            SAMPLE_SCRIPT: [p.read_text() for p in sorted(folder.glob("sample-*.txt"))],
+            PROCESS_SCRIPT: [p.read_text() for p in sorted(folder.glob("processes-*.txt"))],
+        }
+        self._calls = {script: 0 for script in self._answers}
+
+    @property
+    def samples_taken(self) -> int:
+        return self._calls[SAMPLE_SCRIPT]
+
+    @property
+    def samples_recorded(self) -> int:
+        return len(self._answers[SAMPLE_SCRIPT])
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
+    ) -> CommandResult:
+        script = argv[-1]
+        answers = self._answers[script]
+        index = min(self._calls[script], len(answers) - 1)
+        self._calls[script] += 1
+        return CommandResult(tuple(argv), 0, answers[index], "", 0.01)
+
+
+def recorded_sampler(host: str = "web-01") -> ProcSampler:
+    """A sampler that sees the recorded host: one sample a second on the recorded clock; past
+    the last recording it repeats it at the same time, which adds nothing to the history."""
+    shell = RecordedShell(host)
+
+    def clock() -> float:
+        return START + min(shell.samples_taken, shell.samples_recorded - 1)
+
+    return ProcSampler(shell, processes=True, clock=clock)
+
+
+def recorded_app(host: str = "web-01") -> FleetdeckApp:
+    """The console on a recorded host, refreshing only when asked: the same picture each run."""
+    return make_app(Settings(interval=3600), Config(), host, recorded_sampler(host))
+
+
+async def until_shown(pilot: Pilot[None]) -> None:
+    """Wait until both recorded samples are on the screen."""
+    for _ in range(200):
+        if getattr(pilot.app.screen, "polls", 0) >= 2:
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(0.1)

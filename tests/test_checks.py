@@ -1,0 +1,144 @@
+"""Resource checks grade samples with the R04 thresholds, and say why."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from checks.config import Level, Thresholds
+from checks.model import CheckContext, Finding, Status, worst_exit_code
+from checks.registry import CHECKS, run_checks
+from hosts.metrics import SampleHistory
+from hosts.sample import CpuTimes, LoadAvg, Memory, Mount, Sample
+
+
+def _sample(at: float, busy: float = 0.0, idle: float = 0.0, **changes: object) -> Sample:
+    base = Sample(
+        at=at,
+        cpu=CpuTimes(user=busy, idle=idle),
+        cores=(CpuTimes(), CpuTimes()),
+        memory=Memory(total=100, available=50, swap_total=100, swap_free=100),
+        load=LoadAvg(0.5, 0.5, 0.5),
+        mounts=(
+            Mount(
+                "/",
+                "/dev/vda1",
+                "ext4",
+                total=100,
+                used=50,
+                free=50,
+                inodes_total=100,
+                inodes_used=10,
+            ),
+        ),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+async def _run(
+    *samples: Sample, thresholds: Thresholds | None = None
+) -> dict[tuple[str, str], Finding]:
+    history = SampleHistory()
+    for sample in samples:
+        history.add(sample)
+    found = await run_checks(CheckContext("web-1", history, thresholds or Thresholds()))
+    return {f.key: f for f in found}
+
+
+async def test_a_quiet_host_is_all_ok() -> None:
+    found = await _run(_sample(0), _sample(1, busy=0.1, idle=1.9))
+    assert {f.status for f in found.values()} == {Status.OK}
+    assert set(found) >= {("cpu.usage", "cpu"), ("mem.usage", "memory"), ("disk.space", "/")}
+
+
+@pytest.mark.parametrize(
+    ("busy", "status"), [(0.6, Status.OK), (0.75, Status.WARN), (0.95, Status.CRIT)]
+)
+async def test_cpu_is_graded_on_its_mean_over_the_window(busy: float, status: Status) -> None:
+    samples = [_sample(float(t), busy=busy * t, idle=(1 - busy) * t) for t in range(61)]
+    assert (await _run(*samples))[("cpu.usage", "cpu")].status is status
+
+
+async def test_one_cpu_spike_in_a_calm_minute_is_not_an_alert() -> None:
+    samples, busy, idle = [], 0.0, 0.0
+    for t in range(61):
+        samples.append(_sample(float(t), busy=busy, idle=idle))
+        busy, idle = (busy + 1.0, idle) if t == 40 else (busy + 0.2, idle + 0.8)
+    finding = (await _run(*samples))[("cpu.usage", "cpu")]
+    assert finding.status is Status.OK
+    assert "over the last 60 s" in finding.summary
+
+
+async def test_one_sample_cannot_measure_cpu_and_says_so() -> None:
+    finding = (await _run(_sample(0)))[("cpu.usage", "cpu")]
+    assert finding.status is Status.UNKNOWN
+    assert "two samples" in finding.summary
+
+
+@pytest.mark.parametrize(
+    ("available", "status"), [(25, Status.OK), (20, Status.WARN), (10, Status.CRIT)]
+)
+async def test_memory_80_and_90_percent(available: int, status: Status) -> None:
+    sample = _sample(0, memory=Memory(total=100, available=available))
+    assert (await _run(sample))[("mem.usage", "memory")].status is status
+
+
+async def test_swap_in_use_warns_and_no_swap_is_fine() -> None:
+    used = _sample(0, memory=Memory(100, 50, swap_total=100, swap_free=70))
+    assert (await _run(used))[("mem.swap", "swap")].status is Status.WARN
+    none = _sample(0, memory=Memory(100, 50))
+    assert (await _run(none))[("mem.swap", "swap")].summary == "no swap configured"
+
+
+async def test_load_is_graded_per_core_on_the_five_minute_figure() -> None:
+    busy = _sample(0, load=LoadAvg(9.0, 2.5, 1.0))  # 1.25 per core on two cores
+    finding = (await _run(busy))[("load.per_core", "load")]
+    assert finding.status is Status.WARN
+    assert "1.25 per core" in finding.summary
+
+
+async def test_disk_space_and_inodes_per_mount() -> None:
+    mounts = (
+        Mount(
+            "/", "/dev/vda1", "ext4", total=100, used=85, free=15, inodes_total=100, inodes_used=95
+        ),
+        Mount("/srv/backup disk", "/dev/vdc", "xfs", total=100, used=95, free=5),
+        Mount("/mnt/nfs", error="Stale file handle"),
+    )
+    found = await _run(_sample(0, mounts=mounts))
+    assert found[("disk.space", "/")].status is Status.WARN
+    assert found[("disk.space", "/srv/backup disk")].status is Status.CRIT
+    assert found[("disk.inodes", "/")].status is Status.CRIT
+    unknown = found[("disk.space", "/mnt/nfs")]
+    assert unknown.status is Status.UNKNOWN
+    assert "Stale file handle" in unknown.summary
+    assert ("disk.inodes", "/mnt/nfs") not in found
+
+
+async def test_thresholds_from_the_config_change_the_grades() -> None:
+    strict = replace(Thresholds(), disk=Level(40, 45))
+    assert (await _run(_sample(0), thresholds=strict))[("disk.space", "/")].status is Status.CRIT
+
+
+async def test_a_check_that_breaks_becomes_unknown_and_the_others_still_run() -> None:
+    class Broken:
+        id, domain, title = "broken.check", "test", "Always raises"
+
+        async def run(self, ctx: CheckContext) -> list[Finding]:
+            raise RuntimeError("parser fell over")
+
+    history = SampleHistory()
+    history.add(_sample(0))
+    found = await run_checks(CheckContext("web-1", history, Thresholds()), [Broken(), *CHECKS])
+    broken = next(f for f in found if f.check == "broken.check")
+    assert broken.status is Status.UNKNOWN
+    assert "RuntimeError: parser fell over" in broken.summary
+    assert any(f.check == "disk.space" and f.status is Status.OK for f in found)
+
+
+def test_nagios_exit_codes_put_crit_over_warn_over_unknown() -> None:
+    assert worst_exit_code([Status.OK, Status.UNKNOWN]) == 3
+    assert worst_exit_code([Status.UNKNOWN, Status.WARN]) == 1
+    assert worst_exit_code([Status.WARN, Status.CRIT, Status.UNKNOWN]) == 2
+    assert worst_exit_code([]) == 0

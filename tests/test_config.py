@@ -1,0 +1,73 @@
+"""The settings file: overrides take effect, and every mistake names file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from checks.config import Config, ConfigError, Level, load_config
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "fleetdeck.toml"
+    path.write_text(text)
+    return path
+
+
+def test_no_file_means_the_r04_defaults(tmp_path: Path) -> None:
+    config = load_config()
+    assert config == Config()
+    assert config.thresholds.cpu == Level(70, 90)
+    assert config.thresholds.disk == Level(80, 90)
+
+
+def test_overrides_are_read(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "[thresholds.disk]\nwarn = 70\ncrit = 85.5\n"
+        "[thresholds.cpu]\nwindow = 120\n[alerts]\nfor = 5\n",
+    )
+    config = load_config(path, required=True)
+    assert config.thresholds.disk == Level(70, 85.5)
+    assert config.thresholds.cpu_window == 120
+    assert config.thresholds.cpu == Level(70, 90)
+    assert config.alert_for == 5
+
+
+def test_the_default_location_is_the_user_config_dir(isolated_dirs: Path) -> None:
+    path = isolated_dirs / "xdg_config_home" / "fleetdeck" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text("[thresholds.memory]\nwarn = 60\n")
+    assert load_config().thresholds.memory == Level(60, 90)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [
+        ("[thresholds.disk]\nwarn = 80\ncrit = = 9\n", 3, None, "TOML syntax"),
+        ("[thresholds.disk]\nwarn = 80\nwarm = 85\n", 3, "thresholds.disk.warm", "unknown key"),
+        ("\n[thresholds.dsik]\nwarn = 1\n", 2, "thresholds.dsik", "unknown threshold"),
+        ('[thresholds.cpu]\nwarn = "high"\n', 2, "thresholds.cpu.warn", "expected a number"),
+        ("[thresholds.cpu]\nwarn = true\n", 2, "thresholds.cpu.warn", "expected a number"),
+        ("[thresholds.memory]\nwarn = 95\ncrit = 90\n", 2, "thresholds.memory.warn", "above crit"),
+        ("[thresholds.inodes]\ncrit = 120\n", 2, "thresholds.inodes.crit", "over 100"),
+        ("colour = 'red'\n", 1, "colour", "unknown setting"),
+        ("[alerts]\n# how long\nfor = '5m'\n", 3, "alerts.for", "seconds"),
+    ],
+)
+def test_a_broken_file_names_file_line_and_key(
+    tmp_path: Path, text: str, line: int, key: str | None, words: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, required=True)
+    error = caught.value
+    assert (error.line, error.key) == (line, key)
+    assert str(error).startswith(f"{path}:{line}: ")
+    assert words in str(error)
+
+
+def test_a_named_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.toml", required=True)

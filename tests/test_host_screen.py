@@ -1,0 +1,147 @@
+"""The Host screen as an operator uses it: keys only, at 80x24 and larger, on this machine."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+
+from checks.config import Config
+from hosts.samplers import ProcSampler
+from hosts.shell import LocalShell
+from tui.app import FleetdeckApp, Settings, make_app
+from tui.host_screen import HostScreen
+from widgets import (
+    AlertsTable,
+    CpuPane,
+    DisksTable,
+    FindingsTable,
+    HostHeader,
+    LoadPane,
+    MemoryPane,
+    NetworkTable,
+    ProcessTable,
+)
+
+
+async def _until(pilot: Pilot[None], condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    waited = 0.0
+    while not condition():
+        assert waited < timeout, "the screen did not get there in time"
+        await pilot.pause(0.05)
+        waited += 0.05
+
+
+def _screen(app: FleetdeckApp) -> HostScreen:
+    assert isinstance(app.screen, HostScreen)
+    return app.screen
+
+
+async def test_every_pane_is_there_and_values_change_between_refreshes() -> None:
+    app = make_app(Settings(interval=0.3), Config())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = _screen(app)
+        await _until(pilot, lambda: screen.polls >= 2)
+        for pane in (
+            CpuPane,
+            MemoryPane,
+            LoadPane,
+            AlertsTable,
+            ProcessTable,
+            DisksTable,
+            NetworkTable,
+            FindingsTable,
+            HostHeader,
+        ):
+            assert screen.query_one(pane).display
+        header = screen.query_one(HostHeader)
+        assert header.info is not None and header.stale_reason is None
+        first_update, first_series = header.updated, len(screen.history.cpu_series())
+        assert screen.query_one(DisksTable).row_count >= 1
+        assert screen.query_one(NetworkTable).row_count >= 1
+        assert screen.query_one(FindingsTable).row_count >= 5
+        polls = screen.polls
+        await _until(pilot, lambda: screen.polls >= polls + 2)
+        assert header.updated is not None and first_update is not None
+        assert header.updated > first_update
+        assert len(screen.history.cpu_series()) >= first_series + 2
+        assert screen.query_one(ProcessTable).row_count > 5
+
+
+async def test_sort_keys_order_processes_by_cpu_memory_and_pid() -> None:
+    app = make_app(Settings(interval=0.3), Config())
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = _screen(app)
+        table = screen.query_one(ProcessTable)
+        await _until(pilot, lambda: table.row_count > 5)
+
+        def column(key: str) -> list[float]:
+            index = list(table.columns).index(key)  # type: ignore[arg-type]
+            return [table.get_row_at(r)[index].sort_value for r in range(table.row_count)]
+
+        await pilot.press("m")
+        await pilot.pause(0.1)
+        assert table.sort_by == "mem"
+        assert "by memory" in str(table.border_subtitle)
+        assert column("mem") == sorted(column("mem"), reverse=True)
+        await pilot.press("p")
+        await pilot.pause(0.1)
+        assert column("pid") == sorted(column("pid"))
+        await pilot.press("c")
+        await _until(pilot, lambda: screen.polls >= 3)
+        assert column("cpu") == sorted(column("cpu"), reverse=True)
+        assert "by CPU" in str(table.border_subtitle)
+
+
+async def test_the_command_palette_reaches_the_screen_actions() -> None:
+    app = make_app(Settings(interval=5), Config())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = _screen(app)
+        await _until(pilot, lambda: screen.polls >= 1)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        for key in "Sort mem":
+            await pilot.press("space" if key == " " else key)
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await _until(pilot, lambda: screen.query_one(ProcessTable).sort_by == "mem")
+
+
+async def test_resizing_down_to_80x24_and_below_keeps_it_usable() -> None:
+    app = make_app(Settings(interval=0.5), Config())
+    async with app.run_test(size=(200, 60)) as pilot:
+        screen = _screen(app)
+        await _until(pilot, lambda: screen.polls >= 2)
+        assert screen.has_class("-wide")
+        wide = screen.query_one(ProcessTable).size.height
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert screen.has_class("-narrow") and not screen.has_class("-too-small")
+        for pane in (CpuPane, MemoryPane, LoadPane, ProcessTable):
+            assert screen.query_one(pane).size.width > 10
+        assert screen.query_one(ProcessTable).size.height < wide
+        await pilot.press("3")  # jump to the disks pane, scrolled into view
+        await pilot.pause(0.2)
+        assert screen.focused is screen.query_one(DisksTable)
+        assert screen.query_one(DisksTable).region.height > 0
+        await pilot.resize_terminal(50, 12)
+        await pilot.pause(0.3)
+        assert screen.has_class("-too-small")
+        message = str(screen.query_one("#too-small").render())
+        assert "too small: 50x12" in message and "80x24" in message
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert not screen.has_class("-too-small")
+
+
+async def test_a_host_that_cannot_be_sampled_shows_stale_with_the_reason() -> None:
+    broken = ProcSampler(LocalShell("edge-9", env={"PATH": "/nonexistent"}))
+    app = make_app(Settings(interval=0.2), Config(), "edge-9", broken)
+    async with app.run_test(size=(80, 24)) as pilot:
+        header = _screen(app).query_one(HostHeader)
+        await _until(pilot, lambda: header.stale_reason is not None)
+        assert "edge-9" in header.stale_reason  # type: ignore[operator]
+        assert "No such file" in header.stale_reason  # type: ignore[operator]
+        shown = str(header.render())
+        assert shown.startswith("edge-9 · STALE") and "No such file" in shown
+        await pilot.press("r")
+        await pilot.pause(0.3)
+        assert app.is_running

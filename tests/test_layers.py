@@ -1,0 +1,19 @@
+"""The layers of DESIGN.md hold: checks/ and hosts/ run headless, without Textual or Rich."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_checks_and_hosts_import_without_textual_or_rich() -> None:
+    code = (
+        "import sys, checks, hosts, checks.runner, checks.alerts, hosts.samplers\n"
+        "import tui.cli\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'textual', 'rich'})\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""

@@ -1,0 +1,73 @@
+"""Both samplers see this machine the same way: psutil, and /proc read through a Shell.
+
+The /proc sampler is what remote hosts will use, so it must agree with psutil here, where
+both can look at the same kernel within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hosts.metrics import rates
+from hosts.samplers import ProcSampler, PsutilSampler, SampleError
+from hosts.shell import LocalShell
+
+
+async def _pair() -> tuple:  # type: ignore[type-arg]
+    local, proc = PsutilSampler(processes=True), ProcSampler(LocalShell(), processes=True)
+    first = await asyncio.gather(local.sample(), proc.sample())
+    burn_until = asyncio.get_running_loop().time() + 1.0
+    while asyncio.get_running_loop().time() < burn_until:  # some CPU for both to see
+        sum(range(10_000))
+        await asyncio.sleep(0)
+    second = await asyncio.gather(local.sample(), proc.sample())
+    return first, second
+
+
+async def test_psutil_and_proc_samplers_agree_on_this_machine() -> None:
+    (l1, p1), (l2, p2) = await _pair()
+    assert p2.core_count == l2.core_count
+    assert p2.memory.total == l2.memory.total
+    assert p2.memory.available == pytest.approx(l2.memory.available, rel=0.05)
+    assert p2.memory.swap_total == l2.memory.swap_total
+    assert p2.load.fifteen == pytest.approx(l2.load.fifteen, abs=0.2)
+
+    assert {m.mountpoint for m in p2.mounts} == {m.mountpoint for m in l2.mounts}
+    local_mounts = {m.mountpoint: m for m in l2.mounts}
+    for mount in p2.mounts:
+        other = local_mounts[mount.mountpoint]
+        assert mount.total == pytest.approx(other.total, rel=0.01, abs=8192)
+        assert mount.used == pytest.approx(other.used, rel=0.02, abs=64 * 1024**2)
+        if other.inodes_total:
+            assert mount.inodes_total == other.inodes_total
+
+    assert {n.name for n in p2.nets} == {n.name for n in l2.nets}
+    assert {d.name for d in p2.disks} >= {d.name for d in l2.disks}
+
+    lr, pr = rates(l1, l2), rates(p1, p2)
+    assert lr is not None and pr is not None
+    assert pr.cpu == pytest.approx(lr.cpu, abs=15)
+    assert len(pr.cores) == len(lr.cores)
+
+    assert p2.processes is not None and l2.processes is not None
+    proc_pids = {p.pid for p in p2.processes}
+    local_pids = {p.pid for p in l2.processes}
+    assert len(proc_pids & local_pids) >= 0.8 * len(local_pids)
+    local_users = {p.pid: p.user for p in l2.processes}
+    same_user = [p for p in p2.processes if local_users.get(p.pid) == p.user]
+    assert len(same_user) >= 0.8 * len(proc_pids & local_pids)
+
+
+async def test_both_samplers_describe_this_host_alike() -> None:
+    a = await PsutilSampler().describe()
+    b = await ProcSampler(LocalShell()).describe()
+    assert (a.hostname, a.os, a.kernel) == (b.hostname, b.os, b.kernel)
+    assert b.boot_time == pytest.approx(a.boot_time, abs=5)
+
+
+async def test_a_host_without_a_shell_gives_a_sample_error_naming_it() -> None:
+    broken = ProcSampler(LocalShell("edge-9", env={"PATH": "/nonexistent"}))
+    with pytest.raises(SampleError, match=r"edge-9: sh -c .*No such file"):
+        await broken.sample()

@@ -1,0 +1,37 @@
+"""Snapshots of the Host screen on a recorded host (tests/data/web-01), as a person sees it.
+
+The recorded host has trouble on purpose: / at 93 % (CRIT), the PostgreSQL volume out of
+inodes (CRIT), memory at 82 % and CPU at 83 % (WARN), a mount with a space in its name and
+an NFS mount with a stale handle (UNKNOWN).
+"""
+
+from __future__ import annotations
+
+from recorded import recorded_app, until_shown
+
+
+def test_host_screen_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """80x24 over SSH: header with 0 firing / 6 pending; CPU, Memory and Load side by side
+    with warn colours on CPU and memory; the Alerts table, CRIT first; Processes below it,
+    gunicorn on top at 148 % CPU; footer with the keys; a scrollbar says there is more."""
+    assert snap_compare(recorded_app(), terminal_size=(80, 24), run_before=until_shown)
+
+
+def test_host_screen_at_200x60(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """A war-room sized terminal: tables side by side. Left: Alerts and a tall Processes
+    table. Right: Disks (with '/srv/backup disk' and the stale NFS mount), Network (eth0
+    about 1.2 MiB/s in, errors '3 +1'), and the Findings, worst first."""
+    assert snap_compare(recorded_app(), terminal_size=(200, 60), run_before=until_shown)
+
+
+def test_processes_sorted_by_memory(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """After pressing m at 120x40: processes ordered by MEM%, the postgres backend with
+    1.2 GiB RSS second after gunicorn, and the subtitle 'top 13 of 13 by memory'."""
+    assert snap_compare(
+        recorded_app(), terminal_size=(120, 40), run_before=until_shown, press=["m", "_"]
+    )
+
+
+def test_a_terminal_too_small_says_so(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """At 50x12 the panes give way to one message: the size now and the size needed."""
+    assert snap_compare(recorded_app(), terminal_size=(50, 12), run_before=until_shown)
