@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -99,6 +100,12 @@ def run_console(args: argparse.Namespace) -> int:
         )
         return 2
     from tui.app import Settings, make_app
+
+    # Textual sizes the screen with shutil.get_terminal_size, which believes COLUMNS and LINES
+    # over the terminal. Exported ones (some shells, sudo and CI setups) would pin the console
+    # to its first size and ignore every resize; the terminal itself always knows better.
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
 
     app = make_app(
         Settings(interval=args.interval, read_only=args.read_only), config, socket.gethostname()
