@@ -1,0 +1,46 @@
+"""Refresh screenshots/ from the recorded host (tests/data/web-01), the same data the
+snapshot tests use, so the README shows exactly what the console draws.
+
+    .venv/bin/python scripts/export_screenshots.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from recorded import recorded_app, until_shown  # noqa: E402
+
+SHOTS = [
+    ("host-80x24", (80, 24), ()),
+    ("host-120x40-by-memory", (120, 40), ("m",)),
+    ("host-200x60", (200, 60), ()),
+    ("too-small-50x12", (50, 12), ()),
+]
+
+
+async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...]) -> Path:
+    app = recorded_app()
+    async with app.run_test(size=size) as pilot:
+        await until_shown(pilot)
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause(0.2)
+        return Path(app.save_screenshot(f"{name}.svg", path=str(ROOT / "screenshots")))
+
+
+def main() -> None:
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    for name, size, keys in SHOTS:
+        print(asyncio.run(shoot(name, size, keys)).relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()
