@@ -85,6 +85,10 @@ async def test_sort_keys_order_processes_by_cpu_memory_and_pid() -> None:
         await pilot.press("p")
         await pilot.pause(0.1)
         assert column("pid") == sorted(column("pid"))
+        table.focus()
+        table.move_cursor(row=0)
+        await pilot.press("j", "j", "k")
+        assert table.cursor_row == 1
         await pilot.press("c")
         await _until(pilot, lambda: screen.polls >= 3)
         assert column("cpu") == sorted(column("cpu"), reverse=True)
@@ -145,3 +149,27 @@ async def test_a_host_that_cannot_be_sampled_shows_stale_with_the_reason() -> No
         await pilot.press("r")
         await pilot.pause(0.3)
         assert app.is_running
+
+
+async def test_a_host_that_stops_answering_goes_stale_with_the_age_of_its_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The host answers, then hangs (its `sh` sleeps once a flag file exists): the figures
+    stay but the header says STALE with their age, then why, and the UI keeps working."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    flag = tmp_path / "hang"
+    fake_sh = bin_dir / "sh"
+    fake_sh.write_text(f'#!/bin/sh\n[ -e "{flag}" ] && exec sleep 60\nexec /bin/sh "$@"\n')
+    fake_sh.chmod(0o755)
+    shell = LocalShell("slow-1", env={"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin"})
+    app = make_app(Settings(interval=0.5), Config(), "slow-1", ProcSampler(shell))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = _screen(app)
+        header = screen.query_one(HostHeader)
+        await _until(pilot, lambda: screen.polls >= 2)
+        flag.touch()
+        await _until(pilot, lambda: header.overdue, timeout=10)
+        assert "STALE" in str(header.render()) and "no new sample" in str(header.render())
+        await _until(pilot, lambda: header.stale_reason == "sampling timed out", timeout=15)
+        assert screen.query_one(DisksTable).row_count >= 1  # the last figures are still shown
+        await pilot.press("m")
+        assert screen.query_one(ProcessTable).sort_by == "mem"

@@ -67,7 +67,7 @@ class HostScreen(Screen[None]):
         self._next_poll: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield HostHeader(self.host_name)
+        yield HostHeader(self.host_name, max_age=max(2 * self.interval, 2.0))
         with Horizontal(id="summary"):
             yield CpuPane(id="cpu")
             yield MemoryPane(id="memory")

@@ -37,9 +37,31 @@ class HostHeader(Widget):
     stale_reason: reactive[str | None] = reactive(None)
     alert_counts: reactive[dict[AlertState, int]] = reactive(dict)
 
-    def __init__(self, host: str = "", **kwargs: Any) -> None:
+    overdue: reactive[bool] = reactive(False)
+
+    def __init__(self, host: str = "", max_age: float = 2.0, **kwargs: Any) -> None:
+        """`max_age`: seconds after which data with no newer sample is shown as stale."""
         super().__init__(**kwargs)
         self.set_reactive(HostHeader.host, host)
+        self.max_age = max_age
+        self._received: float | None = None
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._check_age)
+
+    def watch_updated(self, updated: float | None) -> None:
+        self._received = time.monotonic() if updated is not None else None
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since the data on screen arrived."""
+        return None if self._received is None else time.monotonic() - self._received
+
+    def _check_age(self) -> None:
+        age = self.age
+        self.overdue = age is not None and age > self.max_age
+        if self.overdue or self.stale_reason is not None:
+            self.refresh()  # the age shown goes on growing
 
     def render(self) -> Text:
         """Most urgent first, so a narrow terminal cuts the OS name, not the alert counts."""
@@ -56,12 +78,11 @@ class HostHeader(Widget):
             text.append(f"{firing} firing", self.get_component_rich_style("header--firing"))
         if pending:
             text.append(f" · {pending} pending", dim)
-        if self.stale_reason is not None:
-            age = f" {human_duration(time.time() - self.updated)}" if self.updated else ""
+        if self.stale_reason is not None or self.overdue:
+            age = f" {human_duration(self.age)}" if self.age is not None else ""
+            reason = self.stale_reason or "no new sample"
             text.append(" · ")
-            text.append(
-                f"STALE{age}: {self.stale_reason}", self.get_component_rich_style("header--stale")
-            )
+            text.append(f"STALE{age}: {reason}", self.get_component_rich_style("header--stale"))
         elif self.updated is not None:
             text.append(f" · {time.strftime('%H:%M:%S', time.localtime(self.updated))}", dim)
         else:

@@ -19,6 +19,10 @@ class ResourceTable(DataTable[Any]):
     """A read-only table with a row cursor and fixed columns."""
 
     COLUMNS: ClassVar[Sequence[tuple[str, str]]] = ()
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
     DEFAULT_CSS = "ResourceTable { height: auto; max-height: 100%; }"
 
     def __init__(self, **kwargs: Any) -> None:
@@ -97,7 +101,7 @@ class NetworkTable(ResourceTable):
 
 
 class ProcessTable(ResourceTable):
-    """The busiest processes, sorted by CPU, memory or PID (keys c, m, p)."""
+    """The busiest processes, sorted by CPU, memory or PID (the screen binds c, m, p)."""
 
     COLUMNS = (
         ("pid", "PID"),
@@ -107,11 +111,6 @@ class ProcessTable(ResourceTable):
         ("rss", "RSS"),
         ("command", "Command"),
     )
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "sort('cpu')", "Sort CPU"),
-        Binding("m", "sort('mem')", "Sort mem"),
-        Binding("p", "sort('pid')", "Sort PID"),
-    ]
     LIMIT = 100
 
     sort_by: reactive[str] = reactive("cpu")
