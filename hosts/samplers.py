@@ -91,7 +91,7 @@ class PsutilSampler:
     def __init__(self, processes: bool = False) -> None:
         self.processes = processes
         self._hung: dict[str, asyncio.Future[os.statvfs_result]] = {}
-        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._static: dict[tuple[int, float], tuple[str, str, str]] = {}
 
     async def describe(self) -> HostInfo:
         try:
@@ -202,25 +202,49 @@ class PsutilSampler:
             return error.strerror or str(error)
 
     def _processes(self) -> tuple[ProcessInfo, ...]:
+        """The process list. Owner, name and command line never change for a process, so
+        they are read once per (PID, start time); each sample reads only CPU and memory."""
         found = []
-        attrs = ["pid", "username", "name", "cmdline", "cpu_times", "memory_info", "create_time"]
-        for proc in psutil.process_iter(attrs):
+        seen: set[tuple[int, float]] = set()
+        for proc in psutil.process_iter(["cpu_times", "memory_info", "create_time"]):
             info = proc.info
             times, mem = info.get("cpu_times"), info.get("memory_info")
             if times is None or mem is None:
                 continue  # gone, or a zombie: nothing to show
+            key = (proc.pid, info.get("create_time") or 0.0)
+            seen.add(key)
+            static = self._static.get(key)
+            if static is None:
+                static = self._static[key] = _identity(proc)
+            user, name, command = static
             found.append(
                 ProcessInfo(
-                    pid=info["pid"],
-                    user=info.get("username") or "?",
-                    name=info.get("name") or "?",
-                    command=" ".join(info.get("cmdline") or []) or f"[{info.get('name')}]",
+                    pid=proc.pid,
+                    user=user,
+                    name=name,
+                    command=command,
                     cpu_seconds=times.user + times.system,
                     rss=mem.rss,
-                    started=info.get("create_time") or 0.0,
+                    started=key[1],
                 )
             )
+        self._static = {k: v for k, v in self._static.items() if k in seen}
         return tuple(found)
+
+
+def _identity(proc: psutil.Process) -> tuple[str, str, str]:
+    """(user, name, command line) of a process; what cannot be read shows as '?'."""
+    with proc.oneshot():
+        try:
+            user = proc.username()
+        except (psutil.Error, KeyError):  # KeyError: a UID with no passwd entry
+            user = "?"
+        try:
+            name = proc.name()
+            command = " ".join(proc.cmdline()) or f"[{name}]"
+        except psutil.Error:
+            name, command = "?", "?"
+    return user, name, command
 
 
 def _cpu(t: object) -> CpuTimes:

@@ -74,8 +74,9 @@ async def test_sort_keys_order_processes_by_cpu_memory_and_pid() -> None:
         await _until(pilot, lambda: table.row_count > 5)
 
         def column(key: str) -> list[float]:
-            index = list(table.columns).index(key)  # type: ignore[arg-type]
-            return [table.get_row_at(r)[index].sort_value for r in range(table.row_count)]
+            index = table.column_index(key)
+            # As shown: to one decimal, ties in PID order.
+            return [round(table.row(r)[index].sort_value, 1) for r in range(table.row_count)]
 
         await pilot.press("m")
         await pilot.pause(0.1)
@@ -86,9 +87,14 @@ async def test_sort_keys_order_processes_by_cpu_memory_and_pid() -> None:
         await pilot.pause(0.1)
         assert column("pid") == sorted(column("pid"))
         table.focus()
-        table.move_cursor(row=0)
+        table.move_cursor(0)
         await pilot.press("j", "j", "k")
         assert table.cursor_row == 1
+        await pilot.press("end")
+        assert table.cursor_row == table.row_count - 1
+        assert table.scroll_offset.y > 0  # the cursor stays in view
+        await pilot.press("home")
+        assert (table.cursor_row, table.scroll_offset.y) == (0, 0)
         await pilot.press("c")
         await _until(pilot, lambda: screen.polls >= 3)
         assert column("cpu") == sorted(column("cpu"), reverse=True)

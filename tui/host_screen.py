@@ -40,10 +40,10 @@ class HostScreen(Screen[None]):
     when the last one ends, so a slow host never piles polls up."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh_now", "Refresh"),
         Binding("c", "sort('cpu')", "Sort CPU"),
         Binding("m", "sort('mem')", "Sort mem"),
         Binding("p", "sort('pid')", "Sort PID"),
+        Binding("r", "refresh_now", "Refresh"),
         Binding("1", "jump('alerts')", "Alerts", show=False),
         Binding("2", "jump('processes')", "Processes", show=False),
         Binding("3", "jump('disks')", "Disks", show=False),
@@ -175,6 +175,9 @@ class HostScreen(Screen[None]):
         self.query_one(FindingsTable).show(self.findings)
         alerts = self.alerts.alerts()
         self.query_one(AlertsTable).show(alerts, now=sample.at)
-        self.query_one("#alerts").border_subtitle = f"{len(alerts)}" if alerts else "none"
+        subtitle = f"{len(alerts)}" if alerts else "none"
+        table = self.query_one(AlertsTable)
+        if table.border_subtitle != subtitle:  # setting it repaints the table, even unchanged
+            table.border_subtitle = subtitle
         header.alert_counts = self.alerts.counts()
         self.polls += 1

@@ -1,14 +1,16 @@
 """Reusable Textual widgets that render plain data handed to them; they never connect anywhere."""
 
-from widgets.cells import Cell, num, sync_rows
+from widgets.cells import Cell, num
 from widgets.findings_tables import AlertsTable, FindingsTable
 from widgets.header import HostHeader
 from widgets.resource_tables import DisksTable, NetworkTable, ProcessTable
+from widgets.row_table import Column, RowTable
 from widgets.summary import CpuPane, LoadPane, MemoryPane
 
 __all__ = [
     "AlertsTable",
     "Cell",
+    "Column",
     "CpuPane",
     "DisksTable",
     "FindingsTable",
@@ -17,6 +19,6 @@ __all__ = [
     "MemoryPane",
     "NetworkTable",
     "ProcessTable",
+    "RowTable",
     "num",
-    "sync_rows",
 ]

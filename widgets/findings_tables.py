@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import ClassVar
 
 from checks.alerts import Alert
 from checks.model import Finding, Status
 from hosts.units import human_duration
-from widgets.cells import Cell, num, sync_rows
-from widgets.resource_tables import ResourceTable
+from widgets.cells import Cell, num
+from widgets.row_table import Column, RowTable
 
 
-class SeverityTable(ResourceTable):
+class SeverityTable(RowTable):
     """A table with a severity column coloured from TCSS component classes."""
 
-    COMPONENT_CLASSES = ResourceTable.COMPONENT_CLASSES | {
+    COMPONENT_CLASSES: ClassVar[set[str]] = RowTable.COMPONENT_CLASSES | {
         "severity--ok",
         "severity--warn",
         "severity--crit",
@@ -36,46 +37,49 @@ class SeverityTable(ResourceTable):
 
     def status_cell(self, status: Status) -> Cell:
         cell = Cell(status.value, -status.rank)
-        cell.stylize(self.get_component_rich_style(f"severity--{status.value.lower()}"))
+        cell.stylize(
+            self.get_component_rich_style(f"severity--{status.value.lower()}", partial=True)
+        )
         return cell
 
 
 class FindingsTable(SeverityTable):
     """Every finding of the last run, the worst first."""
 
-    COLUMNS = (("status", "Status"), ("summary", "Summary"), ("check", "Check"))
+    COLUMNS = (Column("status", "Status"), Column("summary", "Summary"), Column("check", "Check"))
 
     def show(self, findings: Sequence[Finding]) -> None:
         ordered = sorted(findings, key=lambda f: (-f.status.rank, f.check, f.target))
-        rows = {
-            f"{f.check}|{f.target}": (
-                self.status_cell(f.status),
-                Cell(f.summary),
-                Cell(f.check),
-            )
-            for f in ordered
-        }
-        if sync_rows(self, rows):
-            self.sort("status", "check", "summary")
+        self.set_rows(
+            {
+                f"{f.check}|{f.target}": (
+                    self.status_cell(f.status),
+                    Cell(f.summary),
+                    Cell(f.check),
+                )
+                for f in ordered
+            }
+        )
 
 
 class AlertsTable(SeverityTable):
     """Alerts: severity, state (pending, firing, resolved), since when, and what."""
 
     COLUMNS = (
-        ("severity", "Sev"),
-        ("state", "State"),
-        ("since", "Since"),
-        ("summary", "Summary"),
-        ("check", "Check"),
+        Column("severity", "Sev"),
+        Column("state", "State"),
+        Column("since", "Since", "right"),
+        Column("summary", "Summary"),
+        Column("check", "Check"),
     )
 
     def show(self, alerts: Sequence[Alert], now: float | None = None) -> None:
+        """Show alerts in the order given (the tracker sorts firing first)."""
         now = time.time() if now is None else now
         rows = {}
-        for rank, a in enumerate(alerts):
-            state = Cell(a.state.value, rank)
-            state.stylize(self.get_component_rich_style(f"state--{a.state.value}"))
+        for a in alerts:
+            state = Cell(a.state.value)
+            state.stylize(self.get_component_rich_style(f"state--{a.state.value}", partial=True))
             rows["|".join(a.key)] = (
                 self.status_cell(a.severity),
                 state,
@@ -83,8 +87,4 @@ class AlertsTable(SeverityTable):
                 Cell(a.summary),
                 Cell(a.check),
             )
-        if sync_rows(self, rows):
-            self.sort("state", "severity")
-
-
-__all__ = ["AlertsTable", "FindingsTable"]
+        self.set_rows(rows)

@@ -5,49 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from textual.binding import Binding, BindingType
 from textual.reactive import reactive
-from textual.widgets import DataTable
 
 from hosts.metrics import ProcessRate, Rates
 from hosts.sample import Mount
 from hosts.units import human_bytes, human_rate
-from widgets.cells import Cell, num, sort_key, sync_rows
+from widgets.cells import Cell, num
+from widgets.row_table import Column, RowTable
 
 
-class ResourceTable(DataTable[Any]):
-    """A read-only table with a row cursor and fixed columns."""
-
-    COLUMNS: ClassVar[Sequence[tuple[str, str]]] = ()
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-    ]
-    DEFAULT_CSS = "ResourceTable { height: auto; max-height: 100%; }"
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-
-    def on_mount(self) -> None:
-        for key, label in self.COLUMNS:
-            self.add_column(label, key=key)
-
-
-class DisksTable(ResourceTable):
+class DisksTable(RowTable):
     """Space and inodes per mount, with the I/O of the device behind it."""
 
     COLUMNS = (
-        ("mount", "Mount"),
-        ("used", "Used"),
-        ("inodes", "Inodes"),
-        ("size", "Size"),
-        ("read", "Read/s"),
-        ("write", "Write/s"),
-        ("fs", "FS"),
+        Column("mount", "Mount"),
+        Column("used", "Used", "right"),
+        Column("inodes", "Inodes", "right"),
+        Column("size", "Size", "right"),
+        Column("read", "Read/s", "right"),
+        Column("write", "Write/s", "right"),
+        Column("fs", "FS"),
     )
 
     def show(self, mounts: Sequence[Mount], rates: Rates | None) -> None:
-        rows = {}
+        rows: dict[str, tuple[Cell, ...]] = {}
         for m in mounts:
             if m.error is not None:
                 rows[m.mountpoint] = (
@@ -71,22 +52,22 @@ class DisksTable(ResourceTable):
                 num(human_rate(io.write_bps) if io else "-", io.write_bps if io else -1),
                 Cell(m.fstype),
             )
-        sync_rows(self, rows)
+        self.set_rows(rows)
 
 
-class NetworkTable(ResourceTable):
+class NetworkTable(RowTable):
     """Traffic per interface, with errors and drops since boot and in the last interval."""
 
     COLUMNS = (
-        ("iface", "Interface"),
-        ("rx", "RX/s"),
-        ("tx", "TX/s"),
-        ("errors", "Errors"),
-        ("drops", "Drops"),
+        Column("iface", "Interface"),
+        Column("rx", "RX/s", "right"),
+        Column("tx", "TX/s", "right"),
+        Column("errors", "Errors", "right"),
+        Column("drops", "Drops", "right"),
     )
 
     def show(self, rates: Rates | None) -> None:
-        rows = {}
+        rows: dict[str, tuple[Cell, ...]] = {}
         for n in rates.nets if rates else ():
             errors = f"{n.errors:,}" + (f" +{n.new_errors}" if n.new_errors else "")
             drops = f"{n.drops:,}" + (f" +{n.new_drops}" if n.new_drops else "")
@@ -97,65 +78,61 @@ class NetworkTable(ResourceTable):
                 num(errors, n.errors),
                 num(drops, n.drops),
             )
-        sync_rows(self, rows)
+        self.set_rows(rows)
 
 
-class ProcessTable(ResourceTable):
+class ProcessTable(RowTable):
     """The busiest processes, sorted by CPU, memory or PID (the screen binds c, m, p)."""
 
     COLUMNS = (
-        ("pid", "PID"),
-        ("user", "User"),
-        ("cpu", "CPU%"),
-        ("mem", "MEM%"),
-        ("rss", "RSS"),
-        ("command", "Command"),
+        Column("pid", "PID", "right"),
+        Column("user", "User"),
+        Column("cpu", "CPU%", "right"),
+        Column("mem", "MEM%", "right"),
+        Column("rss", "RSS", "right"),
+        Column("command", "Command"),
     )
     LIMIT = 100
+    SORT_NAMES: ClassVar[dict[str, str]] = {"cpu": "CPU", "mem": "memory", "pid": "PID"}
 
     sort_by: reactive[str] = reactive("cpu")
     total: reactive[int] = reactive(0)
 
-    def action_sort(self, column: str) -> None:
-        self.sort_by = column
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._processes: Sequence[ProcessRate] = ()
 
     def watch_sort_by(self) -> None:
-        for key, label in self.COLUMNS:
-            arrow = " ▼" if key == self.sort_by else ""
-            column = self.columns.get(key)  # type: ignore[call-overload]
-            if column is not None:
-                column.label = type(column.label)(label + arrow)
-        self._resort()
         self._subtitle()
+        self.show(self._processes)
 
     def watch_total(self) -> None:
         self._subtitle()
 
     def _subtitle(self) -> None:
-        names = {"cpu": "CPU", "mem": "memory", "pid": "PID"}
         shown = min(self.total, self.LIMIT)
-        self.border_subtitle = f"top {shown} of {self.total} by {names[self.sort_by]}"
-
-    def _resort(self) -> None:
-        if self.row_count:
-            self.sort(self.sort_by, key=sort_key, reverse=self.sort_by != "pid")
+        self.border_subtitle = f"top {shown} of {self.total} by {self.SORT_NAMES[self.sort_by]}"
 
     def show(self, processes: Sequence[ProcessRate]) -> None:
-        def order(p: ProcessRate) -> float:
-            return {"cpu": p.cpu, "mem": p.mem}.get(self.sort_by, -p.info.pid)
-
+        self._processes = processes
         self.total = len(processes)
-        top = sorted(processes, key=order, reverse=True)[: self.LIMIT]
-        rows = {
-            f"{p.info.pid}:{p.info.started}": (
-                num(str(p.info.pid), p.info.pid),
-                Cell(p.info.user[:12]),
-                num(f"{p.cpu:.1f}", p.cpu),
-                num(f"{p.mem:.1f}", p.mem),
-                num(human_bytes(p.info.rss), p.info.rss),
-                Cell(p.info.command or p.info.name),
-            )
-            for p in top
-        }
-        if sync_rows(self, rows):
-            self._resort()
+        if self.sort_by == "pid":
+            top = sorted(processes, key=lambda p: p.info.pid)[: self.LIMIT]
+        else:
+            field = "cpu" if self.sort_by == "cpu" else "mem"
+            # Ties (most processes idle at 0.0) keep PID order, so rows don't shuffle.
+            top = sorted(processes, key=lambda p: (-round(getattr(p, field), 1), p.info.pid))
+            top = top[: self.LIMIT]
+        self.set_rows(
+            {
+                f"{p.info.pid}:{p.info.started}": (
+                    num(str(p.info.pid), p.info.pid),
+                    Cell(p.info.user[:12]),
+                    num(f"{p.cpu:.1f}", p.cpu),
+                    num(f"{p.mem:.1f}", p.mem),
+                    num(human_bytes(p.info.rss), p.info.rss),
+                    Cell(p.info.command or p.info.name),
+                )
+                for p in top
+            }
+        )

@@ -54,9 +54,22 @@ class StatusLines(Widget):
 class CpuBars(StatusLines):
     """Total CPU as a meter, then every core, as many to a line as the width allows."""
 
-    total: reactive[float | None] = reactive(None, layout=True)
-    cores: reactive[tuple[float, ...]] = reactive((), layout=True)
+    total: reactive[float | None] = reactive(None)
+    cores: reactive[tuple[float, ...]] = reactive(())
     status: reactive[Status] = reactive(Status.OK)
+
+    # A new figure only repaints this widget; only a change in how many lines it needs (the
+    # first sample, another core count) is worth a layout of the whole screen.
+    def watch_total(self, old: float | None, new: float | None) -> None:
+        if (old is None) != (new is None):
+            self.refresh(layout=True)
+
+    def watch_cores(self, old: tuple[float, ...], new: tuple[float, ...]) -> None:
+        if len(old) != len(new):
+            self.refresh(layout=True)
+
+    def on_resize(self) -> None:
+        self.refresh(layout=True)  # cores per line follow the width
 
     def render(self) -> Text:
         width = self.content_size.width or 30
@@ -102,7 +115,7 @@ class CpuPane(Vertical):
 class MemoryPane(StatusLines):
     """Memory and swap as meters with used, available and total."""
 
-    memory: reactive[Memory | None] = reactive(None, layout=True)
+    memory: reactive[Memory | None] = reactive(None)
     mem_status: reactive[Status] = reactive(Status.OK)
     swap_status: reactive[Status] = reactive(Status.OK)
 
@@ -145,7 +158,7 @@ class MemoryPane(StatusLines):
 class LoadPane(StatusLines):
     """Load averages over 1, 5 and 15 minutes, as they are and per core."""
 
-    load: reactive[LoadAvg | None] = reactive(None, layout=True)
+    load: reactive[LoadAvg | None] = reactive(None)
     cores: reactive[int] = reactive(1)
     status: reactive[Status] = reactive(Status.OK)
 
