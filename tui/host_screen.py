@@ -161,10 +161,9 @@ class HostScreen(Screen[None]):
             self.history.cpu_series(),
             status.get("cpu.usage", Status.OK),
         )
-        memory = self.query_one(MemoryPane)
-        memory.memory = sample.memory
-        memory.mem_status = status.get("mem.usage", Status.OK)
-        memory.swap_status = status.get("mem.swap", Status.OK)
+        self.query_one(MemoryPane).show(
+            sample.memory, status.get("mem.usage", Status.OK), status.get("mem.swap", Status.OK)
+        )
         load = self.query_one(LoadPane)
         load.load, load.cores = sample.load, sample.core_count
         load.status = status.get("load.per_core", Status.OK)

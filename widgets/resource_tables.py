@@ -101,6 +101,7 @@ class ProcessTable(RowTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._processes: Sequence[ProcessRate] = ()
+        self._cells: dict[str, tuple[tuple[str, ...], tuple[Cell, ...]]] = {}
 
     def watch_sort_by(self) -> None:
         self._subtitle()
@@ -123,16 +124,25 @@ class ProcessTable(RowTable):
             # Ties (most processes idle at 0.0) keep PID order, so rows don't shuffle.
             top = sorted(processes, key=lambda p: (-round(getattr(p, field), 1), p.info.pid))
             top = top[: self.LIMIT]
-        self.set_rows(
-            {
-                f"{p.info.pid}:{p.info.started}": (
+        # Most rows look the same from one second to the next: build cells only for rows
+        # whose figures, as shown, moved.
+        rows: dict[str, tuple[Cell, ...]] = {}
+        cache: dict[str, tuple[tuple[str, ...], tuple[Cell, ...]]] = {}
+        for p in top:
+            key = f"{p.info.pid}:{p.info.started}"
+            shown = (f"{p.cpu:.1f}", f"{p.mem:.1f}", human_bytes(p.info.rss))
+            cached = self._cells.get(key)
+            if cached is None or cached[0] != shown:
+                cells = (
                     num(str(p.info.pid), p.info.pid),
                     Cell(p.info.user[:12]),
-                    num(f"{p.cpu:.1f}", p.cpu),
-                    num(f"{p.mem:.1f}", p.mem),
-                    num(human_bytes(p.info.rss), p.info.rss),
+                    num(shown[0], round(p.cpu, 1)),
+                    num(shown[1], round(p.mem, 1)),
+                    num(shown[2], p.info.rss),
                     Cell(p.info.command or p.info.name),
                 )
-                for p in top
-            }
-        )
+                cached = (shown, cells)
+            cache[key] = cached
+            rows[key] = cached[1]
+        self._cells = cache
+        self.set_rows(rows)

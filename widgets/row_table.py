@@ -104,13 +104,21 @@ class RowTable(ScrollView, can_focus=True):
         self, rows: Mapping[str, Sequence[Cell]], order: Sequence[str] | None = None
     ) -> None:
         """Show exactly these rows, in `order` (default: as given). Only rows whose text,
-        style or place changed are repainted; new widths re-render everything once."""
+        style or place changed are repainted; a column that widens re-renders everything."""
         order = list(order if order is not None else rows)
-        changed = {k for k, cells in rows.items() if _plain(self._rows.get(k)) != _plain(cells)}
-        self._rows = {k: tuple(cells) for k, cells in rows.items()}
+        changed = {
+            k
+            for k, cells in rows.items()
+            if self._rows.get(k) is not cells and _plain(self._rows.get(k)) != _plain(cells)
+        }
+        self._rows = {
+            k: cells if isinstance(cells, tuple) else tuple(cells) for k, cells in rows.items()
+        }
         for gone in set(self._strips) - set(rows):
             del self._strips[gone]
-        widths = [len(c.label) for c in self.COLUMNS]
+        # Columns only ever widen: a rate going from "0 B/s" to "12.5 KiB/s" and back must not
+        # make the columns jump about (nor cost a layout of the whole screen every second).
+        widths = list(self._widths)
         for cells in self._rows.values():
             for i, cell in enumerate(cells[: len(widths)]):
                 widths[i] = max(widths[i], cell.cell_len)

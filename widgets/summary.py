@@ -119,6 +119,13 @@ class MemoryPane(StatusLines):
     mem_status: reactive[Status] = reactive(Status.OK)
     swap_status: reactive[Status] = reactive(Status.OK)
 
+    def show(self, memory: Memory, mem_status: Status, swap_status: Status) -> None:
+        """Take new figures; repaint only if what is shown would change (memory moves by a
+        few pages every second, which no one can see at this precision)."""
+        self.mem_status, self.swap_status = mem_status, swap_status
+        if self.memory is None or _shown(self.memory) != _shown(memory):
+            self.memory = memory
+
     def render(self) -> Text:
         mem = self.memory
         if mem is None:
@@ -177,3 +184,15 @@ class LoadPane(StatusLines):
             text.append(f"{value / cores:5.2f}\n", self.style_for(status))
         text.append(f"{cores} cores", label)
         return text
+
+
+def _shown(mem: Memory) -> tuple[object, ...]:
+    return (
+        round(mem.percent),
+        round(mem.swap_percent),
+        human_bytes(mem.used),
+        human_bytes(mem.available),
+        human_bytes(mem.total),
+        human_bytes(mem.swap_used),
+        human_bytes(mem.swap_total),
+    )
