@@ -16,7 +16,7 @@ from checks.model import (
     worst_exit_code,
 )
 from checks.registry import CHECKS, find_check, run_checks
-from checks.resources import RESOURCE_CHECKS, grade
+from checks.resources import RESOURCE_CHECKS, Reading, SampleCheck, grade
 
 __all__ = [
     "CHECKS",
@@ -32,7 +32,9 @@ __all__ = [
     "Finding",
     "Fix",
     "Level",
+    "Reading",
     "Risk",
+    "SampleCheck",
     "Status",
     "Thresholds",
     "Transition",

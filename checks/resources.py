@@ -1,15 +1,18 @@
 """Resource checks over a host's samples: CPU, memory, swap, load, disk space, inodes (R01, R04).
 
-Each check is a small object with an id, a domain and `run(ctx)`; the table `RESOURCE_CHECKS`
-is the whole list. They read only the sample history, so they run the same on any host.
+Each check is one row of `RESOURCE_CHECKS`: an id, the threshold pair it grades against, and
+a reader that turns the host's sample history into figures, one per target. `SampleCheck`
+does the grading, so a reader says only what it measured and how to put it in words.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from checks.config import Level
+from checks.config import Level, Thresholds
 from checks.model import CheckContext, Evidence, Finding, Status
+from hosts.metrics import SampleHistory
 from hosts.sample import Sample
 from hosts.units import human_bytes
 
@@ -23,172 +26,124 @@ def grade(value: float, level: Level) -> Status:
     return Status.OK
 
 
-def _latest(ctx: CheckContext, check: str, target: str) -> Sample | Finding:
-    sample = ctx.history.latest
-    if sample is None:
-        return Finding(check, Status.UNKNOWN, target, "no sample of this host yet")
-    return sample
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One figure of one target; `value` None means it could not be measured (UNKNOWN)."""
+
+    target: str
+    value: float | None
+    summary: str
+    evidence: Evidence | None = None
+
+
+# A reader gets the whole history (CPU is a rate over a window) and its latest sample.
+Reader = Callable[[SampleHistory, Sample, Thresholds], Iterator[Reading]]
 
 
 @dataclass(frozen=True, slots=True)
-class CpuCheck:
-    id: str = "cpu.usage"
-    domain: str = "resources"
-    title: str = "CPU busy, sustained"
+class SampleCheck:
+    """A check that grades figures read from a host's samples against one threshold pair."""
+
+    id: str
+    domain: str
+    title: str
+    level: Callable[[Thresholds], Level]
+    read: Reader
 
     async def run(self, ctx: CheckContext) -> list[Finding]:
-        window = ctx.thresholds.cpu_window
-        over = ctx.history.cpu_over(window)
-        if over is None:
-            return [Finding(self.id, Status.UNKNOWN, "cpu", "needs two samples to measure CPU")]
-        mean, span = over
-        status = grade(mean, ctx.thresholds.cpu)
-        level = ctx.thresholds.cpu
-        summary = f"CPU {mean:.0f}% busy on average over the last {span:.0f} s"
-        if span < window * 0.9:
-            summary += f" (window {window:.0f} s not yet filled)"
-        evidence = Evidence(
-            "CPU time counters (/proc/stat)",
-            f"mean busy {mean:.1f}% over {span:.1f} s; warn at {level.warn:g}%, "
-            f"crit at {level.crit:g}%",
-        )
-        return [Finding(self.id, status, "cpu", summary, (evidence,))]
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryCheck:
-    id: str = "mem.usage"
-    domain: str = "resources"
-    title: str = "Memory in use"
-
-    async def run(self, ctx: CheckContext) -> list[Finding]:
-        sample = _latest(ctx, self.id, "memory")
-        if isinstance(sample, Finding):
-            return [sample]
-        mem = sample.memory
-        status = grade(mem.percent, ctx.thresholds.memory)
-        summary = (
-            f"memory {mem.percent:.0f}% used, {human_bytes(mem.available)} available "
-            f"of {human_bytes(mem.total)}"
-        )
-        evidence = Evidence(
-            "/proc/meminfo",
-            f"MemTotal {mem.total} B, MemAvailable {mem.available} B",
-        )
-        return [Finding(self.id, status, "memory", summary, (evidence,))]
-
-
-@dataclass(frozen=True, slots=True)
-class SwapCheck:
-    id: str = "mem.swap"
-    domain: str = "resources"
-    title: str = "Swap in use"
-
-    async def run(self, ctx: CheckContext) -> list[Finding]:
-        sample = _latest(ctx, self.id, "swap")
-        if isinstance(sample, Finding):
-            return [sample]
-        mem = sample.memory
-        if not mem.swap_total:
-            return [Finding(self.id, Status.OK, "swap", "no swap configured")]
-        status = grade(mem.swap_percent, ctx.thresholds.swap)
-        summary = (
-            f"swap {mem.swap_percent:.0f}% in use "
-            f"({human_bytes(mem.swap_used)} of {human_bytes(mem.swap_total)})"
-        )
-        evidence = Evidence(
-            "/proc/meminfo", f"SwapTotal {mem.swap_total} B, SwapFree {mem.swap_free} B"
-        )
-        return [Finding(self.id, status, "swap", summary, (evidence,))]
-
-
-@dataclass(frozen=True, slots=True)
-class LoadCheck:
-    id: str = "load.per_core"
-    domain: str = "resources"
-    title: str = "Load per core"
-
-    async def run(self, ctx: CheckContext) -> list[Finding]:
-        sample = _latest(ctx, self.id, "load")
-        if isinstance(sample, Finding):
-            return [sample]
-        load, cores = sample.load, sample.core_count
-        # The 5-minute figure: a burst of one minute is not yet a loaded host.
-        per_core = load.five / cores
-        status = grade(per_core, ctx.thresholds.load)
-        summary = (
-            f"load {per_core:.2f} per core over 5 min "
-            f"({load.one:.2f} {load.five:.2f} {load.fifteen:.2f} on {cores} cores)"
-        )
-        evidence = Evidence("/proc/loadavg", f"{load.one} {load.five} {load.fifteen}")
-        return [Finding(self.id, status, "load", summary, (evidence,))]
-
-
-@dataclass(frozen=True, slots=True)
-class DiskSpaceCheck:
-    id: str = "disk.space"
-    domain: str = "storage"
-    title: str = "Disk space per mount"
-
-    async def run(self, ctx: CheckContext) -> list[Finding]:
-        sample = _latest(ctx, self.id, "mounts")
-        if isinstance(sample, Finding):
-            return [sample]
+        latest = ctx.history.latest
+        if latest is None:
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, "no sample of this host yet")]
+        level = self.level(ctx.thresholds)
         found = []
-        for mount in sample.mounts:
-            target = mount.mountpoint
-            if mount.error is not None:
-                found.append(
-                    Finding(self.id, Status.UNKNOWN, target, f"cannot stat {target}: {mount.error}")
-                )
-                continue
-            status = grade(mount.percent, ctx.thresholds.disk)
-            summary = (
-                f"{target} {mount.percent:.0f}% used, {human_bytes(mount.free)} free "
-                f"of {human_bytes(mount.total)}"
-            )
-            evidence = Evidence(
-                f"statfs {target}",
-                f"{mount.device} {mount.fstype} size {mount.total} used {mount.used} "
-                f"avail {mount.free}",
-            )
-            found.append(Finding(self.id, status, target, summary, (evidence,)))
+        for r in self.read(ctx.history, latest, ctx.thresholds):
+            status = Status.UNKNOWN if r.value is None else grade(r.value, level)
+            evidence: tuple[Evidence, ...] = ()
+            if r.evidence is not None:
+                limits = f"; warn at {level.warn:g}, crit at {level.crit:g}"
+                evidence = (Evidence(r.evidence.source, r.evidence.output + limits),)
+            found.append(Finding(self.id, status, r.target, r.summary, evidence))
         return found
 
 
-@dataclass(frozen=True, slots=True)
-class InodeCheck:
-    id: str = "disk.inodes"
-    domain: str = "storage"
-    title: str = "Inodes per mount"
+def _cpu(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+    over = history.cpu_over(t.cpu_window)
+    if over is None:
+        yield Reading("cpu", None, "needs two samples to measure CPU")
+        return
+    mean, span = over
+    summary = f"CPU {mean:.0f}% busy on average over the last {span:.0f} s"
+    if span < t.cpu_window * 0.9:
+        summary += f" (window {t.cpu_window:.0f} s not yet filled)"
+    source = "CPU time counters (/proc/stat)"
+    yield Reading("cpu", mean, summary, Evidence(source, f"busy {mean:.1f}% over {span:.1f} s"))
 
-    async def run(self, ctx: CheckContext) -> list[Finding]:
-        sample = _latest(ctx, self.id, "mounts")
-        if isinstance(sample, Finding):
-            return [sample]
-        found = []
-        for mount in sample.mounts:
-            pct = mount.inodes_percent
-            if mount.error is not None or pct is None:
-                continue  # disk.space already says why it can't be read; some fs have no inodes
-            status = grade(pct, ctx.thresholds.inodes)
-            summary = (
-                f"{mount.mountpoint} {pct:.0f}% of inodes used "
-                f"({mount.inodes_used:,} of {mount.inodes_total:,})"
-            )
-            evidence = Evidence(
-                f"statfs {mount.mountpoint}",
-                f"inodes {mount.inodes_total} used {mount.inodes_used}",
-            )
-            found.append(Finding(self.id, status, mount.mountpoint, summary, (evidence,)))
-        return found
+
+def _memory(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+    mem = sample.memory
+    summary = (
+        f"memory {mem.percent:.0f}% used, {human_bytes(mem.available)} available "
+        f"of {human_bytes(mem.total)}"
+    )
+    output = f"MemTotal {mem.total} B, MemAvailable {mem.available} B"
+    yield Reading("memory", mem.percent, summary, Evidence("/proc/meminfo", output))
+
+
+def _swap(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+    mem = sample.memory
+    if not mem.swap_total:
+        yield Reading("swap", 0.0, "no swap configured")
+        return
+    summary = (
+        f"swap {mem.swap_percent:.0f}% in use "
+        f"({human_bytes(mem.swap_used)} of {human_bytes(mem.swap_total)})"
+    )
+    output = f"SwapTotal {mem.swap_total} B, SwapFree {mem.swap_free} B"
+    yield Reading("swap", mem.swap_percent, summary, Evidence("/proc/meminfo", output))
+
+
+def _load(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+    load, cores = sample.load, sample.core_count
+    # The 5-minute figure: a burst of one minute is not yet a loaded host.
+    per_core = load.five / cores
+    summary = (
+        f"load {per_core:.2f} per core over 5 min "
+        f"({load.one:.2f} {load.five:.2f} {load.fifteen:.2f} on {cores} cores)"
+    )
+    output = f"{load.one} {load.five} {load.fifteen}"
+    yield Reading("load", per_core, summary, Evidence("/proc/loadavg", output))
+
+
+def _disk_space(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+    for m in sample.mounts:
+        if m.error is not None:
+            yield Reading(m.mountpoint, None, f"cannot stat {m.mountpoint}: {m.error}")
+            continue
+        summary = (
+            f"{m.mountpoint} {m.percent:.0f}% used, {human_bytes(m.free)} free "
+            f"of {human_bytes(m.total)}"
+        )
+        output = f"{m.device} {m.fstype} size {m.total} used {m.used} avail {m.free}"
+        yield Reading(m.mountpoint, m.percent, summary, Evidence(f"statfs {m.mountpoint}", output))
+
+
+def _inodes(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+    for m in sample.mounts:
+        pct = m.inodes_percent
+        if m.error is not None or pct is None:
+            continue  # disk.space already says why it can't be read; some fs have no inodes
+        summary = (
+            f"{m.mountpoint} {pct:.0f}% of inodes used ({m.inodes_used:,} of {m.inodes_total:,})"
+        )
+        output = f"inodes {m.inodes_total} used {m.inodes_used}"
+        yield Reading(m.mountpoint, pct, summary, Evidence(f"statfs {m.mountpoint}", output))
 
 
 RESOURCE_CHECKS = (
-    CpuCheck(),
-    MemoryCheck(),
-    SwapCheck(),
-    LoadCheck(),
-    DiskSpaceCheck(),
-    InodeCheck(),
+    SampleCheck("cpu.usage", "resources", "CPU busy, sustained", lambda t: t.cpu, _cpu),
+    SampleCheck("mem.usage", "resources", "Memory in use", lambda t: t.memory, _memory),
+    SampleCheck("mem.swap", "resources", "Swap in use", lambda t: t.swap, _swap),
+    SampleCheck("load.per_core", "resources", "Load per core", lambda t: t.load, _load),
+    SampleCheck("disk.space", "storage", "Disk space per mount", lambda t: t.disk, _disk_space),
+    SampleCheck("disk.inodes", "storage", "Inodes per mount", lambda t: t.inodes, _inodes),
 )
