@@ -35,3 +35,10 @@ def test_processes_sorted_by_memory(snap_compare) -> None:  # type: ignore[no-un
 def test_a_terminal_too_small_says_so(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """At 50x12 the panes give way to one message: the size now and the size needed."""
     assert snap_compare(recorded_app(), terminal_size=(50, 12), run_before=until_shown)
+
+
+def test_a_64_core_host_at_80x24_shows_every_core(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """64 cores do not fit as meters at 80x24: the CPU pane shows one block per core, from
+    '·' (idle) to '█' (full), 60 of them in a repeating ramp and the last four full, and
+    counts any that do not fit as '+N' instead of dropping them."""
+    assert snap_compare(recorded_app("big-64"), terminal_size=(80, 24), run_before=until_shown)

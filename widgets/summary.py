@@ -52,11 +52,16 @@ class StatusLines(Widget):
 
 
 class CpuBars(StatusLines):
-    """Total CPU as a meter, then every core, as many to a line as the width allows."""
+    """Total CPU as a meter, then every core: as small meters while they fit in `max_lines`,
+    else one block character per core (a 64-core host at 80x24), and a count of any left
+    over, so no core is dropped without a sign."""
+
+    BLOCKS = " ▁▂▃▄▅▆▇█"
 
     total: reactive[float | None] = reactive(None)
     cores: reactive[tuple[float, ...]] = reactive(())
     status: reactive[Status] = reactive(Status.OK)
+    max_lines: reactive[int] = reactive(4, layout=True)
 
     # A new figure only repaints this widget; only a change in how many lines it needs (the
     # first sample, another core count) is worth a layout of the whole screen.
@@ -79,13 +84,25 @@ class CpuBars(StatusLines):
         text = meter(
             "CPU", self.total, width, f"{self.total:5.1f}%", self.style_for(self.status), label
         )
+        cores, room = self.cores, max(self.max_lines - 1, 1)
         cell = 14  # "12[|||  ] 99%" per core
         per_line = max(width // cell, 1)
-        for index, pct in enumerate(self.cores):
-            text.append("\n" if index % per_line == 0 else " ")
-            text.append_text(
-                meter(f"{index:>2}", pct, cell - 1, f"{pct:3.0f}%", self.style_for("ok"), label)
-            )
+        if -(-len(cores) // per_line) <= room:
+            for index, pct in enumerate(cores):
+                text.append("\n" if index % per_line == 0 else " ")
+                text.append_text(
+                    meter(f"{index:>2}", pct, cell - 1, f"{pct:3.0f}%", self.style_for("ok"), label)
+                )
+            return text
+        fits = width * room
+        shown = cores if len(cores) <= fits else cores[: fits - len(f" +{len(cores)}")]
+        for index, pct in enumerate(shown):
+            if index % width == 0:
+                text.append("\n")
+            level = min(int(pct / 100 * (len(self.BLOCKS) - 1) + 0.5), len(self.BLOCKS) - 1)
+            text.append(self.BLOCKS[level] if pct > 0 else "·", self.style_for("ok"))
+        if len(shown) < len(cores):
+            text.append(f" +{len(cores) - len(shown)}", label)
         return text
 
 
@@ -100,6 +117,11 @@ class CpuPane(Vertical):
     def compose(self) -> ComposeResult:
         yield CpuBars()
         yield Sparkline([], summary_function=max)
+
+    def on_resize(self) -> None:
+        sparkline = self.query_one(Sparkline).styles.height
+        lines = int(sparkline.value) if sparkline is not None else 2
+        self.query_one(CpuBars).max_lines = max(self.content_size.height - lines, 1)
 
     def update_data(
         self, total: float | None, cores: Sequence[float], history: Sequence[float], status: Status
