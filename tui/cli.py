@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from checks.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from hosts.inventory import HostSpec
 
 
 def _version() -> str:
@@ -67,7 +72,64 @@ def build_parser() -> argparse.ArgumentParser:
         "the Nagios plugin convention: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    hosts = commands.add_parser(
+        "hosts",
+        help="list the hosts an inventory resolves to",
+        description="Read the inventories (fleetdeck TOML, ssh_config, Ansible INI or YAML; "
+        "the format is detected) and list the hosts as fleetdeck will reach them.",
+    )
+    hosts.add_argument(
+        "-i",
+        "--inventory",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="an inventory file; repeat for more",
+    )
+    hosts.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def run_hosts(args: argparse.Namespace) -> int:
+    from hosts.inventory import InventoryError, load_inventory
+
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as error:
+        for problem in error.problems:
+            print(f"fleetdeck: {problem}", file=sys.stderr)
+        return 2
+    for warning in inventory.warnings:
+        print(f"fleetdeck: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([_host_json(h) for h in inventory.hosts], indent=2))
+        return 0
+    rows = [("NAME", "ADDRESS", "PORT", "USER", "JUMP", "TIER", "TAGS/GROUPS", "FROM")]
+    for h in inventory.hosts:
+        rows.append(
+            (h.name, h.address, str(h.port), h.user or "-", h.jump or "-", h.tier or "-",
+             ",".join(h.labels) or "-", str(h.origin or "-"))
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def _host_json(h: HostSpec) -> dict[str, object]:
+    return {
+        "name": h.name,
+        "address": h.address,
+        "port": h.port,
+        "user": h.user,
+        "jump": h.jump,
+        "identity_files": list(h.identity_files),
+        "tags": list(h.tags),
+        "groups": list(h.groups),
+        "tier": h.tier,
+        "source": str(h.origin) if h.origin else None,
+    }
 
 
 def _load(path: Path | None) -> Config:
@@ -118,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check":
         return run_check(args)
+    if args.command == "hosts":
+        return run_hosts(args)
     return run_console(args)
 
 
