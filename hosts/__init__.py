@@ -4,6 +4,7 @@ No Textual and no checks here: this layer runs headless and under the tests on i
 """
 
 from hosts.metrics import Rates, SampleHistory, counter_delta, cpu_percent, rates
+from hosts.proc_sampler import ProcSampler
 from hosts.sample import (
     CpuTimes,
     DiskCounters,
@@ -15,7 +16,7 @@ from hosts.sample import (
     ProcessInfo,
     Sample,
 )
-from hosts.samplers import ProcSampler, PsutilSampler, SampleError, Sampler
+from hosts.samplers import PsutilSampler, SampleError, Sampler
 from hosts.shell import CommandResult, CommandTimeout, LocalShell, Shell, ShellError
 
 __all__ = [

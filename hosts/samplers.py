@@ -1,8 +1,8 @@
 """Samplers: where a `Sample` comes from.
 
-`PsutilSampler` reads this machine through psutil. `ProcSampler` reads any Linux host through
-a `Shell`: one round trip runs a fixed POSIX sh script that prints the /proc files and `df`
-between markers, and the pure parsers of `hosts.procfs` turn that into the same `Sample`.
+`PsutilSampler` reads this machine through psutil. `ProcSampler` (in `hosts.proc_sampler`)
+reads any Linux host from the text of /proc and `df`, locally or over SSH, into the same
+`Sample`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -31,7 +29,6 @@ from hosts.sample import (
     ProcessInfo,
     Sample,
 )
-from hosts.shell import Shell, ShellError
 
 # Filesystems that are views of the kernel or of images rather than space someone can fill.
 PSEUDO_FSTYPES = frozenset(
@@ -254,131 +251,3 @@ def _cpu(t: object) -> CpuTimes:
             for name in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
         }
     )
-
-
-MARKER = "@@fleetdeck:"
-
-# One round trip, POSIX sh only. Section names are fixed words; nothing here comes from input.
-SAMPLE_SCRIPT = f"""LC_ALL=C; export LC_ALL
-m() {{ printf '\\n{MARKER}%s\\n' "$1"; }}
-m hz; getconf CLK_TCK 2>/dev/null
-m page; getconf PAGESIZE 2>/dev/null
-m stat; cat /proc/stat
-m meminfo; cat /proc/meminfo
-m loadavg; cat /proc/loadavg
-m uptime; cat /proc/uptime
-m netdev; cat /proc/net/dev
-m diskstats; cat /proc/diskstats
-m df; df -PkT 2>&1
-m dfi; df -Pi 2>&1
-m end
-"""
-PROCESS_SCRIPT = f"""LC_ALL=C; export LC_ALL
-printf '\\n{MARKER}pidstat\\n'
-for f in /proc/[0-9]*/stat; do read -r line < "$f" 2>/dev/null && printf '%s\\n' "$line"; done
-printf '\\n{MARKER}ps\\n'; ps -eo pid=,user:32=,args=
-"""
-DESCRIBE_SCRIPT = f"""printf '\\n{MARKER}hostname\\n'; uname -n
-printf '\\n{MARKER}kernel\\n'; uname -r
-printf '\\n{MARKER}os\\n'; cat /etc/os-release 2>/dev/null
-printf '\\n{MARKER}uptime\\n'; cat /proc/uptime
-"""
-
-
-class ProcSampler:
-    """Samples a Linux host by reading /proc and df through a `Shell`."""
-
-    def __init__(
-        self,
-        shell: Shell,
-        processes: bool = False,
-        timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.shell = shell
-        self.processes = processes
-        self.timeout = timeout
-        self.clock = clock
-
-    async def _sections(self, script: str, what: str) -> dict[str, str]:
-        try:
-            result = await self.shell.run(["sh", "-c", script], timeout=self.timeout)
-        except ShellError as error:
-            raise SampleError(str(error)) from None
-        sections = procfs.split_sections(result.stdout, MARKER)
-        if not sections:
-            detail = (result.stderr.strip() or f"exit status {result.exit_status}")[:200]
-            raise SampleError(f"{self.shell.host}: {what} printed nothing usable: {detail}")
-        return sections
-
-    async def describe(self) -> HostInfo:
-        s = await self._sections(DESCRIBE_SCRIPT, "host description")
-        try:
-            uptime = procfs.parse_uptime(s.get("uptime", ""))
-        except procfs.ParseError:
-            uptime = 0.0
-        return HostInfo(
-            hostname=s.get("hostname", "").strip() or self.shell.host,
-            os=procfs.parse_os_release(s.get("os", "")),
-            kernel=s.get("kernel", "").strip() or "?",
-            boot_time=self.clock() - uptime,
-        )
-
-    async def sample(self) -> Sample:
-        at = self.clock()
-        s = await self._sections(SAMPLE_SCRIPT, "the sampling script")
-        if "end" not in s:
-            raise SampleError(f"{self.shell.host}: the sampling script stopped part way")
-        hz = procfs._int(s.get("hz", "").strip()) or procfs.DEFAULT_USER_HZ
-        try:
-            cpu, cores = procfs.parse_proc_stat(s.get("stat", ""), hz)
-            memory = procfs.parse_meminfo(s.get("meminfo", ""))
-            load = procfs.parse_loadavg(s.get("loadavg", ""))
-        except procfs.ParseError as error:
-            raise SampleError(f"{self.shell.host}: {error}") from None
-        inodes = procfs.parse_df_inodes(s.get("dfi", ""))
-        mounts = []
-        for mount in procfs.parse_df_usage(s.get("df", "")):
-            if mount.mountpoint in inodes:
-                total, used = inodes[mount.mountpoint]
-                mount = replace(mount, inodes_total=total, inodes_used=used)
-            if keep_mount(mount):
-                mounts.append(mount)
-        processes = None
-        if self.processes:
-            page = procfs._int(s.get("page", "").strip()) or 4096
-            processes = await self._processes(hz, page)
-        return Sample(
-            at=at,
-            cpu=cpu,
-            cores=cores,
-            memory=memory,
-            load=load,
-            nets=procfs.parse_net_dev(s.get("netdev", "")),
-            disks=procfs.parse_diskstats(s.get("diskstats", "")),
-            mounts=tuple(mounts),
-            processes=processes,
-        )
-
-    async def _processes(self, hz: int, page: int) -> tuple[ProcessInfo, ...]:
-        s = await self._sections(PROCESS_SCRIPT, "the process listing")
-        users = procfs.parse_ps_users(s.get("ps", ""))
-        found = []
-        for line in s.get("pidstat", "").splitlines():
-            parsed = procfs.parse_pid_stat(line)
-            if parsed is None:
-                continue
-            pid, comm, ticks, start, rss = parsed
-            user, args = users.get(pid, ("?", ""))
-            found.append(
-                ProcessInfo(
-                    pid=pid,
-                    user=user,
-                    name=comm,
-                    command=args or f"[{comm}]",
-                    cpu_seconds=ticks / hz,
-                    rss=rss * page,
-                    started=start / hz,
-                )
-            )
-        return tuple(found)

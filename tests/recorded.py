@@ -14,7 +14,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from checks.config import Config
-from hosts.samplers import DESCRIBE_SCRIPT, PROCESS_SCRIPT, SAMPLE_SCRIPT, ProcSampler
+from hosts.proc_sampler import DESCRIBE_SCRIPT, PROCESS_SCRIPT, SAMPLE_SCRIPT, ProcSampler
 from hosts.shell import CommandResult
 from tui.app import FleetdeckApp, Settings, make_app
 

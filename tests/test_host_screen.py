@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.pilot import Pilot
 
 from checks.config import Config
-from hosts.samplers import ProcSampler
+from hosts.proc_sampler import ProcSampler
 from hosts.shell import LocalShell
 from tui.app import FleetdeckApp, Settings, make_app
 from tui.host_screen import HostScreen

@@ -11,7 +11,8 @@ import asyncio
 import pytest
 
 from hosts.metrics import rates
-from hosts.samplers import ProcSampler, PsutilSampler, SampleError
+from hosts.proc_sampler import ProcSampler
+from hosts.samplers import PsutilSampler, SampleError
 from hosts.shell import LocalShell
 
 
