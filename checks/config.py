@@ -7,6 +7,7 @@ starts on half a configuration.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -144,7 +145,10 @@ def _table(data: dict[str, Any], name: str, fail: Any) -> dict[str, Any]:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """An int or a finite float: TOML allows nan and inf, which no threshold can mean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
 
 
 def _line_of(text: str, dotted: str) -> int | None:

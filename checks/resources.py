@@ -28,12 +28,15 @@ def grade(value: float, level: Level) -> Status:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """One figure of one target; `value` None means it could not be measured (UNKNOWN)."""
+    """One figure of one target. `value` None: it could not be measured (UNKNOWN).
+    `graded` False: measured but not enough to judge (CPU before its window fills), which
+    is OK with a summary that says so, so that starting up never raises an alert."""
 
     target: str
     value: float | None
     summary: str
     evidence: Evidence | None = None
+    graded: bool = True
 
 
 # A reader gets the whole history (CPU is a rate over a window) and its latest sample.
@@ -57,7 +60,10 @@ class SampleCheck:
         level = self.level(ctx.thresholds)
         found = []
         for r in self.read(ctx.history, latest, ctx.thresholds):
-            status = Status.UNKNOWN if r.value is None else grade(r.value, level)
+            if r.value is None:
+                status = Status.UNKNOWN
+            else:
+                status = grade(r.value, level) if r.graded else Status.OK
             evidence: tuple[Evidence, ...] = ()
             if r.evidence is not None:
                 limits = f"; warn at {level.warn:g}, crit at {level.crit:g}"
@@ -69,14 +75,17 @@ class SampleCheck:
 def _cpu(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
     over = history.cpu_over(t.cpu_window)
     if over is None:
-        yield Reading("cpu", None, "needs two samples to measure CPU")
+        yield Reading("cpu", 0.0, "CPU: measuring (needs two samples)", graded=False)
         return
     mean, span = over
     summary = f"CPU {mean:.0f}% busy on average over the last {span:.0f} s"
-    if span < t.cpu_window * 0.9:
-        summary += f" (window {t.cpu_window:.0f} s not yet filled)"
+    # A spike is not a busy host: grade only once the window is (nearly) covered.
+    filled = span >= t.cpu_window * 0.9
+    if not filled:
+        summary += f"; not graded until {t.cpu_window:.0f} s are covered"
     source = "CPU time counters (/proc/stat)"
-    yield Reading("cpu", mean, summary, Evidence(source, f"busy {mean:.1f}% over {span:.1f} s"))
+    evidence = Evidence(source, f"busy {mean:.1f}% over {span:.1f} s")
+    yield Reading("cpu", mean, summary, evidence, graded=filled)
 
 
 def _memory(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:

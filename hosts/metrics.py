@@ -1,8 +1,9 @@
 """Rates from two samples, and the bounded history each host keeps.
 
 Counters are compared the way Prometheus' rate() does: a counter that goes down was reset
-(reboot, driver reload, interface re-created) unless it was near the top of the 32-bit range,
-in which case it wrapped. Either way no rate is ever negative or absurd.
+(reboot, driver reload, interface re-created) and counts from zero. CPU times are different:
+the kernel lets iowait and idle step back a little, so each CPU field's change is clamped at
+zero instead. No rate is ever negative or absurd.
 """
 
 from __future__ import annotations
@@ -13,25 +14,23 @@ from dataclasses import dataclass
 
 from hosts.sample import CpuTimes, ProcessInfo, Sample
 
-_WRAP_32 = 2**32
+_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
 def counter_delta(previous: int | float, current: int | float) -> float:
-    """How far a cumulative counter moved, allowing for 32-bit wrap and for resets."""
+    """How far a cumulative counter moved; one that went down was reset and counts from 0."""
     if current >= previous:
         return float(current - previous)
-    if previous < _WRAP_32 and previous > _WRAP_32 * 7 // 8:
-        return float(_WRAP_32 - previous + current)
     return float(max(current, 0))
 
 
 def cpu_percent(previous: CpuTimes, current: CpuTimes) -> float:
     """Busy share of the time between two readings, 0-100."""
-    total = counter_delta(previous.total, current.total)
+    moved = {f: max(getattr(current, f) - getattr(previous, f), 0.0) for f in _CPU_FIELDS}
+    total = sum(moved.values())
     if total <= 0:
         return 0.0
-    idle = min(counter_delta(previous.idle_all, current.idle_all), total)
-    return 100.0 * (total - idle) / total
+    return 100.0 * (total - moved["idle"] - moved["iowait"]) / total
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,13 @@ from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from hosts import procfs
-from hosts.sample import HostInfo, ProcessInfo, Sample
+from hosts.sample import HostInfo, Mount, ProcessInfo, Sample
 from hosts.samplers import SampleError, keep_mount
 from hosts.shell import Shell, ShellError
 
 MARKER = "@@fleetdeck:"
+
+DF_TIMEOUT = 4  # seconds: df stalls on a hung NFS mount, and would stall the whole sample
 
 # One round trip, POSIX sh only. Section names are fixed words; nothing here comes from input.
 SAMPLE_SCRIPT = f"""LC_ALL=C; export LC_ALL
@@ -32,8 +34,10 @@ m loadavg; cat /proc/loadavg
 m uptime; cat /proc/uptime
 m netdev; cat /proc/net/dev
 m diskstats; cat /proc/diskstats
-m df; df -PkT 2>&1
-m dfi; df -Pi 2>&1
+t=; command -v timeout >/dev/null 2>&1 && t="timeout {DF_TIMEOUT}"
+m df; $t df -PkT 2>&1
+m dfstatus; echo $?
+m dfi; $t df -Pi 2>&1
 m end
 """
 PROCESS_SCRIPT = f"""LC_ALL=C; export LC_ALL
@@ -132,6 +136,14 @@ class ProcSampler:
             raise SampleError(f"{self.host}: {error}") from None
         inodes = procfs.parse_df_inodes(s.get("dfi", ""))
         mounts = []
+        if s.get("dfstatus", "").strip() == "124":  # timeout(1) killed df
+            mounts.append(
+                Mount(
+                    "(df)",
+                    error=f"df did not finish within {DF_TIMEOUT} s: a mount is hung, "
+                    "and the mounts listed after it are missing",
+                )
+            )
         for mount in procfs.parse_df_usage(s.get("df", "")):
             if mount.mountpoint in inodes:
                 total, used = inodes[mount.mountpoint]

@@ -116,6 +116,9 @@ class Mount:
     inodes_total: int | None = None
     inodes_used: int | None = None
     error: str | None = None
+    disk: str = ""
+    """The kernel's name for the block device (`dm-0` for `/dev/mapper/vg-root`), where
+    known: what /proc/diskstats calls it, for the mount's read and write rates."""
 
     @property
     def percent(self) -> float:

@@ -8,10 +8,13 @@ reads any Linux host from the text of /proc and `df`, locally or over SSH, into 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import socket
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -77,6 +80,42 @@ class Sampler(Protocol):
     async def describe(self) -> HostInfo: ...
 
 
+def _in_daemon_thread(
+    call: Callable[[str], os.statvfs_result], path: str
+) -> asyncio.Future[os.statvfs_result]:
+    """Run a blocking call on a daemon thread. asyncio's default executor joins its threads
+    at exit, which would make a hung NFS mount hang `fleetdeck check` and `q` forever."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[os.statvfs_result] = loop.create_future()
+
+    def deliver(result: os.statvfs_result | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result, error = call(path), None
+        except BaseException as caught:  # handed to the waiting coroutine
+            result, error = None, caught
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(deliver, result, error)
+
+    threading.Thread(target=work, name=f"statvfs {path}", daemon=True).start()
+    return future
+
+
+def kernel_disk_name(device: str) -> str:
+    """`/dev/mapper/vg-root` -> `dm-0`: the name /proc/diskstats uses, by following the
+    device's symlinks on this machine; not a /dev path, nothing."""
+    if not device.startswith("/dev/"):
+        return ""
+    return os.path.basename(os.path.realpath(device))
+
+
 def keep_mount(mount: Mount) -> bool:
     """Whether a mount is worth showing: real storage, or one that failed to answer."""
     return mount.error is not None or (mount.fstype not in PSEUDO_FSTYPES and mount.total > 0)
@@ -85,8 +124,13 @@ def keep_mount(mount: Mount) -> bool:
 class PsutilSampler:
     """Samples this machine with psutil; statvfs of a hung mount never blocks the loop."""
 
-    def __init__(self, processes: bool = False) -> None:
+    def __init__(
+        self,
+        processes: bool = False,
+        statvfs: Callable[[str], os.statvfs_result] = os.statvfs,
+    ) -> None:
         self.processes = processes
+        self._stat = statvfs
         self._hung: dict[str, asyncio.Future[os.statvfs_result]] = {}
         self._static: dict[tuple[int, float], tuple[str, str, str]] = {}
 
@@ -153,9 +197,14 @@ class PsutilSampler:
         seen: set[str] = set()
         parts = []
         for part in psutil.disk_partitions(all=True):
-            if part.fstype in PSEUDO_FSTYPES or part.mountpoint in seen:
+            # A block device mounted twice is a bind mount (containers, `ip netns`): df
+            # shows it once, at its first mount point, and so do we.
+            device = part.device if part.device.startswith("/dev/") else None
+            if part.fstype in PSEUDO_FSTYPES or part.mountpoint in seen or device in seen:
                 continue
             seen.add(part.mountpoint)
+            if device:
+                seen.add(device)
             parts.append(part)
         found = await asyncio.gather(*(self._statvfs(p.mountpoint) for p in parts))
         mounts = []
@@ -177,19 +226,21 @@ class PsutilSampler:
                     used=used,
                     free=free,
                     inodes_total=result.f_files or None,
+                    disk=kernel_disk_name(part.device),
                     inodes_used=(result.f_files - result.f_ffree) if result.f_files else None,
                 )
             )
         return tuple(mounts)
 
     async def _statvfs(self, path: str) -> os.statvfs_result | str:
-        """statvfs in a thread with a timeout; a mount that hung stays marked until it answers,
-        so a stale NFS mount costs one stuck thread, not one per refresh."""
+        """statvfs with a timeout. A mount that hung stays marked until it answers, so a
+        stale NFS mount costs one stuck thread, not one per refresh; and that thread is a
+        daemon, so neither `check` nor quitting the console waits for it."""
         pending = self._hung.get(path)
         if pending is not None and not pending.done():
             return f"statvfs has not answered for over {STAT_TIMEOUT:g} s (hung mount?)"
         self._hung.pop(path, None)
-        future = asyncio.ensure_future(asyncio.to_thread(os.statvfs, path))
+        future = _in_daemon_thread(self._stat, path)
         try:
             return await asyncio.wait_for(asyncio.shield(future), STAT_TIMEOUT)
         except TimeoutError:

@@ -13,6 +13,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# Real sshd on loopback and in network namespaces, for every test that needs a host.
+from sshd import (  # noqa: F401
+    fresh_loopback_sshd,
+    jump_topology,
+    loopback_sshd,
+    netns_hosts,
+    netns_lab,
+    ssh_client,
+    ssh_keys,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -70,10 +70,17 @@ async def test_one_cpu_spike_in_a_calm_minute_is_not_an_alert() -> None:
     assert "over the last 60 s" in finding.summary
 
 
-async def test_one_sample_cannot_measure_cpu_and_says_so() -> None:
+async def test_one_sample_cannot_measure_cpu_and_says_so_without_an_alert() -> None:
     finding = (await _run(_sample(0)))[("cpu.usage", "cpu")]
-    assert finding.status is Status.UNKNOWN
-    assert "two samples" in finding.summary
+    assert finding.status is Status.OK
+    assert "measuring (needs two samples)" in finding.summary
+
+
+async def test_a_busy_second_before_the_window_fills_is_reported_but_not_graded() -> None:
+    found = await _run(_sample(0), _sample(4, busy=4.0, idle=0.0))
+    finding = found[("cpu.usage", "cpu")]
+    assert finding.status is Status.OK
+    assert "CPU 100% busy" in finding.summary and "not graded until 60 s" in finding.summary
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,8 @@ def test_the_default_location_is_the_user_config_dir(isolated_dirs: Path) -> Non
         ("[thresholds.memory]\nwarn = 95\ncrit = 90\n", 2, "thresholds.memory.warn", "above crit"),
         ("[thresholds.inodes]\ncrit = 120\n", 2, "thresholds.inodes.crit", "over 100"),
         ("colour = 'red'\n", 1, "colour", "unknown setting"),
+        ("[thresholds.disk]\nwarn = nan\n", 2, "thresholds.disk.warn", "expected a number"),
+        ("[alerts]\nfor = inf\n", 2, "alerts.for", "seconds"),
         ("[alerts]\n# how long\nfor = '5m'\n", 3, "alerts.for", "seconds"),
     ],
 )

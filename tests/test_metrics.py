@@ -21,11 +21,17 @@ def _sample(at: float, busy: float, idle: float, rx: int = 0, pid_cpu: float = 0
     )
 
 
-def test_counter_delta_forward_wrap_and_reset() -> None:
+def test_counter_delta_forward_and_reset() -> None:
     assert counter_delta(100, 250) == 150
-    assert counter_delta(2**32 - 10, 5) == 15  # a 32-bit counter wrapped
     assert counter_delta(5_000, 10) == 10  # reset (reboot, driver reload): count from zero
-    assert counter_delta(2**63, 3) == 3  # a 64-bit counter going down is a reset too
+    assert counter_delta(2**32 - 10, 5) == 5  # no guessing at 32-bit wraps: a reset too
+    assert counter_delta(2**63, 3) == 3
+
+
+def test_iowait_stepping_back_does_not_turn_a_busy_core_idle() -> None:
+    before = CpuTimes(user=100.0, idle=50.0, iowait=10.0)
+    after = CpuTimes(user=101.0, idle=50.0, iowait=9.99)  # proc(5): iowait may decrease
+    assert cpu_percent(before, after) == pytest.approx(100)
 
 
 def test_cpu_percent_is_busy_share_and_zero_for_no_time() -> None:

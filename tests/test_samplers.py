@@ -72,3 +72,57 @@ async def test_a_host_without_a_shell_gives_a_sample_error_naming_it() -> None:
     broken = ProcSampler(LocalShell("edge-9", env={"PATH": "/nonexistent"}))
     with pytest.raises(SampleError, match=r"edge-9: sh -c .*No such file"):
         await broken.sample()
+
+
+def test_a_device_mapper_mount_is_matched_to_its_kernel_disk(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """LVM and LUKS mounts name /dev/mapper/... while /proc/diskstats says dm-N: the link
+    between them is what the Disks pane needs for read and write rates."""
+    from hosts.samplers import kernel_disk_name
+
+    loop = next(p for p in sorted(__import__("glob").glob("/dev/loop[0-9]*")))
+    link = tmp_path / "vg-root"
+    link.symlink_to(loop)
+    assert kernel_disk_name(loop) == loop.rsplit("/", 1)[1]
+    assert kernel_disk_name("tmpfs") == ""
+    # A /dev path that is a link resolves to what it points at.
+    devlink = f"/dev/fleetdeck-test-{tmp_path.name}"
+    import os
+
+    os.symlink(loop, devlink)
+    try:
+        assert kernel_disk_name(devlink) == loop.rsplit("/", 1)[1]
+    finally:
+        os.unlink(devlink)
+
+
+def test_a_hung_mount_is_unknown_and_never_holds_up_the_exit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A hard NFS mount that stops answering blocks statvfs for ever. Here statvfs of one
+    mount sleeps far past the timeout: that mount must read as hung within ~2 s, the others
+    as usual, and the program must still exit at once (a stuck worker thread may not keep
+    `fleetdeck check` or `q` waiting)."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "hung.py"
+    script.write_text(
+        "import asyncio, os, time\n"
+        "from hosts.samplers import PsutilSampler\n"
+        "def stat(path):\n"
+        "    if path == '/':\n"
+        "        time.sleep(60)\n"
+        "    return os.statvfs(path)\n"
+        "sample = asyncio.run(PsutilSampler(statvfs=stat).sample())\n"
+        "for m in sample.mounts:\n"
+        "    print(repr(m.mountpoint), m.error)\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 10
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert "did not answer within 2 s" in lines["'/'"]
+    assert any(v == "None" for k, v in lines.items() if k != "'/'")

@@ -59,7 +59,8 @@ def test_console_in_a_real_terminal_at_80x24_then_200x60_then_quit(console: Tmux
     assert lines[0].lstrip().startswith(host)
     assert "CPU" in lines[1] and "Memory" in lines[1] and "Load" in lines[1]
     assert "Sort CPU" in lines[-1] and "palette" in lines[-1]
-    assert all(len(line) <= 80 for line in lines)
+    # The right edge is drawn: the panes end at column 80, nothing runs past unseen.
+    assert lines[1].rstrip().endswith("╮") and len(lines[1].rstrip()) == 80
     assert "Traceback" not in shown
 
     # The pane exports COLUMNS=80 LINES=24, as some shells and pytest do: the console must

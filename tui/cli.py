@@ -39,25 +39,32 @@ def _interval(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common(defaults: bool) -> argparse.ArgumentParser:
+    """Options that may stand before or after the command. The command's copies default to
+    SUPPRESS, so `fleetdeck --config X check` keeps X instead of resetting it."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config",
         type=Path,
+        default=None if defaults else argparse.SUPPRESS,
         metavar="FILE",
         help="settings file (default: config.toml in the user config dir)",
     )
     common.add_argument(
         "--interval",
         type=_interval,
-        default=1.0,
+        default=1.0 if defaults else argparse.SUPPRESS,
         metavar="SECONDS",
         help="seconds between samples (default 1)",
     )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fleetdeck",
         description="Terminal operations console: live resources, findings and alerts.",
-        parents=[common],
+        parents=[_common(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"fleetdeck {_version()}")
     parser.add_argument(
@@ -66,10 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser(
         "check",
-        parents=[common],
+        parents=[_common(defaults=False)],
         help="run the checks once and exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (Nagios)",
         description="Run every check once on this machine and report. Exit status follows "
-        "the Nagios plugin convention: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
+        "the Nagios plugin convention: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (usage mistakes "
+        "too). CPU is a rate: it is measured over --interval and graded only when that "
+        "covers the CPU window (60 s by default); shorter runs report it ungraded.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     hosts = commands.add_parser(
@@ -146,8 +155,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"fleetdeck: {error}", file=sys.stderr)
         return 3
     host = socket.gethostname()
-    spacing = min(args.interval, 5.0)
-    report = Report((asyncio.run(check_host(host, PsutilSampler(), config, spacing)),))
+    report = Report((asyncio.run(check_host(host, PsutilSampler(), config, args.interval)),))
     print(to_json(report) if args.json else to_table(report))
     return report.exit_code
 
@@ -177,7 +185,15 @@ def run_console(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(words)
+    except SystemExit as done:
+        # A usage mistake is argparse's exit 2, which Nagios reads as CRITICAL: `check`
+        # exits 3 (UNKNOWN) instead, so a typo in a monitoring command pages nobody.
+        if done.code == 2 and "check" in words:
+            raise SystemExit(3) from None
+        raise
     if args.command == "check":
         return run_check(args)
     if args.command == "hosts":

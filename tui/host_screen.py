@@ -60,7 +60,9 @@ class HostScreen(Screen[None]):
         self.sampler = sampler
         self.config = config
         self.interval = interval
-        self.history = SampleHistory()
+        # Enough history to cover the CPU window at this interval, and ten minutes at least.
+        window_samples = int(config.thresholds.cpu_window / interval) + 2
+        self.history = SampleHistory(size=max(600, window_samples))
         self.alerts = AlertTracker(name, config.alert_for)
         self.findings: list[Finding] = []
         self.polls = 0

@@ -46,7 +46,11 @@ class SeverityTable(RowTable):
 class FindingsTable(SeverityTable):
     """Every finding of the last run, the worst first."""
 
-    COLUMNS = (Column("status", "Status"), Column("summary", "Summary"), Column("check", "Check"))
+    COLUMNS = (
+        Column("status", "Status"),
+        Column("summary", "Summary", max_width=72),
+        Column("check", "Check"),
+    )
 
     def show(self, findings: Sequence[Finding]) -> None:
         ordered = sorted(findings, key=lambda f: (-f.status.rank, f.check, f.target))
@@ -69,7 +73,7 @@ class AlertsTable(SeverityTable):
         Column("severity", "Sev"),
         Column("state", "State"),
         Column("since", "Since", "right"),
-        Column("summary", "Summary"),
+        Column("summary", "Summary", max_width=72),
         Column("check", "Check"),
     )
 

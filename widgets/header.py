@@ -24,7 +24,10 @@ class HostHeader(Widget):
         "header--stale",
     }
     DEFAULT_CSS = """
-    HostHeader { height: 1; background: $panel; padding: 0 1; }
+    HostHeader {
+        height: 1; background: $panel; padding: 0 1;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     HostHeader > .header--name { text-style: bold; }
     HostHeader > .header--dim { color: $text-muted; }
     HostHeader > .header--firing { color: $error; text-style: bold; }

@@ -18,13 +18,13 @@ class DisksTable(RowTable):
     """Space and inodes per mount, with the I/O of the device behind it."""
 
     COLUMNS = (
-        Column("mount", "Mount"),
+        Column("mount", "Mount", max_width=28),
         Column("used", "Used", "right"),
         Column("inodes", "Inodes", "right"),
         Column("size", "Size", "right"),
         Column("read", "Read/s", "right"),
         Column("write", "Write/s", "right"),
-        Column("fs", "FS"),
+        Column("fs", "FS / problem"),
     )
 
     def show(self, mounts: Sequence[Mount], rates: Rates | None) -> None:
@@ -35,13 +35,13 @@ class DisksTable(RowTable):
                     Cell(m.mountpoint),
                     num("?", -1),
                     num("?", -1),
+                    num("?", -1),
+                    num("-", -1),
+                    num("-", -1),
                     Cell(f"cannot stat: {m.error}"),
-                    num("", -1),
-                    num("", -1),
-                    Cell(m.fstype or "?"),
                 )
                 continue
-            io = rates.disk(m.device) if rates else None
+            io = rates.disk(m.disk or m.device) if rates else None
             inodes = m.inodes_percent
             rows[m.mountpoint] = (
                 Cell(m.mountpoint),
@@ -119,10 +119,12 @@ class ProcessTable(RowTable):
         self.total = len(processes)
         if self.sort_by == "pid":
             top = sorted(processes, key=lambda p: p.info.pid)[: self.LIMIT]
+        elif self.sort_by == "mem":
+            top = sorted(processes, key=lambda p: (-p.info.rss, p.info.pid))[: self.LIMIT]
         else:
-            field = "cpu" if self.sort_by == "cpu" else "mem"
-            # Ties (most processes idle at 0.0) keep PID order, so rows don't shuffle.
-            top = sorted(processes, key=lambda p: (-round(getattr(p, field), 1), p.info.pid))
+            # CPU as shown, to one decimal: ties (most processes idle at 0.0) keep PID order,
+            # so rows don't shuffle from one second to the next.
+            top = sorted(processes, key=lambda p: (-round(p.cpu, 1), p.info.pid))
             top = top[: self.LIMIT]
         # Most rows look the same from one second to the next: build cells only for rows
         # whose figures, as shown, moved.
@@ -137,7 +139,7 @@ class ProcessTable(RowTable):
                     num(str(p.info.pid), p.info.pid),
                     Cell(p.info.user[:12]),
                     num(shown[0], round(p.cpu, 1)),
-                    num(shown[1], round(p.mem, 1)),
+                    num(shown[1], p.info.rss),
                     num(shown[2], p.info.rss),
                     Cell(p.info.command or p.info.name),
                 )

@@ -28,9 +28,13 @@ GAP = 2  # spaces between columns
 
 @dataclass(frozen=True, slots=True)
 class Column:
+    """A column: its key, header, alignment, and a width it never grows past (longer text
+    ends in an ellipsis), so one long mount point cannot push the rest off screen."""
+
     key: str
     label: str
     justify: str = "left"
+    max_width: int | None = None
 
 
 class RowTable(ScrollView, can_focus=True):
@@ -122,6 +126,9 @@ class RowTable(ScrollView, can_focus=True):
         for cells in self._rows.values():
             for i, cell in enumerate(cells[: len(widths)]):
                 widths[i] = max(widths[i], cell.cell_len)
+        for i, column in enumerate(self.COLUMNS):
+            if column.max_width is not None:
+                widths[i] = min(widths[i], max(column.max_width, len(column.label)))
         if widths != self._widths:
             self._widths = widths
             self._strips.clear()
@@ -132,7 +139,12 @@ class RowTable(ScrollView, can_focus=True):
             self._strips.pop(key, None)
         old_order, self._order = self._order, order
         self.virtual_size = Size(sum(widths) + GAP * max(len(widths) - 1, 0), len(order) + 1)
-        if self.cursor_row >= len(order):
+        # The cursor stays on its row (a process, a mount), not on a line number, so what
+        # Enter acts on does not change under the operator's eyes when rows re-sort.
+        held = old_order[self.cursor_row] if self.cursor_row < len(old_order) else None
+        if held is not None and held in rows:
+            self.cursor_row = order.index(held)
+        elif self.cursor_row >= len(order):
             self.cursor_row = max(len(order) - 1, 0)
         for index, key in enumerate(order):
             if key in changed or index >= len(old_order) or old_order[index] != key:

@@ -15,7 +15,6 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Sparkline
 
 from checks.model import Status
 from hosts.sample import LoadAvg, Memory
@@ -106,30 +105,46 @@ class CpuBars(StatusLines):
         return text
 
 
+class HistoryLine(StatusLines):
+    """The CPU history as one line of blocks on a fixed 0-100 % scale, newest on the right.
+
+    Textual's Sparkline scales to its own minimum and maximum, so an idle host's 0.5 % and
+    1.5 % drew as full-height spikes; and it colours every cell, which is bytes on every
+    refresh over a slow link. One style, a fixed scale."""
+
+    BLOCKS = " ▁▂▃▄▅▆▇█"
+
+    values: reactive[tuple[float, ...]] = reactive(())
+
+    def render(self) -> Text:
+        width = self.content_size.width or 30
+        shown = self.values[-width:]
+        top = len(self.BLOCKS) - 1
+        line = "".join(self.BLOCKS[min(round(v / 100 * top), top)] for v in shown)
+        return Text(line.rjust(width), style=self.style_for("ok"), no_wrap=True, end="")
+
+
 class CpuPane(Vertical):
     """CPU: total with a history sparkline, and every core."""
 
     DEFAULT_CSS = """
     CpuPane { height: auto; }
-    CpuPane Sparkline { height: 2; }
+    CpuPane HistoryLine { height: 1; }
     """
 
     def compose(self) -> ComposeResult:
         yield CpuBars()
-        yield Sparkline([], summary_function=max)
+        yield HistoryLine()
 
     def on_resize(self) -> None:
-        sparkline = self.query_one(Sparkline).styles.height
-        lines = int(sparkline.value) if sparkline is not None else 2
-        self.query_one(CpuBars).max_lines = max(self.content_size.height - lines, 1)
+        self.query_one(CpuBars).max_lines = max(self.content_size.height - 1, 1)
 
     def update_data(
         self, total: float | None, cores: Sequence[float], history: Sequence[float], status: Status
     ) -> None:
         bars = self.query_one(CpuBars)
         bars.total, bars.cores, bars.status = total, tuple(cores), status
-        # One point draws as a full block, which reads as 100 %: wait for a second one.
-        self.query_one(Sparkline).data = list(history[-120:]) if len(history) > 1 else []
+        self.query_one(HistoryLine).values = tuple(history[-300:])
         for name in STATUS_CLASSES.values():
             self.set_class(name == STATUS_CLASSES[status], name)
 
