@@ -78,6 +78,22 @@ def test_exit_status_follows_nagios_when_thresholds_are_crossed(
     }
 
 
+def test_options_before_the_command_count_too(tmp_path: Path) -> None:
+    """`fleetdeck --config X check` is how many cron lines are written: X must apply."""
+    config = _config(tmp_path, "[thresholds.disk]\nwarn = 0\ncrit = 0\n")
+    result = _run("--config", config, "--interval", "0.2", "check", "--json")
+    assert result.returncode == 2, result.stderr
+    broken = _config(tmp_path, "[thresholds.disk]\nwarn = 'x'\n")
+    assert _run("--config", broken, "check").returncode == 3
+
+
+@pytest.mark.parametrize("args", [["check", "--interval", "0"], ["check", "--bogus"]])
+def test_a_mistyped_check_command_is_unknown_not_critical(args: list[str]) -> None:
+    result = _run(*args)
+    assert result.returncode == 3
+    assert "error:" in result.stderr
+
+
 def test_a_broken_config_stops_check_with_exit_3_naming_file_line_and_key(tmp_path: Path) -> None:
     config = _config(tmp_path, "[thresholds.disk]\nwarn = 80\ncrit = 'ninety'\n")
     result = _run("check", "--config", config)

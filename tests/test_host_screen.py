@@ -178,3 +178,39 @@ async def test_a_host_that_stops_answering_goes_stale_with_the_age_of_its_data(t
         assert screen.query_one(DisksTable).row_count >= 1  # the last figures are still shown
         await pilot.press("m")
         assert screen.query_one(ProcessTable).sort_by == "mem"
+
+
+async def test_the_cursor_stays_on_its_row_when_the_rows_re_sort() -> None:
+    """The operator has a process under the cursor when the order changes: the cursor goes
+    with the process (and Enter names it), not with the line number."""
+    from textual.app import App, ComposeResult
+
+    from widgets import Cell, RowTable
+    from widgets.row_table import Column
+
+    class Table(RowTable):
+        COLUMNS = (Column("name", "Name"),)
+
+    selected: list[str] = []
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Table()
+
+        def on_row_table_selected(self, message: RowTable.Selected) -> None:
+            selected.append(message.key)
+
+    app = Host()
+    async with app.run_test(size=(40, 10)) as pilot:
+        table = app.query_one(Table)
+        table.set_rows({k: (Cell(k),) for k in ("a", "b", "c")})
+        table.focus()
+        await pilot.press("j")
+        assert table.row_keys[table.cursor_row] == "b"
+        table.set_rows({k: (Cell(k),) for k in ("b", "c", "a")})  # re-sorted
+        assert table.row_keys[table.cursor_row] == "b"
+        table.set_rows({k: (Cell(k),) for k in ("c", "a")})  # b went away
+        assert table.cursor_row < table.row_count
+        await pilot.press("enter")
+        await pilot.pause()
+        assert selected == [table.row_keys[table.cursor_row]]
