@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from checks.config import Config
 from checks.model import CheckContext, Finding, Status, worst_exit_code
 from checks.registry import run_checks
+from hosts.inventory import HostSpec, Inventory
 from hosts.metrics import SampleHistory
+from hosts.proc_sampler import ProcSampler
 from hosts.samplers import Sampler
+from hosts.ssh import ConnectError, SSHOptions, connect_host
+from hosts.stream import StreamScripts
 
 SAMPLE_TIMEOUT = 15.0
 
@@ -30,8 +35,9 @@ class HostReport:
 
     @property
     def exit_code(self) -> int:
+        """A host that cannot be reached is CRITICAL: nobody knows what it is doing."""
         if not self.reachable:
-            return Status.UNKNOWN.exit_code
+            return Status.CRIT.exit_code
         return worst_exit_code([f.status for f in self.findings])
 
 
@@ -62,6 +68,35 @@ async def check_host(name: str, sampler: Sampler, config: Config, spacing: float
         return HostReport(name, False, error=str(error) or type(error).__name__)
     findings = await run_checks(CheckContext(name, history, config.thresholds))
     return HostReport(name, True, tuple(findings))
+
+
+FLEET_CONCURRENCY = 32  # connection attempts at once: OpenSSH's MaxStartups starts at 10:30
+
+
+async def check_fleet(
+    inventory: Inventory,
+    hosts: Sequence[HostSpec],
+    options: SSHOptions,
+    config: Config,
+    spacing: float,
+) -> Report:
+    """Every host at once (bounded), each through one SSH connection and one stream; one
+    host's failure is that host's entry, never the others'."""
+    gate = asyncio.Semaphore(FLEET_CONCURRENCY)
+
+    async def one(spec: HostSpec) -> HostReport:
+        async with gate:
+            try:
+                connection = await connect_host(spec, options, inventory)
+            except ConnectError as error:
+                return HostReport(spec.name, False, error=str(error))
+        try:
+            sampler = ProcSampler(StreamScripts(spec.name, connection))
+            return await check_host(spec.name, sampler, config, spacing)
+        finally:
+            connection.close()
+
+    return Report(tuple(await asyncio.gather(*(one(h) for h in hosts))))
 
 
 def to_json(report: Report) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from checks.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
+    from checks.runner import Report
     from hosts.inventory import HostSpec
 
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "covers the CPU window (60 s by default); shorter runs report it ungraded.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _fleet_options(check)
     hosts = commands.add_parser(
         "hosts",
         help="list the hosts an inventory resolves to",
@@ -98,6 +100,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hosts.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def _fleet_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="check the hosts of this inventory over SSH instead of this machine; repeatable",
+    )
+    parser.add_argument("--host", metavar="NAME", help="only this host of the inventory")
+    parser.add_argument("--tag", metavar="TAG", help="only hosts with this tag or group")
+    parser.add_argument(
+        "--known-hosts",
+        type=Path,
+        default=Path("~/.ssh/known_hosts"),
+        metavar="FILE",
+        help="host keys to trust (default ~/.ssh/known_hosts); unknown keys are refused",
+    )
+    parser.add_argument(
+        "--accept-new",
+        action="store_true",
+        help="add unknown host keys to the known_hosts file (changed keys are still refused)",
+    )
 
 
 def run_hosts(args: argparse.Namespace) -> int:
@@ -154,10 +181,37 @@ def run_check(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"fleetdeck: {error}", file=sys.stderr)
         return 3
-    host = socket.gethostname()
-    report = Report((asyncio.run(check_host(host, PsutilSampler(), config, args.interval)),))
+    if args.inventory:
+        report = _check_inventory(args, config)
+        if report is None:
+            return 3
+    else:
+        host = socket.gethostname()
+        report = Report((asyncio.run(check_host(host, PsutilSampler(), config, args.interval)),))
     print(to_json(report) if args.json else to_table(report))
     return report.exit_code
+
+
+def _check_inventory(args: argparse.Namespace, config: Config) -> Report | None:
+    from checks.runner import check_fleet
+    from hosts.inventory import InventoryError, load_inventory
+    from hosts.ssh import SSHOptions
+
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as error:
+        for problem in error.problems:
+            print(f"fleetdeck: {problem}", file=sys.stderr)
+        return None
+    for warning in inventory.warnings:
+        print(f"fleetdeck: warning: {warning}", file=sys.stderr)
+    hosts = inventory.select(args.host, args.tag)
+    if not hosts:
+        wanted = f"host {args.host!r}" if args.host else f"tag {args.tag!r}"
+        print(f"fleetdeck: no {wanted} in the inventory", file=sys.stderr)
+        return None
+    options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
+    return asyncio.run(check_fleet(inventory, hosts, options, config, args.interval))
 
 
 def run_console(args: argparse.Namespace) -> int:

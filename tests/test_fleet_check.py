@@ -1,0 +1,87 @@
+"""`fleetdeck check -i INVENTORY` across real hosts: one entry per host, an unreachable one
+says why and counts as CRITICAL, and `--host` / `--tag` pick hosts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import fleetdeck_bin
+from sshd import NetnsHost, NetnsLab, SshKeys
+
+
+def _inventory(tmp_path: Path, keys: SshKeys, hosts: list[NetnsHost], tags: list[str]) -> Path:
+    entries = "".join(
+        f'[[host]]\nname = "{h.name}"\naddress = "{h.address}"\nport = {h.port}\n'
+        f'tags = ["{tag}"]\n\n'
+        for h, tag in zip(hosts, tags, strict=True)
+    )
+    path = tmp_path / "fleet.toml"
+    path.write_text(f'[defaults]\nuser = "root"\nidentity_file = "{keys.client_key}"\n\n{entries}')
+    return path
+
+
+def _check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [fleetdeck_bin(), "check", "--json", "--interval", "0.3", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_across_the_fleet_reports_each_host_and_the_unreachable_one_as_critical(
+    netns_hosts,
+    netns_lab: NetnsLab,
+    ssh_keys: SshKeys,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    up: list[NetnsHost] = netns_hosts(2)
+    down = netns_lab.add_host()
+    try:
+        down.stop()
+        hosts = [*up, down]
+        inventory = _inventory(tmp_path, ssh_keys, hosts, ["web", "web", "db"])
+        known = tmp_path / "known_hosts"
+        known.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
+        result = _check("-i", str(inventory), "--known-hosts", str(known))
+        report = {h["name"]: h for h in json.loads(result.stdout)["hosts"]}
+        assert list(report) == [h.name for h in hosts]
+        for host in up:
+            entry = report[host.name]
+            assert entry["reachable"] is True
+            checks = {f["check"] for f in entry["findings"]}
+            assert {"cpu.usage", "mem.usage", "disk.space", "load.per_core"} <= checks
+        lost = report[down.name]
+        assert lost["reachable"] is False and lost["findings"] == []
+        assert "refused" in lost["error"] and down.name in lost["error"]
+        assert result.returncode == 2
+
+        only = _check("-i", str(inventory), "--known-hosts", str(known), "--tag", "web")
+        assert [h["name"] for h in json.loads(only.stdout)["hosts"]] == [h.name for h in up]
+        one = _check("-i", str(inventory), "--known-hosts", str(known), "--host", up[1].name)
+        assert [h["name"] for h in json.loads(one.stdout)["hosts"]] == [up[1].name]
+        assert one.returncode in {0, 1}  # a healthy namespace host: nothing critical
+        missing = _check("-i", str(inventory), "--host", "nope")
+        assert missing.returncode == 3 and "no host 'nope'" in missing.stderr
+    finally:
+        netns_lab.remove_host(down)
+
+
+def test_an_unknown_host_key_makes_that_host_unreachable_with_the_fingerprint(
+    netns_hosts,
+    ssh_keys: SshKeys,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    (host,) = netns_hosts(1)
+    inventory = _inventory(tmp_path, ssh_keys, [host], ["web"])
+    known = tmp_path / "empty_known_hosts"
+    known.write_text("")
+    result = _check("-i", str(inventory), "--known-hosts", str(known))
+    (entry,) = json.loads(result.stdout)["hosts"]
+    assert entry["reachable"] is False
+    assert "host key unknown" in entry["error"] and host.host_key_fingerprint in entry["error"]
+    accepted = _check("-i", str(inventory), "--known-hosts", str(known), "--accept-new")
+    assert json.loads(accepted.stdout)["hosts"][0]["reachable"] is True
+    assert host.address in known.read_text()
