@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from checks.config import Config
+from checks.watch import HostWatch
 from hosts.samplers import PsutilSampler, Sampler
 from tui.host_screen import HostScreen
 
@@ -42,7 +43,8 @@ class FleetdeckApp(App[None]):
         self._sampler = sampler
 
     def on_mount(self) -> None:
-        self.push_screen(HostScreen(self._host, self._sampler, self.config, self.settings.interval))
+        watch = HostWatch(self._host, self._sampler, self.config, self.settings.interval)
+        self.push_screen(HostScreen(watch))
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from typing import ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from checks.alerts import AlertTracker
-from checks.config import Config
-from checks.model import CheckContext, Finding, Status
-from checks.registry import run_checks
+from checks.model import Finding, Status
+from checks.watch import HostWatch
 from hosts.metrics import SampleHistory
-from hosts.samplers import Sampler
 from widgets import (
     AlertsTable,
     CpuPane,
@@ -36,8 +32,8 @@ MIN_WIDTH, MIN_HEIGHT = 60, 16
 
 
 class HostScreen(Screen[None]):
-    """One host's resources, refreshed every `interval` seconds; the next poll is scheduled
-    when the last one ends, so a slow host never piles polls up."""
+    """One host's resources, as its `HostWatch` sees them. The screen polls the watch itself
+    (`owns_watch`, the local console) or shows one the Fleet screen already polls."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "sort('cpu')", "Sort CPU"),
@@ -49,24 +45,31 @@ class HostScreen(Screen[None]):
         Binding("3", "jump('disks')", "Disks", show=False),
         Binding("4", "jump('network')", "Network", show=False),
         Binding("5", "jump('findings')", "Findings", show=False),
+        Binding("escape", "back", "Fleet", show=False),
     ]
 
-    def __init__(self, name: str, sampler: Sampler, config: Config, interval: float) -> None:
+    def __init__(self, watch: HostWatch, owns_watch: bool = True) -> None:
         super().__init__()
         # Under 120 columns the tables stack in one scrolling column; from 120 they sit side
         # by side (see app.tcss).
         self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
-        self.host_name = name
-        self.sampler = sampler
-        self.config = config
-        self.interval = interval
-        # Enough history to cover the CPU window at this interval, and ten minutes at least.
-        window_samples = int(config.thresholds.cpu_window / interval) + 2
-        self.history = SampleHistory(size=max(600, window_samples))
-        self.alerts = AlertTracker(name, config.alert_for)
-        self.findings: list[Finding] = []
-        self.polls = 0
-        self._next_poll: Timer | None = None
+        self.host_watch = watch
+        self.owns_watch = owns_watch
+        self.host_name = watch.name
+        self.interval = watch.interval
+        self._stop_listening: Callable[[], None] | None = None
+
+    @property
+    def polls(self) -> int:
+        return self.host_watch.polls
+
+    @property
+    def history(self) -> SampleHistory:
+        return self.host_watch.history
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.host_watch.findings
 
     def compose(self) -> ComposeResult:
         yield HostHeader(self.host_name, max_age=max(2 * self.interval, 2.0))
@@ -99,11 +102,18 @@ class HostScreen(Screen[None]):
         for widget_id, title in titles.items():
             self.query_one(f"#{widget_id}").border_title = title
         self.query_one("#processes", ProcessTable).focus(scroll_visible=False)
-        self.run_worker(self._describe(), group="describe", exit_on_error=False)
-        self.poll()
+        self._stop_listening = self.host_watch.listen(self._show)
+        if self.host_watch.polls or self.host_watch.error:
+            self._show(self.host_watch)
+        if self.owns_watch:
+            self.run_worker(self.host_watch.run(), group="watch", exit_on_error=False)
+        else:
+            self.host_watch.poll_now()  # processes are wanted now that someone looks
 
-    async def _describe(self) -> None:
-        self.query_one(HostHeader).info = await asyncio.wait_for(self.sampler.describe(), 10)
+    def on_unmount(self) -> None:
+        if self._stop_listening is not None:
+            self._stop_listening()
+        self.host_watch.sampler.processes = False
 
     @on(Resize)
     def _check_size(self, event: Resize) -> None:
@@ -116,7 +126,11 @@ class HostScreen(Screen[None]):
             )
 
     def action_refresh_now(self) -> None:
-        self.poll()
+        self.host_watch.poll_now()
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 2:  # opened from the Fleet screen
+            self.app.pop_screen()
 
     def action_sort(self, column: str) -> None:
         self.query_one(ProcessTable).sort_by = column
@@ -126,41 +140,25 @@ class HostScreen(Screen[None]):
         widget.scroll_visible(top=True, animate=False)
         widget.focus()
 
-    @work(exclusive=True, group="poll", exit_on_error=False)
-    async def poll(self) -> None:
-        """Take one sample and show it, then book the next poll (one chain of timers only)."""
-        if self._next_poll is not None:
-            self._next_poll.stop()
+    def _show(self, watch: HostWatch) -> None:
+        """Put the watch's latest sample, findings and alerts on the panes."""
         header = self.query_one(HostHeader)
-        try:
-            await self._poll_once()
-        except asyncio.CancelledError:
-            raise
-        except TimeoutError:
-            header.stale_reason = "sampling timed out"
-        except Exception as error:  # every failure becomes a visible stale state, not a crash
-            header.stale_reason = str(error) or type(error).__name__
-        delay = self.interval if len(self.history) >= 2 else min(0.5, self.interval)
-        self._next_poll = self.set_timer(delay, self.poll, name="next-poll")
-
-    async def _poll_once(self) -> None:
-        header = self.query_one(HostHeader)
+        header.info = watch.info
+        header.stale_reason = watch.error
         processes = self.query_one(ProcessTable)
         # Process lists are the costly part of a sample: only while someone can see them.
-        self.sampler.processes = processes.is_on_screen or not self.history
-        sample = await asyncio.wait_for(self.sampler.sample(), max(2 * self.interval, 5))
-        rates = self.history.add(sample)
-        header.stale_reason = None
+        watch.sampler.processes = processes.is_on_screen or len(watch.history) < 2
+        sample, rates = watch.latest, watch.rates
+        if sample is None:
+            return
         header.updated = sample.at
-        ctx = CheckContext(self.host_name, self.history, self.config.thresholds)
-        self.findings = await run_checks(ctx)
-        self.alerts.update(self.findings, sample.at)
+        findings = watch.findings
         host_wide = {"cpu", "memory", "swap", "load"}
-        status = {f.check: f.status for f in self.findings if f.target in host_wide}
+        status = {f.check: f.status for f in findings if f.target in host_wide}
         self.query_one(CpuPane).update_data(
             rates.cpu if rates else None,
             rates.cores if rates else (),
-            self.history.cpu_series(),
+            watch.history.cpu_series(),
             status.get("cpu.usage", Status.OK),
         )
         self.query_one(MemoryPane).show(
@@ -173,12 +171,11 @@ class HostScreen(Screen[None]):
         self.query_one(NetworkTable).show(rates)
         if rates is not None and rates.processes is not None:
             processes.show(rates.processes)
-        self.query_one(FindingsTable).show(self.findings)
-        alerts = self.alerts.alerts()
+        self.query_one(FindingsTable).show(findings)
+        alerts = watch.alerts.alerts()
         self.query_one(AlertsTable).show(alerts, now=sample.at)
         subtitle = f"{len(alerts)}" if alerts else "none"
         table = self.query_one(AlertsTable)
         if table.border_subtitle != subtitle:  # setting it repaints the table, even unchanged
             table.border_subtitle = subtitle
-        header.alert_counts = self.alerts.counts()
-        self.polls += 1
+        header.alert_counts = watch.alerts.counts()
