@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import ClassVar
@@ -12,8 +13,13 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from checks.config import Config
+from checks.runner import FLEET_CONCURRENCY
 from checks.watch import HostWatch
+from hosts.inventory import HostSpec, Inventory
+from hosts.link import HostLink
 from hosts.samplers import PsutilSampler, Sampler
+from hosts.ssh import SSHOptions
+from tui.fleet_screen import FleetScreen
 from tui.host_screen import HostScreen
 
 
@@ -35,16 +41,28 @@ class FleetdeckApp(App[None]):
         Binding("question_mark", "toggle_help", "Keys"),
     ]
 
-    def __init__(self, settings: Settings, config: Config, host: str, sampler: Sampler) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: Config,
+        watches: Sequence[HostWatch],
+        tags: dict[str, tuple[str, ...]] | None = None,
+        groups: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.config = config
-        self._host = host
-        self._sampler = sampler
+        self.watches = tuple(watches)
+        self._tags = tags or {}
+        self._groups = groups or {}
 
     def on_mount(self) -> None:
-        watch = HostWatch(self._host, self._sampler, self.config, self.settings.interval)
-        self.push_screen(HostScreen(watch))
+        if len(self.watches) == 1:
+            self.push_screen(HostScreen(self.watches[0]))
+        else:
+            self.push_screen(
+                FleetScreen(self.watches, self._tags, self._groups, self.settings.interval)
+            )
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):
@@ -76,4 +94,24 @@ def make_app(
     sampler: Sampler | None = None,
 ) -> FleetdeckApp:
     """Build the console: this machine through psutil unless another sampler is given."""
-    return FleetdeckApp(settings, config, host, sampler or PsutilSampler())
+    watch = HostWatch(host, sampler or PsutilSampler(), config, settings.interval)
+    return FleetdeckApp(settings, config, [watch])
+
+
+def make_fleet_app(
+    settings: Settings,
+    config: Config,
+    inventory: Inventory,
+    hosts: Sequence[HostSpec],
+    options: SSHOptions,
+) -> FleetdeckApp:
+    """Build the console over inventory hosts: one self-reconnecting link and watch each,
+    with at most FLEET_CONCURRENCY SSH handshakes at a time."""
+    gate = asyncio.Semaphore(FLEET_CONCURRENCY)
+    watches = [
+        HostWatch(h.name, HostLink(h, options, inventory, gate), config, settings.interval)
+        for h in hosts
+    ]
+    tags = {h.name: h.tags for h in hosts}
+    groups = {h.name: h.groups for h in hosts}
+    return FleetdeckApp(settings, config, watches, tags, groups)

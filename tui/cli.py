@@ -20,7 +20,7 @@ from checks.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from checks.runner import Report
-    from hosts.inventory import HostSpec
+    from hosts.inventory import HostSpec, Inventory
 
 
 def _version() -> str:
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"fleetdeck {_version()}")
+    _fleet_options(parser)
     parser.add_argument(
         "--read-only", action="store_true", help="never change anything (war-room screens)"
     )
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "covers the CPU window (60 s by default); shorter runs report it ungraded.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _fleet_options(check)
+    _fleet_options(check, defaults=False)
     hosts = commands.add_parser(
         "hosts",
         help="list the hosts an inventory resolves to",
@@ -102,27 +103,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fleet_options(parser: argparse.ArgumentParser) -> None:
+def _fleet_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """The inventory options; on `check` they default to SUPPRESS like `_common`'s."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
     parser.add_argument(
         "-i",
         "--inventory",
         type=Path,
         action="append",
+        default=default(None),
         metavar="FILE",
-        help="check the hosts of this inventory over SSH instead of this machine; repeatable",
+        help="watch (or check) the hosts of this inventory over SSH; repeatable",
     )
-    parser.add_argument("--host", metavar="NAME", help="only this host of the inventory")
-    parser.add_argument("--tag", metavar="TAG", help="only hosts with this tag or group")
+    parser.add_argument(
+        "--host", default=default(None), metavar="NAME", help="only this host of the inventory"
+    )
+    parser.add_argument(
+        "--tag", default=default(None), metavar="TAG", help="only hosts with this tag or group"
+    )
     parser.add_argument(
         "--known-hosts",
         type=Path,
-        default=Path("~/.ssh/known_hosts"),
+        default=default(Path("~/.ssh/known_hosts")),
         metavar="FILE",
         help="host keys to trust (default ~/.ssh/known_hosts); unknown keys are refused",
     )
     parser.add_argument(
         "--accept-new",
         action="store_true",
+        default=default(False),
         help="add unknown host keys to the known_hosts file (changed keys are still refused)",
     )
 
@@ -192,10 +204,9 @@ def run_check(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def _check_inventory(args: argparse.Namespace, config: Config) -> Report | None:
-    from checks.runner import check_fleet
+def _selected(args: argparse.Namespace) -> tuple[Inventory, tuple[HostSpec, ...]] | None:
+    """The inventory and the hosts the options pick; problems printed, None if unusable."""
     from hosts.inventory import InventoryError, load_inventory
-    from hosts.ssh import SSHOptions
 
     try:
         inventory = load_inventory(args.inventory)
@@ -210,8 +221,29 @@ def _check_inventory(args: argparse.Namespace, config: Config) -> Report | None:
         wanted = f"host {args.host!r}" if args.host else f"tag {args.tag!r}"
         print(f"fleetdeck: no {wanted} in the inventory", file=sys.stderr)
         return None
+    return inventory, hosts
+
+
+def _check_inventory(args: argparse.Namespace, config: Config) -> Report | None:
+    from checks.runner import check_fleet
+    from hosts.ssh import SSHOptions
+
+    selected = _selected(args)
+    if selected is None:
+        return None
+    inventory, hosts = selected
     options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
     return asyncio.run(check_fleet(inventory, hosts, options, config, args.interval))
+
+
+def _raise_fd_limit() -> None:
+    """One socket per host: a fleet of a thousand needs more than the usual 1024 fds."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
 
 
 def run_console(args: argparse.Namespace) -> int:
@@ -223,7 +255,7 @@ def run_console(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from tui.app import Settings, make_app
+    from tui.app import Settings, make_app, make_fleet_app
 
     # Textual sizes the screen with shutil.get_terminal_size, which believes COLUMNS and LINES
     # over the terminal. Exported ones (some shells, sudo and CI setups) would pin the console
@@ -231,9 +263,19 @@ def run_console(args: argparse.Namespace) -> int:
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
 
-    app = make_app(
-        Settings(interval=args.interval, read_only=args.read_only), config, socket.gethostname()
-    )
+    settings = Settings(interval=args.interval, read_only=args.read_only)
+    if args.inventory:
+        from hosts.ssh import SSHOptions
+
+        selected = _selected(args)
+        if selected is None:
+            return 2
+        inventory, hosts = selected
+        _raise_fd_limit()
+        options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
+        app = make_fleet_app(settings, config, inventory, hosts, options)
+    else:
+        app = make_app(settings, config, socket.gethostname())
     app.run()
     return app.return_code or 0
 

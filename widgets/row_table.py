@@ -79,6 +79,14 @@ class RowTable(ScrollView, can_focus=True):
             self.table = table
             self.key = key
 
+    class Highlighted(Message):
+        """The cursor moved to another row."""
+
+        def __init__(self, table: RowTable, key: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._rows: dict[str, tuple[Cell, ...]] = {}
@@ -207,6 +215,8 @@ class RowTable(ScrollView, can_focus=True):
         self.refresh_line(old + 1)
         self.refresh_line(new + 1)
         self._keep_cursor_visible()
+        key = self._order[new] if new < len(self._order) else None
+        self.post_message(self.Highlighted(self, key))
 
     def _keep_cursor_visible(self) -> None:
         top = self.scroll_offset.y

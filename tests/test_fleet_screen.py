@@ -1,0 +1,85 @@
+"""The Fleet screen on real hosts: a row each, a dead host down with its reason while the
+others keep updating, filter with /, Enter into a host and Escape back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from checks.config import Config
+from hosts.inventory import HostSpec, Inventory
+from hosts.ssh import SSHOptions
+from tui.app import Settings, make_fleet_app
+from tui.fleet_screen import FleetScreen
+from tui.host_screen import HostScreen
+from widgets import HostHeader
+from widgets.fleet_table import FleetTable
+
+from sshd import NetnsHost, NetnsLab, SshKeys
+
+
+async def _until(pilot: Pilot[None], condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    waited = 0.0
+    while not condition():
+        assert waited < timeout, "the screen did not get there in time"
+        await pilot.pause(0.1)
+        waited += 0.1
+
+
+def _state(table: FleetTable, name: str) -> str:
+    return str(table.row(table.row_keys.index(name))[1])
+
+
+async def test_fleet_rows_a_dead_host_filter_and_open_a_host(
+    netns_hosts,
+    netns_lab: NetnsLab,
+    ssh_keys: SshKeys,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    up: list[NetnsHost] = netns_hosts(2)
+    dead = netns_lab.add_host()
+    try:
+        hosts = [*up, dead]
+        specs = tuple(
+            HostSpec(h.name, h.address, h.port, "root", identity_files=(str(ssh_keys.client_key),),
+                     tags=("db",) if h is dead else ("web",))
+            for h in hosts
+        )  # fmt: skip
+        known = tmp_path / "known_hosts"
+        known.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
+        options = SSHOptions(known_hosts=known, agent=False, connect_timeout=2)
+        app = make_fleet_app(Settings(interval=0.5), Config(), Inventory(specs), specs, options)
+        async with app.run_test(size=(100, 30)) as pilot:
+            assert isinstance(app.screen, FleetScreen)
+            table = app.screen.query_one(FleetTable)
+            await _until(pilot, lambda: table.row_count == 3)
+            await _until(pilot, lambda: all(_state(table, h.name) == "up" for h in hosts))
+            dead.stop()
+            await _until(pilot, lambda: _state(table, dead.name).startswith("down"))
+            watches = app.screen.watches
+            before = {h.name: watches[h.name].polls for h in up}
+            await pilot.pause(1.5)
+            assert all(watches[h.name].polls > before[h.name] for h in up)  # others go on
+            assert all(_state(table, h.name) == "up" for h in up)
+            assert str(table.row(table.row_keys.index(dead.name))[2]) == "-"  # no stale figure
+
+            await pilot.press("slash", *"db", "enter")
+            await _until(pilot, lambda: table.row_keys == [dead.name])
+            await pilot.press("escape")
+            await _until(pilot, lambda: table.row_count == 3)
+
+            table.move_cursor(table.row_keys.index(up[0].name))
+            await pilot.press("enter")
+            await _until(pilot, lambda: isinstance(app.screen, HostScreen))
+            host_screen = app.screen
+            header = host_screen.query_one(HostHeader)
+            await _until(pilot, lambda: header.info is not None)
+            assert header.info is not None and header.info.hostname == up[0].name
+            await pilot.press("escape")
+            assert app.screen is not host_screen and isinstance(app.screen, FleetScreen)
+
+            dead.start()  # it comes back by itself
+            await _until(pilot, lambda: _state(table, dead.name) == "up", timeout=30)
+    finally:
+        netns_lab.remove_host(dead)
