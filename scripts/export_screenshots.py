@@ -15,20 +15,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from recorded import recorded_app, until_shown  # noqa: E402
+from recorded import (  # noqa: E402
+    recorded_app,
+    recorded_fleet_app,
+    until_fleet_shown,
+    until_shown,
+)
 
 SHOTS = [
     ("host-80x24", (80, 24), ()),
     ("host-120x40-by-memory", (120, 40), ("m",)),
     ("host-200x60", (200, 60), ()),
     ("too-small-50x12", (50, 12), ()),
+    ("fleet-100x24-grouped", (100, 24), ("g",)),
 ]
 
 
 async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...]) -> Path:
-    app = recorded_app()
+    fleet = name.startswith("fleet")
+    app = recorded_fleet_app() if fleet else recorded_app()
     async with app.run_test(size=size) as pilot:
-        await until_shown(pilot)
+        await (until_fleet_shown if fleet else until_shown)(pilot)
         for key in keys:
             await pilot.press(key)
         await pilot.pause(0.2)

@@ -80,3 +80,30 @@ async def until_shown(pilot: Pilot[None]) -> None:
             break
         await pilot.pause(0.05)
     await pilot.pause(0.1)
+
+
+def recorded_fleet_app() -> FleetdeckApp:
+    """A fleet of recorded hosts and one that cannot be sampled (its shell is missing)."""
+    from checks.watch import HostWatch
+    from hosts.shell import LocalShell
+
+    settings, config = Settings(interval=3600), Config()
+    broken = ProcSampler(LocalShell("edge-9", env={"PATH": "/nonexistent"}))
+    watches = [
+        HostWatch("big-64", recorded_sampler("big-64"), config, settings.interval),
+        HostWatch("edge-9", broken, config, settings.interval),
+        HostWatch("web-01", recorded_sampler("web-01"), config, settings.interval),
+    ]
+    tags = {"big-64": ("batch",), "edge-9": ("edge",), "web-01": ("web", "nginx")}
+    groups = {"big-64": ("prod",), "edge-9": ("staging",), "web-01": ("prod",)}
+    return FleetdeckApp(settings, config, watches, tags, groups)
+
+
+async def until_fleet_shown(pilot: Pilot[None]) -> None:
+    """Wait until every recorded host has both samples and the table has caught up."""
+    for _ in range(200):
+        watches = getattr(pilot.app.screen, "watches", {})
+        if watches and all(w.polls >= 2 or w.error for w in watches.values()):
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(1.2)

@@ -7,7 +7,7 @@ an NFS mount with a stale handle (UNKNOWN).
 
 from __future__ import annotations
 
-from recorded import recorded_app, until_shown
+from recorded import recorded_app, recorded_fleet_app, until_fleet_shown, until_shown
 
 
 def test_host_screen_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
@@ -42,3 +42,20 @@ def test_a_64_core_host_at_80x24_shows_every_core(snap_compare) -> None:  # type
     '·' (idle) to '█' (full), 60 of them in a repeating ramp and the last four full, and
     counts any that do not fit as '+N' instead of dropping them."""
     assert snap_compare(recorded_app("big-64"), terminal_size=(80, 24), run_before=until_shown)
+
+
+def test_fleet_screen_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """Three hosts sorted by name: big-64 and web-01 up with CPU, memory, worst disk
+    (93 % on web-01's /), load per core and alert counts (2C 2W 1U on web-01); edge-9 down,
+    its figures shown as '-', never as current; the summary line counts 2 up, 1 down."""
+    assert snap_compare(recorded_fleet_app(), terminal_size=(80, 24), run_before=until_fleet_shown)
+
+
+def test_fleet_screen_grouped_by_group(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """After g: headings '▸ prod (2)' over big-64 and web-01, and '▸ staging (1)' over edge-9."""
+    assert snap_compare(
+        recorded_fleet_app(),
+        terminal_size=(100, 24),
+        run_before=until_fleet_shown,
+        press=["g", "_"],
+    )

@@ -45,7 +45,7 @@ def host_row(watch: HostWatch, labels: Sequence[str] = ()) -> HostRow:
         if sample is None and reason == "connecting":
             state, rank = "connecting", 1
         else:
-            state, rank = f"down: {reason}", 3
+            state, rank = ("down" if reason == "down" else f"down: {reason}"), 3
         seconds = watch.age()
         since = f" (data {human_duration(seconds)} old)" if seconds is not None else ""
         return HostRow(
