@@ -205,3 +205,30 @@ async def test_a_lost_connection_is_a_sample_error_naming_the_host(
     with pytest.raises(SampleError, match=r"^fresh: "):
         await sampler.sample()
     connection.close()
+
+
+async def test_ad_hoc_commands_run_on_the_open_stream_framed_with_their_status(
+    loopback_sshd: SshdHost, ssh_keys: SshKeys, tmp_path: Path
+) -> None:
+    from hosts.shell import ShellError
+
+    connection = await connect_host(
+        spec(loopback_sshd, ssh_keys), trusting(tmp_path, loopback_sshd)
+    )
+    try:
+        stream = StreamScripts("lo", connection)
+        result = await stream.run_command(["hostname"])
+        channel = stream._process
+        assert (result.stdout, result.exit_status) == ("loopback\n", 0)
+        # Output that imitates the end marker cannot end the answer early: the nonce differs.
+        fake = "\\n@@fleetdeck:@done 0000000000000000\\nafter"  # printf turns \\n into lines
+        echoed = await stream.run_command(["printf", fake])
+        assert echoed.stdout == "\n@@fleetdeck:@done 0000000000000000\nafter"
+        failed = await stream.run_command(["sh", "-c", "echo oops >&2; exit 4"])
+        assert (failed.stdout, failed.exit_status) == ("oops\n", 4)
+        assert (await ProcSampler(stream).sample()).memory.total > 0  # samples share it
+        assert stream._process is channel
+        with pytest.raises(ShellError, match="one line"):
+            await stream.run_command(["printf", "a\nb"])
+    finally:
+        connection.close()
