@@ -17,7 +17,7 @@ from checks.registry import run_checks
 from hosts.inventory import HostSpec, Inventory
 from hosts.metrics import SampleHistory
 from hosts.proc_sampler import ProcSampler
-from hosts.samplers import Sampler
+from hosts.samplers import SampleGarbage, Sampler
 from hosts.ssh import ConnectError, SSHOptions, connect_host
 from hosts.stream import StreamScripts
 
@@ -64,6 +64,8 @@ async def check_host(name: str, sampler: Sampler, config: Config, spacing: float
             history.add(await sampler.sample())
     except TimeoutError:
         return HostReport(name, False, error=f"{name}: sampling timed out")
+    except SampleGarbage as error:  # reachable, but what it says cannot be read
+        return HostReport(name, True, (Finding("host.sample", Status.UNKNOWN, name, str(error)),))
     except Exception as error:  # the report says why, and the exit status is UNKNOWN
         return HostReport(name, False, error=str(error) or type(error).__name__)
     findings = await run_checks(CheckContext(name, history, config.thresholds))

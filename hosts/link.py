@@ -18,7 +18,7 @@ import asyncssh
 from hosts.inventory import HostSpec, Inventory
 from hosts.proc_sampler import ProcSampler
 from hosts.sample import HostInfo, Sample
-from hosts.samplers import SampleError
+from hosts.samplers import SampleError, SampleGarbage
 from hosts.ssh import ConnectError, ConnState, SSHOptions, connect_host
 from hosts.stream import StreamScripts
 
@@ -64,6 +64,9 @@ class HostLink:
         sampler.processes = self.processes
         try:
             return await sampler.sample()
+        except SampleGarbage as error:
+            self.state, self.reason = ConnState.UP, str(error)  # connected; answer unreadable
+            raise
         except SampleError as error:
             self._lost(ConnState.DOWN, str(error))
             raise

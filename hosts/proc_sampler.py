@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from hosts import procfs
 from hosts.sample import HostInfo, Mount, ProcessInfo, Sample
-from hosts.samplers import SampleError, keep_mount
+from hosts.samplers import SampleError, SampleGarbage, keep_mount
 from hosts.shell import Shell, ShellError
 
 MARKER = "@@fleetdeck:"
@@ -126,14 +126,14 @@ class ProcSampler:
         at = self.clock()
         s = await self._sections("sample")
         if "end" not in s:
-            raise SampleError(f"{self.host}: the sampling script stopped part way")
+            raise SampleGarbage(f"{self.host}: the sampling script stopped part way")
         hz = procfs._int(s.get("hz", "").strip()) or procfs.DEFAULT_USER_HZ
         try:
             cpu, cores = procfs.parse_proc_stat(s.get("stat", ""), hz)
             memory = procfs.parse_meminfo(s.get("meminfo", ""))
             load = procfs.parse_loadavg(s.get("loadavg", ""))
         except procfs.ParseError as error:
-            raise SampleError(f"{self.host}: {error}") from None
+            raise SampleGarbage(f"{self.host}: unreadable answer: {error}") from None
         inodes = procfs.parse_df_inodes(s.get("dfi", ""))
         mounts = []
         if s.get("dfstatus", "").strip() == "124":  # timeout(1) killed df

@@ -69,6 +69,11 @@ class SampleError(Exception):
     """A host could not be sampled; the message names the host and the cause."""
 
 
+class SampleGarbage(SampleError):
+    """The host answered, but not with anything fleetdeck can read: its state is UNKNOWN,
+    and the connection is fine (no reconnecting)."""
+
+
 class Sampler(Protocol):
     """Produces samples of one host."""
 

@@ -217,6 +217,7 @@ class SshdHost:
         authorized_keys: Path,
         netns: str | None = None,
         reachable: bool = True,
+        extra_config: Sequence[str] = (),
     ) -> None:
         if not _HOSTNAME.match(name):
             raise ValueError(f"host name {name!r}: use lowercase letters, digits and '-'")
@@ -228,6 +229,8 @@ class SshdHost:
         self.netns = netns
         self.reachable = reachable
         """False when the test runner has no route to it (a host behind a jump host)."""
+        self.extra_config = tuple(extra_config)
+        """More sshd_config lines (ForceCommand for a host that answers nonsense)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host_key_path = workdir / "ssh_host_ed25519_key"
         self.config_path = workdir / "sshd_config"
@@ -368,6 +371,7 @@ class SshdHost:
                     "MaxSessions 64",
                     "Subsystem sftp internal-sftp",
                     "LogLevel VERBOSE",
+                    *self.extra_config,
                     "",
                 ]
             )
@@ -415,7 +419,9 @@ def free_loopback_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_loopback_sshd(workdir: Path, keys: SshKeys, *, name: str = "loopback") -> SshdHost:
+def start_loopback_sshd(
+    workdir: Path, keys: SshKeys, *, name: str = "loopback", extra_config: Sequence[str] = ()
+) -> SshdHost:
     """A running sshd on 127.0.0.1 at a free port; the caller stops it."""
     require_sshd_tools()
     host = SshdHost(
@@ -424,6 +430,7 @@ def start_loopback_sshd(workdir: Path, keys: SshKeys, *, name: str = "loopback")
         port=free_loopback_port(),
         workdir=workdir,
         authorized_keys=keys.authorized_keys,
+        extra_config=extra_config,
     )
     host.start()
     return host

@@ -85,3 +85,52 @@ def test_an_unknown_host_key_makes_that_host_unreachable_with_the_fingerprint(
     accepted = _check("-i", str(inventory), "--known-hosts", str(known), "--accept-new")
     assert json.loads(accepted.stdout)["hosts"][0]["reachable"] is True
     assert host.address in known.read_text()
+
+
+def test_a_host_that_answers_garbage_is_unknown_and_the_others_are_not_affected(
+    netns_hosts,
+    ssh_keys: SshKeys,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """A real sshd whose ForceCommand speaks fleetdeck's framing but sends nonsense in
+    place of /proc: that host is UNKNOWN with the reason, reachable; the healthy one is fine."""
+    from sshd import start_loopback_sshd
+
+    liar = tmp_path / "liar.sh"
+    liar.write_text(
+        "#!/bin/sh\n"
+        "while read -r request nonce; do\n"
+        "  printf '\\n@@fleetdeck:stat\\nthis is not /proc/stat\\n@@fleetdeck:end\\n'\n"
+        "  printf '\\n@@fleetdeck:@done %s\\n' \"$nonce\"\n"
+        "done\n"
+    )
+    liar.chmod(0o755)
+    garbage = start_loopback_sshd(
+        tmp_path / "liar", ssh_keys, name="liar", extra_config=[f"ForceCommand {liar}"]
+    )
+    try:
+        (good,) = netns_hosts(1)
+        hosts = [good, garbage]
+        path = tmp_path / "fleet.toml"
+        path.write_text(
+            f'[defaults]\nuser = "root"\nidentity_file = "{ssh_keys.client_key}"\n\n'
+            + "".join(
+                f'[[host]]\nname = "{h.name}"\naddress = "{h.address}"\nport = {h.port}\n\n'
+                for h in hosts
+            )
+        )
+        known = tmp_path / "known_hosts"
+        known.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
+        result = _check("-i", str(path), "--known-hosts", str(known))
+        report = {h["name"]: h for h in json.loads(result.stdout)["hosts"]}
+        assert report[good.name]["reachable"] is True
+        assert all(f["status"] != "UNKNOWN" for f in report[good.name]["findings"])
+        (finding,) = report["liar"]["findings"]
+        assert report["liar"]["reachable"] is True
+        assert (finding["check"], finding["status"]) == ("host.sample", "UNKNOWN")
+        assert "liar: unreadable answer: /proc/stat" in finding["summary"]
+        statuses = {f["status"] for f in report[good.name]["findings"]}
+        expected = 2 if "CRIT" in statuses else 1 if "WARN" in statuses else 3
+        assert result.returncode == expected  # Nagios: CRIT > WARN > UNKNOWN across hosts
+    finally:
+        garbage.stop()

@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from checks.alerts import AlertState
 from checks.model import Status
 from checks.watch import HostWatch
+from hosts.ssh import ConnState
 from hosts.units import human_duration
 from widgets.cells import Cell, num
 from widgets.row_table import Column, RowTable
@@ -40,6 +41,19 @@ def host_row(watch: HostWatch, labels: Sequence[str] = ()) -> HostRow:
     for alert in watch.alerts.alerts():
         if alert.state is not AlertState.RESOLVED:
             alerts[alert.severity] = alerts.get(alert.severity, 0) + 1
+    if watch.error is not None and link_state is ConnState.UP:
+        return HostRow(
+            watch.name,
+            "unknown",
+            2,
+            None,
+            None,
+            None,
+            None,
+            alerts,
+            tuple(labels),
+            f"{watch.error} (connected, but the answer cannot be read)",
+        )
     if watch.error is not None and (sample is None or watch.is_stale()):
         reason = link_state.value if link_state is not None else "down"
         if sample is None and reason == "connecting":
