@@ -83,3 +83,37 @@ async def test_fleet_rows_a_dead_host_filter_and_open_a_host(
             await _until(pilot, lambda: _state(table, dead.name) == "up", timeout=30)
     finally:
         netns_lab.remove_host(dead)
+
+
+async def test_a_thousand_unreachable_hosts_neither_freeze_the_screen_nor_run_out_of_fds(
+    tmp_path: Path,
+) -> None:
+    """Port 9 on loopback refuses at once: a thousand hosts all failing and backing off.
+    The table lists them all, keys still act within a second, and the connection attempts
+    in flight stay under the handshake bound, not one file descriptor per host."""
+    import os
+    import time
+
+    specs = tuple(HostSpec(f"gone-{i:04}", "127.0.0.1", 9, "root") for i in range(1000))
+    options = SSHOptions(known_hosts=tmp_path / "known_hosts", agent=False, connect_timeout=2)
+    app = make_fleet_app(Settings(interval=1.0), Config(), Inventory(specs), specs, options)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert isinstance(app.screen, FleetScreen)
+        table = app.screen.query_one(FleetTable)
+        await _until(pilot, lambda: table.row_count == 1000)
+        await _until(
+            pilot, lambda: all(_state(table, s.name) == "down: refused" for s in specs[:50])
+        )
+        most_fds = 0
+        for _ in range(20):
+            most_fds = max(most_fds, len(os.listdir("/proc/self/fd")))
+            await pilot.pause(0.1)
+        assert most_fds < 300
+        started = time.monotonic()
+        await pilot.press("s")
+        await _until(pilot, lambda: app.screen.sort_by == "state", timeout=1.0)
+        assert time.monotonic() - started < 1.0
+        summary = str(app.screen.query_one("#fleet-summary").render())
+        assert "1000 hosts · 0 up" in summary  # the rest down or between two attempts
+        down = int(summary.split(" down")[0].rsplit(" ", 1)[1])
+        assert down >= 900
