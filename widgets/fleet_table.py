@@ -41,66 +41,29 @@ def host_row(watch: HostWatch, labels: Sequence[str] = ()) -> HostRow:
     for alert in watch.alerts.alerts():
         if alert.state is not AlertState.RESOLVED:
             alerts[alert.severity] = alerts.get(alert.severity, 0) + 1
-    if watch.error is not None and link_state is ConnState.UP:
+
+    def without_figures(state: str, rank: int, detail: str) -> HostRow:
         return HostRow(
-            watch.name,
-            "unknown",
-            2,
-            None,
-            None,
-            None,
-            None,
-            alerts,
-            tuple(labels),
-            f"{watch.error} (connected, but the answer cannot be read)",
+            watch.name, state, rank, None, None, None, None, alerts, tuple(labels), detail
         )
+
+    if watch.error is not None and link_state is ConnState.UP:
+        detail = f"{watch.error} (connected, but the answer cannot be read)"
+        return without_figures("unknown", 2, detail)
     if watch.error is not None and (sample is None or watch.is_stale()):
         reason = link_state.value if link_state is not None else "down"
-        if sample is None and reason == "connecting":
-            state, rank = "connecting", 1
-        else:
-            state, rank = ("down" if reason == "down" else f"down: {reason}"), 3
         seconds = watch.age()
         since = f" (data {human_duration(seconds)} old)" if seconds is not None else ""
-        return HostRow(
-            watch.name,
-            state,
-            rank,
-            None,
-            None,
-            None,
-            None,
-            alerts,
-            tuple(labels),
-            f"{watch.error}{since}",
-        )
+        if sample is None and reason == "connecting":
+            return without_figures("connecting", 1, f"{watch.error}{since}")
+        state = "down" if reason == "down" else f"down: {reason}"
+        return without_figures(state, 3, f"{watch.error}{since}")
     if sample is None:
-        return HostRow(
-            watch.name,
-            "connecting",
-            1,
-            None,
-            None,
-            None,
-            None,
-            alerts,
-            tuple(labels),
-            f"{watch.name}: connecting…",
-        )
+        return without_figures("connecting", 1, f"{watch.name}: connecting…")
     if watch.is_stale():
         age = human_duration(watch.age() or 0.0)
-        return HostRow(
-            watch.name,
-            f"stale {age}",
-            2,
-            None,
-            None,
-            None,
-            None,
-            alerts,
-            tuple(labels),
-            f"{watch.name}: no new sample for {age}; figures hidden until one arrives",
-        )
+        detail = f"{watch.name}: no new sample for {age}; figures hidden until one arrives"
+        return without_figures(f"stale {age}", 2, detail)
     disks = [m.percent for m in sample.mounts if m.error is None]
     return HostRow(
         name=watch.name,
