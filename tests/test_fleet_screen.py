@@ -115,5 +115,5 @@ async def test_a_thousand_unreachable_hosts_neither_freeze_the_screen_nor_run_ou
         assert time.monotonic() - started < 1.0
         summary = str(app.screen.query_one("#fleet-summary").render())
         assert "1000 hosts · 0 up" in summary  # the rest down or between two attempts
-        down = int(summary.split(" down")[0].rsplit(" ", 1)[1])
-        assert down >= 900
+        states = {_state(table, spec.name) for spec in specs}
+        assert states <= {"down: refused", "connecting"}  # between attempts, or backing off
