@@ -98,10 +98,18 @@ class HostWatch:
 
     async def run(self) -> None:
         """Poll for ever: the first two samples half a second apart (rates need two), then
-        one per interval, counted from the end of the last poll."""
+        one per interval, counted from the end of the last poll; a host backing off is
+        polled again when its next connection attempt is due."""
         while True:
             await self.poll()
-            delay = self.interval if len(self.history) >= 2 else min(0.5, self.interval)
+            delay = self.interval
+            if self.error is None and len(self.history) < 2:
+                delay = min(0.5, self.interval)
+            # A link backing off after a failure says when it will try again: polling it
+            # sooner only repeats "retry in N s" (a thousand dead hosts, twice a second).
+            retry_in = getattr(self.sampler, "retry_in", None)
+            if self.error is not None and callable(retry_in):
+                delay = max(delay, retry_in())
             self._wake.clear()
             try:
                 async with asyncio.timeout(delay):

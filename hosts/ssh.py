@@ -96,13 +96,20 @@ class _HostKeyCheck(asyncssh.SSHClient):
         return True
 
 
+_parsed_known_hosts: dict[Path, tuple[float, int, asyncssh.SSHKnownHosts]] = {}
+
+
 def _known_keys(options: SSHOptions, host: str, port: int) -> bool:
-    """Whether known_hosts holds any key for this host and port."""
+    """Whether known_hosts holds any key for this host and port. The parsed file is kept
+    until it changes: a fleet reconnecting would otherwise parse it once per attempt."""
     path = options.known_hosts_path
-    if not path.exists():
-        return False
     try:
-        trusted, ca, *_ = asyncssh.read_known_hosts(str(path)).match(host, "", port)
+        stat = path.stat()
+        cached = _parsed_known_hosts.get(path)
+        if cached is None or cached[:2] != (stat.st_mtime, stat.st_size):
+            cached = (stat.st_mtime, stat.st_size, asyncssh.read_known_hosts(str(path)))
+            _parsed_known_hosts[path] = cached
+        trusted, ca, *_ = cached[2].match(host, "", port)
     except (OSError, ValueError):
         return False
     return bool(trusted or ca)

@@ -72,5 +72,4 @@ async def test_back_off_doubles_up_to_its_cap(ssh_keys: SshKeys, tmp_path: Path)
         with pytest.raises(SampleError, match="refused"):
             await link.sample()
         waits.append(round(link.retry_in(), 2))
-    assert waits[0] <= 0.05 and waits[-1] <= 0.2
-    assert waits == sorted(waits)
+    assert waits == pytest.approx([0.05, 0.1, 0.2, 0.2], abs=0.02)  # doubling, then the cap

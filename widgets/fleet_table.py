@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.binding import Binding, BindingType
 
@@ -112,6 +112,10 @@ class FleetTable(RowTable):
     FleetTable > .severity--warn { color: $warning; }
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._built: dict[str, tuple[HostRow, tuple[Cell, ...]]] = {}
+
     def show(
         self, rows: Sequence[HostRow], groups: Sequence[tuple[str, Sequence[HostRow]]]
     ) -> None:
@@ -131,6 +135,15 @@ class FleetTable(RowTable):
         self.set_rows(table)
 
     def _cells(self, row: HostRow) -> tuple[Cell, ...]:
+        """A row's cells, built again only when the row changed (most don't, each second)."""
+        cached = self._built.get(row.name)
+        if cached is not None and cached[0] == row:
+            return cached[1]
+        cells = self._build(row)
+        self._built[row.name] = (row, cells)
+        return cells
+
+    def _build(self, row: HostRow) -> tuple[Cell, ...]:
         state = Cell(row.state)
         if row.rank >= 2:
             name = "fleet--down" if row.rank == 3 else "fleet--stale"
