@@ -109,10 +109,14 @@ async def test_a_thousand_unreachable_hosts_neither_freeze_the_screen_nor_run_ou
             most_fds = max(most_fds, len(os.listdir("/proc/self/fd")))
             await pilot.pause(0.1)
         assert most_fds < 300
+        screen = app.screen
+        sorted_at: list[float] = []
+        screen.watch(screen, "sort_by", lambda _: sorted_at.append(time.monotonic()), init=False)
         started = time.monotonic()
         await pilot.press("s")
-        await _until(pilot, lambda: app.screen.sort_by == "state", timeout=1.0)
-        assert time.monotonic() - started < 1.0
+        await _until(pilot, lambda: bool(sorted_at), timeout=5.0)
+        assert screen.sort_by == "state"
+        assert sorted_at[0] - started < 1.0  # the key acted within a second
         summary = str(app.screen.query_one("#fleet-summary").render())
         assert "1000 hosts · 0 up" in summary  # the rest down or between two attempts
         states = {_state(table, spec.name) for spec in specs}
