@@ -99,19 +99,29 @@ class _HostKeyCheck(asyncssh.SSHClient):
 _parsed_known_hosts: dict[Path, tuple[float, int, asyncssh.SSHKnownHosts]] = {}
 
 
-def _known_keys(options: SSHOptions, host: str, port: int) -> bool:
-    """Whether known_hosts holds any key for this host and port. The parsed file is kept
-    until it changes: a fleet reconnecting would otherwise parse it once per attempt."""
+def _known_hosts(options: SSHOptions) -> asyncssh.SSHKnownHosts:
+    """The parsed known_hosts file, kept until it changes: a fleet (re)connecting would
+    otherwise parse it twice per attempt. A missing file means no trusted keys at all,
+    never ssh's default file instead."""
     path = options.known_hosts_path
     try:
         stat = path.stat()
-        cached = _parsed_known_hosts.get(path)
-        if cached is None or cached[:2] != (stat.st_mtime, stat.st_size):
-            cached = (stat.st_mtime, stat.st_size, asyncssh.read_known_hosts(str(path)))
-            _parsed_known_hosts[path] = cached
-        trusted, ca, *_ = cached[2].match(host, "", port)
-    except (OSError, ValueError):
-        return False
+    except OSError:
+        return asyncssh.import_known_hosts("")
+    cached = _parsed_known_hosts.get(path)
+    if cached is None or cached[:2] != (stat.st_mtime, stat.st_size):
+        try:
+            parsed = asyncssh.read_known_hosts(str(path))
+        except (OSError, ValueError):
+            parsed = asyncssh.import_known_hosts("")
+        cached = (stat.st_mtime, stat.st_size, parsed)
+        _parsed_known_hosts[path] = cached
+    return cached[2]
+
+
+def _known_keys(options: SSHOptions, host: str, port: int) -> bool:
+    """Whether known_hosts holds any key for this host and port."""
+    trusted, ca, *_ = _known_hosts(options).match(host, "", port)
     return bool(trusted or ca)
 
 
@@ -200,10 +210,7 @@ def _connect_options(
     keys = [str(Path(k).expanduser()) for k in spec.identity_files]
     kwargs: dict[str, object] = {
         "port": spec.port,
-        # A missing file means no trusted keys at all, never ssh's default file instead.
-        "known_hosts": str(options.known_hosts_path)
-        if options.known_hosts_path.exists()
-        else asyncssh.import_known_hosts(""),
+        "known_hosts": _known_hosts(options),
         "client_factory": lambda: checker,
         "connect_timeout": options.connect_timeout,
         "keepalive_interval": options.keepalive_interval,
