@@ -17,3 +17,16 @@ def test_checks_and_hosts_import_without_textual_or_rich() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_the_local_console_does_not_load_ssh() -> None:
+    """Watching this machine needs no SSH: asyncssh and its crypto stay unloaded (memory)."""
+    code = (
+        "import sys, tui.app, tui.cli\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'asyncssh', 'yaml'})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""

@@ -6,21 +6,20 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from checks.config import Config
-from checks.runner import FLEET_CONCURRENCY
 from checks.watch import HostWatch
-from hosts.inventory import HostSpec, Inventory
-from hosts.link import HostLink
 from hosts.samplers import PsutilSampler, Sampler
-from hosts.ssh import SSHOptions
-from tui.fleet_screen import FleetScreen
 from tui.host_screen import HostScreen
+
+if TYPE_CHECKING:
+    from hosts.inventory import HostSpec, Inventory
+    from hosts.ssh import SSHOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +59,9 @@ class FleetdeckApp(App[None]):
         if len(self.watches) == 1:
             self.push_screen(HostScreen(self.watches[0]))
         else:
+            # Imported here: the local console never loads SSH, and stays lighter for it.
+            from tui.fleet_screen import FleetScreen
+
             self.push_screen(
                 FleetScreen(self.watches, self._tags, self._groups, self.settings.interval)
             )
@@ -107,6 +109,9 @@ def make_fleet_app(
 ) -> FleetdeckApp:
     """Build the console over inventory hosts: one self-reconnecting link and watch each,
     with at most FLEET_CONCURRENCY SSH handshakes at a time."""
+    from checks.runner import FLEET_CONCURRENCY
+    from hosts.link import HostLink
+
     gate = asyncio.Semaphore(FLEET_CONCURRENCY)
     watches = [
         HostWatch(h.name, HostLink(h, options, inventory, gate), config, settings.interval)
