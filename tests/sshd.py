@@ -923,3 +923,9 @@ def jump_topology(netns_lab: NetnsLab) -> JumpTopology:
 def ssh_client(tmp_path: Path, ssh_keys: SshKeys) -> SshClient:
     """The OpenSSH client with the good key and an empty known_hosts of this test's own."""
     return SshClient(tmp_path / "ssh-client", ssh_keys.client_key)
+
+
+def write_known_hosts(path: Path, *hosts: SshdHost) -> Path:
+    """A known_hosts file that trusts exactly these hosts' keys."""
+    path.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
+    return path

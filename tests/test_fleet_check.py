@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import fleetdeck_bin
-from sshd import NetnsHost, NetnsLab, SshKeys
+from sshd import NetnsHost, NetnsLab, SshKeys, write_known_hosts
 
 
 def _inventory(tmp_path: Path, keys: SshKeys, hosts: list[NetnsHost], tags: list[str]) -> Path:
@@ -44,7 +44,7 @@ def test_check_across_the_fleet_reports_each_host_and_the_unreachable_one_as_cri
         hosts = [*up, down]
         inventory = _inventory(tmp_path, ssh_keys, hosts, ["web", "web", "db"])
         known = tmp_path / "known_hosts"
-        known.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
+        write_known_hosts(known, *hosts)
         result = _check("-i", str(inventory), "--known-hosts", str(known))
         report = {h["name"]: h for h in json.loads(result.stdout)["hosts"]}
         assert list(report) == [h.name for h in hosts]
@@ -123,7 +123,7 @@ def test_a_host_that_answers_garbage_is_unknown_and_the_others_are_not_affected(
             )
         )
         known = tmp_path / "known_hosts"
-        known.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
+        write_known_hosts(known, *hosts)
         result = _check("-i", str(path), "--known-hosts", str(known))
         report = {h["name"]: h for h in json.loads(result.stdout)["hosts"]}
         assert report[good.name]["reachable"] is True

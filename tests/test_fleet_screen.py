@@ -16,7 +16,7 @@ from tui.host_screen import HostScreen
 from widgets import HostHeader
 from widgets.fleet_table import FleetTable
 
-from sshd import NetnsHost, NetnsLab, SshKeys
+from sshd import NetnsHost, NetnsLab, SshKeys, write_known_hosts
 
 
 async def _until(pilot: Pilot[None], condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
@@ -47,7 +47,7 @@ async def test_fleet_rows_a_dead_host_filter_and_open_a_host(
             for h in hosts
         )  # fmt: skip
         known = tmp_path / "known_hosts"
-        known.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
+        write_known_hosts(known, *hosts)
         options = SSHOptions(known_hosts=known, agent=False, connect_timeout=2)
         app = make_fleet_app(Settings(interval=0.5), Config(), Inventory(specs), specs, options)
         async with app.run_test(size=(100, 30)) as pilot:

@@ -13,12 +13,12 @@ from hosts.link import HostLink
 from hosts.samplers import SampleError
 from hosts.ssh import ConnState, SSHOptions
 
-from sshd import SshdHost, SshKeys
+from sshd import SshdHost, SshKeys, write_known_hosts
 
 
 def _link(host: SshdHost, keys: SshKeys, tmp_path: Path) -> HostLink:
     known = tmp_path / "known_hosts"
-    known.write_text(host.known_hosts_line + "\n")
+    write_known_hosts(known, host)
     spec = HostSpec(
         host.name, host.address, host.port, "root", identity_files=(str(keys.client_key),)
     )

@@ -14,7 +14,7 @@ from hosts.proc_sampler import ProcSampler
 from hosts.ssh import ConnectError, ConnState, SSHOptions, SSHShell, connect_host
 from hosts.stream import StreamScripts
 
-from sshd import JumpTopology, NetnsHost, NetnsLab, SshdHost, SshKeys
+from sshd import JumpTopology, NetnsHost, NetnsLab, SshdHost, SshKeys, write_known_hosts
 
 
 def spec(host: SshdHost, keys: SshKeys, key: Path | None = None, **extra: object) -> HostSpec:
@@ -30,7 +30,7 @@ def spec(host: SshdHost, keys: SshKeys, key: Path | None = None, **extra: object
 
 def trusting(tmp_path: Path, *hosts: SshdHost, accept_new: bool = False) -> SSHOptions:
     known = tmp_path / "known_hosts"
-    known.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
+    write_known_hosts(known, *hosts)
     return SSHOptions(known_hosts=known, accept_new=accept_new, agent=False, connect_timeout=3)
 
 

@@ -14,7 +14,8 @@ from checks.watch import HostWatch
 from hosts.ssh import ConnState
 from hosts.units import human_duration
 from widgets.cells import Cell, num
-from widgets.row_table import Column, RowTable
+from widgets.findings_tables import SeverityTable
+from widgets.row_table import Column
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ def _figure(value: float | None, text: str) -> Cell:
     return num("-" if value is None else text, -1 if value is None else value)
 
 
-class FleetTable(RowTable):
+class FleetTable(SeverityTable):
     """Hosts with state, CPU, memory, worst disk, load per core and alerts by severity."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select", "Open host")]
@@ -97,19 +98,15 @@ class FleetTable(RowTable):
         Column("alerts", "Alerts"),
         Column("labels", "Tags"),
     )
-    COMPONENT_CLASSES: ClassVar[set[str]] = RowTable.COMPONENT_CLASSES | {
+    COMPONENT_CLASSES: ClassVar[set[str]] = SeverityTable.COMPONENT_CLASSES | {
         "fleet--down",
         "fleet--stale",
         "fleet--group",
-        "severity--crit",
-        "severity--warn",
     }
     DEFAULT_CSS = """
     FleetTable > .fleet--down { color: $error; }
     FleetTable > .fleet--stale { color: $warning; }
     FleetTable > .fleet--group { text-style: bold; color: $text-accent; }
-    FleetTable > .severity--crit { color: $error; text-style: bold; }
-    FleetTable > .severity--warn { color: $warning; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
