@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from checks.config import Thresholds
     from hosts.metrics import SampleHistory
+    from hosts.shell import Shell
 
 
 class Status(enum.StrEnum):
@@ -60,18 +62,57 @@ class Evidence:
     output: str
 
 
+class PinMatch(enum.StrEnum):
+    """How a pin's reading is compared with the value it had when the fix was proposed."""
+
+    EXACT = "exact"  # the whole output, stripped, equals the value
+    LINE = "line"  # the value is one of the output's lines (a firewall rule among others)
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """The identity of a fix's target, read again just before the fix runs.
+
+    `argv` prints the identity (an interface index, a rule, a unit's invocation id); `value`
+    is what it printed when the fix was proposed. A command that fails reads as "gone".
+    """
+
+    what: str
+    argv: tuple[str, ...]
+    value: str
+    match: PinMatch = PinMatch.EXACT
+
+    def holds(self, output: str) -> bool:
+        """Whether a fresh reading still names the same target."""
+        if self.match is PinMatch.LINE:
+            return self.value.strip() in (line.strip() for line in output.splitlines())
+        return output.strip() == self.value.strip()
+
+
 @dataclass(frozen=True, slots=True)
 class Fix:
-    """A change a check proposes. It runs only through the action gate, never directly."""
+    """A change a check proposes. It runs only through the action gate, never directly.
+
+    `commands` are argv lists, shown to the operator exactly as they will run; `verify` is
+    the id of the check whose finding on `target` must come out OK afterwards; `undo` holds
+    the commands that put things back, kept in the audit record (a deleted firewall rule).
+    """
 
     id: str
     title: str
     risk: Risk
     commands: tuple[tuple[str, ...], ...]
     target: str
-    pin: str
+    pin: Pin
     verify: str
     impact: str = ""
+    undo: tuple[tuple[str, ...], ...] = ()
+    timeout: float = 30.0
+
+    @property
+    def command_lines(self) -> tuple[str, ...]:
+        """The commands as a person would type them, one per line."""
+        return tuple(shlex.join(argv) for argv in self.commands)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +134,16 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class CheckContext:
-    """What a check may look at: the host's name, its recent samples and the thresholds."""
+    """What a check may look at: the host's name, its recent samples and the thresholds;
+    for checks that ask the host themselves (wizard steps), its shell, its environment tier
+    and the wizard's parameters (`target`, `resolve`, ...)."""
 
     host: str
     history: SampleHistory
     thresholds: Thresholds
+    shell: Shell | None = None
+    tier: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 class Check(Protocol):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 DEFAULT_TIMEOUT = 10.0
+OUTPUT_GRACE = 0.5
+"""Seconds to keep reading output after a command exits (children may still hold it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +99,11 @@ class LocalShell:
         if not argv:
             raise ShellError(self._host, argv, "empty command")
         started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
         try:
-            process = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitProtocol(exited, loop),
                 *argv,
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -108,15 +113,33 @@ class LocalShell:
             )
         except OSError as error:
             raise ShellError(self._host, argv, error.strerror or str(error)) from None
+        process = asyncio.subprocess.Process(transport, protocol, loop)
+        out, err = bytearray(), bytearray()
+        readers = [
+            asyncio.create_task(_drain(process.stdout, out)),
+            asyncio.create_task(_drain(process.stderr, err)),
+        ]
         try:
             async with asyncio.timeout(timeout):
-                out, err = await process.communicate(stdin.encode() if stdin is not None else None)
+                if stdin is not None and process.stdin is not None:
+                    process.stdin.write(stdin.encode())
+                    with contextlib.suppress(ConnectionError):
+                        await process.stdin.drain()
+                    process.stdin.close()
+                await exited  # not process.wait(): that also waits for the pipes to close
+            # A command that started a daemon has exited, but the daemon may hold its output
+            # open for ever: take what has come within a moment and stop listening.
+            await asyncio.wait(readers, timeout=OUTPUT_GRACE)
         except TimeoutError:
             await _kill(process)
             raise CommandTimeout(self._host, argv, timeout) from None
         except asyncio.CancelledError:
             await _kill(process)
             raise
+        finally:
+            for reader in readers:
+                reader.cancel()
+            transport.close()  # the pipes; the process has exited or been killed by now
         return CommandResult(
             argv=tuple(argv),
             exit_status=process.returncode if process.returncode is not None else -1,
@@ -124,6 +147,27 @@ class LocalShell:
             stderr=err.decode(errors="replace"),
             duration=time.monotonic() - started,
         )
+
+
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The stream protocol, plus a future that is done the moment the process exits."""
+
+    def __init__(self, exited: asyncio.Future[None], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self._exited = exited
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self._exited.done():
+            self._exited.set_result(None)
+
+
+async def _drain(stream: asyncio.StreamReader | None, into: bytearray) -> None:
+    """Read a pipe to its end, keeping what came so far if cancelled."""
+    if stream is None:
+        return
+    while chunk := await stream.read(65536):
+        into += chunk
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:

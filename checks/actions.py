@@ -1,0 +1,353 @@
+"""The action gate: the one path by which fleetdeck changes anything on a host.
+
+`ActionGate.apply` takes a finding and one of its fixes and, in this order:
+
+1. refuses in read-only mode;
+2. asks for confirmation (a modal in the TUI, a prompt in the CLI) showing the host, its
+   tier, the exact commands, the risk and the impact; a destructive fix, or any fix on a
+   `prod` host, needs the host name typed;
+3. re-reads the pin and aborts if the target is no longer the one that was shown;
+4. writes a `started` audit record, runs the commands with a timeout, stopping at the first
+   that fails;
+5. re-runs the verifying check and keeps the finding before and after;
+6. writes the final audit record, fsynced, before it reports anything.
+
+Every ending (refused, declined, aborted, failed, unverified, verified) is audited. The
+screens and the CLI only supply the confirmation; read-only is enforced here, so no key
+binding, palette entry or command line can get around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from checks.audit import AuditError, AuditLog, Operator, excerpt, new_attempt_id
+from checks.model import Finding, Fix, Risk, Status
+from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
+
+PIN_TIMEOUT = 10.0
+PROD_TIERS = frozenset({"prod", "production"})
+
+
+class Outcome(enum.StrEnum):
+    """How a fix attempt ended."""
+
+    REFUSED = "refused"  # read-only mode, or the audit log cannot be written
+    DECLINED = "declined"  # the operator said no, or typed the wrong host name
+    ABORTED = "aborted"  # the pinned target changed or could not be read
+    FAILED = "failed"  # a command failed, timed out or could not run
+    UNVERIFIED = "unverified"  # the commands ran but the check still fails
+    VERIFIED = "verified"  # the commands ran and the check now passes
+
+
+@dataclass(frozen=True, slots=True)
+class FixHost:
+    """Where a fix runs: the host as the operator knows it, its tier, and its shell."""
+
+    name: str
+    shell: Shell
+    tier: str | None = None
+
+    @property
+    def is_prod(self) -> bool:
+        return (self.tier or "").lower() in PROD_TIERS
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmRequest:
+    """Everything the operator must see before saying yes."""
+
+    host: FixHost
+    finding: Finding
+    fix: Fix
+
+    @property
+    def needs_typed_name(self) -> bool:
+        return self.fix.risk is Risk.DESTRUCTIVE or self.host.is_prod
+
+    @property
+    def question(self) -> str:
+        return f"Apply {self.fix.title} on {self.host.name}?"
+
+    def summary_lines(self) -> list[str]:
+        """The confirmation's text, the same in the modal and at the CLI prompt."""
+        lines = [
+            f"host:    {self.host.name} (tier: {self.host.tier or 'unset'})",
+            f"finding: {self.finding.status.value} {self.finding.check} on "
+            f"{self.finding.target}: {self.finding.summary}",
+            f"fix:     {self.fix.title}",
+            f"risk:    {self.fix.risk.value}",
+            f"impact:  {self.fix.impact or 'not stated'}",
+            f"target:  {self.fix.target} (pinned: {self.fix.pin.what} = {self.fix.pin.value})",
+            "runs:",
+            *(f"  $ {line}" for line in self.fix.command_lines),
+        ]
+        if self.fix.undo:
+            lines += ["undo (kept in the audit log):"]
+            lines += [f"  $ {' '.join(argv)}" for argv in self.fix.undo]
+        return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The operator's answer; `typed` is the host name they typed, when one was asked for."""
+
+    approved: bool
+    typed: str = ""
+
+
+class Confirmer(Protocol):
+    async def __call__(self, request: ConfirmRequest) -> Decision: ...
+
+
+Verifier = Callable[[], Awaitable[Finding | None]]
+"""Re-runs the fix's verifying check and returns its finding on the fix's target."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRun:
+    """One command of a fix as it ran."""
+
+    command: str
+    exit_status: int | None
+    duration: float
+    output: str
+    error: str | None = None  # could not run, or timed out
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.exit_status == 0
+
+    def describe(self) -> str:
+        if self.error:
+            return self.error
+        if self.exit_status is not None and self.exit_status < 0:
+            return f"killed by signal {-self.exit_status} ({_signal_name(-self.exit_status)})"
+        return f"exit status {self.exit_status}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "exit_status": self.exit_status,
+            "result": self.describe(),
+            "duration_s": round(self.duration, 3),
+            "output": excerpt(self.output),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What the gate did with one fix, and the finding before and after."""
+
+    outcome: Outcome
+    message: str
+    host: str
+    fix: Fix
+    before: Finding
+    after: Finding | None = None
+    runs: tuple[CommandRun, ...] = field(default=())
+    attempt: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is Outcome.VERIFIED
+
+
+class ActionGate:
+    """Confirm, pin, run, audit, verify. Built once per console with its read-only flag."""
+
+    def __init__(
+        self,
+        *,
+        audit: AuditLog,
+        confirm: Confirmer,
+        read_only: bool = False,
+        operator: Operator | None = None,
+    ) -> None:
+        self.audit = audit
+        self.read_only = read_only
+        self._confirm = confirm
+        self._operator = operator or Operator.current()
+
+    async def apply(
+        self, host: FixHost, finding: Finding, fix: Fix, verify: Verifier
+    ) -> ActionResult:
+        attempt = new_attempt_id()
+        base = self._base(attempt, host, finding, fix)
+
+        def end(outcome: Outcome, message: str, **extra: Any) -> ActionResult:
+            result = ActionResult(outcome, message, host.name, fix, finding, attempt=attempt)
+            return replace(result, **extra)
+
+        if self.read_only:
+            message = "read-only mode: fleetdeck changes nothing, so the fix was not run"
+            return self._record_or_refuse(base, Outcome.REFUSED, message, end)
+
+        request = ConfirmRequest(host, finding, fix)
+        decision = await self._confirm(request)
+        if not decision.approved:
+            return self._record_or_refuse(base, Outcome.DECLINED, "the operator said no", end)
+        if request.needs_typed_name and decision.typed.strip() != host.name:
+            why = "destructive fix" if fix.risk is Risk.DESTRUCTIVE else "production host"
+            message = (
+                f"{why}: the host name typed ({decision.typed.strip()!r}) is not {host.name!r}"
+            )
+            return self._record_or_refuse(base, Outcome.DECLINED, message, end)
+
+        now, changed = await self._read_pin(host, fix)
+        if changed:
+            message = (
+                f"aborted: {fix.pin.what} changed since the fix was offered: "
+                f"it was {fix.pin.value!r}, it is now {now!r}"
+            )
+            return self._record_or_refuse({**base, "pin_now": now}, Outcome.ABORTED, message, end)
+
+        try:
+            self.audit.append({**base, "event": "started"})
+        except AuditError as error:
+            return end(Outcome.REFUSED, f"not run: {error}")
+
+        runs = await self._run(host, fix)
+        failed = next((run for run in runs if not run.ok), None)
+        after: Finding | None = None
+        verify_error: str | None = None
+        try:
+            after = await asyncio.wait_for(verify(), timeout=max(fix.timeout, 30.0))
+        except Exception as error:  # the outcome says the check could not re-run, and why
+            verify_error = (
+                f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            )
+        if failed is not None:
+            outcome = Outcome.FAILED
+            message = f"failed: {failed.command}: {failed.describe()}"
+            if failed.output.strip():
+                message += f": {failed.output.strip().splitlines()[-1]}"
+        elif after is not None and after.status is Status.OK:
+            outcome, message = Outcome.VERIFIED, f"verified: {after.summary}"
+        else:
+            outcome = Outcome.UNVERIFIED
+            state = (
+                f"{after.status.value}: {after.summary}"
+                if after
+                else verify_error or "the check no longer reports this target"
+            )
+            message = f"ran, but the check does not pass yet: {state}"
+        record = {
+            **base,
+            "event": "finished",
+            "outcome": outcome.value,
+            "message": message,
+            "runs": [run.to_json() for run in runs],
+            "duration_s": round(sum(run.duration for run in runs), 3),
+            "verification": {
+                "check": fix.verify,
+                "before": _finding_json(finding),
+                "after": _finding_json(after) if after else None,
+                "error": verify_error,
+            },
+        }
+        try:
+            self.audit.append(record)
+        except AuditError as error:
+            message += f" (and the audit record could not be written: {error})"
+        return end(outcome, message, after=after, runs=tuple(runs))
+
+    def _base(self, attempt: str, host: FixHost, finding: Finding, fix: Fix) -> dict[str, Any]:
+        return {
+            "id": attempt,
+            "operator": self._operator.to_json(),
+            "host": host.name,
+            "tier": host.tier,
+            "check": finding.check,
+            "fix": fix.id,
+            "title": fix.title,
+            "target": fix.target,
+            "risk": fix.risk.value,
+            "commands": list(fix.command_lines),
+            "pin": {"what": fix.pin.what, "value": fix.pin.value},
+            "undo": [" ".join(argv) for argv in fix.undo],
+            "read_only": self.read_only,
+        }
+
+    def _record_or_refuse(
+        self,
+        record: dict[str, Any],
+        outcome: Outcome,
+        message: str,
+        end: Callable[[Outcome, str], ActionResult],
+    ) -> ActionResult:
+        try:
+            self.audit.append(
+                {**record, "event": outcome.value, "outcome": outcome.value, "message": message}
+            )
+        except AuditError as error:
+            message += f" (and the audit record could not be written: {error})"
+        return end(outcome, message)
+
+    async def _read_pin(self, host: FixHost, fix: Fix) -> tuple[str, bool]:
+        """(what the pin reads now, whether that differs from what was shown)."""
+        try:
+            result = await host.shell.run(fix.pin.argv, timeout=PIN_TIMEOUT)
+        except ShellError as error:
+            return f"unreadable ({error.reason})", True
+        if not result.ok:
+            why = (result.stderr or result.stdout).strip().splitlines()
+            return f"gone ({why[-1] if why else f'exit status {result.exit_status}'})", True
+        return result.stdout.strip(), not fix.pin.holds(result.stdout)
+
+    async def _run(self, host: FixHost, fix: Fix) -> list[CommandRun]:
+        """The fix's commands in order under one deadline; stop at the first that fails."""
+        runs: list[CommandRun] = []
+        deadline = time.monotonic() + fix.timeout
+        for argv in fix.commands:
+            started = time.monotonic()
+            command = " ".join(fix.command_lines[len(runs) : len(runs) + 1])
+            left = deadline - started
+            try:
+                if left <= 0:
+                    raise CommandTimeout(host.name, argv, fix.timeout)
+                result: CommandResult = await host.shell.run(argv, timeout=left)
+            except CommandTimeout:
+                runs.append(
+                    CommandRun(
+                        command,
+                        None,
+                        time.monotonic() - started,
+                        "",
+                        f"timed out after {fix.timeout:g} s and was killed",
+                    )
+                )
+                break
+            except ShellError as error:
+                runs.append(
+                    CommandRun(
+                        command,
+                        None,
+                        time.monotonic() - started,
+                        "",
+                        f"could not run: {error.reason}",
+                    )
+                )
+                break
+            output = result.stdout + (("\n" if result.stdout else "") + result.stderr)
+            runs.append(CommandRun(command, result.exit_status, result.duration, output))
+            if not result.ok:
+                break
+        return runs
+
+
+def _finding_json(finding: Finding) -> dict[str, str]:
+    return {"status": finding.status.value, "target": finding.target, "summary": finding.summary}
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
