@@ -19,7 +19,7 @@ from hosts.inventory import HostSpec, Inventory
 from hosts.proc_sampler import ProcSampler
 from hosts.sample import HostInfo, Sample
 from hosts.samplers import SampleError, SampleGarbage
-from hosts.ssh import ConnectError, ConnState, SSHOptions, connect_host
+from hosts.ssh import ConnectError, ConnState, SSHOptions, SSHShell, connect_host
 from hosts.stream import StreamScripts
 
 
@@ -73,6 +73,13 @@ class HostLink:
 
     async def describe(self) -> HostInfo:
         return await (await self._ready()).describe()
+
+    async def shell(self) -> SSHShell:
+        """A shell on this host over the link's own connection (connecting if need be);
+        raises `SampleError` saying why when the host cannot be reached."""
+        await self._ready()
+        assert self._connection is not None
+        return SSHShell(self.name, self._connection)
 
     async def _ready(self) -> ProcSampler:
         if self._sampler is not None:

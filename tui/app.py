@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost
+from checks.audit import AuditLog
 from checks.config import Config
 from checks.watch import HostWatch
 from hosts.samplers import PsutilSampler, Sampler
@@ -28,6 +30,7 @@ class Settings:
 
     interval: float = 1.0
     read_only: bool = False
+    audit_log: Path | None = None
 
 
 class FleetdeckApp(App[None]):
@@ -54,6 +57,55 @@ class FleetdeckApp(App[None]):
         self.watches = tuple(watches)
         self._tags = tags or {}
         self._groups = groups or {}
+        # The one gate every fix passes; read-only is enforced there, not by the screens.
+        self.gate = ActionGate(
+            audit=AuditLog(settings.audit_log), confirm=self._confirm, read_only=settings.read_only
+        )
+
+    async def _confirm(self, request: ConfirmRequest) -> Decision:
+        """The gate's question, asked with the ConfirmFix modal."""
+        from tui.confirm import ConfirmFix
+
+        answer: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+
+        def answered(decision: Decision | None) -> None:
+            if not answer.done():
+                answer.set_result(decision or Decision(False))
+
+        self.push_screen(ConfirmFix(request), callback=answered)
+        return await answer
+
+    async def open_fix_host(self, watch: HostWatch) -> FixHost:
+        """Where fixes for a watched host run: its SSH link's connection, or this machine."""
+        shell_of = getattr(watch.sampler, "shell", None)
+        if shell_of is not None:
+            spec = getattr(watch.sampler, "spec", None)
+            return FixHost(watch.name, await shell_of(), getattr(spec, "tier", None))
+        from hosts.shell import LocalShell
+
+        return FixHost(watch.name, LocalShell(watch.name), None)
+
+    def open_wizard(self, watch: HostWatch, domain: str = "network") -> None:
+        """Ask for the wizard's parameters, then run it on the watched host."""
+        from checks.catalog import WIZARDS
+        from tui.wizard_screen import WizardForm, WizardScreen
+
+        wizard = WIZARDS[domain]
+
+        def start(params: dict[str, str] | None) -> None:
+            if params is None:
+                return
+            self.push_screen(
+                WizardScreen(wizard, params, watch.name, lambda: self.open_fix_host(watch),
+                             self.gate, self.config.thresholds)
+            )  # fmt: skip
+
+        self.push_screen(WizardForm(wizard, watch.name), callback=start)
+
+    def open_audit(self) -> None:
+        from tui.audit_screen import AuditScreen
+
+        self.push_screen(AuditScreen(self.gate.audit.path))
 
     def on_mount(self) -> None:
         if len(self.watches) == 1:

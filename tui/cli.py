@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="an inventory file; repeat for more",
     )
     hosts.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    from tui.wizard_cli import add_parsers, audit_option
+
+    audit_option(parser)
+    add_parsers(commands, lambda p: _fleet_options(p, defaults=True))
     return parser
 
 
@@ -263,7 +267,7 @@ def run_console(args: argparse.Namespace) -> int:
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
 
-    settings = Settings(interval=args.interval, read_only=args.read_only)
+    settings = Settings(interval=args.interval, read_only=args.read_only, audit_log=args.audit_log)
     if args.inventory:
         from hosts.ssh import SSHOptions
 
@@ -287,13 +291,26 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:
         # A usage mistake is argparse's exit 2, which Nagios reads as CRITICAL: `check`
         # exits 3 (UNKNOWN) instead, so a typo in a monitoring command pages nobody.
-        if done.code == 2 and "check" in words:
+        if done.code == 2 and ("check" in words or "wizard" in words):
             raise SystemExit(3) from None
         raise
     if args.command == "check":
         return run_check(args)
     if args.command == "hosts":
         return run_hosts(args)
+    if args.command == "audit":
+        from tui.wizard_cli import run_audit
+
+        return run_audit(args)
+    if args.command == "wizard":
+        from tui.wizard_cli import run_wizard
+
+        try:
+            config = _load(args.config)
+        except ConfigError as error:
+            print(f"fleetdeck: {error}", file=sys.stderr)
+            return 3
+        return run_wizard(args, config)
     return run_console(args)
 
 

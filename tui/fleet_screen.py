@@ -30,6 +30,7 @@ class FleetScreen(Screen[None]):
         Binding("s", "sort", "Sort"),
         Binding("g", "group", "Group"),
         Binding("r", "refresh_now", "Refresh"),
+        Binding("a", "audit", "Audit log"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
     DEFAULT_CSS = """
@@ -154,6 +155,9 @@ class FleetScreen(Screen[None]):
 
     def action_group(self) -> None:
         self.grouping = GROUPINGS[(GROUPINGS.index(self.grouping) + 1) % len(GROUPINGS)]
+
+    def action_audit(self) -> None:
+        self.app.open_audit()  # type: ignore[attr-defined]
 
     def action_refresh_now(self) -> None:
         for watch in self.watches.values():

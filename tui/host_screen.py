@@ -40,6 +40,8 @@ class HostScreen(Screen[None]):
         Binding("m", "sort('mem')", "Sort mem"),
         Binding("p", "sort('pid')", "Sort PID"),
         Binding("r", "refresh_now", "Refresh"),
+        Binding("w", "wizard", "Network wizard"),
+        Binding("a", "audit", "Audit log"),
         Binding("1", "jump('alerts')", "Alerts", show=False),
         Binding("2", "jump('processes')", "Processes", show=False),
         Binding("3", "jump('disks')", "Disks", show=False),
@@ -127,6 +129,12 @@ class HostScreen(Screen[None]):
 
     def action_refresh_now(self) -> None:
         self.host_watch.poll_now()
+
+    def action_wizard(self) -> None:
+        self.app.open_wizard(self.host_watch)  # type: ignore[attr-defined]
+
+    def action_audit(self) -> None:
+        self.app.open_audit()  # type: ignore[attr-defined]
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:  # opened from the Fleet screen

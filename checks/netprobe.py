@@ -1,0 +1,185 @@
+"""Network probes that run on the host being diagnosed: a DNS query and a TCP connect.
+
+This file is sent as it is to the host (`python3 -c <this file> dns NAME ...`) and must run
+there with nothing but the standard library of any Python 3.6 or newer. It prints one JSON
+object. It is also imported here, so its packet code is unit-tested like any parser.
+
+Asking each configured resolver directly, instead of calling getaddrinfo alone, is what
+tells "no resolver answers" from "the name does not exist" (NXDOMAIN): the C library
+reports both as the same failure.
+"""
+
+import json
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+def build_query(name, query_id, qtype=1):
+    """A DNS query for `name` (type A by default), recursion desired."""
+    header = struct.pack("!HHHHHH", query_id, 0x0100, 1, 0, 0, 0)
+    labels = b""
+    for label in name.rstrip(".").split("."):
+        raw = label.encode("idna") if label else b""
+        if not raw or len(raw) > 63:
+            raise ValueError(f"bad label in name: {name!r}")
+        labels += bytes([len(raw)]) + raw
+    return header + labels + b"\x00" + struct.pack("!HH", qtype, 1)
+
+
+def _skip_name(data, offset):
+    while True:
+        if offset >= len(data):
+            raise ValueError("name runs past the packet")
+        length = data[offset]
+        if length & 0xC0 == 0xC0:
+            return offset + 2
+        if length == 0:
+            return offset + 1
+        offset += 1 + length
+
+
+def parse_response(data, query_id):
+    """(rcode name, [IPv4 addresses]) from a response; ValueError if it is not one."""
+    if len(data) < 12:
+        raise ValueError(f"short DNS response ({len(data)} bytes)")
+    got_id, flags, qdcount, ancount, _ns, _ar = struct.unpack("!HHHHHH", data[:12])
+    if got_id != query_id:
+        raise ValueError(f"response id {got_id} does not match query {query_id}")
+    if not flags & 0x8000:
+        raise ValueError("not a response")
+    rcode = RCODES.get(flags & 0x000F, f"RCODE{flags & 0x000F}")
+    offset = 12
+    for _ in range(qdcount):
+        offset = _skip_name(data, offset) + 4
+    addresses = []
+    for _ in range(ancount):
+        offset = _skip_name(data, offset)
+        if offset + 10 > len(data):
+            raise ValueError("answer runs past the packet")
+        rtype, _rclass, _ttl, rdlength = struct.unpack("!HHIH", data[offset : offset + 10])
+        offset += 10
+        rdata = data[offset : offset + rdlength]
+        if rtype == 1 and rdlength == 4:
+            addresses.append(socket.inet_ntoa(rdata))
+        offset += rdlength
+    return rcode, addresses
+
+
+def ask(server, name, timeout):
+    """One resolver, one UDP query: what it said and how long it took."""
+    query_id = random.randint(0, 0xFFFF)
+    result = {"server": server, "status": "error", "rcode": None, "addresses": [], "ms": None}
+    started = time.monotonic()
+    try:
+        family, kind, proto, _c, address = socket.getaddrinfo(
+            server, 53, 0, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.settimeout(timeout)
+            sock.connect(address)  # connected: an ICMP port-unreachable comes back as refused
+            sock.send(build_query(name, query_id))
+            while True:
+                data = sock.recv(4096)
+                try:
+                    rcode, addresses = parse_response(data, query_id)
+                    break
+                except ValueError as error:
+                    if "does not match" not in str(error):
+                        raise
+    except TimeoutError:
+        result.update(status="timeout", error=f"no answer within {timeout:g}s")
+    except ConnectionRefusedError:
+        result.update(status="refused", error="port 53 refused (nothing listens there)")
+    except (OSError, ValueError) as error:
+        result.update(status="error", error=str(error))
+    else:
+        status = {"NOERROR": "answer", "NXDOMAIN": "nxdomain"}.get(rcode, rcode.lower())
+        if status == "answer" and not addresses:
+            status = "nodata"
+        result.update(status=status, rcode=rcode, addresses=addresses)
+    result["ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
+
+
+def system_lookup(name, timeout):
+    """getaddrinfo as programs on the host see it (/etc/hosts, nsswitch), bounded in time."""
+    box: dict[str, object] = {"addresses": [], "error": None}
+
+    def lookup():
+        try:
+            infos = socket.getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+            box["addresses"] = sorted({info[4][0] for info in infos})
+        except OSError as error:
+            box["error"] = str(error)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=lookup, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    ms = round((time.monotonic() - started) * 1000, 1)
+    if worker.is_alive():
+        return {"addresses": [], "error": f"no answer within {timeout:g}s", "ms": ms}
+    return {"addresses": box.get("addresses", []), "error": box.get("error"), "ms": ms}
+
+
+def dns(name, timeout, servers):
+    return {
+        "name": name,
+        "servers": [ask(server, name, timeout) for server in servers],
+        "system": system_lookup(name, timeout * max(1, len(servers))),
+    }
+
+
+ERRNO_WORDS = {
+    "ECONNREFUSED": "refused",
+    "EHOSTUNREACH": "no route to host",
+    "ENETUNREACH": "network unreachable",
+    "ETIMEDOUT": "timeout",
+}
+
+
+def tcp(host, port, timeout):
+    """Connect once to host:port; the address used, whether it worked and how long it took."""
+    result = {"host": host, "port": port, "address": None, "ok": False, "ms": None, "error": None}
+    started = time.monotonic()
+    try:
+        family, kind, proto, _c, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        result["address"] = address[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.settimeout(timeout)
+            started = time.monotonic()
+            sock.connect(address)
+        result["ok"] = True
+    except TimeoutError:
+        result["error"] = "timeout"
+    except socket.gaierror as error:
+        result["error"] = f"cannot resolve {host}: {error.strerror}"
+    except OSError as error:
+        import errno as errno_names
+
+        name = errno_names.errorcode.get(error.errno or 0, "")
+        result["error"] = ERRNO_WORDS.get(name, error.strerror or str(error))
+    result["ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
+
+
+def main(argv):
+    if len(argv) >= 3 and argv[0] == "dns":
+        out = dns(argv[1], float(argv[2]), argv[3:])
+    elif len(argv) == 4 and argv[0] == "tcp":
+        out = tcp(argv[1], int(argv[2]), float(argv[3]))
+    else:
+        sys.stderr.write("usage: netprobe dns NAME TIMEOUT [SERVER...] | tcp HOST PORT TIMEOUT\n")
+        return 2
+    sys.stdout.write(json.dumps(out) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

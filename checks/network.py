@@ -1,0 +1,800 @@
+"""The network wizard (runbooks N1-N8): link, addresses, DNS, route, firewall, TCP, listeners.
+
+Each step asks the host itself, through its shell: `ip -j`, `ss`, `iptables-save`, `nft`,
+`ping`, and for DNS and TCP the small stdlib probe in `checks/netprobe.py`, run with the
+host's python3. Findings keep stable targets (an interface, a port, "default route") so a
+fix's verification finds the same finding again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from checks.model import CheckContext, Evidence, Finding, Fix, Pin, PinMatch, Risk, Status
+from checks.netparse import (
+    FirewallRule,
+    Link,
+    Route,
+    blocking_rules,
+    default_routes,
+    iptables_managed,
+    listeners_on,
+    parse_addresses,
+    parse_iptables_save,
+    parse_links,
+    parse_nft_ruleset,
+    parse_resolv_conf,
+    parse_routes,
+    parse_ss_listening,
+)
+from checks.wizards import Param, Step, Wizard
+from hosts.procfs import ParseError
+from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
+
+DOMAIN = "network"
+COMMAND_TIMEOUT = 10.0
+DNS_TIMEOUT = 2.0
+DNS_SLOW_MS = 1000.0
+CONNECT_TIMEOUT = 3.0
+ERRORS_SPACING = 1.0
+"""Seconds between the two counter readings that tell growing errors from old ones."""
+
+PROBE_SOURCE = (Path(__file__).parent / "netprobe.py").read_text()
+
+
+class StepFailed(Exception):
+    """A step could not gather its evidence; it becomes an UNKNOWN finding with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShellCheck:
+    """A check that asks the host through its shell."""
+
+    id: str
+    title: str
+    body: Callable[[CheckContext, Shell], Awaitable[list[Finding]]]
+    domain: str = DOMAIN
+
+    async def run(self, ctx: CheckContext) -> list[Finding]:
+        if ctx.shell is None:
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, "no shell on this host")]
+        try:
+            return await self.body(ctx, ctx.shell)
+        except StepFailed as error:
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, str(error))]
+        except ShellError as error:
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, str(error))]
+        except ParseError as error:
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, f"unexpected output: {error}")]
+
+
+async def _run(
+    shell: Shell, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT
+) -> CommandResult:
+    """Run a command; one that cannot start here (not installed) reads as exit status 127,
+    as it does over SSH. A timeout still raises: the step becomes UNKNOWN, saying so."""
+    try:
+        return await shell.run(argv, timeout=timeout)
+    except CommandTimeout:
+        raise
+    except ShellError as error:
+        return CommandResult(tuple(argv), 127, "", f"{argv[0]}: {error.reason}", 0.0)
+
+
+def _evidence(result: CommandResult, limit: int = 4000) -> Evidence:
+    text = result.stdout if result.ok else (result.stderr or result.stdout)
+    if not result.ok:
+        text = f"exit status {result.exit_status}\n{text}"
+    text = text if len(text) <= limit else text[:limit] + f"\n… {len(text) - limit} more characters"
+    return Evidence(result.command, text.rstrip())
+
+
+async def _required(shell: Shell, argv: Sequence[str]) -> CommandResult:
+    result = await _run(shell, argv)
+    if not result.ok:
+        why = (result.stderr or result.stdout).strip().splitlines()
+        raise StepFailed(f"{result.command}: {why[-1] if why else f'exit {result.exit_status}'}")
+    return result
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?$")
+
+
+def parse_port(text: str) -> str:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError("a port is a number from 1 to 65535")
+    return str(int(text))
+
+
+def parse_name(text: str) -> str:
+    name = text.strip().rstrip(".")
+    if not _HOSTNAME.match(name):
+        raise ValueError("not a host name")
+    return name
+
+
+def _host_part(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return parse_name(text)
+
+
+def split_target(text: str) -> tuple[str, int]:
+    """HOST:PORT, or [IPv6]:PORT, into its parts; ValueError says what is wrong."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\s\[\]]+):(\d+)", text.strip())
+    if not match:
+        raise ValueError("expected HOST:PORT (IPv6 as [ADDR]:PORT)")
+    host = match.group(1) or match.group(3)
+    port = match.group(2) or match.group(4)
+    return _host_part(host), int(parse_port(port))
+
+
+def parse_target(text: str) -> str:
+    host, port = split_target(text)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_unit(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9:_.@\\-]{1,255}", text) or text.startswith("-"):
+        raise ValueError("not a systemd unit name")
+    return text
+
+
+PARAMS = (
+    Param(
+        "target",
+        "HOST:PORT to connect to (TCP), and whose port the firewall step looks for",
+        parse_target,
+    ),
+    Param("resolve", "a name to resolve with each configured resolver", parse_name),
+    Param("listen", "a local port a service should listen on", parse_port),
+    Param(
+        "service", "the systemd unit that should listen on --listen (offered a restart)", parse_unit
+    ),
+)
+
+
+# -- N1 link ---------------------------------------------------------------------------------
+
+
+async def _links(shell: Shell) -> tuple[list[Link], CommandResult]:
+    result = await _required(shell, ("ip", "-j", "-s", "link", "show"))
+    return parse_links(result.stdout), result
+
+
+def _links_evidence(result: CommandResult, links: Sequence[Link]) -> Evidence:
+    lines = [
+        f"{link.name:<15} admin {'up' if link.admin_up else 'DOWN':<4}  carrier "
+        f"{'yes' if link.carrier else 'NO ':<3}  operstate {link.operstate:<8} "
+        f"ifindex {link.ifindex}"
+        for link in links
+    ]
+    return Evidence(result.command, "\n".join(lines))
+
+
+async def _check_link(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    links, result = await _links(shell)
+    routes = await _routes(shell)
+    addressed = await _addressed(shell)
+    default_devs = {r.device for r in default_routes(routes) if r.device}
+    evidence = (_links_evidence(result, links),)
+    findings = []
+    for link in links:
+        if link.loopback:
+            continue
+        if not link.admin_up and link.name not in addressed:
+            summary = f"{link.name} is down and has no address: not in use"
+            findings.append(Finding("net.link", Status.OK, link.name, summary, evidence))
+        elif not link.admin_up:
+            status = Status.CRIT
+            summary = f"{link.name} is administratively down (operstate {link.operstate})"
+            fix = Fix(
+                id="net.link.up",
+                title=f"bring {link.name} up",
+                risk=Risk.DISRUPTIVE,
+                commands=(("ip", "link", "set", "dev", link.name, "up"),),
+                target=link.name,
+                pin=Pin(
+                    f"interface index of {link.name}",
+                    ("cat", f"/sys/class/net/{link.name}/ifindex"),
+                    str(link.ifindex),
+                ),
+                verify="net.link",
+                impact=f"{link.name} starts carrying traffic: its addresses and routes "
+                "become active and connections may start using it",
+                undo=(("ip", "link", "set", "dev", link.name, "down"),),
+            )
+            findings.append(Finding("net.link", status, link.name, summary, evidence, (fix,)))
+        elif not link.carrier:
+            status = Status.CRIT if link.name in default_devs else Status.WARN
+            summary = (
+                f"{link.name} is up but has no carrier (operstate {link.operstate}): "
+                "cable, peer or switch port"
+            )
+            findings.append(Finding("net.link", status, link.name, summary, evidence))
+        else:
+            summary = f"{link.name} is up with carrier (operstate {link.operstate})"
+            findings.append(Finding("net.link", Status.OK, link.name, summary, evidence))
+    if not findings:
+        findings.append(
+            Finding(
+                "net.link", Status.CRIT, ctx.host, "no network interface but loopback", evidence
+            )
+        )
+    return findings
+
+
+async def _addressed(shell: Shell) -> set[str]:
+    """Interfaces with an address configured: someone meant them to carry traffic."""
+    result = await _run(shell, ("ip", "-j", "addr", "show"))
+    if not result.ok:
+        return set()
+    return {a.interface for a in parse_addresses(result.stdout) if a.scope != "link"}
+
+
+def _no_link(findings: Sequence[Finding]) -> str | None:
+    if any(f.status is Status.OK and "not in use" not in f.summary for f in findings):
+        return None
+    return "no interface has a working link, so nothing beyond this host can be reached"
+
+
+# -- N2 addresses ----------------------------------------------------------------------------
+
+
+async def _check_addresses(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    result = await _required(shell, ("ip", "-j", "addr", "show"))
+    addresses = parse_addresses(result.stdout)
+    links, _ = await _links(shell)
+    shown = [
+        f"{link.name:<15} "
+        + " ".join(
+            f"{a.local}/{a.prefixlen} ({a.scope})" for a in addresses if a.interface == link.name
+        )
+        for link in links
+    ]
+    evidence = (Evidence(result.command, "\n".join(line.rstrip() for line in shown)),)
+    findings = []
+    for link in links:
+        if link.loopback or not (link.admin_up and link.carrier):
+            continue
+        mine = [a for a in addresses if a.interface == link.name]
+        usable = [a for a in mine if a.scope == "global"]
+        if usable:
+            text = ", ".join(f"{a.local}/{a.prefixlen}" for a in usable)
+            findings.append(Finding("net.addr", Status.OK, link.name, text, evidence))
+        else:
+            # Bridge and bond members have none of their own, so this alone is no fault;
+            # a host where no interface has one is (below).
+            local = ", ".join(f"{a.local}/{a.prefixlen}" for a in mine) or "none"
+            summary = (
+                f"no global address on {link.name} (link-local: {local}): a bridge or bond "
+                "member, or DHCP/static configuration missing"
+            )
+            findings.append(Finding("net.addr", Status.OK, link.name, summary, evidence))
+    if not any("no global" not in f.summary for f in findings):
+        findings.append(
+            Finding(
+                "net.addr",
+                Status.CRIT,
+                "global address",
+                "no interface with a link has a global address",
+                evidence,
+            )
+        )
+    return findings
+
+
+def _no_address(findings: Sequence[Finding]) -> str | None:
+    if not any(f.status is Status.CRIT for f in findings):
+        return None
+    return "no global address, so no traffic can leave this host"
+
+
+# -- N3 DNS ----------------------------------------------------------------------------------
+
+
+async def _python(shell: Shell, *args: str, timeout: float) -> dict[str, object] | None:
+    """Run the probe with the host's python3; None if the host has none."""
+    result = await _run(shell, ("python3", "-c", PROBE_SOURCE, *args), timeout=timeout)
+    if result.exit_status == 127 or "python3: not found" in result.stderr:
+        return None
+    if not result.ok:
+        raise StepFailed(f"the network probe failed: {result.stderr.strip()[-300:]}")
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        raise StepFailed(f"the network probe printed {result.stdout[:200]!r}") from None
+    if not isinstance(data, dict):
+        raise StepFailed(f"the network probe printed {result.stdout[:200]!r}")
+    return data
+
+
+def _lookup_name(ctx: CheckContext) -> str | None:
+    if ctx.params.get("resolve"):
+        return ctx.params["resolve"]
+    if ctx.params.get("target"):
+        host, _port = split_target(ctx.params["target"])
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return host
+    return None
+
+
+async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    result = await _run(shell, ("cat", "/etc/resolv.conf"))
+    if not result.ok and "No such file" not in result.stderr:
+        raise StepFailed(f"cannot read /etc/resolv.conf: {result.stderr.strip()}")
+    conf = parse_resolv_conf(result.stdout if result.ok else "")
+    evidence = [_evidence(result)]
+    findings = []
+    servers = conf.nameservers
+    if not servers:
+        findings.append(
+            Finding(
+                "net.dns",
+                Status.CRIT,
+                "resolvers",
+                "no resolver configured: /etc/resolv.conf has no nameserver line "
+                "(the C library then asks 127.0.0.1)",
+                tuple(evidence),
+            )
+        )
+    else:
+        findings.append(
+            Finding(
+                "net.dns",
+                Status.OK,
+                "resolvers",
+                "nameservers " + ", ".join(servers),
+                tuple(evidence),
+            )
+        )
+    name = _lookup_name(ctx)
+    if name is None or not servers:
+        return findings
+    timeout = min(conf.timeout, DNS_TIMEOUT)
+    probe_timeout = timeout * (len(servers) * 2 + 1) + 5
+    data = await _python(shell, "dns", name, f"{timeout:g}", *servers, timeout=probe_timeout)
+    if data is None:
+        findings.append(await _getent(shell, name))
+        return findings
+    findings.append(_grade_dns(name, data))
+    return findings
+
+
+def _grade_dns(name: str, data: dict[str, object]) -> Finding:
+    target = f"resolve {name}"
+    answers = [a for a in data.get("servers", []) if isinstance(a, dict)]  # type: ignore[attr-defined]
+    lines = []
+    for a in answers:
+        said = ", ".join(a["addresses"]) if a.get("addresses") else a.get("error") or a["status"]
+        lines.append(f"{a['server']}: {a['status']} in {a['ms']} ms: {said}")
+    system = data.get("system") or {}
+    if isinstance(system, dict):
+        got = ", ".join(system.get("addresses") or []) or system.get("error")
+        lines.append(f"getaddrinfo: {got} in {system.get('ms')} ms")
+    evidence = (Evidence(f"DNS query for {name} (A) to each nameserver", "\n".join(lines)),)
+    good = [a for a in answers if a["status"] == "answer"]
+    silent = [a for a in answers if a["status"] in ("timeout", "refused", "error")]
+    nx = [a for a in answers if a["status"] == "nxdomain"]
+    if good:
+        fastest = min(good, key=lambda a: a["ms"])
+        summary = (
+            f"{name} is {', '.join(fastest['addresses'])} ({fastest['ms']} ms from "
+            f"{fastest['server']})"
+        )
+        if silent:
+            dead = ", ".join(f"{a['server']} ({a['status']})" for a in silent)
+            return Finding(
+                "net.dns", Status.WARN, target, f"{summary}; not answering: {dead}", evidence
+            )
+        if fastest["ms"] > DNS_SLOW_MS:
+            return Finding("net.dns", Status.WARN, target, f"slow: {summary}", evidence)
+        return Finding("net.dns", Status.OK, target, summary, evidence)
+    if nx:
+        summary = f"{name} does not exist: NXDOMAIN from {', '.join(a['server'] for a in nx)}"
+        return Finding("net.dns", Status.CRIT, target, summary, evidence)
+    if answers and len(silent) == len(answers):
+        why = "; ".join(f"{a['server']}: {a.get('error') or a['status']}" for a in silent)
+        return Finding("net.dns", Status.CRIT, target, f"no resolver answers: {why}", evidence)
+    said = "; ".join(f"{a['server']}: {a['status']}" for a in answers)
+    return Finding("net.dns", Status.CRIT, target, f"{name} did not resolve: {said}", evidence)
+
+
+async def _getent(shell: Shell, name: str) -> Finding:
+    result = await _run(shell, ("getent", "ahosts", name), timeout=30)
+    target = f"resolve {name}"
+    note = "(no python3 on the host to tell NXDOMAIN from a silent resolver)"
+    if result.ok:
+        first = result.stdout.split()[0] if result.stdout.split() else "?"
+        summary = f"{name} is {first} ({result.duration * 1000:.0f} ms, getent)"
+        return Finding("net.dns", Status.OK, target, summary, (_evidence(result),))
+    summary = f"{name} did not resolve after {result.duration:.1f} s {note}"
+    return Finding("net.dns", Status.CRIT, target, summary, (_evidence(result),))
+
+
+# -- N4 routing ------------------------------------------------------------------------------
+
+
+async def _routes(shell: Shell) -> list[Route]:
+    result = await _required(shell, ("ip", "-j", "route", "show"))
+    return parse_routes(result.stdout)
+
+
+async def _check_route(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    v4 = await _required(shell, ("ip", "-j", "route", "show"))
+    v6 = await _run(shell, ("ip", "-j", "-6", "route", "show"))
+    routes = parse_routes(v4.stdout) + (parse_routes(v6.stdout, "inet6") if v6.ok else [])
+    evidence = [
+        Evidence(
+            "ip -j route show; ip -j -6 route show",
+            "\n".join(_route_text(r) for r in routes) or "(no routes)",
+        )
+    ]
+    defaults = default_routes(routes)
+    findings = []
+    if not defaults:
+        summary = "no default route: only directly connected networks are reachable"
+        if ctx.params.get("target"):
+            host, _ = split_target(ctx.params["target"])
+            get = await _run(shell, ("ip", "-j", "route", "get", host))
+            evidence.append(_evidence(get))
+            summary += (
+                f"; {host} is reachable on a connected network"
+                if get.ok
+                else f"; {host} has no route"
+            )
+        return [Finding("net.route", Status.CRIT, "default route", summary, tuple(evidence))]
+    shown = "; ".join(_route_text(r) for r in defaults)
+    findings.append(Finding("net.route", Status.OK, "default route", shown, tuple(evidence)))
+    for gateway in dict.fromkeys(g for route in defaults for g in route.gateways):
+        findings.append(await _gateway(shell, gateway))
+    return findings
+
+
+def _route_text(route: Route) -> str:
+    parts = [route.destination]
+    parts += [f"via {route.gateway}"] if route.gateway else []
+    parts += [f"dev {route.device}"] if route.device else []
+    parts += [f"proto {route.protocol}"] if route.protocol else []
+    parts += [f"metric {route.metric}"] if route.metric is not None else []
+    return " ".join(parts)
+
+
+async def _gateway(shell: Shell, gateway: str) -> Finding:
+    target = f"gateway {gateway}"
+    flag = "-6" if ":" in gateway else "-4"
+    ping = await _run(shell, ("ping", flag, "-n", "-c", "2", "-i", "0.2", "-W", "1", gateway))
+    if ping.ok:
+        rtt = re.search(r"= [\d.]+/([\d.]+)/", ping.stdout)
+        said = f"answers ping ({rtt.group(1)} ms)" if rtt else "answers ping"
+        return Finding("net.route", Status.OK, target, f"{gateway} {said}", (_evidence(ping),))
+    neigh = await _run(shell, ("ip", "neigh", "show", gateway))
+    state = neigh.stdout.split()[-1] if neigh.ok and neigh.stdout.split() else ""
+    evidence = (_evidence(ping), _evidence(neigh))
+    if state in ("REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"):
+        summary = f"{gateway} does not answer ping but answers ARP/ND ({state}): it is there"
+        return Finding("net.route", Status.OK, target, summary, evidence)
+    why = "ping is not installed" if ping.exit_status == 127 else "no answer to ping or ARP"
+    return Finding(
+        "net.route", Status.CRIT, target, f"gateway {gateway} unreachable: {why}", evidence
+    )
+
+
+# -- N5 firewall -----------------------------------------------------------------------------
+
+
+def _ports(ctx: CheckContext) -> list[int]:
+    ports = []
+    if ctx.params.get("target"):
+        ports.append(split_target(ctx.params["target"])[1])
+    if ctx.params.get("listen"):
+        ports.append(int(ctx.params["listen"]))
+    return sorted(set(ports))
+
+
+async def _check_firewall(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    rules: list[FirewallRule] = []
+    evidence: list[Evidence] = []
+    notes: list[str] = []
+    seen_tables: set[tuple[str, str]] = set()
+    for tool, family in (("iptables-save", "ip"), ("ip6tables-save", "ip6")):
+        result = await _run(shell, (tool,))
+        if result.exit_status == 127:
+            notes.append(f"{tool} not installed")
+            continue
+        if not result.ok:
+            notes.append(f"{tool}: {result.stderr.strip() or f'exit {result.exit_status}'}")
+            continue
+        backend = "iptables" if family == "ip" else "ip6tables"
+        found, _policies = parse_iptables_save(result.stdout, backend)
+        rules += found
+        seen_tables |= {(family, r.table) for r in found}
+        evidence.append(_evidence(result))
+    nft = await _run(shell, ("nft", "-j", "-a", "list", "ruleset"))
+    nft_text: CommandResult | None = None
+    if nft.exit_status == 127:
+        notes.append("nft not installed")
+    elif not nft.ok:
+        notes.append(f"nft: {nft.stderr.strip() or f'exit {nft.exit_status}'}")
+    else:
+        own = [r for r in parse_nft_ruleset(nft.stdout) if not iptables_managed(r)]
+        rules += own
+        if own:
+            nft_text = await _run(shell, ("nft", "-a", "list", "ruleset"))
+            evidence.append(_evidence(nft_text))
+    if not evidence:
+        raise StepFailed("cannot read any firewall: " + "; ".join(notes))
+    ports = _ports(ctx)
+    findings = []
+    for port in ports:
+        blocking = blocking_rules(rules, port)
+        target = f"tcp/{port}"
+        if not blocking:
+            summary = f"no rule drops or rejects {target} ({len(rules)} rules read)"
+            if notes:
+                summary += "; " + "; ".join(notes)
+            findings.append(Finding("net.firewall", Status.OK, target, summary, tuple(evidence)))
+            continue
+        fixes = tuple(
+            fix
+            for rule in blocking
+            if (fix := _delete_rule_fix(rule, target, nft_text)) is not None
+        )
+        shown = "; ".join(f"{r.backend} {r.table}/{r.chain}: {r.text}" for r in blocking)
+        summary = f"{len(blocking)} rule(s) {blocking[0].action} {target}: {shown}"
+        findings.append(
+            Finding("net.firewall", Status.CRIT, target, summary, tuple(evidence), fixes)
+        )
+    return findings
+
+
+def _delete_rule_fix(rule: FirewallRule, target: str, nft_text: CommandResult | None) -> Fix | None:
+    verb = {"DROP": "dropped", "REJECT": "rejected"}.get(rule.action, "blocked")
+    impact = (
+        f"{target} is no longer {verb} by this rule: traffic it stopped gets through; the "
+        "rule is kept in the audit log to put back"
+    )
+    if rule.backend in ("iptables", "ip6tables"):
+        pin = Pin(
+            f"the rule in {rule.backend} {rule.table}/{rule.chain}",
+            (rule.backend, "-t", rule.table, "-S", rule.chain),
+            rule.text,
+            PinMatch.LINE,
+        )
+    else:
+        line = _nft_rule_line(nft_text.stdout if nft_text else "", rule)
+        if line is None:
+            return None
+        pin = Pin(
+            f"nft rule handle {rule.handle} in {rule.family} {rule.table}/{rule.chain}",
+            ("nft", "-a", "list", "chain", rule.family, rule.table, rule.chain),
+            line,
+            PinMatch.LINE,
+        )
+    return Fix(
+        id="net.firewall.delete-rule",
+        title=f"delete the {rule.backend} rule that {rule.action.lower()}s {target}"
+        + (f" from {rule.source}" if rule.source else "")
+        + (f" on {rule.in_interface}" if rule.in_interface else ""),
+        risk=Risk.DISRUPTIVE,
+        commands=(rule.delete_argv,),
+        target=target,
+        pin=pin,
+        verify="net.firewall",
+        impact=impact,
+        undo=(rule.restore_argv,) if rule.restore_argv else (),
+    )
+
+
+def _nft_rule_line(text: str, rule: FirewallRule) -> str | None:
+    """The rule's own line in `nft -a list ruleset`, found by table, chain and handle."""
+    table = chain = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("table "):
+            table = tuple(line.split()[1:3])
+        elif line.startswith("chain "):
+            chain = line.split()[1]
+        elif (
+            line.endswith(f"# handle {rule.handle}")
+            and table == (rule.family, rule.table)
+            and chain == rule.chain
+        ):
+            return line
+    return None
+
+
+# -- N6 TCP connect --------------------------------------------------------------------------
+
+
+async def _check_connect(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    host, port = split_target(ctx.params["target"])
+    target = ctx.params["target"]
+    data = await _python(
+        shell, "tcp", host, str(port), f"{CONNECT_TIMEOUT:g}", timeout=CONNECT_TIMEOUT + 10
+    )
+    if data is None:
+        raise StepFailed(f"{ctx.host} has no python3, which the TCP probe needs")
+    evidence = (Evidence(f"TCP connect to {target} from {ctx.host}", json.dumps(data)),)
+    address = data.get("address") or host
+    if data.get("ok"):
+        summary = f"connected to {address}:{port} in {data.get('ms')} ms"
+        return [Finding("net.connect", Status.OK, target, summary, evidence)]
+    error = str(data.get("error"))
+    meaning = {
+        "refused": "nothing listens there, or a firewall rejects it",
+        "timeout": "no answer: the host is down or a firewall drops the packets",
+        "no route to host": "the host does not answer on its network",
+        "network unreachable": "no route to that network",
+    }.get(error, "")
+    summary = f"cannot connect to {address}:{port}: {error}" + (f" ({meaning})" if meaning else "")
+    return [Finding("net.connect", Status.CRIT, target, summary, evidence)]
+
+
+# -- N8 listening sockets --------------------------------------------------------------------
+
+
+async def _check_listen(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    port = int(ctx.params["listen"])
+    target = f"tcp/{port}"
+    result = await _required(shell, ("ss", "-H", "-ltnp"))
+    found = listeners_on(parse_ss_listening(result.stdout), port)
+    evidence = (_evidence(result),)
+    if not found:
+        fixes = await _restart_fixes(ctx, shell, target)
+        summary = f"nothing listens on {target}"
+        if ctx.params.get("service") and not fixes:
+            summary += f"; no systemd on {ctx.host}: start {ctx.params['service']} by hand"
+        return [Finding("net.listen", Status.CRIT, target, summary, evidence, fixes)]
+    where = ", ".join(
+        f"{lst.address}:{lst.port}" + (f" ({', '.join(lst.processes)})" if lst.processes else "")
+        for lst in found
+    )
+    if all(lst.loopback_only for lst in found):
+        summary = f"listens on loopback only ({where}): other hosts cannot connect"
+        return [Finding("net.listen", Status.WARN, target, summary, evidence)]
+    return [Finding("net.listen", Status.OK, target, f"listening on {where}", evidence)]
+
+
+async def _restart_fixes(ctx: CheckContext, shell: Shell, target: str) -> tuple[Fix, ...]:
+    unit = ctx.params.get("service")
+    if not unit:
+        return ()
+    systemd = await _run(shell, ("test", "-d", "/run/systemd/system"))
+    if not systemd.ok:
+        return ()
+    show = await _run(shell, ("systemctl", "show", "--property=InvocationID", "--value", unit))
+    if not show.ok:
+        return ()
+    return (
+        Fix(
+            id="net.listen.restart",
+            title=f"restart {unit}",
+            risk=Risk.DISRUPTIVE,
+            commands=(("systemctl", "restart", unit),),
+            target=target,
+            pin=Pin(
+                f"invocation id of {unit}",
+                ("systemctl", "show", "--property=InvocationID", "--value", unit),
+                show.stdout.strip(),
+            ),
+            verify="net.listen",
+            impact=f"{unit} stops and starts again: its clients are disconnected",
+        ),
+    )
+
+
+# -- N7 interface errors ---------------------------------------------------------------------
+
+
+async def _check_errors(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    import asyncio
+
+    first, _ = await _links(shell)
+    await asyncio.sleep(ERRORS_SPACING)
+    second, result = await _links(shell)
+    before = {link.name: link for link in first}
+    findings = []
+    for link in second:
+        if link.loopback:
+            continue
+        old = before.get(link.name)
+        totals = {
+            "rx errors": link.rx_errors,
+            "rx dropped": link.rx_dropped,
+            "tx errors": link.tx_errors,
+            "tx dropped": link.tx_dropped,
+        }
+        growth = {}
+        if old is not None:
+            growth = {
+                "rx errors": link.rx_errors - old.rx_errors,
+                "rx dropped": link.rx_dropped - old.rx_dropped,
+                "tx errors": link.tx_errors - old.tx_errors,
+                "tx dropped": link.tx_dropped - old.tx_dropped,
+            }
+        rising = {k: v for k, v in growth.items() if v > 0}
+        total_text = ", ".join(f"{v} {k}" for k, v in totals.items() if v) or "no errors or drops"
+        if rising:
+            now = ", ".join(f"+{v} {k}" for k, v in rising.items())
+            summary = f"{now} in the last {ERRORS_SPACING:g} s (since boot: {total_text})"
+            findings.append(
+                Finding("net.errors", Status.WARN, link.name, summary, (_evidence(result),))
+            )
+        else:
+            summary = f"none in the last {ERRORS_SPACING:g} s (since boot: {total_text})"
+            findings.append(Finding("net.errors", Status.OK, link.name, summary))
+    return findings
+
+
+LINK = ShellCheck("net.link", "Link: carrier and admin state", _check_link)
+ADDRESSES = ShellCheck("net.addr", "Addresses", _check_addresses)
+DNS = ShellCheck("net.dns", "DNS: resolvers and a lookup", _check_dns)
+ROUTE = ShellCheck("net.route", "Default route and gateway", _check_route)
+FIREWALL = ShellCheck("net.firewall", "Firewall rules on the port", _check_firewall)
+CONNECT = ShellCheck("net.connect", "TCP connect to the target", _check_connect)
+LISTEN = ShellCheck("net.listen", "Listening socket of the service", _check_listen)
+ERRORS = ShellCheck("net.errors", "Interface errors and drops", _check_errors)
+
+NETWORK_WIZARD = Wizard(
+    domain=DOMAIN,
+    title="Network: link, addresses, DNS, routing, firewall, connection, listener",
+    params=PARAMS,
+    steps=(
+        Step(
+            LINK,
+            "Without carrier and admin state up nothing else on the network can work; "
+            "check cables, the switch port, or bring the interface up.",
+            stop_if=_no_link,
+        ),
+        Step(
+            ADDRESSES,
+            "An interface with a link but no global address points at DHCP or the "
+            "static configuration.",
+            stop_if=_no_address,
+        ),
+        Step(
+            DNS,
+            "Each resolver is asked directly, so a dead resolver, a missing one and a "
+            "name that does not exist (NXDOMAIN) are told apart.",
+        ),
+        Step(
+            ROUTE,
+            "Without a default route only directly connected networks answer; a "
+            "gateway that answers neither ping nor ARP is down or on the wrong network.",
+        ),
+        Step(
+            FIREWALL,
+            "A DROP rule makes connections time out, a REJECT makes them fail at "
+            "once; delete the rule only if it is not meant to be there.",
+            requires=("target", "listen"),
+        ),
+        Step(
+            CONNECT,
+            "Refused means nothing listens (or a REJECT); a timeout means a firewall "
+            "drops the packets or the host is down.",
+            requires=("target",),
+        ),
+        Step(
+            LISTEN,
+            "A service bound to 127.0.0.1 only answers on this host; change its bind "
+            "address to reach it from others.",
+            requires=("listen",),
+        ),
+        Step(
+            ERRORS,
+            "Errors that keep growing point at a bad cable, duplex mismatch or a "
+            "failing NIC; drops at a full receive queue point at load.",
+        ),
+    ),
+)

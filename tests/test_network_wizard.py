@@ -1,0 +1,514 @@
+"""The network wizard against real faults in network namespaces, through `fleetdeck wizard`.
+
+Two hosts of their own on the lab bridge: `server` and `client`, each a real sshd in its own
+namespace. Faults (a link down, no default route, a dead resolver, a DROP rule, a service on
+127.0.0.1, a target nobody has) are made inside those namespaces only, and undone after.
+Most runs go over SSH; the DNS cases run the console inside the namespace (`ip netns exec`),
+which is how a namespace gets its own /etc/resolv.conf.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import fleetdeck_bin, require_binary, require_root
+from sshd import NetnsHost, NetnsLab, SshKeys, write_known_hosts
+
+DNSD = Path(__file__).parent / "dnsd.py"
+
+
+@dataclass
+class Lab:
+    server: NetnsHost
+    client: NetnsHost
+    lab: NetnsLab
+    inventory: Path
+    known_hosts: Path
+    audit: Path
+    nobody: str  # a lab address no host has
+
+    def ns(self, host: NetnsHost, *argv: str, check: bool = True) -> str:
+        assert host.netns
+        done = subprocess.run(
+            ["ip", "netns", "exec", host.netns, *argv], capture_output=True, text=True, timeout=30
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"{argv}: {done.stderr}")
+        return done.stdout
+
+    def wizard(self, host: NetnsHost, *args: str, answers: str = "") -> Wizardry:
+        argv = [
+            fleetdeck_bin(),
+            "wizard",
+            "network",
+            "--json",
+            "-i",
+            str(self.inventory),
+            "--known-hosts",
+            str(self.known_hosts),
+            "--audit-log",
+            str(self.audit),
+            "--host",
+            host.name,
+            *args,
+        ]
+        return Wizardry.of(
+            subprocess.run(argv, input=answers, capture_output=True, text=True, timeout=120)
+        )
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        if not self.audit.exists():
+            return []
+        return [json.loads(line) for line in self.audit.read_text().splitlines()]
+
+
+@dataclass
+class Wizardry:
+    """One `fleetdeck wizard --json` run: exit status, the document, and stderr."""
+
+    code: int
+    doc: dict[str, Any]
+    stderr: str
+
+    @classmethod
+    def of(cls, done: subprocess.CompletedProcess[str]) -> Wizardry:
+        assert "Traceback" not in done.stderr, done.stderr
+        try:
+            doc = json.loads(done.stdout) if done.stdout.strip() else {}
+        except ValueError:
+            raise AssertionError(f"not JSON: {done.stdout!r}\n{done.stderr}") from None
+        return cls(done.returncode, doc, done.stderr)
+
+    def step(self, step_id: str) -> dict[str, Any]:
+        return next(s for s in self.doc["steps"] if s["id"] == step_id)
+
+    def finding(self, step_id: str, target: str) -> dict[str, Any]:
+        step = self.step(step_id)
+        found = [f for f in step["findings"] if f["target"] == target]
+        assert found, f"no {step_id} finding on {target}: {step}"
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def lab(
+    netns_lab: NetnsLab, ssh_keys: SshKeys, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lab]:
+    require_root("make network faults inside namespaces")
+    for binary, package in (
+        ("iptables", "iptables"),
+        ("ping", "iputils-ping"),
+        ("ss", "iproute2"),
+        ("setpriv", "util-linux"),
+    ):
+        require_binary(binary, package)
+    server, client = netns_lab.add_host("server"), netns_lab.add_host("client")
+    workdir = tmp_path_factory.mktemp("netwizard")
+    inventory = workdir / "lab.toml"
+    inventory.write_text(
+        f'[defaults]\nuser = "root"\nidentity_file = "{ssh_keys.client_key}"\n\n'
+        f'[[host]]\nname = "server"\naddress = "{server.address}"\ntier = "prod"\n\n'
+        f'[[host]]\nname = "client"\naddress = "{client.address}"\ntier = "staging"\n'
+    )
+    known = write_known_hosts(workdir / "known_hosts", server, client)
+    nobody = str(netns_lab.subnet[200])
+    try:
+        yield Lab(server, client, netns_lab, inventory, known, workdir / "audit.jsonl", nobody)
+    finally:
+        netns_lab.remove_host(server)
+        netns_lab.remove_host(client)
+
+
+@pytest.fixture
+def listener(lab: Lab) -> Iterator[Any]:
+    """`listener(host, address, port)`: a real TCP listener inside a host's namespace."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(host: NetnsHost, address: str, port: int) -> None:
+        assert host.netns
+        code = (
+            "import socket,sys,time\ns=socket.socket()\n"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+            f"s.bind(({address!r},{port}))\ns.listen()\nprint('ready',flush=True)\n"
+            "while True: s.accept()[0].close()\n"
+        )
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", host.netns, sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        assert process.stdout and process.stdout.readline().strip() == "ready"
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait(5)
+
+
+def _veth(lab: Lab, name: str) -> None:
+    """An admin-down interface with an address on the client; its peer is up, so the link
+    gets carrier the moment it is brought up (this kernel has no dummy driver)."""
+    lab.ns(lab.client, "ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+    lab.ns(lab.client, "ip", "link", "set", f"{name}p", "up")
+
+
+def test_admin_down_link_is_found_and_brought_up_after_confirm(lab: Lab) -> None:
+    _veth(lab, "dum0")
+    lab.ns(lab.client, "ip", "addr", "add", "198.51.100.10/24", "dev", "dum0")
+    try:
+        before = len(lab.audit_records())
+        run = lab.wizard(lab.client, answers="y\n")
+        (action,) = run.doc["actions"]
+        assert action["fix"] == "net.link.up" and action["outcome"] == "verified", action
+        assert (
+            action["before"] == "CRIT"
+            and "dum0 is administratively down" in (action["before_summary"])
+        )
+        assert action["after"] == "OK" and "dum0 is up with carrier" in action["after_summary"]
+        assert run.finding("net.link", "eth0")["status"] == "OK"
+        assert run.finding("net.link", "dum0")["status"] == "OK"
+        assert "Apply bring dum0 up on client? [y/N]" in run.stderr
+        assert "ip link set dev dum0 up" in run.stderr  # the command, shown before the prompt
+        assert '"UP"' in lab.ns(lab.client, "ip", "-j", "link", "show", "dum0")
+        started, finished = lab.audit_records()[before:]
+        assert started["event"] == "started" and finished["event"] == "finished"
+        assert finished["host"] == "client" and finished["tier"] == "staging"
+        assert finished["check"] == "net.link" and finished["fix"] == "net.link.up"
+        assert finished["commands"] == ["ip link set dev dum0 up"]
+        assert finished["undo"] == ["ip link set dev dum0 down"]
+        assert finished["runs"][0]["exit_status"] == 0
+        assert finished["verification"]["after"]["status"] == "OK"
+        assert finished["pin"]["what"] == "interface index of dum0"
+    finally:
+        lab.ns(lab.client, "ip", "link", "del", "dum0", check=False)  # and its peer
+
+
+def test_read_only_wizard_offers_nothing_and_audits_the_refusal(lab: Lab) -> None:
+    _veth(lab, "dum1")
+    lab.ns(lab.client, "ip", "addr", "add", "198.51.100.11/24", "dev", "dum1")
+    try:
+        before = len(lab.audit_records())
+        run = lab.wizard(lab.client, "--read-only", answers="y\ny\ny\n")
+        (action,) = run.doc["actions"]
+        assert action["outcome"] == "refused" and "read-only" in action["message"]
+        assert "[y/N]" not in run.stderr
+        assert '"UP"' not in lab.ns(lab.client, "ip", "-j", "link", "show", "dum1")
+        (record,) = lab.audit_records()[before:]
+        assert record["event"] == "refused" and record["read_only"] is True
+        assert run.code == 2
+    finally:
+        lab.ns(lab.client, "ip", "link", "del", "dum1", check=False)  # and its peer
+
+
+def test_a_fix_whose_command_fails_shows_status_and_stderr_and_stays_failed(lab: Lab) -> None:
+    """The console runs inside the namespace without CAP_NET_ADMIN: `ip link set up` fails."""
+    assert lab.client.netns
+    _veth(lab, "dum2")
+    lab.ns(lab.client, "ip", "addr", "add", "198.51.100.12/24", "dev", "dum2")
+    try:
+        before = len(lab.audit_records())
+        done = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.client.netns,
+                "setpriv",
+                "--bounding-set=-net_admin",
+                fleetdeck_bin(),
+                "wizard",
+                "network",
+                "--json",
+                "--audit-log",
+                str(lab.audit),
+            ],
+            input="y\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        run = Wizardry.of(done)
+        (action,) = run.doc["actions"]
+        assert action["outcome"] == "failed"
+        assert "exit status 2" in action["message"]
+        assert "Operation not permitted" in action["message"]
+        assert run.finding("net.link", "dum2")["status"] == "CRIT"
+        assert run.code == 2
+        finished = lab.audit_records()[before:][-1]
+        assert finished["outcome"] == "failed" and finished["runs"][0]["exit_status"] == 2
+        assert "Operation not permitted" in finished["runs"][0]["output"]
+    finally:
+        lab.ns(lab.client, "ip", "link", "del", "dum2", check=False)  # and its peer
+
+
+def test_missing_default_route_is_critical_and_a_reachable_gateway_passes(lab: Lab) -> None:
+    run = lab.wizard(lab.client)
+    route = run.finding("net.route", "default route")
+    assert route["status"] == "CRIT" and "no default route" in route["summary"]
+    assert run.code == 2
+    lab.ns(lab.client, "ip", "route", "add", "default", "via", str(lab.lab.gateway))
+    try:
+        run = lab.wizard(lab.client)
+        assert run.finding("net.route", "default route")["status"] == "OK"
+        gateway = run.finding("net.route", f"gateway {lab.lab.gateway}")
+        assert gateway["status"] == "OK" and "answers ping" in gateway["summary"]
+        lab.ns(lab.client, "ip", "route", "replace", "default", "via", lab.nobody)
+        run = lab.wizard(lab.client)
+        gone = run.finding("net.route", f"gateway {lab.nobody}")
+        assert gone["status"] == "CRIT" and "unreachable" in gone["summary"]
+    finally:
+        lab.ns(lab.client, "ip", "route", "del", "default", check=False)
+
+
+def test_drop_rule_on_the_target_port_is_shown_deleted_after_confirm_and_kept_for_undo(
+    lab: Lab, listener: Any
+) -> None:
+    listener(lab.server, "0.0.0.0", 8080)
+    rule = ["-A", "INPUT", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-j", "DROP"]
+    lab.ns(lab.server, "iptables", *rule)
+    try:
+        blocked = lab.wizard(lab.client, "--target", f"{lab.server.address}:8080")
+        connect = blocked.finding("net.connect", f"{lab.server.address}:8080")
+        assert connect["status"] == "CRIT" and "timeout" in connect["summary"]
+
+        before = len(lab.audit_records())
+        # server is a prod host: yes, then its name typed
+        run = lab.wizard(
+            lab.server,
+            "--target",
+            f"{lab.server.address}:8080",
+            "--listen",
+            "8080",
+            answers="y\nserver\n",
+        )
+        assert "type the host name (server) to confirm" in run.stderr
+        (action,) = run.doc["actions"]
+        assert action["outcome"] == "verified", action
+        assert action["title"] == "delete the iptables rule that drops tcp/8080"
+        assert run.finding("net.firewall", "tcp/8080")["status"] == "OK"
+        assert run.finding("net.connect", f"{lab.server.address}:8080")["status"] == "OK"
+        assert run.finding("net.listen", "tcp/8080")["status"] == "OK"
+        assert "--dport 8080" not in lab.ns(lab.server, "iptables", "-S", "INPUT")
+        finished = lab.audit_records()[before:][-1]
+        assert finished["commands"] == [
+            "iptables -t filter -D INPUT -p tcp -m tcp --dport 8080 -j DROP"
+        ]
+        assert finished["pin"]["value"] == " ".join(rule)
+        (undo,) = finished["undo"]
+        assert undo == "iptables -t filter -I INPUT 1 -p tcp -m tcp --dport 8080 -j DROP"
+        failing = {s["id"] for s in run.doc["steps"] if s["status"] not in (None, "OK")}
+        assert failing <= {"net.route"}, run.doc  # lab hosts have no default route
+
+        lab.ns(lab.server, *undo.split())  # the record is enough to put the rule back
+        assert " ".join(rule) in lab.ns(lab.server, "iptables", "-S", "INPUT")
+    finally:
+        lab.ns(lab.server, "iptables", "-F", "INPUT", check=False)
+
+
+def test_rule_changed_between_offer_and_confirm_aborts_with_a_record(
+    lab: Lab, listener: Any
+) -> None:
+    """While the operator reads the prompt, someone else deletes the rule: the pin sees it."""
+    argv = [
+        fleetdeck_bin(),
+        "wizard",
+        "network",
+        "--json",
+        "-i",
+        str(lab.inventory),
+        "--known-hosts",
+        str(lab.known_hosts),
+        "--audit-log",
+        str(lab.audit),
+        "--host",
+        "client",
+        "--listen",
+        "8090",
+    ]
+    lab.ns(lab.client, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8090", "-j", "REJECT")
+    try:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert process.stderr and process.stdin
+        seen = ""
+        deadline = time.monotonic() + 60
+        while "[y/N]" not in seen and time.monotonic() < deadline:
+            seen += process.stderr.read(1)
+        lab.ns(lab.client, "iptables", "-F", "INPUT")
+        lab.ns(lab.client, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8090", "-j", "DROP")
+        out, err = process.communicate("y\n", timeout=60)
+        run = Wizardry.of(subprocess.CompletedProcess(argv, process.returncode, out, err))
+        (action,) = run.doc["actions"]
+        assert action["outcome"] == "aborted"
+        assert "changed since the fix was offered" in action["message"]
+        record = lab.audit_records()[-1]
+        assert record["event"] == "aborted" and "REJECT" in record["pin"]["value"]
+        assert "REJECT" not in record["pin_now"]
+        assert "--dport 8090 -j DROP" in lab.ns(lab.client, "iptables", "-S", "INPUT")
+    finally:
+        lab.ns(lab.client, "iptables", "-F", "INPUT", check=False)
+
+
+def test_service_on_loopback_only_is_a_warning_and_refused_from_outside(
+    lab: Lab, listener: Any
+) -> None:
+    listener(lab.server, "127.0.0.1", 8081)
+    run = lab.wizard(lab.server, "--listen", "8081")
+    listen = run.finding("net.listen", "tcp/8081")
+    assert listen["status"] == "WARN" and "loopback only" in listen["summary"]
+    assert "127.0.0.1:8081" in listen["summary"]
+    outside = lab.wizard(lab.client, "--target", f"{lab.server.address}:8081")
+    connect = outside.finding("net.connect", f"{lab.server.address}:8081")
+    assert connect["status"] == "CRIT" and "refused" in connect["summary"]
+    nothing = lab.wizard(lab.server, "--listen", "8082", "--service", "api.service")
+    missing = nothing.finding("net.listen", "tcp/8082")
+    assert missing["status"] == "CRIT" and "nothing listens" in missing["summary"]
+    assert "no systemd on server" in missing["summary"] and missing["fixes"] == []
+
+
+def test_unreachable_target_fails_the_connect_step(lab: Lab) -> None:
+    run = lab.wizard(lab.client, "--target", f"{lab.nobody}:80")
+    connect = run.finding("net.connect", f"{lab.nobody}:80")
+    assert connect["status"] == "CRIT"
+    assert any(w in connect["summary"] for w in ("no route to host", "timeout"))
+    assert run.code == 2
+
+
+@pytest.fixture
+def resolver(lab: Lab) -> Iterator[str]:
+    """A real DNS server in the server's namespace: api.lab has an address, nothing else."""
+    assert lab.server.netns
+    process = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.server.netns,
+            sys.executable,
+            str(DNSD),
+            lab.server.address,
+            "53",
+            f"api.lab={lab.server.address}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout and process.stdout.readline().strip() == "ready"
+    yield lab.server.address
+    process.kill()
+    process.wait(5)
+
+
+@pytest.fixture
+def resolv_conf(lab: Lab) -> Iterator[Path]:
+    """/etc/netns/<client ns>/resolv.conf, which `ip netns exec` puts over /etc/resolv.conf."""
+    assert lab.client.netns
+    directory = Path("/etc/netns") / lab.client.netns
+    directory.mkdir(parents=True, exist_ok=True)
+    yield directory / "resolv.conf"
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _local_wizard(lab: Lab, *args: str) -> Wizardry:
+    assert lab.client.netns
+    env = {**os.environ, "LC_ALL": "C"}
+    done = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.client.netns,
+            fleetdeck_bin(),
+            "wizard",
+            "network",
+            "--json",
+            "--audit-log",
+            str(lab.audit),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    return Wizardry.of(done)
+
+
+def test_dns_tells_a_good_answer_nxdomain_a_dead_resolver_and_none_apart(
+    lab: Lab, resolver: str, resolv_conf: Path
+) -> None:
+    resolv_conf.write_text(f"nameserver {resolver}\noptions timeout:1\n")
+    good = _local_wizard(lab, "--resolve", "api.lab")
+    found = good.finding("net.dns", "resolve api.lab")
+    assert found["status"] == "OK" and lab.server.address in found["summary"]
+    assert " ms from " in found["summary"]
+
+    missing = _local_wizard(lab, "--resolve", "nope.lab")
+    nx = missing.finding("net.dns", "resolve nope.lab")
+    assert nx["status"] == "CRIT" and "NXDOMAIN" in nx["summary"]
+
+    resolv_conf.write_text(f"nameserver {lab.nobody}\noptions timeout:1\n")
+    dead = _local_wizard(lab, "--resolve", "api.lab")
+    silent = dead.finding("net.dns", "resolve api.lab")
+    assert silent["status"] == "CRIT" and "no resolver answers" in silent["summary"]
+    assert lab.nobody in silent["summary"]
+
+    resolv_conf.write_text("# nothing configured\nsearch lab\n")
+    none = _local_wizard(lab, "--resolve", "api.lab")
+    resolvers = none.finding("net.dns", "resolvers")
+    assert resolvers["status"] == "CRIT" and "no resolver configured" in resolvers["summary"]
+
+
+def test_wizard_on_an_unreachable_host_says_so_without_a_traceback(lab: Lab) -> None:
+    host = lab.lab.add_host("gone")
+    try:
+        host.stop()
+        inventory = lab.inventory.parent / "gone.toml"
+        inventory.write_text(
+            lab.inventory.read_text().split("[[host]]")[0]
+            + f'[[host]]\nname = "gone"\naddress = "{host.address}"\n'
+        )
+        done = subprocess.run(
+            [
+                fleetdeck_bin(),
+                "wizard",
+                "network",
+                "-i",
+                str(inventory),
+                "--host",
+                "gone",
+                "--known-hosts",
+                str(lab.known_hosts),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert "gone" in done.stderr and "refused" in done.stderr
+    finally:
+        lab.lab.remove_host(host)
+
+
+@pytest.mark.parametrize("target", ["api", "api:", ":80", "api:99999", "a b:80", "[zz]:1"])
+def test_a_target_that_is_not_host_port_is_a_usage_error(target: str) -> None:
+    done = subprocess.run(
+        [fleetdeck_bin(), "wizard", "network", "--target", target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3 and "Traceback" not in done.stderr
+    assert f"--target {target!r}" in done.stderr
