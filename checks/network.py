@@ -550,10 +550,15 @@ async def _check_firewall(ctx: CheckContext, shell: Shell) -> list[Finding]:
             for rule in blocking
             if (fix := _delete_rule_fix(rule, target, nft_text)) is not None
         )
-        shown = "; ".join(f"{r.backend} {r.table}/{r.chain}: {r.text}" for r in blocking)
-        summary = f"{len(blocking)} rule(s) {blocking[0].action} {target}: {shown}"
+        listed = "\n".join(
+            f"{r.backend} {r.table}/{r.chain} #{r.position}: {r.text}" for r in blocking
+        )
+        first = blocking[0]
+        count = f"{len(blocking)} rules drop or reject" if len(blocking) > 1 else "a rule blocks"
+        summary = f"{count} {target}: {first.backend} {first.chain}: {first.text}"
+        named = Evidence(f"rules that drop or reject {target}", listed)
         findings.append(
-            Finding("net.firewall", Status.CRIT, target, summary, tuple(evidence), fixes)
+            Finding("net.firewall", Status.CRIT, target, summary, (named, *evidence), fixes)
         )
     return findings
 

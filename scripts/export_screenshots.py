@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from recorded import (  # noqa: E402
+    open_recorded_wizard,
     recorded_app,
     recorded_fleet_app,
+    recorded_wizard_app,
     until_fleet_shown,
     until_shown,
 )
@@ -28,14 +30,19 @@ SHOTS = [
     ("host-200x60", (200, 60), ()),
     ("too-small-50x12", (50, 12), ()),
     ("fleet-100x24-grouped", (100, 24), ("g",)),
+    ("wizard-80x24-firewall", (80, 24), ("down", "down", "down", "down")),
+    ("wizard-160x45", (160, 45), ()),
+    ("wizard-confirm-100x30", (100, 30), ("down", "down", "down", "down", "f")),
 ]
 
 
 async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...]) -> Path:
-    fleet = name.startswith("fleet")
-    app = recorded_fleet_app() if fleet else recorded_app()
+    fleet, wizard = name.startswith("fleet"), name.startswith("wizard")
+    app = recorded_fleet_app() if fleet else recorded_wizard_app() if wizard else recorded_app()
     async with app.run_test(size=size) as pilot:
         await (until_fleet_shown if fleet else until_shown)(pilot)
+        if wizard:
+            await open_recorded_wizard(pilot)
         for key in keys:
             await pilot.press(key)
         await pilot.pause(0.2)

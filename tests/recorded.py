@@ -107,3 +107,102 @@ async def until_fleet_shown(pilot: Pilot[None]) -> None:
             break
         await pilot.pause(0.05)
     await pilot.pause(1.2)
+
+
+NET = DATA / "net"
+WIZARD_PARAMS = {"target": "10.0.0.5:8080", "listen": "8080"}
+"""The recorded wizard's story: a service that should answer on 8080 listens on 127.0.0.1
+only, and a DROP rule (and two REJECTs) on INPUT would stop it anyway."""
+
+
+class RecordedNetShell:
+    """A `Shell` that answers the network wizard's commands with recorded output
+    (tests/data/net): the real parsers and checks run on it, only the host is fixed."""
+
+    def __init__(self, host: str = "web-01") -> None:
+        self._host = host
+        self.ran: list[tuple[str, ...]] = []
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
+    ) -> CommandResult:
+        self.ran.append(tuple(argv))
+        files = {
+            ("ip", "-j", "-s", "link", "show"): "ip-link.txt",
+            ("ip", "-j", "addr", "show"): "ip-addr.txt",
+            ("ip", "-j", "route", "show"): "ip-route.txt",
+            ("ip", "-j", "-6", "route", "show"): "ip-6-route.txt",
+            ("cat", "/etc/resolv.conf"): "resolv-systemd.conf",
+            ("iptables-save",): "iptables-save.txt",
+            ("ip6tables-save",): "ip6tables-save.txt",
+            ("nft", "-j", "-a", "list", "ruleset"): "nft-ruleset.txt",
+            ("ss", "-H", "-ltnp"): "ss-ltnup.txt",
+        }
+        key = tuple(argv)
+        if key in files:
+            return self._answer(argv, 0, (NET / files[key]).read_text())
+        if argv[0] == "python3" and argv[3] == "tcp":
+            out = '{"host": "10.0.0.5", "port": 8080, "address": "10.0.0.5", "ok": false, '
+            out += '"ms": 3001.2, "error": "timeout"}'
+            return self._answer(argv, 0, out)
+        if argv[0] == "ping" and argv[-1] == "10.0.0.1":
+            return self._answer(argv, 0, "rtt min/avg/max/mdev = 0.311/0.402/0.493/0.091 ms\n")
+        if argv[0] == "ping":
+            return self._answer(argv, 1, "2 packets transmitted, 0 received, 100% packet loss\n")
+        if argv[:3] == ["ip", "neigh", "show"] or key[:3] == ("ip", "neigh", "show"):
+            return self._answer(argv, 0, f"{argv[-1]} dev lan1 FAILED\n")
+        return self._answer(argv, 1, "", f"{argv[0]}: not recorded")
+
+    @staticmethod
+    def _answer(argv: Sequence[str], status: int, out: str, err: str = "") -> CommandResult:
+        return CommandResult(tuple(argv), status, out, err, 0.01)
+
+
+def recorded_wizard_app(read_only: bool = False, audit_log: Path | None = None) -> FleetdeckApp:
+    """The console on the recorded host, ready to open the network wizard on recorded
+    network state (`open_recorded_wizard`)."""
+    settings = Settings(interval=3600, read_only=read_only, audit_log=audit_log)
+    return make_app(settings, Config(), "web-01", recorded_sampler("web-01"))
+
+
+async def open_recorded_wizard(pilot: Pilot[None], shell: RecordedNetShell | None = None) -> None:
+    """Push the Wizard screen on the recorded host and wait until every step has run."""
+    from checks.actions import FixHost
+    from checks.catalog import WIZARDS
+    from tui.wizard_screen import WizardScreen
+
+    app = pilot.app
+    assert isinstance(app, FleetdeckApp)
+
+    async def open_host() -> FixHost:
+        return FixHost("web-01", shell or RecordedNetShell(), "prod")
+
+    screen = WizardScreen(
+        WIZARDS["network"],
+        dict(WIZARD_PARAMS),
+        "web-01",
+        open_host,
+        app.gate,
+        app.config.thresholds,
+    )
+    await app.push_screen(screen)
+    await until_wizard_done(pilot)
+
+
+async def until_wizard_done(pilot: Pilot[None]) -> None:
+    """Wait until the Wizard screen's run has every step done or skipped."""
+    for _ in range(600):
+        screen = pilot.app.screen
+        run = getattr(screen, "run", None)
+        if (
+            run is not None
+            and not run.running
+            and all(r.state.value in ("done", "skipped") for r in run.results)
+        ):
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(0.2)

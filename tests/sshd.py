@@ -371,6 +371,10 @@ class SshdHost:
                     "MaxSessions 64",
                     "Subsystem sftp internal-sftp",
                     "LogLevel VERBOSE",
+                    # Root's ~/.bashrc here runs `pyenv init`, whose rehash waits 60 s on a
+                    # lock that a session killed mid-rehash (a host removed by a test) leaves
+                    # behind: every later command would then stall past its timeout.
+                    "SetEnv PYENV_REHASH_TIMEOUT=1",
                     *self.extra_config,
                     "",
                 ]
@@ -666,6 +670,7 @@ class NetnsLab:
             errors.append(f"still present: {', '.join(leftovers)}")
         self.hosts.clear()
         _live_tags.discard(self.tag)
+        _drop_orphaned_pyenv_lock()
         if errors:
             raise SshdError(f"cleaning up lab {self.prefix}: " + "; ".join(errors))
 
@@ -753,6 +758,18 @@ class NetnsLab:
                 return candidate
             _ip("addr", "flush", "dev", self.bridge)
         raise SshdError(f"no free /{prefixlen} left in {LAB_SUPERNET} for a test lab")
+
+
+def _drop_orphaned_pyenv_lock() -> None:
+    """Remove the rehash lock of the login user's pyenv if a session this lab killed left it
+    (root's ~/.bashrc runs `pyenv init` on every SSH command): with it, every new shell on
+    this machine would wait a minute. Only when no rehash is running."""
+    lock = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "shims" / ".pyenv-shim"
+    if not lock.exists():
+        return
+    running = subprocess.run(["pgrep", "-f", "pyenv-rehash"], capture_output=True, check=False)
+    if running.returncode != 0:
+        lock.unlink(missing_ok=True)
 
 
 def _used_networks() -> list[ipaddress.IPv4Network]:

@@ -7,7 +7,14 @@ an NFS mount with a stale handle (UNKNOWN).
 
 from __future__ import annotations
 
-from recorded import recorded_app, recorded_fleet_app, until_fleet_shown, until_shown
+from recorded import (
+    open_recorded_wizard,
+    recorded_app,
+    recorded_fleet_app,
+    recorded_wizard_app,
+    until_fleet_shown,
+    until_shown,
+)
 
 
 def test_host_screen_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
@@ -59,3 +66,41 @@ def test_fleet_screen_grouped_by_group(snap_compare) -> None:  # type: ignore[no
         run_before=until_fleet_shown,
         press=["g", "_"],
     )
+
+
+def test_network_wizard_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The network wizard on recorded state (target 10.0.0.5:8080, listen 8080): ✖ link
+    (spare0 down), ✖ route, ✖ firewall, ✖ connect, ▲ listen (127.0.0.1 only), the rest ✔;
+    the progress bar full; the firewall step selected: 6 rules, fix [1] with its command."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot)
+        await pilot.press("down", "down", "down", "down")
+
+    assert snap_compare(recorded_wizard_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_network_wizard_at_160x45(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """Wide: the steps on the left, the selected step (link) on the right: spare0 CRIT with
+    its fix 'bring spare0 up', lan1 CRIT for no carrier, then the link table as evidence."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot)
+
+    assert snap_compare(recorded_wizard_app(), terminal_size=(160, 45), run_before=run_before)
+
+
+def test_confirm_fix_modal(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """f on the firewall step of a prod host: the ConfirmFix modal with host and tier, the
+    finding, risk 'disruptive', the impact, the pinned rule, the exact command and the undo
+    command, and a box asking for the host name (prod)."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot)
+        await pilot.press("down", "down", "down", "down", "f")
+        await pilot.pause(0.3)
+
+    assert snap_compare(recorded_wizard_app(), terminal_size=(100, 30), run_before=run_before)

@@ -76,14 +76,21 @@ class FleetdeckApp(App[None]):
         return await answer
 
     async def open_fix_host(self, watch: HostWatch) -> FixHost:
-        """Where fixes for a watched host run: its SSH link's connection, or this machine."""
-        shell_of = getattr(watch.sampler, "shell", None)
-        if shell_of is not None:
-            spec = getattr(watch.sampler, "spec", None)
-            return FixHost(watch.name, await shell_of(), getattr(spec, "tier", None))
-        from hosts.shell import LocalShell
+        """Where wizards and fixes for a watched host run: its SSH link's own connection,
+        the shell its sampler reads through, or this machine for the local console."""
+        sampler = watch.sampler
+        if isinstance(sampler, PsutilSampler):
+            from hosts.shell import LocalShell
 
-        return FixHost(watch.name, LocalShell(watch.name), None)
+            return FixHost(watch.name, LocalShell(watch.name), None)
+        link_shell = getattr(sampler, "shell", None)
+        if callable(link_shell):  # a HostLink: reconnects if need be, raises if it cannot
+            spec = getattr(sampler, "spec", None)
+            return FixHost(watch.name, await link_shell(), getattr(spec, "tier", None))
+        scripts_shell = getattr(getattr(sampler, "scripts", None), "shell", None)
+        if scripts_shell is not None:
+            return FixHost(watch.name, scripts_shell, None)
+        raise RuntimeError(f"{watch.name}: no shell to run a wizard on")
 
     def open_wizard(self, watch: HostWatch, domain: str = "network") -> None:
         """Ask for the wizard's parameters, then run it on the watched host."""
@@ -96,9 +103,15 @@ class FleetdeckApp(App[None]):
             if params is None:
                 return
             self.push_screen(
-                WizardScreen(wizard, params, watch.name, lambda: self.open_fix_host(watch),
-                             self.gate, self.config.thresholds)
-            )  # fmt: skip
+                WizardScreen(
+                    wizard,
+                    params,
+                    watch.name,
+                    lambda: self.open_fix_host(watch),
+                    self.gate,
+                    self.config.thresholds,
+                )
+            )
 
         self.push_screen(WizardForm(wizard, watch.name), callback=start)
 

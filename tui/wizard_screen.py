@@ -14,21 +14,32 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Label, OptionList, ProgressBar, Static
 
 from checks.actions import ActionGate, FixHost, Outcome
+from checks.config import Thresholds
 from checks.model import CheckContext, Status
 from checks.wizards import StepResult, StepState, Wizard, WizardRun, step_icon
 from hosts.metrics import SampleHistory
 
 EVIDENCE_LINES = 40
-STATUS_STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.CRIT: "bold red",
-                 Status.UNKNOWN: "magenta"}  # fmt: skip
-OUTCOME_SEVERITY = {Outcome.VERIFIED: "information", Outcome.REFUSED: "warning",
-                    Outcome.DECLINED: "information", Outcome.ABORTED: "warning",
-                    Outcome.UNVERIFIED: "warning", Outcome.FAILED: "error"}  # fmt: skip
+STATUS_STYLES = {
+    Status.OK: "green",
+    Status.WARN: "yellow",
+    Status.CRIT: "bold red",
+    Status.UNKNOWN: "magenta",
+}
+OUTCOME_SEVERITY: dict[Outcome, SeverityLevel] = {
+    Outcome.VERIFIED: "information",
+    Outcome.REFUSED: "warning",
+    Outcome.DECLINED: "information",
+    Outcome.ABORTED: "warning",
+    Outcome.UNVERIFIED: "warning",
+    Outcome.FAILED: "error",
+}
 
 
 class WizardForm(ModalScreen[dict[str, str] | None]):
@@ -99,9 +110,11 @@ class WizardScreen(Screen[None]):
         host: str,
         open_host: OpenHost,
         gate: ActionGate,
-        thresholds: object,
+        thresholds: Thresholds,
     ) -> None:
         super().__init__()
+        # Under 120 columns the steps sit above the detail; from 120, beside it (app.tcss).
+        self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
         self.wizard = wizard
         self.params = params
         self.host_name = host
@@ -118,10 +131,12 @@ class WizardScreen(Screen[None]):
         mode = "  [read-only: fixes are refused]" if self.gate.read_only else ""
         title = f"{self.wizard.domain} wizard on {self.host_name}"
         yield Static(Text(title + (f" ({given})" if given else "") + mode), id="wizard-title")
-        yield OptionList(id="steps")
-        yield ProgressBar(total=len(self.wizard.steps), show_eta=False, id="progress")
-        with VerticalScroll(id="detail"):
-            yield Static(id="detail-text")
+        with Container(id="wizard-body"):
+            with Vertical(id="wizard-left"):
+                yield OptionList(id="steps")
+                yield ProgressBar(total=len(self.wizard.steps), show_eta=False, id="progress")
+            with VerticalScroll(id="detail"):
+                yield Static(id="detail-text")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -143,8 +158,14 @@ class WizardScreen(Screen[None]):
             self.error = f"cannot reach {self.host_name}: {error}"
             self._show_detail()
             return
-        ctx = CheckContext(self.host_name, SampleHistory(size=2), self._thresholds,  # type: ignore[arg-type]
-                           self.fix_host.shell, self.fix_host.tier, self.params)  # fmt: skip
+        ctx = CheckContext(
+            self.host_name,
+            SampleHistory(size=2),
+            self._thresholds,
+            self.fix_host.shell,
+            self.fix_host.tier,
+            self.params,
+        )
         self.run = WizardRun(self.wizard, ctx)
         self.run.listeners.append(self._step_changed)
         await self.run.run()
@@ -223,8 +244,12 @@ class WizardScreen(Screen[None]):
                 f"\n  before: {result.before.status.value} {result.before.summary}"
                 f"\n  after:  {result.after.status.value} {result.after.summary}"
             )
-        self.notify(Text(result.message).plain, title=f"{fix.title}: {result.outcome.value}",
-                    severity=OUTCOME_SEVERITY[result.outcome])  # type: ignore[arg-type]  # fmt: skip
+        self.notify(
+            result.message,  # host output in it (stderr): plain text, never markup
+            title=f"{fix.title}: {result.outcome.value}",
+            severity=OUTCOME_SEVERITY[result.outcome],
+            markup=False,
+        )
         self._show_detail()
         if result.runs:
             await self.run.run(index + 1)  # later steps may depend on what just changed
@@ -254,18 +279,10 @@ def detail_text(result: StepResult, read_only: bool) -> Text:
     text.append(f"  {status.value}", style=STATUS_STYLES[status])
     text.append(f"  ({result.duration:.1f} s)\n", style="dim")
     text.append(result.step.guidance + "\n", style="italic")
-    for finding in sorted(result.findings, key=lambda f: -f.status.rank):
+    ordered = sorted(result.findings, key=lambda f: -f.status.rank)
+    for finding in ordered:
         text.append(f"\n{finding.status.value:<7} ", style=STATUS_STYLES[finding.status])
         text.append(f"{finding.target}: {finding.summary}")
-        if finding.status is Status.OK:
-            continue
-        for evidence in finding.evidence:
-            text.append(f"\n  $ {evidence.source}", style="bold")
-            lines = evidence.output.splitlines()
-            for line in lines[:EVIDENCE_LINES]:
-                text.append(f"\n    {line}")
-            if len(lines) > EVIDENCE_LINES:
-                text.append(f"\n    … {len(lines) - EVIDENCE_LINES} more lines", style="dim")
     fixes = result.fixes
     if fixes:
         text.append("\n\nFixes", style="bold")
@@ -274,4 +291,18 @@ def detail_text(result: StepResult, read_only: bool) -> Text:
             text.append(f"\n  [{number}] {fix.title} ({fix.risk.value})")
             for line in fix.command_lines:
                 text.append(f"\n      $ {line}", style="dim")
+    shown: set[tuple[str, str]] = set()
+    for finding in ordered:
+        if finding.status is Status.OK:
+            continue
+        for evidence in finding.evidence:
+            if (evidence.source, evidence.output) in shown:
+                continue  # several findings of a step often share one command's output
+            shown.add((evidence.source, evidence.output))
+            text.append(f"\n\n$ {evidence.source}", style="bold")
+            lines = evidence.output.splitlines()
+            for line in lines[:EVIDENCE_LINES]:
+                text.append(f"\n  {line}")
+            if len(lines) > EVIDENCE_LINES:
+                text.append(f"\n  … {len(lines) - EVIDENCE_LINES} more lines", style="dim")
     return text
