@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import shlex
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -90,7 +91,7 @@ class ConfirmRequest:
         ]
         if self.fix.undo:
             lines += ["undo (kept in the audit log):"]
-            lines += [f"  $ {' '.join(argv)}" for argv in self.fix.undo]
+            lines += [f"  $ {shlex.join(argv)}" for argv in self.fix.undo]
         return lines
 
 
@@ -271,7 +272,7 @@ class ActionGate:
             "risk": fix.risk.value,
             "commands": list(fix.command_lines),
             "pin": {"what": fix.pin.what, "value": fix.pin.value},
-            "undo": [" ".join(argv) for argv in fix.undo],
+            "undo": [shlex.join(argv) for argv in fix.undo],
             "read_only": self.read_only,
         }
 

@@ -15,19 +15,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from checks.firewall import (
+    FirewallRule,
+    blocking_rules,
+    iptables_managed,
+    parse_iptables_save,
+    parse_nft_ruleset,
+)
 from checks.model import CheckContext, Evidence, Finding, Fix, Pin, PinMatch, Risk, Status
 from checks.netparse import (
-    FirewallRule,
     Link,
     Route,
-    blocking_rules,
     default_routes,
-    iptables_managed,
     listeners_on,
     parse_addresses,
-    parse_iptables_save,
     parse_links,
-    parse_nft_ruleset,
     parse_resolv_conf,
     parse_routes,
     parse_ss_listening,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -310,7 +311,7 @@ def test_drop_rule_on_the_target_port_is_shown_deleted_after_confirm_and_kept_fo
         failing = {s["id"] for s in run.doc["steps"] if s["status"] not in (None, "OK")}
         assert failing <= {"net.route"}, run.doc  # lab hosts have no default route
 
-        lab.ns(lab.server, *undo.split())  # the record is enough to put the rule back
+        lab.ns(lab.server, *shlex.split(undo))  # the record is enough to put the rule back
         assert " ".join(rule) in lab.ns(lab.server, "iptables", "-S", "INPUT")
     finally:
         lab.ns(lab.server, "iptables", "-F", "INPUT", check=False)
@@ -512,3 +513,32 @@ def test_a_target_that_is_not_host_port_is_a_usage_error(target: str) -> None:
     )
     assert done.returncode == 3 and "Traceback" not in done.stderr
     assert f"--target {target!r}" in done.stderr
+
+
+def test_nftables_drop_rule_is_found_and_deleted_by_its_handle(lab: Lab, listener: Any) -> None:
+    """A native nftables table (not iptables-nft): the rule is found by its port, deleted
+    by handle after confirm, and the audit record keeps the command that puts it back."""
+    require_binary("nft", "nftables")
+    listener(lab.client, "0.0.0.0", 8095)
+    lab.ns(lab.client, "nft", "add", "table", "inet", "guard")
+    lab.ns(lab.client, "nft", "add", "chain", "inet", "guard", "input",
+           "{ type filter hook input priority 0 ; }")  # fmt: skip
+    lab.ns(lab.client, "nft", "add", "rule", "inet", "guard", "input", "tcp", "dport", "8095",
+           "drop")  # fmt: skip
+    try:
+        before = len(lab.audit_records())
+        run = lab.wizard(lab.client, "--listen", "8095", answers="y\n")
+        (action,) = run.doc["actions"]
+        assert action["title"] == "delete the nftables rule that drops tcp/8095"
+        assert action["outcome"] == "verified", action
+        assert "tcp dport 8095 drop" in action["before_summary"]
+        assert "dport 8095" not in lab.ns(lab.client, "nft", "list", "table", "inet", "guard")
+        finished = lab.audit_records()[before:][-1]
+        (command,) = finished["commands"]
+        assert command.startswith("nft delete rule inet guard input handle ")
+        (undo,) = finished["undo"]
+        assert undo.startswith("nft ") and "8095" in undo
+        lab.ns(lab.client, *shlex.split(undo))
+        assert "tcp dport 8095 drop" in lab.ns(lab.client, "nft", "list", "table", "inet", "guard")
+    finally:
+        lab.ns(lab.client, "nft", "delete", "table", "inet", "guard", check=False)

@@ -80,7 +80,14 @@ def test_console_in_a_real_terminal_at_80x24_then_200x60_then_quit(console: Tmux
 
     console("send-keys", "-t", "console", "q")
     deadline = time.monotonic() + 10
-    while console("display", "-p", "-t", "console", "#{pane_dead}").strip() != "1":
+    # tmux marks the pane dead when the terminal closes, and learns the exit status a moment
+    # later when it reaps the process: wait for both.
+    state = "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"
+    while True:
+        dead, status, signal = console("display", "-p", "-t", "console", state).strip().split(":")
+        if dead == "1" and (status or signal):
+            break
         assert time.monotonic() < deadline, "q did not quit the console"
-        time.sleep(0.2)
-    assert console("display", "-p", "-t", "console", "#{pane_dead_status}").strip() == "0"
+        time.sleep(0.1)
+    ended = f"{dead}:{status}:{signal}"
+    assert ended == "1:0:", f"the console did not exit cleanly: dead:status:signal = {ended}"
