@@ -306,35 +306,20 @@ class ActionGate:
         """The fix's commands in order under one deadline; stop at the first that fails."""
         runs: list[CommandRun] = []
         deadline = time.monotonic() + fix.timeout
-        for argv in fix.commands:
+        for argv, command in zip(fix.commands, fix.command_lines, strict=True):
             started = time.monotonic()
-            command = " ".join(fix.command_lines[len(runs) : len(runs) + 1])
             left = deadline - started
+            error: str | None = None
             try:
                 if left <= 0:
                     raise CommandTimeout(host.name, argv, fix.timeout)
                 result: CommandResult = await host.shell.run(argv, timeout=left)
             except CommandTimeout:
-                runs.append(
-                    CommandRun(
-                        command,
-                        None,
-                        time.monotonic() - started,
-                        "",
-                        f"timed out after {fix.timeout:g} s and was killed",
-                    )
-                )
-                break
-            except ShellError as error:
-                runs.append(
-                    CommandRun(
-                        command,
-                        None,
-                        time.monotonic() - started,
-                        "",
-                        f"could not run: {error.reason}",
-                    )
-                )
+                error = f"timed out after {fix.timeout:g} s and was killed"
+            except ShellError as failure:
+                error = f"could not run: {failure.reason}"
+            if error is not None:
+                runs.append(CommandRun(command, None, time.monotonic() - started, "", error))
                 break
             output = result.stdout + (("\n" if result.stdout else "") + result.stderr)
             runs.append(CommandRun(command, result.exit_status, result.duration, output))

@@ -174,6 +174,15 @@ class AuditRecord:
     interrupted: bool = False
 
     @property
+    def operator(self) -> str:
+        """Who acted, for people: "alice from 192.0.2.7 port 50312"."""
+        operator = self.data.get("operator") or {}
+        who = str(operator.get("user", "?"))
+        if operator.get("ssh_from"):
+            who += f" from {operator['ssh_from']}"
+        return who
+
+    @property
     def outcome(self) -> str:
         if self.interrupted:
             return "interrupted"

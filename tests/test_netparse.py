@@ -27,6 +27,8 @@ from checks.netparse import (
 )
 from hosts.procfs import ParseError
 
+from host_json import json_values
+
 DATA = Path(__file__).parent / "data" / "net"
 
 
@@ -192,25 +194,6 @@ def test_ss_without_processes_or_netid_column_or_with_header() -> None:
 
 # --- properties: any input gives a result or ParseError --------------------------------------
 
-KEY_NAMES = """ifname ifindex flags stats64 stats rx tx errors dropped addr_info family local
-prefixlen scope dst gateway dev metric type nexthops weight via host nftables rule set chain
-table expr match op left right payload protocol field meta key ct range elem val handle comment
-xt name reject jump goto target log prefix level limit rate per burst inv drop accept counter
-hook policy"""
-JSON_KEYS = st.sampled_from(KEY_NAMES.split())
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8)
-    | st.sampled_from(["tcp", "dport", "@s", "==", "!=", "in", "ip", "inet", "th", "lo"]),
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(JSON_KEYS | st.text(max_size=4), inner, max_size=4)
-    ),
-    max_leaves=40,
-)
 JSON_PARSERS: list[Callable[[str], object]] = [parse_links, parse_addresses, parse_routes]
 TEXT_PARSERS: list[Callable[[str], object]] = [
     *JSON_PARSERS,

@@ -75,10 +75,7 @@ class AuditScreen(Screen[None]):
         table.clear()
         for record in self.records:
             d = record.data
-            operator = d.get("operator") or {}
-            who = str(operator.get("user", "?"))
-            if operator.get("ssh_from"):
-                who += f" from {operator['ssh_from']}"
+            who = record.operator
             outcome = Text(record.outcome, style=OUTCOME_STYLES.get(record.outcome, ""))
             table.add_row(
                 record.time.strftime("%m-%d %H:%M:%S"),

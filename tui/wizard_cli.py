@@ -158,10 +158,7 @@ def format_audit(reading: AuditReading) -> str:
     details: list[list[str]] = [[]]
     for record in reading.records:
         d = record.data
-        operator = d.get("operator") or {}
-        who = str(operator.get("user", "?"))
-        if operator.get("ssh_from"):
-            who += f" from {operator['ssh_from']}"
+        who = record.operator
         rows.append(
             (
                 record.time.strftime("%Y-%m-%d %H:%M:%S"),
