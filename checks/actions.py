@@ -29,10 +29,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from checks.audit import AuditError, AuditLog, Operator, excerpt, new_attempt_id
-from checks.model import Finding, Fix, Risk, Status
+from checks.model import Finding, Fix, Risk, Status, printable
 from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
 
 PIN_TIMEOUT = 10.0
+VERIFY_TIMEOUT = 45.0
+"""One re-run of the verifying check (longer than a wizard step's own 30 s)."""
+VERIFY_SETTLE = 10.0
+VERIFY_RETRY = 1.0
 PROD_TIERS = frozenset({"prod", "production"})
 
 
@@ -44,6 +48,7 @@ class Outcome(enum.StrEnum):
     ABORTED = "aborted"  # the pinned target changed or could not be read
     FAILED = "failed"  # a command failed, timed out or could not run
     UNVERIFIED = "unverified"  # the commands ran but the check still fails
+    CANCELLED = "cancelled"  # the console quit or was interrupted mid-attempt
     VERIFIED = "verified"  # the commands ran and the check now passes
 
 
@@ -92,7 +97,7 @@ class ConfirmRequest:
         if self.fix.undo:
             lines += ["undo (kept in the audit log):"]
             lines += [f"  $ {shlex.join(argv)}" for argv in self.fix.undo]
-        return lines
+        return [printable(line) for line in lines]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +196,11 @@ class ActionGate:
             return self._record_or_refuse(base, Outcome.REFUSED, message, end)
 
         request = ConfirmRequest(host, finding, fix)
-        decision = await self._confirm(request)
+        try:
+            decision = await self._confirm(request)
+        except asyncio.CancelledError:  # the console quit, or the worker was cancelled
+            self._record_or_refuse(base, Outcome.CANCELLED, "cancelled while asking", end)
+            raise
         if not decision.approved:
             return self._record_or_refuse(base, Outcome.DECLINED, "the operator said no", end)
         if request.needs_typed_name and decision.typed.strip() != host.name:
@@ -214,16 +223,14 @@ class ActionGate:
         except AuditError as error:
             return end(Outcome.REFUSED, f"not run: {error}")
 
-        runs = await self._run(host, fix)
-        failed = next((run for run in runs if not run.ok), None)
-        after: Finding | None = None
-        verify_error: str | None = None
         try:
-            after = await asyncio.wait_for(verify(), timeout=max(fix.timeout, 30.0))
-        except Exception as error:  # the outcome says the check could not re-run, and why
-            verify_error = (
-                f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            )
+            runs = await self._run(host, fix)
+        except asyncio.CancelledError:
+            message = "cancelled while the fix ran: its commands may have run in part"
+            self._record_or_refuse({**base, "event": "finished"}, Outcome.CANCELLED, message, end)
+            raise
+        failed = next((run for run in runs if not run.ok), None)
+        after, verify_error = await self._verify(verify, settle=failed is None)
         if failed is not None:
             outcome = Outcome.FAILED
             message = f"failed: {failed.command}: {failed.describe()}"
@@ -258,6 +265,21 @@ class ActionGate:
         except AuditError as error:
             message += f" (and the audit record could not be written: {error})"
         return end(outcome, message, after=after, runs=tuple(runs))
+
+    async def _verify(self, verify: Verifier, settle: bool) -> tuple[Finding | None, str | None]:
+        """Re-run the verifying check. A link needs a moment for carrier, a restarted
+        service to bind: after commands that worked, ask again for up to VERIFY_SETTLE s."""
+        deadline = time.monotonic() + (VERIFY_SETTLE if settle else 0.0)
+        while True:
+            after: Finding | None = None
+            error: str | None = None
+            try:
+                after = await asyncio.wait_for(verify(), timeout=VERIFY_TIMEOUT)
+            except Exception as failure:  # the outcome says the check could not re-run, and why
+                error = f"{type(failure).__name__}: {failure}".rstrip(": ")
+            if (after is not None and after.status is Status.OK) or time.monotonic() >= deadline:
+                return after, error
+            await asyncio.sleep(VERIFY_RETRY)
 
     def _base(self, attempt: str, host: FixHost, finding: Finding, fix: Fix) -> dict[str, Any]:
         return {
@@ -314,8 +336,10 @@ class ActionGate:
                 if left <= 0:
                     raise CommandTimeout(host.name, argv, fix.timeout)
                 result: CommandResult = await host.shell.run(argv, timeout=left)
-            except CommandTimeout:
-                error = f"timed out after {fix.timeout:g} s and was killed"
+            except CommandTimeout as timeout:
+                error = f"timed out after {fix.timeout:g} s: " + (
+                    "killed" if timeout.killed else "it may still be running on the host"
+                )
             except ShellError as failure:
                 error = f"could not run: {failure.reason}"
             if error is not None:

@@ -49,6 +49,8 @@ class Operator:
     user: str
     console_host: str
     ssh_origin: str | None = None
+    sudo_user: str | None = None
+    uid: int | None = None
 
     @classmethod
     def current(cls, environ: dict[str, str] | None = None) -> Operator:
@@ -61,10 +63,19 @@ class Operator:
         parts = env.get("SSH_CONNECTION", "").split()
         if len(parts) == 4:  # "client_ip client_port server_ip server_port"
             origin = f"{parts[0]} port {parts[1]}"
-        return cls(user=user, console_host=socket.gethostname(), ssh_origin=origin)
+        # Fixes often need root: under sudo, the person is SUDO_USER, not root.
+        sudo_user = env.get("SUDO_USER") or None
+        return cls(user=user, console_host=socket.gethostname(), ssh_origin=origin,
+                   sudo_user=sudo_user, uid=os.getuid())  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
-        return {"user": self.user, "console_host": self.console_host, "ssh_from": self.ssh_origin}
+        return {
+            "user": self.user,
+            "console_host": self.console_host,
+            "ssh_from": self.ssh_origin,
+            "sudo_user": self.sudo_user,
+            "uid": self.uid,
+        }
 
 
 _SECRET_WORDS = r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)"
@@ -88,6 +99,21 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(r"\g<head>***\g<tail>", text)
     return text
+
+
+ARGV_FIELDS = ("commands", "undo", "pin")
+"""Fields that hold commands as they ran (or will put things back)."""
+
+
+def _masked(value: Any, secrets: Iterable[str]) -> Any:
+    """A copy of a JSON-able value with every string redacted."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {key: _masked(item, secrets) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item, secrets) for item in value]
+    return value
 
 
 def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
@@ -119,7 +145,16 @@ class AuditLog:
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write one record and fsync it; raise `AuditError` naming the file if that fails."""
         record = {"v": FORMAT_VERSION, "time": utc_now(), **record}
-        line = redact(json.dumps(record, ensure_ascii=False, sort_keys=False), self._secrets)
+        # Values are masked before encoding, never the JSON text: a pattern that ran over
+        # an escaped quote would break the line and leave the secret in it.
+        masked = _masked(record, self._secrets)
+        touched = sorted(k for k in ARGV_FIELDS if k in record and masked[k] != record[k])
+        if touched:  # a command kept for undo, changed by masking, must say so
+            masked["masked_fields"] = touched
+        try:
+            line = json.dumps(masked, ensure_ascii=False)
+        except (TypeError, ValueError) as error:
+            raise AuditError(f"cannot encode an audit record: {error}") from None
         data = (line + "\n").encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -142,7 +177,7 @@ class AuditLog:
             os.close(fd)
         if created:
             _fsync_directory(self.path.parent)
-        return json.loads(line)
+        return masked
 
 
 def _ends_with_newline(fd: int) -> bool:
@@ -178,6 +213,8 @@ class AuditRecord:
         """Who acted, for people: "alice from 192.0.2.7 port 50312"."""
         operator = self.data.get("operator") or {}
         who = str(operator.get("user", "?"))
+        if operator.get("sudo_user"):
+            who = f"{operator['sudo_user']} (sudo as {who})"
         if operator.get("ssh_from"):
             who += f" from {operator['ssh_from']}"
         return who

@@ -243,6 +243,8 @@ async def _addressed(shell: Shell) -> set[str]:
 
 
 def _no_link(findings: Sequence[Finding]) -> str | None:
+    if not any(f.status is Status.CRIT for f in findings):
+        return None  # links are fine, or the step could not tell (UNKNOWN says why)
     if any(f.status is Status.OK and "not in use" not in f.summary for f in findings):
         return None
     return "no interface has a working link, so nothing beyond this host can be reached"
@@ -532,7 +534,8 @@ async def _check_firewall(ctx: CheckContext, shell: Shell) -> list[Finding]:
         own = [r for r in parse_nft_ruleset(nft.stdout) if not iptables_managed(r)]
         rules += own
         if own:
-            nft_text = await _run(shell, ("nft", "-a", "list", "ruleset"))
+            # -s: no counters, which the very traffic being diagnosed keeps changing
+            nft_text = await _run(shell, ("nft", "-s", "-a", "list", "ruleset"))
             evidence.append(_evidence(nft_text))
     if not evidence:
         raise StepFailed("cannot read any firewall: " + "; ".join(notes))
@@ -565,12 +568,22 @@ async def _check_firewall(ctx: CheckContext, shell: Shell) -> list[Finding]:
     return findings
 
 
+_NFT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+"""nft re-reads its arguments as text: names outside its identifier characters are refused."""
+
+
 def _delete_rule_fix(rule: FirewallRule, target: str, nft_text: CommandResult | None) -> Fix | None:
     verb = {"DROP": "dropped", "REJECT": "rejected"}.get(rule.action, "blocked")
-    impact = (
-        f"{target} is no longer {verb} by this rule: traffic it stopped gets through; the "
-        "rule is kept in the audit log to put back"
-    )
+    if rule.restore_argv:
+        impact = (
+            f"{target} is no longer {verb} by this rule: traffic it stopped gets through; "
+            "the command that puts it back is kept in the audit log"
+        )
+    else:  # sets, xt matches: nothing here can rebuild it, so deleting it is for good
+        impact = (
+            f"{target} is no longer {verb} by this rule: traffic it stopped gets through; "
+            "fleetdeck cannot put this rule back (save the ruleset first)"
+        )
     if rule.backend in ("iptables", "ip6tables"):
         pin = Pin(
             f"the rule in {rule.backend} {rule.table}/{rule.chain}",
@@ -579,12 +592,13 @@ def _delete_rule_fix(rule: FirewallRule, target: str, nft_text: CommandResult | 
             PinMatch.LINE,
         )
     else:
+        names = (rule.family, rule.table, rule.chain)
         line = _nft_rule_line(nft_text.stdout if nft_text else "", rule)
-        if line is None:
+        if line is None or not all(_NFT_NAME.match(name) for name in names):
             return None
         pin = Pin(
             f"nft rule handle {rule.handle} in {rule.family} {rule.table}/{rule.chain}",
-            ("nft", "-a", "list", "chain", rule.family, rule.table, rule.chain),
+            ("nft", "-s", "-a", "list", "chain", *names),
             line,
             PinMatch.LINE,
         )
@@ -593,7 +607,7 @@ def _delete_rule_fix(rule: FirewallRule, target: str, nft_text: CommandResult | 
         title=f"delete the {rule.backend} rule that {rule.action.lower()}s {target}"
         + (f" from {rule.source}" if rule.source else "")
         + (f" on {rule.in_interface}" if rule.in_interface else ""),
-        risk=Risk.DISRUPTIVE,
+        risk=Risk.DISRUPTIVE if rule.restore_argv else Risk.DESTRUCTIVE,
         commands=(rule.delete_argv,),
         target=target,
         pin=pin,

@@ -11,6 +11,7 @@ The same `WizardRun` drives the TUI's Wizard screen and `fleetdeck wizard`.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -154,8 +155,14 @@ class WizardRun:
         """For the gate: re-run step `index` and return its finding on `finding`'s target."""
 
         async def verify() -> Finding | None:
-            await self.rerun(index)
-            return next((f for f in self.results[index].findings if f.key == finding.key), None)
+            # Only this step: the steps after it are the caller's to run again afterwards,
+            # so verification never waits on the rest of the wizard.
+            await self._run_step(index)
+            findings = self.results[index].findings
+            same = next((f for f in findings if f.key == finding.key), None)
+            if same is None:  # the check could not run: its UNKNOWN says why
+                same = next((f for f in findings if f.status is Status.UNKNOWN), None)
+            return same
 
         return verify
 
@@ -179,9 +186,14 @@ class WizardRun:
             wanted = " or ".join(f"--{p}" for p in step.requires)
             self._set(index, StepResult(step, StepState.SKIPPED, reason=f"needs {wanted}"))
             return
-        self._set(index, replace(self.results[index], state=StepState.RUNNING))
+        previous = self.results[index]
+        self._set(index, replace(previous, state=StepState.RUNNING))
         started = time.monotonic()
-        findings = await run_checks(self.ctx, (step.check,), self.timeout)
+        try:
+            findings = await run_checks(self.ctx, (step.check,), self.timeout)
+        except asyncio.CancelledError:
+            self._set(index, previous)  # never left "running" for ever
+            raise
         self._set(
             index,
             StepResult(step, StepState.DONE, tuple(findings), duration=time.monotonic() - started),

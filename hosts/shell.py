@@ -61,9 +61,14 @@ class ShellError(Exception):
 class CommandTimeout(ShellError):
     """A command ran past its timeout and was killed."""
 
-    def __init__(self, host: str, argv: Sequence[str], timeout: float) -> None:
-        super().__init__(host, argv, f"no answer within {timeout:g} s")
+    def __init__(
+        self, host: str, argv: Sequence[str], timeout: float, *, killed: bool = True
+    ) -> None:
+        reason = f"no answer within {timeout:g} s"
+        super().__init__(host, argv, reason if killed else f"{reason}; it may still be running")
         self.timeout = timeout
+        self.killed = killed
+        """Whether the command is known to be stopped (killed), not just abandoned."""
 
 
 class Shell(Protocol):

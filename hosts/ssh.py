@@ -14,6 +14,7 @@ import asyncio
 import enum
 import os
 import shlex
+import signal
 import socket
 import time
 from collections.abc import Sequence
@@ -250,6 +251,10 @@ def _host_key_error(
     )
 
 
+REMOTE_KILL_GRACE = 5.0
+"""Seconds past a command's timeout before we stop waiting for the host to report it."""
+
+
 class SSHShell:
     """A `Shell` over one asyncssh connection: argv lists joined with shlex, a timeout each."""
 
@@ -267,22 +272,40 @@ class SSHShell:
         if not argv:
             raise ShellError(self._host, argv, "empty command")
         started = time.monotonic()
-        command = shlex.join(argv)
+        # Closing the channel does not stop a remote command, so the host's own timeout(1)
+        # kills it at the deadline; ours, a little later, only covers a host that went quiet.
+        command = shlex.join(["timeout", "-s", "KILL", f"{timeout:g}", *argv])
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout + REMOTE_KILL_GRACE):
                 result = await self.connection.run(command, input=stdin, check=False)
         except TimeoutError:
-            raise CommandTimeout(self._host, argv, timeout) from None
+            raise CommandTimeout(self._host, argv, timeout, killed=False) from None
         except (OSError, asyncssh.Error) as error:
             reason = getattr(error, "reason", None) or str(error) or type(error).__name__
             raise ShellError(self._host, argv, f"SSH: {reason}") from None
+        status = _exit_status(result)
+        if status in (137, -9) and time.monotonic() - started >= timeout - 0.05:
+            raise CommandTimeout(self._host, argv, timeout)  # timeout(1) killed it there
         return CommandResult(
             argv=tuple(argv),
-            exit_status=result.exit_status if result.exit_status is not None else -1,
+            exit_status=status,
             stdout=_text(result.stdout),
             stderr=_text(result.stderr),
             duration=time.monotonic() - started,
         )
+
+
+def _exit_status(result: asyncssh.SSHCompletedProcess) -> int:
+    """The exit status, or minus the signal number when the command died of a signal
+    (as subprocess reports it locally); -1 when the host said neither."""
+    if result.exit_status is not None and result.exit_status >= 0:
+        return result.exit_status
+    if result.exit_signal:
+        try:
+            return -int(signal.Signals[f"SIG{result.exit_signal[0]}"])
+        except (KeyError, ValueError):
+            return -1
+    return -1
 
 
 def _text(value: str | bytes | None) -> str:

@@ -108,6 +108,8 @@ async def test_confirmed_fix_runs_is_audited_field_by_field_and_verified(
         "user": operator.user,
         "console_host": operator.console_host,
         "ssh_from": "192.0.2.7 port 50312",
+        "sudo_user": None,
+        "uid": os.getuid(),
     }
     assert finished["host"] == "web-01" and finished["tier"] == "staging"
     assert finished["check"] == "demo.file" and finished["fix"] == "demo.create"
@@ -239,7 +241,7 @@ async def test_fix_that_overruns_is_killed_and_audited(tmp_path: Path, audit_pat
     started = time.monotonic()
     result = await gate.apply(host(), finding, finding.fixes[0], verifier(path))
     assert time.monotonic() - started < 10
-    assert result.outcome is Outcome.FAILED and "timed out after 1 s" in result.message
+    assert result.outcome is Outcome.FAILED and "timed out after 1 s: killed" in result.message
     pid = int(marker.read_text())
     await asyncio.sleep(0.2)
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
@@ -368,3 +370,62 @@ async def test_unwritable_audit_log_refuses_to_run_the_fix(tmp_path: Path) -> No
     result = await gate.apply(host(), finding, finding.fixes[0], verifier(path))
     assert result.outcome is Outcome.REFUSED and not path.exists()
     assert "audit log" in result.message
+
+
+async def test_quotes_backslashes_and_secrets_keep_every_record_valid_json(
+    tmp_path: Path, audit_path: Path
+) -> None:
+    """Host text with quotes, backslashes and secret-looking words (a firewall comment,
+    say) stays one valid JSON line; the secret is masked and the record says which
+    command fields masking changed."""
+    path = tmp_path / "wanted"
+    finding = file_finding(
+        path,
+        (("sh", "-c", 'echo \'password: "hunter2" and a \\\\ backslash\'; exit 3'),),
+        undo=(("iptables", "-A", "INPUT", "-m", "comment", "--comment", "ops token: abc", "-j",
+               "DROP"),),
+    )  # fmt: skip
+    log = AuditLog(audit_path, secrets=['quo"te\\secret'])
+    gate = ActionGate(audit=log, confirm=Script())
+    result = await gate.apply(host(), finding, finding.fixes[0], verifier(path))
+    assert result.outcome is Outcome.FAILED
+    log.append({"id": "y", "event": "note", "message": 'known quo"te\\secret here'})
+    text = audit_path.read_text()
+    started, finished, note = (json.loads(line) for line in text.splitlines())
+    assert "hunter2" not in text and "token: abc" not in text
+    assert note["message"] == "known *** here"
+    assert started["masked_fields"] == ["commands", "undo"] and "***" in started["undo"][0]
+    assert "backslash" in finished["runs"][0]["output"]
+    assert read_audit(audit_path).damaged_lines == []
+
+
+async def test_a_fix_cancelled_part_way_is_audited_as_cancelled(
+    tmp_path: Path, audit_path: Path
+) -> None:
+    path = tmp_path / "wanted"
+    finding = file_finding(path, (("sleep", "30"),))
+    gate = ActionGate(audit=AuditLog(audit_path), confirm=Script())
+    task = asyncio.create_task(gate.apply(host(), finding, finding.fixes[0], verifier(path)))
+    for _ in range(100):
+        if audit_path.exists():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    started, finished = records(audit_path)
+    assert started["event"] == "started" and finished["outcome"] == "cancelled"
+    assert finished["id"] == started["id"] and "may have run in part" in finished["message"]
+    assert [r.outcome for r in read_audit(audit_path).records] == ["cancelled"]
+
+
+async def test_verification_waits_for_an_effect_that_takes_a_moment(
+    tmp_path: Path, audit_path: Path
+) -> None:
+    """Like carrier after `ip link set up`: the command returns before the check passes."""
+    path = tmp_path / "wanted"
+    finding = file_finding(path, (("sh", "-c", f"(sleep 2; touch {path}) >/dev/null 2>&1 &"),))
+    gate = ActionGate(audit=AuditLog(audit_path), confirm=Script())
+    result = await gate.apply(host(), finding, finding.fixes[0], verifier(path))
+    assert result.outcome is Outcome.VERIFIED, result.message

@@ -9,10 +9,12 @@ which is how a namespace gets its own /etc/resolv.conf.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -524,14 +526,18 @@ def test_nftables_drop_rule_is_found_and_deleted_by_its_handle(lab: Lab, listene
     lab.ns(lab.client, "nft", "add", "chain", "inet", "guard", "input",
            "{ type filter hook input priority 0 ; }")  # fmt: skip
     lab.ns(lab.client, "nft", "add", "rule", "inet", "guard", "input", "tcp", "dport", "8095",
-           "drop")  # fmt: skip
+           "counter", "drop")  # fmt: skip
     try:
         before = len(lab.audit_records())
-        run = lab.wizard(lab.client, "--listen", "8095", answers="y\n")
+        # The connect step sends a packet the rule counts before the prompt is answered:
+        # the pin must not take the counter for a change of rule.
+        run = lab.wizard(
+            lab.client, "--listen", "8095", "--target", f"{lab.client.address}:8095", answers="y\n"
+        )
         (action,) = run.doc["actions"]
         assert action["title"] == "delete the nftables rule that drops tcp/8095"
         assert action["outcome"] == "verified", action
-        assert "tcp dport 8095 drop" in action["before_summary"]
+        assert "tcp dport 8095 counter drop" in action["before_summary"]
         assert "dport 8095" not in lab.ns(lab.client, "nft", "list", "table", "inet", "guard")
         finished = lab.audit_records()[before:][-1]
         (command,) = finished["commands"]
@@ -539,6 +545,89 @@ def test_nftables_drop_rule_is_found_and_deleted_by_its_handle(lab: Lab, listene
         (undo,) = finished["undo"]
         assert undo.startswith("nft ") and "8095" in undo
         lab.ns(lab.client, *shlex.split(undo))
-        assert "tcp dport 8095 drop" in lab.ns(lab.client, "nft", "list", "table", "inet", "guard")
+        assert "tcp dport 8095 counter" in lab.ns(
+            lab.client, "nft", "list", "table", "inet", "guard"
+        )
     finally:
         lab.ns(lab.client, "nft", "delete", "table", "inet", "guard", check=False)
+
+
+async def test_a_fix_that_overruns_over_ssh_is_killed_on_the_host(lab: Lab, tmp_path: Path) -> None:
+    """Closing an SSH channel does not stop a remote command: the host's timeout(1) must,
+    or a fix reported as failed could still finish minutes later."""
+    from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
+    from checks.audit import AuditLog
+    from checks.model import Finding, Fix, Pin, Risk, Status
+    from hosts.inventory import load_inventory
+    from hosts.ssh import SSHOptions, SSHShell, connect_host
+
+    flag = tmp_path / "finished-late"  # the namespace host shares this filesystem
+    (spec,) = load_inventory([lab.inventory]).select("client")  # fmt: skip
+    connection = await connect_host(spec, SSHOptions(known_hosts=lab.known_hosts))
+    try:
+        fix = Fix("demo.slow", "slow fix", Risk.SAFE, (("sh", "-c", f"sleep 3; touch {flag}"),),
+                  "x", Pin("nothing", ("true",), ""), "demo", timeout=1.0)  # fmt: skip
+        finding = Finding("demo", Status.CRIT, "x", "broken", (), (fix,))
+
+        async def yes(request: ConfirmRequest) -> Decision:
+            return Decision(True, "client")
+
+        async def verify() -> Finding:
+            return finding
+
+        gate = ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=yes)
+        result = await gate.apply(
+            FixHost("client", SSHShell("client", connection)), finding, fix, verify
+        )
+        assert result.outcome is Outcome.FAILED
+        assert "timed out after 1 s: killed" in result.message
+        await asyncio.sleep(4)
+        assert not flag.exists()
+    finally:
+        connection.close()
+
+
+def test_audit_log_given_before_the_command_is_the_one_used(lab: Lab, tmp_path: Path) -> None:
+    _veth(lab, "dum3")
+    lab.ns(lab.client, "ip", "addr", "add", "198.51.100.13/24", "dev", "dum3")
+    log = tmp_path / "before.jsonl"
+    try:
+        done = subprocess.run(
+            [fleetdeck_bin(), "--audit-log", str(log), "--read-only", "wizard", "network",
+             "-i", str(lab.inventory), "--known-hosts", str(lab.known_hosts),
+             "--host", "client"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+        assert record["event"] == "refused" and record["fix"] == "net.link.up"
+        shown = subprocess.run([fleetdeck_bin(), "--audit-log", str(log), "audit"],
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert "refused" in shown.stdout and "client" in shown.stdout
+    finally:
+        lab.ns(lab.client, "ip", "link", "del", "dum3", check=False)
+
+
+def test_ctrl_c_at_the_prompt_stops_at_once_and_audits_the_attempt(lab: Lab) -> None:
+    _veth(lab, "dum4")
+    lab.ns(lab.client, "ip", "addr", "add", "198.51.100.14/24", "dev", "dum4")
+    argv = [fleetdeck_bin(), "wizard", "network", "-i", str(lab.inventory),
+            "--known-hosts", str(lab.known_hosts), "--audit-log", str(lab.audit),
+            "--host", "client"]  # fmt: skip
+    try:
+        before = len(lab.audit_records())
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert process.stderr
+        seen = ""
+        deadline = time.monotonic() + 60
+        while "[y/N]" not in seen and time.monotonic() < deadline:
+            seen += process.stderr.read(1)
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=5)
+        assert process.returncode == 3 and "interrupted" in err and "Traceback" not in err
+        (record,) = lab.audit_records()[before:]
+        assert record["event"] == "cancelled" and record["fix"] == "net.link.up"
+        assert '"UP"' not in lab.ns(lab.client, "ip", "-j", "link", "show", "dum4")
+    finally:
+        lab.ns(lab.client, "ip", "link", "del", "dum4", check=False)

@@ -7,6 +7,7 @@ SSH, through the console's own SSH link.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from textual.widgets import Input, OptionList, ProgressBar, Static
 
 from checks.config import Config
+from hosts.shell import CommandResult
 from tui.app import Settings, make_fleet_app
 from tui.audit_screen import AuditScreen
 from tui.confirm import ConfirmFix
@@ -203,3 +205,43 @@ async def test_fix_on_a_prod_host_is_applied_after_the_name_is_typed(
         assert events[2]["outcome"] == "verified" and events[2]["tier"] == "prod"
     finally:
         netns_lab.remove_host(host)
+
+
+class SlowFixShell(RecordedNetShell):
+    """The recorded host, where bringing spare0 up takes 1.5 s (its pin reads as shown)."""
+
+    async def run(self, argv, *, timeout=10.0, stdin=None):  # type: ignore[no-untyped-def]
+        if tuple(argv) == ("cat", "/sys/class/net/spare0/ifindex"):
+            self.ran.append(tuple(argv))
+            return CommandResult(tuple(argv), 0, "9\n", "", 0.01)
+        if tuple(argv) == ("ip", "link", "set", "dev", "spare0", "up"):
+            self.ran.append(tuple(argv))
+            await asyncio.sleep(1.5)
+            return CommandResult(tuple(argv), 0, "", "", 1.5)
+        return await super().run(argv, timeout=timeout, stdin=stdin)
+
+
+async def test_keys_pressed_while_a_fix_runs_neither_cancel_nor_repeat_it(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    shell = SlowFixShell()
+    app = recorded_wizard_app(audit_log=audit)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot, shell)
+        await pilot.press("f")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ConfirmFix)
+        await pilot.press(*"web-01", "enter")  # the recorded host is prod
+        await pilot.pause(0.5)
+        await pilot.press("r", "R", "f", "escape")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, WizardScreen)  # escape did not leave mid-fix
+        assert not any(isinstance(s, ConfirmFix) for s in app.screen_stack)
+        for _ in range(300):  # the recorded link never comes up: 10 s of verification
+            await pilot.pause(0.1)
+            if "last action:" in _detail(app):
+                break
+        assert "last action: unverified" in _detail(app)
+    events = [json.loads(line)["event"] for line in audit.read_text().splitlines()]
+    assert events == ["started", "finished"]
+    assert shell.ran.count(("ip", "link", "set", "dev", "spare0", "up")) == 1

@@ -31,6 +31,8 @@ class Settings:
     interval: float = 1.0
     read_only: bool = False
     audit_log: Path | None = None
+    tier: str | None = None
+    """This machine's environment tier, for fixes on the local console."""
 
 
 class FleetdeckApp(App[None]):
@@ -82,7 +84,7 @@ class FleetdeckApp(App[None]):
         if isinstance(sampler, PsutilSampler):
             from hosts.shell import LocalShell
 
-            return FixHost(watch.name, LocalShell(watch.name), None)
+            return FixHost(watch.name, LocalShell(watch.name), self.settings.tier)
         link_shell = getattr(sampler, "shell", None)
         if callable(link_shell):  # a HostLink: reconnects if need be, raises if it cannot
             spec = getattr(sampler, "spec", None)

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from checks.audit import AuditReading, AuditRecord, read_audit
+from checks.model import printable
 
 OUTCOME_STYLES = {
     "verified": "green",
@@ -119,4 +120,4 @@ class AuditScreen(Screen[None]):
             lines.append(f"  after:  {after.get('status')} {after.get('summary')}")
         for undo in d.get("undo", []):
             lines.append(f"  undo: $ {undo}")
-        self.query_one("#audit-detail", Static).update(Text("\n".join(lines)))
+        self.query_one("#audit-detail", Static).update(Text(printable("\n".join(lines))))

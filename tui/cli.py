@@ -100,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="an inventory file; repeat for more",
     )
     hosts.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    from tui.wizard_cli import add_parsers, audit_option
+    from tui.wizard_cli import add_parsers, audit_option, tier_option
 
     audit_option(parser)
+    tier_option(parser)
     add_parsers(commands, lambda p: _fleet_options(p, defaults=True))
     return parser
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import re
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -24,7 +26,7 @@ from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, F
 from checks.audit import AuditLog, AuditReading, default_audit_path, parse_time, read_audit
 from checks.catalog import WIZARDS
 from checks.config import Config
-from checks.model import CheckContext, Finding, Fix, Status
+from checks.model import CheckContext, Finding, Fix, Status, printable
 from checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
 from hosts.metrics import SampleHistory
 from hosts.shell import LocalShell, Shell
@@ -32,10 +34,47 @@ from hosts.shell import LocalShell, Shell
 EVIDENCE_LINES = 12
 
 
+async def _read_line(stdin: TextIO) -> str:
+    """One line from stdin on a daemon thread: Ctrl-C at the prompt must not wait for it
+    (asyncio's own executor threads are joined at exit)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def read() -> None:
+        try:
+            line = stdin.readline()
+        except (OSError, ValueError):
+            line = ""
+
+        def give() -> None:
+            if not answer.done():
+                answer.set_result(line)
+
+        with contextlib.suppress(RuntimeError):  # the console stopped waiting
+            loop.call_soon_threadsafe(give)
+
+    threading.Thread(target=read, name="fleetdeck-answer", daemon=True).start()
+    return await answer
+
+
+class Printable:
+    """A text stream that shows control characters from hosts as escapes (\\x1b), so
+    nothing a host printed can move the cursor or hide what the operator approves."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 class Answers:
     """Reads the operator's answers: a prompt on a terminal, one line each from a pipe."""
 
-    def __init__(self, stdin: TextIO, out: TextIO) -> None:
+    def __init__(self, stdin: TextIO, out: Printable) -> None:
         self._stdin = stdin
         self._out = out
         self._eof = False
@@ -46,7 +85,7 @@ class Answers:
         if self._eof:
             self._out.write("\n(no answer: no)\n")
             return ""
-        line = await asyncio.to_thread(self._stdin.readline)
+        line = await _read_line(self._stdin)
         if not line:
             self._eof = True
             self._out.write("\n(no answer: no)\n")
@@ -84,13 +123,14 @@ def add_parsers(
     for param in WIZARDS["network"].params:
         wizard.add_argument(f"--{param.name}", metavar=param.name.upper(), help=param.help)
     wizard.add_argument("--json", action="store_true", help="print the result as JSON")
+    tier_option(wizard, defaults=False)
     wizard.add_argument(
         "--read-only",
         action="store_true",
         default=argparse.SUPPRESS,
         help="offer no fix: the gate refuses every one (and audits the refusal)",
     )
-    audit_option(wizard)
+    audit_option(wizard, defaults=False)
     audit = commands.add_parser(
         "audit",
         help="print the audit log of fix attempts",
@@ -103,7 +143,19 @@ def add_parsers(
         help="only attempts since WHEN: an ISO time (2026-11-23T10:00Z) or an age (30m, 2h, 7d)",
     )
     audit.add_argument("--json", action="store_true", help="print JSON lines")
-    audit_option(audit)
+    audit_option(audit, defaults=False)
+
+
+def tier_option(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    from hosts.inventory import TIERS
+
+    parser.add_argument(
+        "--tier",
+        choices=TIERS,
+        default=None if defaults else argparse.SUPPRESS,
+        help="this machine's environment tier (inventory hosts carry their own); on prod "
+        "every fix needs the host name typed",
+    )
 
 
 def audit_option(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -133,7 +185,7 @@ def since_time(text: str) -> dt.datetime:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    path = (args.audit_log or default_audit_path()).expanduser()
+    path = (getattr(args, "audit_log", None) or default_audit_path()).expanduser()
     if not path.exists():
         print(f"fleetdeck: no audit log at {path}: nothing has been attempted yet")
         return 0
@@ -199,7 +251,12 @@ def run_wizard(args: argparse.Namespace, config: Config) -> int:
     except ValueError as error:
         print(f"fleetdeck: {error}", file=sys.stderr)
         return 3
-    return asyncio.run(_wizard(args, config, params))
+    try:
+        return asyncio.run(_wizard(args, config, params))
+    except KeyboardInterrupt:
+        # The gate has audited an attempt it was in the middle of as cancelled.
+        print("\nfleetdeck: interrupted", file=sys.stderr)
+        return 3
 
 
 async def _wizard(args: argparse.Namespace, config: Config, params: dict[str, str]) -> int:
@@ -210,7 +267,7 @@ async def _wizard(args: argparse.Namespace, config: Config, params: dict[str, st
         name, shell, tier = opened
         ctx = CheckContext(name, SampleHistory(size=2), config.thresholds, shell, tier, params)
         run = WizardRun(WIZARDS[args.domain], ctx)
-        out = sys.stdout
+        out = Printable(sys.stdout)
         if not args.json:
             given = ", ".join(f"{k} {v}" for k, v in params.items())
             out.write(f"{run.wizard.domain} wizard on {name}" + (f" ({given})" if given else ""))
@@ -223,14 +280,14 @@ async def _wizard(args: argparse.Namespace, config: Config, params: dict[str, st
         run.listeners.append(show)
         await run.run()
         run.listeners.remove(show)  # re-runs after fixes are summed up at the end instead
-        answers = Answers(sys.stdin, sys.stderr)
+        answers = Answers(sys.stdin, Printable(sys.stderr))
         gate = ActionGate(
-            audit=AuditLog(args.audit_log),
+            audit=AuditLog(getattr(args, "audit_log", None)),
             confirm=answers.confirm,
             read_only=getattr(args, "read_only", False),
         )
         host = FixHost(name, shell, tier)
-        actions = await _offer_fixes(run, gate, host, sys.stderr)
+        actions = await _offer_fixes(run, gate, host, Printable(sys.stderr))
         if args.json:
             doc = to_json(run)
             doc["actions"] = [_action_json(a) for a in actions]
@@ -251,7 +308,7 @@ async def _open_host(
             print("fleetdeck: --host needs an inventory (-i FILE)", file=sys.stderr)
             return 3
         name = socket.gethostname()
-        return name, LocalShell(name), None
+        return name, LocalShell(name), getattr(args, "tier", None)
     from hosts.inventory import InventoryError, load_inventory
     from hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
 
@@ -283,22 +340,22 @@ async def _open_host(
 
 
 async def _offer_fixes(
-    run: WizardRun, gate: ActionGate, host: FixHost, out: TextIO
+    run: WizardRun, gate: ActionGate, host: FixHost, out: Printable
 ) -> list[ActionResult]:
     """Offer every fix of every failing step once, in step order, until none is new."""
-    offered: set[tuple[str, str, str]] = set()
+    offered: set[tuple[str, str]] = set()  # a restart's pin changes with every restart
     results: list[ActionResult] = []
     while True:
         pending = [
             (index, finding, fix)
             for index, result in enumerate(run.results)
             for finding, fix in result.fixes
-            if (fix.id, fix.target, fix.pin.value) not in offered
+            if (fix.id, fix.target) not in offered
         ]
         if not pending:
             return results
         index, finding, fix = pending[0]
-        offered.add((fix.id, fix.target, fix.pin.value))
+        offered.add((fix.id, fix.target))
         result = await gate.apply(host, finding, fix, run.verifier(index, finding))
         results.append(result)
         out.write(_describe(result, finding, fix) + "\n")
@@ -340,7 +397,7 @@ def _final(result: StepResult) -> bool:
     return result.state in (StepState.DONE, StepState.SKIPPED)
 
 
-def _print_step(out: TextIO, result: StepResult, brief: bool = False) -> None:
+def _print_step(out: Printable, result: StepResult, brief: bool = False) -> None:
     icon = step_icon(result)
     if result.state is StepState.SKIPPED:
         out.write(f" {icon} {result.step.title}: skipped: {result.reason}\n")

@@ -21,7 +21,7 @@ from textual.widgets import Footer, Input, Label, OptionList, ProgressBar, Stati
 
 from checks.actions import ActionGate, FixHost, Outcome
 from checks.config import Thresholds
-from checks.model import CheckContext, Status
+from checks.model import CheckContext, Status, printable
 from checks.wizards import StepResult, StepState, Wizard, WizardRun, step_icon
 from hosts.metrics import SampleHistory
 
@@ -125,6 +125,7 @@ class WizardScreen(Screen[None]):
         self.run: WizardRun | None = None
         self.error: str | None = None
         self.last_action: str = ""
+        self.fixing = False
 
     def compose(self) -> ComposeResult:
         given = ", ".join(f"{k} {v}" for k, v in self.params.items())
@@ -204,16 +205,33 @@ class WizardScreen(Screen[None]):
             text = detail_text(self.run.results[self.selected], self.gate.read_only)
         if self.last_action:
             text.append("\n\nlast action: ", style="bold")
-            text.append(self.last_action)
+            text.append(printable(self.last_action))
         self.query_one("#detail-text", Static).update(text)
 
+    @property
+    def busy(self) -> str | None:
+        """Why nothing else may start now: a fix in flight, or steps still running."""
+        if self.fixing:
+            return "A fix is in progress: wait for its result."
+        if self.run is None or self.run.running:
+            return "The steps are still running."
+        return None
+
     def action_rerun_step(self) -> None:
-        if self.run is not None and not self.run.running:
-            self._rerun(self.selected)
+        if self._refuse_if_busy():
+            return
+        self._rerun(self.selected)
 
     def action_rerun_all(self) -> None:
-        if self.run is not None and not self.run.running:
-            self._rerun(None)
+        if self._refuse_if_busy():
+            return
+        self._rerun(None)
+
+    def _refuse_if_busy(self) -> bool:
+        reason = self.busy
+        if reason:
+            self.notify(reason, severity="warning")
+        return reason is not None
 
     @work(exclusive=True, group="wizard", exit_on_error=False)
     async def _rerun(self, index: int | None) -> None:
@@ -221,18 +239,25 @@ class WizardScreen(Screen[None]):
         await (self.run.run() if index is None else self.run.rerun(index))
 
     def action_apply_fix(self, number: int) -> None:
-        if self.run is None or self.fix_host is None or self.run.running:
-            self.notify("The steps are still running.", severity="warning")
+        if self._refuse_if_busy() or self.run is None or self.fix_host is None:
             return
         index = self.selected
         fixes = self.run.results[index].fixes
         if not 1 <= number <= len(fixes):
             self.notify("This step offers no such fix.", severity="warning")
             return
+        self.fixing = True  # set now, not in the worker: a second key press must see it
         self._apply(index, number - 1)
 
-    @work(exclusive=True, group="wizard", exit_on_error=False)
+    # Its own group, never exclusive with anything: a key press must not cancel a fix.
+    @work(group="fix", exit_on_error=False)
     async def _apply(self, index: int, which: int) -> None:
+        try:
+            await self._apply_fix(index, which)
+        finally:
+            self.fixing = False
+
+    async def _apply_fix(self, index: int, which: int) -> None:
         assert self.run is not None and self.fix_host is not None
         finding, fix = self.run.results[index].fixes[which]
         result = await self.gate.apply(
@@ -245,7 +270,7 @@ class WizardScreen(Screen[None]):
                 f"\n  after:  {result.after.status.value} {result.after.summary}"
             )
         self.notify(
-            result.message,  # host output in it (stderr): plain text, never markup
+            printable(result.message),  # host output (stderr) in it: plain, never markup
             title=f"{fix.title}: {result.outcome.value}",
             severity=OUTCOME_SEVERITY[result.outcome],
             markup=False,
@@ -260,6 +285,9 @@ class WizardScreen(Screen[None]):
         self.app.push_screen(AuditScreen(self.gate.audit.path))
 
     def action_back(self) -> None:
+        if self.fixing:
+            self.notify("A fix is in progress: wait for its result.", severity="warning")
+            return
         self.app.pop_screen()
 
 
@@ -282,15 +310,15 @@ def detail_text(result: StepResult, read_only: bool) -> Text:
     ordered = sorted(result.findings, key=lambda f: -f.status.rank)
     for finding in ordered:
         text.append(f"\n{finding.status.value:<7} ", style=STATUS_STYLES[finding.status])
-        text.append(f"{finding.target}: {finding.summary}")
+        text.append(printable(f"{finding.target}: {finding.summary}"))
     fixes = result.fixes
     if fixes:
         text.append("\n\nFixes", style="bold")
         text.append(" (read-only: refused)" if read_only else " (press the number; f = 1)")
         for number, (_finding, fix) in enumerate(fixes, start=1):
-            text.append(f"\n  [{number}] {fix.title} ({fix.risk.value})")
+            text.append(printable(f"\n  [{number}] {fix.title} ({fix.risk.value})"))
             for line in fix.command_lines:
-                text.append(f"\n      $ {line}", style="dim")
+                text.append(printable(f"\n      $ {line}"), style="dim")
     shown: set[tuple[str, str]] = set()
     for finding in ordered:
         if finding.status is Status.OK:
@@ -299,10 +327,10 @@ def detail_text(result: StepResult, read_only: bool) -> Text:
             if (evidence.source, evidence.output) in shown:
                 continue  # several findings of a step often share one command's output
             shown.add((evidence.source, evidence.output))
-            text.append(f"\n\n$ {evidence.source}", style="bold")
+            text.append(printable(f"\n\n$ {evidence.source}"), style="bold")
             lines = evidence.output.splitlines()
             for line in lines[:EVIDENCE_LINES]:
-                text.append(f"\n  {line}")
+                text.append(printable(f"\n  {line}"))
             if len(lines) > EVIDENCE_LINES:
                 text.append(f"\n  … {len(lines) - EVIDENCE_LINES} more lines", style="dim")
     return text
