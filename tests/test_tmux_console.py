@@ -54,7 +54,17 @@ def console() -> Iterator[Tmux]:
 
 def test_console_in_a_real_terminal_at_80x24_then_200x60_then_quit(console: Tmux) -> None:
     host = socket.gethostname()
-    shown = console.wait_for(lambda s: " up " in s and "Processes" in s and "%" in s)
+    # Wait for a whole frame: a capture can catch the first one half drawn.
+    shown = console.wait_for(
+        lambda s: (
+            " up " in s
+            and "Processes" in s
+            and "%" in s
+            and len(s.splitlines()) > 1
+            and all(t in s.splitlines()[1] for t in ("CPU", "Memory", "Load"))
+            and "palette" in s.splitlines()[-1]
+        )
+    )
     lines = shown.splitlines()
     assert lines[0].lstrip().startswith(host)
     assert "CPU" in lines[1] and "Memory" in lines[1] and "Load" in lines[1]
@@ -79,7 +89,7 @@ def test_console_in_a_real_terminal_at_80x24_then_200x60_then_quit(console: Tmux
     console.wait_for(lambda s: "by memory" in s)
 
     console("send-keys", "-t", "console", "q")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20  # generous: a loaded CI machine once needed more than 10
     # tmux marks the pane dead when the terminal closes, and learns the exit status a moment
     # later when it reaps the process: wait for both.
     state = "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"
