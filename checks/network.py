@@ -11,8 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from checks.firewall import (
@@ -22,6 +21,10 @@ from checks.firewall import (
     parse_iptables_save,
     parse_nft_ruleset,
 )
+from checks.hostcheck import ShellCheck, StepFailed
+from checks.hostcheck import evidence as _evidence
+from checks.hostcheck import required as _required
+from checks.hostcheck import run as _run
 from checks.model import CheckContext, Evidence, Finding, Fix, Pin, PinMatch, Risk, Status
 from checks.netparse import (
     Link,
@@ -35,8 +38,7 @@ from checks.netparse import (
     parse_ss_listening,
 )
 from checks.wizards import Param, Step, Wizard
-from hosts.procfs import ParseError
-from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
+from hosts.shell import CommandResult, Shell
 
 DOMAIN = "network"
 COMMAND_TIMEOUT = 10.0
@@ -47,61 +49,6 @@ ERRORS_SPACING = 1.0
 """Seconds between the two counter readings that tell growing errors from old ones."""
 
 PROBE_SOURCE = (Path(__file__).parent / "netprobe.py").read_text()
-
-
-class StepFailed(Exception):
-    """A step could not gather its evidence; it becomes an UNKNOWN finding with this reason."""
-
-
-@dataclass(frozen=True, slots=True)
-class ShellCheck:
-    """A check that asks the host through its shell."""
-
-    id: str
-    title: str
-    body: Callable[[CheckContext, Shell], Awaitable[list[Finding]]]
-    domain: str = DOMAIN
-
-    async def run(self, ctx: CheckContext) -> list[Finding]:
-        if ctx.shell is None:
-            return [Finding(self.id, Status.UNKNOWN, ctx.host, "no shell on this host")]
-        try:
-            return await self.body(ctx, ctx.shell)
-        except StepFailed as error:
-            return [Finding(self.id, Status.UNKNOWN, ctx.host, str(error))]
-        except ShellError as error:
-            return [Finding(self.id, Status.UNKNOWN, ctx.host, str(error))]
-        except ParseError as error:
-            return [Finding(self.id, Status.UNKNOWN, ctx.host, f"unexpected output: {error}")]
-
-
-async def _run(
-    shell: Shell, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT
-) -> CommandResult:
-    """Run a command; one that cannot start here (not installed) reads as exit status 127,
-    as it does over SSH. A timeout still raises: the step becomes UNKNOWN, saying so."""
-    try:
-        return await shell.run(argv, timeout=timeout)
-    except CommandTimeout:
-        raise
-    except ShellError as error:
-        return CommandResult(tuple(argv), 127, "", f"{argv[0]}: {error.reason}", 0.0)
-
-
-def _evidence(result: CommandResult, limit: int = 4000) -> Evidence:
-    text = result.stdout if result.ok else (result.stderr or result.stdout)
-    if not result.ok:
-        text = f"exit status {result.exit_status}\n{text}"
-    text = text if len(text) <= limit else text[:limit] + f"\n… {len(text) - limit} more characters"
-    return Evidence(result.command, text.rstrip())
-
-
-async def _required(shell: Shell, argv: Sequence[str]) -> CommandResult:
-    result = await _run(shell, argv)
-    if not result.ok:
-        why = (result.stderr or result.stdout).strip().splitlines()
-        raise StepFailed(f"{result.command}: {why[-1] if why else f'exit {result.exit_status}'}")
-    return result
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -758,14 +705,14 @@ async def _check_errors(ctx: CheckContext, shell: Shell) -> list[Finding]:
     return findings
 
 
-LINK = ShellCheck("net.link", "Link: carrier and admin state", _check_link)
-ADDRESSES = ShellCheck("net.addr", "Addresses", _check_addresses)
-DNS = ShellCheck("net.dns", "DNS: resolvers and a lookup", _check_dns)
-ROUTE = ShellCheck("net.route", "Default route and gateway", _check_route)
-FIREWALL = ShellCheck("net.firewall", "Firewall rules on the port", _check_firewall)
-CONNECT = ShellCheck("net.connect", "TCP connect to the target", _check_connect)
-LISTEN = ShellCheck("net.listen", "Listening socket of the service", _check_listen)
-ERRORS = ShellCheck("net.errors", "Interface errors and drops", _check_errors)
+LINK = ShellCheck("net.link", "Link: carrier and admin state", _check_link, DOMAIN)
+ADDRESSES = ShellCheck("net.addr", "Addresses", _check_addresses, DOMAIN)
+DNS = ShellCheck("net.dns", "DNS: resolvers and a lookup", _check_dns, DOMAIN)
+ROUTE = ShellCheck("net.route", "Default route and gateway", _check_route, DOMAIN)
+FIREWALL = ShellCheck("net.firewall", "Firewall rules on the port", _check_firewall, DOMAIN)
+CONNECT = ShellCheck("net.connect", "TCP connect to the target", _check_connect, DOMAIN)
+LISTEN = ShellCheck("net.listen", "Listening socket of the service", _check_listen, DOMAIN)
+ERRORS = ShellCheck("net.errors", "Interface errors and drops", _check_errors, DOMAIN)
 
 NETWORK_WIZARD = Wizard(
     domain=DOMAIN,

@@ -115,7 +115,10 @@ class FleetdeckApp(App[None]):
                 )
             )
 
-        self.push_screen(WizardForm(wizard, watch.name), callback=start)
+        if wizard.params:
+            self.push_screen(WizardForm(wizard, watch.name), callback=start)
+        else:
+            start({})
 
     def open_audit(self) -> None:
         from tui.audit_screen import AuditScreen

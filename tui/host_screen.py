@@ -40,8 +40,9 @@ class HostScreen(Screen[None]):
         Binding("m", "sort('mem')", "Sort mem"),
         Binding("p", "sort('pid')", "Sort PID"),
         Binding("r", "refresh_now", "Refresh"),
-        Binding("w", "wizard", "Network wizard"),
-        Binding("a", "audit", "Audit log"),
+        Binding("w", "wizard('network')", "Network wizard"),
+        Binding("d", "wizard('storage')", "Disk wizard", show=False),
+        Binding("a", "audit", "Audit log", show=False),
         Binding("1", "jump('alerts')", "Alerts", show=False),
         Binding("2", "jump('processes')", "Processes", show=False),
         Binding("3", "jump('disks')", "Disks", show=False),
@@ -130,8 +131,8 @@ class HostScreen(Screen[None]):
     def action_refresh_now(self) -> None:
         self.host_watch.poll_now()
 
-    def action_wizard(self) -> None:
-        self.app.open_wizard(self.host_watch)  # type: ignore[attr-defined]
+    def action_wizard(self, domain: str) -> None:
+        self.app.open_wizard(self.host_watch, domain)  # type: ignore[attr-defined]
 
     def action_audit(self) -> None:
         self.app.open_audit()  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ from hosts.metrics import SampleHistory
 from hosts.shell import LocalShell, Shell
 
 EVIDENCE_LINES = 12
+OK_LINES = 4
 
 
 async def _read_line(stdin: TextIO) -> str:
@@ -405,7 +406,12 @@ def _print_step(out: Printable, result: StepResult, brief: bool = False) -> None
         return
     status = result.status.value if result.status else "-"
     out.write(f" {icon} {result.step.title}  [{status}, {result.duration:.1f} s]\n")
+    ok_shown = 0
     for finding in sorted(result.findings, key=lambda f: -f.status.rank):
+        if finding.status is Status.OK:
+            ok_shown += 1
+            if ok_shown > OK_LINES:  # eight held-open files of 0 B say nothing each
+                continue
         out.write(f"     {finding.status.value:<7} {finding.target}: {finding.summary}\n")
         if brief or finding.status is Status.OK:
             continue
@@ -418,6 +424,8 @@ def _print_step(out: Printable, result: StepResult, brief: bool = False) -> None
                 out.write(f"         … {len(lines) - EVIDENCE_LINES} more lines\n")
         for fix in finding.fixes:
             out.write(f"       fix offered: {fix.title} [{fix.risk.value}]\n")
+    if ok_shown > OK_LINES:
+        out.write(f"     … and {ok_shown - OK_LINES} more OK (--json lists them all)\n")
     if not brief and result.status not in (None, Status.OK):
         out.write(f"     → {result.step.guidance}\n")
     out.flush()

@@ -1,0 +1,66 @@
+"""Checks that ask a host through its shell: the `ShellCheck` wrapper that turns a failure to
+gather evidence into an UNKNOWN finding, and the small helpers the wizards' steps share."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from checks.model import CheckContext, Evidence, Finding, Status
+from hosts.procfs import ParseError
+from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
+
+COMMAND_TIMEOUT = 10.0
+
+
+class StepFailed(Exception):
+    """A step could not gather its evidence; it becomes an UNKNOWN finding with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShellCheck:
+    """A check that asks the host through its shell."""
+
+    id: str
+    title: str
+    body: Callable[[CheckContext, Shell], Awaitable[list[Finding]]]
+    domain: str
+
+    async def run(self, ctx: CheckContext) -> list[Finding]:
+        if ctx.shell is None:
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, "no shell on this host")]
+        try:
+            return await self.body(ctx, ctx.shell)
+        except StepFailed as error:
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, str(error))]
+        except ShellError as error:
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, str(error))]
+        except ParseError as error:
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, f"unexpected output: {error}")]
+
+
+async def run(shell: Shell, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandResult:
+    """Run a command; one that cannot start here (not installed) reads as exit status 127,
+    as it does over SSH. A timeout still raises: the step becomes UNKNOWN, saying so."""
+    try:
+        return await shell.run(argv, timeout=timeout)
+    except CommandTimeout:
+        raise
+    except ShellError as error:
+        return CommandResult(tuple(argv), 127, "", f"{argv[0]}: {error.reason}", 0.0)
+
+
+def evidence(result: CommandResult, limit: int = 4000) -> Evidence:
+    text = result.stdout if result.ok else (result.stderr or result.stdout)
+    if not result.ok:
+        text = f"exit status {result.exit_status}\n{text}"
+    text = text if len(text) <= limit else text[:limit] + f"\n… {len(text) - limit} more characters"
+    return Evidence(result.command, text.rstrip())
+
+
+async def required(shell: Shell, argv: Sequence[str]) -> CommandResult:
+    result = await run(shell, argv)
+    if not result.ok:
+        why = (result.stderr or result.stdout).strip().splitlines()
+        raise StepFailed(f"{result.command}: {why[-1] if why else f'exit {result.exit_status}'}")
+    return result

@@ -1,0 +1,226 @@
+"""The storage wizard (runbooks S1-S6), first steps: software RAID, read-only mounts,
+deleted files still held open (with a truncate fix), and SMART where smartctl is present.
+
+Space and inodes with time to full, what uses the space, I/O per device and backups are
+still to come (see the issue); the steps here ask the host through its shell like the
+network wizard's, and their fixes go through the same gate.
+"""
+
+from __future__ import annotations
+
+from checks.hostcheck import ShellCheck, StepFailed
+from checks.hostcheck import evidence as _evidence
+from checks.hostcheck import run as _run
+from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
+from checks.wizards import Step, Wizard
+from hosts.mdstat import parse_mdstat
+from hosts.shell import Shell
+from hosts.units import human_bytes
+
+DOMAIN = "storage"
+DELETED_MIN_BYTES = 1024 * 1024
+"""Deleted files smaller than this are not worth a finding (every host has a few)."""
+
+# -- S2 RAID --------------------------------------------------------------------------------
+
+
+async def _check_raid(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    result = await _run(shell, ("cat", "/proc/mdstat"))
+    if not result.ok:
+        return [Finding("disk.raid", Status.OK, ctx.host, "no software RAID (no /proc/mdstat)")]
+    arrays = parse_mdstat(result.stdout)
+    evidence = (_evidence(result),)
+    if not arrays:
+        return [Finding("disk.raid", Status.OK, ctx.host, "no md arrays", evidence)]
+    findings = []
+    for array in arrays:
+        shape = f"{array.level or '?'} [{array.devices_working}/{array.devices_expected}]"
+        failed = ", ".join(m.name for m in array.failed_members)
+        if array.state.startswith("inactive"):
+            status, summary = Status.CRIT, f"{array.name} is inactive (not assembled)"
+        elif array.degraded:
+            status = Status.CRIT
+            summary = f"{array.name} {shape} is degraded" + (f": failed {failed}" if failed else "")
+        elif failed:
+            status, summary = Status.WARN, f"{array.name} {shape}: failed member {failed}"
+        else:
+            status, summary = Status.OK, f"{array.name} {shape} clean"
+        if array.operation:
+            progress = f"{array.progress:.1f} %" if array.progress is not None else "waiting"
+            left = f", about {array.finish_minutes:.0f} min left" if array.finish_minutes else ""
+            summary += f"; {array.operation} {progress}{left}"
+            if status is Status.OK:
+                status = Status.WARN  # redundancy is not whole until it finishes
+        findings.append(Finding("disk.raid", status, array.name, summary, evidence))
+    return findings
+
+
+# -- read-only mounts -----------------------------------------------------------------------
+
+WRITABLE_KINDS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "reiserfs"})
+
+
+def _unescape(field: str) -> str:
+    """/proc/mounts escapes space, tab, newline and backslash as octal (\\040)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1 : i + 4].isdigit() and len(field) >= i + 4:
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    result = await _run(shell, ("cat", "/proc/mounts"))
+    if not result.ok:
+        raise StepFailed(f"cannot read /proc/mounts: {result.stderr.strip()}")
+    findings = []
+    for line in result.stdout.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[2] not in WRITABLE_KINDS:
+            continue
+        mountpoint, options = _unescape(fields[1]), fields[3].split(",")
+        if "ro" in options:
+            summary = f"{mountpoint} ({fields[0]}, {fields[2]}) is mounted read-only"
+            findings.append(
+                Finding(
+                    "disk.readonly",
+                    Status.CRIT,
+                    mountpoint,
+                    summary,
+                    (Evidence("/proc/mounts", line),),
+                )
+            )
+        else:
+            findings.append(Finding("disk.readonly", Status.OK, mountpoint, "read-write"))
+    return findings or [Finding("disk.readonly", Status.OK, ctx.host, "no local filesystems")]
+
+
+# -- deleted files still held open -----------------------------------------------------------
+
+DELETED_SCRIPT = r"""
+for fd in /proc/[0-9]*/fd/*; do
+  target=$(readlink "$fd" 2>/dev/null) || continue
+  case "$target" in
+    *' (deleted)')
+      size=$(stat -L -c %s "$fd" 2>/dev/null) || continue
+      pid=${fd#/proc/}; pid=${pid%%/*}
+      start=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+      comm=$(cat "/proc/$pid/comm" 2>/dev/null)
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$pid" "${fd##*/}" "$size" "$start" "$comm" "$target"
+      ;;
+  esac
+done
+"""
+PIN_SCRIPT = r'readlink "/proc/$1/fd/$2" && sed "s/.*) //" "/proc/$1/stat" | cut -d" " -f20'
+
+
+async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    result = await _run(shell, ("sh", "-c", DELETED_SCRIPT), timeout=30)
+    rows = []
+    for line in result.stdout.splitlines():
+        parts = line.split("\t", 5)
+        if len(parts) == 6 and parts[0].isdigit() and parts[1].isdigit() and parts[2].isdigit():
+            rows.append(parts)
+    total = sum(int(r[2]) for r in rows)
+    rows.sort(key=lambda r: -int(r[2]))
+    listed = "\n".join(
+        f"pid {r[0]} ({r[4]}) fd {r[1]}: {human_bytes(int(r[2]))} {r[5]}" for r in rows
+    )
+    evidence = (Evidence("deleted files open in /proc/*/fd", listed or "(none)"),)
+    # One finding per held file, small ones OK: a truncated file keeps its finding (now
+    # OK), which is what the truncate fix's verification looks for.
+    findings = [
+        Finding(
+            "disk.deleted_open",
+            Status.OK,
+            ctx.host,
+            f"{len(rows)} deleted files held open, {human_bytes(total)} in all",
+            evidence,
+        )
+    ]
+    for pid, fd, size, start, comm, target in rows:
+        nbytes, where = int(size), f"pid {pid} fd {fd}"
+        path = target.removesuffix(" (deleted)")
+        summary = f"{path} (deleted) holds {human_bytes(nbytes)}, open by {comm} (pid {pid})"
+        if nbytes < DELETED_MIN_BYTES:
+            findings.append(Finding("disk.deleted_open", Status.OK, where, summary))
+            continue
+        fix = Fix(
+            id="disk.deleted_open.truncate",
+            title=f"truncate the deleted {path} held by {comm} (pid {pid})",
+            risk=Risk.DESTRUCTIVE,
+            commands=(("truncate", "-s", "0", f"/proc/{pid}/fd/{fd}"),),
+            target=where,
+            pin=Pin(
+                f"fd {fd} of pid {pid} (file, and process start time)",
+                ("sh", "-c", PIN_SCRIPT, "sh", pid, fd),
+                f"{target}\n{start}",
+            ),
+            verify="disk.deleted_open",
+            impact=f"frees {human_bytes(nbytes)}; what {comm} wrote to it is gone for good, "
+            "and it goes on writing to the now empty file",
+        )
+        findings.append(Finding("disk.deleted_open", Status.WARN, where, summary, (), (fix,)))
+    return findings
+
+
+# -- S4 SMART -------------------------------------------------------------------------------
+
+
+async def _check_smart(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    scan = await _run(shell, ("smartctl", "--scan"))
+    if scan.exit_status == 127:
+        summary = f"smartctl is not installed on {ctx.host} (Debian: smartmontools)"
+        return [Finding("disk.smart", Status.UNKNOWN, ctx.host, summary)]
+    devices = [line.split()[0] for line in scan.stdout.splitlines() if line.startswith("/dev/")]
+    if not devices:
+        return [
+            Finding(
+                "disk.smart", Status.UNKNOWN, ctx.host, "no SMART devices found", (_evidence(scan),)
+            )
+        ]
+    findings = []
+    for device in devices:
+        health = await _run(shell, ("smartctl", "-H", "-A", device), timeout=30)
+        text = health.stdout
+        if "PASSED" in text or "SMART Health Status: OK" in text:
+            status, summary = Status.OK, f"{device}: health PASSED"
+        elif "FAILED" in text:
+            status, summary = Status.CRIT, f"{device}: SMART health FAILED"
+        else:
+            status, summary = Status.UNKNOWN, f"{device}: no health verdict"
+        findings.append(Finding("disk.smart", status, device, summary, (_evidence(health),)))
+    return findings
+
+
+RAID = ShellCheck("disk.raid", "Software RAID (mdstat)", _check_raid, DOMAIN)
+READONLY = ShellCheck("disk.readonly", "Read-only filesystems", _check_readonly, DOMAIN)
+DELETED = ShellCheck("disk.deleted_open", "Deleted files still held open", _check_deleted, DOMAIN)
+SMART = ShellCheck("disk.smart", "SMART health", _check_smart, DOMAIN)
+
+STORAGE_WIZARD = Wizard(
+    domain=DOMAIN,
+    title="Storage: RAID, read-only mounts, space held by deleted files, SMART",
+    steps=(
+        Step(
+            RAID,
+            "A degraded array runs without redundancy: replace the failed member "
+            "(mdadm --manage --add) before a second disk goes.",
+        ),
+        Step(
+            READONLY,
+            "The kernel remounts a filesystem read-only after I/O errors: read "
+            "the kernel log for the device before anything else.",
+        ),
+        Step(
+            DELETED,
+            "Space that df counts but du cannot find is often a deleted log still "
+            "open: restarting the process frees it, truncating frees it at once.",
+        ),
+        Step(SMART, "A failing SMART verdict means the disk should be replaced, not repaired."),
+    ),
+)

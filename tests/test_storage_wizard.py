@@ -1,0 +1,167 @@
+"""The first storage wizard steps on real small filesystems (loop-mounted ext4), and RAID
+from /proc/mdstat texts (this kernel has no md)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
+from checks.audit import AuditLog
+from checks.config import Config
+from checks.model import CheckContext, Status
+from checks.storage import STORAGE_WIZARD
+from checks.wizards import WizardRun
+from hosts.metrics import SampleHistory
+from hosts.shell import CommandResult, LocalShell, Shell
+
+from loopfs import MakeLoopFs
+from loopfs import loopfs as loopfs
+
+MDSTAT = Path(__file__).parent / "data" / "mdstat"
+HOST = socket.gethostname()
+
+
+def wizard_on(shell: Shell) -> WizardRun:
+    ctx = CheckContext(HOST, SampleHistory(size=2), Config().thresholds, shell)
+    return WizardRun(STORAGE_WIZARD, ctx)
+
+
+def free_bytes(path: Path) -> int:
+    usage = shutil.disk_usage(path)
+    return usage.free
+
+
+async def yes_with_name(request: ConfirmRequest) -> Decision:
+    return Decision(True, request.host.name)
+
+
+async def test_deleted_file_held_open_is_truncated_and_frees_what_it_promised(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    fs = loopfs(size_mib=48)
+    holder = fs.hold_deleted(16 * 1024 * 1024)
+    before = free_bytes(fs.mountpoint)
+    run = wizard_on(LocalShell(HOST))
+    await run.run()
+    step = run.index_of("disk.deleted_open")
+    ours = [(f, x) for f, x in run.results[step].fixes if str(fs.mountpoint) in f.summary]
+    assert len(ours) == 1, run.results[step].findings
+    finding, fix = ours[0]
+    assert finding.status is Status.WARN and "16.0 MiB" in finding.summary
+    assert fix.risk.value == "destructive" and fix.commands[0][:3] == ("truncate", "-s", "0")
+
+    audit = tmp_path / "audit.jsonl"
+    gate = ActionGate(audit=AuditLog(audit), confirm=yes_with_name)
+    result = await gate.apply(
+        FixHost(HOST, LocalShell(HOST)), finding, fix, run.verifier(step, finding)
+    )
+    assert result.outcome is Outcome.VERIFIED, result.message
+    freed = free_bytes(fs.mountpoint) - before
+    assert freed >= 16 * 1024 * 1024 - 64 * 1024, f"freed {freed} bytes"  # df before and after
+    assert holder.poll() is None  # the process lives on, writing to an empty file
+
+
+async def test_holder_replaced_between_offer_and_apply_is_refused_by_the_pin(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    fs = loopfs(size_mib=32)
+    holder = fs.hold_deleted(4 * 1024 * 1024)
+    run = wizard_on(LocalShell(HOST))
+    await run.run()
+    step = run.index_of("disk.deleted_open")
+    finding, fix = next(
+        (f, x) for f, x in run.results[step].fixes if str(fs.mountpoint) in f.summary
+    )
+    holder.kill()
+    holder.wait(5)
+    gate = ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=yes_with_name)
+    result = await gate.apply(
+        FixHost(HOST, LocalShell(HOST)), finding, fix, run.verifier(step, finding)
+    )
+    assert result.outcome is Outcome.ABORTED and "gone" in result.message
+
+
+async def test_a_read_only_mount_with_a_space_in_its_name_is_critical(
+    loopfs: MakeLoopFs,
+) -> None:
+    fs = loopfs(space_in_name=True)
+    assert " " in str(fs.mountpoint)
+    fs.remount_ro()
+    run = wizard_on(LocalShell(HOST))
+    await run.run()
+    readonly = run.results[run.index_of("disk.readonly")].findings
+    ours = [f for f in readonly if f.target == str(fs.mountpoint)]
+    assert len(ours) == 1 and ours[0].status is Status.CRIT
+    assert "mounted read-only" in ours[0].summary
+
+
+class MdstatShell:
+    """Answers `cat /proc/mdstat` with a recorded text; everything else runs here."""
+
+    def __init__(self, name: str) -> None:
+        self.text = (MDSTAT / name).read_text()
+        self.local = LocalShell(HOST)
+
+    @property
+    def host(self) -> str:
+        return HOST
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
+    ) -> CommandResult:
+        if tuple(argv) == ("cat", "/proc/mdstat"):
+            return CommandResult(tuple(argv), 0, self.text, "", 0.0)
+        return await self.local.run(argv, timeout=timeout, stdin=stdin)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "status", "words"),
+    [
+        ("clean-raid1.txt", Status.OK, "clean"),
+        ("degraded-raid1.txt", Status.CRIT, "degraded"),
+        ("raid5-resync.txt", Status.WARN, "resync"),
+        ("raid1-recovery.txt", Status.CRIT, "recovery"),
+        ("inactive.txt", Status.CRIT, "inactive"),
+    ],
+)
+async def test_raid_states_from_mdstat(recorded: str, status: Status, words: str) -> None:
+    from checks.storage import RAID
+
+    ctx = CheckContext(HOST, SampleHistory(size=2), Config().thresholds, MdstatShell(recorded))
+    findings = await RAID.run(ctx)
+    worst = max(findings, key=lambda f: f.status.rank)
+    assert worst.status is status, findings
+    assert any(words in f.summary for f in findings if f.status is status), findings
+
+
+async def test_smart_without_smartctl_is_unknown_with_the_reason() -> None:
+    if shutil.which("smartctl"):
+        pytest.fail("this test expects a machine without smartmontools")
+    run = wizard_on(LocalShell(HOST))
+    await run.run()
+    (finding,) = run.results[run.index_of("disk.smart")].findings
+    assert finding.status is Status.UNKNOWN and "smartctl is not installed" in finding.summary
+
+
+def test_storage_wizard_from_the_command_line_reads_only_without_answers(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    fs = loopfs(size_mib=32)
+    fs.hold_deleted(4 * 1024 * 1024)
+    fleetdeck = str(Path(sys.executable).parent / "fleetdeck")
+    done = subprocess.run(
+        [fleetdeck, "wizard", "storage", "--audit-log", str(tmp_path / "a.jsonl")],
+        input="", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr
+    assert "Deleted files still held open" in done.stdout
+    assert str(fs.mountpoint) in done.stdout
+    assert "(no answer: no)" in done.stderr
+    assert fs.use_percent() > 10  # nothing was truncated
