@@ -158,10 +158,52 @@ def test_storage_wizard_from_the_command_line_reads_only_without_answers(
     fleetdeck = str(Path(sys.executable).parent / "fleetdeck")
     done = subprocess.run(
         [fleetdeck, "wizard", "storage", "--audit-log", str(tmp_path / "a.jsonl")],
-        input="", capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Traceback" not in done.stderr
     assert "Deleted files still held open" in done.stdout
     assert str(fs.mountpoint) in done.stdout
     assert "(no answer: no)" in done.stderr
     assert fs.use_percent() > 10  # nothing was truncated
+
+
+async def test_backups_stale_shrunken_and_corrupt_are_told_apart(loopfs: MakeLoopFs) -> None:
+    fs = loopfs(size_mib=16)
+    backups = fs.make_backups()
+    ctx = CheckContext(
+        HOST,
+        SampleHistory(size=2),
+        Config().thresholds,
+        LocalShell(HOST),
+        params={"backups": f"{backups.directory}/*.sql.gz"},
+    )
+    from checks.storage import BACKUPS
+
+    found = {f.target.split("-")[0]: f for f in await BACKUPS.run(ctx)}
+    assert set(found) == {"orders", "billing", "users", "crm"}, found
+    assert found["orders"].status is Status.OK and "intact" in found["orders"].summary
+    assert found["billing"].status is Status.WARN and "30 h old" in found["billing"].summary
+    assert found["users"].status is Status.WARN and "down from" in found["users"].summary
+    assert found["crm"].status is Status.CRIT and "fails gzip" in found["crm"].summary
+
+    missing = CheckContext(
+        HOST,
+        SampleHistory(size=2),
+        Config().thresholds,
+        LocalShell(HOST),
+        params={"backups": f"{backups.directory}/none-*.gz"},
+    )
+    (none,) = await BACKUPS.run(missing)
+    assert none.status is Status.CRIT and "no backups match" in none.summary
+    gone = CheckContext(
+        HOST,
+        SampleHistory(size=2),
+        Config().thresholds,
+        LocalShell(HOST),
+        params={"backups": f"{fs.mountpoint}/no such dir"},
+    )
+    (lost,) = await BACKUPS.run(gone)
+    assert lost.status is Status.CRIT and "No such file or directory" in lost.summary

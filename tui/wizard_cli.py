@@ -121,8 +121,14 @@ def add_parsers(
     )
     wizard.add_argument("domain", choices=sorted(WIZARDS), help="which wizard")
     fleet_options(wizard)
-    for param in WIZARDS["network"].params:
-        wizard.add_argument(f"--{param.name}", metavar=param.name.upper(), help=param.help)
+    seen: set[str] = set()
+    for domain, each in sorted(WIZARDS.items()):
+        for param in each.params:
+            if param.name not in seen:
+                seen.add(param.name)
+                wizard.add_argument(
+                    f"--{param.name}", metavar=param.name.upper(), help=f"{domain}: {param.help}"
+                )
     wizard.add_argument("--json", action="store_true", help="print the result as JSON")
     tier_option(wizard, defaults=False)
     wizard.add_argument(
