@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 
 from checks.hostcheck import ShellCheck, StepFailed
 from checks.hostcheck import evidence as _evidence
@@ -281,6 +282,84 @@ async def _host_time(shell: Shell) -> float:
         raise StepFailed(f"cannot read the host's clock: {result.stdout.strip()!r}") from None
 
 
+# -- old logs, with a fix that removes them ---------------------------------------------------
+
+LOG_DAYS = 7
+
+
+def parse_directory(text: str) -> str:
+    path = text.strip().rstrip("/") or "/"
+    if not path.startswith("/") or "\n" in path or path == "/":
+        raise ValueError("give an absolute directory other than /")
+    return path
+
+
+def parse_days(text: str) -> str:
+    if not text.isdigit() or not 1 <= int(text) <= 3650:
+        raise ValueError("a number of days from 1 to 3650")
+    return str(int(text))
+
+
+async def _check_old_logs(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    directory = ctx.params["logs"]
+    days = int(ctx.params.get("older") or LOG_DAYS)
+    # One listing, with inode and size, is both the evidence and the pin: the fix runs only
+    # if exactly these files are still the ones it would remove.
+    listing_argv = (
+        "find",
+        directory,
+        "-xdev",
+        "-type",
+        "f",
+        "-mmin",
+        f"+{days * 1440}",
+        "-printf",
+        "%i %s %p\\n",
+    )
+    listing = await _run(shell, listing_argv, timeout=60)
+    if not listing.ok:
+        why = (listing.stderr.strip().splitlines() or [f"exit {listing.exit_status}"])[-1]
+        raise StepFailed(f"cannot list {directory}: {why}")
+    files = [line.split(" ", 2) for line in listing.stdout.splitlines()]
+    files = [f for f in files if len(f) == 3 and f[1].isdigit()]
+    total = sum(int(f[1]) for f in files)
+    free = await _free_bytes(shell, directory)
+    room = f"; {human_bytes(free)} free there" if free is not None else ""
+    evidence = (Evidence(shlex.join(listing_argv), listing.stdout.strip() or "(none)"),)
+    target = f"{directory} (older than {days} d)"
+    if not files:
+        summary = f"no files older than {days} days under {directory}{room}"
+        return [Finding("disk.old_logs", Status.OK, target, summary, evidence)]
+    summary = f"{len(files)} files older than {days} days, {human_bytes(total)}{room}"
+    fix = Fix(
+        id="disk.old_logs.remove",
+        title=f"remove {len(files)} files older than {days} days under {directory}",
+        risk=Risk.DESTRUCTIVE,
+        commands=(
+            ("find", directory, "-xdev", "-type", "f", "-mmin", f"+{days * 1440}", "-delete"),
+        ),
+        target=target,
+        pin=Pin(
+            f"the list of files older than {days} days (inode, size, path)",
+            listing_argv,
+            listing.stdout.strip(),
+        ),
+        verify="disk.old_logs",
+        impact=f"frees {human_bytes(total)} by deleting {len(files)} files for good "
+        "(listed in the evidence)",
+    )
+    return [Finding("disk.old_logs", Status.WARN, target, summary, evidence, (fix,))]
+
+
+async def _free_bytes(shell: Shell, path: str) -> int | None:
+    result = await _run(shell, ("df", "-P", "-B1", path))
+    lines = result.stdout.splitlines()
+    if not result.ok or len(lines) < 2:
+        return None
+    fields = lines[-1].split()
+    return int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None
+
+
 # -- S4 SMART -------------------------------------------------------------------------------
 
 
@@ -314,6 +393,7 @@ RAID = ShellCheck("disk.raid", "Software RAID (mdstat)", _check_raid, DOMAIN)
 READONLY = ShellCheck("disk.readonly", "Read-only filesystems", _check_readonly, DOMAIN)
 DELETED = ShellCheck("disk.deleted_open", "Deleted files still held open", _check_deleted, DOMAIN)
 SMART = ShellCheck("disk.smart", "SMART health", _check_smart, DOMAIN)
+OLD_LOGS = ShellCheck("disk.old_logs", "Old logs", _check_old_logs, DOMAIN)
 BACKUPS = ShellCheck("backup.files", "Backups: age, size, integrity", _check_backups, DOMAIN)
 
 STORAGE_WIZARD = Wizard(
@@ -337,6 +417,12 @@ STORAGE_WIZARD = Wizard(
         ),
         Step(SMART, "A failing SMART verdict means the disk should be replaced, not repaired."),
         Step(
+            OLD_LOGS,
+            "Logs past their keeping time are the usual space to win back; the list is shown "
+            "before anything is removed.",
+            requires=("logs",),
+        ),
+        Step(
             BACKUPS,
             "A backup that is old, suddenly small or unreadable is no backup: check "
             "the job's log before you need it.",
@@ -344,6 +430,8 @@ STORAGE_WIZARD = Wizard(
         ),
     ),
     params=(
+        Param("logs", "a log directory whose old files may be removed", parse_directory),
+        Param("older", f"days a log is kept (default {LOG_DAYS})", parse_days),
         Param(
             "backups",
             "a backup directory, or directory/pattern (/srv/backup/*.gz)",

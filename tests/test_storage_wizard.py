@@ -3,6 +3,7 @@ from /proc/mdstat texts (this kernel has no md)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -207,3 +208,62 @@ async def test_backups_stale_shrunken_and_corrupt_are_told_apart(loopfs: MakeLoo
     )
     (lost,) = await BACKUPS.run(gone)
     assert lost.status is Status.CRIT and "No such file or directory" in lost.summary
+
+
+async def test_old_logs_are_listed_then_removed_freeing_what_was_promised(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    fs = loopfs(size_mib=32)
+    logs = fs.make_logs(old_days=10, fresh=3, old=4, size=1024 * 1024)
+    ctx = CheckContext(
+        HOST,
+        SampleHistory(size=2),
+        Config().thresholds,
+        LocalShell(HOST),
+        params={"logs": str(logs.directory), "older": "7"},
+    )
+    from checks.storage import OLD_LOGS
+
+    (finding,) = await OLD_LOGS.run(ctx)
+    assert finding.status is Status.WARN and "4 files older than 7 days, 4.0 MiB" in finding.summary
+    listed = finding.evidence[0].output
+    assert all(str(p) in listed for p in logs.old) and not any(str(p) in listed for p in logs.fresh)
+    (fix,) = finding.fixes
+    before = free_bytes(fs.mountpoint)
+
+    async def verify():  # type: ignore[no-untyped-def]
+        return (await OLD_LOGS.run(ctx))[0]
+
+    gate = ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=yes_with_name)
+    result = await gate.apply(FixHost(HOST, LocalShell(HOST)), finding, fix, verify)
+    assert result.outcome is Outcome.VERIFIED, result.message
+    freed = free_bytes(fs.mountpoint) - before
+    assert freed >= 4 * 1024 * 1024, f"promised 4 MiB, freed {freed} bytes"
+    assert all(p.exists() for p in logs.fresh) and not any(p.exists() for p in logs.old)
+
+
+async def test_old_logs_fix_is_refused_when_the_list_changed(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    fs = loopfs(size_mib=16)
+    logs = fs.make_logs(old_days=10, fresh=1, old=2)
+    ctx = CheckContext(
+        HOST,
+        SampleHistory(size=2),
+        Config().thresholds,
+        LocalShell(HOST),
+        params={"logs": str(logs.directory)},
+    )
+    from checks.storage import OLD_LOGS
+
+    (finding,) = await OLD_LOGS.run(ctx)
+    (fix,) = finding.fixes
+    os.utime(logs.fresh[0], (0, 0))  # one more file turns old after the list was shown
+
+    async def verify():  # type: ignore[no-untyped-def]
+        return (await OLD_LOGS.run(ctx))[0]
+
+    gate = ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=yes_with_name)
+    result = await gate.apply(FixHost(HOST, LocalShell(HOST)), finding, fix, verify)
+    assert result.outcome is Outcome.ABORTED
+    assert all(p.exists() for p in (*logs.old, *logs.fresh))
