@@ -330,10 +330,11 @@ async def _check_old_logs(ctx: CheckContext, shell: Shell) -> list[Finding]:
     if not files:
         summary = f"no files older than {days} days under {directory}{room}"
         return [Finding("disk.old_logs", Status.OK, target, summary, evidence)]
-    summary = f"{len(files)} files older than {days} days, {human_bytes(total)}{room}"
+    count = f"{len(files)} file{'s' if len(files) != 1 else ''}"
+    summary = f"{count} older than {days} days, {human_bytes(total)}{room}"
     fix = Fix(
         id="disk.old_logs.remove",
-        title=f"remove {len(files)} files older than {days} days under {directory}",
+        title=f"remove {count} older than {days} days under {directory}",
         risk=Risk.DESTRUCTIVE,
         commands=(
             ("find", directory, "-xdev", "-type", "f", "-mmin", f"+{days * 1440}", "-delete"),
@@ -345,8 +346,7 @@ async def _check_old_logs(ctx: CheckContext, shell: Shell) -> list[Finding]:
             listing.stdout.strip(),
         ),
         verify="disk.old_logs",
-        impact=f"frees {human_bytes(total)} by deleting {len(files)} files for good "
-        "(listed in the evidence)",
+        impact=f"frees {human_bytes(total)} by deleting {count} for good (listed in the evidence)",
     )
     return [Finding("disk.old_logs", Status.WARN, target, summary, evidence, (fix,))]
 

@@ -29,9 +29,13 @@ MDSTAT = Path(__file__).parent / "data" / "mdstat"
 HOST = socket.gethostname()
 
 
+def context(shell: Shell, params: dict[str, str] | None = None) -> CheckContext:
+    """What a storage step sees: this machine (or a recorded text), with wizard parameters."""
+    return CheckContext(HOST, SampleHistory(size=2), Config().thresholds, shell, None, params or {})
+
+
 def wizard_on(shell: Shell) -> WizardRun:
-    ctx = CheckContext(HOST, SampleHistory(size=2), Config().thresholds, shell)
-    return WizardRun(STORAGE_WIZARD, ctx)
+    return WizardRun(STORAGE_WIZARD, context(shell))
 
 
 def free_bytes(path: Path) -> int:
@@ -135,7 +139,7 @@ class MdstatShell:
 async def test_raid_states_from_mdstat(recorded: str, status: Status, words: str) -> None:
     from checks.storage import RAID
 
-    ctx = CheckContext(HOST, SampleHistory(size=2), Config().thresholds, MdstatShell(recorded))
+    ctx = context(MdstatShell(recorded))
     findings = await RAID.run(ctx)
     worst = max(findings, key=lambda f: f.status.rank)
     assert worst.status is status, findings
@@ -174,13 +178,7 @@ def test_storage_wizard_from_the_command_line_reads_only_without_answers(
 async def test_backups_stale_shrunken_and_corrupt_are_told_apart(loopfs: MakeLoopFs) -> None:
     fs = loopfs(size_mib=16)
     backups = fs.make_backups()
-    ctx = CheckContext(
-        HOST,
-        SampleHistory(size=2),
-        Config().thresholds,
-        LocalShell(HOST),
-        params={"backups": f"{backups.directory}/*.sql.gz"},
-    )
+    ctx = context(LocalShell(HOST), {"backups": f"{backups.directory}/*.sql.gz"})
     from checks.storage import BACKUPS
 
     found = {f.target.split("-")[0]: f for f in await BACKUPS.run(ctx)}
@@ -190,22 +188,10 @@ async def test_backups_stale_shrunken_and_corrupt_are_told_apart(loopfs: MakeLoo
     assert found["users"].status is Status.WARN and "down from" in found["users"].summary
     assert found["crm"].status is Status.CRIT and "fails gzip" in found["crm"].summary
 
-    missing = CheckContext(
-        HOST,
-        SampleHistory(size=2),
-        Config().thresholds,
-        LocalShell(HOST),
-        params={"backups": f"{backups.directory}/none-*.gz"},
-    )
+    missing = context(LocalShell(HOST), {"backups": f"{backups.directory}/none-*.gz"})
     (none,) = await BACKUPS.run(missing)
     assert none.status is Status.CRIT and "no backups match" in none.summary
-    gone = CheckContext(
-        HOST,
-        SampleHistory(size=2),
-        Config().thresholds,
-        LocalShell(HOST),
-        params={"backups": f"{fs.mountpoint}/no such dir"},
-    )
+    gone = context(LocalShell(HOST), {"backups": f"{fs.mountpoint}/no such dir"})
     (lost,) = await BACKUPS.run(gone)
     assert lost.status is Status.CRIT and "No such file or directory" in lost.summary
 
@@ -215,13 +201,7 @@ async def test_old_logs_are_listed_then_removed_freeing_what_was_promised(
 ) -> None:
     fs = loopfs(size_mib=32)
     logs = fs.make_logs(old_days=10, fresh=3, old=4, size=1024 * 1024)
-    ctx = CheckContext(
-        HOST,
-        SampleHistory(size=2),
-        Config().thresholds,
-        LocalShell(HOST),
-        params={"logs": str(logs.directory), "older": "7"},
-    )
+    ctx = context(LocalShell(HOST), {"logs": str(logs.directory), "older": "7"})
     from checks.storage import OLD_LOGS
 
     (finding,) = await OLD_LOGS.run(ctx)
@@ -247,13 +227,7 @@ async def test_old_logs_fix_is_refused_when_the_list_changed(
 ) -> None:
     fs = loopfs(size_mib=16)
     logs = fs.make_logs(old_days=10, fresh=1, old=2)
-    ctx = CheckContext(
-        HOST,
-        SampleHistory(size=2),
-        Config().thresholds,
-        LocalShell(HOST),
-        params={"logs": str(logs.directory)},
-    )
+    ctx = context(LocalShell(HOST), {"logs": str(logs.directory)})
     from checks.storage import OLD_LOGS
 
     (finding,) = await OLD_LOGS.run(ctx)
