@@ -64,3 +64,21 @@ async def required(shell: Shell, argv: Sequence[str]) -> CommandResult:
         why = (result.stderr or result.stdout).strip().splitlines()
         raise StepFailed(f"{result.command}: {why[-1] if why else f'exit {result.exit_status}'}")
     return result
+
+
+async def host_time(shell: Shell) -> float:
+    """The host's clock: file ages are measured against it, not against ours."""
+    result = await run(shell, ("date", "+%s"))
+    try:
+        return float(result.stdout.strip())
+    except ValueError:
+        raise StepFailed(f"cannot read the host's clock: {result.stdout.strip()!r}") from None
+
+
+async def free_bytes(shell: Shell, path: str) -> int | None:
+    result = await run(shell, ("df", "-P", "-B1", path))
+    lines = result.stdout.splitlines()
+    if not result.ok or len(lines) < 2:
+        return None
+    fields = lines[-1].split()
+    return int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None

@@ -179,7 +179,7 @@ async def test_backups_stale_shrunken_and_corrupt_are_told_apart(loopfs: MakeLoo
     fs = loopfs(size_mib=16)
     backups = fs.make_backups()
     ctx = context(LocalShell(HOST), {"backups": f"{backups.directory}/*.sql.gz"})
-    from checks.storage import BACKUPS
+    from checks.backups import BACKUPS
 
     found = {f.target.split("-")[0]: f for f in await BACKUPS.run(ctx)}
     assert set(found) == {"orders", "billing", "users", "crm"}, found
@@ -202,7 +202,7 @@ async def test_old_logs_are_listed_then_removed_freeing_what_was_promised(
     fs = loopfs(size_mib=32)
     logs = fs.make_logs(old_days=10, fresh=3, old=4, size=1024 * 1024)
     ctx = context(LocalShell(HOST), {"logs": str(logs.directory), "older": "7"})
-    from checks.storage import OLD_LOGS
+    from checks.cleanup import OLD_LOGS
 
     (finding,) = await OLD_LOGS.run(ctx)
     assert finding.status is Status.WARN and "4 files older than 7 days, 4.0 MiB" in finding.summary
@@ -228,7 +228,7 @@ async def test_old_logs_fix_is_refused_when_the_list_changed(
     fs = loopfs(size_mib=16)
     logs = fs.make_logs(old_days=10, fresh=1, old=2)
     ctx = context(LocalShell(HOST), {"logs": str(logs.directory)})
-    from checks.storage import OLD_LOGS
+    from checks.cleanup import OLD_LOGS
 
     (finding,) = await OLD_LOGS.run(ctx)
     (fix,) = finding.fixes
