@@ -29,8 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from checks.audit import AuditError, AuditLog, Operator, excerpt, new_attempt_id
+from checks.hostcheck import free_bytes
 from checks.model import Finding, Fix, Risk, Status, printable
 from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
+from hosts.units import human_bytes
 
 PIN_TIMEOUT = 10.0
 VERIFY_TIMEOUT = 45.0
@@ -90,6 +92,11 @@ class ConfirmRequest:
             f"fix:     {self.fix.title}",
             f"risk:    {self.fix.risk.value}",
             f"impact:  {self.fix.impact or 'not stated'}",
+            *(
+                [f"frees:   {human_bytes(self.fix.frees)} on {self.fix.frees_on} (measured)"]
+                if self.fix.frees is not None
+                else []
+            ),
             f"target:  {self.fix.target} (pinned: {self.fix.pin.what} = {self.fix.pin.value})",
             "runs:",
             *(f"  $ {line}" for line in self.fix.command_lines),
@@ -159,6 +166,8 @@ class ActionResult:
     after: Finding | None = None
     runs: tuple[CommandRun, ...] = field(default=())
     attempt: str = ""
+    freed: int | None = None
+    """For a fix that promised space: the bytes free after it, less the bytes free before."""
 
     @property
     def done(self) -> bool:
@@ -223,6 +232,7 @@ class ActionGate:
         except AuditError as error:
             return end(Outcome.REFUSED, f"not run: {error}")
 
+        free_before = await self._free(host, fix)
         try:
             runs = await self._run(host, fix)
         except asyncio.CancelledError:
@@ -246,6 +256,9 @@ class ActionGate:
                 else verify_error or "the check no longer reports this target"
             )
             message = f"ran, but the check does not pass yet: {state}"
+        freed, space = await self._space(host, fix, free_before)
+        if space is not None:
+            message += f"; {space['said']}"
         record = {
             **base,
             "event": "finished",
@@ -260,11 +273,45 @@ class ActionGate:
                 "error": verify_error,
             },
         }
+        if space is not None:
+            record["space"] = space
         try:
             self.audit.append(record)
         except AuditError as error:
             message += f" (and the audit record could not be written: {error})"
-        return end(outcome, message, after=after, runs=tuple(runs))
+        return end(outcome, message, after=after, runs=tuple(runs), freed=freed)
+
+    async def _free(self, host: FixHost, fix: Fix) -> int | None:
+        if fix.frees is None or not fix.frees_on:
+            return None
+        try:
+            return await free_bytes(host.shell, fix.frees_on)
+        except ShellError:
+            return None
+
+    async def _space(
+        self, host: FixHost, fix: Fix, before: int | None
+    ) -> tuple[int | None, dict[str, Any] | None]:
+        """Free space re-measured where the fix promised some: (bytes freed, audit entry)."""
+        if fix.frees is None or not fix.frees_on:
+            return None, None
+        after = await self._free(host, fix)
+        promised = human_bytes(fix.frees)
+        if before is None or after is None:
+            said = f"{promised} promised; free space on {fix.frees_on} could not be measured"
+            freed = None
+        else:
+            freed = after - before
+            said = f"freed {human_bytes(max(freed, 0))} of {promised} promised on {fix.frees_on}"
+        entry = {
+            "path": fix.frees_on,
+            "promised": fix.frees,
+            "free_before": before,
+            "free_after": after,
+            "freed": freed,
+            "said": said,
+        }
+        return freed, entry
 
     async def _verify(self, verify: Verifier, settle: bool) -> tuple[Finding | None, str | None]:
         """Re-run the verifying check. A link needs a moment for carrier, a restarted

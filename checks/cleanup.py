@@ -77,6 +77,8 @@ async def _check_old_logs(ctx: CheckContext, shell: Shell) -> list[Finding]:
             listing.stdout.strip(),
         ),
         verify="disk.old_logs",
+        frees=total,
+        frees_on=directory,
         impact=f"frees {human_bytes(total)} by deleting {count} for good (listed in the evidence)",
     )
     return [Finding("disk.old_logs", Status.WARN, target, summary, evidence, (fix,))]

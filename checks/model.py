@@ -118,6 +118,10 @@ class Fix:
     impact: str = ""
     undo: tuple[tuple[str, ...], ...] = ()
     timeout: float = 30.0
+    frees: int | None = None
+    """Bytes the fix promises to free on the filesystem holding `frees_on`: the gate measures
+    free space there before and after and reports what was really freed."""
+    frees_on: str = ""
 
     @property
     def command_lines(self) -> tuple[str, ...]:

@@ -118,6 +118,8 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
                 f"{target}\n{start}",
             ),
             verify="disk.deleted_open",
+            frees=nbytes,
+            frees_on=path.rsplit("/", 1)[0] or "/",
             impact=f"frees {human_bytes(nbytes)}; what {comm} wrote to it is gone for good, "
             "and it goes on writing to the now empty file",
         )

@@ -3,6 +3,7 @@ from /proc/mdstat texts (this kernel has no md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -70,6 +71,10 @@ async def test_deleted_file_held_open_is_truncated_and_frees_what_it_promised(
     assert result.outcome is Outcome.VERIFIED, result.message
     freed = free_bytes(fs.mountpoint) - before
     assert freed >= 16 * 1024 * 1024 - 64 * 1024, f"freed {freed} bytes"  # df before and after
+    assert "freed 16.0 MiB of 16.0 MiB promised" in result.message, result.message
+    record = json.loads(audit.read_text().splitlines()[-1])
+    assert record["space"]["promised"] == 16 * 1024 * 1024
+    assert record["space"]["freed"] >= 16 * 1024 * 1024 - 64 * 1024
     assert holder.poll() is None  # the process lives on, writing to an empty file
 
 
@@ -219,6 +224,8 @@ async def test_old_logs_are_listed_then_removed_freeing_what_was_promised(
     assert result.outcome is Outcome.VERIFIED, result.message
     freed = free_bytes(fs.mountpoint) - before
     assert freed >= 4 * 1024 * 1024, f"promised 4 MiB, freed {freed} bytes"
+    assert result.freed is not None and result.freed >= 4 * 1024 * 1024
+    assert "freed 4.0 MiB of 4.0 MiB promised" in result.message, result.message
     assert all(p.exists() for p in logs.fresh) and not any(p.exists() for p in logs.old)
 
 
