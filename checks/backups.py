@@ -48,7 +48,25 @@ def _integrity_argv(path: str) -> tuple[str, ...] | None:
 
 
 async def _check_backups(ctx: CheckContext, shell: Shell) -> list[Finding]:
-    given = ctx.params["backups"]
+    """Each configured path (one per line in the `backups` parameter) on its own."""
+    max_age = float(ctx.params.get("backup_age") or BACKUP_MAX_AGE_H)
+    findings = []
+    for given in ctx.params["backups"].splitlines():
+        findings += await _check_path(shell, given, max_age)
+    return findings
+
+
+def parse_hours(text: str) -> str:
+    try:
+        hours = float(text)
+    except ValueError:
+        raise ValueError("a number of hours, such as 24 or 1.5") from None
+    if not 0.01 <= hours <= 24 * 3650:
+        raise ValueError("a number of hours from 0.01 to 87600")
+    return f"{hours:g}"
+
+
+async def _check_path(shell: Shell, given: str, max_age: float) -> list[Finding]:
     directory, pattern = given, "*"
     if any(c in given.rsplit("/", 1)[-1] for c in "*?["):
         directory, pattern = given.rsplit("/", 1)
@@ -94,8 +112,8 @@ async def _check_backups(ctx: CheckContext, shell: Shell) -> list[Finding]:
         mtime, size, path = entries[0]
         age_h = (now - mtime) / 3600
         problems, status = [], Status.OK
-        if age_h > BACKUP_MAX_AGE_H:
-            problems.append(f"newest is {age_h:.0f} h old (over {BACKUP_MAX_AGE_H:g} h)")
+        if age_h > max_age:
+            problems.append(f"newest is {age_h:.0f} h old (over {max_age:g} h)")
             status = Status.WARN
         if len(entries) > 1 and size < entries[1][1] * BACKUP_SHRINK:
             problems.append(f"{human_bytes(size)}, down from {human_bytes(entries[1][1])}")
@@ -112,7 +130,8 @@ async def _check_backups(ctx: CheckContext, shell: Shell) -> list[Finding]:
         name = path.rsplit("/", 1)[-1]
         summary = f"{name}: {human_bytes(size)}, {age_h:.1f} h old"
         summary += ("; " + "; ".join(problems)) if problems else ", intact"
-        findings.append(Finding("backup.files", status, series, summary, tuple(proof)))
+        target = f"{directory.rstrip('/')}/{series}"
+        findings.append(Finding("backup.files", status, target, summary, tuple(proof)))
     return findings
 
 

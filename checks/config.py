@@ -16,6 +16,8 @@ from typing import Any
 
 import platformdirs
 
+from checks.storage_config import StorageConfig, parse_storage
+
 
 @dataclass(frozen=True, slots=True)
 class Level:
@@ -36,6 +38,8 @@ class Thresholds:
     load: Level = Level(1.0, 2.0)
     disk: Level = Level(80, 90)
     inodes: Level = Level(80, 90)
+    time_to_full: Level = Level(24, 4)
+    """Hours until a filesystem fills, at its recent rate: fewer is worse (warn > crit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class Config:
 
     thresholds: Thresholds = field(default_factory=Thresholds)
     alert_for: float = 30.0
+    storage: StorageConfig = field(default_factory=StorageConfig)
     source: Path | None = None
 
 
@@ -61,10 +66,11 @@ def default_config_path() -> Path:
 
 
 # [thresholds.NAME] tables and what each may hold.
-_LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes")
+_LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes", "time_to_full")
+_FALLING_TABLES = {"time_to_full"}  # lower is worse: warn must be above crit
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
 _EXTRA_KEYS = {"cpu": {"window"}}
-_TOP_KEYS = {"thresholds", "alerts"}
+_TOP_KEYS = {"thresholds", "alerts", "storage"}
 _ALERT_KEYS = {"for"}
 
 
@@ -119,7 +125,12 @@ def parse_config(text: str, path: Path) -> Config:
                 raise fail(dotted, f"a percentage cannot be over 100, got {value!r}")
         level: Level = getattr(thresholds, name)
         new = Level(float(table.get("warn", level.warn)), float(table.get("crit", level.crit)))
-        if new.warn > new.crit:
+        if name in _FALLING_TABLES and new.warn < new.crit:
+            raise fail(
+                f"thresholds.{name}.warn",
+                f"warn ({new.warn:g}) is below crit ({new.crit:g}): fewer hours is worse",
+            )
+        if name not in _FALLING_TABLES and new.warn > new.crit:
             raise fail(
                 f"thresholds.{name}.warn", f"warn ({new.warn:g}) is above crit ({new.crit:g})"
             )
@@ -134,7 +145,8 @@ def parse_config(text: str, path: Path) -> Config:
         if not _is_number(value) or value < 0:
             raise fail(f"alerts.{key}", f"expected seconds as a number >= 0, got {value!r}")
         alert_for = float(value)
-    return Config(thresholds=thresholds, alert_for=alert_for, source=path)
+    storage = parse_storage(data.get("storage", {}), fail)
+    return Config(thresholds=thresholds, alert_for=alert_for, storage=storage, source=path)
 
 
 def _table(data: dict[str, Any], name: str, fail: Any) -> dict[str, Any]:

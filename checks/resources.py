@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from checks.config import Level, Thresholds
 from checks.model import CheckContext, Evidence, Finding, Status
-from hosts.metrics import SampleHistory
+from hosts.metrics import TREND_MIN_SAMPLES, TREND_MIN_SPAN, SampleHistory, fill_trend
 from hosts.sample import Sample
 from hosts.units import human_bytes
 
@@ -37,6 +37,8 @@ class Reading:
     summary: str
     evidence: Evidence | None = None
     graded: bool = True
+    also: Status = Status.OK
+    """A status the reader found besides the grade (a disk filling fast): the worse wins."""
 
 
 # A reader gets the whole history (CPU is a rate over a window) and its latest sample.
@@ -64,6 +66,7 @@ class SampleCheck:
                 status = Status.UNKNOWN
             else:
                 status = grade(r.value, level) if r.graded else Status.OK
+                status = max(status, r.also, key=lambda s: s.rank)
             evidence: tuple[Evidence, ...] = ()
             if r.evidence is not None:
                 limits = f"; warn at {level.warn:g}, crit at {level.crit:g}"
@@ -133,7 +136,11 @@ def _disk_space(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterat
             f"of {human_bytes(m.total)}"
         )
         output = f"{m.device} {m.fstype} size {m.total} used {m.used} avail {m.free}"
-        yield Reading(m.mountpoint, m.percent, summary, Evidence(f"statfs {m.mountpoint}", output))
+        trend, status, detail = time_to_full(
+            history.mount_points(m.mountpoint), m.free, t.time_to_full, human_bytes
+        )
+        evidence = Evidence(f"statfs {m.mountpoint}", f"{output}\n{detail}")
+        yield Reading(m.mountpoint, m.percent, f"{summary}; {trend}", evidence, also=status)
 
 
 def _inodes(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
@@ -145,7 +152,51 @@ def _inodes(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[R
             f"{m.mountpoint} {pct:.0f}% of inodes used ({m.inodes_used:,} of {m.inodes_total:,})"
         )
         output = f"inodes {m.inodes_total} used {m.inodes_used}"
-        yield Reading(m.mountpoint, pct, summary, Evidence(f"statfs {m.mountpoint}", output))
+        left = (m.inodes_total or 0) - (m.inodes_used or 0)
+        trend, status, detail = time_to_full(
+            history.mount_points(m.mountpoint, inodes=True), left, t.time_to_full, _inodes_text
+        )
+        evidence = Evidence(f"statfs {m.mountpoint}", f"{output}\n{detail}")
+        yield Reading(m.mountpoint, pct, f"{summary}; {trend}", evidence, also=status)
+
+
+def _inodes_text(count: float) -> str:
+    return f"{count:,.0f} inodes"
+
+
+def time_to_full(
+    points: list[tuple[float, float]], left: float, level: Level, unit: Callable[[float], str]
+) -> tuple[str, Status, str]:
+    """(words for the summary, status, evidence line) for a filesystem's time to full at
+    its recent rate: WARN under `level.warn` hours, CRIT under `level.crit` hours."""
+    trend = fill_trend(points)
+    if trend is None:
+        span = points[-1][0] - points[0][0] if len(points) > 1 else 0.0
+        words = (
+            f"fill rate: too few samples ({len(points)} over {span:.0f} s, "
+            f"needs {TREND_MIN_SAMPLES} over {TREND_MIN_SPAN:.0f} s)"
+        )
+        return words, Status.OK, words
+    per_hour = trend.rate * 3600
+    detail = f"least-squares rate {per_hour:.0f}/h over {trend.samples} samples, {trend.span:.0f} s"
+    seconds = trend.seconds_to(left)
+    if seconds is None:
+        return f"not filling ({'shrinking' if per_hour < 0 else 'steady'})", Status.OK, detail
+    hours = seconds / 3600
+    words = f"filling at {unit(per_hour)}/h, full in about {_duration(hours)}"
+    if hours <= level.crit:
+        return words, Status.CRIT, detail
+    if hours <= level.warn:
+        return words, Status.WARN, detail
+    return words, Status.OK, detail
+
+
+def _duration(hours: float) -> str:
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.0f} days"
 
 
 RESOURCE_CHECKS = (

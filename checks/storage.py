@@ -6,21 +6,48 @@ network wizard's, and their fixes go through the same gate.
 
 from __future__ import annotations
 
-from checks.backups import BACKUPS, parse_backup_path
+from dataclasses import replace
+
+from checks.backups import BACKUP_MAX_AGE_H, BACKUPS, parse_backup_path, parse_hours
 from checks.cleanup import LOG_DAYS, OLD_LOGS, parse_days, parse_directory
-from checks.hostcheck import ShellCheck
+from checks.hostcheck import ShellCheck, StepFailed
 from checks.hostcheck import evidence as _evidence
 from checks.hostcheck import run as _run
 from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
 from checks.mounts import READONLY
+from checks.resources import RESOURCE_CHECKS
 from checks.wizards import Param, Step, Wizard
 from hosts.mdstat import parse_mdstat
-from hosts.shell import Shell
+from hosts.metrics import SampleHistory
+from hosts.proc_sampler import ProcSampler
+from hosts.samplers import SampleGarbage
+from hosts.shell import Shell, ShellError
 from hosts.units import human_bytes
 
 DOMAIN = "storage"
+DISK_SPACE, DISK_INODES = (c for c in RESOURCE_CHECKS if c.id in ("disk.space", "disk.inodes"))
 DELETED_MIN_BYTES = 1024 * 1024
 """Deleted files smaller than this are not worth a finding (every host has a few)."""
+
+# -- S1 space and inodes, with time to full ------------------------------------------------
+
+
+async def _check_space(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    """The same findings as the Host screen's, from its samples when the console has them
+    (time to full needs a few minutes of them), else from one sample taken now."""
+    history = ctx.history
+    if history.latest is None:
+        history = SampleHistory(size=2)
+        try:
+            history.add(await ProcSampler(shell).sample())
+        except (SampleGarbage, ShellError) as error:
+            raise StepFailed(f"cannot sample {ctx.host}: {error}") from None
+    sampled = replace(ctx, history=history)
+    found = []
+    for check in (DISK_SPACE, DISK_INODES):
+        found += await check.run(sampled)
+    return found
+
 
 # -- S2 RAID --------------------------------------------------------------------------------
 
@@ -156,14 +183,29 @@ async def _check_smart(ctx: CheckContext, shell: Shell) -> list[Finding]:
     return findings
 
 
+SPACE = ShellCheck("disk.space", "Space and inodes, time to full", _check_space, DOMAIN)
 RAID = ShellCheck("disk.raid", "Software RAID (mdstat)", _check_raid, DOMAIN)
 DELETED = ShellCheck("disk.deleted_open", "Deleted files still held open", _check_deleted, DOMAIN)
 SMART = ShellCheck("disk.smart", "SMART health", _check_smart, DOMAIN)
+
+
+def parse_path(text: str) -> str:
+    """An absolute path on one line; a trailing slash is dropped (`/srv/` is `/srv`)."""
+    path = text.strip()
+    if not path.startswith("/") or any(c in path for c in "\n\r\0"):
+        raise ValueError("give an absolute path")
+    return path.rstrip("/") or "/"
+
 
 STORAGE_WIZARD = Wizard(
     domain=DOMAIN,
     title="Storage: RAID, read-only mounts, space held by deleted files, SMART",
     steps=(
+        Step(
+            SPACE,
+            "A filesystem that fills within hours needs space now (old logs, the journal, "
+            "Docker, deleted files still open); one that fills in days needs a plan.",
+        ),
         Step(
             RAID,
             "A degraded array runs without redundancy: replace the failed member "
@@ -194,12 +236,22 @@ STORAGE_WIZARD = Wizard(
         ),
     ),
     params=(
+        Param("mounts", "mount points that must be there (/srv/data, /var)", parse_path, many=True),
+        Param(
+            "usage", "where to look for what uses the space (else the fullest mount)", parse_path
+        ),
         Param("logs", "a log directory whose old files may be removed", parse_directory),
         Param("older", f"days a log is kept (default {LOG_DAYS})", parse_days),
         Param(
             "backups",
-            "a backup directory, or directory/pattern (/srv/backup/*.gz)",
+            "backup directories, or directory/pattern (/srv/backup/*.gz)",
             parse_backup_path,
+            many=True,
+        ),
+        Param(
+            "backup_age",
+            f"hours before a backup is stale (default {BACKUP_MAX_AGE_H:g})",
+            parse_hours,
         ),
     ),
 )

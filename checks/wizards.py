@@ -39,6 +39,9 @@ class Param:
     name: str
     help: str
     parse: Callable[[str], str] = str
+    many: bool = False
+    """Several values: given one per line (or comma-separated in the TUI form, `--name`
+    repeated on the command line), each parsed, kept one per line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +78,18 @@ class Wizard:
                 continue
             if name not in known:
                 raise ValueError(f"the {self.domain} wizard takes no {name!r}")
+            param = known[name]
+            items = (
+                [v.strip() for v in value.replace(",", "\n").splitlines()]
+                if param.many
+                else [value]
+            )
             try:
-                parsed[name] = known[name].parse(value)
+                values = [param.parse(item) for item in items if item]
             except ValueError as error:
                 raise ValueError(f"--{name} {value!r}: {error}") from None
+            if values:
+                parsed[name] = "\n".join(dict.fromkeys(values))
         return parsed
 
 

@@ -150,6 +150,43 @@ def _process_rates(
     return tuple(found)
 
 
+@dataclass(frozen=True, slots=True)
+class FillTrend:
+    """How fast something fills (bytes or inodes per second, least squares over the
+    samples), and from how many samples over how long."""
+
+    rate: float
+    samples: int
+    span: float
+
+    def seconds_to(self, left: float) -> float | None:
+        """Seconds until `left` more is used at this rate; None when it is not filling."""
+        return left / self.rate if self.rate > 0 else None
+
+
+TREND_MIN_SAMPLES = 3
+TREND_MIN_SPAN = 60.0
+"""A prediction needs at least this many samples over at least this many seconds."""
+
+
+def fill_trend(points: list[tuple[float, float]]) -> FillTrend | None:
+    """The slope of (time, used) points by least squares; None with too few to tell
+    (fewer than TREND_MIN_SAMPLES, or spanning under TREND_MIN_SPAN seconds)."""
+    if len(points) < TREND_MIN_SAMPLES:
+        return None
+    span = points[-1][0] - points[0][0]
+    if span < TREND_MIN_SPAN:
+        return None
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var <= 0:
+        return None
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
+    return FillTrend(cov / var, n, span)
+
+
 class SampleHistory:
     """The last N samples of one host, oldest first, with rates between neighbours."""
 
@@ -180,6 +217,23 @@ class SampleHistory:
     @property
     def latest_rates(self) -> Rates | None:
         return self._rates[-1] if self._rates else None
+
+    def mount_points(
+        self, mountpoint: str, inodes: bool = False, window: float = 3600.0
+    ) -> list[tuple[float, float]]:
+        """(time, used bytes or inodes) of one mount over the last `window` seconds."""
+        newest = self._samples[-1].at if self._samples else 0.0
+        found = []
+        for sample in self._samples:
+            if newest - sample.at > window:
+                continue
+            for m in sample.mounts:
+                if m.mountpoint == mountpoint and m.error is None:
+                    used = m.inodes_used if inodes else m.used
+                    if used is not None:
+                        found.append((sample.at, float(used)))
+                    break
+        return found
 
     def cpu_series(self) -> list[float]:
         """Total CPU % for each interval kept, oldest first."""

@@ -149,3 +149,56 @@ def test_nagios_exit_codes_put_crit_over_warn_over_unknown() -> None:
     assert worst_exit_code([Status.UNKNOWN, Status.WARN]) == 1
     assert worst_exit_code([Status.WARN, Status.CRIT, Status.UNKNOWN]) == 2
     assert worst_exit_code([]) == 0
+
+
+def _filling(at: float, used_gib: float, inodes_used: int = 10) -> Sample:
+    gib = 1 << 30
+    mount = Mount(
+        "/var",
+        "/dev/vdb",
+        "ext4",
+        total=100 * gib,
+        used=int(used_gib * gib),
+        free=int((100 - used_gib) * gib),
+        inodes_total=1_000_000,
+        inodes_used=inodes_used,
+    )
+    return _sample(at, mounts=(mount,))
+
+
+@pytest.mark.parametrize(
+    ("gib_per_minute", "status", "words"),
+    [
+        (0.0, Status.OK, "not filling (steady)"),
+        (-0.5, Status.OK, "not filling (shrinking)"),
+        (0.02, Status.OK, "full in about 41.7 h"),  # 50 GiB left at 1.2 GiB/h
+        (0.01, Status.OK, "full in about 3 days"),
+        (0.1, Status.WARN, "full in about 8.3 h"),  # 6 GiB/h
+        (0.5, Status.CRIT, "full in about 1.7 h"),  # 30 GiB/h
+    ],
+)
+async def test_time_to_full_from_the_recent_rate(
+    gib_per_minute: float, status: Status, words: str
+) -> None:
+    # Ten samples a minute apart, ending half full: the rate is the least-squares slope.
+    samples = [_filling(60.0 * i, 50 - gib_per_minute * (9 - i)) for i in range(10)]
+    finding = (await _run(*samples))[("disk.space", "/var")]
+    assert finding.status is status, finding.summary
+    assert words in finding.summary
+    assert "least-squares rate" in finding.evidence[0].output
+
+
+async def test_time_to_full_says_when_there_are_too_few_samples() -> None:
+    found = await _run(_filling(0, 50), _filling(30, 70))  # fast, but only 2 over 30 s
+    finding = found[("disk.space", "/var")]
+    assert finding.status is Status.OK
+    assert "fill rate: too few samples (2 over 30 s, needs 3 over 60 s)" in finding.summary
+
+
+async def test_inodes_running_out_fast_are_critical_even_under_the_percent_threshold() -> None:
+    # 100,000 more inodes a minute; 690,000 left at the end: full in 7 minutes.
+    samples = [_filling(60.0 * i, 10, inodes_used=10_000 + 100_000 * i) for i in range(4)]
+    finding = (await _run(*samples))[("disk.inodes", "/var")]
+    assert finding.status is Status.CRIT, finding.summary
+    assert "31% of inodes used" in finding.summary
+    assert "filling at 6,000,000 inodes/h, full in about 7 min" in finding.summary

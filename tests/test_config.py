@@ -56,6 +56,22 @@ def test_the_default_location_is_the_user_config_dir(isolated_dirs: Path) -> Non
         ("[thresholds.disk]\nwarn = nan\n", 2, "thresholds.disk.warn", "expected a number"),
         ("[alerts]\nfor = inf\n", 2, "alerts.for", "seconds"),
         ("[alerts]\n# how long\nfor = '5m'\n", 3, "alerts.for", "seconds"),
+        (
+            "[thresholds.time_to_full]\nwarn = 2\ncrit = 4\n",
+            2,
+            "thresholds.time_to_full.warn",
+            "fewer hours is worse",
+        ),
+        ('[storage]\nmounts = "/srv"\n', 2, "storage.mounts", "list of absolute paths"),
+        ('[storage]\nmounts = ["srv/data"]\n', 2, "storage.mounts", "absolute path"),
+        ("[storage]\nlog_days = 0\n", 2, "storage.log_days", "from 1 to 3650"),
+        (
+            '[storage.hosts.web-01]\nbackup = ["/b"]\n',
+            2,
+            "storage.hosts.web-01.backup",
+            "unknown key",
+        ),
+        ("[storage]\ngroups = 3\n", 2, "storage.groups", "expected tables"),
     ],
 )
 def test_a_broken_file_names_file_line_and_key(
@@ -73,3 +89,29 @@ def test_a_broken_file_names_file_line_and_key(
 def test_a_named_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml", required=True)
+
+
+def test_storage_settings_add_up_from_everyone_to_group_to_host(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        '[storage]\nmounts = ["/", "/var/"]\nbackup_max_age = 24\nlog_days = 7\n'
+        '[storage.groups.db]\nmounts = ["/var/lib/postgresql"]\nbackups = ["/srv/pg/*.gz"]\n'
+        "backup_max_age = 6\n"
+        '[storage.hosts."db 01"]\nbackups = ["/srv/extra"]\nlogs = "/var/log/pg"\n'
+        "[thresholds.time_to_full]\nwarn = 48\n",
+    )
+    config = load_config(path, required=True)
+    assert config.thresholds.time_to_full == Level(48, 4)
+    db = config.storage.for_host("db 01", ("web", "db"))
+    assert db.mounts == ("/", "/var", "/var/lib/postgresql")
+    assert db.backups == ("/srv/pg/*.gz", "/srv/extra")
+    assert (db.backup_max_age, db.log_days, db.logs) == (6.0, 7, "/var/log/pg")
+    assert db.params() == {
+        "mounts": "/\n/var\n/var/lib/postgresql",
+        "backups": "/srv/pg/*.gz\n/srv/extra",
+        "backup_age": "6",
+        "logs": "/var/log/pg",
+        "older": "7",
+    }
+    other = config.storage.for_host("web-01", ("web",))
+    assert other.mounts == ("/", "/var") and other.backups == () and other.backup_max_age == 24

@@ -186,7 +186,7 @@ async def test_backups_stale_shrunken_and_corrupt_are_told_apart(loopfs: MakeLoo
     ctx = context(LocalShell(HOST), {"backups": f"{backups.directory}/*.sql.gz"})
     from checks.backups import BACKUPS
 
-    found = {f.target.split("-")[0]: f for f in await BACKUPS.run(ctx)}
+    found = {f.target.rsplit("/", 1)[-1].split("-")[0]: f for f in await BACKUPS.run(ctx)}
     assert set(found) == {"orders", "billing", "users", "crm"}, found
     assert found["orders"].status is Status.OK and "intact" in found["orders"].summary
     assert found["billing"].status is Status.WARN and "30 h old" in found["billing"].summary
@@ -199,6 +199,14 @@ async def test_backups_stale_shrunken_and_corrupt_are_told_apart(loopfs: MakeLoo
     gone = context(LocalShell(HOST), {"backups": f"{fs.mountpoint}/no such dir"})
     (lost,) = await BACKUPS.run(gone)
     assert lost.status is Status.CRIT and "No such file or directory" in lost.summary
+
+    # Several paths at once (from configuration), with the age limit set to 48 h.
+    both = f"{backups.directory}/*.sql.gz\n{fs.mountpoint}/no such dir"
+    many = context(LocalShell(HOST), {"backups": both, "backup_age": "48"})
+    results = await BACKUPS.run(many)
+    assert len(results) == 5 and results[-1].target == f"{fs.mountpoint}/no such dir"
+    billing = next(f for f in results if "billing" in f.target)
+    assert billing.status is Status.OK and billing.target.startswith(str(backups.directory))
 
 
 async def test_old_logs_are_listed_then_removed_freeing_what_was_promised(
@@ -248,3 +256,25 @@ async def test_old_logs_fix_is_refused_when_the_list_changed(
     result = await gate.apply(FixHost(HOST, LocalShell(HOST)), finding, fix, verify)
     assert result.outcome is Outcome.ABORTED
     assert all(p.exists() for p in (*logs.old, *logs.fresh))
+
+
+async def test_space_and_inodes_on_full_filesystems_from_one_sample_taken_now(
+    loopfs: MakeLoopFs,
+) -> None:
+    nearly, full, no_inodes = loopfs(size_mib=32), loopfs(size_mib=32), loopfs(inodes=64)
+    nearly.fill_to(95)
+    full.fill_to(100)
+    no_inodes.exhaust_inodes()
+    from checks.storage import SPACE
+
+    found = {f.key: f for f in await SPACE.run(context(LocalShell(HOST)))}
+    space = found[("disk.space", str(nearly.mountpoint))]
+    percent = int(space.summary.removeprefix(f"{nearly.mountpoint} ").split("%")[0])
+    assert space.status is Status.CRIT and 94 <= percent < 100, space.summary  # df rounds up
+    assert "fill rate: too few samples (1 over 0 s" in space.summary
+    assert found[("disk.space", str(full.mountpoint))].summary.startswith(
+        f"{full.mountpoint} 100% used, 0 B free"
+    )
+    inodes = found[("disk.inodes", str(no_inodes.mountpoint))]
+    assert inodes.status is Status.CRIT and "100% of inodes used" in inodes.summary
+    assert found[("disk.space", str(no_inodes.mountpoint))].status is Status.OK

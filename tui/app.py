@@ -112,11 +112,22 @@ class FleetdeckApp(App[None]):
                     lambda: self.open_fix_host(watch),
                     self.gate,
                     self.config.thresholds,
+                    watch.history,
                 )
             )
 
         if wizard.params:
-            self.push_screen(WizardForm(wizard, watch.name), callback=start)
+            from tui.wizard_cli import configured_params
+
+            spec = getattr(watch.sampler, "spec", None)
+            try:
+                initial = configured_params(
+                    wizard, self.config, watch.name, getattr(spec, "labels", ())
+                )
+            except ValueError as error:
+                self.notify(str(error), title="settings", severity="warning")
+                initial = {}
+            self.push_screen(WizardForm(wizard, watch.name, initial), callback=start)
         else:
             start({})
 

@@ -17,7 +17,7 @@ import re
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TextIO
@@ -27,7 +27,7 @@ from checks.audit import AuditLog, AuditReading, default_audit_path, parse_time,
 from checks.catalog import WIZARDS
 from checks.config import Config
 from checks.model import CheckContext, Finding, Fix, Status, printable
-from checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
+from checks.wizards import StepResult, StepState, Wizard, WizardRun, step_icon, to_json
 from hosts.metrics import SampleHistory
 from hosts.shell import LocalShell, Shell
 
@@ -127,7 +127,11 @@ def add_parsers(
             if param.name not in seen:
                 seen.add(param.name)
                 wizard.add_argument(
-                    f"--{param.name}", metavar=param.name.upper(), help=f"{domain}: {param.help}"
+                    f"--{param.name.replace('_', '-')}",
+                    dest=param.name,
+                    metavar=param.name.upper(),
+                    action="append" if param.many else "store",
+                    help=f"{domain}: {param.help}" + (" (repeat for more)" if param.many else ""),
                 )
     wizard.add_argument("--json", action="store_true", help="print the result as JSON")
     tier_option(wizard, defaults=False)
@@ -254,7 +258,7 @@ def format_audit(reading: AuditReading) -> str:
 def run_wizard(args: argparse.Namespace, config: Config) -> int:
     wizard = WIZARDS[args.domain]
     try:
-        params = wizard.parse_params({p.name: getattr(args, p.name, None) for p in wizard.params})
+        params = wizard.parse_params({p.name: _given(args, p.name) for p in wizard.params})
     except ValueError as error:
         print(f"fleetdeck: {error}", file=sys.stderr)
         return 3
@@ -266,18 +270,41 @@ def run_wizard(args: argparse.Namespace, config: Config) -> int:
         return 3
 
 
-async def _wizard(args: argparse.Namespace, config: Config, params: dict[str, str]) -> int:
+def _given(args: argparse.Namespace, name: str) -> str | None:
+    value = getattr(args, name, None)
+    return "\n".join(value) if isinstance(value, list) else value
+
+
+def configured_params(
+    wizard: Wizard, config: Config, host: str, labels: Sequence[str]
+) -> dict[str, str]:
+    """The wizard's parameters that the settings file gives for this host ([storage])."""
+    known = {p.name for p in wizard.params}
+    given = config.storage.for_host(host, labels).params()
+    try:
+        return wizard.parse_params({k: v for k, v in given.items() if k in known})
+    except ValueError as error:
+        where = config.source or "the settings file"
+        raise ValueError(f"{where}: [storage] for {host}: {error}") from None
+
+
+async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str]) -> int:
     async with AsyncExitStack() as stack:
         opened = await _open_host(args, stack)
         if isinstance(opened, int):
             return opened
-        name, shell, tier = opened
+        name, shell, tier, labels = opened
+        try:  # the command line wins over the settings file, parameter by parameter
+            params = {**configured_params(WIZARDS[args.domain], config, name, labels), **given}
+        except ValueError as error:
+            print(f"fleetdeck: {error}", file=sys.stderr)
+            return 3
         ctx = CheckContext(name, SampleHistory(size=2), config.thresholds, shell, tier, params)
         run = WizardRun(WIZARDS[args.domain], ctx)
         out = Printable(sys.stdout)
         if not args.json:
-            given = ", ".join(f"{k} {v}" for k, v in params.items())
-            out.write(f"{run.wizard.domain} wizard on {name}" + (f" ({given})" if given else ""))
+            shown = "; ".join(f"{k} {', '.join(v.splitlines())}" for k, v in params.items())
+            out.write(f"{run.wizard.domain} wizard on {name}" + (f" ({shown})" if shown else ""))
             out.write("\n")
 
         def show(index: int, result: StepResult) -> None:
@@ -308,14 +335,14 @@ async def _wizard(args: argparse.Namespace, config: Config, params: dict[str, st
 
 async def _open_host(
     args: argparse.Namespace, stack: AsyncExitStack
-) -> tuple[str, Shell, str | None] | int:
+) -> tuple[str, Shell, str | None, tuple[str, ...]] | int:
     """The host to work on: this machine, or one host of the inventory over SSH."""
     if not args.inventory:
         if args.host:
             print("fleetdeck: --host needs an inventory (-i FILE)", file=sys.stderr)
             return 3
         name = socket.gethostname()
-        return name, LocalShell(name), getattr(args, "tier", None)
+        return name, LocalShell(name), getattr(args, "tier", None), ()
     from hosts.inventory import InventoryError, load_inventory
     from hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
 
@@ -343,7 +370,7 @@ async def _open_host(
         print(f"fleetdeck: {error}", file=sys.stderr)
         return Status.CRIT.exit_code
     stack.callback(connection.close)
-    return spec.name, SSHShell(spec.name, connection), spec.tier
+    return spec.name, SSHShell(spec.name, connection), spec.tier, spec.labels
 
 
 async def _offer_fixes(

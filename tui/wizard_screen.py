@@ -7,7 +7,7 @@ this screen only asks for them. In read-only mode the gate refuses, and says so.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import ClassVar
 
 from rich.text import Text
@@ -47,7 +47,8 @@ class WizardForm(ModalScreen[dict[str, str] | None]):
 
     DEFAULT_CSS = """
     WizardForm { align: center middle; }
-    WizardForm #form { width: 90%; max-width: 100; height: auto; border: thick $accent;
+    WizardForm #form { width: 90%; max-width: 100; height: auto; max-height: 100%;
+                       border: thick $accent;
                        background: $surface; padding: 0 1; }
     WizardForm Input { border: none; height: 1; padding: 0 1; margin-bottom: 1;
                        background: $boost; }
@@ -57,22 +58,27 @@ class WizardForm(ModalScreen[dict[str, str] | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, wizard: Wizard, host: str) -> None:
+    def __init__(self, wizard: Wizard, host: str, initial: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.wizard = wizard
         self.host = host
+        self.initial = dict(initial or {})
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="form"):
+        with VerticalScroll(id="form"):
             yield Label(Text(f"on {self.host}; every field is optional"), classes="hint")
             for param in self.wizard.params:
-                yield Label(Text(param.name))
-                yield Input(id=f"param-{param.name}", placeholder=param.help)
+                yield Label(Text(param.name + (" (several: a, b)" if param.many else "")))
+                value = ", ".join(self.initial.get(param.name, "").splitlines())
+                yield Input(value, id=f"param-{param.name}", placeholder=param.help)
             yield Static(id="form-error")
             yield Label("enter runs the wizard · tab: next field · escape cancels", classes="hint")
 
     def on_mount(self) -> None:
-        self.query_one("#form").border_title = f"{self.wizard.domain} wizard"
+        form = self.query_one("#form")
+        form.border_title = f"{self.wizard.domain} wizard"
+        form.can_focus = False  # it scrolls when a field below the fold takes focus
+        self.query(Input).first().focus()
 
     @on(Input.Submitted)
     def _submit(self) -> None:
@@ -111,6 +117,7 @@ class WizardScreen(Screen[None]):
         open_host: OpenHost,
         gate: ActionGate,
         thresholds: Thresholds,
+        history: SampleHistory | None = None,
     ) -> None:
         super().__init__()
         # Under 120 columns the steps sit above the detail; from 120, beside it (app.tcss).
@@ -121,6 +128,8 @@ class WizardScreen(Screen[None]):
         self._open_host = open_host
         self.gate = gate
         self._thresholds = thresholds
+        self._history = history if history is not None else SampleHistory(size=2)
+        """The host's samples so far: steps that predict (time to full) read them."""
         self.fix_host: FixHost | None = None
         self.run: WizardRun | None = None
         self.error: str | None = None
@@ -128,7 +137,7 @@ class WizardScreen(Screen[None]):
         self.fixing = False
 
     def compose(self) -> ComposeResult:
-        given = ", ".join(f"{k} {v}" for k, v in self.params.items())
+        given = "; ".join(f"{k} {', '.join(v.splitlines())}" for k, v in self.params.items())
         mode = "  [read-only: fixes are refused]" if self.gate.read_only else ""
         title = f"{self.wizard.domain} wizard on {self.host_name}"
         yield Static(Text(title + (f" ({given})" if given else "") + mode), id="wizard-title")
@@ -161,7 +170,7 @@ class WizardScreen(Screen[None]):
             return
         ctx = CheckContext(
             self.host_name,
-            SampleHistory(size=2),
+            self._history,
             self._thresholds,
             self.fix_host.shell,
             self.fix_host.tier,
