@@ -1,9 +1,26 @@
-"""The wizards fleetdeck offers, by domain: what `fleetdeck wizard DOMAIN` and the TUI list."""
+"""The wizards fleetdeck offers, by domain: what `fleetdeck wizard DOMAIN` and the TUI list,
+and the parameters the settings file gives them for a host."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from checks.config import Config
 from checks.network import NETWORK_WIZARD
 from checks.storage import STORAGE_WIZARD
 from checks.wizards import Wizard
 
 WIZARDS: dict[str, Wizard] = {w.domain: w for w in (NETWORK_WIZARD, STORAGE_WIZARD)}
+
+
+def configured_params(
+    wizard: Wizard, config: Config, host: str, labels: Sequence[str]
+) -> dict[str, str]:
+    """The wizard's parameters that the settings file gives for this host ([storage])."""
+    known = {p.name for p in wizard.params}
+    given = config.storage.for_host(host, labels).params()
+    try:
+        return wizard.parse_params({k: v for k, v in given.items() if k in known})
+    except ValueError as error:
+        where = config.source or "the settings file"
+        raise ValueError(f"{where}: [storage] for {host}: {error}") from None

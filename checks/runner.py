@@ -18,7 +18,8 @@ from hosts.inventory import HostSpec, Inventory
 from hosts.metrics import SampleHistory
 from hosts.proc_sampler import ProcSampler
 from hosts.samplers import SampleGarbage, Sampler
-from hosts.ssh import ConnectError, SSHOptions, connect_host
+from hosts.shell import Shell
+from hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
 from hosts.stream import StreamScripts
 
 SAMPLE_TIMEOUT = 15.0
@@ -54,8 +55,16 @@ class Report:
         return 0
 
 
-async def check_host(name: str, sampler: Sampler, config: Config, spacing: float) -> HostReport:
-    """Two samples `spacing` seconds apart (CPU is a rate), then every registered check."""
+async def check_host(
+    name: str,
+    sampler: Sampler,
+    config: Config,
+    spacing: float,
+    shell: Shell | None = None,
+    labels: Sequence[str] = (),
+) -> HostReport:
+    """Two samples `spacing` seconds apart (CPU is a rate), then every registered check;
+    with a shell, the storage checks too (settings from `[storage]` for this host)."""
     history = SampleHistory(size=4)
     try:
         async with asyncio.timeout(SAMPLE_TIMEOUT + spacing):
@@ -69,7 +78,23 @@ async def check_host(name: str, sampler: Sampler, config: Config, spacing: float
     except Exception as error:  # the report says why, and the exit status is UNKNOWN
         return HostReport(name, False, error=str(error) or type(error).__name__)
     findings = await run_checks(CheckContext(name, history, config.thresholds))
+    if shell is not None:
+        findings += await _storage(name, history, config, shell, labels)
     return HostReport(name, True, tuple(findings))
+
+
+async def _storage(
+    name: str, history: SampleHistory, config: Config, shell: Shell, labels: Sequence[str]
+) -> list[Finding]:
+    from checks.catalog import configured_params
+    from checks.storage import STORAGE_WIZARD, storage_findings
+
+    try:
+        params = configured_params(STORAGE_WIZARD, config, name, labels)
+    except ValueError as error:
+        return [Finding("storage.settings", Status.UNKNOWN, name, str(error))]
+    ctx = CheckContext(name, history, config.thresholds, shell, None, params)
+    return await storage_findings(ctx)
 
 
 FLEET_CONCURRENCY = 32  # connection attempts at once: OpenSSH's MaxStartups starts at 10:30
@@ -81,6 +106,7 @@ async def check_fleet(
     options: SSHOptions,
     config: Config,
     spacing: float,
+    storage: bool = True,
 ) -> Report:
     """Every host at once (bounded), each through one SSH connection and one stream; one
     host's failure is that host's entry, never the others'."""
@@ -94,7 +120,8 @@ async def check_fleet(
                 return HostReport(spec.name, False, error=str(error))
         try:
             sampler = ProcSampler(StreamScripts(spec.name, connection))
-            return await check_host(spec.name, sampler, config, spacing)
+            shell = SSHShell(spec.name, connection) if storage else None
+            return await check_host(spec.name, sampler, config, spacing, shell, spec.labels)
         finally:
             connection.close()
 

@@ -16,7 +16,7 @@ from checks.hostcheck import run as _run
 from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
 from checks.mounts import READONLY
 from checks.resources import RESOURCE_CHECKS
-from checks.wizards import Param, Step, Wizard
+from checks.wizards import Param, Step, Wizard, WizardRun
 from hosts.mdstat import parse_mdstat
 from hosts.metrics import SampleHistory
 from hosts.proc_sampler import ProcSampler
@@ -255,3 +255,26 @@ STORAGE_WIZARD = Wizard(
         ),
     ),
 )
+
+
+ON_DEMAND = frozenset({"disk.space"})
+"""Steps a health check leaves out: disk.space is already graded from every sample. It
+leaves out disk.usage (du) too unless the host's settings name a `usage` path: a health
+check does not crawl directory trees unasked; the wizard does, on the fullest mount."""
+
+
+async def storage_findings(ctx: CheckContext) -> list[Finding]:
+    """The storage wizard's steps as health checks (for `fleetdeck check` and the Host
+    screen): every step with what it needs, the findings without the fixes' prompts."""
+    skip = ON_DEMAND if "usage" in ctx.params else ON_DEMAND | {"disk.usage"}
+    steps = tuple(s for s in STORAGE_WIZARD.steps if s.id not in skip)
+    run = WizardRun(replace(STORAGE_WIZARD, steps=steps), ctx)
+    await run.run()
+    return [
+        finding
+        for result in run.results
+        for finding in result.findings
+        # Each small deleted file held open is OK and only noise outside the wizard.
+        if not (finding.check == "disk.deleted_open" and finding.target.startswith("pid "))
+        or finding.status is not Status.OK
+    ]

@@ -37,6 +37,9 @@ class HostWatch:
         self.history = SampleHistory(size=max(600, window_samples))
         self.alerts = AlertTracker(name, config.alert_for)
         self.findings: list[Finding] = []
+        self.storage_findings: list[Finding] = []
+        """The storage checks' findings, refreshed less often by whoever can ask the host
+        (the Host screen); they count for alerts like the others."""
         self.info: HostInfo | None = None
         self.rates: Rates | None = None
         self.error: str | None = None
@@ -85,7 +88,7 @@ class HostWatch:
             self.received = time.monotonic()
             ctx = CheckContext(self.name, self.history, self.config.thresholds)
             self.findings = await run_checks(ctx)
-            self.alerts.update(self.findings, sample.at)
+            self.alerts.update([*self.findings, *self.storage_findings], sample.at)
             self.polls += 1
         if self.info is None and self.error is None:
             try:

@@ -70,7 +70,10 @@ def recorded_sampler(host: str = "web-01") -> ProcSampler:
 
 def recorded_app(host: str = "web-01") -> FleetdeckApp:
     """The console on a recorded host, refreshing only when asked: the same picture each run."""
-    return make_app(Settings(interval=3600), Config(), host, recorded_sampler(host))
+    # The recording holds no storage commands' output: the Host screen shows the sampled
+    # checks only (the storage checks are tested on real filesystems).
+    settings = Settings(interval=3600, storage_every=0)
+    return make_app(settings, Config(), host, recorded_sampler(host))
 
 
 async def until_shown(pilot: Pilot[None]) -> None:
@@ -87,7 +90,7 @@ def recorded_fleet_app() -> FleetdeckApp:
     from checks.watch import HostWatch
     from hosts.shell import LocalShell
 
-    settings, config = Settings(interval=3600), Config()
+    settings, config = Settings(interval=3600, storage_every=0), Config()
     broken = ProcSampler(LocalShell("edge-9", env={"PATH": "/nonexistent"}))
     watches = [
         HostWatch("big-64", recorded_sampler("big-64"), config, settings.interval),
@@ -165,7 +168,7 @@ class RecordedNetShell:
 def recorded_wizard_app(read_only: bool = False, audit_log: Path | None = None) -> FleetdeckApp:
     """The console on the recorded host, ready to open the network wizard on recorded
     network state (`open_recorded_wizard`)."""
-    settings = Settings(interval=3600, read_only=read_only, audit_log=audit_log)
+    settings = Settings(interval=3600, read_only=read_only, audit_log=audit_log, storage_every=0)
     return make_app(settings, Config(), "web-01", recorded_sampler("web-01"))
 
 

@@ -127,7 +127,10 @@ def test_a_host_that_answers_garbage_is_unknown_and_the_others_are_not_affected(
         result = _check("-i", str(path), "--known-hosts", str(known))
         report = {h["name"]: h for h in json.loads(result.stdout)["hosts"]}
         assert report[good.name]["reachable"] is True
-        assert all(f["status"] != "UNKNOWN" for f in report[good.name]["findings"])
+        # Without smartctl or SMART devices (a VM, this test machine) that check says so as
+        # UNKNOWN; nothing else of the healthy host may be.
+        unknown = [f for f in report[good.name]["findings"] if f["status"] == "UNKNOWN"]
+        assert {f["check"] for f in unknown} <= {"disk.smart"}, unknown
         (finding,) = report["liar"]["findings"]
         assert report["liar"]["reachable"] is True
         assert (finding["check"], finding["status"]) == ("host.sample", "UNKNOWN")

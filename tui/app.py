@@ -33,6 +33,8 @@ class Settings:
     audit_log: Path | None = None
     tier: str | None = None
     """This machine's environment tier, for fixes on the local console."""
+    storage_every: float = 300.0
+    """Seconds between runs of the storage checks on an open Host screen; 0: never."""
 
 
 class FleetdeckApp(App[None]):
@@ -117,7 +119,7 @@ class FleetdeckApp(App[None]):
             )
 
         if wizard.params:
-            from tui.wizard_cli import configured_params
+            from checks.catalog import configured_params
 
             spec = getattr(watch.sampler, "spec", None)
             try:

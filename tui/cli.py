@@ -80,9 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every check once on this machine and report. Exit status follows "
         "the Nagios plugin convention: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (usage mistakes "
         "too). CPU is a rate: it is measured over --interval and graded only when that "
-        "covers the CPU window (60 s by default); shorter runs report it ungraded.",
+        "covers the CPU window (60 s by default); shorter runs report it ungraded. "
+        "The storage checks use the [storage] settings for each host.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.add_argument(
+        "--no-storage",
+        action="store_true",
+        help="only the checks graded from samples: leave out the storage checks that ask the "
+        "host (RAID, mounts, held-open files, I/O, SMART, what uses the space, backups...)",
+    )
     _fleet_options(check, defaults=False)
     hosts = commands.add_parser(
         "hosts",
@@ -203,8 +210,12 @@ def run_check(args: argparse.Namespace) -> int:
         if report is None:
             return 3
     else:
+        from hosts.shell import LocalShell
+
         host = socket.gethostname()
-        report = Report((asyncio.run(check_host(host, PsutilSampler(), config, args.interval)),))
+        shell = None if args.no_storage else LocalShell(host)
+        checked = check_host(host, PsutilSampler(), config, args.interval, shell)
+        report = Report((asyncio.run(checked),))
     print(to_json(report) if args.json else to_table(report))
     return report.exit_code
 
@@ -238,7 +249,8 @@ def _check_inventory(args: argparse.Namespace, config: Config) -> Report | None:
         return None
     inventory, hosts = selected
     options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
-    return asyncio.run(check_fleet(inventory, hosts, options, config, args.interval))
+    storage = not args.no_storage
+    return asyncio.run(check_fleet(inventory, hosts, options, config, args.interval, storage))
 
 
 def _raise_fd_limit() -> None:

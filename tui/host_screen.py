@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -13,7 +14,8 @@ from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from checks.model import Finding, Status
+from checks.actions import FixHost
+from checks.model import CheckContext, Finding, Status
 from checks.watch import HostWatch
 from hosts.metrics import SampleHistory
 from widgets import (
@@ -108,6 +110,7 @@ class HostScreen(Screen[None]):
         self._stop_listening = self.host_watch.listen(self._show)
         if self.host_watch.polls or self.host_watch.error:
             self._show(self.host_watch)
+        self._watch_storage()
         if self.owns_watch:
             self.run_worker(self.host_watch.run(), group="watch", exit_on_error=False)
         else:
@@ -127,6 +130,40 @@ class HostScreen(Screen[None]):
                 f"Terminal too small: {event.size.width}x{event.size.height}.\n"
                 f"fleetdeck needs at least {MIN_WIDTH}x{MIN_HEIGHT}; 80x24 shows everything."
             )
+
+    @work(exclusive=True, group="storage", exit_on_error=False)
+    async def _watch_storage(self) -> None:
+        """The storage checks every `storage_every` s while the screen is open, through the
+        host's shell; a host with none (a recorded one) shows the sampled checks only."""
+        from checks.catalog import configured_params
+        from checks.storage import STORAGE_WIZARD, storage_findings
+
+        watch = self.host_watch
+        every: float = self.app.settings.storage_every  # type: ignore[attr-defined]
+        while every > 0:
+            try:
+                host: FixHost = await self.app.open_fix_host(watch)  # type: ignore[attr-defined]
+            except RuntimeError:
+                return  # a host with no shell (recorded data): the sampled checks only
+            except Exception as error:  # the host cannot be reached just now
+                watch.storage_findings = [
+                    Finding("storage.checks", Status.UNKNOWN, watch.name, f"not run: {error}")
+                ]
+            else:
+                spec = getattr(watch.sampler, "spec", None)
+                config = watch.config
+                try:
+                    labels = getattr(spec, "labels", ())
+                    params = configured_params(STORAGE_WIZARD, config, watch.name, labels)
+                except ValueError as error:
+                    self.notify(str(error), title="settings", severity="warning")
+                    params = {}
+                ctx = CheckContext(
+                    watch.name, watch.history, config.thresholds, host.shell, host.tier, params
+                )
+                watch.storage_findings = await storage_findings(ctx)
+            self._show(watch)
+            await asyncio.sleep(every)
 
     def action_refresh_now(self) -> None:
         self.host_watch.poll_now()
@@ -180,7 +217,7 @@ class HostScreen(Screen[None]):
         self.query_one(NetworkTable).show(rates)
         if rates is not None and rates.processes is not None:
             processes.show(rates.processes)
-        self.query_one(FindingsTable).show(findings)
+        self.query_one(FindingsTable).show([*findings, *watch.storage_findings])
         alerts = watch.alerts.alerts()
         self.query_one(AlertsTable).show(alerts, now=sample.at)
         subtitle = f"{len(alerts)}" if alerts else "none"

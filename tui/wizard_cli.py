@@ -17,17 +17,17 @@ import re
 import socket
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TextIO
 
 from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog, AuditReading, default_audit_path, parse_time, read_audit
-from checks.catalog import WIZARDS
+from checks.catalog import WIZARDS, configured_params
 from checks.config import Config
 from checks.model import CheckContext, Finding, Fix, Status, printable
-from checks.wizards import StepResult, StepState, Wizard, WizardRun, step_icon, to_json
+from checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
 from hosts.metrics import SampleHistory
 from hosts.shell import LocalShell, Shell
 
@@ -273,19 +273,6 @@ def run_wizard(args: argparse.Namespace, config: Config) -> int:
 def _given(args: argparse.Namespace, name: str) -> str | None:
     value = getattr(args, name, None)
     return "\n".join(value) if isinstance(value, list) else value
-
-
-def configured_params(
-    wizard: Wizard, config: Config, host: str, labels: Sequence[str]
-) -> dict[str, str]:
-    """The wizard's parameters that the settings file gives for this host ([storage])."""
-    known = {p.name for p in wizard.params}
-    given = config.storage.for_host(host, labels).params()
-    try:
-        return wizard.parse_params({k: v for k, v in given.items() if k in known})
-    except ValueError as error:
-        where = config.source or "the settings file"
-        raise ValueError(f"{where}: [storage] for {host}: {error}") from None
 
 
 async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str]) -> int:
