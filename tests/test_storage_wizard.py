@@ -278,3 +278,88 @@ async def test_space_and_inodes_on_full_filesystems_from_one_sample_taken_now(
     inodes = found[("disk.inodes", str(no_inodes.mountpoint))]
     assert inodes.status is Status.CRIT and "100% of inodes used" in inodes.summary
     assert found[("disk.space", str(no_inodes.mountpoint))].status is Status.OK
+
+
+def test_check_reports_storage_with_the_hosts_settings_and_no_storage_leaves_it_out(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    """`fleetdeck check` as cron runs it: a read-only mount, an expected mount that is not
+    there and a stale backup (by the configured age) come out with the sampled checks."""
+    from conftest import fleetdeck_bin
+
+    fs = loopfs(size_mib=16)
+    backups = fs.make_backups()
+    fs.remount_ro()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[storage]\nbackups = ["{backups.directory}/*.sql.gz"]\nbackup_max_age = 48\n'
+        f'[storage.hosts."{HOST}"]\nmounts = ["{fs.mountpoint}", "{tmp_path}/not-mounted"]\n'
+    )
+
+    def check(*extra: str) -> tuple[int, list[dict[str, str]]]:
+        done = subprocess.run(
+            [
+                fleetdeck_bin(),
+                "check",
+                "--json",
+                "--interval",
+                "0.2",
+                "--config",
+                str(config),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        (host,) = json.loads(done.stdout)["hosts"]
+        return done.returncode, host["findings"]
+
+    code, findings = check()
+    by_key = {(f["check"], f["target"]): f for f in findings}
+    assert code == 2
+    readonly = by_key[("disk.readonly", str(fs.mountpoint))]
+    assert readonly["status"] == "CRIT" and "read-only" in readonly["summary"]
+    backup_series = [f for f in findings if f["check"] == "backup.files"]
+    assert {f["status"] for f in backup_series} == {"OK", "WARN", "CRIT"}  # 30 h old is OK at 48
+    assert ("disk.space", str(fs.mountpoint)) in by_key
+    assert not any(f["check"] == "disk.usage" for f in findings)  # no usage path configured
+
+    code, sampled_only = check("--no-storage")
+    assert {f["check"] for f in sampled_only} <= {
+        "cpu.usage",
+        "mem.usage",
+        "mem.swap",
+        "load.per_core",
+        "disk.space",
+        "disk.inodes",
+    }
+
+
+async def test_host_screen_shows_storage_findings_and_raises_their_alerts(
+    loopfs: MakeLoopFs,
+) -> None:
+    from tui.app import Settings, make_app
+    from tui.host_screen import HostScreen
+    from widgets import FindingsTable
+
+    fs = loopfs(size_mib=16)
+    fs.remount_ro()
+    app = make_app(Settings(interval=0.5), Config(alert_for=0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, HostScreen)
+        key = f"disk.readonly|{fs.mountpoint}"
+
+        def alerted() -> bool:
+            alerts = screen.host_watch.alerts.alerts()
+            return any((a.check, a.target) == ("disk.readonly", str(fs.mountpoint)) for a in alerts)
+
+        for _ in range(300):
+            await pilot.pause(0.1)
+            if key in screen.query_one(FindingsTable).row_keys and alerted():
+                break
+        table = screen.query_one(FindingsTable)
+        assert key in table.row_keys, table.row_keys
+        assert table.row_keys.index(key) < 3  # CRIT sorts to the top
+        assert alerted(), screen.host_watch.alerts.alerts()
