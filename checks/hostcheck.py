@@ -58,6 +58,15 @@ def evidence(result: CommandResult, limit: int = 4000) -> Evidence:
     return Evidence(result.command, text.rstrip())
 
 
+def why(result: CommandResult) -> str:
+    """A failed command's reason in a few words: its last line of output, or that it is
+    not installed (exit 127)."""
+    if result.exit_status == 127:
+        return f"{result.argv[0]} is not installed"
+    said = (result.stderr or result.stdout).strip().splitlines()
+    return said[-1].removeprefix(f"{result.argv[0]}: ") if said else f"exit {result.exit_status}"
+
+
 async def required(shell: Shell, argv: Sequence[str]) -> CommandResult:
     result = await run(shell, argv)
     if not result.ok:

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from checks.backups import BACKUP_MAX_AGE_H, BACKUPS, parse_backup_path, parse_hours
-from checks.cleanup import LOG_DAYS, OLD_LOGS, parse_days, parse_directory
+from checks.cleanup import LOG_DAYS, OLD_LOGS, UNCOMPRESSED_LOGS, parse_days, parse_directory
+from checks.dockerspace import DOCKER_SPACE
+from checks.expected_mounts import MOUNTS
 from checks.hostcheck import ShellCheck, StepFailed
 from checks.hostcheck import evidence as _evidence
 from checks.hostcheck import run as _run
+from checks.journal import JOURNAL
 from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
 from checks.mounts import READONLY
 from checks.resources import RESOURCE_CHECKS
@@ -217,6 +220,11 @@ STORAGE_WIZARD = Wizard(
             "the kernel log for the device before anything else.",
         ),
         Step(
+            MOUNTS,
+            "A filesystem that did not mount leaves its directory on the parent: data written "
+            "there now is hidden once it mounts again, and the parent fills.",
+        ),
+        Step(
             DELETED,
             "Space that df counts but du cannot find is often a deleted log still "
             "open: restarting the process frees it, truncating frees it at once.",
@@ -227,6 +235,22 @@ STORAGE_WIZARD = Wizard(
             "Logs past their keeping time are the usual space to win back; the list is shown "
             "before anything is removed.",
             requires=("logs",),
+        ),
+        Step(
+            UNCOMPRESSED_LOGS,
+            "Rotated logs that were never compressed usually shrink to a tenth with gzip; "
+            "a process still writing to one is the hazard.",
+            requires=("logs",),
+        ),
+        Step(
+            JOURNAL,
+            "The journal keeps up to 10 % of its filesystem by default; vacuuming old "
+            "entries frees it at once (they are gone for good).",
+        ),
+        Step(
+            DOCKER_SPACE,
+            "Stopped containers, dangling images and build cache add up on build hosts; "
+            "a plain prune leaves tagged images and volumes alone.",
         ),
         Step(
             BACKUPS,

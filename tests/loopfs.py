@@ -280,6 +280,18 @@ class LoopFs:
     def remount_rw(self) -> None:
         _run("mount", "-o", "remount,rw", str(self.mountpoint))
 
+    def corrupt_inode(self, path: Path, options: str = "errors=remount-ro") -> None:
+        """Clear `path`'s inode behind ext4's back (debugfs `clri` on the unmounted device),
+        then mount again with `options`. Its directory entry stays, so the next lookup of
+        `path` is a real filesystem error ("deleted inode referenced"): the kernel logs it,
+        counts it in the superblock and, with errors=remount-ro, stops writes."""
+        require_binary("debugfs", "e2fsprogs")
+        assert self.device is not None
+        inode = path.stat().st_ino
+        _run("umount", str(self.mountpoint))
+        _run("debugfs", "-w", "-R", f"clri <{inode}>", self.device)
+        _run("mount", "-t", "ext4", "-o", options, self.device, str(self.mountpoint))
+
     def hold_deleted(self, size_bytes: int, timeout: float = 30) -> subprocess.Popen[bytes]:
         """A live process holding a deleted file of `size_bytes` open (its space stays used)."""
         path = self.mountpoint / f"held-{next(self._files)}.bin"
