@@ -64,7 +64,15 @@ def test_check_across_the_fleet_reports_each_host_and_the_unreachable_one_as_cri
         assert [h["name"] for h in json.loads(one.stdout)["hosts"]] == [up[1].name]
         (entry,) = json.loads(one.stdout)["hosts"]
         statuses = {f["status"] for f in entry["findings"]}  # load is the machine's own
-        worst = 2 if "CRIT" in statuses else 1 if "WARN" in statuses else 0
+        worst = (
+            2
+            if "CRIT" in statuses
+            else 1
+            if "WARN" in statuses
+            else 3
+            if "UNKNOWN" in statuses
+            else 0
+        )
         assert one.returncode == worst
         missing = _check("-i", str(inventory), "--host", "nope")
         assert missing.returncode == 3 and "no host 'nope'" in missing.stderr
@@ -128,9 +136,10 @@ def test_a_host_that_answers_garbage_is_unknown_and_the_others_are_not_affected(
         report = {h["name"]: h for h in json.loads(result.stdout)["hosts"]}
         assert report[good.name]["reachable"] is True
         # Without smartctl or SMART devices (a VM, this test machine) that check says so as
-        # UNKNOWN; nothing else of the healthy host may be.
+        # UNKNOWN, and so does Docker's where its CLI is installed but no daemon runs;
+        # nothing else of the healthy host may be.
         unknown = [f for f in report[good.name]["findings"] if f["status"] == "UNKNOWN"]
-        assert {f["check"] for f in unknown} <= {"disk.smart"}, unknown
+        assert {f["check"] for f in unknown} <= {"disk.smart", "docker.space"}, unknown
         (finding,) = report["liar"]["findings"]
         assert report["liar"]["reachable"] is True
         assert (finding["check"], finding["status"]) == ("host.sample", "UNKNOWN")
