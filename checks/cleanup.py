@@ -64,6 +64,29 @@ async def _listing(shell: Shell, argv: Sequence[str], directory: str) -> str:
     return listing.stdout
 
 
+SHOWN_LINES = 200
+"""Evidence lists at most this many files; the pin covers every one of them."""
+
+
+def _shown(argv: Sequence[str], stdout: str) -> Evidence:
+    lines = stdout.strip().splitlines()
+    text = "\n".join(lines[:SHOWN_LINES]) or "(none)"
+    if len(lines) > SHOWN_LINES:
+        text += f"\n… and {len(lines) - SHOWN_LINES:,} more (the fix's pin covers them all)"
+    return Evidence(shlex.join(argv), text)
+
+
+def _digest(argv: Sequence[str]) -> tuple[str, ...]:
+    """The listing's checksum, read on the host: a pin that stays one line however many
+    files it covers (a 200,000-file tree lists megabytes)."""
+    return ("sh", "-c", '"$@" | sha256sum', "sh", *argv)
+
+
+async def _pin_value(shell: Shell, argv: Sequence[str], directory: str) -> str:
+    """Taken after the listing: a file that changed in between aborts the fix (safe)."""
+    return (await _listing(shell, _digest(argv), directory)).strip()
+
+
 def _count(files: Sequence[object]) -> str:
     return f"{len(files)} file{'s' if len(files) != 1 else ''}"
 
@@ -80,7 +103,7 @@ async def _check_old_logs(ctx: CheckContext, shell: Shell) -> list[Finding]:
     total = sum(int(f[1]) for f in files)
     free = await free_bytes(shell, directory)
     room = f"; {human_bytes(free)} free there" if free is not None else ""
-    evidence = (Evidence(shlex.join(listing_argv), stdout.strip() or "(none)"),)
+    evidence = (_shown(listing_argv, stdout),)
     target = f"{directory} (older than {days} d)"
     if not files:
         summary = f"no files older than {days} days under {directory}{room}"
@@ -94,9 +117,9 @@ async def _check_old_logs(ctx: CheckContext, shell: Shell) -> list[Finding]:
         commands=(_old_files(directory, days, "-delete"),),
         target=target,
         pin=Pin(
-            f"the list of files older than {days} days (inode, size, path)",
-            listing_argv,
-            stdout.strip(),
+            f"the list of files older than {days} days (sha256 of inode, size, path)",
+            _digest(listing_argv),
+            await _pin_value(shell, listing_argv, directory),
         ),
         verify="disk.old_logs",
         frees=total,
@@ -173,9 +196,7 @@ async def _check_uncompressed(ctx: CheckContext, shell: Shell) -> list[Finding]:
     listing_argv = _old_files(directory, days, *_not_compressed(), "-printf", "%i %s %b %p\\n")
     stdout = await _listing(shell, listing_argv, directory)
     files = parse_log_listing(stdout)
-    evidence: tuple[Evidence, ...] = (
-        Evidence(shlex.join(listing_argv), stdout.strip() or "(none)"),
-    )
+    evidence: tuple[Evidence, ...] = (_shown(listing_argv, stdout),)
     target = f"{directory} (uncompressed, older than {days} d)"
     if not files:
         summary = f"no uncompressed files older than {days} days under {directory}"
@@ -201,9 +222,9 @@ async def _check_uncompressed(ctx: CheckContext, shell: Shell) -> list[Finding]:
         ),
         target=target,
         pin=Pin(
-            f"the list of uncompressed files older than {days} days (inode, size, blocks, path)",
-            listing_argv,
-            stdout.strip(),
+            f"the uncompressed files older than {days} days (sha256 of inode, size, blocks, path)",
+            _digest(listing_argv),
+            await _pin_value(shell, listing_argv, directory),
         ),
         verify="disk.uncompressed_logs",
         frees=saving,

@@ -363,3 +363,37 @@ async def test_host_screen_shows_storage_findings_and_raises_their_alerts(
         assert key in table.row_keys, table.row_keys
         assert table.row_keys.index(key) < 3  # CRIT sorts to the top
         assert alerted(), screen.host_watch.alerts.alerts()
+
+
+async def test_a_big_old_log_tree_is_shown_in_part_and_pinned_whole_by_checksum(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    fs = loopfs(size_mib=16)
+    logs = fs.mountpoint / "app logs"
+    logs.mkdir()
+    for n in range(250):
+        path = logs / f"app.{n}.log"
+        path.write_text("x" * 100)
+        os.utime(path, (0, 0))
+    from checks.cleanup import OLD_LOGS
+
+    ctx = context(LocalShell(HOST), {"logs": str(logs), "older": "1"})
+    (finding,) = await OLD_LOGS.run(ctx)
+    shown = finding.evidence[0].output.splitlines()
+    assert len(shown) == 201 and shown[-1] == "… and 50 more (the fix's pin covers them all)"
+    (fix,) = finding.fixes
+    assert "sha256" in fix.pin.what and len(fix.pin.value.split()[0]) == 64
+
+    (logs / "app.0.log").write_text("y" * 200)  # one file grew after the offer
+    os.utime(logs / "app.0.log", (0, 0))
+    gate = ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=yes_with_name)
+
+    async def verify():  # type: ignore[no-untyped-def]
+        return (await OLD_LOGS.run(ctx))[0]
+
+    changed = await gate.apply(FixHost(HOST, LocalShell(HOST)), finding, fix, verify)
+    assert changed.outcome is Outcome.ABORTED and len(list(logs.iterdir())) == 250
+    (finding,) = await OLD_LOGS.run(ctx)
+    result = await gate.apply(FixHost(HOST, LocalShell(HOST)), finding, finding.fixes[0], verify)
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert list(logs.iterdir()) == []
