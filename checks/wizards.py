@@ -248,6 +248,7 @@ def to_json(run: WizardRun) -> dict[str, object]:
                 "state": r.state.value,
                 "status": r.status.value if r.status else None,
                 "reason": r.reason or None,
+                "duration": round(r.duration, 3),
                 "guidance": r.step.guidance,
                 "findings": [
                     {
