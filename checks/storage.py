@@ -10,6 +10,8 @@ from dataclasses import replace
 
 from checks.backups import BACKUP_MAX_AGE_H, BACKUPS, parse_backup_path, parse_hours
 from checks.cleanup import LOG_DAYS, OLD_LOGS, UNCOMPRESSED_LOGS, parse_days, parse_directory
+from checks.diskio import DISK_IO
+from checks.diskusage import DISK_USAGE
 from checks.dockerspace import DOCKER_SPACE
 from checks.expected_mounts import MOUNTS
 from checks.hostcheck import ShellCheck, StepFailed
@@ -202,17 +204,12 @@ def parse_path(text: str) -> str:
 
 STORAGE_WIZARD = Wizard(
     domain=DOMAIN,
-    title="Storage: RAID, read-only mounts, space held by deleted files, SMART",
+    title="Storage: space, mounts, disks, I/O, what fills them, backups",
     steps=(
         Step(
             SPACE,
             "A filesystem that fills within hours needs space now (old logs, the journal, "
             "Docker, deleted files still open); one that fills in days needs a plan.",
-        ),
-        Step(
-            RAID,
-            "A degraded array runs without redundancy: replace the failed member "
-            "(mdadm --manage --add) before a second disk goes.",
         ),
         Step(
             READONLY,
@@ -225,11 +222,26 @@ STORAGE_WIZARD = Wizard(
             "there now is hidden once it mounts again, and the parent fills.",
         ),
         Step(
+            RAID,
+            "A degraded array runs without redundancy: replace the failed member "
+            "(mdadm --manage --add) before a second disk goes.",
+        ),
+        Step(SMART, "A failing SMART verdict means the disk should be replaced, not repaired."),
+        Step(
+            DISK_IO,
+            "A device busy near 100 % with a long await is the bottleneck (on SSD/NVMe look at "
+            "the await and queue too); iotop or pidstat -d then names the process.",
+        ),
+        Step(
+            DISK_USAGE,
+            "Look in the largest directories first; space that df counts but du cannot "
+            "find is usually a deleted file still open (next step).",
+        ),
+        Step(
             DELETED,
             "Space that df counts but du cannot find is often a deleted log still "
             "open: restarting the process frees it, truncating frees it at once.",
         ),
-        Step(SMART, "A failing SMART verdict means the disk should be replaced, not repaired."),
         Step(
             OLD_LOGS,
             "Logs past their keeping time are the usual space to win back; the list is shown "
