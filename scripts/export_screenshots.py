@@ -1,5 +1,6 @@
-"""Refresh screenshots/ from the recorded host (tests/data/web-01), the same data the
-snapshot tests use, so the README shows exactly what the console draws.
+"""Refresh screenshots/ from the recorded host (tests/data/web-01, and its network and
+storage state in tests/data/net and tests/data/storage), the same data the snapshot tests
+use, so the README shows exactly what the console draws.
 
     .venv/bin/python scripts/export_screenshots.py
 """
@@ -33,16 +34,20 @@ SHOTS = [
     ("wizard-80x24-firewall", (80, 24), ("down", "down", "down", "down")),
     ("wizard-160x45", (160, 45), ()),
     ("wizard-confirm-100x30", (100, 30), ("down", "down", "down", "down", "f")),
+    ("storage-80x24-readonly", (80, 24), ("down",)),
+    ("storage-160x45", (160, 45), ()),
+    ("storage-confirm-100x30", (100, 30), ("down",) * 7 + ("f",)),
 ]
 
 
 async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...]) -> Path:
-    fleet, wizard = name.startswith("fleet"), name.startswith("wizard")
+    fleet, storage = name.startswith("fleet"), name.startswith("storage")
+    wizard = storage or name.startswith("wizard")
     app = recorded_fleet_app() if fleet else recorded_wizard_app() if wizard else recorded_app()
     async with app.run_test(size=size) as pilot:
         await (until_fleet_shown if fleet else until_shown)(pilot)
         if wizard:
-            await open_recorded_wizard(pilot)
+            await open_recorded_wizard(pilot, domain="storage" if storage else "network")
         for key in keys:
             await pilot.press(key)
         await pilot.pause(0.2)

@@ -8,6 +8,8 @@ host are fixed. Everything that talks to a live system is tested elsewhere again
 
 from __future__ import annotations
 
+import hashlib
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -165,32 +167,229 @@ class RecordedNetShell:
         return CommandResult(tuple(argv), status, out, err, 0.01)
 
 
+STORAGE = DATA / "storage"
+STORAGE_PARAMS = {
+    "mounts": "/srv/data\n/var/lib/postgresql",
+    "logs": "/var/log/app",
+    "backups": "/srv/backup disk/*.sql.gz",
+}
+"""The recorded storage story on web-01 (tests/data/storage/README.md): / at 94 % with a
+busy vda, /srv/data (on md0, a RAID1 that lost vde1) not mounted so uploads land on /, the
+backup disk remounted read-only by hand, a deleted log gunicorn still holds, old and
+uncompressed logs, a journal near its cap, Docker to prune, one stale and one corrupt backup."""
+
+_ARCHIVES = ("gz", "tgz", "z", "xz", "txz", "zst", "bz2", "tbz2", "lz4", "lz", "lzma", "zip", "7z")
+_NOT_COMPRESSED = " ".join(f"'!' -iname '*.{ext}'" for ext in _ARCHIVES)
+_JOURNALS = r"-type f '(' -name '*.journal' -o -name '*.journal~' ')' -printf '%b %A@ %C@ %T@ %p\n'"
+_DF = ("df", "-P", "-B1")
+_BACKUPS = "/srv/backup disk"
+_DIGEST_SCRIPT = '"$@" | sha256sum'
+_MOUNTED = {  # mount point -> df -P -B1 answer, for `df -P -B1 PATH`
+    "/": "df-root.txt",
+    "/var/lib/postgresql": "df-postgresql.txt",
+    _BACKUPS: "df-backup-disk.txt",
+}
+_STORAGE_ANSWERS = (
+    # the command as a shell would take it: stdout file, exit status, stderr file
+    ("cat /proc/mounts", "proc-mounts.txt", 0, ""),
+    ("dmesg", "dmesg.txt", 0, ""),
+    ("cat /etc/fstab", "fstab.txt", 0, ""),
+    ("cat /proc/mdstat", "mdstat.txt", 0, ""),
+    ("smartctl --scan", "smartctl-scan.txt", 0, ""),
+    (
+        "df -P -B1 -x tmpfs -x devtmpfs -x overlay -x squashfs",
+        "df-local.txt",
+        1,
+        "df-local.stderr.txt",
+    ),
+    ("timeout -s KILL 20 stdbuf -o0 du -x -0 -d 2 -B1 /", "du-root.bin", 0, ""),
+    (
+        r"timeout -s KILL 20 stdbuf -o0 find / -xdev -type f -size +1M -printf '%s\t%p\0'",
+        "find-large-files.bin",
+        0,
+        "",
+    ),
+    (
+        r"find /var/log/app -xdev -type f -mmin +10080 -printf '%i %s %p\n'",
+        "find-old-logs.txt",
+        0,
+        "",
+    ),
+    (
+        f"find /var/log/app -xdev -type f -mmin +10080 {_NOT_COMPRESSED} '!' -empty -links 1 "
+        r"-printf '%i %s %b %p\n'",
+        "find-uncompressed-logs.txt",
+        0,
+        "",
+    ),
+    (
+        """sh -c 'head -c "$2" -- "$1" | gzip -6 -c | wc -c' sh """
+        "/var/log/app/worker.log.12 1048576",
+        "gzip-sample.txt",
+        0,
+        "",
+    ),
+    ("journalctl --disk-usage", "journalctl-disk-usage.txt", 0, ""),
+    (f"find /var/log/journal {_JOURNALS}", "find-journal.txt", 0, ""),
+    (f"find /run/log/journal {_JOURNALS}", "", 1, "find-run-journal.stderr.txt"),
+    (
+        r"find /var/log/journal -type f '(' -name '*@*.journal' -o -name '*.journal~' ')' "
+        r"-printf '%b %p\n'",
+        "find-journal-archived.txt",
+        0,
+        "",
+    ),
+    ("date +%s", "date.txt", 0, ""),
+    ("docker system df --format '{{json .}}'", "docker-system-df.txt", 0, ""),
+    (
+        "docker images --filter dangling=true --format '{{.Size}}'",
+        "docker-dangling-sizes.txt",
+        0,
+        "",
+    ),
+    ("docker info --format '{{.DockerRootDir}}'", "docker-root-dir.txt", 0, ""),
+    (
+        r"find '/srv/backup disk' -maxdepth 1 -type f -name '*.sql.gz' -printf '%T@\t%s\t%p\n'",
+        "find-backups.txt",
+        0,
+        "",
+    ),
+    ("gzip -t '/srv/backup disk/billing-20231114.sql.gz'", "", 1, "gzip-t-billing.txt"),
+    ("gzip -t '/srv/backup disk/orders-20231113.sql.gz'", "", 0, ""),
+)
+_STORAGE_FILES = {
+    tuple(shlex.split(command)): (out, status, err)
+    for command, out, status, err in _STORAGE_ANSWERS
+}
+
+
+class RecordedStorageShell:
+    """A `Shell` that answers the storage wizard's commands with recorded output
+    (tests/data/storage): the real parsers and checks run on it, only the host is fixed.
+
+    Most commands are looked up by their exact argv. The `sh -c` scripts are recognised by
+    their script and answered as the host would: the fixed ones from their recording, the
+    pins from the same recorded text the script reads (/proc/mounts, the /proc fd listing),
+    and the cleanup listing's `| sha256sum` with the checksum of the recorded listing. The
+    two /proc/diskstats readings alternate, so a re-run step reads a fresh pair. Anything
+    else answers exit 1, "not recorded", and is kept in `ran` like every command."""
+
+    def __init__(self, host: str = "web-01") -> None:
+        self._host = host
+        self.ran: list[tuple[str, ...]] = []
+        self._diskstats_reads = 0
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
+    ) -> CommandResult:
+        key = tuple(argv)
+        self.ran.append(key)
+        return self._answer(key)
+
+    def _answer(self, key: tuple[str, ...]) -> CommandResult:
+        from checks.diskio import READ_ARGV
+
+        if key in _STORAGE_FILES:
+            out, status, err = _STORAGE_FILES[key]
+            return _result(key, status, _text(out), _text(err))
+        if key == READ_ARGV:
+            self._diskstats_reads += 1
+            reading = 1 if self._diskstats_reads % 2 else 2
+            return _result(key, 0, _text(f"diskstats-{reading}.txt"))
+        if key[:3] == _DF and len(key) == 4 and key[3].startswith("/"):
+            holder = max((m for m in _MOUNTED if _under(key[3], m)), key=len)
+            return _result(key, 0, _text(_MOUNTED[holder]))
+        if key[:2] == ("sh", "-c") and (len(key) == 3 or key[3] == "sh"):
+            answered = self._script(key[2], key[4:])
+            if answered is not None:
+                return _result(key, 0, answered)
+        return _result(key, 1, "", f"{key[0]}: not recorded")
+
+    def _script(self, script: str, args: tuple[str, ...]) -> str | None:
+        from checks.dockerspace import PIN_ARGV as DOCKER_PIN
+        from checks.expected_mounts import EXISTS_SCRIPT
+        from checks.mounts import PIN_SCRIPT as MOUNT_PIN
+        from checks.mounts import RESOLVE_SCRIPT
+        from checks.storage import DELETED_SCRIPT
+        from checks.storage import PIN_SCRIPT as HELD_PIN
+
+        if script == DELETED_SCRIPT and not args:
+            return _text("deleted-open.txt")
+        if ("sh", "-c", script) == DOCKER_PIN and not args:
+            return _text("docker-prune-list.txt")
+        if script == RESOLVE_SCRIPT and args == (_BACKUPS, "/dev/vdc"):
+            return _text("resolve-backup-disk.txt")
+        if script == EXISTS_SCRIPT and args == ("/srv/data",):
+            return _text("exists-srv-data.txt")
+        if script == _DIGEST_SCRIPT and args:
+            listing = self._answer(args)
+            if not listing.ok:
+                return None
+            return hashlib.sha256(listing.stdout.encode()).hexdigest() + "  -\n"
+        if script == MOUNT_PIN and len(args) == 1:  # what it prints from /proc/mounts
+            for line in _text("proc-mounts.txt").splitlines():
+                fields = line.split(" ")
+                if fields[1] == args[0]:
+                    return f"{fields[0]} {fields[3]}\n"
+        if script == HELD_PIN and len(args) == 2:  # readlink of the fd, the start time
+            for line in _text("deleted-open.txt").splitlines():
+                pid, fd, _size, start, _comm, target = line.split("\t", 5)
+                if (pid, fd) == args:
+                    return f"{target}\n{start}\n"
+        return None
+
+
+def _text(name: str) -> str:
+    return (STORAGE / name).read_bytes().decode() if name else ""
+
+
+def _under(path: str, mountpoint: str) -> bool:
+    return mountpoint == "/" or path == mountpoint or path.startswith(mountpoint + "/")
+
+
+def _result(argv: tuple[str, ...], status: int, out: str, err: str = "") -> CommandResult:
+    return CommandResult(argv, status, out, err, 0.01)
+
+
 def recorded_wizard_app(read_only: bool = False, audit_log: Path | None = None) -> FleetdeckApp:
-    """The console on the recorded host, ready to open the network wizard on recorded
-    network state (`open_recorded_wizard`)."""
+    """The console on the recorded host, ready to open the network or storage wizard on
+    recorded host state (`open_recorded_wizard`)."""
     settings = Settings(interval=3600, read_only=read_only, audit_log=audit_log, storage_every=0)
     return make_app(settings, Config(), "web-01", recorded_sampler("web-01"))
 
 
-async def open_recorded_wizard(pilot: Pilot[None], shell: RecordedNetShell | None = None) -> None:
-    """Push the Wizard screen on the recorded host and wait until every step has run."""
+async def open_recorded_wizard(
+    pilot: Pilot[None],
+    shell: RecordedNetShell | RecordedStorageShell | None = None,
+    domain: str = "network",
+) -> None:
+    """Push the Wizard screen for `domain` (network or storage) on the recorded host and
+    wait until every step has run. As `open_wizard` does, the screen gets the host's sample
+    history, so the storage wizard's disk.space step grades the recorded samples."""
     from checks.actions import FixHost
     from checks.catalog import WIZARDS
     from tui.wizard_screen import WizardScreen
 
     app = pilot.app
     assert isinstance(app, FleetdeckApp)
+    storage = domain == "storage"
+    host_shell = shell or (RecordedStorageShell() if storage else RecordedNetShell())
 
     async def open_host() -> FixHost:
-        return FixHost("web-01", shell or RecordedNetShell(), "prod")
+        return FixHost("web-01", host_shell, "prod")
 
     screen = WizardScreen(
-        WIZARDS["network"],
-        dict(WIZARD_PARAMS),
+        WIZARDS[domain],
+        dict(STORAGE_PARAMS if storage else WIZARD_PARAMS),
         "web-01",
         open_host,
         app.gate,
         app.config.thresholds,
+        app.watches[0].history,
     )
     await app.push_screen(screen)
     await until_wizard_done(pilot)

@@ -2,7 +2,8 @@
 
 The recorded host has trouble on purpose: / at 93 % (CRIT), the PostgreSQL volume out of
 inodes (CRIT), memory at 82 % and CPU at 83 % (WARN), a mount with a space in its name and
-an NFS mount with a stale handle (UNKNOWN).
+an NFS mount with a stale handle (UNKNOWN). The wizards run on its recorded network and
+storage state (tests/data/net, tests/data/storage).
 """
 
 from __future__ import annotations
@@ -101,6 +102,48 @@ def test_confirm_fix_modal(snap_compare) -> None:  # type: ignore[no-untyped-def
         await until_shown(pilot)
         await open_recorded_wizard(pilot)
         await pilot.press("down", "down", "down", "down", "f")
+        await pilot.pause(0.3)
+
+    assert snap_compare(recorded_wizard_app(), terminal_size=(100, 30), run_before=run_before)
+
+
+def test_storage_wizard_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The storage wizard on recorded state (tests/data/storage): ✖ space, read-only, mounts
+    and RAID, ? SMART (no devices on a VM), ▲ I/O, usage, deleted, old logs, uncompressed; the
+    list scrolls (13 steps). The read-only step selected: /srv/backup disk (/dev/vdc, xfs)
+    CRIT, read-only with no kernel log errors for vdc, so a remount read-write is offered."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot, domain="storage")
+        await pilot.press("down")
+
+    assert snap_compare(recorded_wizard_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_storage_wizard_at_160x45(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """Wide: every step on the left (✖ backups last, ▲ journal and Docker); the space step
+    on the right, worst first: / CRIT at 93 %, /var/lib/postgresql CRIT at 91 % of inodes,
+    /mnt/nfs-archive UNKNOWN (stale handle), then the OK mounts; each graded mount says there
+    are too few samples for a fill rate; then the statfs evidence for / and the inodes."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot, domain="storage")
+
+    assert snap_compare(recorded_wizard_app(), terminal_size=(160, 45), run_before=run_before)
+
+
+def test_storage_confirm_truncate_modal(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """f on the deleted-files step: ConfirmFix (destructive, red) to truncate the deleted
+    /var/log/app/access.log.1 that gunicorn (pid 1404) holds: finding, 3.2 GiB freed on
+    /var/log/app, the pin (fd 7's target and the process start time 3000), the command
+    truncate -s 0 /proc/1404/fd/7, and a box asking for the host name. Nothing is applied."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot, domain="storage")
+        await pilot.press(*["down"] * 7, "f")
         await pilot.pause(0.3)
 
     assert snap_compare(recorded_wizard_app(), terminal_size=(100, 30), run_before=run_before)
