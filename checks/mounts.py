@@ -27,9 +27,10 @@ from hosts.kernlog import (
     message,
     parse_block_device,
     parse_dumpe2fs,
+    parse_fstab,
     parse_mounts,
+    unescape,
 )
-from hosts.kernlog import unescape as unescape  # where it lived first
 from hosts.procfs import ParseError
 from hosts.shell import Shell
 
@@ -220,17 +221,60 @@ def _remount(mount: Mount) -> Fix:
     )
 
 
+def bind_roots(mountinfo: str) -> dict[str, str]:
+    """Mount point -> the directory of its filesystem mounted there (`/` for a whole
+    filesystem, a subdirectory for a bind mount), from /proc/self/mountinfo; the top mount
+    of a stacked mount point wins."""
+    roots = {}
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4:
+            roots[unescape(fields[4])] = unescape(fields[3])
+    return roots
+
+
+async def _intended(shell: Shell) -> tuple[dict[str, str], dict[str, str]]:
+    """What says a read-only mount is meant to be one: /etc/fstab entries, bind roots."""
+    fstab = await _run(shell, ("cat", "/etc/fstab"))
+    info = await _run(shell, ("cat", "/proc/self/mountinfo"))
+    return (
+        parse_fstab(fstab.stdout) if fstab.ok else {},
+        bind_roots(info.stdout) if info.ok else {},
+    )
+
+
+def _meant(mount: Mount, fstab: dict[str, str], roots: dict[str, str]) -> str | None:
+    if mount.stopped_by_kernel:
+        return None
+    entry = fstab.get(mount.mountpoint, "").split()
+    if len(entry) > 3 and "ro" in entry[3].split(","):
+        return "/etc/fstab mounts it read-only"
+    root = roots.get(mount.mountpoint, "/")
+    if root != "/":
+        return f"a read-only bind mount of {root} (as a container's :ro volume is)"
+    return None
+
+
 async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
     result = await _run(shell, ("cat", "/proc/mounts"))
     if not result.ok:
         raise StepFailed(f"cannot read /proc/mounts: {result.stderr.strip()}")
     findings = []
     log: KernelLog | None = None
+    intended: tuple[dict[str, str], dict[str, str]] | None = None
     for mount in parse_mounts(result.stdout).values():
         if mount.fstype not in WRITABLE_KINDS:
             continue
         if not mount.read_only:
             findings.append(Finding("disk.readonly", Status.OK, mount.mountpoint, "read-write"))
+            continue
+        intended = intended or await _intended(shell)
+        if meant := _meant(mount, *intended):
+            summary = f"read-only on purpose: {meant}"
+            evidence = (Evidence("/proc/mounts", mount.line),)
+            findings.append(
+                Finding("disk.readonly", Status.OK, mount.mountpoint, summary, evidence)
+            )
             continue
         log = log or await _read_kernel_log(shell)
         findings.append(await _readonly(shell, mount, log))

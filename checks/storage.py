@@ -6,7 +6,8 @@ network wizard's, and their fixes go through the same gate.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 
 from checks.backups import BACKUP_MAX_AGE_H, BACKUPS, parse_backup_path, parse_hours
 from checks.cleanup import LOG_DAYS, OLD_LOGS, UNCOMPRESSED_LOGS, parse_days, parse_directory
@@ -37,11 +38,16 @@ DELETED_MIN_BYTES = 1024 * 1024
 # -- S1 space and inodes, with time to full ------------------------------------------------
 
 
+SAMPLE_FRESH = 30.0
+"""Seconds a console sample stays good enough for the space step; older, it samples now."""
+
+
 async def _check_space(ctx: CheckContext, shell: Shell) -> list[Finding]:
     """The same findings as the Host screen's, from its samples when the console has them
     (time to full needs a few minutes of them), else from one sample taken now."""
     history = ctx.history
-    if history.latest is None:
+    latest = history.latest
+    if latest is None or time.time() - latest.at > SAMPLE_FRESH:
         history = SampleHistory(size=2)
         try:
             history.add(await ProcSampler(shell).sample())
@@ -67,23 +73,30 @@ async def _check_raid(ctx: CheckContext, shell: Shell) -> list[Finding]:
         return [Finding("disk.raid", Status.OK, ctx.host, "no md arrays", evidence)]
     findings = []
     for array in arrays:
-        shape = f"{array.level or '?'} [{array.devices_working}/{array.devices_expected}]"
+        shape = (
+            f"{array.level or '?'}, {array.devices_working} of {array.devices_expected} "
+            "members working"
+        )
         failed = ", ".join(m.name for m in array.failed_members)
         if array.state.startswith("inactive"):
             status, summary = Status.CRIT, f"{array.name} is inactive (not assembled)"
         elif array.degraded:
             status = Status.CRIT
-            summary = f"{array.name} {shape} is degraded" + (f": failed {failed}" if failed else "")
+            summary = f"{array.name} ({shape}) is degraded" + (
+                f": failed {failed}" if failed else ""
+            )
         elif failed:
-            status, summary = Status.WARN, f"{array.name} {shape}: failed member {failed}"
+            status, summary = Status.WARN, f"{array.name} ({shape}): failed member {failed}"
         else:
-            status, summary = Status.OK, f"{array.name} {shape} clean"
+            status, summary = Status.OK, f"{array.name} ({shape}) clean"
         if array.operation:
             progress = f"{array.progress:.1f} %" if array.progress is not None else "waiting"
             left = f", about {array.finish_minutes:.0f} min left" if array.finish_minutes else ""
             summary += f"; {array.operation} {progress}{left}"
-            if status is Status.OK:
-                status = Status.WARN  # redundancy is not whole until it finishes
+            # Redundancy is not whole until a resync or recovery finishes; a check is the
+            # routine scrub (Debian's monthly checkarray) of a whole array.
+            if status is Status.OK and array.operation != "check":
+                status = Status.WARN
         findings.append(Finding("disk.raid", status, array.name, summary, evidence))
     return findings
 
@@ -91,35 +104,90 @@ async def _check_raid(ctx: CheckContext, shell: Shell) -> list[Finding]:
 # -- deleted files still held open -----------------------------------------------------------
 
 DELETED_SCRIPT = r"""
-for fd in /proc/[0-9]*/fd/*; do
-  target=$(readlink "$fd" 2>/dev/null) || continue
-  case "$target" in
-    *' (deleted)')
-      size=$(stat -L -c %s "$fd" 2>/dev/null) || continue
-      pid=${fd#/proc/}; pid=${pid%%/*}
-      start=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-      comm=$(cat "/proc/$pid/comm" 2>/dev/null)
-      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$pid" "${fd##*/}" "$size" "$start" "$comm" "$target"
-      ;;
-  esac
+find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -lname '*(deleted)' -printf '%p\t%l\n' 2>/dev/null |
+while IFS='	' read -r fd target; do
+  file=$(stat -L -c '%s %d:%i' "$fd" 2>/dev/null) || continue
+  pid=${fd#/proc/}; pid=${pid%%/*}
+  start=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pid" "${fd##*/}" "${file% *}" "${file#* }" \
+    "$start" "$comm" "$target"
 done
+grep -h ' (deleted)$' /proc/[0-9]*/maps 2>/dev/null | awk '{print "mapped\t" $5}' | sort -u
 """
-PIN_SCRIPT = r'readlink "/proc/$1/fd/$2" && sed "s/.*) //" "/proc/$1/stat" | cut -d" " -f20'
+"""One `find` over every process's fds (no fork per fd), `stat` only for deleted files; then
+the inodes of deleted files mapped into memory anywhere (truncating those crashes whoever
+maps them)."""
+PIN_SCRIPT = r"""t=$(readlink "/proc/$1/fd/$2") || exit 1
+st=$(cat "/proc/$1/stat") || exit 1
+set -- ${st##*) }
+printf '%s start %s\n' "$t" "${20}"
+"""
+"""Prints `<fd target> start <process start time>` on one line: the truncate fix's pin."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldFile:
+    """A deleted file still open: its size, and every (pid, fd, start, command) holding it."""
+
+    path: str
+    size: int
+    holders: tuple[tuple[str, str, str, str], ...]
+    inode: str = ""
+
+    @property
+    def who(self) -> str:
+        pid, _fd, _start, comm = self.holders[0]
+        more = len(self.holders) - 1
+        others = f" and {more} more process" + ("es" if more > 1 else "") if more else ""
+        return f"{comm} (pid {pid}){others}"
+
+
+NOT_FILES = ("/memfd:", "/SYSV", "/dev/zero")
+"""Deleted-looking fd targets that are shared memory, not files on a disk."""
+
+
+def parse_held(text: str) -> tuple[list[HeldFile], set[str]]:
+    """The deleted-file scan's lines grouped by file (device and inode): a log shared by a
+    master and its workers is one file, held by all of them, counted once. Also the inodes
+    of deleted files mapped into some process's memory."""
+    files: dict[str, tuple[str, int, list[tuple[str, str, str, str]]]] = {}
+    mapped: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("mapped\t"):
+            mapped.add(line.split("\t", 1)[1].strip())
+            continue
+        parts = line.split("\t", 6)
+        if len(parts) != 7 or not (parts[0].isdigit() and parts[1].isdigit()):
+            continue
+        pid, fd, size, identity, start, comm, target = parts
+        if not size.isdigit() or not target.startswith("/") or target.startswith(NOT_FILES):
+            continue
+        entry = files.setdefault(identity, (target.removesuffix(" (deleted)"), int(size), []))
+        entry[2].append((pid, fd, start, comm))
+    held = [
+        HeldFile(
+            path,
+            size,
+            tuple(sorted(holders, key=lambda h: (int(h[0]), int(h[1])))),
+            identity.rsplit(":", 1)[-1],
+        )
+        for identity, (path, size, holders) in files.items()
+    ]
+    return sorted(held, key=lambda f: (-f.size, f.path)), mapped
 
 
 async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
     result = await _run(shell, ("sh", "-c", DELETED_SCRIPT), timeout=30)
-    rows = []
-    for line in result.stdout.splitlines():
-        parts = line.split("\t", 5)
-        if len(parts) == 6 and parts[0].isdigit() and parts[1].isdigit() and parts[2].isdigit():
-            rows.append(parts)
-    total = sum(int(r[2]) for r in rows)
-    rows.sort(key=lambda r: -int(r[2]))
+    held, mapped = parse_held(result.stdout)
+    total = sum(f.size for f in held)
     listed = "\n".join(
-        f"pid {r[0]} ({r[4]}) fd {r[1]}: {human_bytes(int(r[2]))} {r[5]}" for r in rows
+        f"{human_bytes(f.size)} {f.path} (deleted): "
+        + ", ".join(f"pid {pid} ({comm}) fd {fd}" for pid, fd, _start, comm in f.holders)
+        for f in held
     )
     evidence = (Evidence("deleted files open in /proc/*/fd", listed or "(none)"),)
+    count = f"{len(held)} deleted file{'s' if len(held) != 1 else ''}"
     # One finding per held file, small ones OK: a truncated file keeps its finding (now
     # OK), which is what the truncate fix's verification looks for.
     findings = [
@@ -127,33 +195,40 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
             "disk.deleted_open",
             Status.OK,
             ctx.host,
-            f"{len(rows)} deleted files held open, {human_bytes(total)} in all",
+            f"{count} held open, {human_bytes(total)} in all",
             evidence,
         )
     ]
-    for pid, fd, size, start, comm, target in rows:
-        nbytes, where = int(size), f"pid {pid} fd {fd}"
-        path = target.removesuffix(" (deleted)")
-        summary = f"{path} (deleted) holds {human_bytes(nbytes)}, open by {comm} (pid {pid})"
-        if nbytes < DELETED_MIN_BYTES:
+    for file in held:
+        pid, fd, start, _comm = file.holders[0]
+        where = f"pid {pid} fd {fd}"
+        summary = f"{file.path} (deleted) holds {human_bytes(file.size)}, open by {file.who}"
+        if file.size < DELETED_MIN_BYTES:
             findings.append(Finding("disk.deleted_open", Status.OK, where, summary))
+            continue
+        if file.inode in mapped:
+            summary += (
+                "; it is mapped into memory, so truncating it would crash the process "
+                "(SIGBUS): restart it to free the space"
+            )
+            findings.append(Finding("disk.deleted_open", Status.WARN, where, summary))
             continue
         fix = Fix(
             id="disk.deleted_open.truncate",
-            title=f"truncate the deleted {path} held by {comm} (pid {pid})",
+            title=f"truncate the deleted {file.path} held by {file.who}",
             risk=Risk.DESTRUCTIVE,
             commands=(("truncate", "-s", "0", f"/proc/{pid}/fd/{fd}"),),
             target=where,
             pin=Pin(
-                f"fd {fd} of pid {pid} (file, and process start time)",
+                f"fd {fd} of pid {pid} (the file, and the process start time)",
                 ("sh", "-c", PIN_SCRIPT, "sh", pid, fd),
-                f"{target}\n{start}",
+                f"{file.path} (deleted) start {start}",
             ),
             verify="disk.deleted_open",
-            frees=nbytes,
-            frees_on=path.rsplit("/", 1)[0] or "/",
-            impact=f"frees {human_bytes(nbytes)}; what {comm} wrote to it is gone for good, "
-            "and it goes on writing to the now empty file",
+            frees=file.size,
+            frees_on=f"/proc/{pid}/fd/{fd}",  # its own filesystem, even in a container
+            impact=f"frees {human_bytes(file.size)}; what {file.who} wrote to it is gone for "
+            "good, and they go on writing to the now empty file",
         )
         findings.append(Finding("disk.deleted_open", Status.WARN, where, summary, (), (fix,)))
     return findings
@@ -167,7 +242,12 @@ async def _check_smart(ctx: CheckContext, shell: Shell) -> list[Finding]:
     if scan.exit_status == 127:
         summary = f"smartctl is not installed on {ctx.host} (Debian: smartmontools)"
         return [Finding("disk.smart", Status.UNKNOWN, ctx.host, summary)]
-    devices = [line.split()[0] for line in scan.stdout.splitlines() if line.startswith("/dev/")]
+    # `/dev/bus/0 -d megaraid,1 # ...`: the device and its -d type, which smartctl needs.
+    devices = [
+        tuple(line.split("#", 1)[0].split())
+        for line in scan.stdout.splitlines()
+        if line.startswith("/dev/")
+    ]
     if not devices:
         return [
             Finding(
@@ -175,8 +255,14 @@ async def _check_smart(ctx: CheckContext, shell: Shell) -> list[Finding]:
             )
         ]
     findings = []
-    for device in devices:
-        health = await _run(shell, ("smartctl", "-H", "-A", device), timeout=30)
+    for argv in devices:
+        device = " ".join(argv)
+        # -n standby: a disk that sleeps is left asleep (the Host screen asks every 5 min).
+        health = await _run(shell, ("smartctl", "-H", "-A", "-n", "standby", *argv), timeout=30)
+        if health.exit_status == 2 and "STANDBY" in health.stdout.upper():
+            summary = f"{device}: in standby, not woken to read SMART"
+            findings.append(Finding("disk.smart", Status.OK, device, summary))
+            continue
         text = health.stdout
         if "PASSED" in text or "SMART Health Status: OK" in text:
             status, summary = Status.OK, f"{device}: health PASSED"

@@ -221,18 +221,27 @@ class SampleHistory:
     def mount_points(
         self, mountpoint: str, inodes: bool = False, window: float = 3600.0
     ) -> list[tuple[float, float]]:
-        """(time, used bytes or inodes) of one mount over the last `window` seconds."""
+        """(time, used bytes or inodes) of one mount over the last `window` seconds, since
+        the filesystem there last changed (another device or size: a remount, a resize),
+        so a swapped filesystem never reads as one that filled in a minute."""
         newest = self._samples[-1].at if self._samples else 0.0
-        found = []
-        for sample in self._samples:
+        found: list[tuple[float, float]] = []
+        identity: tuple[str, int, int | None] | None = None
+        for sample in reversed(self._samples):
             if newest - sample.at > window:
+                break
+            m = next((m for m in sample.mounts if m.mountpoint == mountpoint), None)
+            if m is None or m.error is not None:
                 continue
-            for m in sample.mounts:
-                if m.mountpoint == mountpoint and m.error is None:
-                    used = m.inodes_used if inodes else m.used
-                    if used is not None:
-                        found.append((sample.at, float(used)))
-                    break
+            now = (m.device, m.total, m.inodes_total)
+            if identity is None:
+                identity = now
+            elif now != identity:
+                break
+            used = m.inodes_used if inodes else m.used
+            if used is not None:
+                found.append((sample.at, float(used)))
+        found.reverse()
         return found
 
     def cpu_series(self) -> list[float]:

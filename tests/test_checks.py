@@ -202,3 +202,14 @@ async def test_inodes_running_out_fast_are_critical_even_under_the_percent_thres
     assert finding.status is Status.CRIT, finding.summary
     assert "31% of inodes used" in finding.summary
     assert "filling at 6,000,000 inodes/h, full in about 7 min" in finding.summary
+
+
+async def test_time_to_full_starts_again_when_another_filesystem_is_mounted_there() -> None:
+    # Steady at 50 GiB for ten minutes, then a smaller, fuller filesystem on the same path:
+    # its samples alone count, and three minutes of it are too few to predict.
+    gib = 1 << 30
+    before = [_filling(60.0 * i, 50) for i in range(10)]
+    swapped = Mount("/var", "/dev/vdc", "ext4", total=10 * gib, used=9 * gib, free=gib)
+    after = [_sample(600.0 + 20 * i, mounts=(swapped,)) for i in range(3)]
+    finding = (await _run(*before, *after))[("disk.space", "/var")]
+    assert "fill rate: too few samples (3 over 40 s" in finding.summary, finding.summary

@@ -397,3 +397,46 @@ async def test_a_big_old_log_tree_is_shown_in_part_and_pinned_whole_by_checksum(
     result = await gate.apply(FixHost(HOST, LocalShell(HOST)), finding, finding.fixes[0], verify)
     assert result.outcome is Outcome.VERIFIED, result.message
     assert list(logs.iterdir()) == []
+
+
+def _sleeper_holding(fd: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "300"], pass_fds=(fd,))
+
+
+async def test_a_deleted_file_shared_by_two_processes_is_one_file_and_one_fix(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    """A master and its worker hold the same deleted log (one inode): counted once, one
+    truncate offered, and the space it frees comes back."""
+    fs = loopfs(size_mib=32)
+    path = fs.mountpoint / "shared.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    os.write(fd, bytes(8 << 20))
+    os.fsync(fd)
+    path.unlink()
+    holders = [_sleeper_holding(fd) for _ in range(2)]
+    os.close(fd)
+    try:
+        from checks.storage import DELETED
+
+        found = await DELETED.run(context(LocalShell(HOST)))
+        ours = [f for f in found if str(path) in f.summary]
+        assert len(ours) == 1, found
+        (finding,) = ours
+        assert "holds 8.0 MiB, open by sleep (pid" in finding.summary
+        assert finding.summary.endswith("and 1 more process"), finding.summary
+        (fix,) = finding.fixes
+        assert fix.frees == 8 << 20 and "\n" not in fix.pin.value
+
+        async def verify():  # type: ignore[no-untyped-def]
+            again = await DELETED.run(context(LocalShell(HOST)))
+            return next(f for f in again if f.target == finding.target)
+
+        gate = ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=yes_with_name)
+        result = await gate.apply(FixHost(HOST, LocalShell(HOST)), finding, fix, verify)
+        assert result.outcome is Outcome.VERIFIED, result.message
+        assert result.freed is not None and result.freed >= (8 << 20) - (64 << 10)
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()

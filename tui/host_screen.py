@@ -119,6 +119,8 @@ class HostScreen(Screen[None]):
     def on_unmount(self) -> None:
         if self._stop_listening is not None:
             self._stop_listening()
+        # Nobody refreshes them once the screen is gone: they must not keep alerts firing.
+        self.host_watch.storage_findings = []
         self.host_watch.sampler.processes = False
 
     @on(Resize)
