@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from hosts.pgtargets import PgTarget
+
 TIERS = ("prod", "staging", "dev")
 
 
@@ -43,6 +45,8 @@ class HostSpec:
     groups: tuple[str, ...] = ()
     tier: str | None = None
     origin: Origin | None = None
+    postgres: tuple[PgTarget, ...] = ()
+    """PostgreSQL databases on this host (TOML inventories only, so far)."""
 
     @property
     def labels(self) -> tuple[str, ...]:

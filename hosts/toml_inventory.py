@@ -10,8 +10,17 @@ address = "10.0.0.11"
 tags = ["web"]
 tier = "prod"
 
+[[host.postgres]]           # PostgreSQL databases on the host (any number)
+dbname = "orders"
+user = "monitor"
+port = 5432                 # as the host sees it: reached through its SSH connection
+password_env = "FLEETDECK_PG_ORDERS"
+
 [groups]
 frontend = ["web-01"]
+
+A `password` in the inventory is an error: passwords come from ~/.pgpass, PGPASSFILE, a
+pg_service file or the variable `password_env` names.
 """
 
 from __future__ import annotations
@@ -22,9 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from hosts.inventory import HostSpec, InventoryProblem, Origin, Parsed, parse_port, with_defaults
+from hosts.pgtargets import SSLMODES, PgTarget
 
-HOST_KEYS = {"name", "address", "port", "user", "jump", "identity_file", "tags", "tier", "groups"}
-DEFAULT_KEYS = HOST_KEYS - {"name", "address", "tags", "groups"}
+HOST_KEYS = {
+    *("name", "address", "port", "user", "jump", "identity_file", "tags", "tier", "groups"),
+    "postgres",
+}
+DEFAULT_KEYS = HOST_KEYS - {"name", "address", "tags", "groups", "postgres"}
+PG_KEYS = {"name", "host", "port", "dbname", "user", "password_env", "service", "sslmode"}
+NO_PASSWORDS = (
+    "a password in the inventory is not allowed: passwords come from ~/.pgpass, PGPASSFILE, "
+    "a pg_service file or password_env, never the inventory"
+)
 
 
 def parse(path: Path, text: str) -> Parsed:
@@ -51,9 +69,15 @@ def parse(path: Path, text: str) -> Parsed:
     for group, names in data.get("groups", {}).items():
         for name in names if isinstance(names, list) else []:
             members.setdefault(str(name), []).append(group)
+    pg_lines = _postgres_lines(text)
     for index, entry in enumerate(data.get("host", [])):
         origin = Origin(path, lines[index] if index < len(lines) else None)
         host = _host(entry, origin, found, members)
+        if host is not None and "postgres" in entry:
+            where = pg_lines[index] if index < len(pg_lines) else []
+            host = _replace(
+                host, postgres=_pg_targets(entry["postgres"], origin, where, host, found)
+            )
         if host is not None:
             found.hosts.append(
                 with_defaults(
@@ -106,9 +130,75 @@ def _identities(value: object) -> tuple[str, ...]:
 
 
 def _replace_port(host: HostSpec, port: int) -> HostSpec:
+    return _replace(host, port=port)
+
+
+def _replace(host: HostSpec, **changes: Any) -> HostSpec:
     from dataclasses import replace
 
-    return replace(host, port=port)
+    return replace(host, **changes)
+
+
+def _pg_targets(
+    value: object,
+    origin: Origin,
+    lines: list[tuple[int, int | None]],
+    host: HostSpec,
+    found: Parsed,
+) -> tuple[PgTarget, ...]:
+    """A host's `[[host.postgres]]` tables as targets; each mistake names its own line (the
+    `password` key's line for a password), and never a password's value."""
+    entries = [value] if isinstance(value, dict) else value if isinstance(value, list) else None
+    if entries is None or not all(isinstance(e, dict) for e in entries):
+        found.errors.append(InventoryProblem(origin, host.name, "postgres: use [[host.postgres]]"))
+        return ()
+    targets = []
+    for index, entry in enumerate(entries):
+        start, password_line = lines[index] if index < len(lines) else (origin.line, None)
+        here = Origin(origin.path, start)
+
+        def problem(text: str, at: Origin = here) -> None:
+            found.errors.append(InventoryProblem(at, host.name, f"postgres target: {text}"))
+
+        if "password" in entry:
+            problem(NO_PASSWORDS, Origin(origin.path, password_line or start))
+        for key in sorted(set(entry) - PG_KEYS - {"password"}):
+            problem(f"unknown key {key!r}")
+        texts = {k: entry[k] for k in PG_KEYS - {"port"} if k in entry}
+        for key, text in texts.items():
+            if not isinstance(text, str) or not text:
+                problem(f"{key} must be a non-empty string")
+        env_name = texts.get("password_env")
+        if isinstance(env_name, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env_name):
+            problem("password_env must be the NAME of an environment variable holding the password")
+        if texts.get("sslmode") not in (None, *SSLMODES):
+            problem(f"sslmode must be one of {', '.join(SSLMODES)}")
+        port = parse_port(entry["port"], here, host.name, found) if "port" in entry else None
+        strings = {k: v for k, v in texts.items() if isinstance(v, str) and v}
+        targets.append(PgTarget(port=port, **strings))
+    return tuple(targets)
+
+
+def _postgres_lines(text: str) -> list[list[tuple[int, int | None]]]:
+    """For each `[[host]]`, its postgres tables' header lines and the line of a `password`
+    key in each (None when it has none)."""
+    hosts: list[list[tuple[int, int | None]]] = []
+    section = ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        header = line.replace(" ", "")
+        if header.startswith("["):
+            section = header
+            if header == "[[host]]":
+                hosts.append([])
+            elif header == "[[host.postgres]]" and hosts:
+                hosts[-1].append((number, None))
+        elif hosts and re.match(r"postgres\s*=", line) and section == "[[host]]":
+            hosts[-1].append((number, None))  # an inline table or array of them
+        if hosts and hosts[-1] and re.search(r"(^|[\s{,])password\s*=", line):
+            start, seen = hosts[-1][-1]
+            hosts[-1][-1] = (start, seen or number)
+    return hosts
 
 
 def _host_lines(text: str) -> list[int]:

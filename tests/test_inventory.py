@@ -266,3 +266,90 @@ def test_fleetdeck_hosts_lists_json_and_reports_problems(tmp_path: Path) -> None
     )
     assert result.returncode == 2
     assert f"{bad}:2: host 'x': bad port 'ssh'" in result.stderr
+
+
+def test_a_toml_host_lists_its_postgresql_targets(tmp_path: Path) -> None:
+    from hosts.pgtargets import PgTarget
+
+    path = _write(
+        tmp_path,
+        "fleet.toml",
+        """
+[[host]]
+name = "db-01"
+address = "10.0.0.21"
+
+[[host.postgres]]
+dbname = "orders"
+user = "monitor"
+port = 5432          # on the host: reached through the host's SSH connection
+password_env = "FLEETDECK_PG_ORDERS"
+
+[[host.postgres]]
+name = "billing"
+service = "billing"
+sslmode = "verify-full"
+
+[[host]]
+name = "web-01"
+postgres = { host = "10.0.0.30", dbname = "sessions" }
+""",
+    )
+    db, web = load_inventory([path]).hosts
+    assert db.postgres == (
+        PgTarget(dbname="orders", user="monitor", port=5432, password_env="FLEETDECK_PG_ORDERS"),
+        PgTarget(name="billing", service="billing", sslmode="verify-full"),
+    )
+    assert [t.label for t in db.postgres] == ["orders", "billing"]
+    assert web.postgres == (PgTarget(host="10.0.0.30", dbname="sessions"),)
+    assert web.port == 22 and web.origin is not None and web.origin.line == 18
+
+
+def test_a_password_in_the_inventory_is_an_error_that_does_not_repeat_it(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "fleet.toml",
+        """[[host]]
+name = "db-01"
+
+[[host.postgres]]
+dbname = "orders"
+user = "monitor"
+password = "hunter2-orders"
+
+[[host]]
+name = "db-02"
+postgres = [{ dbname = "billing", password = "hunter2-billing" }]
+""",
+    )
+    with pytest.raises(InventoryError) as caught:
+        load_inventory([path])
+    messages = [str(p) for p in caught.value.problems]
+    rule = (
+        "postgres target: a password in the inventory is not allowed: passwords come from "
+        "~/.pgpass, PGPASSFILE, a pg_service file or password_env, never the inventory"
+    )
+    assert messages == [f"{path}:7: host 'db-01': {rule}", f"{path}:11: host 'db-02': {rule}"]
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ('sslmode = "always"', "sslmode must be one of disable, allow, prefer, require,"),
+        ('password_env = "s3cret value!"', "password_env must be the NAME of an environment"),
+        ('pasword = "x"', "unknown key 'pasword'"),
+        ("port = 0", "bad port 0"),
+        ("dbname = 5", "dbname must be a non-empty string"),
+    ],
+)
+def test_a_broken_postgresql_target_names_its_line(
+    tmp_path: Path, target: str, expected: str
+) -> None:
+    path = _write(tmp_path, "db.toml", f'[[host]]\nname = "db"\n\n[[host.postgres]]\n{target}\n')
+    with pytest.raises(InventoryError) as caught:
+        load_inventory([path])
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(f"{path}:4: host 'db': ")
+    assert expected in str(problem)
+    assert "s3cret" not in str(problem)
