@@ -6,10 +6,12 @@
 2. asks for confirmation (a modal in the TUI, a prompt in the CLI) showing the host, its
    tier, the exact commands, the risk and the impact; a destructive fix, or any fix on a
    `prod` host, needs the host name typed;
-3. re-reads the pin and aborts if the target is no longer the one that was shown;
+3. re-reads the pin (within the pin's own timeout) and aborts if the target is no longer
+   the one that was shown, or if it cannot be read in time;
 4. writes a `started` audit record, runs the commands with a timeout, stopping at the first
    that fails;
-5. re-runs the verifying check and keeps the finding before and after;
+5. re-runs the verifying check and keeps the finding before and after; a fix that promised
+   space is verified only if at least half of it was measured free afterwards;
 6. writes the final audit record, fsynced, before it reports anything.
 
 Every ending (refused, declined, aborted, failed, unverified, verified) is audited. The
@@ -29,17 +31,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from checks.audit import AuditError, AuditLog, Operator, excerpt, new_attempt_id
-from checks.hostcheck import free_bytes
+from checks.hostcheck import free_blocks_bytes
 from checks.model import Finding, Fix, Risk, Status, printable
 from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
 from hosts.units import human_bytes
 
-PIN_TIMEOUT = 10.0
 VERIFY_TIMEOUT = 45.0
 """One re-run of the verifying check (longer than a wizard step's own 30 s)."""
 VERIFY_SETTLE = 10.0
 VERIFY_RETRY = 1.0
 PROD_TIERS = frozenset({"prod", "production"})
+SHORTFALL = 0.5
+"""A fix that promised space and was measured to free less than this share of it is not
+verified, whatever its check says (a deleted log a process still holds frees nothing)."""
 
 
 class Outcome(enum.StrEnum):
@@ -219,13 +223,9 @@ class ActionGate:
             )
             return self._record_or_refuse(base, Outcome.DECLINED, message, end)
 
-        now, changed = await self._read_pin(host, fix)
-        if changed:
-            message = (
-                f"aborted: {fix.pin.what} changed since the fix was offered: "
-                f"it was {fix.pin.value!r}, it is now {now!r}"
-            )
-            return self._record_or_refuse({**base, "pin_now": now}, Outcome.ABORTED, message, end)
+        now, problem = await self._read_pin(host, fix)
+        if problem is not None:
+            return self._record_or_refuse({**base, "pin_now": now}, Outcome.ABORTED, problem, end)
 
         try:
             self.audit.append({**base, "event": "started"})
@@ -257,7 +257,10 @@ class ActionGate:
             )
             message = f"ran, but the check does not pass yet: {state}"
         freed, space = await self._space(host, fix, free_before)
-        if space is not None:
+        if space is not None and outcome is Outcome.VERIFIED and space["short"]:
+            outcome = Outcome.UNVERIFIED
+            message = f"ran, but {space['said']}: {message.removeprefix('verified: ')}"
+        elif space is not None:
             message += f"; {space['said']}"
         record = {
             **base,
@@ -285,30 +288,37 @@ class ActionGate:
         if fix.frees is None or not fix.frees_on:
             return None
         try:
-            return await free_bytes(host.shell, fix.frees_on)
+            return await free_blocks_bytes(host.shell, fix.frees_on)
         except ShellError:
             return None
 
     async def _space(
         self, host: FixHost, fix: Fix, before: int | None
     ) -> tuple[int | None, dict[str, Any] | None]:
-        """Free space re-measured where the fix promised some: (bytes freed, audit entry)."""
+        """Free space re-measured where the fix promised some: (bytes freed, audit entry).
+        Free blocks are counted with root's reserve, so a full filesystem measures right."""
         if fix.frees is None or not fix.frees_on:
             return None, None
         after = await self._free(host, fix)
         promised = human_bytes(fix.frees)
+        short = False
         if before is None or after is None:
             said = f"{promised} promised; free space on {fix.frees_on} could not be measured"
             freed = None
         else:
             freed = after - before
-            said = f"freed {human_bytes(max(freed, 0))} of {promised} promised on {fix.frees_on}"
+            short = fix.frees > 0 and freed < fix.frees * SHORTFALL
+            said = (
+                f"freed {'only ' if short else ''}{human_bytes(max(freed, 0))} of {promised} "
+                f"promised on {fix.frees_on}"
+            )
         entry = {
             "path": fix.frees_on,
             "promised": fix.frees,
             "free_before": before,
             "free_after": after,
             "freed": freed,
+            "short": short,
             "said": said,
         }
         return freed, entry
@@ -360,16 +370,31 @@ class ActionGate:
             message += f" (and the audit record could not be written: {error})"
         return end(outcome, message)
 
-    async def _read_pin(self, host: FixHost, fix: Fix) -> tuple[str, bool]:
-        """(what the pin reads now, whether that differs from what was shown)."""
+    async def _read_pin(self, host: FixHost, fix: Fix) -> tuple[str, str | None]:
+        """(what the pin reads now, why the fix must not run, or None if the pin holds)."""
+        pin = fix.pin
         try:
-            result = await host.shell.run(fix.pin.argv, timeout=PIN_TIMEOUT)
+            result = await host.shell.run(pin.argv, timeout=pin.timeout)
+        except CommandTimeout:
+            now = f"no reading in {pin.timeout:g} s"
+            return now, (
+                f"aborted: {pin.what} could not be read in {pin.timeout:g} s, so whether it "
+                "is still the target that was shown is not known; nothing was run"
+            )
         except ShellError as error:
-            return f"unreadable ({error.reason})", True
-        if not result.ok:
-            why = (result.stderr or result.stdout).strip().splitlines()
-            return f"gone ({why[-1] if why else f'exit status {result.exit_status}'})", True
-        return result.stdout.strip(), not fix.pin.holds(result.stdout)
+            now = f"unreadable ({error.reason})"
+        else:
+            if result.ok:
+                now = result.stdout.strip()
+                if pin.holds(result.stdout):
+                    return now, None
+            else:
+                why = (result.stderr or result.stdout).strip().splitlines()
+                now = f"gone ({why[-1] if why else f'exit status {result.exit_status}'})"
+        return now, (
+            f"aborted: {pin.what} changed since the fix was offered: "
+            f"it was {pin.value!r}, it is now {now!r}"
+        )
 
     async def _run(self, host: FixHost, fix: Fix) -> list[CommandRun]:
         """The fix's commands in order under one deadline; stop at the first that fails."""

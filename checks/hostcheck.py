@@ -85,9 +85,23 @@ async def host_time(shell: Shell) -> float:
 
 
 async def free_bytes(shell: Shell, path: str) -> int | None:
+    """The bytes free for ordinary users on the filesystem holding `path` (df's Available):
+    what a finding shows as free there."""
     result = await run(shell, ("df", "-P", "-B1", path))
     lines = result.stdout.splitlines()
     if not result.ok or len(lines) < 2:
         return None
     fields = lines[-1].split()
     return int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None
+
+
+async def free_blocks_bytes(shell: Shell, path: str) -> int | None:
+    """Free bytes on the filesystem holding `path`, root's reserved blocks included (statfs
+    f_bfree times the fragment size): the measure of what a fix frees, right even on a full
+    filesystem, where df's Available stays 0 until the reserve is free again. `-L` follows
+    `path`, so a `/proc/PID/fd/N` link measures the filesystem of a deleted file it holds."""
+    result = await run(shell, ("stat", "-f", "-L", "-c", "%f %S", "--", path))
+    fields = result.stdout.split()
+    if not result.ok or len(fields) != 2 or not all(f.isdigit() for f in fields):
+        return None
+    return int(fields[0]) * int(fields[1])

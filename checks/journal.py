@@ -6,6 +6,11 @@ first entry, `system@SEQNUMID-SEQNUM-REALTIME.journal`, or `...@REALTIME-RANDOM.
 a file set aside as corrupt) or from its file times when they are older; active files are
 never vacuumed. `parse_journal_files` reads the same facts from a `find -printf` listing, so
 the space a vacuum frees can be stated before it runs.
+
+Which directories a vacuum touches is journalctl's too: the files in each journal directory
+and in its machine-ID subdirectories one level down; by default (no `--directory`) only this
+machine's (/etc/machine-id), so a container's journal linked under /var/log/journal is neither
+counted nor promised. `in_scope` says which listed files those are.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checks.cleanup import parse_size
+from checks.cleanup import param_days, parse_size
 from checks.hostcheck import ShellCheck, StepFailed, host_time
 from checks.hostcheck import evidence as _evidence
 from checks.hostcheck import run as _run
@@ -26,6 +31,9 @@ from hosts.units import human_bytes
 DOMAIN = "storage"
 SYSTEM_DIRS = ("/var/log/journal", "/run/log/journal")
 JOURNAL_DAYS = 14
+"""The age past which archived journal files are vacuumed (the `journal_days` parameter);
+the old-logs age (`older`) is for the application's log directory, not for the journal."""
+PIN_TIMEOUT = 30.0
 JOURNAL_MAX = 1 << 30
 JOURNAL_SHARE = 0.10
 """A journal over 1 GiB, or over 10 % of its filesystem (journald's own default cap for
@@ -35,6 +43,7 @@ SystemMaxUse=), is a warning: it is space that logs nobody reads may be holding.
 _ARCHIVED = re.compile(r"@[0-9a-f]{32}-[0-9a-f]{16}-([0-9a-f]{16})\.journal$")
 _DISPOSED = re.compile(r"@([0-9a-f]{16})-[0-9a-f]{16}\.journal~$")
 _LISTING = ("-type", "f", "(", "-name", "*.journal", "-o", "-name", "*.journal~", ")")
+_MACHINE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,25 +81,50 @@ def parse_journal_files(text: str) -> list[JournalFile]:
     return files
 
 
+def _path(line: str) -> str:
+    """The path of a `parse_journal_files` listing line."""
+    fields = line.split(" ", 4)
+    return fields[4] if len(fields) == 5 else ""
+
+
 def vacuumable(files: Sequence[JournalFile], now: float, days: int) -> list[JournalFile]:
     """The archived files `journalctl --vacuum-time={days}d` removes at `now`."""
     limit = now - days * 86400
     return [f for f in files if f.oldest is not None and f.oldest < limit]
 
 
+def in_scope(path: str, roots: Sequence[str], machine_id: str | None) -> bool:
+    """Whether journalctl reads (and vacuums) `path`: a file in one of `roots`, or in a
+    machine-ID subdirectory of one: `machine_id`'s only, or any when it is None."""
+    parent, _, _ = path.rpartition("/")
+    if parent in roots:
+        return True
+    root, _, sub = parent.rpartition("/")
+    return root in roots and (sub == machine_id if machine_id else bool(_MACHINE_ID.fullmatch(sub)))
+
+
 def _directories(ctx: CheckContext) -> tuple[str, ...]:
     given = ctx.params.get("journal_dir")
-    return (given,) if given else SYSTEM_DIRS
+    return (given.rstrip("/") or "/",) if given else SYSTEM_DIRS
 
 
 def _listing_argv(directories: Sequence[str]) -> tuple[str, ...]:
-    return ("find", *directories, *_LISTING, "-printf", "%b %A@ %C@ %T@ %p\\n")
+    """Two levels, as journalctl reads them: the directory and its machine-ID directories."""
+    return ("find", *directories, "-maxdepth", "2", *_LISTING, "-printf", "%b %A@ %C@ %T@ %p\\n")
 
 
 def _pin_argv(directories: Sequence[str]) -> tuple[str, ...]:
-    """Archived files only: active ones grow while journald writes, archived ones do not."""
+    """Archived files only, in exactly the directories the vacuum works on: active ones grow
+    while journald writes, archived ones do not."""
     names = ("(", "-name", "*@*.journal", "-o", "-name", "*.journal~", ")")
-    return ("find", *directories, "-type", "f", *names, "-printf", "%b %p\\n")
+    return ("find", *directories, "-maxdepth", "1", "-type", "f", *names, "-printf", "%b %p\\n")
+
+
+async def _machine_id(shell: Shell) -> str | None:
+    """This host's machine ID, which names its own journal directory; None if unreadable."""
+    result = await _run(shell, ("cat", "/etc/machine-id"))
+    text = result.stdout.strip()
+    return text if result.ok and _MACHINE_ID.fullmatch(text) else None
 
 
 async def _list(shell: Shell, directories: Sequence[str], given: bool) -> tuple[str, list[str]]:
@@ -137,14 +171,20 @@ async def _check_journal(ctx: CheckContext, shell: Shell) -> list[Finding]:
         why = (usage.stderr.strip().splitlines() or [f"exit {usage.exit_status}"])[-1]
         raise StepFailed(f"journalctl cannot read the journal in {target}: {why}")
     listing, found = await _list(shell, directories, bool(given))
-    files = parse_journal_files(listing)
-    shown = Evidence(shlex.join(_listing_argv(found)), listing.strip() or "(none)")
+    # Without --directory journalctl reads only this machine's subdirectory.
+    machine = None if given else await _machine_id(shell)
+    lines = [line for line in listing.splitlines() if in_scope(_path(line), found, machine)]
+    files = parse_journal_files("\n".join(lines))
+    text = "\n".join(lines) or "(none)"
+    if skipped := len(listing.splitlines()) - len(lines):
+        text += f"\n(and {skipped} files journalctl does not read here: other machines' or stray)"
+    shown = Evidence(shlex.join(_listing_argv(found)), text)
     evidence = (_evidence(usage), shown)
     if not files:
         summary = f"no systemd journal on {ctx.host}: no journal files in {target}"
         return [Finding("disk.journal", Status.OK, target, summary, evidence)]
 
-    days = int(ctx.params.get("older") or JOURNAL_DAYS)
+    days = param_days(ctx, "journal_days", JOURNAL_DAYS)
     old = vacuumable(files, await host_time(shell), days)
     total, reclaim = sum(f.usage for f in files), sum(f.usage for f in old)
     home = max(found, key=lambda d: sum(f.usage for f in files if f.path.startswith(d + "/")))
@@ -162,7 +202,8 @@ async def _check_journal(ctx: CheckContext, shell: Shell) -> list[Finding]:
     if not old:
         summary += ": lower SystemMaxUse= in journald.conf to keep less"
         return [Finding("disk.journal", Status.WARN, target, summary, evidence)]
-    pinned = await _run(shell, _pin_argv(found), timeout=30)
+    places = sorted({f.path.rpartition("/")[0] for f in files} | set(found))
+    pinned = await _run(shell, _pin_argv(places), timeout=PIN_TIMEOUT)
     if not pinned.ok:
         raise StepFailed(f"cannot list the archived journal files in {target}")
     vacuum = ("journalctl", *where, f"--vacuum-time={days}d")
@@ -172,7 +213,12 @@ async def _check_journal(ctx: CheckContext, shell: Shell) -> list[Finding]:
         risk=Risk.DESTRUCTIVE,
         commands=(vacuum,),
         target=target,
-        pin=Pin("the archived journal files (blocks, path)", _pin_argv(found), pinned.stdout),
+        pin=Pin(
+            "the archived journal files (blocks, path)",
+            _pin_argv(places),
+            pinned.stdout,
+            timeout=PIN_TIMEOUT,
+        ),
         verify="disk.journal",
         frees=reclaim,
         frees_on=home,

@@ -85,12 +85,15 @@ class Pin:
 
     `argv` prints the identity (an interface index, a rule, a unit's invocation id); `value`
     is what it printed when the fix was proposed. A command that fails reads as "gone".
+    `timeout` is how long the gate waits for the reading: a pin over a listing gets the
+    listing's own time, since a cold directory tree is slow to walk a second time.
     """
 
     what: str
     argv: tuple[str, ...]
     value: str
     match: PinMatch = PinMatch.EXACT
+    timeout: float = 10.0
 
     def holds(self, output: str) -> bool:
         """Whether a fresh reading still names the same target."""

@@ -364,6 +364,7 @@ STORAGE_WIZARD = Wizard(
         ),
         Param("logs", "a log directory whose old files may be removed", parse_directory),
         Param("older", f"days a log is kept (default {LOG_DAYS})", parse_days),
+        Param("journal_days", "days of journal to keep when vacuuming (default 14)", parse_days),
         Param(
             "backups",
             "backup directories, or directory/pattern (/srv/backup/*.gz)",

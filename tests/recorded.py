@@ -180,7 +180,11 @@ uncompressed logs, a journal near its cap, Docker to prune, one stale and one co
 
 _ARCHIVES = ("gz", "tgz", "z", "xz", "txz", "zst", "bz2", "tbz2", "lz4", "lz", "lzma", "zip", "7z")
 _NOT_COMPRESSED = " ".join(f"'!' -iname '*.{ext}'" for ext in _ARCHIVES)
-_JOURNALS = r"-type f '(' -name '*.journal' -o -name '*.journal~' ')' -printf '%b %A@ %C@ %T@ %p\n'"
+_JOURNALS = (
+    r"-maxdepth 2 -type f '(' -name '*.journal' -o -name '*.journal~' ')' "
+    r"-printf '%b %A@ %C@ %T@ %p\n'"
+)
+_MACHINE = "8f1e2c4a9b7d4e05a6c3f2b1d0e9c8a7"
 _DF = ("df", "-P", "-B1")
 _BACKUPS = "/srv/backup disk"
 _DIGEST_SCRIPT = '"$@" | sha256sum'
@@ -210,31 +214,25 @@ _STORAGE_ANSWERS = (
         "",
     ),
     (
-        r"find /var/log/app -xdev -type f -mmin +10080 -printf '%i %s %p\n'",
-        "find-old-logs.txt",
+        r"find /var/log/app -xdev -type f -mmin +10080 -printf '%i %s %b %p\0'",
+        "find-old-logs.bin",
         0,
         "",
     ),
     (
         f"find /var/log/app -xdev -type f -mmin +10080 {_NOT_COMPRESSED} '!' -empty -links 1 "
-        r"-printf '%i %s %b %p\n'",
-        "find-uncompressed-logs.txt",
+        r"-printf '%i %s %b %p\0'",
+        "find-uncompressed-logs.bin",
         0,
         "",
     ),
-    (
-        """sh -c 'head -c "$2" -- "$1" | gzip -6 -c | wc -c' sh """
-        "/var/log/app/worker.log.12 1048576",
-        "gzip-sample.txt",
-        0,
-        "",
-    ),
+    ("cat /etc/machine-id", "machine-id.txt", 0, ""),
     ("journalctl --disk-usage", "journalctl-disk-usage.txt", 0, ""),
     (f"find /var/log/journal {_JOURNALS}", "find-journal.txt", 0, ""),
     (f"find /run/log/journal {_JOURNALS}", "", 1, "find-run-journal.stderr.txt"),
     (
-        r"find /var/log/journal -type f '(' -name '*@*.journal' -o -name '*.journal~' ')' "
-        r"-printf '%b %p\n'",
+        f"find /var/log/journal /var/log/journal/{_MACHINE} -maxdepth 1 -type f "
+        r"'(' -name '*@*.journal' -o -name '*.journal~' ')' -printf '%b %p\n'",
         "find-journal-archived.txt",
         0,
         "",
@@ -313,6 +311,7 @@ class RecordedStorageShell:
         return _result(key, 1, "", f"{key[0]}: not recorded")
 
     def _script(self, script: str, args: tuple[str, ...]) -> str | None:
+        from checks.cleanup import OPEN_SCRIPT, SAMPLE_SCRIPT
         from checks.dockerspace import PIN_ARGV as DOCKER_PIN
         from checks.expected_mounts import EXISTS_SCRIPT
         from checks.mounts import PIN_SCRIPT as MOUNT_PIN
@@ -320,6 +319,10 @@ class RecordedStorageShell:
         from checks.storage import DELETED_SCRIPT
         from checks.storage import PIN_SCRIPT as HELD_PIN
 
+        if script == OPEN_SCRIPT and args == ("/var/log/app",):  # nothing old is open
+            return _text("open-files-app.bin")
+        if script == SAMPLE_SCRIPT and args == ("/var/log/app/worker.log.12", "1048576"):
+            return _text("gzip-sample.txt")
         if script == DELETED_SCRIPT and not args:
             return _text("deleted-open.txt")
         if ("sh", "-c", script) == DOCKER_PIN and not args:

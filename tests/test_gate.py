@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,9 @@ from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcom
 from checks.audit import AuditLog, Operator, read_audit, redact
 from checks.model import Finding, Fix, Pin, Risk, Status
 from hosts.shell import LocalShell
+
+from loopfs import MakeLoopFs
+from loopfs import loopfs as loopfs
 
 
 def file_finding(path: Path, commands: tuple[tuple[str, ...], ...], **fix: object) -> Finding:
@@ -429,3 +434,119 @@ async def test_verification_waits_for_an_effect_that_takes_a_moment(
     gate = ActionGate(audit=AuditLog(audit_path), confirm=Script())
     result = await gate.apply(host(), finding, finding.fixes[0], verifier(path))
     assert result.outcome is Outcome.VERIFIED, result.message
+
+
+# -- space: what a fix promised, measured ------------------------------------------------------
+
+MiB = 1 << 20
+
+
+def space_fix(commands: tuple[tuple[str, ...], ...], frees: int, on: str) -> Finding:
+    """A fix on a file that promises `frees` bytes on the filesystem holding `on`."""
+    made = Fix(
+        id="demo.free",
+        title="free some space",
+        risk=Risk.SAFE,
+        commands=commands,
+        target=on,
+        pin=Pin("nothing", ("true",), ""),
+        verify="demo.file",
+        frees=frees,
+        frees_on=on,
+    )
+    return Finding("demo.file", Status.WARN, on, "space to win back", (), (made,))
+
+
+async def test_fix_that_frees_far_less_than_promised_is_unverified_and_audited(
+    loopfs: MakeLoopFs, audit_path: Path
+) -> None:
+    """Deleting a log a process still holds removes the name and frees nothing: the check
+    passes (the file is gone), but the gate measured 0 B of 8 MiB and says so."""
+    fs = loopfs(size_mib=32)
+    held, loose = fs.mountpoint / "held.log", fs.mountpoint / "loose.log"
+    for path in (held, loose):
+        path.write_bytes(os.urandom(8 * MiB))
+    gate = ActionGate(audit=AuditLog(audit_path), confirm=Script())
+    with held.open("rb") as log:
+        holder = await asyncio.create_subprocess_exec("sleep", "300", stdin=log)
+    try:
+        finding = space_fix((("rm", "--", str(held)),), 8 * MiB, str(fs.mountpoint))
+        fix = finding.fixes[0]
+        result = await gate.apply(host(), finding, fix, gone(held))
+    finally:
+        holder.kill()
+        await holder.wait()
+    assert result.outcome is Outcome.UNVERIFIED and not held.exists()
+    assert result.message.startswith("ran, but freed only 0 B of 8.0 MiB promised on ")
+    assert result.message.endswith(": held.log is gone"), result.message
+    finished = records(audit_path)[-1]
+    assert finished["outcome"] == "unverified"
+    assert finished["space"]["short"] is True and finished["space"]["promised"] == 8 * MiB  # type: ignore[index]
+
+    finding = space_fix((("rm", "--", str(loose)),), 8 * MiB, str(fs.mountpoint))
+    result = await gate.apply(host(), finding, finding.fixes[0], gone(loose))
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert result.message == (
+        f"verified: loose.log is gone; freed 8.0 MiB of 8.0 MiB promised on {fs.mountpoint}"
+    )
+
+
+def gone(path: Path):  # type: ignore[no-untyped-def]
+    async def verify() -> Finding:
+        ok = not path.exists()
+        state = "is gone" if ok else "is still there"
+        return Finding(
+            "demo.file", Status.OK if ok else Status.WARN, str(path), f"{path.name} {state}"
+        )
+
+    return verify
+
+
+async def test_space_is_measured_through_proc_fd_of_a_deleted_file_on_a_full_filesystem(
+    loopfs: MakeLoopFs, audit_path: Path
+) -> None:
+    """The truncate fix for a deleted file a process holds measures free space through
+    /proc/PID/fd/N, before and after (the file, still open, is empty then), on a filesystem
+    root filled into its reserved blocks, where df shows 0 B available throughout."""
+    fs = loopfs(size_mib=64)  # 3.2 MiB reserved for root: more than the 2 MiB freed
+    holder = fs.hold_deleted(2 * MiB)
+    fs.fill_to(100)
+    assert shutil.disk_usage(fs.mountpoint).free == 0
+    fd = f"/proc/{holder.pid}/fd/3"
+    finding = space_fix((("truncate", "-s", "0", fd),), 2 * MiB, fd)
+
+    async def emptied() -> Finding:
+        size = os.stat(fd).st_size
+        return Finding("demo.file", Status.OK if size == 0 else Status.WARN, fd, f"{size} bytes")
+
+    gate = ActionGate(audit=AuditLog(audit_path), confirm=Script())
+    result = await gate.apply(host(), finding, finding.fixes[0], emptied)
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert result.freed is not None and result.freed >= 2 * MiB, result.message
+    assert f"freed 2.0 MiB of 2.0 MiB promised on {fd}" in result.message
+    assert holder.poll() is None and shutil.disk_usage(fs.mountpoint).free == 0
+
+
+async def test_pin_that_cannot_be_read_in_its_time_aborts_saying_so(
+    tmp_path: Path, audit_path: Path
+) -> None:
+    """A pin over a slow listing waits as long as the pin says, and one that does not
+    answer in time aborts the fix as unreadable, not as changed."""
+    path = tmp_path / "wanted"
+    slow = Pin("the slow listing", ("sh", "-c", "sleep 1.5; echo same"), "same", timeout=4.0)
+    finding = file_finding(path, (("touch", str(path)),))
+    fix = replace(finding.fixes[0], pin=slow)
+    gate = ActionGate(audit=AuditLog(audit_path), confirm=Script())
+    result = await gate.apply(host(), finding, fix, verifier(path))
+    assert result.outcome is Outcome.VERIFIED, result.message
+
+    path.unlink()
+    started = time.monotonic()
+    result = await gate.apply(
+        host(), finding, replace(fix, pin=replace(slow, timeout=0.5)), verifier(path)
+    )
+    assert time.monotonic() - started < 5
+    assert result.outcome is Outcome.ABORTED and not path.exists()
+    assert result.message.startswith("aborted: the slow listing could not be read in 0.5 s")
+    assert "changed" not in result.message
+    assert records(audit_path)[-1]["pin_now"] == "no reading in 0.5 s"

@@ -9,11 +9,13 @@ import gzip
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,8 @@ from checks.cleanup import (
     LogFile,
     estimate_saving,
     parse_log_listing,
+    parse_open_files,
+    parse_sample,
     parse_size,
 )
 from checks.config import Config
@@ -38,7 +42,7 @@ from checks.dockerspace import (
     parse_prune_list,
     prune_frees,
 )
-from checks.journal import JOURNAL, parse_journal_files, vacuumable
+from checks.journal import JOURNAL, in_scope, parse_journal_files, vacuumable
 from checks.model import Check, CheckContext, Finding, Status
 from hosts.inventory import HostSpec
 from hosts.metrics import SampleHistory
@@ -153,9 +157,10 @@ async def test_compress_is_refused_when_a_listed_log_grew_after_the_offer(
     loopfs: MakeLoopFs, tmp_path: Path
 ) -> None:
     fs = loopfs(size_mib=16)
-    logs = fs.make_logs(old_days=10, fresh=1, old=2)
+    logs = fs.make_logs(old_days=10, fresh=1, old=2, size=64 << 10)
     ctx = context(LocalShell(HOST), {"logs": str(logs.directory)})
     (finding,) = await UNCOMPRESSED_LOGS.run(ctx)
+    assert finding.fixes and finding.fixes[0].pin.timeout == 60.0  # as long as the listing's
     stamp = logs.old[0].stat().st_mtime
     with logs.old[0].open("ab") as late:  # a process still writes to a "rotated" log
         late.write(b"Jan 11 00:00:00 web01 app[4242]: one more line\n")
@@ -215,13 +220,217 @@ async def test_old_logs_on_a_path_with_a_space_are_gzipped_over_ssh(
 
 
 def test_log_listing_and_saving_estimate_from_recorded_find_output() -> None:
-    files = parse_log_listing((DATA / "cleanup" / "find-uncompressed.txt").read_text())
-    assert [f.path for f in files][-1] == "/var/log/app/old access 2024-01-03.log"
-    assert files[0] == LogFile(1311, 1048576, 1048576, "/var/log/app/api.log.1")
-    assert len(files) == 4  # the garbled line is skipped
+    """NUL-ended records: a name holding a newline and digits is one file, not two; a sparse
+    log is counted by the blocks it holds, not its size."""
+    files = parse_log_listing((DATA / "cleanup" / "find-old-logs.bin").read_text())
+    assert [f.path for f in files] == [
+        "/var/log/app/api.log.1",
+        "/var/log/app/api.log.2",
+        "/var/log/app/tiny.log",
+        "/var/log/app/a\n1 2 3 fake.log",
+        "/var/log/app/old access 2024-01-03.log",
+    ]
+    assert files[0] == LogFile(2220166, 1048576, 1048576, "/var/log/app/api.log.1")
+    assert files[1].size == 52428806 and files[1].usage == 4096  # sparse: 4 KiB to free
+    assert parse_log_listing("1 2 3 /ok\0garbled record\0\0 4 5 6 /x\n7 8 9 /y\0") == [
+        LogFile(1, 2, 1536, "/ok")
+    ]
     tiny = LogFile(1, 100, 4096, "/x")
     assert estimate_saving([tiny], 0.1) == 0  # a small file still takes one block as .gz
     assert estimate_saving(files[:1], 0.1) == 1048576 - 106496
+
+
+class HeldOpen:
+    """`sleep` with `path` open for appending on its stdout, as a quiet daemon holds its log."""
+
+    def __init__(self, path: Path) -> None:
+        with path.open("ab") as log:
+            self.process = subprocess.Popen(["sleep", "300"], stdout=log)
+
+    def __enter__(self) -> int:
+        return self.process.pid
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.kill()
+        self.process.wait(5)
+
+
+async def test_logs_a_process_still_has_open_are_left_out_of_gzip_and_removal(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    """A quiet daemon's active log, not written for ten days, looks old: gzip would leave the
+    daemon writing to a deleted file, removing it would free nothing. Both fixes leave it out,
+    say who holds it, and the space each promised is really freed."""
+    fs = loopfs(size_mib=32)
+    logs = fs.make_logs(old_days=10, fresh=1, old=3, size=MiB)
+    active = logs.old[0]
+    stamp = active.stat().st_mtime
+    with HeldOpen(active) as pid:
+        os.utime(active, (stamp, stamp))  # opening it for append changed nothing
+        ctx = context(LocalShell(HOST), {"logs": str(logs.directory)})
+
+        (finding,) = await UNCOMPRESSED_LOGS.run(ctx)
+        assert finding.status is Status.WARN, finding
+        held = f"1 old file is still open by sleep (pid {pid}): left out"
+        assert finding.summary.startswith("2 files older than 7 days not yet compressed, 2.0 MiB")
+        assert finding.summary.endswith(held), finding.summary
+        assert f"pid {pid}: {active}" in finding.evidence[1].output
+        (fix,) = finding.fixes
+        assert ("!", "-inum", str(active.stat().st_ino)) == fix.commands[0][-8:-5]
+        assert fix.frees is not None and fix.frees >= 2 * MiB - 64 * 1024
+        result = await apply(UNCOMPRESSED_LOGS, ctx, finding, tmp_path / "audit.jsonl")
+        assert result.outcome is Outcome.VERIFIED, result.message
+        assert held in result.message
+        assert active.exists() and not active.with_name(active.name + ".gz").exists()
+        assert all(p.with_name(p.name + ".gz").exists() for p in logs.old[1:])
+
+        (finding,) = await OLD_LOGS.run(ctx)  # the two .gz files, and the open log
+        assert finding.status is Status.WARN, finding
+        assert finding.summary.startswith("2 files older than 7 days") and held in finding.summary
+        (fix,) = finding.fixes
+        gz = [p.with_name(p.name + ".gz") for p in logs.old[1:]]
+        promised = usage(gz)
+        assert fix.frees == promised and "free nothing" in fix.impact
+        result = await apply(OLD_LOGS, ctx, finding, tmp_path / "audit.jsonl")
+        assert result.outcome is Outcome.VERIFIED, result.message
+        assert active.exists() and not any(p.exists() for p in gz)
+        assert result.freed is not None and result.freed >= promised, result.message
+
+        (alone,) = await OLD_LOGS.run(ctx)
+        assert alone.status is Status.OK and not alone.fixes
+        assert alone.summary.endswith(held) and "to remove" in alone.summary
+
+
+def test_open_files_from_a_recorded_proc_walk() -> None:
+    """Recorded with /var/log/app a symlink to /srv/logs/app (paths and pids rewritten):
+    /proc links name files by their real path, mapped back to the listing's."""
+    text = (DATA / "cleanup" / "open-files.bin").read_text()
+    held = parse_open_files(text, "/var/log/app")
+    assert held == {
+        "/var/log/app/api.log.1": {311, 412},
+        "/var/log/app/old access 2024-01-03.log": {311},
+    }
+    assert parse_open_files("/srv/logs/app\0", "/var/log/app") == {}
+    lookalike = "/srv/logs/app\0/proc/7/fd\0/srv/logs/app2/x.log\0/proc/x/fd\0/srv/logs/app/y\0"
+    assert parse_open_files(lookalike, "/var/log/app") == {}
+
+
+async def test_gzip_stays_in_the_log_tree_when_a_directory_is_swapped_for_a_symlink(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    """The log directory's owner swaps `a/` for a symlink to a root-only directory after find
+    has read it and before gzip opens `a/x.log` (the fix's first gzip run makes the swap, so
+    it always lands in that window): gzip must not follow it out of the tree."""
+    fs = loopfs(size_mib=16)
+    top, victim = fs.mountpoint / "log", fs.mountpoint / "private"
+    (top / "a").mkdir(parents=True)
+    victim.mkdir()
+    secret = _aged(victim / "x.log", b"root's own file outside the log directory\n" * 500, 30)
+    log = _aged(top / "a" / "x.log", b"Jan 01 00:00:00 web01 app[4242]: GET / 200\n" * 4000, 30)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    a, q = top / "a", shlex.quote
+    swap = f"mkdir {q(str(tmp_path / 'swapped'))} 2>/dev/null && mv {q(str(a))} {q(str(a))}.old"
+    swap += f" && ln -s {q(str(victim))} {q(str(a))}"
+    gzip_wrapper = bin_dir / "gzip"
+    fix_run = '[ "$1" = -- ]'  # the fix's gzip, not the check's sample (gzip -6 -c)
+    gzip_wrapper.write_text(f'#!/bin/sh\n{fix_run} && {swap}\nexec {shutil.which("gzip")} "$@"\n')
+    gzip_wrapper.chmod(0o755)
+    shell = Prefixed("env", f"PATH={bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin")
+    ctx = context(shell, {"logs": str(top)})
+
+    (finding,) = await UNCOMPRESSED_LOGS.run(ctx)
+    assert finding.status is Status.WARN and str(log) in finding.evidence[0].output
+    assert not (tmp_path / "swapped").exists()
+    result = await apply(UNCOMPRESSED_LOGS, ctx, finding, tmp_path / "audit.jsonl")
+    assert (tmp_path / "swapped").exists() and (top / "a").is_symlink()
+    assert secret.exists() and not (victim / "x.log.gz").exists(), result.message
+    assert (top / "a.old" / "x.log.gz").exists()  # the file find found, where it found it
+    assert result.outcome is Outcome.VERIFIED, result.message
+
+
+async def test_names_with_newlines_and_sparse_logs_are_listed_and_promised_as_they_are(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    """A name with a newline and digits in it cannot fake a second file, and a sparse log
+    (50 MiB long, 4 KiB on disk) promises the 4 KiB its removal frees."""
+    fs = loopfs(size_mib=32)
+    logs = fs.make_logs(old_days=10, fresh=1, old=1, size=MiB)
+    odd = _aged(logs.directory / "a\n999999999 99999999999 fake.log", os.urandom(8192), 10)
+    sparse = logs.directory / "sparse.log"
+    with sparse.open("wb") as handle:
+        handle.truncate(50 * MiB)
+        handle.write(b"first line\n")
+    os.utime(sparse, (time.time() - 10 * 86400,) * 2)
+    ctx = context(LocalShell(HOST), {"logs": str(logs.directory)})
+
+    (finding,) = await OLD_LOGS.run(ctx)
+    promised = usage([*logs.old, odd, sparse])
+    assert promised < 2 * MiB
+    assert finding.summary.startswith(f"3 files older than 7 days, {human_bytes(promised)}")
+    shown = finding.evidence[0].output.splitlines()
+    assert len(shown) == 3 and any(
+        line.endswith("/a\\n999999999 99999999999 fake.log") for line in shown
+    )
+    (fix,) = finding.fixes
+    assert fix.frees == promised
+    result = await apply(OLD_LOGS, ctx, finding, tmp_path / "audit.jsonl")
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert not odd.exists() and not sparse.exists() and logs.fresh[0].exists()
+    assert result.freed is not None and result.freed >= promised - 4096, result.message
+
+
+async def test_old_logs_on_a_full_filesystem_report_the_space_really_freed(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    """Filled by root into its reserved blocks, df shows 0 B available before and after the
+    fix: the gate counts free blocks, reserve included, so the gain is still measured."""
+    fs = loopfs(size_mib=64)
+    logs = fs.make_logs(old_days=10, fresh=1, old=4, size=512 << 10)
+    fs.fill_to(100)
+    assert shutil.disk_usage(fs.mountpoint).free == 0
+    ctx = context(LocalShell(HOST), {"logs": str(logs.directory)})
+    (finding,) = await OLD_LOGS.run(ctx)
+    assert finding.summary.endswith("2.0 MiB; 0 B free there"), finding.summary
+    result = await apply(OLD_LOGS, ctx, finding, tmp_path / "audit.jsonl")
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert result.freed is not None and result.freed >= 2 * MiB, result.message
+    assert "freed 2.0 MiB of 2.0 MiB promised" in result.message
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A directory outside pytest's 0700 temporary tree, so another user can list it."""
+    path = Path(tempfile.mkdtemp(prefix="fdt-logs-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+async def test_gzip_estimate_promises_nothing_it_cannot_sample_or_would_not_free(
+    world_readable_dir: Path,
+) -> None:
+    """root:root 0640 logs, like /var/log's, checked by a user who may list but not read
+    them: no estimate, so no fix (an empty read compresses to 20 bytes, which once promised
+    everything). As root, random bytes that gzip cannot shrink: nothing to offer either."""
+    logs = [_aged(world_readable_dir / f"app.log.{n}", os.urandom(2 * MiB), 10) for n in (1, 2)]
+    for path in logs:
+        path.chmod(0o640)
+    nobody = Prefixed("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    params = {"logs": str(world_readable_dir)}
+
+    (unread,) = await UNCOMPRESSED_LOGS.run(context(nobody, params))
+    assert unread.status is Status.UNKNOWN and not unread.fixes, unread
+    assert "what gzip would free is not known" in unread.summary
+    assert "Permission denied" in unread.summary
+
+    (random,) = await UNCOMPRESSED_LOGS.run(context(LocalShell(HOST), params))
+    assert random.status is Status.OK and not random.fixes, random
+    assert "gzip would free nothing" in random.summary
+    assert parse_sample("read 0\n2097\n") == parse_sample("2097\nread 0\n") == (0, 2097)
+    assert parse_sample("read 1\n20\n") == (1, 20) and parse_sample("20\n") is None
 
 
 # -- the systemd journal ----------------------------------------------------------------------
@@ -324,13 +533,83 @@ async def test_journal_vacuum_is_refused_when_another_file_was_archived(
 ) -> None:
     fs = loopfs(size_mib=64)
     root, old, _, level = journal_on(fs)
-    ctx = context(LocalShell(HOST), {"journal_dir": str(root), "older": "7", "journal_max": level})
+    params = {"journal_dir": str(root), "journal_days": "7", "journal_max": level}
+    ctx = context(LocalShell(HOST), params)
     (finding,) = await JOURNAL.run(ctx)
     assert finding.status is Status.WARN and finding.fixes, finding
     write_journal(root / MACHINE, 1)  # journald rotated meanwhile
     result = await apply(JOURNAL, ctx, finding, tmp_path / "audit.jsonl")
     assert result.outcome is Outcome.ABORTED, result.message
     assert all(p.exists() for p in old)
+
+
+async def test_journal_age_is_its_own_parameter_not_the_old_logs_age(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    """`older 1` is meant for the application's log directory: the journal keeps its 14 days
+    unless `journal_days` says otherwise."""
+    fs = loopfs(size_mib=64)
+    root, old, _, level = journal_on(fs)
+    params = {"journal_dir": str(root), "journal_max": level, "older": "1"}
+    (finding,) = await JOURNAL.run(context(LocalShell(HOST), params))
+    assert "3 archived files older than 14 days" in finding.summary, finding.summary
+    assert finding.fixes[0].commands[0][-1] == "--vacuum-time=14d"
+
+    (later,) = await JOURNAL.run(context(LocalShell(HOST), {**params, "journal_days": "22"}))
+    assert f"{human_bytes(usage(old[:2]))} in 2 archived files older than 22" in later.summary
+    assert later.fixes[0].commands[0][-1] == "--vacuum-time=22d"
+    assert later.fixes[0].frees == usage(old[:2])
+
+    (bad,) = await JOURNAL.run(context(LocalShell(HOST), {**params, "journal_days": "soon"}))
+    assert bad.status is Status.UNKNOWN and "journal_days 'soon'" in bad.summary
+
+
+class JournalOn(Prefixed):
+    """This machine with `directory` mounted on /var/log/journal (and nothing on
+    /run/log/journal), in a mount namespace made for each command: journalctl with no
+    --directory reads it as the system journal, and nothing leaks to the real one."""
+
+    SCRIPT = (
+        'mount --bind "$1" /var/log/journal || exit 125; shift; '
+        "if [ -d /run/log/journal ]; then mount -t tmpfs none /run/log/journal || exit 125; fi; "
+        'exec "$@"'
+    )
+
+    def __init__(self, directory: Path) -> None:
+        if not Path("/var/log/journal").is_dir():
+            pytest.fail("/var/log/journal is missing: mkdir /var/log/journal (systemd does)")
+        super().__init__("unshare", "-m", "sh", "-c", self.SCRIPT, "sh", str(directory))
+
+
+async def test_journal_vacuum_promises_only_what_journalctl_removes(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    """A container's journal linked under /var/log/journal (another machine ID), and a stray
+    directory journalctl never reads: `journalctl --vacuum-time` leaves their old files, so
+    they are neither counted nor promised; this machine's old file is, and is freed."""
+    fs = loopfs(size_mib=96)
+    root = fs.mountpoint / "journal"
+    local = root / Path("/etc/machine-id").read_text().strip()
+    old = [write_journal(local, 30)]
+    kept = [write_journal(local, 0, archive=False)]
+    others = [write_journal(root / MACHINE, days) for days in (30, 25, 20)]
+    others.append(write_journal(root / "imported", 30))
+    level = str(usage(kept) + usage(old) // 2)
+    ctx = context(JournalOn(root), {"journal_max": level})
+
+    (finding,) = await JOURNAL.run(ctx)
+    assert finding.status is Status.WARN, finding
+    assert f"takes {human_bytes(usage(old + kept))} (2 files)" in finding.summary
+    assert "1 archived files older than 14 days" in finding.summary
+    (fix,) = finding.fixes
+    promised = usage(old)
+    assert fix.commands == (("journalctl", "--vacuum-time=14d"),)
+    assert fix.frees == promised and fix.frees_on == "/var/log/journal"
+    assert MACHINE not in fix.pin.value and "imported" not in fix.pin.value
+    result = await apply(JOURNAL, ctx, finding, tmp_path / "audit.jsonl")
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert result.freed is not None and result.freed >= 0.99 * promised, result.message
+    assert not any(p.exists() for p in old) and all(p.exists() for p in kept + others)
 
 
 async def test_journal_that_is_small_missing_or_absent_is_said_plainly(
@@ -382,6 +661,18 @@ def test_journal_listing_from_recorded_find_output() -> None:
     # system@8d9f... began 3 days ago by its name, but its mtime says 40 days.
     old = {Path(f.path).name[:14] for f in vacuumable(files, now, 14)}
     assert old == {"system@2df0dbb", "user-1000@9ef5", "system@0000000", "system@8d9ff4d"}
+
+
+def test_journal_scope_is_what_journalctl_reads() -> None:
+    """journalctl reads a journal directory's own files and its machine-ID subdirectories;
+    without --directory only this machine's."""
+    roots, mine = ("/var/log/journal", "/run/log/journal"), "8f1e2c4a9b7d4e05a6c3f2b1d0e9c8a7"
+    assert in_scope(f"/var/log/journal/{mine}/system.journal", roots, mine)
+    assert in_scope("/run/log/journal/system@x.journal", roots, mine)
+    assert not in_scope(f"/var/log/journal/{MACHINE}/system.journal", roots, mine)
+    assert in_scope(f"/var/log/journal/{MACHINE}/system.journal", roots, None)
+    assert not in_scope("/var/log/journal/remote/system.journal", roots, None)
+    assert not in_scope(f"/var/log/journal/{mine}/deeper/system.journal", roots, None)
 
 
 # -- Docker -----------------------------------------------------------------------------------
