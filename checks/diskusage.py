@@ -1,12 +1,15 @@
 """What uses the space (runbook S6): the largest directories and files under a path.
 
-The path is the `usage` parameter or, without one, the fullest local filesystem `df` shows
-(tmpfs, devtmpfs, overlay and squashfs left out). Nothing is ever crawled without two bounds:
-`du -x -d DEPTH` (2 by default, `usage_depth`) and the host's `timeout -s KILL SECONDS`
-(20 s by default, `usage_seconds`; at most 25, since the wizard gives a step 30 s). `du` and
-`find` (the files over 1 MiB) run side by side under the same bound, through `stdbuf -o0`
-where the host has it, so whatever they printed before a kill reaches us: the finding then
-shows that partial listing and says which bound was hit.
+The path is the `usage` parameter (`--usage`, or `usage` in [storage]) or, without one, the
+fullest local filesystem `df -l` shows (tmpfs, devtmpfs, overlay and squashfs left out; never
+a network mount, which may hang). A path that is a symbolic link is followed (`du -H`,
+`find -H`): its target is what is measured. Nothing is ever crawled without two bounds:
+`du -x -d DEPTH` (2 levels) and the host's `timeout -s KILL SECONDS` (20 s; at most 25, since
+the wizard gives a step 30 s; `usage_depth` and `usage_seconds` in the check's parameters
+change them for tests, no setting or flag does). `du` and `find` (the files over 1 MiB) run
+side by side under the same bound, through `stdbuf -o0` where the host has it, so whatever
+they printed before a kill reaches us: the finding then shows that partial listing and says
+which bound was hit; with nothing at all, it asks for a smaller directory below the path.
 
 Both print NUL-terminated `SIZE<TAB>PATH` records, so names with spaces, tabs or newlines come
 out whole; they are shown with control characters escaped (`\\n`). Directories `du` cannot
@@ -43,7 +46,20 @@ LARGE_FILE = "+1M"
 SUMMARY_DIRS = 5
 LISTED = 20
 TOP_FILES = 10
-LOCAL_DF = ("df", "-P", "-B1", "-x", "tmpfs", "-x", "devtmpfs", "-x", "overlay", "-x", "squashfs")
+LOCAL_DF = (
+    "df",
+    "-l",
+    "-P",
+    "-B1",
+    "-x",
+    "tmpfs",
+    "-x",
+    "devtmpfs",
+    "-x",
+    "overlay",
+    "-x",
+    "squashfs",
+)
 
 # -- parameters -----------------------------------------------------------------------------
 
@@ -165,11 +181,11 @@ class Listing:
 
 
 def du_argv(path: str, depth: int) -> tuple[str, ...]:
-    return ("du", "-x", "-0", "-d", str(depth), "-B1", path)
+    return ("du", "-H", "-x", "-0", "-d", str(depth), "-B1", path)
 
 
 def find_argv(path: str) -> tuple[str, ...]:
-    return ("find", path, "-xdev", "-type", "f", "-size", LARGE_FILE, "-printf", "%s\\t%p\\0")
+    return ("find", "-H", path, "-xdev", "-type", "f", "-size", LARGE_FILE, "-printf", "%s\\t%p\\0")
 
 
 async def bounded(shell: Shell, argv: Sequence[str], seconds: int) -> Listing:
@@ -208,8 +224,8 @@ def _unknown_reason(usage: Usage) -> str | None:
     du, path = usage.du, shown(usage.path)
     if du.stopped and not du.entries:
         return (
-            f"du printed nothing under {path} within {du.seconds} s (its time bound): give a "
-            "narrower path, a smaller usage_depth or more usage_seconds"
+            f"du printed nothing under {path} within {du.seconds} s (its time bound): ask "
+            "for a smaller directory below it (--usage DIR, or `usage` in [storage])"
         )
     if not (du.stopped or du.exit_status in (0, 1)) or not du.entries:
         why = du.errors[-1] if du.errors else f"du exit status {du.exit_status}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from checks.backups import BACKUP_MAX_AGE_H, BACKUPS, parse_backup_path, parse_hours
+from checks.backups import BACKUP_MAX_AGE_H, BACKUPS
 from checks.cleanup import LOG_DAYS, OLD_LOGS, UNCOMPRESSED_LOGS, parse_days, parse_directory
 from checks.diskio import DISK_IO
 from checks.diskusage import DISK_USAGE
@@ -22,6 +22,7 @@ from checks.journal import JOURNAL
 from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
 from checks.mounts import READONLY
 from checks.resources import RESOURCE_CHECKS
+from checks.storage_config import parse_backup_path, parse_hours, parse_path
 from checks.wizards import Param, Step, Wizard, WizardRun
 from hosts.mdstat import parse_mdstat
 from hosts.metrics import SampleHistory
@@ -278,14 +279,6 @@ SPACE = ShellCheck("disk.space", "Space and inodes, time to full", _check_space,
 RAID = ShellCheck("disk.raid", "Software RAID (mdstat)", _check_raid, DOMAIN)
 DELETED = ShellCheck("disk.deleted_open", "Deleted files still held open", _check_deleted, DOMAIN)
 SMART = ShellCheck("disk.smart", "SMART health", _check_smart, DOMAIN)
-
-
-def parse_path(text: str) -> str:
-    """An absolute path on one line; a trailing slash is dropped (`/srv/` is `/srv`)."""
-    path = text.strip()
-    if not path.startswith("/") or any(c in path for c in "\n\r\0"):
-        raise ValueError("give an absolute path")
-    return path.rstrip("/") or "/"
 
 
 STORAGE_WIZARD = Wizard(

@@ -40,8 +40,11 @@ class Param:
     help: str
     parse: Callable[[str], str] = str
     many: bool = False
-    """Several values: given one per line (or comma-separated in the TUI form, `--name`
-    repeated on the command line), each parsed, kept one per line."""
+    """Several values, each parsed, kept one per line. A value holding a line break is a
+    list already (the settings file's lists, ending each item with one; `--name` repeated
+    on the command line): it is split at line breaks only, so a comma stays part of a path
+    such as `/srv/data,old`. A value on one line is typed text (the TUI form's field, a
+    single `--name`): commas separate values there as well."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +82,12 @@ class Wizard:
             if name not in known:
                 raise ValueError(f"the {self.domain} wizard takes no {name!r}")
             param = known[name]
-            items = (
-                [v.strip() for v in value.replace(",", "\n").splitlines()]
-                if param.many
-                else [value]
-            )
+            items = [value]
+            if param.many:
+                typed = "\n" not in value and "\r" not in value
+                items = [
+                    v.strip() for v in (value.replace(",", "\n") if typed else value).splitlines()
+                ]
             try:
                 values = [param.parse(item) for item in items if item]
             except ValueError as error:

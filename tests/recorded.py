@@ -201,14 +201,14 @@ _STORAGE_ANSWERS = (
     ("cat /proc/mdstat", "mdstat.txt", 0, ""),
     ("smartctl --scan", "smartctl-scan.txt", 0, ""),
     (
-        "df -P -B1 -x tmpfs -x devtmpfs -x overlay -x squashfs",
+        "df -l -P -B1 -x tmpfs -x devtmpfs -x overlay -x squashfs",
         "df-local.txt",
         1,
         "df-local.stderr.txt",
     ),
-    ("timeout -s KILL 20 stdbuf -o0 du -x -0 -d 2 -B1 /", "du-root.bin", 0, ""),
+    ("timeout -s KILL 20 stdbuf -o0 du -H -x -0 -d 2 -B1 /", "du-root.bin", 0, ""),
     (
-        r"timeout -s KILL 20 stdbuf -o0 find / -xdev -type f -size +1M -printf '%s\t%p\0'",
+        r"timeout -s KILL 20 stdbuf -o0 find -H / -xdev -type f -size +1M -printf '%s\t%p\0'",
         "find-large-files.bin",
         0,
         "",
@@ -247,7 +247,7 @@ _STORAGE_ANSWERS = (
     ),
     ("docker info --format '{{.DockerRootDir}}'", "docker-root-dir.txt", 0, ""),
     (
-        r"find '/srv/backup disk' -maxdepth 1 -type f -name '*.sql.gz' -printf '%T@\t%s\t%p\n'",
+        r"find -H '/srv/backup disk' -maxdepth 1 -type f -name '*.sql.gz' -printf '%T@\t%s\t%p\n'",
         "find-backups.txt",
         0,
         "",

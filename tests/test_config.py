@@ -72,6 +72,24 @@ def test_the_default_location_is_the_user_config_dir(isolated_dirs: Path) -> Non
             "unknown key",
         ),
         ("[storage]\ngroups = 3\n", 2, "storage.groups", "expected tables"),
+        # What the storage wizard's own parsers refuse is refused when the file is read.
+        (
+            '[storage]\nmounts = ["/"]\n[storage.hosts.vm]\nlogs = "/"\n',
+            4,
+            "storage.hosts.vm.logs",
+            "give an absolute directory other than /, got '/'",
+        ),
+        (
+            '[storage]\nbackups = ["/srv/*/db.gz"]\n',
+            2,
+            "storage.backups",
+            "only the last part of the path may be a pattern",
+        ),
+        ("[storage]\nlog_days = 7.9\n", 2, "storage.log_days", "days from 1 to 3650, got 7.9"),
+        ("[storage]\nlog_days = true\n", 2, "storage.log_days", "whole number of days"),
+        ("[storage]\nbackup_max_age = 0\n", 2, "storage.backup_max_age", "from 0.01 to 87600"),
+        ("[storage]\nbackup_max_age = nan\n", 2, "storage.backup_max_age", "87600, got nan"),
+        ("[storage]\nusage = 'var'\n", 2, "storage.usage", "give an absolute path"),
     ],
 )
 def test_a_broken_file_names_file_line_and_key(
@@ -106,12 +124,35 @@ def test_storage_settings_add_up_from_everyone_to_group_to_host(tmp_path: Path) 
     assert db.mounts == ("/", "/var", "/var/lib/postgresql")
     assert db.backups == ("/srv/pg/*.gz", "/srv/extra")
     assert (db.backup_max_age, db.log_days, db.logs) == (6.0, 7, "/var/log/pg")
-    assert db.params() == {
-        "mounts": "/\n/var\n/var/lib/postgresql",
-        "backups": "/srv/pg/*.gz\n/srv/extra",
+    assert db.params() == {  # a list: each item ends in a line break
+        "mounts": "/\n/var\n/var/lib/postgresql\n",
+        "backups": "/srv/pg/*.gz\n/srv/extra\n",
         "backup_age": "6",
         "logs": "/var/log/pg",
         "older": "7",
     }
     other = config.storage.for_host("web-01", ("web",))
     assert other.mounts == ("/", "/var") and other.backups == () and other.backup_max_age == 24
+
+
+def test_a_configured_path_with_a_comma_reaches_the_wizard_whole(tmp_path: Path) -> None:
+    """A list from the file is one path per line: a comma in a path is no separator there.
+    Typed text (the TUI field, one --backups) is still split at commas."""
+    from checks.catalog import configured_params
+    from checks.storage import STORAGE_WIZARD
+
+    path = _write(tmp_path, '[storage]\nmounts = ["/"]\nbackups = ["/srv/data,old"]\n')
+    config = load_config(path, required=True)
+    params = configured_params(STORAGE_WIZARD, config, "vm", ())
+    assert params["backups"] == "/srv/data,old" and params["mounts"] == "/"
+
+    typed = STORAGE_WIZARD.parse_params({"backups": "/srv/a, /srv/b/*.gz"})
+    assert typed["backups"] == "/srv/a\n/srv/b/*.gz"
+    repeated = STORAGE_WIZARD.parse_params({"backups": "/srv/a\n/srv/data,old"})
+    assert repeated["backups"] == "/srv/a\n/srv/data,old"
+
+
+def test_the_journal_keeps_its_own_days(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[storage]\nlog_days = 7\njournal_days = 30\n")
+    params = load_config(path, required=True).storage.for_host("any").params()
+    assert (params["older"], params["journal_days"]) == ("7", "30")

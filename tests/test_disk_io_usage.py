@@ -305,6 +305,10 @@ def test_a_du_stopped_before_it_printed_anything_is_unknown_and_says_which_bound
     finding = usage_finding(usage, 80)
     assert finding.status is Status.UNKNOWN
     assert "within 20 s (its time bound)" in finding.summary
+    # advice an operator can follow: no setting or flag gives a depth or a time bound
+    assert finding.summary.endswith("ask for a smaller directory below it (--usage DIR, or "
+                                    "`usage` in [storage])")  # fmt: skip
+    assert "usage_depth" not in finding.summary and "usage_seconds" not in finding.summary
 
 
 def test_a_du_stopped_halfway_shows_what_it_had_and_says_partial() -> None:
@@ -444,7 +448,7 @@ async def test_the_biggest_directories_come_first_with_their_sizes(loopfs: MakeL
     du, find, df = finding.evidence
     listed = [line.split(maxsplit=2) for line in du.output.splitlines()[1:]]
     assert [row[2] for row in listed[:3]] == [f"{root}/big", f"{root}/big/data", f"{root}/medium"]
-    assert du.source.startswith("timeout -s KILL 20 ") and " du -x -0 -d 2 -B1 " in du.source
+    assert du.source.startswith("timeout -s KILL 20 ") and " du -H -x -0 -d 2 -B1 " in du.source
     assert find.output.splitlines()[1:] == [
         f"  20.0 MiB  {root}/big/data/blob.bin",
         f"   3.0 MiB  {root}/medium/part.bin",
@@ -483,6 +487,20 @@ async def test_names_with_a_space_and_a_newline_come_out_whole(loopfs: MakeLoopF
     du = finding.evidence[0].output
     assert f"{fs.mountpoint}/with space/new\\nline" in du and "tab\\there" in du
     assert "\n" not in finding.summary
+
+
+async def test_a_usage_path_that_is_a_symbolic_link_is_measured_at_its_target(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    """/var/log/app -> /data/applogs: du and find follow the link they are given (-H)."""
+    fs = loopfs(size_mib=32)
+    _write(fs.mountpoint / "applogs" / "big.log", 3 << 20)
+    link = tmp_path / "applogs"
+    link.symlink_to(fs.mountpoint / "applogs")
+    (finding,) = await DISK_USAGE.run(context(LocalShell(HOST), {"usage": str(link)}))
+    assert finding.status is Status.OK, finding.summary
+    assert finding.summary.startswith(f"{link}: 3.0 MiB under it"), finding.summary
+    assert "largest file: big.log 3.0 MiB" in finding.summary
 
 
 async def test_a_missing_path_is_unknown_with_the_reason(loopfs: MakeLoopFs) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -245,3 +246,62 @@ def test_no_parser_crashes_on_garbage(text: str) -> None:
         procfs.parse_ps_users,
     ):
         _never_crashes(parser, text)
+
+
+# --- the sampling script's df sections (hosts.proc_sampler.parse_mounts) ----------------------
+
+SAMPLER_DATA = Path(__file__).parent / "data" / "proc-sampler"
+
+
+def test_a_hung_nfs_mount_is_named_and_the_local_and_healthy_network_mounts_are_kept() -> None:
+    """Recorded on a host with a never-answering mount of nfs1:/export at `/tmp/mywork/dead
+    nfs` and a working tmpfs mounted as `nfs2:/healthy` (df -l leaves it to its own df)."""
+    from hosts.proc_sampler import MARKER, parse_mounts
+
+    text = (SAMPLER_DATA / "hung-nfs.txt").read_text()
+    mounts = {m.mountpoint: m for m in parse_mounts(procfs.split_sections(text, MARKER))}
+    assert "(df)" not in mounts
+    assert mounts["/"].total == 264212084 * 1024 and mounts["/"].inodes_total == 16777216
+    healthy = mounts["/tmp/mywork/healthy"]
+    assert (healthy.error, healthy.total, healthy.inodes_total) == (None, 16 << 20, 3085511)
+    dead = mounts["/tmp/mywork/dead nfs"]  # /proc/mounts wrote the space as \040
+    assert dead.error == "df did not answer within 3 s: hung mount of nfs1:/export"
+    assert dead.device == "nfs1:/export"
+
+
+def test_a_local_df_stopped_at_its_bound_says_so_and_keeps_what_answered() -> None:
+    """Recorded with busybox's sh and df (no -l): its df of everything was killed (143)."""
+    from hosts.proc_sampler import MARKER, parse_mounts
+
+    text = (SAMPLER_DATA / "busybox-hung-nfs.txt").read_text()
+    mounts = {m.mountpoint: m for m in parse_mounts(procfs.split_sections(text, MARKER))}
+    assert set(mounts) == {"(df)", "/tmp/mywork/healthy", "/tmp/mywork/dead nfs"}
+    assert "did not finish within 3 s" in (mounts["(df)"].error or "")
+    assert mounts["/tmp/mywork/healthy"].total == 16 << 20
+
+
+def test_separate_df_rows_never_double_a_mount_nor_report_what_df_passes_over() -> None:
+    from hosts.proc_sampler import parse_mounts
+
+    row = "Filesystem Type 1024-blocks Used Available Capacity Mounted on\n"
+    sections = {
+        "df": row + "/dev/vda1 ext4 100 50 50 50% /\n",
+        "dfstatus": "0",
+        "netdf": row + "srv:/a nfs4 100 10 90 10% /\n"  # the local row wins
+        "df: /run/user/1000/gvfs: Permission denied\n"
+        "df: /mnt/gone: No such file or directory\n"
+        "df: /mnt/sshfs: Transport endpoint is not connected\n",
+        "dfhung": "/mnt/a\\134b\\012c srv:/x\n",
+    }
+    mounts = {m.mountpoint: m for m in parse_mounts(sections)}
+    assert set(mounts) == {"/", "/mnt/sshfs", "/mnt/a\\b\nc"}
+    assert mounts["/"].fstype == "ext4"
+    assert mounts["/mnt/sshfs"].error == "Transport endpoint is not connected"
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.sampled_from(["df", "dfi", "dfstatus", "netdf", "dfhung"]), st.text()))
+def test_parse_mounts_never_crashes(sections: dict[str, str]) -> None:
+    from hosts.proc_sampler import parse_mounts
+
+    assert all(m.mountpoint for m in parse_mounts(sections))

@@ -7,6 +7,12 @@ both can look at the same kernel within a fraction of a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +132,80 @@ def test_a_hung_mount_is_unknown_and_never_holds_up_the_exit(tmp_path) -> None: 
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
     assert "did not answer within 2 s" in lines["'/'"]
     assert any(v == "None" for k, v in lines.items() if k != "'/'")
+
+
+@contextlib.contextmanager
+def _never_answering_mount(mountpoint: Path, source: str) -> Iterator[None]:
+    """A FUSE mount whose daemon never answers the kernel's first request: every statfs of
+    it waits, as on a dead NFS server or a stuck s3fs. Closing the device at the end aborts
+    the connection, so nothing is left waiting; then it is unmounted."""
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+        pytest.fail("this test needs root and /dev/fuse (modprobe fuse) to mount a FUSE fs")
+    device = os.open("/dev/fuse", os.O_RDWR)
+    try:
+        options = f"fd={device},rootmode=40000,user_id=0,group_id=0"
+        subprocess.run(
+            ["mount", "-t", "fuse", "-o", options, source, str(mountpoint)],
+            pass_fds=(device,),
+            check=True,
+        )
+        yield
+    finally:
+        os.close(device)
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def test_a_hung_network_or_fuse_mount_is_named_and_local_filesystems_still_come_back(
+    tmp_path: Path,
+) -> None:
+    """A dead NFS server used to cost the whole df: every filesystem vanished from the space
+    data. Now the local ones come back as always, a working network mount too, and each
+    hung mount reads as hung, within one df bound."""
+    from hosts.proc_sampler import DF_TIMEOUT
+
+    nfs, fuse, share = tmp_path / "dead nfs", tmp_path / "s3", tmp_path / "share"
+    for path in (nfs, fuse, share):
+        path.mkdir()
+    # tmpfs takes any source: "nas:/share" makes it a network mount to df (-l skips it).
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "nas:/share", str(share)], check=True)
+    try:
+        with _never_answering_mount(nfs, "nfs1:/export"), _never_answering_mount(fuse, "s3fs"):
+            started = time.monotonic()
+            sample = asyncio.run(ProcSampler(LocalShell()).sample())
+            elapsed = time.monotonic() - started
+    finally:
+        subprocess.run(["umount", str(share)], check=False)
+    mounts = {m.mountpoint: m for m in sample.mounts}
+    assert "(df)" not in mounts
+    assert mounts["/"].error is None and mounts["/"].total > 0 and mounts["/"].inodes_total
+    assert mounts[str(share)].total == 8 << 20 and mounts[str(share)].error is None
+    for path, source in ((nfs, "nfs1:/export"), (fuse, "s3fs")):
+        assert mounts[str(path)].error == (
+            f"df did not answer within {DF_TIMEOUT} s: hung mount of {source}"
+        )
+    assert elapsed < DF_TIMEOUT + 2.5, f"the sample took {elapsed:.1f} s"
+
+
+async def test_disk_usage_never_waits_on_a_hung_network_mount_to_choose_a_filesystem(
+    tmp_path: Path,
+) -> None:
+    """Without a `usage` path, what uses the space looks for the fullest local filesystem:
+    its df is local only (-l), so a dead NFS server cannot stall it."""
+    from checks.config import Config
+    from checks.diskusage import DISK_USAGE
+    from checks.model import CheckContext
+    from hosts.metrics import SampleHistory
+
+    dead = tmp_path / "nfs"
+    dead.mkdir()
+    params = {"usage_depth": "1", "usage_seconds": "2"}
+    ctx = CheckContext(
+        "here", SampleHistory(size=2), Config().thresholds, LocalShell(), None, params
+    )
+    with _never_answering_mount(dead, "nfs1:/export"):
+        started = time.monotonic()
+        (finding,) = await DISK_USAGE.run(ctx)
+        elapsed = time.monotonic() - started
+    assert "no answer within" not in finding.summary, finding.summary
+    assert not finding.summary.startswith("cannot read"), finding.summary
+    assert elapsed < 2 + 3, f"took {elapsed:.1f} s"

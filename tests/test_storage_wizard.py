@@ -440,3 +440,196 @@ async def test_a_deleted_file_shared_by_two_processes_is_one_file_and_one_fix(
         for holder in holders:
             holder.kill()
             holder.wait()
+
+
+# -- backups: series, symbolic links, the read-back budget and its memory ------------------
+
+
+def _gzip_backup(path: Path, hours: float, size: int = 64 << 10) -> Path:
+    import gzip
+    import time
+
+    path.write_bytes(gzip.compress(os.urandom(size), compresslevel=1))
+    taken = time.time() - hours * 3600
+    os.utime(path, (taken, taken))
+    return path
+
+
+def test_series_keep_short_numbers_and_drop_dates_and_times() -> None:
+    from checks.backups import series_of
+
+    assert series_of("shard1-20240110.sql.gz") == "shard1-#.sql.gz"
+    assert series_of("shard2-20240110.sql.gz") == "shard2-#.sql.gz"
+    assert series_of("db2_2024-01-10T03:00:00Z.dump.gz") == "db2_#Z.dump.gz"
+    assert series_of("orders-20240110-0315.sql.gz") == "orders-#.sql.gz"  # loopfs's names
+    assert series_of("web01.1700000000.tar.gz") == "web01.#.tar.gz"  # epoch seconds
+    assert series_of("app-03:15.tgz") == "app-#.tgz"
+    assert series_of("vm10-backup.2024.01.10.1.zip") == "vm10-backup.#.zip"
+    assert series_of("db.sql.1.gz") == series_of("db.sql.12.gz") == "db.sql.#.gz"  # rotations
+    assert series_of("web-01.sql.gz") == "web-01.sql.gz"
+
+
+async def test_a_dead_job_of_one_shard_is_not_hidden_by_the_other(tmp_path: Path) -> None:
+    """shard1 and shard2 differ by one digit: they are two series, and shard2's job that
+    stopped three days ago is a warning of its own."""
+    from checks.backups import BACKUPS
+
+    _gzip_backup(tmp_path / "shard1-20240110.sql.gz", 1)
+    _gzip_backup(tmp_path / "shard1-20240109.sql.gz", 25)
+    _gzip_backup(tmp_path / "shard2-20240107.sql.gz", 72)
+    _gzip_backup(tmp_path / "shard2-20240106.sql.gz", 96)
+    found = await BACKUPS.run(context(LocalShell(HOST), {"backups": str(tmp_path)}))
+    by_target = {f.target.rsplit("/", 1)[-1]: f for f in found}
+    assert set(by_target) == {"shard1-#.sql.gz", "shard2-#.sql.gz"}
+    assert by_target["shard1-#.sql.gz"].status is Status.OK
+    shard2 = by_target["shard2-#.sql.gz"]
+    assert shard2.status is Status.WARN and "newest is 72 h old" in shard2.summary
+
+
+async def test_a_backup_directory_given_as_a_symbolic_link_is_followed(
+    loopfs: MakeLoopFs, tmp_path: Path
+) -> None:
+    from checks.backups import BACKUPS
+
+    backups = loopfs(size_mib=16).make_backups()
+    link = tmp_path / "backup-link"
+    link.symlink_to(backups.directory)
+    for given in (str(link), f"{link}/*.sql.gz"):
+        found = {f.target.rsplit("/", 1)[-1].split("-")[0]: f for f in await BACKUPS.run(
+            context(LocalShell(HOST), {"backups": given}))}  # fmt: skip
+        assert set(found) == {"orders", "billing", "users", "crm"}, found
+        assert found["orders"].status is Status.OK and "intact" in found["orders"].summary
+        assert found["crm"].status is Status.CRIT and "fails gzip" in found["crm"].summary
+
+
+class _RecordingShell:
+    """This machine's shell, keeping every argv it ran (and optionally under a prefix)."""
+
+    def __init__(self, *prefix: str) -> None:
+        self.prefix = prefix
+        self.local = LocalShell(HOST)
+        self.ran: list[tuple[str, ...]] = []
+
+    @property
+    def host(self) -> str:
+        return HOST
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
+    ) -> CommandResult:
+        from dataclasses import replace
+
+        self.ran.append(tuple(argv))
+        result = await self.local.run((*self.prefix, *argv), timeout=timeout, stdin=stdin)
+        return replace(result, argv=tuple(argv))
+
+
+class _ColdAndSlow:
+    """The filesystem mounted again (nothing of it cached), and as the context's value a
+    command prefix that runs in a blkio cgroup reading its device at `bytes_per_second`:
+    a slow disk, for real."""
+
+    def __init__(self, device: str | None, mountpoint: Path, bytes_per_second: int) -> None:
+        assert device is not None
+        self.device, self.mountpoint, self.rate = device, mountpoint, bytes_per_second
+        self.group = Path("/sys/fs/cgroup/blkio") / f"fdt{os.getpid()}-backups"
+
+    def __enter__(self) -> tuple[str, ...]:
+        if not (self.group.parent / "blkio.throttle.read_bps_device").exists():
+            pytest.fail("this test needs the cgroup v1 blkio controller at /sys/fs/cgroup/blkio")
+        subprocess.run(["umount", str(self.mountpoint)], check=True)
+        subprocess.run(["mount", self.device, str(self.mountpoint)], check=True)
+        self.group.mkdir()
+        rdev = os.stat(self.device).st_rdev
+        limit = f"{os.major(rdev)}:{os.minor(rdev)} {self.rate}"
+        (self.group / "blkio.throttle.read_bps_device").write_text(limit)
+        return ("sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self.group / "cgroup.procs"))
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        deadline = time.monotonic() + 10
+        while (self.group / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.group.rmdir()
+
+
+async def test_slow_read_back_tests_share_one_budget_and_age_verdicts_are_never_lost(
+    loopfs: MakeLoopFs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three 4 MiB backups on a disk that reads 1 MiB a second: gzip -t takes 4 s each,
+    the read-back budget (7 s here, 20 s in use) fits one and part of the next. The newest
+    series is tested first; the others say their test did not finish or had no time, and
+    billing's stale verdict stands."""
+    import time
+
+    from checks import backups as module
+    from checks.registry import run_checks
+    from checks.wizards import STEP_TIMEOUT
+
+    monkeypatch.setattr(module, "INTEGRITY_SECONDS", 7.0)
+    fs = loopfs(size_mib=32)
+    directory = fs.mountpoint / "backup"
+    directory.mkdir()
+    for name, hours in (("users", 1), ("orders", 2), ("billing", 40)):
+        _gzip_backup(directory / f"{name}-20240101.sql.gz", hours, 4 << 20)
+    with _ColdAndSlow(fs.device, fs.mountpoint, bytes_per_second=1 << 20) as prefix:
+        shell = _RecordingShell(*prefix)
+        started = time.monotonic()
+        found = await run_checks(
+            context(shell, {"backups": str(directory)}), (module.BACKUPS,), STEP_TIMEOUT
+        )
+        took = time.monotonic() - started
+    by_name = {f.target.rsplit("/", 1)[-1].split("-")[0]: f for f in found}
+    assert set(by_name) == {"users", "orders", "billing"}, found
+    assert by_name["users"].status is Status.OK and "intact" in by_name["users"].summary
+    for name in ("orders", "billing"):
+        assert "integrity not verified" in by_name[name].summary, by_name[name].summary
+    assert by_name["orders"].status is Status.OK
+    billing = by_name["billing"]
+    assert billing.status is Status.WARN and "newest is 40 h old" in billing.summary
+    assert took < 7.0 + 2, f"took {took:.1f} s"
+
+
+async def test_an_unchanged_backup_is_not_read_back_again(tmp_path: Path) -> None:
+    """The Host screen checks storage every 5 minutes: a backup already read back whole (or
+    found broken) is not read again until its size or time changes."""
+    from checks.backups import BACKUPS
+
+    good = _gzip_backup(tmp_path / "orders-20240110.sql.gz", 1)
+    broken = _gzip_backup(tmp_path / "crm-20240110.sql.gz", 1)
+    broken.write_bytes(broken.read_bytes()[:1000])
+    shell = _RecordingShell()
+    params = {"backups": str(tmp_path)}
+    first = await BACKUPS.run(context(shell, params))
+    tested = [argv for argv in shell.ran if argv[:2] == ("gzip", "-t")]
+    assert sorted(tested) == [("gzip", "-t", str(broken)), ("gzip", "-t", str(good))]
+
+    shell.ran.clear()
+    again = await BACKUPS.run(context(shell, params))
+    assert not [argv for argv in shell.ran if argv[0] == "gzip"], shell.ran
+    assert [(f.status, f.summary) for f in again] == [(f.status, f.summary) for f in first]
+    assert again[0].status is Status.CRIT and "fails gzip" in again[0].summary
+
+    _gzip_backup(good, 0.5)  # a new backup under the same name
+    shell.ran.clear()
+    await BACKUPS.run(context(shell, params))
+    assert [argv for argv in shell.ran if argv[0] == "gzip"] == [("gzip", "-t", str(good))]
+
+
+async def test_a_backup_whose_name_is_not_utf8_is_not_tested_nor_called_broken(
+    tmp_path: Path,
+) -> None:
+    """The shell reads names as UTF-8: café in Latin-1 comes back with U+FFFD and could
+    not be named to gzip again. That file is reported untested, never a false CRIT."""
+    from checks.backups import BACKUPS
+
+    latin1 = os.path.join(os.fsencode(tmp_path), b"caf\xe9-20240110.sql.gz")
+    _gzip_backup(Path(os.fsdecode(latin1)), 1)
+    _gzip_backup(tmp_path / "orders-20240110.sql.gz", 1)
+    found = await BACKUPS.run(context(LocalShell(HOST), {"backups": str(tmp_path)}))
+    cafe = next(f for f in found if "caf" in f.target)
+    assert cafe.status is Status.OK, cafe.summary
+    assert cafe.summary.endswith("name is not UTF-8: not tested")
+    orders = next(f for f in found if "orders" in f.target)
+    assert orders.status is Status.OK and orders.summary.endswith(", intact")
