@@ -11,7 +11,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,12 +47,13 @@ from hosts.diskstats import (
 )
 from hosts.metrics import SampleHistory
 from hosts.procfs import ParseError
-from hosts.shell import CommandResult, LocalShell, Shell
+from hosts.shell import LocalShell, Shell
 from hosts.units import human_bytes
 
 from conftest import require_binary, require_root
 from loopfs import LoopFs, MakeLoopFs
 from loopfs import loopfs as loopfs
+from shells import prefixed
 from sshd import NetnsLab, SshKeys, write_known_hosts
 
 DATA = Path(__file__).parent / "data" / "diskstats"
@@ -67,24 +67,6 @@ def context(shell: Shell, params: dict[str, str] | None = None) -> CheckContext:
 
 def recorded(name: str) -> str:
     return (DATA / name).read_text()
-
-
-class PrefixShell:
-    """This machine's shell with every command run under a prefix (as nobody, say)."""
-
-    def __init__(self, *prefix: str) -> None:
-        self.prefix = prefix
-        self.local = LocalShell(HOST)
-
-    @property
-    def host(self) -> str:
-        return HOST
-
-    async def run(
-        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
-    ) -> CommandResult:
-        result = await self.local.run((*self.prefix, *argv), timeout=timeout, stdin=stdin)
-        return replace(result, argv=tuple(argv))
 
 
 # -- /proc/diskstats: every layout ------------------------------------------------------------
@@ -407,7 +389,7 @@ async def test_unreadable_diskstats_is_unknown_with_the_reason(
         source = str(locked)
     # A private mount namespace: this machine's /proc/diskstats is never touched.
     script = 'mount --bind "$0" /proc/diskstats && exec "$@"'
-    shell = PrefixShell("unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+    shell = prefixed("unshare", "--mount", "--propagation", "private", "sh", "-c", script,
                         source, *NOBODY)  # fmt: skip
     (finding,) = await DISK_IO.run(context(shell))
     assert finding.status is Status.UNKNOWN and words in finding.summary, finding.summary
@@ -531,7 +513,7 @@ async def test_unreadable_directories_are_counted_not_fatal_for_nobody(
     _write(root / "open" / "data.bin", 2 << 20)
     _write(root / "locked" / "secret.bin", 1 << 20)
     (root / "locked").chmod(0)
-    nobody = PrefixShell(*NOBODY)
+    nobody = prefixed(*NOBODY)
     (finding,) = await DISK_USAGE.run(context(nobody, {"usage": str(root)}))
     assert finding.status is Status.OK, finding.summary
     # lost+found is root's (mode 700) as well as locked/
@@ -592,7 +574,7 @@ async def test_a_du_past_its_time_bound_gives_what_it_had_and_says_partial(
     assert fs.device is not None
     _many_files(fs.mountpoint / "tree" / "logs", dirs=400, per_dir=50)
     with slow_reads(fs.device, iops=1000) as prefix:
-        shell = PrefixShell(*prefix)
+        shell = prefixed(*prefix)
         _drop_caches(fs)
         started = time.monotonic()
         tree = {"usage": str(fs.mountpoint / "tree"), "usage_depth": "1", "usage_seconds": "1"}

@@ -47,7 +47,7 @@ from checks.model import Check, CheckContext, Finding, Status
 from hosts.inventory import HostSpec
 from hosts.metrics import SampleHistory
 from hosts.procfs import ParseError
-from hosts.shell import CommandResult, LocalShell, Shell
+from hosts.shell import LocalShell, Shell
 from hosts.ssh import SSHOptions, SSHShell, connect_host
 from hosts.units import human_bytes
 
@@ -57,6 +57,7 @@ from dockerd import docker_objects as docker_objects
 from dockerd import dockerd as dockerd
 from loopfs import LoopFs, MakeLoopFs
 from loopfs import loopfs as loopfs
+from shells import LocalWith, prefixed
 from sshd import NetnsLab, SshKeys, write_known_hosts
 
 HOST = socket.gethostname()
@@ -86,24 +87,6 @@ async def apply(
     shell = ctx.shell
     assert shell is not None
     return await gate.apply(FixHost(HOST, shell), finding, finding.fixes[fix_index], verify)
-
-
-class Prefixed:
-    """This machine, with every command run under a prefix (`env PATH=...`, `setpriv ...`):
-    a real docker or journalctl that is missing, pointed elsewhere or not allowed."""
-
-    def __init__(self, *prefix: str) -> None:
-        self.prefix = prefix
-        self.local = LocalShell(HOST)
-
-    @property
-    def host(self) -> str:
-        return HOST
-
-    async def run(
-        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
-    ) -> CommandResult:
-        return await self.local.run((*self.prefix, *argv), timeout=timeout, stdin=stdin)
 
 
 # -- old logs compressed ----------------------------------------------------------------------
@@ -336,7 +319,7 @@ async def test_gzip_stays_in_the_log_tree_when_a_directory_is_swapped_for_a_syml
     fix_run = '[ "$1" = -- ]'  # the fix's gzip, not the check's sample (gzip -6 -c)
     gzip_wrapper.write_text(f'#!/bin/sh\n{fix_run} && {swap}\nexec {shutil.which("gzip")} "$@"\n')
     gzip_wrapper.chmod(0o755)
-    shell = Prefixed("env", f"PATH={bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin")
+    shell = prefixed("env", f"PATH={bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin")
     ctx = context(shell, {"logs": str(top)})
 
     (finding,) = await UNCOMPRESSED_LOGS.run(ctx)
@@ -418,7 +401,7 @@ async def test_gzip_estimate_promises_nothing_it_cannot_sample_or_would_not_free
     logs = [_aged(world_readable_dir / f"app.log.{n}", os.urandom(2 * MiB), 10) for n in (1, 2)]
     for path in logs:
         path.chmod(0o640)
-    nobody = Prefixed("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    nobody = prefixed("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
     params = {"logs": str(world_readable_dir)}
 
     (unread,) = await UNCOMPRESSED_LOGS.run(context(nobody, params))
@@ -564,7 +547,7 @@ async def test_journal_age_is_its_own_parameter_not_the_old_logs_age(
     assert bad.status is Status.UNKNOWN and "journal_days 'soon'" in bad.summary
 
 
-class JournalOn(Prefixed):
+class JournalOn(LocalWith):
     """This machine with `directory` mounted on /var/log/journal (and nothing on
     /run/log/journal), in a mount namespace made for each command: journalctl with no
     --directory reads it as the system journal, and nothing leaks to the real one."""
@@ -578,7 +561,7 @@ class JournalOn(Prefixed):
     def __init__(self, directory: Path) -> None:
         if not Path("/var/log/journal").is_dir():
             pytest.fail("/var/log/journal is missing: mkdir /var/log/journal (systemd does)")
-        super().__init__("unshare", "-m", "sh", "-c", self.SCRIPT, "sh", str(directory))
+        super().__init__(prefix=("unshare", "-m", "sh", "-c", self.SCRIPT, "sh", str(directory)))
 
 
 async def test_journal_vacuum_promises_only_what_journalctl_removes(
@@ -632,7 +615,7 @@ async def test_journal_that_is_small_missing_or_absent_is_said_plainly(
     (unknown,) = await JOURNAL.run(lost)
     assert unknown.status is Status.UNKNOWN and "No such file or directory" in unknown.summary
 
-    (absent,) = await JOURNAL.run(context(Prefixed("env", "PATH=/nonexistent")))
+    (absent,) = await JOURNAL.run(context(prefixed("env", "PATH=/nonexistent")))
     assert absent.status is Status.OK
     assert absent.summary == f"no systemd journal on {HOST}: journalctl is not installed"
 
@@ -733,15 +716,15 @@ async def test_prune_is_refused_when_a_container_stopped_after_the_offer(
 
 
 async def test_docker_missing_down_or_forbidden_is_said_plainly(dockerd: Dockerd) -> None:
-    (absent,) = await DOCKER_SPACE.run(context(Prefixed("env", "PATH=/nonexistent")))
+    (absent,) = await DOCKER_SPACE.run(context(prefixed("env", "PATH=/nonexistent")))
     assert absent.status is Status.OK and absent.summary == f"no docker CLI on {HOST}"
 
-    elsewhere = Prefixed("env", "DOCKER_HOST=unix:///nonexistent/docker.sock")
+    elsewhere = prefixed("env", "DOCKER_HOST=unix:///nonexistent/docker.sock")
     (down,) = await DOCKER_SPACE.run(context(elsewhere))
     assert down.status is Status.UNKNOWN, down
     assert "Cannot connect to the Docker daemon at unix:///nonexistent/docker.sock" in down.summary
 
-    nobody = Prefixed("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    nobody = prefixed("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
     (forbidden,) = await DOCKER_SPACE.run(context(nobody))
     assert forbidden.status is Status.UNKNOWN, forbidden
     assert "permission denied while trying to connect" in forbidden.summary

@@ -10,7 +10,6 @@ import shlex
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -42,6 +41,7 @@ from hosts.shell import CommandResult, LocalShell, Shell
 
 from loopfs import LoopFs, MakeLoopFs, mounts
 from loopfs import loopfs as loopfs
+from shells import LocalWith, answered, with_file
 from sshd import NetnsLab, SshKeys, write_known_hosts
 
 DATA = Path(__file__).parent / "data"
@@ -415,27 +415,20 @@ async def test_a_filesystem_with_a_real_error_is_not_offered_a_remount(
     assert "deleted inode referenced" in log and "Remounting filesystem read-only" in log
 
 
-class RestrictedDmesgShell:
+def restricted_dmesg(journal: str | None) -> LocalWith:
     """This machine, where dmesg may not be read (dmesg_restrict) and journalctl answers
     `journal`: None for no entries, or the kernel log in `-o short-monotonic` form."""
 
-    def __init__(self, journal: str | None) -> None:
-        self.journal = journal
-        self.local = LocalShell(HOST)
-
-    @property
-    def host(self) -> str:
-        return HOST
-
-    async def run(
-        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
-    ) -> CommandResult:
+    def answer(argv: tuple[str, ...]) -> CommandResult | None:
         if argv[0] == "dmesg":
-            said = "dmesg: read kernel buffer failed: Operation not permitted\n"
-            return CommandResult(tuple(argv), 1, "", said, 0.0)
+            return answered(
+                argv, 1, "", "dmesg: read kernel buffer failed: Operation not permitted\n"
+            )
         if argv[0] == "journalctl":
-            return CommandResult(tuple(argv), 0, self.journal or "-- No entries --\n", "", 0.0)
-        return await self.local.run(argv, timeout=timeout, stdin=stdin)
+            return answered(argv, 0, journal or "-- No entries --\n")
+        return None
+
+    return LocalWith(answer)
 
 
 def as_journal(dmesg: str) -> str:
@@ -450,7 +443,7 @@ async def test_no_remount_is_offered_when_the_kernel_log_cannot_be_read(
 ) -> None:
     fs = loopfs()
     fs.remount_ro()
-    finding = await readonly_on(RestrictedDmesgShell(None), fs.mountpoint)
+    finding = await readonly_on(restricted_dmesg(None), fs.mountpoint)
     assert finding.status is Status.CRIT and finding.fixes == ()
     assert (
         "the kernel log could not be read (dmesg: read kernel buffer failed: Operation not "
@@ -468,7 +461,7 @@ async def test_the_journal_is_read_when_dmesg_is_restricted(loopfs: MakeLoopFs) 
         victim.read_text()
     await wait_read_only(broken)
     dmesg = (await LocalShell(HOST).run(("dmesg",))).stdout
-    shell = RestrictedDmesgShell(as_journal(dmesg))
+    shell = restricted_dmesg(as_journal(dmesg))
 
     offered = await readonly_on(shell, clean.mountpoint)
     assert len(offered.fixes) == 1, offered.summary
@@ -486,27 +479,6 @@ async def test_the_journal_is_read_when_dmesg_is_restricted(loopfs: MakeLoopFs) 
 # -- expected mounts ---------------------------------------------------------------------------
 
 
-class FstabShell:
-    """This machine, with /etc/fstab read from a text (the real one is not ours to edit)."""
-
-    def __init__(self, fstab: str | None) -> None:
-        self.fstab = fstab
-        self.local = LocalShell(HOST)
-
-    @property
-    def host(self) -> str:
-        return HOST
-
-    async def run(
-        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
-    ) -> CommandResult:
-        if tuple(argv) == ("cat", "/etc/fstab"):
-            if self.fstab is None:
-                return CommandResult(tuple(argv), 1, "", "cat: /etc/fstab: Permission denied", 0)
-            return CommandResult(tuple(argv), 0, self.fstab, "", 0.0)
-        return await self.local.run(argv, timeout=timeout, stdin=stdin)
-
-
 async def test_expected_mounts_mounted_missing_and_never_made(
     loopfs: MakeLoopFs, tmp_path: Path
 ) -> None:
@@ -516,7 +488,7 @@ async def test_expected_mounts_mounted_missing_and_never_made(
     gone = tmp_path / "gone"
     expected = [str(fs.mountpoint), str(plain), str(gone), f"{fs.mountpoint}/", "srv/relative"]
     fstab = f"/dev/sdz1 {escape(str(plain))} ext4 defaults,noauto 0 2\n"
-    ctx = context(FstabShell(fstab), {"mounts": "\n".join(expected)})
+    ctx = context(with_file("/etc/fstab", fstab), {"mounts": "\n".join(expected)})
     found = {f.target: f for f in await MOUNTS.run(ctx)}
     holder = next(target for _, target, _ in reversed(mounts()) if str(plain).startswith(target))
     assert list(found) == [str(fs.mountpoint), str(plain), str(gone), "srv/relative"]
@@ -538,7 +510,7 @@ async def test_expected_mounts_mounted_missing_and_never_made(
     assert found[str(gone)].fixes == ()  # `mount` is said, never offered
     assert found["srv/relative"].status is Status.UNKNOWN
 
-    unreadable = context(FstabShell(None), {"mounts": str(gone)})
+    unreadable = context(with_file("/etc/fstab", None), {"mounts": str(gone)})
     (finding,) = await MOUNTS.run(unreadable)
     assert "/etc/fstab could not be read (/etc/fstab: Permission denied)" in finding.summary
 

@@ -25,6 +25,7 @@ from hosts.shell import CommandResult, LocalShell, Shell
 
 from loopfs import MakeLoopFs
 from loopfs import loopfs as loopfs
+from shells import with_file
 
 MDSTAT = Path(__file__).parent / "data" / "mdstat"
 HOST = socket.gethostname()
@@ -112,25 +113,6 @@ async def test_a_read_only_mount_with_a_space_in_its_name_is_critical(
     assert "mounted read-only" in ours[0].summary
 
 
-class MdstatShell:
-    """Answers `cat /proc/mdstat` with a recorded text; everything else runs here."""
-
-    def __init__(self, name: str) -> None:
-        self.text = (MDSTAT / name).read_text()
-        self.local = LocalShell(HOST)
-
-    @property
-    def host(self) -> str:
-        return HOST
-
-    async def run(
-        self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
-    ) -> CommandResult:
-        if tuple(argv) == ("cat", "/proc/mdstat"):
-            return CommandResult(tuple(argv), 0, self.text, "", 0.0)
-        return await self.local.run(argv, timeout=timeout, stdin=stdin)
-
-
 @pytest.mark.parametrize(
     ("recorded", "status", "words"),
     [
@@ -144,7 +126,7 @@ class MdstatShell:
 async def test_raid_states_from_mdstat(recorded: str, status: Status, words: str) -> None:
     from checks.storage import RAID
 
-    ctx = context(MdstatShell(recorded))
+    ctx = context(with_file("/proc/mdstat", (MDSTAT / recorded).read_text()))
     findings = await RAID.run(ctx)
     worst = max(findings, key=lambda f: f.status.rank)
     assert worst.status is status, findings
