@@ -16,6 +16,7 @@ from typing import Any
 
 import platformdirs
 
+from checks.dbconfig import DbThresholds, parse_db_thresholds
 from checks.storage_config import StorageConfig, parse_storage
 
 
@@ -49,6 +50,8 @@ class Config:
     thresholds: Thresholds = field(default_factory=Thresholds)
     alert_for: float = 30.0
     storage: StorageConfig = field(default_factory=StorageConfig)
+    database: DbThresholds = field(default_factory=DbThresholds)
+    """The PostgreSQL checks' thresholds, from `[thresholds.database]`."""
     source: Path | None = None
 
 
@@ -68,6 +71,7 @@ def default_config_path() -> Path:
 # [thresholds.NAME] tables and what each may hold.
 _LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes", "time_to_full")
 _FALLING_TABLES = {"time_to_full"}  # lower is worse: warn must be above crit
+_DATABASE_TABLE = "database"  # [thresholds.database]: checks.dbconfig reads it
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
 _EXTRA_KEYS = {"cpu": {"window"}}
 _TOP_KEYS = {"thresholds", "alerts", "storage"}
@@ -107,11 +111,14 @@ def parse_config(text: str, path: Path) -> Config:
         if key not in _TOP_KEYS:
             raise fail(key, f"unknown setting (known: {', '.join(sorted(_TOP_KEYS))})")
     thresholds = Thresholds()
+    database = DbThresholds()
     for name, table in _table(data, "thresholds", fail).items():
+        if name == _DATABASE_TABLE:
+            database = parse_db_thresholds(table, fail)
+            continue
         if name not in _LEVEL_TABLES:
-            raise fail(
-                f"thresholds.{name}", f"unknown threshold (known: {', '.join(_LEVEL_TABLES)})"
-            )
+            known = ", ".join((*_LEVEL_TABLES, _DATABASE_TABLE))
+            raise fail(f"thresholds.{name}", f"unknown threshold (known: {known})")
         if not isinstance(table, dict):
             raise fail(f"thresholds.{name}", "expected a table such as [thresholds.cpu]")
         allowed = {"warn", "crit"} | _EXTRA_KEYS.get(name, set())
@@ -146,7 +153,13 @@ def parse_config(text: str, path: Path) -> Config:
             raise fail(f"alerts.{key}", f"expected seconds as a number >= 0, got {value!r}")
         alert_for = float(value)
     storage = parse_storage(data.get("storage", {}), fail)
-    return Config(thresholds=thresholds, alert_for=alert_for, storage=storage, source=path)
+    return Config(
+        thresholds=thresholds,
+        alert_for=alert_for,
+        storage=storage,
+        database=database,
+        source=path,
+    )
 
 
 def _table(data: dict[str, Any], name: str, fail: Any) -> dict[str, Any]:
@@ -171,18 +184,20 @@ def _line_of(text: str, dotted: str) -> int | None:
     """
     table = ""
     best: int | None = None
+    depth = 0  # how much of `dotted` the best line so far names: the longest match wins
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if header := re.fullmatch(r"\[+\s*([^\]]+?)\s*\]+", line):
             table = ".".join(p.strip().strip("\"'") for p in header[1].split("."))
-            if table == dotted or (best is None and dotted.startswith(table + ".")):
-                best = number
-            continue
-        key, sep, _ = line.partition("=")
-        if not sep:
-            continue
-        parts = [p.strip().strip("\"'") for p in key.split(".")]
-        full = ".".join(([table] if table else []) + parts)
-        if full == dotted or (dotted.startswith(full + ".") and best is None):
-            return number
+            named = table
+        else:
+            key, sep, _ = line.partition("=")
+            if not sep:
+                continue
+            parts = [p.strip().strip("\"'") for p in key.split(".")]
+            named = ".".join(([table] if table else []) + parts)
+            if named == dotted:
+                return number
+        if (named == dotted or dotted.startswith(named + ".")) and len(named) > depth:
+            best, depth = number, len(named)
     return best

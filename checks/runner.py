@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from checks.config import Config
 from checks.model import CheckContext, Finding, Status, worst_exit_code
@@ -21,6 +22,11 @@ from hosts.samplers import SampleGarbage, Sampler
 from hosts.shell import Shell
 from hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
 from hosts.stream import StreamScripts
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from hosts.pgtargets import PgTarget
 
 SAMPLE_TIMEOUT = 15.0
 
@@ -62,9 +68,28 @@ async def check_host(
     spacing: float,
     shell: Shell | None = None,
     labels: Sequence[str] = (),
+    databases: Sequence[PgTarget | None] = (),
+    ssh: asyncssh.SSHClientConnection | None = None,
 ) -> HostReport:
     """Two samples `spacing` seconds apart (CPU is a rate), then every registered check;
-    with a shell, the storage checks too (settings from `[storage]` for this host)."""
+    with a shell, the storage checks too (settings from `[storage]` for this host); and the
+    database checks of each of `databases` (None: this machine's libpq defaults), reached
+    through `ssh` for a remote host, at the same time as the samples."""
+    sampled = _sampled(name, sampler, config, spacing, shell, labels)
+    if not databases:
+        return await sampled
+    report, found = await asyncio.gather(sampled, database_findings(name, databases, config, ssh))
+    return replace(report, findings=report.findings + tuple(found))
+
+
+async def _sampled(
+    name: str,
+    sampler: Sampler,
+    config: Config,
+    spacing: float,
+    shell: Shell | None,
+    labels: Sequence[str],
+) -> HostReport:
     history = SampleHistory(size=4)
     try:
         async with asyncio.timeout(SAMPLE_TIMEOUT + spacing):
@@ -81,6 +106,28 @@ async def check_host(
     if shell is not None:
         findings += await _storage(name, history, config, shell, labels)
     return HostReport(name, True, tuple(findings))
+
+
+async def database_findings(
+    name: str,
+    targets: Sequence[PgTarget | None],
+    config: Config,
+    ssh: asyncssh.SSHClientConnection | None = None,
+) -> list[Finding]:
+    """The database checks of each target on host `name`, all at once: a target that cannot
+    be reached is its own db.reachable CRIT, and nothing one target does stops the others."""
+    from checks.database import check_database
+
+    async def one(target: PgTarget | None) -> list[Finding]:
+        try:
+            return await check_database(target, name, config.database, ssh=ssh)
+        except Exception as error:  # a bug or an odd server: that target's UNKNOWN, no crash
+            label = target.label if target is not None else "postgres"
+            said = f"database checks stopped: {type(error).__name__}: {error}"
+            return [Finding("db.reachable", Status.UNKNOWN, label, said)]
+
+    results = await asyncio.gather(*(one(t) for t in targets))
+    return [finding for result in results for finding in result]
 
 
 async def _storage(
@@ -109,7 +156,8 @@ async def check_fleet(
     storage: bool = True,
 ) -> Report:
     """Every host at once (bounded), each through one SSH connection and one stream; one
-    host's failure is that host's entry, never the others'."""
+    host's failure is that host's entry, never the others'. The PostgreSQL targets a host
+    lists are checked through the same connection (a port forward)."""
     gate = asyncio.Semaphore(FLEET_CONCURRENCY)
 
     async def one(spec: HostSpec) -> HostReport:
@@ -121,7 +169,16 @@ async def check_fleet(
         try:
             sampler = ProcSampler(StreamScripts(spec.name, connection))
             shell = SSHShell(spec.name, connection) if storage else None
-            return await check_host(spec.name, sampler, config, spacing, shell, spec.labels)
+            return await check_host(
+                spec.name,
+                sampler,
+                config,
+                spacing,
+                shell,
+                spec.labels,
+                databases=spec.postgres,
+                ssh=connection,
+            )
         finally:
             connection.close()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from checks.config import Config, ConfigError, Level, load_config
+from checks.dbconfig import DbThresholds, Limit
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -33,6 +34,20 @@ def test_overrides_are_read(tmp_path: Path) -> None:
     assert config.thresholds.cpu_window == 120
     assert config.thresholds.cpu == Level(70, 90)
     assert config.alert_for == 5
+
+
+def test_database_thresholds_are_read_over_their_defaults(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "[thresholds.database]\nidle_in_transaction = { warn = 0.5 }\ntop = 3\n"
+        "[thresholds.database.long_query]\nwarn = 5\ncrit = 30\n",
+    )
+    database = load_config(path, required=True).database
+    assert database.idle_in_transaction == Limit(0.5, 600)
+    assert database.long_query == Limit(5, 30)
+    assert database.top == 3
+    assert database.connections == DbThresholds().connections == Limit(80, 90)
+    assert Config().database == DbThresholds()
 
 
 def test_the_default_location_is_the_user_config_dir(isolated_dirs: Path) -> None:
@@ -90,6 +105,28 @@ def test_the_default_location_is_the_user_config_dir(isolated_dirs: Path) -> Non
         ("[storage]\nbackup_max_age = 0\n", 2, "storage.backup_max_age", "from 0.01 to 87600"),
         ("[storage]\nbackup_max_age = nan\n", 2, "storage.backup_max_age", "87600, got nan"),
         ("[storage]\nusage = 'var'\n", 2, "storage.usage", "give an absolute path"),
+        # [thresholds.database]: checks.dbconfig's own rules, with the settings file's lines.
+        (
+            "[thresholds.database]\ntop = 3\nidle = 60\n",
+            3,
+            "thresholds.database.idle",
+            "unknown key (known: connect_seconds",
+        ),
+        (
+            "[alerts]\nfor = 5\n[thresholds.database]\n"
+            "long_query = { warn = 60 }\nconnections = { warn = 50, crit = 120 }\n",
+            5,
+            "thresholds.database.connections.crit",
+            "a percentage cannot be over 100",
+        ),
+        (
+            "[thresholds.database.idle_in_transaction]\n# seconds\nwarn = 900\n",
+            3,
+            "thresholds.database.idle_in_transaction.warn",
+            "warn (900) is above crit (600)",
+        ),
+        ("[thresholds]\ndatabase = 80\n", 2, "thresholds.database", "expected a table"),
+        ("[thresholds.databse]\ntop = 3\n", 1, "thresholds.databse", "known: cpu"),
     ],
 )
 def test_a_broken_file_names_file_line_and_key(

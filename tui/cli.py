@@ -21,6 +21,7 @@ from checks.config import Config, ConfigError, load_config
 if TYPE_CHECKING:
     from checks.runner import Report
     from hosts.inventory import HostSpec, Inventory
+    from hosts.pgtargets import PgTarget
 
 
 def _version() -> str:
@@ -81,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the Nagios plugin convention: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN (usage mistakes "
         "too). CPU is a rate: it is measured over --interval and graded only when that "
         "covers the CPU window (60 s by default); shorter runs report it ungraded. "
-        "The storage checks use the [storage] settings for each host.",
+        "The storage checks use the [storage] settings for each host. The PostgreSQL "
+        "targets an inventory host lists are checked through its SSH connection; a "
+        "database that cannot be reached is that target's db.reachable CRIT.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.add_argument(
@@ -89,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the checks graded from samples: leave out the storage checks that ask the "
         "host (RAID, mounts, held-open files, I/O, SMART, what uses the space, backups...)",
+    )
+    check.add_argument(
+        "--postgres",
+        action="store_true",
+        help="without an inventory: check this machine's PostgreSQL too, the libpq way (PG* "
+        "variables, the default socket, ~/.pgpass or PGPASSFILE); with one, each host's "
+        "[[host.postgres]] targets are checked anyway. Thresholds: [thresholds.database]",
     )
     _fleet_options(check, defaults=False)
     hosts = commands.add_parser(
@@ -189,6 +199,23 @@ def _host_json(h: HostSpec) -> dict[str, object]:
         "groups": list(h.groups),
         "tier": h.tier,
         "source": str(h.origin) if h.origin else None,
+        "postgres": [_pg_json(t) for t in h.postgres],
+    }
+
+
+def _pg_json(target: PgTarget) -> dict[str, object]:
+    """A target as the inventory gives it: the *name* of a password variable, never a value
+    (the inventory holds no password)."""
+    return {
+        "name": target.name,
+        "label": target.label,
+        "host": target.host,
+        "port": target.port,
+        "dbname": target.dbname,
+        "user": target.user,
+        "service": target.service,
+        "sslmode": target.sslmode,
+        "password_env": target.password_env,
     }
 
 
@@ -214,7 +241,10 @@ def run_check(args: argparse.Namespace) -> int:
 
         host = socket.gethostname()
         shell = None if args.no_storage else LocalShell(host)
-        checked = check_host(host, PsutilSampler(), config, args.interval, shell)
+        databases = (None,) if args.postgres else ()
+        checked = check_host(
+            host, PsutilSampler(), config, args.interval, shell, databases=databases
+        )
         report = Report((asyncio.run(checked),))
     print(to_json(report) if args.json else to_table(report))
     return report.exit_code
