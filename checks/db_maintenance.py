@@ -1,0 +1,224 @@
+"""The PostgreSQL checks on tables (runbooks D5-D7): dead rows and vacuum, transaction ID
+wraparound, unused and invalid indexes, database and table sizes.
+
+A table or index's target is its schema-qualified name, a database's its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg import sql
+
+from checks.db_base import DbCheck, DbContext
+from checks.db_wording import ago, plural
+from checks.dbqueries import (
+    DATABASE_SIZES,
+    INVALID_INDEXES,
+    LARGEST_TABLES,
+    SIZE_ESTIMATE,
+    SIZE_EXACT,
+    TOTAL_ESTIMATE,
+    TOTAL_EXACT,
+    UNUSED_INDEXES,
+    WRAPAROUND,
+    IndexStat,
+    index_from_row,
+    read_dead_tables,
+)
+from checks.model import Evidence, Finding, Status
+from hosts.postgres import PgFailure, PgQueryError
+from hosts.units import human_bytes
+
+# -- D5 dead tuples and vacuum, wraparound --------------------------------------------------
+
+
+async def _vacuum(db: DbContext) -> list[Finding]:
+    server = await db.server()
+    th = db.thresholds
+    if server.settings.get("track_counts") == "off":
+        said = "track_counts is off: PostgreSQL counts no dead rows, and autovacuum cannot run"
+        return [Finding("db.vacuum", Status.WARN, db.label, said)]
+    tables, matching = await read_dead_tables(db, th.dead_rows, th.dead_ratio.warn, th.top)
+    server_off = server.settings.get("autovacuum") == "off"
+    found = []
+    for t in tables:
+        summary = (
+            f"{t.qualified} has {t.dead:,} dead rows ({t.dead_ratio:.0f} % of its rows); "
+            f"last vacuum {ago(t.vacuum_seconds)}, last analyze {ago(t.analyze_seconds)}"
+        )
+        if t.autovacuum_off:
+            summary += "; autovacuum is off for this table (autovacuum_enabled = false)"
+        elif server_off:
+            summary += "; autovacuum is off on this server"
+        text = (
+            f"table {t.qualified} (oid {t.oid}) in database {server.database}\n"
+            f"live rows {t.live:,}, dead rows {t.dead:,} ({t.dead_ratio:.1f} %)\n"
+            f"last vacuum {ago(t.vacuum_seconds)}, last analyze {ago(t.analyze_seconds)}"
+        )
+        status = th.dead_ratio.grade(t.dead_ratio)
+        found.append(
+            Finding(
+                "db.vacuum", status, t.qualified, summary, (Evidence("pg_stat_user_tables", text),)
+            )
+        )
+    if matching > len(tables):
+        more = f"{matching - len(tables)} more tables are past the thresholds (the worst listed)"
+        found.append(Finding("db.vacuum", Status.WARN, db.label, more))
+    if found:
+        return found
+    calm = (
+        f"no table in {server.database} has {th.dead_rows:,} dead rows or more making "
+        f"{th.dead_ratio.warn:g} % of its rows"
+    )
+    if server_off:
+        return [Finding("db.vacuum", Status.WARN, db.label, calm + "; autovacuum is off")]
+    return [Finding("db.vacuum", Status.OK, db.label, calm)]
+
+
+WRAPAROUND_AT = 2**31
+
+
+async def _wraparound(db: DbContext) -> list[Finding]:
+    server = await db.server()
+    rows = await db.fetch(WRAPAROUND)
+    limit = db.thresholds.wraparound
+    freeze = server.setting("autovacuum_freeze_max_age", 200_000_000)
+    lines = [
+        f"{r['xid_age']:>14,} xid  {r['mxid_age']:>14,} multixact  {r['datname']}" for r in rows
+    ]
+    evidence = (Evidence("pg_database: age(datfrozenxid), mxid_age(datminmxid)", "\n".join(lines)),)
+    found = []
+    for r in rows:
+        xid, mxid = r["xid_age"], r["mxid_age"]
+        kind, age = ("transaction ID", xid) if xid >= mxid else ("multixact ID", mxid)
+        status = limit.grade(age)
+        if status is Status.OK:
+            continue
+        summary = (
+            f"database {r['datname']}: its oldest unfrozen {kind} is {age:,} old "
+            f"({100 * age / WRAPAROUND_AT:.0f} % of the way to wraparound, where the server "
+            f"refuses new transactions); autovacuum should have frozen it at {freeze:,}: "
+            "VACUUM (FREEZE) its oldest tables and find what holds autovacuum back (long "
+            "transactions, inactive replication slots, prepared transactions)"
+        )
+        found.append(Finding("db.wraparound", status, r["datname"], summary, evidence))
+    if found or not rows:
+        return found or [Finding("db.wraparound", Status.UNKNOWN, db.label, "no database listed")]
+    oldest = rows[0]
+    calm = (
+        f"oldest unfrozen transaction ID: database {oldest['datname']} at "
+        f"{oldest['xid_age']:,} (autovacuum freezes at {freeze:,}; wraparound at 2^31)"
+    )
+    return [Finding("db.wraparound", Status.OK, db.label, calm, evidence)]
+
+
+# -- D6 indexes, D7 sizes -------------------------------------------------------------------
+
+ESTIMATED = " (sizes estimated from pg_class.relpages: a relation is locked exclusively now)"
+
+
+async def _sized(
+    db: DbContext, template: sql.SQL, key: str, params: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], bool]:
+    """A query sizing a few relations exactly; behind an exclusive lock (pg_relation_size
+    takes AccessShare and lock_timeout gives up at once), again from relpages estimates."""
+    exact, estimate = (
+        (SIZE_EXACT, SIZE_ESTIMATE) if key == "size" else (TOTAL_EXACT, TOTAL_ESTIMATE)
+    )
+    try:
+        return await db.fetch(template.format(**{key: exact}), params), False
+    except PgQueryError as error:
+        if error.failure is not PgFailure.LOCK_TIMEOUT:
+            raise
+    return await db.fetch(template.format(**{key: estimate}), params), True
+
+
+async def _indexes(db: DbContext) -> list[Finding]:
+    server = await db.server()
+    th = db.thresholds
+    invalid_rows, guess1 = await _sized(db, INVALID_INDEXES, "size", {"limit": 50})
+    unused_rows, guess2 = await _sized(db, UNUSED_INDEXES, "size", {"limit": th.top})
+    estimated = ESTIMATED if guess1 or guess2 else ""
+    found, building = [], []
+    for index in map(index_from_row, invalid_rows):
+        if index.building:
+            building.append(index.qualified)
+            continue
+        summary = (
+            f"index {index.qualified} on {index.schema}.{index.table} is invalid (a CREATE or "
+            "REINDEX ... CONCURRENTLY that failed leaves one): every write still updates it and "
+            "no query uses it; REINDEX INDEX CONCURRENTLY rebuilds it"
+        )
+        found.append(_index_finding(index, Status.WARN, summary, "pg_index", estimated))
+    since = (
+        f"since statistics were reset {ago(server.stats_age)}"
+        if server.stats_age is not None
+        else "since statistics began"
+    )
+    unused = [index_from_row(r) for r in unused_rows if (r["bytes"] or 0) >= th.unused_index_bytes]
+    for index in unused:
+        summary = (
+            f"index {index.qualified} on {index.schema}.{index.table} "
+            f"({human_bytes(index.bytes)}) has not been used by any query {since}: it slows "
+            "every write and takes space"
+        )
+        summary += (
+            " (these counts are this standby's: the primary may use it)" if server.standby else ""
+        )
+        found.append(_index_finding(index, Status.WARN, summary, "pg_stat_user_indexes", estimated))
+    if found:
+        return found
+    matching = unused_rows[0]["matching"] if unused_rows else 0
+    calm = f"no invalid index; no unused index of {human_bytes(th.unused_index_bytes)} or more"
+    calm += f" ({plural(matching, 'smaller index')} never scanned {since})" if matching else ""
+    calm += f"; being built now: {', '.join(building)}" if building else ""
+    return [Finding("db.indexes", Status.OK, db.label, calm + estimated)]
+
+
+def _index_finding(
+    index: IndexStat, status: Status, summary: str, source: str, estimated: str
+) -> Finding:
+    text = (
+        f"index {index.qualified} (oid {index.oid}) on table {index.schema}.{index.table}, "
+        f"{human_bytes(index.bytes)}{estimated}"
+    )
+    return Finding("db.indexes", status, index.qualified, summary, (Evidence(source, text),))
+
+
+async def _size(db: DbContext) -> list[Finding]:
+    server = await db.server()
+    databases = await db.fetch(DATABASE_SIZES)
+    tables, guess = await _sized(db, LARGEST_TABLES, "total", {"limit": db.thresholds.top})
+    mine = next((r for r in databases if r["datname"] == server.database), None)
+    summary = f"database {server.database} is {human_bytes(mine['bytes'])}" if mine else ""
+    summary = summary or f"the size of database {server.database} cannot be read"
+    if tables:
+        big = tables[0]
+        summary += (
+            f"; its largest table is {big['schemaname']}.{big['relname']} at "
+            f"{human_bytes(big['bytes'])} with its indexes and TOAST"
+        )
+    estimated = ESTIMATED if guess else ""
+    evidence = (
+        Evidence(
+            "pg_database_size",
+            "\n".join(f"{human_bytes(r['bytes']):>10}  {r['datname']}" for r in databases),
+        ),
+        Evidence(
+            f"largest tables in {server.database}{estimated}",
+            "\n".join(
+                f"{human_bytes(r['bytes']):>10}  {r['schemaname']}.{r['relname']}  "
+                f"about {max(r['rows_estimate'], 0):,} rows"
+                for r in tables
+            ),
+        ),
+    )
+    return [Finding("db.size", Status.OK, db.label, summary + estimated, evidence)]
+
+
+VACUUM = DbCheck("db.vacuum", "Dead rows and vacuum", _vacuum)
+WRAPAROUND_CHECK = DbCheck("db.wraparound", "Transaction ID wraparound", _wraparound)
+INDEXES = DbCheck("db.indexes", "Unused and invalid indexes", _indexes)
+SIZE = DbCheck("db.size", "Database and table sizes", _size)

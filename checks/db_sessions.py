@@ -1,0 +1,201 @@
+"""The PostgreSQL checks on sessions (runbooks D1-D3): reachability and login, connections
+against max_connections, sessions idle in a transaction, long-running queries, lock chains.
+
+A backend's target is `pid N`; its evidence starts with pid and backend_start, the identity a
+fix pins. fleetdeck's own sessions are in no list and no count (see `checks.dbqueries`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from checks.db_base import DbCheck, DbContext
+from checks.db_wording import backend_lines, hidden_note, ms, plural, shown, span, who, with_hidden
+from checks.dbqueries import Activity, Backend, LockChain, lock_chains
+from checks.model import Evidence, Finding, Status, printable
+from hosts.units import human_duration
+
+# -- D1 reachability and authentication -----------------------------------------------------
+
+
+async def _reachable(db: DbContext) -> list[Finding]:
+    server = await db.server()
+    first = next((t.seconds for t in db.timings if t.name == "server"), None)
+    took = db.connect_seconds
+    limit = db.thresholds.connect_seconds
+    status = limit.grade(took)
+    role = "a standby (in recovery)" if server.standby else "a primary"
+    summary = (
+        f"{server.user} logged in to {server.database} in {ms(took)}: "
+        f"PostgreSQL {server.version}, {role}"
+    )
+    if status is not Status.OK:
+        summary += f"; connecting took over {limit.warn:g} s"
+    if server.version_num < 130000:
+        summary += "; versions before 13 are past end of life and some checks cannot read them"
+    lines = [
+        f"connect and authenticate: {ms(took)}",
+        f"first query: {ms(first)}",
+        f"server_version {server.version}, in recovery: {server.standby}",
+        f"user {server.user}, pg_read_all_stats: {server.read_all_stats}",
+    ]
+    return [
+        Finding("db.reachable", status, db.label, summary, (Evidence("connect", "\n".join(lines)),))
+    ]
+
+
+# -- D2 connections -------------------------------------------------------------------------
+
+
+def _state(backend: Backend) -> str:
+    return "hidden" if backend.hidden else (backend.state or "starting")
+
+
+async def _connections(db: DbContext) -> list[Finding]:
+    server, activity = await db.server(), await db.activity()
+    clients = activity.clients
+    usable = server.usable
+    percent = 100.0 * len(clients) / usable
+    status = db.thresholds.connections.grade(percent)
+    states = Counter(_state(b) for b in clients)
+    by_state = ", ".join(f"{n} {state}" for state, n in states.most_common()) or "none"
+    summary = f"{len(clients)} of {usable} connections in use ({percent:.0f} %): {by_state}"
+    if status is not Status.OK:
+        summary += f"; {max(usable - len(clients), 0)} left before only superusers can connect"
+    if note := hidden_note(activity, server):
+        summary += f"; {note}"
+    reserved = f"superuser_reserved_connections {server.setting('superuser_reserved_connections')}"
+    if "reserved_connections" in server.settings:
+        reserved += f", reserved_connections {server.setting('reserved_connections')}"
+    groups = Counter((b.user or "?", b.client or "?", printable(b.application)) for b in clients)
+    lines = [
+        f"max_connections {server.setting('max_connections')} minus {reserved}: "
+        f"{usable} for ordinary users",
+        "by state: " + by_state,
+        "by user, client, application:",
+        *(f"  {n:5}  {u}  {c}  {a!r}" for (u, c, a), n in groups.most_common(10)),
+        f"left out: {plural(activity.own, 'session')} of fleetdeck's own",
+    ]
+    evidence = (Evidence("pg_stat_activity, pg_settings", "\n".join(lines)),)
+    return [Finding("db.connections", status, db.label, summary, evidence)]
+
+
+# -- D3 idle in transaction, long queries, lock chains --------------------------------------
+
+
+def _blocking(activity: Activity) -> dict[int, int]:
+    return {chain.root_pid: len(chain.waiting) for chain in lock_chains(activity.backends)}
+
+
+async def _idle_in_transaction(db: DbContext) -> list[Finding]:
+    server, activity = await db.server(), await db.activity()
+    limit = db.thresholds.idle_in_transaction
+    blocking = _blocking(activity)
+    idle = [b for b in activity.clients if (b.state or "").startswith("idle in transaction")]
+    found = []
+    for b in sorted(idle, key=lambda b: -(b.state_seconds or 0)):
+        status = limit.grade(b.state_seconds)
+        if status is Status.OK:
+            continue
+        summary = (
+            f"pid {b.pid} ({who(b)}) has been idle in a transaction for "
+            f"{human_duration(b.state_seconds or 0)}; the transaction has been open "
+            f"{human_duration(b.xact_seconds or 0)}"
+        )
+        if (b.state or "").endswith("(aborted)"):
+            summary += "; it failed and waits for a ROLLBACK"
+        if waiting := blocking.get(b.pid):
+            summary += f"; {plural(waiting, 'session')} wait on its locks"
+        evidence = (Evidence("pg_stat_activity", "\n".join(backend_lines(b))),)
+        found.append(Finding("db.idle_in_transaction", status, b.target, summary, evidence))
+    calm = f"no session has been idle in a transaction for {span(limit.warn)} or more"
+    if brief := len(idle) - len(found):
+        calm += f" ({brief} briefly)"
+    return with_hidden("db.idle_in_transaction", db, found, calm, hidden_note(activity, server))
+
+
+async def _long_queries(db: DbContext) -> list[Finding]:
+    server, activity = await db.server(), await db.activity()
+    limit = db.thresholds.long_query
+    blocking = _blocking(activity)
+    active = [b for b in activity.clients if b.state == "active"]
+    found = []
+    for b in sorted(active, key=lambda b: -(b.query_seconds or 0)):
+        status = limit.grade(b.query_seconds)
+        if status is Status.OK:
+            continue
+        summary = (
+            f"pid {b.pid} ({who(b)}) has been running one statement for "
+            f"{human_duration(b.query_seconds or 0)}"
+        )
+        if b.wait_event:
+            summary += f", waiting on {b.wait_event_type} {b.wait_event}"
+        if waiting := blocking.get(b.pid):
+            summary += f"; {plural(waiting, 'session')} wait on its locks"
+        summary += f": {shown(b.query, 80)}"
+        evidence = (Evidence("pg_stat_activity", "\n".join(backend_lines(b))),)
+        found.append(Finding("db.long_queries", status, b.target, summary, evidence))
+    calm = f"no statement has run for {span(limit.warn)} or more"
+    calm += f" ({plural(len(active), 'active session')})"
+    return with_hidden("db.long_queries", db, found, calm, hidden_note(activity, server))
+
+
+def _root(chain: LockChain) -> str:
+    root = chain.root
+    if chain.root_pid == 0:
+        return "a prepared transaction (see pg_prepared_xacts)"
+    if root is None:
+        return f"pid {chain.root_pid} (not listed: fleetdeck's own, or it just ended)"
+    if root.hidden:
+        return f"pid {root.pid} ({root.user}: another user's session, its state is hidden)"
+    xact = f", transaction open {human_duration(root.xact_seconds)}" if root.xact_seconds else ""
+    return f"pid {root.pid} ({who(root)}, {root.state}{xact})"
+
+
+def _chain_text(chain: LockChain) -> str:
+    lines = backend_lines(chain.root) if chain.root else [_root(chain)]
+    lines.append(f"waiting behind it ({len(chain.direct)} directly):")
+    for waiter in chain.waiting:
+        on = ", ".join(str(pid) for pid in waiter.blocked_by)
+        lines.append(
+            f"  {waiter.identity} ({who(waiter)}) waits on pid {on} for "
+            f"{human_duration(waiter.waiting or 0)}: {shown(waiter.query, 120)}"
+        )
+    return "\n".join(lines)
+
+
+async def _lock_chain(db: DbContext) -> list[Finding]:
+    server, activity = await db.server(), await db.activity()
+    limit = db.thresholds.lock_wait
+    found, brief, unseen = [], 0, 0
+    for chain in lock_chains(activity.backends):
+        status = limit.grade(chain.longest_wait)
+        if status is Status.OK:
+            brief += len(chain.waiting)
+            unseen += sum(1 for waiter in chain.waiting if waiter.hidden)
+            continue
+        total, direct = len(chain.waiting), len(chain.direct)
+        summary = f"{_root(chain)} blocks {plural(total, 'session')}"
+        summary += f" ({direct} directly)" if direct != total else ""
+        summary += f"; the longest has waited {human_duration(chain.longest_wait)}"
+        target = f"pid {chain.root_pid}" if chain.root_pid else "prepared transaction"
+        evidence = (Evidence("pg_stat_activity, pg_blocking_pids", _chain_text(chain)),)
+        found.append(Finding("db.lock_chain", status, target, summary, evidence))
+    calm = f"no session has waited on another's lock for {span(limit.warn)} or more"
+    calm += f" ({brief} waiting briefly)" if brief else ""
+    note = ""
+    if unseen:  # the chain is known (pg_blocking_pids), how long they waited is not
+        note = (
+            f"{plural(unseen, 'session')} of other users wait on locks and hide for how "
+            f"long: grant pg_monitor to {server.user} to see it"
+        )
+    return with_hidden("db.lock_chain", db, found, calm, note)
+
+
+REACHABLE = DbCheck("db.reachable", "Reachable and logged in", _reachable)
+CONNECTIONS = DbCheck("db.connections", "Connections against max_connections", _connections)
+IDLE_IN_TRANSACTION = DbCheck(
+    "db.idle_in_transaction", "Sessions idle in a transaction", _idle_in_transaction
+)
+LONG_QUERIES = DbCheck("db.long_queries", "Long-running queries", _long_queries)
+LOCK_CHAIN = DbCheck("db.lock_chain", "Lock chains and their root blockers", _lock_chain)
