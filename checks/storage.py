@@ -39,6 +39,9 @@ DELETED_MIN_BYTES = 1024 * 1024
 # -- S1 space and inodes, with time to full ------------------------------------------------
 
 
+LONG_STEP = 150.0
+"""Steps whose commands are bounded longer than a wizard step (a cold log tree is listed,
+then listed again for the pin, 60 s each; `docker system df` on a busy daemon, 90 s)."""
 SAMPLE_FRESH = 30.0
 """Seconds a console sample stays good enough for the space step; older, it samples now."""
 
@@ -326,12 +329,14 @@ STORAGE_WIZARD = Wizard(
             "Logs past their keeping time are the usual space to win back; the list is shown "
             "before anything is removed.",
             requires=("logs",),
+            timeout=LONG_STEP,
         ),
         Step(
             UNCOMPRESSED_LOGS,
             "Rotated logs that were never compressed usually shrink to a tenth with gzip; "
             "a process still writing to one is the hazard.",
             requires=("logs",),
+            timeout=LONG_STEP,
         ),
         Step(
             JOURNAL,
@@ -342,6 +347,7 @@ STORAGE_WIZARD = Wizard(
             DOCKER_SPACE,
             "Stopped containers, dangling images and build cache add up on build hosts; "
             "a plain prune leaves tagged images and volumes alone.",
+            timeout=LONG_STEP,
         ),
         Step(
             BACKUPS,

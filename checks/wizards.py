@@ -55,6 +55,9 @@ class Step:
     """Parameters the step needs (any one of them is enough); skipped without them."""
     stop_if: Callable[[Sequence[Finding]], str | None] | None = None
     """Given the step's findings, a reason to stop the wizard here, or None to go on."""
+    timeout: float | None = None
+    """Seconds this step may take, when its commands have longer bounds of their own than
+    the wizard's STEP_TIMEOUT (walking a cold log tree); None: the wizard's."""
 
     @property
     def id(self) -> str:
@@ -205,7 +208,8 @@ class WizardRun:
         self._set(index, replace(previous, state=StepState.RUNNING))
         started = time.monotonic()
         try:
-            findings = await run_checks(self.ctx, (step.check,), self.timeout)
+            limit = step.timeout if step.timeout is not None else self.timeout
+            findings = await run_checks(self.ctx, (step.check,), limit)
         except asyncio.CancelledError:
             self._set(index, previous)  # never left "running" for ever
             raise

@@ -171,3 +171,25 @@ async def test_a_read_only_bind_mount_is_on_purpose_and_offered_nothing(
     assert view.status is Status.OK and view.fixes == ()
     assert view.summary.startswith("read-only on purpose: a read-only bind mount of /config")
     assert found[str(mountpoint)].summary == "read-write"
+
+
+async def test_a_step_with_longer_bounds_of_its_own_is_not_cut_at_the_wizards_limit() -> None:
+    """A listing bounded at 60 s must not end as "did not finish within 30 s": a step may
+    carry its own limit. Here a real 0.5 s command under a 0.2 s wizard limit."""
+    from checks.hostcheck import ShellCheck
+    from checks.hostcheck import run as run_command
+    from checks.wizards import Step, Wizard, WizardRun
+
+    async def slow(ctx: CheckContext, shell: Shell) -> list[Finding]:
+        await run_command(shell, ("sleep", "0.5"))
+        return [Finding("t.slow", Status.OK, ctx.host, "finished")]
+
+    check = ShellCheck("t.slow", "Slow", slow, "test")
+    for step, said in (
+        (Step(check, ""), "did not finish"),
+        (Step(check, "", timeout=5), "finished"),
+    ):
+        run = WizardRun(Wizard("test", "t", (step,)), context(LocalShell(HOST)), timeout=0.2)
+        await run.run()
+        (finding,) = run.results[0].findings
+        assert said in finding.summary, finding.summary
