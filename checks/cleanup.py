@@ -172,6 +172,15 @@ class StillOpen:
     said: str = ""
     evidence: tuple[Evidence, ...] = ()
 
+    def left(self, files: Sequence[LogFile]) -> list[LogFile]:
+        """The listed files a fix may act on: those no process has open."""
+        return [f for f in files if f not in self.files]
+
+    @property
+    def words(self) -> str:
+        """What the finding's summary adds about them ("" when none is open)."""
+        return f"; {self.said}" if self.said else ""
+
     def exclude(self) -> tuple[str, ...]:
         """`find` tests that leave these files out (by inode: one filesystem, -xdev)."""
         return tuple(a for f in self.files for a in ("!", "-inum", str(f.inode)))
@@ -228,9 +237,7 @@ async def _check_old_logs(ctx: CheckContext, shell: Shell) -> list[Finding]:
         summary = f"no files older than {days} days under {directory}{room}"
         return [Finding("disk.old_logs", Status.OK, target, summary, evidence)]
     still = await _still_open(shell, directory, files)
-    evidence += still.evidence
-    files = [f for f in files if f not in still.files]
-    held = f"; {still.said}" if still.said else ""
+    files, evidence, held = still.left(files), evidence + still.evidence, still.words
     if not files:
         summary = f"no files older than {days} days to remove under {directory}{room}{held}"
         return [Finding("disk.old_logs", Status.OK, target, summary, evidence)]
@@ -325,9 +332,7 @@ async def _check_uncompressed(ctx: CheckContext, shell: Shell) -> list[Finding]:
     if not files:
         return [Finding("disk.uncompressed_logs", Status.OK, target, none, evidence)]
     still = await _still_open(shell, directory, files)
-    evidence += still.evidence
-    files = [f for f in files if f not in still.files]
-    held = f"; {still.said}" if still.said else ""
+    files, evidence, held = still.left(files), evidence + still.evidence, still.words
     if not files:
         summary = f"no uncompressed files older than {days} days to gzip under {directory}{held}"
         return [Finding("disk.uncompressed_logs", Status.OK, target, summary, evidence)]
