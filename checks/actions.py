@@ -8,8 +8,8 @@
    `prod` host, needs the host name typed;
 3. re-reads the pin (within the pin's own timeout) and aborts if the target is no longer
    the one that was shown, or if it cannot be read in time;
-4. writes a `started` audit record, runs the commands with a timeout, stopping at the first
-   that fails;
+4. writes a `started` audit record, runs the commands (a database fix: its statements, on
+   the finding's database) with a timeout, stopping at the first that fails;
 5. re-runs the verifying check and keeps the finding before and after; a fix that promised
    space is verified only if at least half of it was measured free afterwards;
 6. writes the final audit record, fsynced, before it reports anything.
@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from checks.audit import AuditError, AuditLog, Operator, excerpt, new_attempt_id
 from checks.hostcheck import free_blocks_bytes
-from checks.model import Finding, Fix, Risk, Status, printable
+from checks.model import DbStep, Finding, Fix, Risk, Status, printable
 from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
 from hosts.units import human_bytes
 
@@ -58,13 +58,32 @@ class Outcome(enum.StrEnum):
     VERIFIED = "verified"  # the commands ran and the check now passes
 
 
+class Database(Protocol):
+    """Where a database fix's steps run (a `checks.db_link.DbLink`): `read` gives a pin's
+    value now (None: no such target any more) or raises `DatabaseError`; `execute` runs one
+    step within `timeout` seconds and says how it went, never raising."""
+
+    @property
+    def where(self) -> str: ...
+
+    async def read(self, step: DbStep, timeout: float) -> str | None: ...
+
+    async def execute(self, step: DbStep, timeout: float) -> CommandRun: ...
+
+
+class DatabaseError(Exception):
+    """A pin's query could not be answered (the reason is the message, with no password)."""
+
+
 @dataclass(frozen=True, slots=True)
 class FixHost:
-    """Where a fix runs: the host as the operator knows it, its tier, and its shell."""
+    """Where a fix runs: the host as the operator knows it, its tier, and its shell; for a
+    database fix, also the database its statements run on."""
 
     name: str
     shell: Shell
     tier: str | None = None
+    database: Database | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -103,8 +122,14 @@ class ConfirmRequest:
             ),
             f"target:  {self.fix.target} (pinned: {self.fix.pin.what} = {self.fix.pin.value})",
             "runs:",
-            *(f"  $ {line}" for line in self.fix.command_lines),
+            *(f"  $ {shlex.join(argv)}" for argv in self.fix.commands),
         ]
+        if self.fix.statements:
+            where = self.host.database.where if self.host.database else "no database session"
+            lines[-1] = f"runs on {where}:"
+            lines += [
+                f"  {'$' if step.dump_to else '=#'} {step.shown}" for step in self.fix.statements
+            ]
         if self.fix.undo:
             lines += ["undo (kept in the audit log):"]
             lines += [f"  $ {shlex.join(argv)}" for argv in self.fix.undo]
@@ -373,6 +398,8 @@ class ActionGate:
     async def _read_pin(self, host: FixHost, fix: Fix) -> tuple[str, str | None]:
         """(what the pin reads now, why the fix must not run, or None if the pin holds)."""
         pin = fix.pin
+        if pin.query is not None:
+            return await self._read_db_pin(host, fix, pin.query)
         try:
             result = await host.shell.run(pin.argv, timeout=pin.timeout)
         except CommandTimeout:
@@ -396,10 +423,29 @@ class ActionGate:
             f"it was {pin.value!r}, it is now {now!r}"
         )
 
+    async def _read_db_pin(self, host: FixHost, fix: Fix, query: DbStep) -> tuple[str, str | None]:
+        pin = fix.pin
+        if host.database is None:
+            return "no database session", "aborted: no database session to read the pin on"
+        try:
+            value = await host.database.read(query, pin.timeout)
+        except DatabaseError as error:
+            now = f"unreadable ({error})"
+        else:
+            if value is not None and pin.holds(value):
+                return value, None
+            now = value if value is not None else "gone (no such target now)"
+        return now, (
+            f"aborted: {pin.what} changed since the fix was offered: "
+            f"it was {pin.value!r}, it is now {now!r}; nothing was run"
+        )
+
     async def _run(self, host: FixHost, fix: Fix) -> list[CommandRun]:
         """The fix's commands in order under one deadline; stop at the first that fails."""
         runs: list[CommandRun] = []
         deadline = time.monotonic() + fix.timeout
+        if fix.statements:
+            return await self._run_db(host, fix, deadline)
         for argv, command in zip(fix.commands, fix.command_lines, strict=True):
             started = time.monotonic()
             left = deadline - started
@@ -420,6 +466,23 @@ class ActionGate:
             output = result.stdout + (("\n" if result.stdout else "") + result.stderr)
             runs.append(CommandRun(command, result.exit_status, result.duration, output))
             if not result.ok:
+                break
+        return runs
+
+    async def _run_db(self, host: FixHost, fix: Fix, deadline: float) -> list[CommandRun]:
+        """A database fix's steps in order under one deadline; stop at the first that fails."""
+        runs: list[CommandRun] = []
+        for step in fix.statements:
+            left = deadline - time.monotonic()
+            if host.database is None:
+                runs.append(CommandRun(step.shown, None, 0.0, "", "no database session"))
+            elif left <= 0:
+                runs.append(
+                    CommandRun(step.shown, None, 0.0, "", f"timed out after {fix.timeout:g} s")
+                )
+            else:
+                runs.append(await host.database.execute(step, left))
+            if not runs[-1].ok:
                 break
         return runs
 

@@ -22,12 +22,20 @@ from collections.abc import Sequence
 
 import asyncssh
 
-from checks.db_base import DOMAIN, Body, DbCheck, DbContext, QueryTime, cannot_read
+from checks.db_base import (
+    DOMAIN,
+    Body,
+    DbCheck,
+    DbContext,
+    QueryTime,
+    cannot_read,
+    unreachable,
+)
 from checks.db_maintenance import INDEXES, SIZE, VACUUM, WRAPAROUND_CHECK
 from checks.db_replication import REPLICATION, SLOW_STATEMENTS
 from checks.db_sessions import CONNECTIONS, IDLE_IN_TRANSACTION, LOCK_CHAIN, LONG_QUERIES, REACHABLE
 from checks.dbconfig import DbThresholds
-from checks.model import Evidence, Finding, Status
+from checks.model import Finding, Status
 from hosts.postgres import PgConnectError, PgSession, PgTarget, SessionSettings, open_session
 
 __all__ = [
@@ -112,14 +120,6 @@ async def check_database(
         return [unreachable(error, label)]
     async with session:
         return await run_db_checks(session, host, thresholds, label=label)
-
-
-def unreachable(error: PgConnectError, label: str) -> Finding:
-    """db.reachable for a session that could not be opened (the message has no password)."""
-    summary = f"cannot connect: {error.failure.value}: {error.detail}"
-    return Finding(
-        "db.reachable", Status.CRIT, label, summary, (Evidence(error.where, str(error)),)
-    )
 
 
 def resolved(findings: Sequence[Finding], check: str, target: str) -> Finding | None:

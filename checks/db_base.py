@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 from checks.dbconfig import DbThresholds
 from checks.dbqueries import Activity, Fetcher, ServerInfo, read_activity, read_server
-from checks.model import Finding, Status
-from hosts.postgres import PgFailure, PgQueryError
+from checks.model import CheckContext, Evidence, Finding, Status
+from hosts.postgres import PgConnectError, PgFailure, PgQueryError
 
 DOMAIN = "database"
 
@@ -46,6 +46,8 @@ class DbContext:
         self.label = label
         self.connect_seconds = connect_seconds
         self.timings: list[QueryTime] = []
+        self.dump_dir = ""
+        """Where a fix's emergency pg_dump writes (D8); "": fleetdeck's own state directory."""
         self.gone: PgQueryError | None = None
         """Set when the session was lost or stopped answering: later checks do not run."""
         self._cache: dict[str, Any] = {}
@@ -96,6 +98,22 @@ class DbContext:
 Body = Callable[[DbContext], Awaitable[list[Finding]]]
 
 
+class ContextSource(Protocol):
+    """What a wizard step asks for its `DbContext`: `checks.db_link.DbLink`."""
+
+    label: str
+
+    async def context(self) -> DbContext: ...
+
+
+def unreachable(error: PgConnectError, label: str) -> Finding:
+    """db.reachable for a session that could not be opened (the message has no password)."""
+    summary = f"cannot connect: {error.failure.value}: {error.detail}"
+    return Finding(
+        "db.reachable", Status.CRIT, label, summary, (Evidence(error.where, str(error)),)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DbCheck:
     """A check that asks PostgreSQL through an open session."""
@@ -104,6 +122,21 @@ class DbCheck:
     title: str
     body: Body
     domain: str = DOMAIN
+
+    async def run(self, ctx: CheckContext) -> list[Finding]:
+        """As a wizard step: a fresh `DbContext` from the context's `DbLink`, then `check`."""
+        link = cast("ContextSource | None", ctx.database)
+        if link is None:
+            said = "no PostgreSQL target to check (the wizard was given no database)"
+            return [Finding(self.id, Status.UNKNOWN, ctx.host, said)]
+        try:
+            db = await link.context()
+        except PgConnectError as error:
+            if self.id == "db.reachable":
+                return [unreachable(error, link.label)]
+            said = f"not checked: cannot connect: {error.failure.value}: {error.detail}"
+            return [Finding(self.id, Status.UNKNOWN, link.label, said)]
+        return await self.check(db)
 
     async def check(self, db: DbContext) -> list[Finding]:
         """The body's findings; a query it could not run is one UNKNOWN finding saying why."""

@@ -7,10 +7,12 @@ A table or index's target is its schema-qualified name, a database's its name.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from psycopg import sql
 
+from checks import db_fixes
 from checks.db_base import DbCheck, DbContext
 from checks.db_wording import ago, plural
 from checks.dbqueries import (
@@ -58,11 +60,9 @@ async def _vacuum(db: DbContext) -> list[Finding]:
             f"last vacuum {ago(t.vacuum_seconds)}, last analyze {ago(t.analyze_seconds)}"
         )
         status = th.dead_ratio.grade(t.dead_ratio)
-        found.append(
-            Finding(
-                "db.vacuum", status, t.qualified, summary, (Evidence("pg_stat_user_tables", text),)
-            )
-        )
+        evidence = (Evidence("pg_stat_user_tables", text),)
+        fix = db_fixes.vacuum(t, "db.vacuum")
+        found.append(Finding("db.vacuum", status, t.qualified, summary, evidence, (fix,)))
     if matching > len(tables):
         more = f"{matching - len(tables)} more tables are past the thresholds (the worst listed)"
         found.append(Finding("db.vacuum", Status.WARN, db.label, more))
@@ -151,7 +151,8 @@ async def _indexes(db: DbContext) -> list[Finding]:
             "REINDEX ... CONCURRENTLY that failed leaves one): every write still updates it and "
             "no query uses it; REINDEX INDEX CONCURRENTLY rebuilds it"
         )
-        found.append(_index_finding(index, Status.WARN, summary, "pg_index", estimated))
+        finding = _index_finding(index, Status.WARN, summary, "pg_index", estimated)
+        found.append(replace(finding, fixes=(db_fixes.reindex(index, "db.indexes"),)))
     since = (
         f"since statistics were reset {ago(server.stats_age)}"
         if server.stats_age is not None

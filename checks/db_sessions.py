@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+from checks import db_fixes
 from checks.db_base import DbCheck, DbContext
 from checks.db_wording import backend_lines, hidden_note, ms, plural, shown, span, who, with_hidden
 from checks.dbqueries import Activity, Backend, LockChain, lock_chains
-from checks.model import Evidence, Finding, Status, printable
+from checks.model import Evidence, Finding, Fix, Status, printable
 from hosts.units import human_duration
 
 # -- D1 reachability and authentication -----------------------------------------------------
@@ -107,7 +108,12 @@ async def _idle_in_transaction(db: DbContext) -> list[Finding]:
         if waiting := blocking.get(b.pid):
             summary += f"; {plural(waiting, 'session')} wait on its locks"
         evidence = (Evidence("pg_stat_activity", "\n".join(backend_lines(b))),)
-        found.append(Finding("db.idle_in_transaction", status, b.target, summary, evidence))
+        fixes: tuple[Fix, ...] = ()
+        if db_fixes.fixable(b):
+            fixes = db_fixes.terminate(
+                b, "db.idle_in_transaction", waiting or 0, server.database, db.dump_dir
+            )
+        found.append(Finding("db.idle_in_transaction", status, b.target, summary, evidence, fixes))
     calm = f"no session has been idle in a transaction for {span(limit.warn)} or more"
     if brief := len(idle) - len(found):
         calm += f" ({brief} briefly)"
@@ -134,7 +140,16 @@ async def _long_queries(db: DbContext) -> list[Finding]:
             summary += f"; {plural(waiting, 'session')} wait on its locks"
         summary += f": {shown(b.query, 80)}"
         evidence = (Evidence("pg_stat_activity", "\n".join(backend_lines(b))),)
-        found.append(Finding("db.long_queries", status, b.target, summary, evidence))
+        fixes: tuple[Fix, ...] = ()
+        if db_fixes.fixable(b):
+            cancel = db_fixes.cancel(b, "db.long_queries", waiting or 0)
+            fixes = (
+                cancel,
+                *db_fixes.terminate(
+                    b, "db.long_queries", waiting or 0, server.database, db.dump_dir
+                ),
+            )
+        found.append(Finding("db.long_queries", status, b.target, summary, evidence, fixes))
     calm = f"no statement has run for {span(limit.warn)} or more"
     calm += f" ({plural(len(active), 'active session')})"
     return with_hidden("db.long_queries", db, found, calm, hidden_note(activity, server))
@@ -180,7 +195,13 @@ async def _lock_chain(db: DbContext) -> list[Finding]:
         summary += f"; the longest has waited {human_duration(chain.longest_wait)}"
         target = f"pid {chain.root_pid}" if chain.root_pid else "prepared transaction"
         evidence = (Evidence("pg_stat_activity, pg_blocking_pids", _chain_text(chain)),)
-        found.append(Finding("db.lock_chain", status, target, summary, evidence))
+        fixes: tuple[Fix, ...] = ()
+        root = chain.root
+        if root is not None and db_fixes.fixable(root):
+            fixes = db_fixes.terminate(root, "db.lock_chain", total, server.database, db.dump_dir)
+            if root.state == "active":  # a running statement: cancelling it may be enough
+                fixes = (db_fixes.cancel(root, "db.lock_chain", total), *fixes)
+        found.append(Finding("db.lock_chain", status, target, summary, evidence, fixes))
     calm = f"no session has waited on another's lock for {span(limit.warn)} or more"
     calm += f" ({brief} waiting briefly)" if brief else ""
     note = ""

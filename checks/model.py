@@ -80,11 +80,31 @@ class PinMatch(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class DbStep:
+    """One step of a database fix, run on the finding's database by the gate: a statement
+    (`query` built with psycopg.sql, identifiers quoted by `Identifier`; values in
+    `params`, never in the text), or a `pg_dump` of the database to the file `dump_to`.
+
+    `shown` is the step as the operator reads it and the audit log keeps it. `must_match`:
+    the statement selects the target and acts on it in one go (`SELECT pg_cancel_backend(pid)
+    FROM pg_stat_activity WHERE pid = ... AND backend_start = ...`), and must return a row
+    whose first value is true; no row means the target was gone, and the step failed."""
+
+    shown: str
+    query: object = None
+    params: Mapping[str, object] | None = None
+    must_match: bool = False
+    dump_to: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Pin:
     """The identity of a fix's target, read again just before the fix runs.
 
     `argv` prints the identity (an interface index, a rule, a unit's invocation id); `value`
     is what it printed when the fix was proposed. A command that fails reads as "gone".
+    A database fix's pin is a `query` instead, whose first value (text) is the identity
+    (a backend's start time, a table's oid); no row reads as "gone".
     `timeout` is how long the gate waits for the reading: a pin over a listing gets the
     listing's own time, since a cold directory tree is slow to walk a second time.
     """
@@ -94,6 +114,7 @@ class Pin:
     value: str
     match: PinMatch = PinMatch.EXACT
     timeout: float = 10.0
+    query: DbStep | None = None
 
     def holds(self, output: str) -> bool:
         """Whether a fresh reading still names the same target."""
@@ -106,7 +127,8 @@ class Pin:
 class Fix:
     """A change a check proposes. It runs only through the action gate, never directly.
 
-    `commands` are argv lists, shown to the operator exactly as they will run; `verify` is
+    `commands` are argv lists, shown to the operator exactly as they will run; a database
+    fix has `statements` instead, run on the finding's database (see `DbStep`); `verify` is
     the id of the check whose finding on `target` must come out OK afterwards; `undo` holds
     the commands that put things back, kept in the audit record (a deleted firewall rule).
     """
@@ -125,11 +147,14 @@ class Fix:
     """Bytes the fix promises to free on the filesystem holding `frees_on`: the gate measures
     free space there before and after and reports what was really freed."""
     frees_on: str = ""
+    statements: tuple[DbStep, ...] = ()
 
     @property
     def command_lines(self) -> tuple[str, ...]:
-        """The commands as a person would type them, one per line."""
-        return tuple(shlex.join(argv) for argv in self.commands)
+        """The commands as a person would type them, one per line (SQL as psql shows it)."""
+        return tuple(shlex.join(argv) for argv in self.commands) + tuple(
+            step.shown for step in self.statements
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +186,8 @@ class CheckContext:
     shell: Shell | None = None
     tier: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
+    database: object | None = None
+    """For the database wizard: the `checks.db_link.DbLink` its steps ask through."""
 
 
 class Check(Protocol):

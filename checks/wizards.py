@@ -58,6 +58,9 @@ class Step:
     timeout: float | None = None
     """Seconds this step may take, when its commands have longer bounds of their own than
     the wizard's STEP_TIMEOUT (walking a cold log tree); None: the wizard's."""
+    gone_is_ok: bool = False
+    """The check lists only what is wrong (the database checks): a target it ran and no
+    longer lists, with nothing left UNKNOWN, is resolved when a fix is verified."""
 
     @property
     def id(self) -> str:
@@ -180,6 +183,10 @@ class WizardRun:
             same = next((f for f in findings if f.key == finding.key), None)
             if same is None:  # the check could not run: its UNKNOWN says why
                 same = next((f for f in findings if f.status is Status.UNKNOWN), None)
+            ran = self.results[index].state is StepState.DONE and findings
+            if same is None and ran and self.results[index].step.gone_is_ok:
+                said = f"{finding.target} is no longer listed"
+                return Finding(finding.check, Status.OK, finding.target, said)
             return same
 
         return verify

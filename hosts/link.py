@@ -81,6 +81,13 @@ class HostLink:
         assert self._connection is not None
         return SSHShell(self.name, self._connection)
 
+    async def connection(self) -> asyncssh.SSHClientConnection:
+        """The link's own SSH connection (connecting if need be), for port forwards to the
+        host's PostgreSQL; raises `SampleError` saying why when the host cannot be reached."""
+        await self._ready()
+        assert self._connection is not None
+        return self._connection
+
     async def _ready(self) -> ProcSampler:
         if self._sampler is not None:
             return self._sampler

@@ -21,6 +21,7 @@ operator's words (`classify`); a password is never in a message, a repr or a log
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import re
@@ -55,6 +56,7 @@ APPLICATION_NAME = "fleetdeck"
 # The failures live in hosts.pgtargets (it raises them too); callers import them from here.
 __all__ = [
     "APPLICATION_NAME",
+    "DumpResult",
     "PgConnectError",
     "PgError",
     "PgFailure",
@@ -63,6 +65,7 @@ __all__ = [
     "PgTarget",
     "SessionSettings",
     "classify",
+    "dump_database",
     "open_session",
 ]
 
@@ -245,22 +248,10 @@ async def open_session(
     env = os.environ  # libpq reads the same variables, so no other mapping would be honest
     where = describe(target, host, env)
     started = time.monotonic()
-    params, service, password_from = prepare(target, env, where, remote=ssh is not None)
-    lookup = None
-    listener: asyncssh.SSHListener | None = None
-    secret = params.get("password")
+    dial = _Dial(target, where, ssh)
     try:
         async with asyncio.timeout(settings.connect_timeout + 1.0):
-            if ssh is not None:
-                target = target or PgTarget()
-                lookup = effective(target, service, env, remote=True)
-                listener = await _forward(ssh, lookup[0], lookup[1])
-                params.update(through_forward(lookup[0], listener.get_port()))
-                if "password" not in params and "password" not in service:
-                    entries, _ = read_pgpass(pgpass_path(env))
-                    if (from_file := pgpass_password(entries, *lookup)) is not None:
-                        params["password"] = secret = from_file
-                        password_from = str(pgpass_path(env))
+            params = await dial.open()
             connection = await psycopg.AsyncConnection.connect(
                 **params,
                 application_name=APPLICATION_NAME,
@@ -277,28 +268,163 @@ async def open_session(
             f"no answer within {settings.connect_timeout + 1.0:g} s: {_QUIET}",
         ) from None
     except psycopg.Error as error:
-        failure, detail = classify(error, settings, secret)
-        if ssh is not None and lookup is not None and failure is PgFailure.LOST:
-            failure, detail = await _probe(ssh, lookup[0], lookup[1], failure, detail)
+        raise await dial.failed(error, settings) from None
+    except (OSError, asyncssh.Error) as error:
+        raise _ssh_failed(where, error) from None
+    finally:
+        dial.close()  # the forwarded session lives on; no new ones are accepted
+    elapsed = time.monotonic() - started
+    return PgSession(
+        where, connection, settings, elapsed, dial.password_from, connection.info.backend_pid
+    )
+
+
+class _Dial:
+    """How to reach a target: libpq parameters with the password from where fleetdeck may
+    take it, through a port forward over the host's SSH connection when it is remote (the
+    forward accepts connections until `close`)."""
+
+    def __init__(
+        self, target: PgTarget | None, where: str, ssh: asyncssh.SSHClientConnection | None
+    ) -> None:
+        self.target = target
+        self.where = where
+        self.ssh = ssh
+        self.env = os.environ
+        self.password_from: str | None = None
+        self.secret: str | None = None
+        self.lookup: tuple[str, int, str, str] | None = None
+        self.service: dict[str, str] = {}
+        self._listener: asyncssh.SSHListener | None = None
+
+    async def open(self) -> dict[str, Any]:
+        target, env = self.target, self.env
+        params, self.service, self.password_from = prepare(
+            target, env, self.where, remote=self.ssh is not None
+        )
+        self.secret = params.get("password")
+        if self.ssh is not None:
+            target = target or PgTarget()
+            self.lookup = effective(target, self.service, env, remote=True)
+            self._listener = await _forward(self.ssh, self.lookup[0], self.lookup[1])
+            params.update(through_forward(self.lookup[0], self._listener.get_port()))
+            if "password" not in params and "password" not in self.service:
+                entries, _ = read_pgpass(pgpass_path(env))
+                if (from_file := pgpass_password(entries, *self.lookup)) is not None:
+                    params["password"] = self.secret = from_file
+                    self.password_from = str(pgpass_path(env))
+        return params
+
+    async def failed(self, error: psycopg.Error, settings: SessionSettings) -> PgConnectError:
+        """The connect error in an operator's words, with where the password came from."""
+        target, env, lookup = self.target, self.env, self.lookup
+        failure, detail = classify(error, settings, self.secret)
+        if self.ssh is not None and lookup is not None and failure is PgFailure.LOST:
+            failure, detail = await _probe(self.ssh, lookup[0], lookup[1], failure, detail)
         if failure is PgFailure.NO_PASSWORD:
-            lookup = lookup or effective(target or PgTarget(), service, env, remote=False)
+            lookup = lookup or effective(target or PgTarget(), self.service, env, remote=False)
             detail += "; fleetdeck looked in: " + "; ".join(password_places(target, env, lookup))
         if failure is PgFailure.CONFIG and target is not None and target.service:
             detail += f" ({service_missing(target.service, env)}, nor in libpq's own directory)"
         if failure is PgFailure.AUTH_FAILED:
-            source = password_from or "libpq's search: PGPASSFILE, ~/.pgpass, the service file"
+            source = self.password_from or "libpq's search: PGPASSFILE, ~/.pgpass, the service file"
             detail += f" (the password came from {source})"
-        raise PgConnectError(where, failure, scrub(detail, secret)) from None
-    except (OSError, asyncssh.Error) as error:
-        reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
-        raise PgConnectError(where, PgFailure.SSH, f"SSH port forward: {reason}") from None
+        return PgConnectError(self.where, failure, scrub(detail, self.secret))
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+
+def _ssh_failed(where: str, error: Exception) -> PgConnectError:
+    reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+    return PgConnectError(where, PgFailure.SSH, f"SSH port forward: {reason}")
+
+
+_LIBPQ_ENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "dbname": "PGDATABASE",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "service": "PGSERVICE",
+    "sslmode": "PGSSLMODE",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DumpResult:
+    """How `pg_dump` went: its exit status (None: it could not run or timed out), what it
+    printed (stderr), and why it could not run, if so."""
+
+    exit_status: int | None
+    output: str
+    duration: float
+    error: str | None = None
+
+
+async def dump_database(
+    target: PgTarget | None,
+    path: str,
+    *,
+    host: str = "localhost",
+    ssh: asyncssh.SSHClientConnection | None = None,
+    timeout: float = 600.0,
+) -> DumpResult:
+    """`pg_dump -Fc` of the target's database into a new file `path` on this machine (mode
+    0600, never over an existing file), through the same forward as sessions for a remote
+    host. The password goes in pg_dump's environment, never on its command line."""
+    started = time.monotonic()
+    env = os.environ
+    dial = _Dial(target, describe(target, host, env), ssh)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    except OSError as error:
+        return DumpResult(None, "", 0.0, f"cannot create {path}: {error.strerror}")
+    result = await _dump(dial, path, timeout, started)
+    if result.error is not None or result.exit_status != 0:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # a partial dump must not pass for a backup
+    return result
+
+
+async def _dump(dial: _Dial, path: str, timeout: float, started: float) -> DumpResult:
+    env = dial.env
+    process: asyncio.subprocess.Process | None = None
+    try:
+        params = await asyncio.wait_for(dial.open(), 10.0)
+        child = {k: v for k, v in env.items() if not k.startswith("PG")} | {
+            _LIBPQ_ENV[k]: str(v) for k, v in params.items() if k in _LIBPQ_ENV
+        }
+        child["PGAPPNAME"] = APPLICATION_NAME
+        child["PGCONNECT_TIMEOUT"] = "5"
+        argv = ["pg_dump", "--format=custom", "--lock-wait-timeout=5000", "--file", path]
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            env=child,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout)
+        text = scrub(stderr.decode(errors="replace"), dial.secret)
+        return DumpResult(process.returncode, text, time.monotonic() - started)
+    except TimeoutError:
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+        return DumpResult(None, "", time.monotonic() - started, f"no end within {timeout:g} s")
+    except FileNotFoundError:
+        said = "pg_dump is not installed on this machine (PostgreSQL's client package)"
+        return DumpResult(None, "", time.monotonic() - started, said)
+    except (PgError, OSError, asyncssh.Error) as error:
+        said = str(error) if isinstance(error, PgError) else str(_ssh_failed(dial.where, error))
+        return DumpResult(None, "", time.monotonic() - started, f"could not run pg_dump: {said}")
     finally:
-        if listener is not None:
-            listener.close()  # the forwarded session lives on; no new ones are accepted
-    elapsed = time.monotonic() - started
-    return PgSession(
-        where, connection, settings, elapsed, password_from, connection.info.backend_pid
-    )
+        dial.close()
 
 
 async def _abandon(task: asyncio.Future[Any]) -> None:

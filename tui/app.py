@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, ClassVar
 
@@ -20,7 +20,9 @@ from hosts.samplers import PsutilSampler, Sampler
 from tui.host_screen import HostScreen
 
 if TYPE_CHECKING:
+    from checks.db_link import DbLink
     from hosts.inventory import HostSpec, Inventory
+    from hosts.pgtargets import PgTarget
     from hosts.ssh import SSHOptions
 
 
@@ -35,6 +37,8 @@ class Settings:
     """This machine's environment tier, for fixes on the local console."""
     storage_every: float = 300.0
     """Seconds between runs of the storage checks on an open Host screen; 0: never."""
+    postgres: bool = False
+    """The local console also watches this machine's PostgreSQL, with libpq's defaults."""
 
 
 class FleetdeckApp(App[None]):
@@ -96,6 +100,37 @@ class FleetdeckApp(App[None]):
             return FixHost(watch.name, scripts_shell, None)
         raise RuntimeError(f"{watch.name}: no shell to run a wizard on")
 
+    def database_targets(self, watch: HostWatch) -> tuple[PgTarget | None, ...]:
+        """The PostgreSQL targets of a watched host: its inventory's `[[host.postgres]]`;
+        for the local console, libpq's defaults (None) when started with --postgres."""
+        spec = getattr(watch.sampler, "spec", None)
+        if spec is not None:
+            return tuple(spec.postgres)
+        return (None,) if self.settings.postgres else ()
+
+    def database_link(self, watch: HostWatch, target: str = "", dump_dir: str = "") -> DbLink:
+        """A link to one of the host's databases (the named one, or its only one), through
+        its SSH link's own connection for a remote host; ValueError says which to pick."""
+        from checks.db_link import DbLink
+        from checks.db_wizard import pick_target
+
+        targets = [t for t in self.database_targets(watch) if t is not None]
+        chosen = pick_target(targets, target or None, watch.name)
+        connection = getattr(watch.sampler, "connection", None)
+        return DbLink(
+            chosen,
+            watch.name,
+            ssh=connection if callable(connection) else None,
+            thresholds=self.config.database,
+            dump_dir=dump_dir,
+        )
+
+    async def open_database_host(self, watch: HostWatch, params: dict[str, str]) -> FixHost:
+        """Where the database wizard runs: the host's shell, and a link to the database
+        that `params` name (target, dump_dir)."""
+        link = self.database_link(watch, params.get("target", ""), params.get("dump_dir", ""))
+        return replace(await self.open_fix_host(watch), database=link)
+
     def open_wizard(self, watch: HostWatch, domain: str = "network") -> None:
         """Ask for the wizard's parameters, then run it on the watched host."""
         from checks.catalog import WIZARDS
@@ -106,12 +141,17 @@ class FleetdeckApp(App[None]):
         def start(params: dict[str, str] | None) -> None:
             if params is None:
                 return
+            opener = (
+                (lambda: self.open_database_host(watch, params))
+                if domain == "database"
+                else (lambda: self.open_fix_host(watch))
+            )
             self.push_screen(
                 WizardScreen(
                     wizard,
                     params,
                     watch.name,
-                    lambda: self.open_fix_host(watch),
+                    opener,
                     self.gate,
                     self.config.thresholds,
                     watch.history,

@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--read-only", action="store_true", help="never change anything (war-room screens)"
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="without an inventory: watch this machine's PostgreSQL too (the database pane "
+        "and wizard), the libpq way (PG* variables, the default socket, ~/.pgpass); with one, "
+        "each host's [[host.postgres]] targets are watched anyway",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser(
         "check",
@@ -310,7 +317,12 @@ def run_console(args: argparse.Namespace) -> int:
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
 
-    settings = Settings(interval=args.interval, read_only=args.read_only, audit_log=args.audit_log)
+    settings = Settings(
+        interval=args.interval,
+        read_only=args.read_only,
+        audit_log=args.audit_log,
+        postgres=args.postgres,
+    )
     if args.inventory:
         from hosts.ssh import SSHOptions
 

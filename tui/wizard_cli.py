@@ -19,8 +19,9 @@ import sys
 import threading
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog, AuditReading, default_audit_path, parse_time, read_audit
@@ -30,6 +31,14 @@ from checks.model import CheckContext, Finding, Fix, Status, printable
 from checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
 from hosts.metrics import SampleHistory
 from hosts.shell import LocalShell, Shell
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from checks.db_link import DbLink
+    from hosts.pgtargets import PgTarget
+
+DB_DOMAIN = "database"
 
 EVIDENCE_LINES = 12
 OK_LINES = 4
@@ -280,13 +289,18 @@ async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str
         opened = await _open_host(args, stack)
         if isinstance(opened, int):
             return opened
-        name, shell, tier, labels = opened
+        name, shell, tier, labels = opened.name, opened.shell, opened.tier, opened.labels
         try:  # the command line wins over the settings file, parameter by parameter
             params = {**configured_params(WIZARDS[args.domain], config, name, labels), **given}
+            database = _database(args.domain, opened, params, config)
         except ValueError as error:
             print(f"fleetdeck: {error}", file=sys.stderr)
             return 3
-        ctx = CheckContext(name, SampleHistory(size=2), config.thresholds, shell, tier, params)
+        if database is not None:
+            stack.push_async_callback(database.close)
+        ctx = CheckContext(
+            name, SampleHistory(size=2), config.thresholds, shell, tier, params, database
+        )
         run = WizardRun(WIZARDS[args.domain], ctx)
         out = Printable(sys.stdout)
         if not args.json:
@@ -307,7 +321,7 @@ async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str
             confirm=answers.confirm,
             read_only=getattr(args, "read_only", False),
         )
-        host = FixHost(name, shell, tier)
+        host = FixHost(name, shell, tier, database)
         actions = await _offer_fixes(run, gate, host, Printable(sys.stderr))
         if args.json:
             doc = to_json(run)
@@ -320,16 +334,51 @@ async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str
         return run.exit_code
 
 
-async def _open_host(
-    args: argparse.Namespace, stack: AsyncExitStack
-) -> tuple[str, Shell, str | None, tuple[str, ...]] | int:
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """The host a wizard works on, as `_open_host` reached it."""
+
+    name: str
+    shell: Shell
+    tier: str | None
+    labels: tuple[str, ...] = ()
+    postgres: tuple[PgTarget, ...] = ()
+    ssh: asyncssh.SSHClientConnection | None = None
+
+
+def _database(
+    domain: str, opened: _Opened, params: dict[str, str], config: Config
+) -> DbLink | None:
+    """The database wizard's target on the host (ValueError: which to pick)."""
+    if domain != DB_DOMAIN:
+        return None
+    from checks.db_link import DbLink
+    from checks.db_wizard import pick_target
+
+    target = pick_target(opened.postgres, params.get("target"), opened.name)
+    ssh = opened.ssh
+
+    async def connection() -> asyncssh.SSHClientConnection:
+        assert ssh is not None
+        return ssh
+
+    return DbLink(
+        target,
+        opened.name,
+        ssh=connection if ssh is not None else None,
+        thresholds=config.database,
+        dump_dir=params.get("dump_dir", ""),
+    )
+
+
+async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> _Opened | int:
     """The host to work on: this machine, or one host of the inventory over SSH."""
     if not args.inventory:
         if args.host:
             print("fleetdeck: --host needs an inventory (-i FILE)", file=sys.stderr)
             return 3
         name = socket.gethostname()
-        return name, LocalShell(name), getattr(args, "tier", None), ()
+        return _Opened(name, LocalShell(name), getattr(args, "tier", None))
     from hosts.inventory import InventoryError, load_inventory
     from hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
 
@@ -357,7 +406,8 @@ async def _open_host(
         print(f"fleetdeck: {error}", file=sys.stderr)
         return Status.CRIT.exit_code
     stack.callback(connection.close)
-    return spec.name, SSHShell(spec.name, connection), spec.tier, spec.labels
+    shell = SSHShell(spec.name, connection)
+    return _Opened(spec.name, shell, spec.tier, spec.labels, spec.postgres, connection)
 
 
 async def _offer_fixes(

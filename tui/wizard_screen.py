@@ -7,6 +7,7 @@ this screen only asks for them. In read-only mode the gate refuses, and says so.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import ClassVar
 
@@ -95,6 +96,8 @@ class WizardForm(ModalScreen[dict[str, str] | None]):
 
 
 OpenHost = Callable[[], Awaitable[FixHost]]
+_CLOSING: set[asyncio.Task[None]] = set()
+"""Sessions being closed after their screen went (kept so the tasks are not collected)."""
 
 
 class WizardScreen(Screen[None]):
@@ -175,6 +178,7 @@ class WizardScreen(Screen[None]):
             self.fix_host.shell,
             self.fix_host.tier,
             self.params,
+            self.fix_host.database,
         )
         self.run = WizardRun(self.wizard, ctx)
         self.run.listeners.append(self._step_changed)
@@ -292,6 +296,14 @@ class WizardScreen(Screen[None]):
         from tui.audit_screen import AuditScreen
 
         self.app.push_screen(AuditScreen(self.gate.audit.path))
+
+    def on_unmount(self) -> None:
+        """A database wizard's sessions end with the screen."""
+        close = getattr(self.fix_host.database, "close", None) if self.fix_host else None
+        if close is not None:
+            task = asyncio.get_running_loop().create_task(close())
+            _CLOSING.add(task)
+            task.add_done_callback(_CLOSING.discard)
 
     def action_back(self) -> None:
         if self.fixing:

@@ -1,0 +1,430 @@
+"""The database wizard's fixes through the gate, against a real PostgreSQL from initdb.
+
+Each test sets up the fault, runs the real wizard over a `DbLink`, picks the fix it offers,
+and applies it through the one gate with an operator who says yes (and types the host name
+for a destructive fix). The fault must be gone afterwards, the gate's verification (the
+step re-run) must pass, and the audit log must hold the exact SQL and the pin. A pid reused
+by another backend between the offer and the apply is refused by the pin, and the statement
+itself acts on nothing even when the pin is bypassed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import stat
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
+from checks.audit import AuditLog
+from checks.config import Thresholds
+from checks.db_link import DbLink
+from checks.db_wizard import DATABASE_WIZARD
+from checks.dbconfig import DbThresholds, Limit
+from checks.dbqueries import Backend
+from checks.model import CheckContext, Finding, Fix, Status
+from checks.wizards import WizardRun
+from hosts.metrics import SampleHistory
+from hosts.postgres import PgTarget
+from hosts.shell import LocalShell
+
+from pgserver import MONITOR, SUPERUSER, PgServer
+from pgserver import pg as pg
+from pgserver import pg_server as pg_server
+
+HOST = "db-01"
+LOW = DbThresholds(
+    idle_in_transaction=Limit(0.2, 600),
+    long_query=Limit(0.2, 600),
+    lock_wait=Limit(0.0, 600),
+    dead_rows=1000,
+    unused_index_bytes=1 << 40,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_libpq_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("PG")]:
+        monkeypatch.delenv(name)
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def _target(server: PgServer, user: str, monkeypatch: pytest.MonkeyPatch) -> PgTarget:
+    variable = f"FD_PG_{user.upper()}"
+    monkeypatch.setenv(variable, server.passwords[user])
+    return PgTarget(
+        host=server.host, port=server.port, dbname=server.dbname, user=user, password_env=variable
+    )
+
+
+@pytest.fixture
+async def link(
+    pg: PgServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AsyncIterator[DbLink]:
+    """fleetdeck's link to the shared server as its administrator (fixes need the rights)."""
+    target = _target(pg, SUPERUSER, monkeypatch)
+    link = DbLink(target, HOST, thresholds=LOW, dump_dir=str(tmp_path / "dumps"))
+    yield link
+    await link.close()
+
+
+class Operator:
+    """Says yes, and types the host name when asked; keeps what it was shown."""
+
+    def __init__(self) -> None:
+        self.shown: list[list[str]] = []
+
+    async def __call__(self, request: ConfirmRequest) -> Decision:
+        self.shown.append(request.summary_lines())
+        return Decision(True, HOST)
+
+
+def _gate(tmp_path: Path, operator: Operator | None = None) -> ActionGate:
+    return ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=operator or Operator())
+
+
+async def _wizard(link: DbLink) -> WizardRun:
+    ctx = CheckContext(HOST, SampleHistory(size=2), Thresholds(), None, None, {}, link)
+    run = WizardRun(DATABASE_WIZARD, ctx)
+    await run.run()
+    return run
+
+
+def _offer(run: WizardRun, check: str, target: str, fix_id: str) -> tuple[int, Finding, Fix]:
+    index = run.index_of(check)
+    for finding, fix in run.results[index].fixes:
+        if finding.target == target and fix.id == fix_id:
+            return index, finding, fix
+    offered = [(f.target, x.id) for f, x in run.results[index].fixes]
+    raise AssertionError(f"no {fix_id} on {target} in {check}; offered: {offered}")
+
+
+async def _apply(
+    gate: ActionGate, link: DbLink, run: WizardRun, check: str, target: str, fix_id: str
+) -> ActionResult:
+    index, finding, fix = _offer(run, check, target, fix_id)
+    host = FixHost(HOST, LocalShell(HOST), None, link)
+    return await gate.apply(host, finding, fix, run.verifier(index, finding))
+
+
+def _records(tmp_path: Path) -> list[dict[str, object]]:
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _table(pg: PgServer, request: pytest.FixtureRequest, quoted: bool = False) -> str:
+    """A fresh table name, dropped after the test; `quoted`: one needing quotes (a space,
+    capitals), so only psycopg.sql.Identifier gets it right."""
+    base = re.sub(r"[^a-z0-9_]", "_", f"t_{request.node.name[5:22]}_{secrets.token_hex(3)}")
+    name = f"Fix Me {base}" if quoted else base
+
+    def drop() -> None:
+        pg.close_sessions()
+        pg.sql(
+            psycopg.sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(name))
+        )
+
+    request.addfinalizer(drop)
+    return name
+
+
+# -- D3: backends -------------------------------------------------------------------------
+
+
+async def test_terminating_the_root_blocker_ends_the_chain_and_is_verified(
+    pg: PgServer, link: DbLink, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    table = _table(pg, request)
+    pg.sql(f"CREATE TABLE {table} (id int PRIMARY KEY, v int)")
+    pg.sql(f"INSERT INTO {table} VALUES (1, 0)")
+    a, b, c = (pg.session(name=f"chain-{n}") for n in "abc")
+    a.execute("BEGIN")
+    a.execute(f"UPDATE {table} SET v = 1 WHERE id = 1")
+    waits_b = b.start(f"UPDATE {table} SET v = 2 WHERE id = 1")
+    pg.wait_for("SELECT %s = ANY(pg_blocking_pids(%s))", [a.pid, b.pid])
+    waits_c = c.start(f"UPDATE {table} SET v = 3 WHERE id = 1")
+    pg.wait_for("SELECT %s = ANY(pg_blocking_pids(%s))", [b.pid, c.pid])
+
+    run = await _wizard(link)
+    chain = run.results[run.index_of("db.lock_chain")]
+    offered = [(f.target, x.id) for f, x in chain.fixes]
+    # The root is idle in its transaction: nothing to cancel; terminate, alone or after a dump.
+    assert offered == [(f"pid {a.pid}", "db.terminate"), (f"pid {a.pid}", "db.dump_terminate")]
+    operator = Operator()
+    result = await _apply(
+        _gate(tmp_path, operator), link, run, "db.lock_chain", f"pid {a.pid}", "db.terminate"
+    )
+
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert result.after is not None and "no longer listed" in result.after.summary
+    waits_b.result(timeout=10)  # the waiters went on
+    waits_c.result(timeout=10)
+    alive = pg.sql("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [a.pid])
+    assert alive == [(0,)]
+    shown = "\n".join(operator.shown[0])
+    assert f"pid {a.pid}" in shown and "2 session(s) wait on its locks" in shown
+    assert "its transaction, open" in shown and "is rolled back" in shown
+    assert f"runs on {pg.dbname} on {HOST}:" in shown
+    statement = (
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = {a.pid} "
+        f"AND backend_start = '"
+    )
+    assert f"=# {statement}" in shown
+    started, finished = _records(tmp_path)
+    assert started["event"] == "started" and finished["outcome"] == "verified"
+    assert finished["commands"] == [f"{statement}{a.backend_start}'::timestamptz"]
+    assert finished["pin"] == {
+        "what": f"pid {a.pid}'s backend_start",
+        "value": a.backend_start.isoformat(),
+    }
+    assert pg.passwords[SUPERUSER] not in (tmp_path / "audit.jsonl").read_text()
+
+
+async def test_idle_transaction_is_dumped_then_terminated(
+    pg: PgServer, link: DbLink, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    table = _table(pg, request)
+    pg.sql(f"CREATE TABLE {table} (id int PRIMARY KEY, v text)")
+    pg.sql(f"INSERT INTO {table} SELECT g, 'row ' || g FROM generate_series(1, 500) g")
+    idle = pg.session(name="report-job")
+    idle.execute("BEGIN")
+    idle.execute(f"SELECT count(*) FROM {table}")
+    pg.wait_for(
+        "SELECT state = 'idle in transaction' AND now() - state_change > interval '0.3 s' "
+        "FROM pg_stat_activity WHERE pid = %s",
+        [idle.pid],
+    )
+
+    run = await _wizard(link)
+    result = await _apply(
+        _gate(tmp_path), link, run, "db.idle_in_transaction", f"pid {idle.pid}", "db.dump_terminate"
+    )
+
+    assert result.outcome is Outcome.VERIFIED, result.message
+    dump_run, kill_run = result.runs
+    assert dump_run.ok and kill_run.ok
+    path = Path(dump_run.output.splitlines()[0].removeprefix("wrote "))
+    assert path.parent == tmp_path / "dumps" and path.name.startswith(f"{pg.dbname}-")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # a dump holds the data
+    listing = await asyncio.to_thread(
+        subprocess.run, ["pg_restore", "--list", str(path)], capture_output=True, text=True
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert f"TABLE DATA public {table}" in listing.stdout
+    assert pg.sql("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [idle.pid]) == [(0,)]
+
+
+async def test_a_failed_dump_terminates_nothing(pg: PgServer, link: DbLink, tmp_path: Path) -> None:
+    idle = pg.session(name="batch")
+    idle.execute("BEGIN")
+    idle.execute("SELECT 1")
+    pg.wait_for(
+        "SELECT now() - state_change > interval '0.3 s' FROM pg_stat_activity WHERE pid = %s",
+        [idle.pid],
+    )
+    (tmp_path / "dumps").write_text("a file where the directory should be")
+
+    run = await _wizard(link)
+    result = await _apply(
+        _gate(tmp_path), link, run, "db.idle_in_transaction", f"pid {idle.pid}", "db.dump_terminate"
+    )
+
+    assert result.outcome is Outcome.FAILED
+    assert len(result.runs) == 1 and "cannot make" in result.message
+    assert idle.execute("SELECT 1") == [(1,)]  # still there, transaction and all
+
+
+async def test_cancelling_a_long_query_keeps_the_session(
+    pg: PgServer, link: DbLink, tmp_path: Path
+) -> None:
+    runaway = pg.session(name="runaway")
+    running = runaway.start("SELECT pg_sleep(60)")
+    pg.wait_for(
+        "SELECT now() - query_start > interval '0.3 s' FROM pg_stat_activity WHERE pid = %s",
+        [runaway.pid],
+    )
+
+    run = await _wizard(link)
+    result = await _apply(
+        _gate(tmp_path), link, run, "db.long_queries", f"pid {runaway.pid}", "db.cancel"
+    )
+
+    assert result.outcome is Outcome.VERIFIED, result.message
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        running.result(timeout=10)
+    assert runaway.execute("SELECT 1") == [(1,)]  # the session stays
+
+
+async def test_a_reused_pid_is_refused_by_the_pin_and_by_the_statement(
+    pg: PgServer, link: DbLink, tmp_path: Path
+) -> None:
+    """The finding was about pid N started at T1; now pid N is another backend, started at
+    T2. Forcing the kernel to hand out the same pid again is not something a test should do
+    to a machine, so the finding's backend is built with the other session's pid and the
+    first one's start: to the server it is exactly a reused pid."""
+    first, other = pg.session(name="first"), pg.session(name="other-job")
+    other.execute("BEGIN")
+    other.execute("SELECT 1")
+    assert first.backend_start != other.backend_start
+    offered = Backend(
+        pid=other.pid,
+        backend_start=first.backend_start,
+        backend_type="client backend",
+        user=SUPERUSER,
+        application="first",
+        client=None,
+        database=pg.dbname,
+        state="idle in transaction",
+        wait_event_type="Client",
+        wait_event="ClientRead",
+        query="SELECT 1",
+        xact_seconds=600.0,
+        query_seconds=600.0,
+        state_seconds=600.0,
+    )
+    from checks import db_fixes
+
+    fix, _ = db_fixes.terminate(offered, "db.idle_in_transaction", 0, pg.dbname)
+    finding = Finding("db.idle_in_transaction", Status.WARN, offered.target, "idle", (), (fix,))
+
+    async def verify() -> Finding:
+        raise AssertionError("an aborted fix is not verified")
+
+    host = FixHost(HOST, LocalShell(HOST), None, link)
+    result = await _gate(tmp_path).apply(host, finding, fix, verify)
+    assert result.outcome is Outcome.ABORTED
+    assert f"it was {first.backend_start.isoformat()!r}" in result.message
+    assert other.backend_start.isoformat() in result.message
+    assert not result.runs
+
+    # Even past the pin, the statement names pid and start together: it touches nothing.
+    step = fix.statements[0]
+    ran = await link.execute(step, 10)
+    assert not ran.ok and "the target is gone" in ran.output
+    assert other.execute("SELECT 1") == [(1,)]
+    (aborted,) = _records(tmp_path)
+    assert aborted["outcome"] == "aborted"
+
+
+async def test_without_the_right_to_signal_the_terminate_fails_and_says_why(
+    pg: PgServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The monitoring user (pg_monitor, not pg_signal_backend) cannot end a superuser's
+    session: the fix fails with the server's reason and the session lives on."""
+    idle = pg.session(name="admin-shell")
+    idle.execute("BEGIN")
+    idle.execute("SELECT 1")
+    pg.wait_for(
+        "SELECT now() - state_change > interval '0.3 s' FROM pg_stat_activity WHERE pid = %s",
+        [idle.pid],
+    )
+    link = DbLink(_target(pg, MONITOR, monkeypatch), HOST, thresholds=LOW)
+    try:
+        run = await _wizard(link)
+        result = await _apply(
+            _gate(tmp_path), link, run, "db.idle_in_transaction", f"pid {idle.pid}", "db.terminate"
+        )
+    finally:
+        await link.close()
+    assert result.outcome is Outcome.FAILED
+    assert "permission denied" in result.message or "must be a" in result.message
+    assert idle.execute("SELECT 1") == [(1,)]
+
+
+# -- D5, D6: tables and indexes -----------------------------------------------------------
+
+
+async def test_vacuum_analyze_clears_the_dead_rows_of_a_table_whose_name_needs_quotes(
+    pg: PgServer, link: DbLink, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    table = _table(pg, request, quoted=True)
+    ident = psycopg.sql.Identifier(table).as_string(None)
+    pg.sql(f"CREATE TABLE {ident} (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off)")
+    pg.sql(f"INSERT INTO {ident} SELECT g, 'x' FROM generate_series(1, 20000) g")
+    pg.sql(f"DELETE FROM {ident} WHERE id > 5000")
+    pg.wait_for("SELECT n_dead_tup = 15000 FROM pg_stat_user_tables WHERE relname = %s", [table])
+
+    run = await _wizard(link)
+    operator = Operator()
+    result = await _apply(
+        _gate(tmp_path, operator), link, run, "db.vacuum", f"public.{table}", "db.vacuum_analyze"
+    )
+
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert f'=# VACUUM (ANALYZE) "public".{ident}' in "\n".join(operator.shown[0])
+    (dead,) = pg.sql("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", [table])
+    assert dead == (0,)
+
+
+async def test_reindex_concurrently_makes_an_invalid_index_valid(
+    pg: PgServer, link: DbLink, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    table = _table(pg, request)
+    pg.sql(f"CREATE TABLE {table} (id int PRIMARY KEY, v int)")
+    pg.sql(f"INSERT INTO {table} SELECT g, g FROM generate_series(1, 2000) g")
+    pg.sql(f"INSERT INTO {table} VALUES (5000, 1)")  # a duplicate v
+    with pytest.raises(psycopg.errors.UniqueViolation):  # leaves an invalid index behind
+        pg.sql(f"CREATE UNIQUE INDEX CONCURRENTLY {table}_v ON {table} (v)")
+    pg.sql(f"DELETE FROM {table} WHERE id = 5000")  # the data is right again
+
+    run = await _wizard(link)
+    result = await _apply(
+        _gate(tmp_path), link, run, "db.indexes", f"public.{table}_v", "db.reindex"
+    )
+
+    assert result.outcome is Outcome.VERIFIED, result.message
+    valid = pg.sql(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = %s::regclass", [f"{table}_v"]
+    )
+    assert valid == [(True,)]
+
+
+async def test_a_failed_statement_is_failed_and_the_check_still_reports_it(
+    pg: PgServer, link: DbLink, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """REINDEX of an index whose data is still wrong fails with the server's reason; the
+    finding stays, and the gate says failed, not verified."""
+    table = _table(pg, request)
+    pg.sql(f"CREATE TABLE {table} (id int PRIMARY KEY, v int)")
+    pg.sql(f"INSERT INTO {table} VALUES (1, 1), (2, 1)")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        pg.sql(f"CREATE UNIQUE INDEX CONCURRENTLY {table}_v ON {table} (v)")
+
+    run = await _wizard(link)
+    result = await _apply(
+        _gate(tmp_path), link, run, "db.indexes", f"public.{table}_v", "db.reindex"
+    )
+
+    assert result.outcome is Outcome.FAILED
+    assert "could not create unique index" in result.message
+    assert result.after is not None and result.after.status is Status.WARN
+    pg.sql(f"DROP INDEX IF EXISTS {table}_v_ccnew")
+
+
+async def test_read_only_refuses_a_database_fix_and_runs_no_sql(
+    pg: PgServer, link: DbLink, tmp_path: Path
+) -> None:
+    idle = pg.session(name="war-room")
+    idle.execute("BEGIN")
+    idle.execute("SELECT 1")
+    pg.wait_for(
+        "SELECT now() - state_change > interval '0.3 s' FROM pg_stat_activity WHERE pid = %s",
+        [idle.pid],
+    )
+    run = await _wizard(link)
+    gate = _gate(tmp_path)
+    gate.read_only = True
+    result = await _apply(
+        gate, link, run, "db.idle_in_transaction", f"pid {idle.pid}", "db.terminate"
+    )
+    assert result.outcome is Outcome.REFUSED and not result.runs
+    assert idle.execute("SELECT 1") == [(1,)]
