@@ -203,3 +203,86 @@ def test_inventory_targets_are_checked_through_the_hosts_ssh_connection(
     finally:
         server.stop()
         netns_lab.remove_host(host)
+
+
+def _wizard(
+    env: dict[str, str], *args: str, answers: str = "", config: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    settings = ["--config", config] if config else []
+    return subprocess.run(
+        [fleetdeck_bin(), *settings, "wizard", "database", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        input=answers,
+    )
+
+
+def test_database_wizard_with_a_wrong_password_stops_at_its_first_step(
+    pg: PgServer, tmp_path: Path
+) -> None:
+    env = _local(pg, tmp_path, "not-the-password")
+    result = _wizard(env, "--audit-log", str(tmp_path / "audit.jsonl"))
+    assert result.returncode == 2, result.stderr
+    assert "password authentication failed" in result.stdout
+    assert "skipped: Reachable and logged in: cannot connect" in result.stdout
+    assert pg.passwords[MONITOR] not in result.stdout + result.stderr
+
+
+def test_database_wizard_over_ssh_terminates_an_idle_transaction_once_confirmed(
+    netns_lab: NetnsLab, ssh_keys: SshKeys, make_pg: PgFactory, tmp_path: Path
+) -> None:
+    """The database listens on the namespace host's loopback only; the wizard reaches it
+    through the host's SSH connection, offers the terminate, runs it when the operator says
+    yes and types the host name, and verifies it; the audit log keeps the SQL."""
+    host = netns_lab.add_host("pgwiz")
+    server = make_pg(netns=host.netns, port=5432)
+    try:
+        own = psycopg.connect(
+            **server.conninfo(tcp=False), autocommit=True, application_name="nightly-report"
+        )
+        idle = Session(own)
+        server.sessions.append(idle)
+        idle.execute("BEGIN")
+        idle.execute("SELECT 1")
+        inventory = tmp_path / "fleet.toml"
+        inventory.write_text(
+            f'[[host]]\nname = "{host.name}"\naddress = "{host.address}"\nport = {host.port}\n'
+            f'user = "root"\nidentity_file = "{ssh_keys.client_key}"\n\n'
+            f'[[host.postgres]]\nname = "orders"\ndbname = "{server.dbname}"\nuser = "postgres"\n'
+        )
+        known = write_known_hosts(tmp_path / "known_hosts", host)
+        secret = server.passwords["postgres"]
+        env = _env(
+            tmp_path,
+            PGPASSFILE=_pgpass(tmp_path, f"localhost:5432:{server.dbname}:postgres:{secret}"),
+        )
+        time.sleep(0.3)
+        audit = tmp_path / "audit.jsonl"
+        result = _wizard(
+            env,
+            *("-i", str(inventory), "--host", host.name, "--known-hosts", str(known)),
+            "--audit-log",
+            str(audit),
+            answers=f"y\n{host.name}\n",
+            config=_config(tmp_path),
+        )
+        err = result.stderr
+        assert f"verified: Terminate pid {idle.pid} on {host.name}" in err, err + result.stdout
+        assert f"Apply Terminate pid {idle.pid} on {host.name}? [y/N]" in err
+        assert "destructive fix: type the host name" in err
+        assert f"runs on orders on {host.name}:" in err
+        assert server.sql("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [idle.pid]) == [
+            (0,)
+        ]
+        finished = [json.loads(line) for line in audit.read_text().splitlines()][-1]
+        assert finished["outcome"] == "verified" and finished["host"] == host.name
+        assert (
+            f"pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = {idle.pid}"
+            in (finished["commands"][0])
+        )
+        assert secret not in result.stdout + err + audit.read_text()
+    finally:
+        server.stop()
+        netns_lab.remove_host(host)
