@@ -156,6 +156,13 @@ class Fix:
             step.shown for step in self.statements
         )
 
+    @property
+    def prompt_lines(self) -> tuple[str, ...]:
+        """The command lines behind the prompt they run at: `$` a shell, `=#` psql."""
+        return tuple(f"$ {shlex.join(argv)}" for argv in self.commands) + tuple(
+            f"{'$' if step.dump_to else '=#'} {step.shown}" for step in self.statements
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:

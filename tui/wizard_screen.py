@@ -338,8 +338,8 @@ def detail_text(result: StepResult, read_only: bool) -> Text:
         text.append(" (read-only: refused)" if read_only else " (press the number; f = 1)")
         for number, (_finding, fix) in enumerate(fixes, start=1):
             text.append(printable(f"\n  [{number}] {fix.title} ({fix.risk.value})"))
-            for line in fix.command_lines:
-                text.append(printable(f"\n      $ {line}"), style="dim")
+            for line in fix.prompt_lines:
+                text.append(printable(f"\n      {line}"), style="dim")
     shown: set[tuple[str, str]] = set()
     for finding in ordered:
         if finding.status is Status.OK:
