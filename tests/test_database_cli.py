@@ -234,8 +234,10 @@ def test_database_wizard_over_ssh_terminates_an_idle_transaction_once_confirmed(
     netns_lab: NetnsLab, ssh_keys: SshKeys, make_pg: PgFactory, tmp_path: Path
 ) -> None:
     """The database listens on the namespace host's loopback only; the wizard reaches it
-    through the host's SSH connection, offers the terminate, runs it when the operator says
-    yes and types the host name, and verifies it; the audit log keeps the SQL."""
+    through the host's SSH connection and offers the terminate, alone and after a pg_dump.
+    The operator declines the first and takes the second, typing the host name: the dump is
+    written here through the same forward, then the session ends, and that is verified; the
+    audit log keeps the SQL."""
     host = netns_lab.add_host("pgwiz")
     server = make_pg(netns=host.netns, port=5432)
     try:
@@ -265,12 +267,20 @@ def test_database_wizard_over_ssh_terminates_an_idle_transaction_once_confirmed(
             *("-i", str(inventory), "--host", host.name, "--known-hosts", str(known)),
             "--audit-log",
             str(audit),
-            answers=f"y\n{host.name}\n",
+            "--dump-dir",
+            str(tmp_path / "dumps"),
+            answers=f"n\ny\n{host.name}\n",
             config=_config(tmp_path),
         )
         err = result.stderr
-        assert f"verified: Terminate pid {idle.pid} on {host.name}" in err, err + result.stdout
-        assert f"Apply Terminate pid {idle.pid} on {host.name}? [y/N]" in err
+        assert f"declined: Terminate pid {idle.pid} on {host.name}" in err, err + result.stdout
+        assert f"verified: Dump {server.dbname} to {tmp_path}/dumps/" in err, err
+        assert f"then terminate pid {idle.pid} on {host.name}" in err
+        (dump,) = (tmp_path / "dumps").iterdir()
+        listing = subprocess.run(
+            ["pg_restore", "--list", str(dump)], capture_output=True, text=True, timeout=30
+        )
+        assert listing.returncode == 0 and "pg_stat_statements" in listing.stdout
         assert "destructive fix: type the host name" in err
         assert f"runs on orders on {host.name}:" in err
         assert server.sql("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [idle.pid]) == [
@@ -278,9 +288,10 @@ def test_database_wizard_over_ssh_terminates_an_idle_transaction_once_confirmed(
         ]
         finished = [json.loads(line) for line in audit.read_text().splitlines()][-1]
         assert finished["outcome"] == "verified" and finished["host"] == host.name
+        assert finished["commands"][0].startswith("pg_dump --format=custom --file ")
         assert (
             f"pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = {idle.pid}"
-            in (finished["commands"][0])
+            in (finished["commands"][1])
         )
         assert secret not in result.stdout + err + audit.read_text()
     finally:
