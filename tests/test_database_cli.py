@@ -200,6 +200,15 @@ def test_inventory_targets_are_checked_through_the_hosts_ssh_connection(
             ("gone", "x", 5499),
         ]
         assert secret not in listed.stdout
+        table = subprocess.run(
+            [fleetdeck_bin(), "hosts", "-i", str(inventory)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        header, row = table.stdout.splitlines()
+        assert "POSTGRES" in header.split() and "orders,gone" in row.split()
     finally:
         server.stop()
         netns_lab.remove_host(host)

@@ -182,11 +182,12 @@ def run_hosts(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_host_json(h) for h in inventory.hosts], indent=2))
         return 0
-    rows = [("NAME", "ADDRESS", "PORT", "USER", "JUMP", "TIER", "TAGS/GROUPS", "FROM")]
+    rows = [("NAME", "ADDRESS", "PORT", "USER", "JUMP", "TIER", "TAGS/GROUPS", "POSTGRES", "FROM")]
     for h in inventory.hosts:
         rows.append(
             (h.name, h.address, str(h.port), h.user or "-", h.jump or "-", h.tier or "-",
-             ",".join(h.labels) or "-", str(h.origin or "-"))
+             ",".join(h.labels) or "-", ",".join(t.label for t in h.postgres) or "-",
+             str(h.origin or "-"))
         )  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
