@@ -69,6 +69,9 @@ class DbLink:
 
     @property
     def where(self) -> str:
+        """`orders on db-01`; for libpq's defaults, the database the session reached."""
+        if self.target is None and self._session is not None:
+            return f"database {self._session.connection.info.dbname} on {self.host}"
         return f"{self.label} on {self.host}"
 
     @property

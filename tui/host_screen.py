@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,6 +23,7 @@ from hosts.metrics import SampleHistory
 from widgets import (
     AlertsTable,
     CpuPane,
+    DatabasePane,
     DisksTable,
     FindingsTable,
     HostHeader,
@@ -30,7 +33,12 @@ from widgets import (
     ProcessTable,
 )
 
+if TYPE_CHECKING:
+    from checks.db_link import DbLink
+
 MIN_WIDTH, MIN_HEIGHT = 60, 16
+DB_EVERY = 2.0
+"""The database pane reads at most this often (seconds), whatever the host's interval."""
 
 
 class HostScreen(Screen[None]):
@@ -44,12 +52,14 @@ class HostScreen(Screen[None]):
         Binding("r", "refresh_now", "Refresh"),
         Binding("w", "wizard('network')", "Network wizard"),
         Binding("d", "wizard('storage')", "Disk wizard", show=False),
+        Binding("b", "wizard('database')", "Database wizard", show=False),
         Binding("a", "audit", "Audit log", show=False),
         Binding("1", "jump('alerts')", "Alerts", show=False),
         Binding("2", "jump('processes')", "Processes", show=False),
         Binding("3", "jump('disks')", "Disks", show=False),
         Binding("4", "jump('network')", "Network", show=False),
         Binding("5", "jump('findings')", "Findings", show=False),
+        Binding("6", "jump('database')", "Database", show=False),
         Binding("escape", "back", "Fleet", show=False),
     ]
 
@@ -63,6 +73,8 @@ class HostScreen(Screen[None]):
         self.host_name = watch.name
         self.interval = watch.interval
         self._stop_listening: Callable[[], None] | None = None
+        self._db_link: DbLink | None = None
+        self._db_wake = asyncio.Event()
 
     @property
     def polls(self) -> int:
@@ -86,6 +98,10 @@ class HostScreen(Screen[None]):
             with Vertical(id="col-main"):
                 yield AlertsTable(id="alerts")
                 yield ProcessTable(id="processes")
+                targets = self.app.database_targets(self.host_watch)  # type: ignore[attr-defined]
+                if targets:
+                    label = targets[0].label if targets[0] is not None else "postgres"
+                    yield DatabasePane(label, max_age=2 * self.db_every + 1, id="database")
             with Vertical(id="col-side"):
                 yield DisksTable(id="disks")
                 yield NetworkTable(id="network")
@@ -103,25 +119,37 @@ class HostScreen(Screen[None]):
             "disks": "3 Disks",
             "network": "4 Network",
             "findings": "5 Findings",
+            "database": "6 Database",
         }
         for widget_id, title in titles.items():
-            self.query_one(f"#{widget_id}").border_title = title
+            for widget in self.query(f"#{widget_id}"):
+                widget.border_title = title
         self.query_one("#processes", ProcessTable).focus(scroll_visible=False)
         self._stop_listening = self.host_watch.listen(self._show)
         if self.host_watch.polls or self.host_watch.error:
             self._show(self.host_watch)
         self._watch_storage()
+        if self.query(DatabasePane):
+            self._watch_database()
         if self.owns_watch:
             self.run_worker(self.host_watch.run(), group="watch", exit_on_error=False)
         else:
             self.host_watch.poll_now()  # processes are wanted now that someone looks
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
         if self._stop_listening is not None:
             self._stop_listening()
         # Nobody refreshes them once the screen is gone: they must not keep alerts firing.
         self.host_watch.storage_findings = []
         self.host_watch.sampler.processes = False
+        self.workers.cancel_group(self, "database")
+        link, self._db_link = self._db_link, None
+        if link is not None:
+            await link.close()  # bounded: a silent server's connection is dropped, not awaited
+
+    @property
+    def db_every(self) -> float:
+        return max(self.interval, DB_EVERY)
 
     @on(Resize)
     def _check_size(self, event: Resize) -> None:
@@ -167,8 +195,34 @@ class HostScreen(Screen[None]):
             self._show(watch)
             await asyncio.sleep(every)
 
+    @work(exclusive=True, group="database", exit_on_error=False)
+    async def _watch_database(self) -> None:
+        """Read the first PostgreSQL target into the database pane every `db_every` s (at
+        once on `r`), over one read-only session kept for the screen's life. Each reading
+        is bounded by the session's timeouts, and the UI never waits on it."""
+        from checks.db_pane import PaneSnapshot, read_pane
+
+        pane = self.query_one(DatabasePane)
+        app, watch = self.app, self.host_watch
+        first = app.database_targets(watch)[0]  # type: ignore[attr-defined]
+        try:
+            link: DbLink = app.database_link(watch, first.label if first else "")  # type: ignore[attr-defined]
+        except ValueError as error:
+            pane.show(PaneSnapshot("postgres", watch.name, 0.0, 0.0, error=str(error)))
+            return
+        link.settings = replace(link.settings, read_only=True)
+        self._db_link = link
+        snapshot: PaneSnapshot | None = None
+        while True:
+            self._db_wake.clear()
+            snapshot = await read_pane(link, snapshot)
+            pane.show(snapshot)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._db_wake.wait(), self.db_every)
+
     def action_refresh_now(self) -> None:
         self.host_watch.poll_now()
+        self._db_wake.set()
 
     def action_wizard(self, domain: str) -> None:
         self.app.open_wizard(self.host_watch, domain)  # type: ignore[attr-defined]
@@ -184,7 +238,11 @@ class HostScreen(Screen[None]):
         self.query_one(ProcessTable).sort_by = column
 
     def action_jump(self, pane: str) -> None:
-        widget = self.query_one(f"#{pane}")
+        found = self.query(f"#{pane}")
+        if not found:
+            self.notify(f"{self.host_name} has no {pane} pane", severity="warning")
+            return
+        widget = found.first()
         widget.scroll_visible(top=True, animate=False)
         widget.focus()
 

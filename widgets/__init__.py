@@ -1,6 +1,7 @@
 """Reusable Textual widgets that render plain data handed to them; they never connect anywhere."""
 
 from widgets.cells import Cell, num
+from widgets.database import DatabasePane
 from widgets.findings_tables import AlertsTable, FindingsTable
 from widgets.header import HostHeader
 from widgets.resource_tables import DisksTable, NetworkTable, ProcessTable
@@ -12,6 +13,7 @@ __all__ = [
     "Cell",
     "Column",
     "CpuPane",
+    "DatabasePane",
     "DisksTable",
     "FindingsTable",
     "HostHeader",
