@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 
 from checks.db_base import DbCheck
+from checks.db_fixes import default_dump_dir
 from checks.db_maintenance import INDEXES, SIZE, VACUUM, WRAPAROUND_CHECK
 from checks.db_replication import REPLICATION, SLOW_STATEMENTS
 from checks.db_sessions import CONNECTIONS, IDLE_IN_TRANSACTION, LOCK_CHAIN, LONG_QUERIES, REACHABLE
@@ -114,7 +115,12 @@ DATABASE_WIZARD = Wizard(
     ),
     params=(
         Param("target", "which of the host's PostgreSQL targets (its name)", _target_name),
-        Param("dump_dir", "directory for an emergency pg_dump before a terminate (D8)", _dump_dir),
+        Param(
+            "dump_dir",
+            "directory for an emergency pg_dump before a terminate (D8); default "
+            f"{default_dump_dir()}",
+            _dump_dir,
+        ),
     ),
 )
 

@@ -104,7 +104,8 @@ async def test_idle_transaction_terminated_from_the_wizard_screen(
         await pilot.pause(0.5)
         assert isinstance(app.screen, ConfirmFix)
         shown = str(app.screen.query_one("#details Static", Static).render())
-        assert "its transaction, open" in shown and f"runs on database {pg.dbname} on {HOST}:" in shown
+        assert "its transaction, open" in shown
+        assert f"runs on database {pg.dbname} on {HOST}:" in shown
         assert isinstance(app.screen.query_one("#typed", Input), Input)
         await pilot.press(*HOST, "enter")
         for _ in range(100):
