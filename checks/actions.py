@@ -431,6 +431,10 @@ class ActionGate:
             value = await host.database.read(query, pin.timeout)
         except DatabaseError as error:
             now = f"unreadable ({error})"
+            return now, (
+                f"aborted: {pin.what} could not be read ({error}), so whether it is still "
+                "the target that was shown is not known; nothing was run"
+            )
         else:
             if value is not None and pin.holds(value):
                 return value, None

@@ -46,6 +46,9 @@ class DbContext:
         self.label = label
         self.connect_seconds = connect_seconds
         self.timings: list[QueryTime] = []
+        self.focus = ""
+        """The target a fix's verification asks about (`public.orders`): a check that lists
+        only its worst few reads it whatever its rank."""
         self.dump_dir = ""
         """Where a fix's emergency pg_dump writes (D8); "": fleetdeck's own state directory."""
         self.gone: PgQueryError | None = None
@@ -136,6 +139,7 @@ class DbCheck:
                 return [unreachable(error, link.label)]
             said = f"not checked: cannot connect: {error.failure.value}: {error.detail}"
             return [Finding(self.id, Status.UNKNOWN, link.label, said)]
+        db.focus = ctx.params.get("focus", "")
         return await self.check(db)
 
     async def check(self, db: DbContext) -> list[Finding]:

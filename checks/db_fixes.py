@@ -16,26 +16,41 @@ a new file in the dump directory. The dump runs first; if it fails, nothing is t
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 from psycopg import sql
 
-from checks.dbqueries import Backend, IndexStat, TableStat
+from checks.dbqueries import Backend, IndexStat, TableStat, qualify
 from checks.model import DbStep, Fix, Pin, Risk
 from hosts.units import human_duration
 
-BACKEND_PIN = sql.SQL(
-    "/* fleetdeck: pin */ SELECT backend_start FROM pg_stat_activity WHERE pid = %(pid)s"
+STATEMENT_PIN = sql.SQL(
+    "/* fleetdeck: pin */ SELECT backend_start, query_start FROM pg_stat_activity "
+    "WHERE pid = %(pid)s AND state = 'active'"
+)
+TRANSACTION_PIN = sql.SQL(
+    "/* fleetdeck: pin */ SELECT backend_start, xact_start FROM pg_stat_activity "
+    "WHERE pid = %(pid)s"
 )
 RELATION_PIN = sql.SQL(
     "/* fleetdeck: pin */ SELECT c.oid FROM pg_class c JOIN pg_namespace n "
     "ON n.oid = c.relnamespace WHERE n.nspname = %(schema)s AND c.relname = %(name)s"
 )
-SIGNAL = (
-    "SELECT {function}(pid) FROM pg_stat_activity WHERE pid = {pid} AND backend_start = {start}"
+CANCEL = (
+    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = {pid} "
+    "AND backend_start = {start} AND query_start = {since} AND state = 'active'"
 )
+TERMINATE = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = {pid} "
+    "AND backend_start = {start} AND xact_start IS NOT DISTINCT FROM {since}"
+)
+REINDEX_LOCK_TIMEOUT = 30.0
+"""REINDEX CONCURRENTLY waits for every transaction older than it to end; it may wait this
+long for them (its impact says so) before it gives up."""
 
 CANCEL_TIMEOUT = 10.0
 VACUUM_TIMEOUT = 600.0
@@ -49,26 +64,36 @@ def default_dump_dir() -> str:
     return str(Path(platformdirs.user_data_dir("fleetdeck")) / "dumps")
 
 
-def _signal(function: str, backend: Backend) -> DbStep:
-    def build(pid: Any, start: Any) -> sql.Composed:
-        return sql.SQL(SIGNAL).format(function=sql.SQL(function), pid=pid, start=start)
+def _signal(template: str, backend: Backend, since: dt.datetime | None) -> DbStep:
+    """The statement that signals the backend only if it is still the one shown: the same
+    process (backend_start) and the same statement (cancel) or transaction (terminate), so
+    a reused pid, or a session that has moved on to other work, is left alone."""
 
-    assert backend.backend_start is not None
+    def build(pid: Any, start: Any, when: Any) -> sql.Composed:
+        return sql.SQL(template).format(pid=pid, start=start, since=when)
+
+    values = (backend.pid, backend.backend_start, since)
     return DbStep(
-        shown=build(sql.Literal(backend.pid), sql.Literal(backend.backend_start)).as_string(None),
-        query=build(sql.Placeholder("pid"), sql.Placeholder("start")),
-        params={"pid": backend.pid, "start": backend.backend_start},
+        shown=build(*(sql.Literal(v) for v in values)).as_string(None),
+        query=build(*(sql.Placeholder(n) for n in ("pid", "start", "since"))),
+        params=dict(zip(("pid", "start", "since"), values, strict=True)),
         must_match=True,
     )
 
 
-def _backend_pin(backend: Backend) -> Pin:
+def _backend_pin(backend: Backend, transaction: bool) -> Pin:
     assert backend.backend_start is not None
+    since = backend.xact_start if transaction else backend.query_start
+    which = "xact_start" if transaction else "query_start"
     return Pin(
-        f"pid {backend.pid}'s backend_start",
+        f"pid {backend.pid}'s backend_start and {which}",
         (),
-        backend.backend_start.isoformat(),
-        query=DbStep("backend_start of pid", BACKEND_PIN, {"pid": backend.pid}),
+        f"{backend.backend_start.isoformat()} {since.isoformat() if since else 'none'}",
+        query=DbStep(
+            f"backend_start and {which} of pid {backend.pid}",
+            TRANSACTION_PIN if transaction else STATEMENT_PIN,
+            {"pid": backend.pid},
+        ),
     )
 
 
@@ -101,11 +126,11 @@ def cancel(backend: Backend, check: str, waiting: int = 0) -> Fix:
         risk=Risk.DISRUPTIVE,
         commands=(),
         target=backend.target,
-        pin=_backend_pin(backend),
+        pin=_backend_pin(backend, transaction=False),
         verify=check,
         impact=impact,
         timeout=CANCEL_TIMEOUT,
-        statements=(_signal("pg_cancel_backend", backend),),
+        statements=(_signal(CANCEL, backend, backend.query_start),),
     )
 
 
@@ -130,13 +155,13 @@ def terminate(
         risk=Risk.DESTRUCTIVE,
         commands=(),
         target=backend.target,
-        pin=_backend_pin(backend),
+        pin=_backend_pin(backend, transaction=True),
         verify=check,
         impact=impact,
         timeout=CANCEL_TIMEOUT,
-        statements=(_signal("pg_terminate_backend", backend),),
+        statements=(_signal(TERMINATE, backend, backend.xact_start),),
     )
-    path = dump_path(dump_dir, database)
+    path = dump_path(dump_dir, database, backend.pid)
     dumped = Fix(
         id="db.dump_terminate",
         title=f"Dump {database} to {path}, then terminate pid {backend.pid}",
@@ -148,7 +173,8 @@ def terminate(
         impact=(
             f"first an emergency pg_dump of database {database} to {path} on this machine "
             "(D8; the terminate runs only if the dump succeeds, and a long dump holds the "
-            f"incident up); then: {impact}"
+            "incident up; pg_dump needs a share lock on every table, so behind a queued "
+            f"ALTER TABLE or another exclusive lock it gives up after 5 s); then: {impact}"
         ),
         timeout=DUMP_TIMEOUT + CANCEL_TIMEOUT,
         statements=(dump_step(database, path), *alone.statements),
@@ -156,14 +182,17 @@ def terminate(
     return alone, dumped
 
 
-def dump_path(dump_dir: str, database: str) -> str:
+def dump_path(dump_dir: str, database: str, pid: int) -> str:
+    """`<database>-<UTC time>-pid<N>.dump`: dumps offered in the same second for two
+    sessions get two names; the same offer applied twice finds its file there and stops."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in database) or "database"
-    return str(Path(dump_dir or default_dump_dir()) / f"{safe}-{stamp}.dump")
+    return str(Path(dump_dir or default_dump_dir()) / f"{safe}-{stamp}-pid{pid}.dump")
 
 
 def dump_step(database: str, path: str) -> DbStep:
-    return DbStep(f"pg_dump --format=custom --file {path} {database}", dump_to=path)
+    shown = shlex.join(["pg_dump", "--format=custom", "--no-password", database])
+    return DbStep(f"{shown} > {shlex.quote(path)}", dump_to=path)
 
 
 def vacuum(table: TableStat, check: str) -> Fix:
@@ -194,6 +223,7 @@ def reindex(index: IndexStat, check: str) -> Fix:
     statement = sql.SQL("REINDEX INDEX CONCURRENTLY {}.{}").format(
         sql.Identifier(index.schema), sql.Identifier(index.name)
     )
+    leftover = qualify(index.schema, f"{index.name}_ccnew")
     return Fix(
         id="db.reindex",
         title=f"REINDEX INDEX CONCURRENTLY {index.qualified}",
@@ -203,11 +233,27 @@ def reindex(index: IndexStat, check: str) -> Fix:
         pin=_relation_pin("index", index.schema, index.name, index.oid),
         verify=check,
         impact=(
-            f"builds {index.qualified} again beside the old one, scanning {index.schema}."
-            f"{index.table} twice: I/O and CPU, writes go on; it waits for transactions "
-            "older than it, and if it is stopped it leaves an invalid index named "
-            f"{index.name}_ccnew to drop"
+            f"builds {index.qualified} again beside the old one, scanning "
+            f"{qualify(index.schema, index.table)} twice: I/O and CPU, writes go on; it waits "
+            f"up to {REINDEX_LOCK_TIMEOUT:g} s for every transaction older than it (an idle "
+            f"one too), and if it stops midway it leaves an invalid index {leftover} to drop"
         ),
         timeout=REINDEX_TIMEOUT,
-        statements=(DbStep(statement.as_string(None), statement),),
+        statements=(
+            DbStep(
+                statement.as_string(None),
+                statement,
+                lock_timeout=REINDEX_LOCK_TIMEOUT,
+                on_failure=(
+                    f"if it stopped after building, an invalid {leftover} is left behind: "
+                    f"DROP INDEX CONCURRENTLY {leftover}"
+                ),
+            ),
+        ),
     )
+
+
+def leftover_of_reindex(index: IndexStat) -> bool:
+    """An index an interrupted REINDEX ... CONCURRENTLY left (`x_ccnew`, `x_ccold`, with a
+    number when there were several): it is dropped, never rebuilt."""
+    return bool(re.search(r"_cc(new|old)[0-9]*$", index.name))

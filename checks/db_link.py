@@ -22,6 +22,7 @@ from checks.actions import CommandRun, DatabaseError
 from checks.db_base import DbContext, QueryTime
 from checks.dbconfig import DbThresholds
 from checks.model import DbStep
+from hosts.pgdump import dump_database
 from hosts.postgres import (
     PgConnectError,
     PgError,
@@ -30,7 +31,6 @@ from hosts.postgres import (
     PgSession,
     PgTarget,
     SessionSettings,
-    dump_database,
     open_session,
 )
 
@@ -65,13 +65,14 @@ class DbLink:
         self.dump_dir = dump_dir
         self._ssh = ssh
         self._session: PgSession | None = None
+        self._dbname = ""
         self._contexts: deque[DbContext] = deque(maxlen=KEPT_CONTEXTS)
 
     @property
     def where(self) -> str:
         """`orders on db-01`; for libpq's defaults, the database the session reached."""
-        if self.target is None and self._session is not None:
-            return f"database {self._session.connection.info.dbname} on {self.host}"
+        if self.target is None and self._dbname:
+            return f"database {self._dbname} on {self.host}"
         return f"{self.label} on {self.host}"
 
     @property
@@ -86,6 +87,7 @@ class DbLink:
             await self.close()
         if self._session is None:
             self._session = await self._open(self.settings)
+            self._dbname = self._session.connection.info.dbname
         return self._session
 
     async def context(self) -> DbContext:
@@ -118,8 +120,7 @@ class DbLink:
             raise DatabaseError(f"{error.failure.value}: {error.detail}") from None
         if not rows:
             return None
-        value = next(iter(rows[0].values()))
-        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+        return " ".join(_pinned(value) for value in rows[0].values())
 
     async def execute(self, step: DbStep, timeout: float) -> CommandRun:
         """Run one fix step in a session of its own; never raises."""
@@ -129,7 +130,7 @@ class DbLink:
         settings = SessionSettings(
             connect_timeout=self.settings.connect_timeout,
             statement_timeout=timeout,
-            lock_timeout=min(FIX_LOCK_TIMEOUT, timeout),
+            lock_timeout=min(step.lock_timeout or FIX_LOCK_TIMEOUT, timeout),
             idle_in_transaction_timeout=self.settings.idle_in_transaction_timeout,
         )
         notices: list[str] = []
@@ -143,15 +144,21 @@ class DbLink:
             said = f"could not connect: {error.failure.value}: {error.detail}"
             return CommandRun(step.shown, None, time.monotonic() - started, "", said)
         except PgQueryError as error:
-            output = f"{error.failure.value}: {error.detail}"
+            output = "\n".join([*notices, f"{error.failure.value}: {error.detail}"])
+            if step.on_failure:
+                output += f"; {step.on_failure}"
             return CommandRun(step.shown, 1, time.monotonic() - started, output)
         took = time.monotonic() - started
         output = "\n".join(
             [*(" | ".join(_text(v) for v in row.values()) for row in rows), *notices]
         )
         if step.must_match and not (rows and next(iter(rows[0].values())) is True):
-            said = output or "no row: the target is gone (it ended, or another took its place)"
+            said = output or "no row: the target is gone or has moved on (another statement, "
+            said += "" if output else "another transaction, or another process on its pid)"
             return CommandRun(step.shown, 1, took, f"did not act: {said}")
+        warned = [n for n in notices if n.startswith("WARNING")]
+        if warned:  # VACUUM skipping a table this user may not touch only warns
+            return CommandRun(step.shown, 1, took, output + f"\nnot done: {warned[-1]}")
         return CommandRun(step.shown, 0, took, output or "done")
 
     async def _dump(self, step: DbStep, timeout: float) -> CommandRun:
@@ -171,6 +178,10 @@ class DbLink:
         output = result.output
         if result.exit_status == 0:
             output = f"wrote {step.dump_to}" + (f"\n{output}" if output.strip() else "")
+        else:  # the gate quotes the last line: make it pg_dump's reason, not its context
+            lines = output.strip().splitlines()
+            reason = next((line for line in lines if " error: " in line), "")
+            output += f"\n{reason}" if reason else ""
         return CommandRun(step.shown, result.exit_status, result.duration, output)
 
     async def _open(self, settings: SessionSettings) -> PgSession:
@@ -179,6 +190,14 @@ class DbLink:
         except Exception as error:  # the host's own link says why it cannot connect
             raise PgConnectError(self.where, PgFailure.SSH, f"SSH: {error}") from None
         return await open_session(self.target, host=self.host, ssh=ssh, settings=settings)
+
+
+def _pinned(value: object) -> str:
+    """A pin's column as text: times in ISO 8601 (as the finding's evidence shows them)."""
+    if value is None:
+        return "none"
+    isoformat = getattr(value, "isoformat", None)
+    return str(isoformat()) if callable(isoformat) else str(value)
 
 
 def _text(value: object) -> str:

@@ -27,6 +27,7 @@ from checks.dbqueries import (
     WRAPAROUND,
     IndexStat,
     index_from_row,
+    qualify,
     read_dead_tables,
 )
 from checks.model import Evidence, Finding, Status
@@ -35,6 +36,8 @@ from hosts.units import human_bytes
 
 # -- D5 dead tuples and vacuum, wraparound --------------------------------------------------
 
+FOCUS_LIMIT = 100_000
+
 
 async def _vacuum(db: DbContext) -> list[Finding]:
     server = await db.server()
@@ -42,7 +45,12 @@ async def _vacuum(db: DbContext) -> list[Finding]:
     if server.settings.get("track_counts") == "off":
         said = "track_counts is off: PostgreSQL counts no dead rows, and autovacuum cannot run"
         return [Finding("db.vacuum", Status.WARN, db.label, said)]
-    tables, matching = await read_dead_tables(db, th.dead_rows, th.dead_ratio.warn, th.top)
+    # Verifying a VACUUM: every table past the thresholds is read, so the one vacuumed is
+    # judged on its own rows, never on whether others outranked it in the top list.
+    limit = th.top if not db.focus else FOCUS_LIMIT
+    tables, matching = await read_dead_tables(db, th.dead_rows, th.dead_ratio.warn, limit)
+    if db.focus:
+        tables = [t for i, t in enumerate(tables) if i < th.top or t.qualified == db.focus]
     server_off = server.settings.get("autovacuum") == "off"
     found = []
     for t in tables:
@@ -146,10 +154,19 @@ async def _indexes(db: DbContext) -> list[Finding]:
         if index.building:
             building.append(index.qualified)
             continue
+        table = qualify(index.schema, index.table)
+        if db_fixes.leftover_of_reindex(index):
+            summary = (
+                f"index {index.qualified} on {table} is invalid, left by a REINDEX ... "
+                "CONCURRENTLY that stopped midway: every write still updates it; drop it "
+                f"(DROP INDEX CONCURRENTLY {index.qualified}), never rebuild it"
+            )
+            found.append(_index_finding(index, Status.WARN, summary, "pg_index", estimated))
+            continue
         summary = (
-            f"index {index.qualified} on {index.schema}.{index.table} is invalid (a CREATE or "
-            "REINDEX ... CONCURRENTLY that failed leaves one): every write still updates it and "
-            "no query uses it; REINDEX INDEX CONCURRENTLY rebuilds it"
+            f"index {index.qualified} on {table} is invalid (a CREATE or REINDEX ... "
+            "CONCURRENTLY that failed leaves one): every write still updates it and no query "
+            "uses it; REINDEX INDEX CONCURRENTLY rebuilds it"
         )
         finding = _index_finding(index, Status.WARN, summary, "pg_index", estimated)
         found.append(replace(finding, fixes=(db_fixes.reindex(index, "db.indexes"),)))
@@ -159,9 +176,12 @@ async def _indexes(db: DbContext) -> list[Finding]:
         else "since statistics began"
     )
     unused = [index_from_row(r) for r in unused_rows if (r["bytes"] or 0) >= th.unused_index_bytes]
+    # Verifying a REINDEX of an invalid index: what is asked is whether it is valid now; a
+    # rebuilt index has not been scanned yet, which is no news about the fix.
+    unused = [index for index in unused if index.qualified != db.focus]
     for index in unused:
         summary = (
-            f"index {index.qualified} on {index.schema}.{index.table} "
+            f"index {index.qualified} on {qualify(index.schema, index.table)} "
             f"({human_bytes(index.bytes)}) has not been used by any query {since}: it slows "
             "every write and takes space"
         )

@@ -133,6 +133,14 @@ def pick_target(targets: Sequence[PgTarget], wanted: str | None, host: str) -> P
         if not found:
             names = ", ".join(t.label for t in targets) or "none"
             raise ValueError(f"{host} has no PostgreSQL target {wanted!r} (it has: {names})")
+        named = [t for t in found if t.name == wanted]
+        if len(named) == 1:
+            return named[0]
+        if len(found) > 1:
+            raise ValueError(
+                f"{host} has {len(found)} PostgreSQL targets called {wanted!r}: give each a "
+                "name in the inventory ([[host.postgres]] name = ...) and pick it by that"
+            )
         return found[0]
     if len(targets) > 1:
         names = ", ".join(t.label for t in targets)

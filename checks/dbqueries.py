@@ -55,7 +55,7 @@ SERVER = """/* fleetdeck: server */ SELECT current_setting('server_version') AS 
 
 ACTIVITY = """/* fleetdeck: activity */ SELECT pid, backend_start, backend_type, usename,
  application_name, host(client_addr) AS client_addr, client_port, datname, state,
- wait_event_type, wait_event, left(query, %(chars)s) AS query,
+ wait_event_type, wait_event, left(query, %(chars)s) AS query, xact_start, query_start,
  extract(epoch FROM now() - xact_start)::float8 AS xact_seconds,
  extract(epoch FROM now() - query_start)::float8 AS query_seconds,
  extract(epoch FROM now() - state_change)::float8 AS state_seconds,
@@ -214,6 +214,10 @@ class Backend:
     blocked_by: tuple[int, ...] = ()
     hidden: bool = False
     """Another user's session, its details hidden (no pg_read_all_stats)."""
+    xact_start: datetime | None = None
+    query_start: datetime | None = None
+    """When its transaction and its (last) statement began: a cancel is pinned on the
+    statement, a terminate on the transaction, not only on the session."""
 
     @property
     def target(self) -> str:
@@ -284,7 +288,7 @@ class TableStat:
 
     @property
     def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
+        return qualify(self.schema, self.name)
 
     @property
     def dead_ratio(self) -> float:
@@ -302,7 +306,7 @@ class IndexStat:
 
     @property
     def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
+        return qualify(self.schema, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +373,8 @@ def backend_from_row(row: Mapping[str, Any]) -> Backend:
         state_seconds=_age(row.get("state_seconds")),
         blocked_by=tuple(int(p) for p in row.get("blocked_by") or ()),
         hidden=bool(row.get("hidden")),
+        xact_start=row.get("xact_start"),
+        query_start=row.get("query_start"),
     )
 
 
@@ -436,6 +442,21 @@ async def read_dead_tables(
 def _autovacuum_off(options: Sequence[str]) -> bool:
     values = dict(option.partition("=")[::2] for option in options)
     return values.get("autovacuum_enabled", "on").lower() in ("false", "off", "no", "0", "f", "n")
+
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def qualify(schema: str, name: str) -> str:
+    """`schema.name` as psql shows it: a name that needs quotes is quoted (so `"a.b".c` and
+    `a."b.c"` stay two names), and a control character, a line break too, shows as an
+    escape: a table's name never writes a line of its own into a confirmation."""
+    return f"{_quoted(schema)}.{_quoted(name)}"
+
+
+def _quoted(name: str) -> str:
+    text = name if _PLAIN.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def index_from_row(row: Mapping[str, Any]) -> IndexStat:

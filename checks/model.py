@@ -95,6 +95,10 @@ class DbStep:
     params: Mapping[str, object] | None = None
     must_match: bool = False
     dump_to: str = ""
+    lock_timeout: float | None = None
+    """How long the statement may wait for a lock; None: the gate's short default."""
+    on_failure: str = ""
+    """What the operator must know when the step fails (what it may have left behind)."""
 
 
 @dataclass(frozen=True, slots=True)

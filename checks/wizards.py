@@ -178,7 +178,7 @@ class WizardRun:
         async def verify() -> Finding | None:
             # Only this step: the steps after it are the caller's to run again afterwards,
             # so verification never waits on the rest of the wizard.
-            await self._run_step(index)
+            await self._run_step(index, focus=finding.target)
             findings = self.results[index].findings
             same = next((f for f in findings if f.key == finding.key), None)
             if same is None:  # the check could not run: its UNKNOWN says why
@@ -205,7 +205,9 @@ class WizardRun:
         reason = result.step.stop_if(result.findings)
         return f"{result.step.title}: {reason}" if reason else ""
 
-    async def _run_step(self, index: int) -> None:
+    async def _run_step(self, index: int, focus: str = "") -> None:
+        """Run one step; `focus`: the target a verification asks about, in the params the
+        step sees as `focus` (a check listing only its worst few reads that one anyway)."""
         step = self.results[index].step
         if step.requires and not any(self.ctx.params.get(p) for p in step.requires):
             wanted = " or ".join(f"--{p}" for p in step.requires)
@@ -216,7 +218,10 @@ class WizardRun:
         started = time.monotonic()
         try:
             limit = step.timeout if step.timeout is not None else self.timeout
-            findings = await run_checks(self.ctx, (step.check,), limit)
+            ctx = (
+                replace(self.ctx, params={**self.ctx.params, "focus": focus}) if focus else self.ctx
+            )
+            findings = await run_checks(ctx, (step.check,), limit)
         except asyncio.CancelledError:
             self._set(index, previous)  # never left "running" for ever
             raise

@@ -21,10 +21,11 @@ operator's words (`classify`); a password is never in a message, a repr or a log
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,11 +53,12 @@ from hosts.pgtargets import (
 )
 
 APPLICATION_NAME = "fleetdeck"
+SSL_REQUIRED = frozenset({"require", "verify-ca", "verify-full"})
 
 # The failures live in hosts.pgtargets (it raises them too); callers import them from here.
 __all__ = [
     "APPLICATION_NAME",
-    "DumpResult",
+    "Dial",
     "PgConnectError",
     "PgError",
     "PgFailure",
@@ -65,7 +67,6 @@ __all__ = [
     "PgTarget",
     "SessionSettings",
     "classify",
-    "dump_database",
     "open_session",
 ]
 
@@ -248,7 +249,7 @@ async def open_session(
     env = os.environ  # libpq reads the same variables, so no other mapping would be honest
     where = describe(target, host, env)
     started = time.monotonic()
-    dial = _Dial(target, where, ssh)
+    dial = Dial(target, where, ssh)
     try:
         async with asyncio.timeout(settings.connect_timeout + 1.0):
             params = await dial.open()
@@ -279,10 +280,15 @@ async def open_session(
     )
 
 
-class _Dial:
+class Dial:
     """How to reach a target: libpq parameters with the password from where fleetdeck may
-    take it, through a port forward over the host's SSH connection when it is remote (the
-    forward accepts connections until `close`)."""
+    take it, through a forward over the host's SSH connection when it is remote.
+
+    The forward is a loopback TCP port, closed once the session has connected. With
+    `private=True` (a pg_dump, which may take long) it is a unix socket in a 0700 directory
+    of fleetdeck's own, which no other local user can reach; for a target that demands SSL,
+    which libpq never uses on a socket, a TCP port that takes one connection only. It stays
+    open until `close`."""
 
     def __init__(
         self, target: PgTarget | None, where: str, ssh: asyncssh.SSHClientConnection | None
@@ -296,8 +302,9 @@ class _Dial:
         self.lookup: tuple[str, int, str, str] | None = None
         self.service: dict[str, str] = {}
         self._listener: asyncssh.SSHListener | None = None
+        self._private: str | None = None
 
-    async def open(self) -> dict[str, Any]:
+    async def open(self, private: bool = False) -> dict[str, Any]:
         target, env = self.target, self.env
         params, self.service, self.password_from = prepare(
             target, env, self.where, remote=self.ssh is not None
@@ -305,9 +312,17 @@ class _Dial:
         self.secret = params.get("password")
         if self.ssh is not None:
             target = target or PgTarget()
-            self.lookup = effective(target, self.service, env, remote=True)
-            self._listener = await _forward(self.ssh, self.lookup[0], self.lookup[1])
-            params.update(through_forward(self.lookup[0], self._listener.get_port()))
+            self.lookup = host, port, _, _ = effective(target, self.service, env, remote=True)
+            sslmode = params.get("sslmode") or self.service.get("sslmode") or ""
+            if private and sslmode not in SSL_REQUIRED:
+                self._private = tempfile.mkdtemp(prefix="fleetdeck-pg-")  # mode 0700
+                local = f"{self._private}/.s.PGSQL.{port}"
+                self._listener = await _forward_path(self.ssh, local, host, port)
+                params.update(host=self._private, port=port)
+                params.pop("hostaddr", None)
+            else:  # a pg_dump over SSL (libpq never retries it without) gets one connection
+                self._listener = await _forward(self.ssh, host, port, once=private)
+                params.update(through_forward(host, self._listener.get_port()))
             if "password" not in params and "password" not in self.service:
                 entries, _ = read_pgpass(pgpass_path(env))
                 if (from_file := pgpass_password(entries, *self.lookup)) is not None:
@@ -335,96 +350,14 @@ class _Dial:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
 
 
 def _ssh_failed(where: str, error: Exception) -> PgConnectError:
     reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
     return PgConnectError(where, PgFailure.SSH, f"SSH port forward: {reason}")
-
-
-_LIBPQ_ENV = {
-    "host": "PGHOST",
-    "hostaddr": "PGHOSTADDR",
-    "port": "PGPORT",
-    "dbname": "PGDATABASE",
-    "user": "PGUSER",
-    "password": "PGPASSWORD",
-    "service": "PGSERVICE",
-    "sslmode": "PGSSLMODE",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class DumpResult:
-    """How `pg_dump` went: its exit status (None: it could not run or timed out), what it
-    printed (stderr), and why it could not run, if so."""
-
-    exit_status: int | None
-    output: str
-    duration: float
-    error: str | None = None
-
-
-async def dump_database(
-    target: PgTarget | None,
-    path: str,
-    *,
-    host: str = "localhost",
-    ssh: asyncssh.SSHClientConnection | None = None,
-    timeout: float = 600.0,
-) -> DumpResult:
-    """`pg_dump -Fc` of the target's database into a new file `path` on this machine (mode
-    0600, never over an existing file), through the same forward as sessions for a remote
-    host. The password goes in pg_dump's environment, never on its command line."""
-    started = time.monotonic()
-    env = os.environ
-    dial = _Dial(target, describe(target, host, env), ssh)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
-    except OSError as error:
-        return DumpResult(None, "", 0.0, f"cannot create {path}: {error.strerror}")
-    result = await _dump(dial, path, timeout, started)
-    if result.error is not None or result.exit_status != 0:
-        with contextlib.suppress(OSError):
-            os.unlink(path)  # a partial dump must not pass for a backup
-    return result
-
-
-async def _dump(dial: _Dial, path: str, timeout: float, started: float) -> DumpResult:
-    env = dial.env
-    process: asyncio.subprocess.Process | None = None
-    try:
-        params = await asyncio.wait_for(dial.open(), 10.0)
-        child = {k: v for k, v in env.items() if not k.startswith("PG")} | {
-            _LIBPQ_ENV[k]: str(v) for k, v in params.items() if k in _LIBPQ_ENV
-        }
-        child["PGAPPNAME"] = APPLICATION_NAME
-        child["PGCONNECT_TIMEOUT"] = "5"
-        argv = ["pg_dump", "--format=custom", "--lock-wait-timeout=5000", "--file", path]
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            env=child,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout)
-        text = scrub(stderr.decode(errors="replace"), dial.secret)
-        return DumpResult(process.returncode, text, time.monotonic() - started)
-    except TimeoutError:
-        if process is not None and process.returncode is None:
-            process.kill()
-            await process.wait()
-        return DumpResult(None, "", time.monotonic() - started, f"no end within {timeout:g} s")
-    except FileNotFoundError:
-        said = "pg_dump is not installed on this machine (PostgreSQL's client package)"
-        return DumpResult(None, "", time.monotonic() - started, said)
-    except (PgError, OSError, asyncssh.Error) as error:
-        said = str(error) if isinstance(error, PgError) else str(_ssh_failed(dial.where, error))
-        return DumpResult(None, "", time.monotonic() - started, f"could not run pg_dump: {said}")
-    finally:
-        dial.close()
 
 
 async def _abandon(task: asyncio.Future[Any]) -> None:
@@ -440,12 +373,35 @@ async def _abandon(task: asyncio.Future[Any]) -> None:
         task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
-async def _forward(ssh: asyncssh.SSHClientConnection, host: str, port: int) -> asyncssh.SSHListener:
+async def _forward(
+    ssh: asyncssh.SSHClientConnection, host: str, port: int, once: bool = False
+) -> asyncssh.SSHListener:
     """A listener on this machine's loopback whose connections the remote host opens to
-    `host:port` (or to the socket in directory `host`)."""
+    `host:port` (or to the socket in directory `host`). A session's is closed as soon as
+    libpq has connected (libpq may need a second try, without SSL after sslmode=prefer
+    was refused); `once`: it takes the first connection only, and refuses the rest."""
+    taken = False
+
+    def first_only(_orig_host: str, _orig_port: int) -> bool:
+        nonlocal taken
+        accept, taken = not (taken and once), True
+        return accept
+
     if host.startswith("/"):
-        return await ssh.forward_local_port_to_path("127.0.0.1", 0, f"{host}/.s.PGSQL.{port}")
-    return await ssh.forward_local_port("127.0.0.1", 0, host, port)
+        return await ssh.forward_local_port_to_path(
+            "127.0.0.1", 0, f"{host}/.s.PGSQL.{port}", accept_handler=first_only
+        )
+    return await ssh.forward_local_port("127.0.0.1", 0, host, port, accept_handler=first_only)
+
+
+async def _forward_path(
+    ssh: asyncssh.SSHClientConnection, local: str, host: str, port: int
+) -> asyncssh.SSHListener:
+    """A unix socket `local` whose connections the remote host opens to `host:port` (or to
+    the socket in directory `host`)."""
+    if host.startswith("/"):
+        return await ssh.forward_local_path(local, f"{host}/.s.PGSQL.{port}")
+    return await ssh.forward_local_path_to_port(local, host, port)
 
 
 async def _probe(

@@ -297,7 +297,7 @@ def test_database_wizard_over_ssh_terminates_an_idle_transaction_once_confirmed(
         ]
         finished = [json.loads(line) for line in audit.read_text().splitlines()][-1]
         assert finished["outcome"] == "verified" and finished["host"] == host.name
-        assert finished["commands"][0].startswith("pg_dump --format=custom --file ")
+        assert finished["commands"][0].startswith("pg_dump --format=custom --no-password ")
         assert (
             f"pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = {idle.pid}"
             in (finished["commands"][1])

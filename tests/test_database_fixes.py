@@ -18,6 +18,7 @@ import secrets
 import stat
 import subprocess
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -27,7 +28,8 @@ from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, F
 from checks.audit import AuditLog
 from checks.config import Thresholds
 from checks.db_link import DbLink
-from checks.db_wizard import DATABASE_WIZARD
+from checks.db_maintenance import VACUUM
+from checks.db_wizard import DATABASE_WIZARD, pick_target
 from checks.dbconfig import DbThresholds, Limit
 from checks.dbqueries import Backend
 from checks.model import CheckContext, Finding, Fix, Status
@@ -154,6 +156,7 @@ async def test_terminating_the_root_blocker_ends_the_chain_and_is_verified(
     waits_c = c.start(f"UPDATE {table} SET v = 3 WHERE id = 1")
     pg.wait_for("SELECT %s = ANY(pg_blocking_pids(%s))", [b.pid, c.pid])
 
+    ((xact_start,),) = pg.sql("SELECT xact_start FROM pg_stat_activity WHERE pid = %s", [a.pid])
     run = await _wizard(link)
     chain = run.results[run.index_of("db.lock_chain")]
     offered = [(f.target, x.id) for f, x in chain.fixes]
@@ -181,10 +184,13 @@ async def test_terminating_the_root_blocker_ends_the_chain_and_is_verified(
     assert f"=# {statement}" in shown
     started, finished = _records(tmp_path)
     assert started["event"] == "started" and finished["outcome"] == "verified"
-    assert finished["commands"] == [f"{statement}{a.backend_start}'::timestamptz"]
-    assert finished["pin"] == {
-        "what": f"pid {a.pid}'s backend_start",
-        "value": a.backend_start.isoformat(),
+    assert finished["commands"] == [
+        f"{statement}{a.backend_start}'::timestamptz "
+        f"AND xact_start IS NOT DISTINCT FROM '{xact_start}'::timestamptz"
+    ]
+    assert finished["pin"] == {  # the session, and the transaction that holds the lock
+        "what": f"pid {a.pid}'s backend_start and xact_start",
+        "value": f"{a.backend_start.isoformat()} {xact_start.isoformat()}",
     }
     assert pg.passwords[SUPERUSER] not in (tmp_path / "audit.jsonl").read_text()
 
@@ -275,6 +281,7 @@ async def test_a_reused_pid_is_refused_by_the_pin_and_by_the_statement(
     other.execute("BEGIN")
     other.execute("SELECT 1")
     assert first.backend_start != other.backend_start
+    ((xact_start,),) = pg.sql("SELECT xact_start FROM pg_stat_activity WHERE pid = %s", [other.pid])
     offered = Backend(
         pid=other.pid,
         backend_start=first.backend_start,
@@ -290,6 +297,7 @@ async def test_a_reused_pid_is_refused_by_the_pin_and_by_the_statement(
         xact_seconds=600.0,
         query_seconds=600.0,
         state_seconds=600.0,
+        xact_start=xact_start,  # even the transaction matches: only the process differs
     )
     from checks import db_fixes
 
@@ -302,14 +310,15 @@ async def test_a_reused_pid_is_refused_by_the_pin_and_by_the_statement(
     host = FixHost(HOST, LocalShell(HOST), None, link)
     result = await _gate(tmp_path).apply(host, finding, fix, verify)
     assert result.outcome is Outcome.ABORTED
-    assert f"it was {first.backend_start.isoformat()!r}" in result.message
-    assert other.backend_start.isoformat() in result.message
+    was = f"{first.backend_start.isoformat()} {xact_start.isoformat()}"
+    assert f"it was {was!r}" in result.message
+    assert f"it is now '{other.backend_start.isoformat()} " in result.message
     assert not result.runs
 
     # Even past the pin, the statement names pid and start together: it touches nothing.
     step = fix.statements[0]
     ran = await link.execute(step, 10)
-    assert not ran.ok and "the target is gone" in ran.output
+    assert not ran.ok and "the target is gone or has moved on" in ran.output
     assert other.execute("SELECT 1") == [(1,)]
     (aborted,) = _records(tmp_path)
     assert aborted["outcome"] == "aborted"
@@ -356,7 +365,7 @@ async def test_vacuum_analyze_clears_the_dead_rows_of_a_table_whose_name_needs_q
     run = await _wizard(link)
     operator = Operator()
     result = await _apply(
-        _gate(tmp_path, operator), link, run, "db.vacuum", f"public.{table}", "db.vacuum_analyze"
+        _gate(tmp_path, operator), link, run, "db.vacuum", f"public.{ident}", "db.vacuum_analyze"
     )
 
     assert result.outcome is Outcome.VERIFIED, result.message
@@ -428,3 +437,159 @@ async def test_read_only_refuses_a_database_fix_and_runs_no_sql(
     )
     assert result.outcome is Outcome.REFUSED and not result.runs
     assert idle.execute("SELECT 1") == [(1,)]
+
+
+# -- what a fix must not do: act on what the operator was not shown -----------------------
+
+
+async def test_a_cancel_is_refused_once_the_statement_shown_has_ended(
+    pg: PgServer, link: DbLink, tmp_path: Path
+) -> None:
+    """The long statement ended and the client sent another: cancelling now would hit
+    work nobody looked at, so the pin (query_start) refuses it."""
+    runaway = pg.session(name="checkout")
+    first = runaway.start("SELECT pg_sleep(60)")
+    pg.wait_for(
+        "SELECT now() - query_start > interval '0.3 s' FROM pg_stat_activity WHERE pid = %s",
+        [runaway.pid],
+    )
+    run = await _wizard(link)
+    index, finding, fix = _offer(run, "db.long_queries", f"pid {runaway.pid}", "db.cancel")
+    pg.sql("SELECT pg_cancel_backend(%s)", [runaway.pid])  # it ends by itself, say
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        first.result(timeout=10)
+    second = runaway.start("SELECT pg_sleep(60)")  # and the client goes on with other work
+    pg.wait_for("SELECT state = 'active' FROM pg_stat_activity WHERE pid = %s", [runaway.pid])
+
+    host = FixHost(HOST, LocalShell(HOST), None, link)
+    result = await _gate(tmp_path).apply(host, finding, fix, run.verifier(index, finding))
+    assert result.outcome is Outcome.ABORTED, result.message
+    assert "query_start changed since the fix was offered" in result.message
+    assert not second.done()  # the new statement runs on
+    pg.sql("SELECT pg_cancel_backend(%s)", [runaway.pid])
+    runaway.settle()
+
+
+async def test_a_terminate_is_refused_once_the_transaction_shown_has_committed(
+    pg: PgServer, link: DbLink, tmp_path: Path
+) -> None:
+    idle = pg.session(name="batch")
+    idle.execute("BEGIN")
+    idle.execute("SELECT 1")
+    pg.wait_for(
+        "SELECT now() - state_change > interval '0.3 s' FROM pg_stat_activity WHERE pid = %s",
+        [idle.pid],
+    )
+    run = await _wizard(link)
+    index, finding, fix = _offer(run, "db.idle_in_transaction", f"pid {idle.pid}", "db.terminate")
+    idle.execute("COMMIT")  # the owner came back and finished...
+    idle.execute("BEGIN")  # ... and started new work
+    idle.execute("SELECT 2")
+
+    host = FixHost(HOST, LocalShell(HOST), None, link)
+    result = await _gate(tmp_path).apply(host, finding, fix, run.verifier(index, finding))
+    assert result.outcome is Outcome.ABORTED, result.message
+    assert "xact_start changed since the fix was offered" in result.message
+    assert idle.execute("SELECT 3") == [(3,)]
+
+
+async def test_a_vacuum_is_verified_on_its_own_table_not_on_the_top_list(
+    pg: PgServer, link: DbLink, request: pytest.FixtureRequest
+) -> None:
+    """The check lists the worst `top` tables; a verification asks about the table the fix
+    was for (focus), so a table pushed out of the list by a worse one is not 'resolved'."""
+    worse, mine = _table(pg, request), _table(pg, request)
+    for name, dead in ((worse, 15000), (mine, 11000)):
+        pg.sql(f"CREATE TABLE {name} (id int) WITH (autovacuum_enabled = off)")
+        pg.sql(f"INSERT INTO {name} SELECT generate_series(1, {dead + 1000})")
+        pg.sql(f"DELETE FROM {name} WHERE id > 1000")
+        pg.wait_for(
+            "SELECT n_dead_tup = %s FROM pg_stat_user_tables WHERE relname = %s", [dead, name]
+        )
+    top_one = DbLink(link.target, HOST, thresholds=replace(LOW, top=1))
+    try:
+        db = await top_one.context()
+        listed = await VACUUM.check(db)
+        assert [f.target for f in listed if f.target.startswith("public.t_")] == [f"public.{worse}"]
+        db = await top_one.context()
+        db.focus = f"public.{mine}"
+        focused = await VACUUM.check(db)
+    finally:
+        await top_one.close()
+    assert {f.target for f in focused} >= {f"public.{worse}", f"public.{mine}"}
+    assert next(f for f in focused if f.target == f"public.{mine}").status is not Status.OK
+
+
+async def test_a_vacuum_the_user_may_not_do_fails_with_the_servers_reason(
+    pg: PgServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """VACUUM of another owner's table only warns and skips it: that is a failed fix."""
+    table = _table(pg, request)
+    pg.sql(f"CREATE TABLE {table} (id int) WITH (autovacuum_enabled = off)")
+    pg.sql(f"INSERT INTO {table} SELECT generate_series(1, 20000)")
+    pg.sql(f"DELETE FROM {table} WHERE id > 1000")
+    pg.wait_for("SELECT n_dead_tup > 0 FROM pg_stat_user_tables WHERE relname = %s", [table])
+    monitor = DbLink(_target(pg, MONITOR, monkeypatch), HOST, thresholds=LOW)
+    try:
+        run = await _wizard(monitor)
+        result = await _apply(
+            _gate(tmp_path), monitor, run, "db.vacuum", f"public.{table}", "db.vacuum_analyze"
+        )
+    finally:
+        await monitor.close()
+    assert result.outcome is Outcome.FAILED, result.message
+    assert "skipping" in result.message and "not done: WARNING" in result.message
+
+
+async def test_an_index_left_by_an_interrupted_reindex_is_never_rebuilt(
+    pg: PgServer, link: DbLink, request: pytest.FixtureRequest
+) -> None:
+    table = _table(pg, request)
+    pg.sql(f"CREATE TABLE {table} (id int PRIMARY KEY, v int)")
+    pg.sql(f"INSERT INTO {table} VALUES (1, 1), (2, 1)")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        pg.sql(f"CREATE UNIQUE INDEX CONCURRENTLY {table}_v_ccnew ON {table} (v)")
+    run = await _wizard(link)
+    step = run.results[run.index_of("db.indexes")]
+    (leftover,) = [f for f in step.findings if f.target == f"public.{table}_v_ccnew"]
+    assert "left by a REINDEX ... CONCURRENTLY that stopped midway" in leftover.summary
+    assert f"DROP INDEX CONCURRENTLY public.{table}_v_ccnew" in leftover.summary
+    assert not leftover.fixes
+
+
+async def test_a_name_with_a_line_break_cannot_write_a_line_of_the_confirmation(
+    pg: PgServer, link: DbLink, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    table = _table(pg, request, quoted=True) + "\nimpact:  none, read-only"
+    request.addfinalizer(
+        lambda: pg.sql(
+            psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(psycopg.sql.Identifier(table))
+        )
+    )
+    ident = psycopg.sql.Identifier(table).as_string(None)
+    pg.sql(f"CREATE TABLE {ident} (id int) WITH (autovacuum_enabled = off)")
+    pg.sql(f"INSERT INTO {ident} SELECT generate_series(1, 20000)")
+    pg.sql(f"DELETE FROM {ident} WHERE id > 1000")
+    pg.wait_for("SELECT n_dead_tup > 0 FROM pg_stat_user_tables WHERE relname = %s", [table])
+    run = await _wizard(link)
+    step = run.results[run.index_of("db.vacuum")]
+    (finding, fix), *_ = [(f, x) for f, x in step.fixes if "impact" in f.target]
+    assert "\n" not in finding.target and "\\x0aimpact:" in finding.target
+    lines = ConfirmRequest(FixHost(HOST, LocalShell(HOST), None, link), finding, fix)
+    shown = lines.summary_lines()
+    assert [line for line in shown if line.startswith("impact:")] == [
+        next(line for line in shown if line.startswith("impact:  reads"))
+    ]
+
+
+def test_a_target_named_twice_must_be_named_apart() -> None:
+    first = PgTarget(dbname="orders", port=5432)
+    second = PgTarget(dbname="orders", port=5433)
+    with pytest.raises(ValueError, match="several PostgreSQL targets; pick one"):
+        pick_target((first, second), None, HOST)
+    with pytest.raises(ValueError, match="2 PostgreSQL targets called 'orders': give each a name"):
+        pick_target((first, second), "orders", HOST)
+    named = replace(second, name="orders-replica")
+    assert pick_target((first, named), "orders-replica", HOST) is named
+    only = replace(first, name="orders")
+    assert pick_target((only, named), "orders", HOST) is only  # a name wins over a dbname

@@ -108,14 +108,20 @@ class FleetdeckApp(App[None]):
             return tuple(spec.postgres)
         return (None,) if self.settings.postgres else ()
 
-    def database_link(self, watch: HostWatch, target: str = "", dump_dir: str = "") -> DbLink:
-        """A link to one of the host's databases (the named one, or its only one), through
-        its SSH link's own connection for a remote host; ValueError says which to pick."""
+    def database_link(
+        self, watch: HostWatch, target: str = "", dump_dir: str = "", *, first: bool = False
+    ) -> DbLink:
+        """A link to one of the host's databases (the named one, its only one, or with
+        `first` its first), through its SSH link's own connection for a remote host;
+        ValueError says which to pick."""
         from checks.db_link import DbLink
         from checks.db_wizard import pick_target
 
         targets = [t for t in self.database_targets(watch) if t is not None]
-        chosen = pick_target(targets, target or None, watch.name)
+        if first:
+            chosen = targets[0] if targets else None
+        else:
+            chosen = pick_target(targets, target or None, watch.name)
         connection = getattr(watch.sampler, "connection", None)
         return DbLink(
             chosen,

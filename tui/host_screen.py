@@ -204,18 +204,17 @@ class HostScreen(Screen[None]):
 
         pane = self.query_one(DatabasePane)
         app, watch = self.app, self.host_watch
-        first = app.database_targets(watch)[0]  # type: ignore[attr-defined]
-        try:
-            link: DbLink = app.database_link(watch, first.label if first else "")  # type: ignore[attr-defined]
-        except ValueError as error:
-            pane.show(PaneSnapshot("postgres", watch.name, 0.0, 0.0, error=str(error)))
-            return
+        link: DbLink = app.database_link(watch, first=True)  # type: ignore[attr-defined]
         link.settings = replace(link.settings, read_only=True)
         self._db_link = link
         snapshot: PaneSnapshot | None = None
         while True:
             self._db_wake.clear()
-            snapshot = await read_pane(link, snapshot)
+            try:
+                snapshot = await read_pane(link, snapshot)
+            except Exception as error:  # a bug must not stop the pane for the screen's life
+                said = f"fleetdeck could not read the pane: {type(error).__name__}: {error}"
+                snapshot = PaneSnapshot(link.label, watch.name, 0.0, 0.0, error=said)
             pane.show(snapshot)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._db_wake.wait(), self.db_every)
