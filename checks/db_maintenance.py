@@ -17,12 +17,13 @@ from checks.db_base import DbCheck, DbContext
 from checks.db_wording import ago, plural
 from checks.dbqueries import (
     DATABASE_SIZES,
+    GUESSED,
     INVALID_INDEXES,
     LARGEST_TABLES,
     SIZE_ESTIMATE,
-    SIZE_EXACT,
+    SIZE_GUARDED,
     TOTAL_ESTIMATE,
-    TOTAL_EXACT,
+    TOTAL_GUARDED,
     UNUSED_INDEXES,
     WRAPAROUND,
     IndexStat,
@@ -130,17 +131,21 @@ ESTIMATED = " (sizes estimated from pg_class.relpages: a relation is locked excl
 async def _sized(
     db: DbContext, template: sql.SQL, key: str, params: Mapping[str, Any]
 ) -> tuple[list[dict[str, Any]], bool]:
-    """A query sizing a few relations exactly; behind an exclusive lock (pg_relation_size
-    takes AccessShare and lock_timeout gives up at once), again from relpages estimates."""
-    exact, estimate = (
-        (SIZE_EXACT, SIZE_ESTIMATE) if key == "size" else (TOTAL_EXACT, TOTAL_ESTIMATE)
+    """A query sizing a few relations: exactly, but from relpages estimates for those an
+    exclusive lock is held or asked for on (pg_relation_size would queue behind it), and
+    whether any was estimated. A lock taken between the two looks of the same query still
+    meets the short lock_timeout: then it asks again, estimating all."""
+    guarded, estimate = (
+        (SIZE_GUARDED, SIZE_ESTIMATE) if key == "size" else (TOTAL_GUARDED, TOTAL_ESTIMATE)
     )
     try:
-        return await db.fetch(template.format(**{key: exact}), params), False
+        rows = await db.fetch(template.format(**{key: guarded, "guessed": GUESSED}), params)
+        return rows, any(row["guessed"] for row in rows)
     except PgQueryError as error:
         if error.failure is not PgFailure.LOCK_TIMEOUT:
             raise
-    return await db.fetch(template.format(**{key: estimate}), params), True
+    rows = await db.fetch(template.format(**{key: estimate, "guessed": sql.SQL("true")}), params)
+    return rows, True
 
 
 async def _indexes(db: DbContext) -> list[Finding]:
@@ -213,19 +218,26 @@ async def _size(db: DbContext) -> list[Finding]:
     databases = await db.fetch(DATABASE_SIZES)
     tables, guess = await _sized(db, LARGEST_TABLES, "total", {"limit": db.thresholds.top})
     mine = next((r for r in databases if r["datname"] == server.database), None)
-    summary = f"database {server.database} is {human_bytes(mine['bytes'])}" if mine else ""
+    summary = ""
+    if mine:
+        about = "about " if mine.get("estimated") else ""
+        summary = f"database {server.database} is {about}{human_bytes(mine['bytes'])}"
     summary = summary or f"the size of database {server.database} cannot be read"
     if tables:
         big = tables[0]
         summary += (
-            f"; its largest table is {big['schemaname']}.{big['relname']} at "
+            f"; its largest table is {qualify(big['schemaname'], big['relname'])} at "
             f"{human_bytes(big['bytes'])} with its indexes and TOAST"
         )
     estimated = ESTIMATED if guess else ""
     evidence = (
         Evidence(
-            "pg_database_size",
-            "\n".join(f"{human_bytes(r['bytes']):>10}  {r['datname']}" for r in databases),
+            "pg_database_size (this database: the sum of pg_class.relpages, an estimate)",
+            "\n".join(
+                f"{human_bytes(r['bytes']):>10}  {r['datname']}"
+                + ("  (estimated)" if r.get("estimated") else "")
+                for r in databases
+            ),
         ),
         Evidence(
             f"largest tables in {server.database}{estimated}",

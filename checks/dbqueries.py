@@ -82,12 +82,28 @@ ORDER BY s.n_dead_tup DESC LIMIT %(limit)s"""
 
 SIZE_EXACT = sql.SQL("pg_relation_size(c.oid)")
 SIZE_ESTIMATE = sql.SQL("c.relpages::int8 * current_setting('block_size')::int8")
+_LOCKED = """EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation'
+  AND l.mode = 'AccessExclusiveLock' AND l.database = (SELECT oid FROM pg_database
+   WHERE datname = current_database())
+  AND (l.relation IN (c.oid, c.reltoastrelid)
+   OR l.relation IN (SELECT indexrelid FROM pg_index WHERE indrelid = c.oid)
+   OR l.relation IN (SELECT indrelid FROM pg_index WHERE indexrelid = c.oid)))"""
+"""An exclusive lock held or asked for on the relation, its TOAST, its indexes or (for an
+index) its table: sizing it exactly would queue behind that lock, so it is estimated."""
 TOTAL_EXACT = sql.SQL("pg_total_relation_size(c.oid)")
 TOTAL_ESTIMATE = sql.SQL(
     "(c.relpages::int8 + coalesce(toast.relpages, 0)) * current_setting('block_size')::int8"
 )
+GUESSED = sql.SQL(_LOCKED)
+SIZE_GUARDED = sql.SQL("CASE WHEN {locked} THEN {estimate} ELSE {exact} END").format(
+    locked=sql.SQL(_LOCKED), estimate=SIZE_ESTIMATE, exact=SIZE_EXACT
+)
+TOTAL_GUARDED = sql.SQL("CASE WHEN {locked} THEN {estimate} ELSE {exact} END").format(
+    locked=sql.SQL(_LOCKED), estimate=TOTAL_ESTIMATE, exact=TOTAL_EXACT
+)
 
-UNUSED_INDEXES = sql.SQL("""/* fleetdeck: unused indexes */ SELECT u.*, {size}::int8 AS bytes
+UNUSED_INDEXES = sql.SQL("""/* fleetdeck: unused indexes */ SELECT u.*,
+ {size}::int8 AS bytes, {guessed} AS guessed
 FROM (SELECT s.indexrelid::int8 AS oid, s.schemaname, s.relname AS table_name,
   s.indexrelname AS index_name, c.relpages, count(*) OVER () AS matching
  FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
@@ -98,7 +114,7 @@ ORDER BY bytes DESC""")
 
 INVALID_INDEXES = sql.SQL("""/* fleetdeck: invalid indexes */ SELECT
  c.oid::int8 AS oid, n.nspname AS schemaname, t.relname AS table_name, c.relname AS index_name,
- {size}::int8 AS bytes,
+ {size}::int8 AS bytes, {guessed} AS guessed,
  EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid) AS building
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
  JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -141,10 +157,18 @@ RECEIVER = """/* fleetdeck: standby */ SELECT pg_is_wal_replay_paused() AS pause
  (SELECT sender_host FROM pg_stat_wal_receiver) AS sender"""
 
 DATABASE_SIZES = """/* fleetdeck: database sizes */ SELECT datname,
- pg_database_size(oid)::int8 AS bytes FROM pg_database
-WHERE datallowconn AND has_database_privilege(oid, 'CONNECT') ORDER BY bytes DESC"""
+ CASE WHEN datname = current_database()
+  THEN (SELECT sum(relpages)::int8 * current_setting('block_size')::int8 FROM pg_class)
+  ELSE pg_database_size(oid)::int8 END AS bytes,
+ datname = current_database() AS estimated
+FROM pg_database WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')
+ORDER BY bytes DESC"""
+"""pg_database_size stats every file of a database: on one with 10,000 tables that is most
+of the wizard's time. The database the checks read is sized from pg_class.relpages instead
+(what VACUUM and ANALYZE last counted), and said to be an estimate."""
 
-LARGEST_TABLES = sql.SQL("""/* fleetdeck: largest tables */ SELECT t.*, {total}::int8 AS bytes
+LARGEST_TABLES = sql.SQL("""/* fleetdeck: largest tables */ SELECT t.*,
+ {total}::int8 AS bytes, {guessed} AS guessed
 FROM (SELECT c.oid::int8 AS oid, n.nspname AS schemaname, c.relname,
   c.reltuples::int8 AS rows_estimate
  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
