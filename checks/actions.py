@@ -84,6 +84,8 @@ class FixHost:
     shell: Shell
     tier: str | None = None
     database: Database | None = None
+    docker: object | None = None
+    """The host's `hosts.docker.DockerLink`, for the container checks a fix re-runs."""
 
     @property
     def is_prod(self) -> bool:

@@ -199,6 +199,8 @@ class CheckContext:
     params: Mapping[str, str] = field(default_factory=dict)
     database: object | None = None
     """For the database wizard: the `checks.db_link.DbLink` its steps ask through."""
+    docker: object | None = None
+    """For the container checks: the host's `hosts.docker.DockerLink`."""
 
 
 class Check(Protocol):

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from hosts.docker_endpoint import DockerEndpoint
 from hosts.pgtargets import PgTarget
 
 TIERS = ("prod", "staging", "dev")
@@ -47,6 +48,10 @@ class HostSpec:
     origin: Origin | None = None
     postgres: tuple[PgTarget, ...] = ()
     """PostgreSQL databases on this host (TOML inventories only, so far)."""
+    docker: DockerEndpoint | None = None
+    """Where the host's Docker engine answers (TOML `docker = ...`, see hosts.docker_endpoint);
+    None: the default (this machine's DOCKER_HOST, context or socket; a remote host's socket
+    through its SSH connection)."""
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -9,6 +9,9 @@ name = "web-01"
 address = "10.0.0.11"
 tags = ["web"]
 tier = "prod"
+docker = "ssh"              # the host's Docker engine: "ssh" (its /var/run/docker.sock
+                            # through its SSH connection, the default for remote hosts),
+                            # "unix:///path", "tcp://addr:port", "context:NAME" or "none"
 
 [[host.postgres]]           # PostgreSQL databases on the host (any number)
 dbname = "orders"
@@ -30,12 +33,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from hosts.docker_endpoint import DockerEndpoint
 from hosts.inventory import HostSpec, InventoryProblem, Origin, Parsed, parse_port, with_defaults
 from hosts.pgtargets import SSLMODES, PgTarget
 
 HOST_KEYS = {
     *("name", "address", "port", "user", "jump", "identity_file", "tags", "tier", "groups"),
     "postgres",
+    "docker",
 }
 DEFAULT_KEYS = HOST_KEYS - {"name", "address", "tags", "groups", "postgres"}
 PG_KEYS = {"name", "host", "port", "dbname", "user", "password_env", "service", "sslmode"}
@@ -70,9 +75,16 @@ def parse(path: Path, text: str) -> Parsed:
         for name in names if isinstance(names, list) else []:
             members.setdefault(str(name), []).append(group)
     pg_lines = _postgres_lines(text)
+    docker_lines = _section_key_lines(text, "[[host]]", "docker")
+    default_line = next(iter(_section_key_lines(text, "[defaults]", "docker")), None)
+    default_docker = _docker(defaults, Origin(path, default_line), None, found)
     for index, entry in enumerate(data.get("host", [])):
         origin = Origin(path, lines[index] if index < len(lines) else None)
         host = _host(entry, origin, found, members)
+        if host is not None and "docker" in entry:
+            docker_line = docker_lines[index] if index < len(docker_lines) else None
+            at = Origin(path, docker_line or origin.line)
+            host = _replace(host, docker=_docker(entry, at, host.name, found))
         if host is not None and "postgres" in entry:
             where = pg_lines[index] if index < len(pg_lines) else []
             host = _replace(
@@ -86,6 +98,7 @@ def parse(path: Path, text: str) -> Parsed:
                     jump=defaults.get("jump"),
                     tier=defaults.get("tier"),
                     identity_files=_identities(defaults.get("identity_file")),
+                    docker=default_docker,
                 )
             )
             if "port" in defaults and "port" not in entry:
@@ -119,6 +132,22 @@ def _host(
         tier=entry.get("tier"),
         origin=origin,
     )
+
+
+def _docker(
+    table: dict[str, Any], origin: Origin, host: str | None, found: Parsed
+) -> DockerEndpoint | None:
+    """A table's `docker` value as an endpoint; a bad one is an error at its own line."""
+    if "docker" not in table:
+        return None
+    value = table["docker"]
+    try:
+        if not isinstance(value, str):
+            raise ValueError(f"docker must be a string, not {type(value).__name__}")
+        return DockerEndpoint.parse(value)
+    except ValueError as error:
+        found.errors.append(InventoryProblem(origin, host, f"docker: {error}"))
+        return None
 
 
 def _identities(value: object) -> tuple[str, ...]:
@@ -212,6 +241,22 @@ def _host_lines(text: str) -> list[int]:
             if inside:
                 lines.append(number)
         elif inside and re.match(r"name\s*=", line):
+            lines[-1] = number
+    return lines
+
+
+def _section_key_lines(text: str, header: str, key: str) -> list[int | None]:
+    """For each table `header` (`[[host]]`, `[defaults]`), in order, the line of its own
+    `key = ...` (not a sub-table's), or None when it has none."""
+    lines: list[int | None] = []
+    inside = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("["):
+            inside = line.replace(" ", "") == header
+            if inside:
+                lines.append(None)
+        elif inside and lines[-1] is None and re.match(rf"{re.escape(key)}\s*=", line):
             lines[-1] = number
     return lines
 

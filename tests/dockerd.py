@@ -28,7 +28,7 @@ import struct
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,6 +251,16 @@ class DockerObjects:
         flags = ["-d"] if detach else []
         docker(
             "run", "--name", name, "--network", "none", *flags, image or self.engine.image, *command
+        )
+        return docker("inspect", "--format", "{{.Id}}", name).stdout.strip()
+
+    def start(self, *command: str, flags: Sequence[str] = (), what: str = "c") -> str:
+        """`docker run -d` with more `docker run` flags before the image (`--health-cmd`,
+        `--restart`, `--memory`, `--label`...); returns the container's full id."""
+        name = self.name(what)
+        self.containers.append(name)
+        docker(
+            "run", "-d", "--name", name, "--network", "none", *flags, self.engine.image, *command
         )
         return docker("inspect", "--format", "{{.Id}}", name).stdout.strip()
 

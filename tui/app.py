@@ -21,6 +21,7 @@ from tui.host_screen import HostScreen
 
 if TYPE_CHECKING:
     from checks.db_link import DbLink
+    from hosts.docker import DockerLink
     from hosts.inventory import HostSpec, Inventory
     from hosts.pgtargets import PgTarget
     from hosts.ssh import SSHOptions
@@ -65,6 +66,7 @@ class FleetdeckApp(App[None]):
         self.watches = tuple(watches)
         self._tags = tags or {}
         self._groups = groups or {}
+        self._docker: dict[str, DockerLink] = {}
         # The one gate every fix passes; read-only is enforced there, not by the screens.
         self.gate = ActionGate(
             audit=AuditLog(settings.audit_log), confirm=self._confirm, read_only=settings.read_only
@@ -137,6 +139,27 @@ class FleetdeckApp(App[None]):
         link = self.database_link(watch, params.get("target", ""), params.get("dump_dir", ""))
         return replace(await self.open_fix_host(watch), database=link)
 
+    def docker_link(self, watch: HostWatch) -> DockerLink:
+        """The link to a watched host's Docker engine: its inventory's `docker` endpoint (or
+        the default: this machine's DOCKER_HOST, context or socket; a remote host's socket
+        through its SSH link's own connection). One per host, kept for the console's life,
+        so every screen shares its threads, its forward and its last stats reading."""
+        from hosts.docker import DockerLink
+
+        if watch.name not in self._docker:
+            spec = getattr(watch.sampler, "spec", None)
+            connection = getattr(watch.sampler, "connection", None)
+            self._docker[watch.name] = DockerLink(
+                watch.name,
+                getattr(spec, "docker", None),
+                ssh=connection if callable(connection) else None,
+            )
+        return self._docker[watch.name]
+
+    async def open_docker_host(self, watch: HostWatch) -> FixHost:
+        """Where the container wizard runs: the host's shell, and its Docker link."""
+        return replace(await self.open_fix_host(watch), docker=self.docker_link(watch))
+
     def open_wizard(self, watch: HostWatch, domain: str = "network") -> None:
         """Ask for the wizard's parameters, then run it on the watched host."""
         from checks.catalog import WIZARDS
@@ -147,11 +170,11 @@ class FleetdeckApp(App[None]):
         def start(params: dict[str, str] | None) -> None:
             if params is None:
                 return
-            opener = (
-                (lambda: self.open_database_host(watch, params))
-                if domain == "database"
-                else (lambda: self.open_fix_host(watch))
-            )
+            openers = {
+                "database": lambda: self.open_database_host(watch, params),
+                "containers": lambda: self.open_docker_host(watch),
+            }
+            opener = openers.get(domain, lambda: self.open_fix_host(watch))
             self.push_screen(
                 WizardScreen(
                     wizard,

@@ -179,6 +179,7 @@ class WizardScreen(Screen[None]):
             self.fix_host.tier,
             self.params,
             self.fix_host.database,
+            self.fix_host.docker,
         )
         self.run = WizardRun(self.wizard, ctx)
         self.run.listeners.append(self._step_changed)
