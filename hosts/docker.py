@@ -13,33 +13,36 @@ host in ONE shell command and takes CPU % from the previous reading; a container
 that shell cannot see (an engine elsewhere, a sandboxed /sys) falls back to the engine's
 one-shot stats, concurrently (each waits for the engine's ~1 s collection tick). `logs()` reads a
 container's log in a thread of its own, bounded, and stops by shutting its socket down.
+
+This module holds the link itself (its state: the client, the forward, the caches). What it
+leans on lives beside it, each an idea of its own: `hosts.docker_records` (the records and the
+pure parsers of inspect JSON and cgroup files), `hosts.docker_dial` (making the client, and
+failures in an operator's words) and `hosts.docker_logs` (`LogStream`). This module re-exports
+their names, so `from hosts.docker import ...` stays the one place to import Docker from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import functools
-import grp
-import os
-import pwd
 import re
 import shutil
-import stat
-import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import docker
-import docker.errors
-import requests
+import docker.utils
 
+from hosts.docker_dial import GRACE, classify, open_client, quiet
+from hosts.docker_dial import _chain as _chain
+from hosts.docker_dial import _denied as _denied
+from hosts.docker_dial import _name as _name
 from hosts.docker_endpoint import (
     DockerEndpoint,
     DockerError,
@@ -48,12 +51,43 @@ from hosts.docker_endpoint import (
     Route,
     resolve,
 )
+from hosts.docker_logs import _END as _END
+from hosts.docker_logs import MAX_LINE, QUEUED_LINES, LogStream
+from hosts.docker_logs import _soon as _soon
+from hosts.docker_records import _CONTAINER_ID as _CONTAINER_ID
+from hosts.docker_records import (
+    CGROUP_SCRIPT,
+    UNLIMITED,
+    Container,
+    ContainerPin,
+    ContainerStats,
+    EngineInfo,
+    Health,
+    Reading,
+    State,
+    api_reading,
+    cgroup_args,
+    format_ports,
+    parse_cgroup_read,
+    parse_container,
+    parse_time,
+    to_stats,
+)
+from hosts.docker_records import _cgroup_reading as _cgroup_reading
+from hosts.docker_records import _enum as _enum
+from hosts.docker_records import _number as _number
+from hosts.docker_records import _port_key as _port_key
 from hosts.shell import LocalShell, Shell, ShellError
 
 if TYPE_CHECKING:
     import asyncssh
 
 __all__ = [
+    "CGROUP_SCRIPT",
+    "GRACE",
+    "MAX_LINE",
+    "QUEUED_LINES",
+    "UNLIMITED",
     "Container",
     "ContainerPin",
     "ContainerStats",
@@ -66,374 +100,28 @@ __all__ = [
     "EngineInfo",
     "Health",
     "LogStream",
+    "Reading",
     "State",
+    "api_reading",
+    "cgroup_args",
+    "classify",
+    "format_ports",
+    "parse_cgroup_read",
+    "parse_container",
+    "parse_time",
+    "quiet",
+    "to_stats",
 ]
 
 SshOpener = Callable[[], Awaitable["asyncssh.SSHClientConnection"]]
 """The host's SSH connection, (re)connected on demand: `HostLink.connection`."""
 T = TypeVar("T")
-GRACE = 1.0
-"""Seconds past the SDK's own timeout before the outer limit gives up on a call."""
 CGROUP_RETRY = 60.0
 """After the shell found no cgroup files, seconds before it is asked again."""
-
-
-# -- records: what the engine says, as plain frozen data, and the pure parsers behind them
-
-
-class State(enum.StrEnum):
-    """A container's state, in the engine's words."""
-
-    CREATED = "created"
-    RUNNING = "running"
-    RESTARTING = "restarting"
-    PAUSED = "paused"
-    REMOVING = "removing"
-    EXITED = "exited"
-    DEAD = "dead"
-    UNKNOWN = "unknown"
-
-
-class Health(enum.StrEnum):
-    STARTING = "starting"
-    HEALTHY = "healthy"
-    UNHEALTHY = "unhealthy"
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerPin:
-    """What a fix is pinned on: the container is the same one, and has not restarted since."""
-
-    id: str
-    started_raw: str
-
-    def holds(self, now: Container | None) -> bool:
-        """Whether `now` (from `inspect`, None: gone) is still the pinned container."""
-        return now is not None and now.id == self.id and now.started_raw == self.started_raw
-
-
-@dataclass(frozen=True, slots=True)
-class Container:
-    """One container as its inspect describes it."""
-
-    id: str
-    name: str
-    image: str
-    state: State
-    health: Health | None
-    """None: no healthcheck, or none has run yet."""
-    has_healthcheck: bool
-    restart_count: int
-    started_at: datetime | None
-    finished_at: datetime | None
-    started_raw: str
-    """State.StartedAt exactly as the engine wrote it (nanoseconds): the pin's half."""
-    exit_code: int
-    oom_killed: bool
-    restart_policy: str
-    """"no", "always", "unless-stopped", "on-failure" or "on-failure:N" (N retries at most)."""
-    ports: tuple[str, ...]
-    """Published ports as `docker ps` writes them: `0.0.0.0:8080->80/tcp`."""
-    project: str | None
-    """The compose project (label com.docker.compose.project)."""
-    service: str | None
-    """The compose service (label com.docker.compose.service)."""
-    memory_limit: int
-    """HostConfig.Memory in bytes; 0 means no limit."""
-    pid: int
-    """The main process on the engine's host; 0 when not running."""
-    failing_streak: int = 0
-    """Consecutive failed health probes."""
-    health_output: str = ""
-    """The last probe's output (cut at 300 characters), as the engine kept it."""
-    labels: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-    """Every label (compose's and the operator's own)."""
-
-    @property
-    def pin(self) -> ContainerPin:
-        return ContainerPin(self.id, self.started_raw)
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
-    def uptime(self, now: datetime | None = None) -> float | None:
-        """Seconds since it started, while it runs; None otherwise."""
-        if self.state is not State.RUNNING or self.started_at is None:
-            return None
-        return ((now or datetime.now(UTC)) - self.started_at).total_seconds()
-
-
-def parse_container(data: Mapping[str, Any]) -> Container:
-    """A container from the engine's inspect JSON (GET /containers/{id}/json)."""
-    state = data.get("State") or {}
-    config = data.get("Config") or {}
-    host_config = data.get("HostConfig") or {}
-    health = state.get("Health") or {}
-    test = (config.get("Healthcheck") or {}).get("Test") or []
-    policy = host_config.get("RestartPolicy") or {}
-    policy_name = policy.get("Name") or "no"
-    if policy_name == "on-failure" and policy.get("MaximumRetryCount"):
-        policy_name = f"on-failure:{policy['MaximumRetryCount']}"
-    probes = health.get("Log") or []
-    labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
-    network = data.get("NetworkSettings") or {}
-    return Container(
-        id=str(data.get("Id", "")),
-        name=str(data.get("Name", "")).lstrip("/"),
-        image=str(config.get("Image") or data.get("Image", "")),
-        state=_enum(State, state.get("Status"), State.UNKNOWN),
-        health=_enum(Health, health.get("Status"), None),
-        has_healthcheck=bool(test) and test[0] != "NONE",
-        restart_count=int(data.get("RestartCount") or 0),
-        started_at=parse_time(state.get("StartedAt")),
-        finished_at=parse_time(state.get("FinishedAt")),
-        started_raw=str(state.get("StartedAt") or ""),
-        exit_code=int(state.get("ExitCode") or 0),
-        oom_killed=bool(state.get("OOMKilled")),
-        restart_policy=policy_name,
-        ports=format_ports(network.get("Ports") or {}),
-        project=labels.get("com.docker.compose.project"),
-        service=labels.get("com.docker.compose.service"),
-        memory_limit=int(host_config.get("Memory") or 0),
-        pid=int(state.get("Pid") or 0),
-        failing_streak=int(health.get("FailingStreak") or 0),
-        health_output=str(probes[-1].get("Output") or "")[:300] if probes else "",
-        labels=labels,
-    )
-
-
-E = TypeVar("E", bound=enum.StrEnum)
-
-
-def _enum(kind: type[E], value: object, default: Any) -> Any:
-    try:
-        return kind(str(value))
-    except ValueError:
-        return default
-
-
-def parse_time(text: object) -> datetime | None:
-    """An engine timestamp (RFC 3339, nanoseconds, Z) as an aware datetime; the zero time
-    ("0001-01-01T00:00:00Z": never) and anything unreadable as None."""
-    if not isinstance(text, str) or not text or text.startswith("0001-"):
-        return None
-    head, dot, rest = text.partition(".")
-    if dot:  # Python reads at most microseconds
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        head = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
-    try:
-        return datetime.fromisoformat(head.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def format_ports(ports: Mapping[str, Any]) -> tuple[str, ...]:
-    """NetworkSettings.Ports as `docker ps` shows published ones: `0.0.0.0:8080->80/tcp`."""
-    shown = []
-    for inside, bindings in sorted(ports.items(), key=lambda kv: _port_key(kv[0])):
-        for binding in bindings or ():
-            address = binding.get("HostIp") or "0.0.0.0"
-            address = f"[{address}]" if ":" in address else address
-            shown.append(f"{address}:{binding.get('HostPort', '')}->{inside}")
-    return tuple(shown)
-
-
-def _port_key(text: str) -> tuple[int, str]:
-    number, _, protocol = text.partition("/")
-    return (int(number) if number.isdigit() else 0, protocol)
-
-
-@dataclass(frozen=True, slots=True)
-class EngineInfo:
-    """The engine a link talks to (GET /version) and the API version the link speaks."""
-
-    version: str
-    api_version: str
-    os: str
-    arch: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """A container's raw counters at one moment (cgroup files, or the engine's stats)."""
-
-    usage: int
-    """Memory charged to the container, page cache included."""
-    limit: int | None
-    inactive_file: int
-    anon: int | None
-    cpu_ns: int | None
-    """CPU time used since the container started, nanoseconds."""
-    clock: float | None
-    """When, in seconds on the reading host's clock (only differences count)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerStats:
-    """One running container's CPU and memory, as `docker stats` computes them."""
-
-    id: str
-    cpu_percent: float | None
-    """Since the previous reading; 100 = one whole CPU. None on the first reading."""
-    memory_used: int
-    """Usage minus inactive page cache: what `docker stats` shows, what the limit bites."""
-    memory_limit: int | None
-    """None: no limit."""
-    memory_anon: int | None
-    """Anonymous memory (heap, stacks, tmpfs): what a leak grows; None if not reported."""
-    memory_usage: int
-    """The cgroup's whole charge, page cache included."""
-    source: str
-    """"cgroup" (the files, over the host's shell) or "api" (the engine's one-shot stats)."""
-
-    @property
-    def memory_percent(self) -> float | None:
-        return 100.0 * self.memory_used / self.memory_limit if self.memory_limit else None
-
-
-UNLIMITED = 1 << 62
-"""cgroup v1 writes "no limit" as a huge number (PAGE_COUNTER_MAX pages)."""
-CGROUP_SCRIPT = r"""read up idle < /proc/uptime && echo "@t $up"
-cd /proc || exit 3
-files=$(grep -s -H '' "$@" | awk -F: '
-  { p = $4; for (i = 5; i <= NF; i++) p = p ":" $i
-    c = "," $3 ","
-    if ($3 == "") { d = "/sys/fs/cgroup" p; f = "memory.current memory.max memory.stat cpu.stat" }
-    else if (c ~ /,memory,/) { d = "/sys/fs/cgroup/memory" p
-      f = "memory.usage_in_bytes memory.limit_in_bytes memory.stat" }
-    else if (c ~ /,cpuacct,/) { d = "/sys/fs/cgroup/" $3 p; f = "cpuacct.usage" }
-    else next
-    if (p != "/" && !(d in seen)) { seen[d] = 1; n = split(f, name, " ")
-      for (i = 1; i <= n; i++) print d "/" name[i] } }')
-[ -n "$files" ] || exit 0
-IFS='
-'
-set -f
-keep='^([0-9]+|max)$|^(total_inactive_file|total_rss|inactive_file|anon|usage_usec) '
-exec grep -s -H -E "$keep" $files
-"""
-"""Reads the cgroup files of the processes given as `PID/cgroup` arguments with four
-processes in all, whatever the count (sh, grep, awk, grep; a few ms per hundred
-containers): each process's cgroups from /proc/PID/cgroup (any cgroup driver or parent),
-then cgroup v2 (memory.current, memory.max, memory.stat, cpu.stat) or v1
-(memory.usage_in_bytes, memory.limit_in_bytes, memory.stat, cpuacct.usage), only the lines
-that count. `@t` is the host's uptime: the clock CPU % is measured on, so network delays do
-not bend it. A file that is not there is skipped (grep -s; the exit status is then 2)."""
-_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
-
-
-def cgroup_args(containers: Sequence[Container]) -> list[str]:
-    return [f"{c.pid}/cgroup" for c in containers if c.pid > 0]
-
-
-def parse_cgroup_read(text: str, ids: Collection[str]) -> dict[str, Reading]:
-    """CGROUP_SCRIPT's output as readings by container id. A directory is a container's
-    when its path holds that id (a pid reused by another process since is left out)."""
-    clock: float | None = None
-    owners: dict[str, str | None] = {}
-    files: dict[str, dict[str, list[str]]] = {}
-    for line in text.splitlines():
-        if line.startswith("@t "):
-            clock = _number(line[3:].split(" ", 1)[0], float)
-            continue
-        slash = line.rfind("/")
-        colon = line.find(":", slash)
-        if slash <= 0 or colon <= 0:
-            continue
-        directory = line[:slash]
-        if directory not in owners:
-            owners[directory] = next(
-                (m for m in _CONTAINER_ID.findall(directory) if m in ids), None
-            )
-        if (cid := owners[directory]) is not None:
-            name = line[slash + 1 : colon]
-            files.setdefault(cid, {}).setdefault(name, []).append(line[colon + 1 :])
-    found = {}
-    for cid, got in files.items():
-        if (reading := _cgroup_reading(got, clock)) is not None:
-            found[cid] = reading
-    return found
-
-
-def _cgroup_reading(got: Mapping[str, list[str]], clock: float | None) -> Reading | None:
-    def first(name: str) -> str:
-        return got.get(name, [""])[0].strip()
-
-    def table(name: str) -> dict[str, int]:
-        pairs = (line.split() for line in got.get(name, ()))
-        return {p[0]: v for p in pairs if len(p) == 2 and (v := _number(p[1], int)) is not None}
-
-    if "memory.current" in got:  # cgroup v2
-        memory, cpu = table("memory.stat"), table("cpu.stat")
-        usage, limit = _number(first("memory.current"), int), _number(first("memory.max"), int)
-        inactive, anon = memory.get("inactive_file", 0), memory.get("anon")
-        cpu_ns = cpu["usage_usec"] * 1000 if "usage_usec" in cpu else None
-    elif "memory.usage_in_bytes" in got:  # cgroup v1
-        memory = table("memory.stat")
-        usage = _number(first("memory.usage_in_bytes"), int)
-        limit = _number(first("memory.limit_in_bytes"), int)
-        inactive, anon = memory.get("total_inactive_file", 0), memory.get("total_rss")
-        cpu_ns = _number(first("cpuacct.usage"), int)
-    else:
-        return None
-    if usage is None:
-        return None
-    limit = limit if limit is not None and limit < UNLIMITED else None
-    return Reading(usage, limit, inactive, anon, cpu_ns, clock)
-
-
-N = TypeVar("N", int, float)
-
-
-def _number(text: str, kind: Callable[[str], N]) -> N | None:
-    try:
-        return kind(text.strip())
-    except ValueError:
-        return None
-
-
-def api_reading(data: Mapping[str, Any]) -> Reading | None:
-    """The engine's stats JSON as a reading; None for a stopped container's stub."""
-    memory = data.get("memory_stats") or {}
-    if "usage" not in memory:
-        return None
-    table = memory.get("stats") or {}
-    anon = table.get("total_rss", table.get("anon"))
-    cpu = ((data.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
-    read = parse_time(data.get("read"))
-    return Reading(
-        usage=int(memory["usage"]),
-        limit=None,  # the engine writes the host's memory when there is no limit
-        inactive_file=int(table.get("total_inactive_file", table.get("inactive_file", 0))),
-        anon=int(anon) if anon is not None else None,
-        cpu_ns=int(cpu) if cpu is not None else None,
-        clock=read.timestamp() if read is not None else None,
-    )
-
-
-def to_stats(
-    cid: str, now: Reading, before: tuple[int, float] | None, source: str, configured: int
-) -> ContainerStats:
-    """Stats from a reading and the previous (cpu_ns, clock) of the same container and source;
-    `configured` is HostConfig.Memory, the limit when the reading has none."""
-    cpu = None
-    if before is not None and now.cpu_ns is not None and now.clock is not None:
-        elapsed, used = now.clock - before[1], now.cpu_ns - before[0]
-        if elapsed > 0 and used >= 0:  # a restart resets the counter: skip that reading
-            cpu = 100.0 * used / (elapsed * 1e9)
-    return ContainerStats(
-        id=cid,
-        cpu_percent=cpu,
-        memory_used=max(now.usage - now.inactive_file, 0),
-        memory_limit=now.limit or configured or None,
-        memory_anon=now.anon,
-        memory_usage=now.usage,
-        source=source,
-    )
-
-
-# -- the link
+# Private helpers keep their names from before the split here (this and the `_x as _x`
+# imports above), so code that reached for them still finds them; new code imports from
+# their own modules.
+_open_client = open_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -654,7 +342,7 @@ class DockerLink:
             self._attempts += 1
             try:
                 url = await self._dial()
-                opening = functools.partial(_open_client, url, self.route, self.settings)
+                opening = functools.partial(open_client, url, self.route, self.settings)
                 self._api, self._engine = await self._run(self._pool, opening)
                 self._dial_error = None
             except DockerError as error:
@@ -753,7 +441,7 @@ class DockerLink:
         return {cid: reading for cid, reading in zip(ids, found, strict=True) if reading}
 
 
-# -- dialling, and failures in an operator's words
+# -- the list refresh: what counts as a changed container
 
 _SECONDS = re.compile(r"\b(?:\d+ seconds|1 second|Less than a second)\b")
 
@@ -764,263 +452,3 @@ def _settled(status: object) -> str:
     A restart still shows as a change ("Up 2 hours" to "Up 1 second"), except within a
     container's first minute: then it waits for the minute or inspect_max_age."""
     return _SECONDS.sub("seconds", str(status or ""))
-
-
-def _open_client(url: str, route: Route, settings: DockerSettings) -> tuple[Any, EngineInfo]:
-    """(In a pool thread.) A low-level client at the engine's API version (at most the
-    SDK's), and the engine's version: the first request, so a dead engine fails here."""
-    tls: Any = False
-    if route.tls is not None and url.startswith("tcp://"):
-        files = route.tls
-        cert = (files.cert, files.key) if files.cert and files.key else None
-        tls = docker.tls.TLSConfig(client_cert=cert, ca_cert=files.ca, verify=files.verify)
-    size = settings.workers + settings.log_streams + settings.stats_concurrency
-    common: dict[str, Any] = {"timeout": settings.timeout, "tls": tls, "max_pool_size": size}
-    oldest = docker.constants.MINIMUM_DOCKER_API_VERSION
-    probe = docker.APIClient(base_url=url, version=oldest, **common)
-    try:
-        version = probe.version(api_version=False)
-    finally:
-        probe.close()
-    theirs = str(version.get("ApiVersion") or oldest)
-    ours = docker.constants.DEFAULT_DOCKER_API_VERSION
-    use = ours if docker.utils.version_lt(ours, theirs) else theirs
-    api = docker.APIClient(base_url=url, version=use, **common)
-    info = EngineInfo(
-        str(version.get("Version", "?")),
-        use,
-        str(version.get("Os", "")),
-        str(version.get("Arch", "")),
-    )
-    return api, info
-
-
-def classify(error: BaseException, route: Route, timeout: float) -> tuple[DockerFailure, str]:
-    """The cause of a failed SDK call, and a sentence saying it to an operator."""
-    chain = list(_chain(error))
-    place = route.path if route.is_unix else route.url
-    for cause in chain:
-        if isinstance(cause, docker.errors.NotFound):
-            return DockerFailure.GONE, f"no such container ({cause.explanation})"
-        if isinstance(cause, docker.errors.APIError):
-            return DockerFailure.API, str(cause.explanation or cause)
-    for cause in chain:
-        if isinstance(cause, TimeoutError | requests.Timeout):
-            return DockerFailure.TIMEOUT, quiet(timeout)
-        if isinstance(cause, PermissionError):
-            return DockerFailure.DENIED, _denied(route)
-        if isinstance(cause, FileNotFoundError) and not route.via_ssh:
-            why = "Docker is not installed or not running here"
-            return DockerFailure.NOT_FOUND, f"no socket at {place}: {why}"
-        if isinstance(cause, ConnectionRefusedError) and not route.via_ssh:
-            return DockerFailure.REFUSED, f"nothing listens at {place} (connection refused)"
-    for cause in chain:
-        if isinstance(cause, requests.ConnectionError | ConnectionError):
-            return DockerFailure.LOST, f"the engine closed the connection ({cause})"
-        if isinstance(cause, docker.errors.DockerException):
-            return DockerFailure.CONFIG, str(cause)
-    return DockerFailure.API, f"{type(error).__name__}: {error}"
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    """An exception and all it wraps: causes, contexts, urllib3's reasons, exception args."""
-    seen: set[int] = set()
-    todo: list[object] = [error]
-    while todo:
-        current = todo.pop(0)
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo += [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        todo += list(current.args)
-
-
-def quiet(seconds: float) -> str:
-    """What a TIMEOUT says."""
-    return (
-        f"the engine took the connection but sent nothing within {seconds:g} s "
-        "(hung, overloaded or stopped)"
-    )
-
-
-def _denied(route: Route) -> str:
-    """Who is refused which socket, and the usual way in."""
-    user = _name(lambda: pwd.getpwuid(os.geteuid()).pw_name, os.geteuid())
-    if route.via_ssh or not route.is_unix:
-        return f"the engine at {route.url} refused user {user}"
-    try:
-        info = os.stat(route.path)
-    except OSError:
-        return f"user {user} may not reach {route.path} (a directory on the way is closed)"
-    owner = _name(lambda: pwd.getpwuid(info.st_uid).pw_name, info.st_uid)
-    group = _name(lambda: grp.getgrgid(info.st_gid).gr_name, info.st_gid)
-    return (
-        f"user {user} may not use {route.path} ({owner}:{group}, mode "
-        f"{stat.S_IMODE(info.st_mode):o}): add {user} to group {group}, or point "
-        "DOCKER_HOST or a docker context at a socket it may use"
-    )
-
-
-def _name(lookup: Callable[[], str], number: int) -> str:
-    try:
-        return lookup()
-    except KeyError:
-        return str(number)
-
-
-# -- logs: a follow stream read in a thread of its own, bounded, stopped by shutting its socket
-
-MAX_LINE = 65536
-"""The longest piece of a line handed over; a longer line comes in pieces, so a log without
-newlines never grows a buffer without end."""
-QUEUED_LINES = 1000
-"""Lines read ahead of the consumer before the reading thread waits: the memory bound."""
-_END = object()
-
-
-class LogStream:
-    """A container's log lines, raw bytes without the newline (stdout and stderr together;
-    invalid UTF-8 and escape sequences as the container wrote them: render them safely).
-
-        async with link.logs(container_id, tail=200, follow=True) as lines:
-            async for line in lines:
-                ...
-
-    A thread of its own reads the engine's stream (it may wait for hours while following);
-    leaving the block, `aclose()` or `link.close()` shuts the socket under that blocked read,
-    so the thread ends at once. At most `log_streams` are open per link (else BUSY)."""
-
-    def __init__(self, link: DockerLink, container_id: str, options: dict[str, Any]) -> None:
-        self.link = link
-        self.container_id = container_id
-        self.options = options
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._room = threading.Semaphore(QUEUED_LINES)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._response: Any = None
-        self._opened: asyncio.Future[None] | None = None
-        self._holds_slot = False
-
-    async def __aenter__(self) -> LogStream:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> LogStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._opened is None and self._stop.is_set():
-            raise StopAsyncIteration  # closed before it was ever opened
-        await self.open()
-        item = await self._queue.get()
-        if not isinstance(item, bytes):
-            self._queue.put_nowait(_END)  # and again for any later call
-            raise StopAsyncIteration
-        self._room.release()
-        return item
-
-    async def open(self) -> None:
-        """Ask the engine for the log (once); `DockerError` GONE, TIMEOUT, BUSY... if not."""
-        if self._opened is not None:
-            return await asyncio.shield(self._opened)
-        link, loop = self.link, asyncio.get_running_loop()
-        self._opened = opened = loop.create_future()
-        opened.add_done_callback(lambda f: f.cancelled() or f.exception())  # always retrieved
-        try:
-            if sum(s._holds_slot for s in link.streams) >= link.settings.log_streams:
-                open_now = link.settings.log_streams
-                raise DockerError(link.where, DockerFailure.BUSY, f"{open_now} are open already")
-            self._holds_slot = True
-            link.streams.add(self)
-            api = await link.client()
-            name = f"docker-logs-{link.host}"
-            thread = threading.Thread(target=self._pump, args=(api, loop), name=name, daemon=True)
-            thread.start()
-            limit = link.settings.timeout * 2 + GRACE  # the request, then the tty inspect
-            try:
-                await asyncio.wait_for(asyncio.shield(opened), limit)
-            except TimeoutError:
-                raise DockerError(link.where, DockerFailure.TIMEOUT, quiet(limit)) from None
-        except BaseException as error:
-            if not opened.done() and isinstance(error, Exception):
-                opened.set_exception(error)
-            opened.cancel()  # cancelled while opening: a later open() says so too
-            await self.aclose()
-            raise
-
-    async def aclose(self) -> None:
-        """Stop reading (idempotent); lines still queued are dropped."""
-        self._stop.set()
-        with self._lock:
-            response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.close()  # shuts the socket down: the blocked read returns
-        self.link.streams.discard(self)
-        self._holds_slot = False
-        self._queue.put_nowait(_END)
-
-    def _pump(self, api: Any, loop: asyncio.AbstractEventLoop) -> None:
-        """(Its thread.) Open the stream, cut what comes into lines, hand them to the loop."""
-        try:
-            response = api.logs(self.container_id, stream=True, **self.options)
-        except Exception as error:  # handed to the loop as a DockerError
-            _soon(loop, self._settle, self.link.failure(error))
-            return
-        with self._lock:
-            self._response = response
-        _soon(loop, self._settle, None)
-        try:
-            if self._lines(response, loop):
-                _soon(loop, self._queue.put_nowait, _END)
-        finally:
-            with contextlib.suppress(Exception):
-                response.close()
-
-    def _lines(self, response: Any, loop: asyncio.AbstractEventLoop) -> bool:
-        """(Its thread.) Cut the stream into lines and hand them over; False once closed."""
-        line = bytearray()
-        with contextlib.suppress(Exception):  # a closed or broken stream simply ends
-            for chunk in response if not self._stop.is_set() else ():
-                start = 0
-                while (end := chunk.find(b"\n", start)) >= 0:
-                    line += chunk[start:end]
-                    if not self._hand(loop, line):
-                        return False
-                    start = end + 1
-                line += chunk[start:]
-                while len(line) >= MAX_LINE:
-                    if not self._hand(loop, line[:MAX_LINE]):
-                        return False
-                    del line[:MAX_LINE]
-        return not line or self._hand(loop, line)
-
-    def _hand(self, loop: asyncio.AbstractEventLoop, line: bytearray) -> bool:
-        """Give the loop one line (then empty `line`), waiting while QUEUED_LINES wait
-        unread; False when the stream was closed meanwhile."""
-        whole = bytes(line)
-        line.clear()
-        while not self._room.acquire(timeout=0.25):
-            if self._stop.is_set() or loop.is_closed():
-                return False
-        return not self._stop.is_set() and _soon(loop, self._queue.put_nowait, whole)
-
-    def _settle(self, error: DockerError | None) -> None:
-        if self._opened is not None and not self._opened.done():
-            if error is None:
-                self._opened.set_result(None)
-            else:
-                self._opened.set_exception(error)
-
-
-def _soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> bool:
-    try:
-        loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:  # the loop has closed
-        return False
-    return True

@@ -48,6 +48,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from hosts.pgtargets import PgTarget
+
 SUPERUSER = "postgres"
 MONITOR = "fd_monitor"
 LIMITED = "fd_limited"
@@ -538,3 +540,46 @@ def make_pg() -> Iterator[PgFactory]:
         yield factory
     finally:
         factory.close()
+
+
+# -- libpq's environment for a test: nothing of the developer's, or pointed at a test server
+
+
+def clear_libpq_env(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PG* variables and an empty home, so a developer's ~/.pgpass never helps a test."""
+    for name in [n for n in os.environ if n.startswith("PG")]:
+        monkeypatch.delenv(name)
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+
+
+def password_target(
+    server: PgServer, user: str, monkeypatch: pytest.MonkeyPatch, **fields: Any
+) -> PgTarget:
+    """A target for `user` over TCP, its password in a variable the target names."""
+    variable = f"FD_PG_{user.upper()}"
+    monkeypatch.setenv(variable, server.passwords[user])
+    given = {"host": server.host, "port": server.port, "dbname": server.dbname, **fields}
+    return PgTarget(user=user, password_env=variable, **given)
+
+
+def point_libpq_at(
+    server: PgServer, monkeypatch: pytest.MonkeyPatch, directory: Path, user: str = SUPERUSER
+) -> None:
+    """libpq's defaults aimed at `server` as `user`, the password in a PGPASSFILE: how the
+    local console started with --postgres finds its database."""
+    clear_libpq_env(directory / "home", monkeypatch)
+    passfile = directory / "pgpass"
+    passfile.write_text(
+        f"{server.host}:{server.port}:{server.dbname}:{user}:{server.passwords[user]}\n"
+    )
+    passfile.chmod(0o600)
+    values = {
+        "PGHOST": server.host,
+        "PGPORT": str(server.port),
+        "PGUSER": user,
+        "PGDATABASE": server.dbname,
+        "PGPASSFILE": str(passfile),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)

@@ -10,7 +10,6 @@ about a user without rights). Thresholds are lowered in the test instead of wait
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
 import time
@@ -46,7 +45,7 @@ from checks.dbqueries import Backend, lock_chains, read_activity, read_dead_tabl
 from checks.model import Finding, Status
 from hosts.postgres import PgSession, PgTarget, open_session
 
-from pgserver import LIMITED, MONITOR, PgFactory, PgServer
+from pgserver import LIMITED, MONITOR, PgFactory, PgServer, clear_libpq_env, password_target
 from pgserver import make_pg as make_pg
 from pgserver import pg as pg
 from pgserver import pg_server as pg_server
@@ -64,19 +63,11 @@ LOW = DbThresholds(
 
 @pytest.fixture(autouse=True)
 def no_libpq_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PG* variables and an empty home, so a developer's ~/.pgpass never helps a test."""
-    for name in [n for n in os.environ if n.startswith("PG")]:
-        monkeypatch.delenv(name)
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clear_libpq_env(tmp_path / "home", monkeypatch)
 
 
 def _target(server: PgServer, user: str, monkeypatch: pytest.MonkeyPatch) -> PgTarget:
-    variable = f"FD_PG_{user.upper()}"
-    monkeypatch.setenv(variable, server.passwords[user])
-    return PgTarget(
-        host=server.host, port=server.port, dbname=server.dbname, user=user, password_env=variable
-    )
+    return password_target(server, user, monkeypatch)
 
 
 async def _open(server: PgServer, user: str, monkeypatch: pytest.MonkeyPatch) -> PgSession:

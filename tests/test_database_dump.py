@@ -6,7 +6,6 @@ fails, stalls on a frozen server, or is cancelled."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,26 +14,15 @@ import pytest
 from hosts.pgdump import dump_database
 from hosts.pgtargets import PgTarget
 
-from pgserver import SUPERUSER, PgServer
+from pgserver import SUPERUSER, PgServer, point_libpq_at
 from pgserver import pg as pg
 from pgserver import pg_server as pg_server
 
 
 @pytest.fixture
 def libpq_env(pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("PG")]:
-        monkeypatch.delenv(name)
-    passfile = tmp_path / "pgpass"
-    passfile.write_text(f"{pg.host}:{pg.port}:{pg.dbname}:{SUPERUSER}:{pg.passwords[SUPERUSER]}\n")
-    passfile.chmod(0o600)
-    for name, value in {
-        "PGHOST": pg.host,
-        "PGPORT": str(pg.port),
-        "PGUSER": SUPERUSER,
-        "PGDATABASE": pg.dbname,
-        "PGPASSFILE": str(passfile),
-    }.items():
-        monkeypatch.setenv(name, value)
+    """This machine's PostgreSQL the libpq way: PG* variables and a PGPASSFILE."""
+    point_libpq_at(pg, monkeypatch, tmp_path)
 
 
 def _dumps(tmp_path: Path) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import secrets
 import stat
@@ -38,7 +37,7 @@ from hosts.metrics import SampleHistory
 from hosts.postgres import PgTarget
 from hosts.shell import LocalShell
 
-from pgserver import MONITOR, SUPERUSER, PgServer
+from pgserver import MONITOR, SUPERUSER, PgServer, clear_libpq_env, password_target
 from pgserver import pg as pg
 from pgserver import pg_server as pg_server
 
@@ -54,18 +53,11 @@ LOW = DbThresholds(
 
 @pytest.fixture(autouse=True)
 def no_libpq_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("PG")]:
-        monkeypatch.delenv(name)
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clear_libpq_env(tmp_path / "home", monkeypatch)
 
 
 def _target(server: PgServer, user: str, monkeypatch: pytest.MonkeyPatch) -> PgTarget:
-    variable = f"FD_PG_{user.upper()}"
-    monkeypatch.setenv(variable, server.passwords[user])
-    return PgTarget(
-        host=server.host, port=server.port, dbname=server.dbname, user=user, password_env=variable
-    )
+    return password_target(server, user, monkeypatch)
 
 
 @pytest.fixture

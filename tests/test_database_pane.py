@@ -11,7 +11,6 @@ by Pilot at 80x24 and larger, and kept responsive while its server is frozen.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
 import subprocess
@@ -31,7 +30,16 @@ from tui.host_screen import HostScreen
 from widgets import DatabasePane, ProcessTable
 
 from conftest import require_binary
-from pgserver import LIMITED, MONITOR, PgFactory, PgServer, free_port
+from pgserver import (
+    LIMITED,
+    MONITOR,
+    PgFactory,
+    PgServer,
+    clear_libpq_env,
+    free_port,
+    password_target,
+    point_libpq_at,
+)
 from pgserver import make_pg as make_pg
 from pgserver import pg as pg
 from pgserver import pg_server as pg_server
@@ -43,27 +51,13 @@ HIDDEN = "3 sessions of other users hide their state and query: grant pg_monitor
 
 @pytest.fixture(autouse=True)
 def no_libpq_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PG* variables and an empty home, so a developer's ~/.pgpass never helps a test."""
-    for name in [n for n in os.environ if n.startswith("PG")]:
-        monkeypatch.delenv(name)
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clear_libpq_env(tmp_path / "home", monkeypatch)
 
 
 def _link(
     server: PgServer, monkeypatch: pytest.MonkeyPatch, user: str = MONITOR, **extra: str
 ) -> DbLink:
-    variable = f"FD_PG_{user.upper()}"
-    monkeypatch.setenv(variable, server.passwords[user])
-    target = PgTarget(
-        host=server.host,
-        port=server.port,
-        dbname=extra.pop("dbname", server.dbname),
-        user=user,
-        password_env=variable,
-        **extra,
-    )
-    return DbLink(target, HOST)
+    return DbLink(password_target(server, user, monkeypatch, **extra), HOST)
 
 
 async def _read(link: DbLink, previous: PaneSnapshot | None = None) -> tuple[PaneSnapshot, float]:
@@ -320,27 +314,6 @@ async def test_a_user_without_rights_sees_counts_and_is_told_what_is_hidden(
 # -- the pane on the Host screen --------------------------------------------------------------
 
 
-def _libpq_env(
-    server: PgServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, user: str = MONITOR
-) -> None:
-    """Point libpq's defaults at the server, the password in a pgpass file, as the local
-    console started with --postgres reads them."""
-    passfile = tmp_path / "pgpass"
-    passfile.write_text(
-        f"{server.host}:{server.port}:{server.dbname}:{user}:{server.passwords[user]}\n"
-    )
-    passfile.chmod(0o600)
-    values = {
-        "PGHOST": server.host,
-        "PGPORT": str(server.port),
-        "PGUSER": user,
-        "PGDATABASE": server.dbname,
-        "PGPASSFILE": str(passfile),
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-
-
 async def _until(pilot: Pilot[None], condition: Callable[[], object], timeout: float) -> None:
     waited = 0.0
     while not condition():
@@ -356,7 +329,7 @@ def _text(pane: DatabasePane, width: int | None = None) -> str:
 async def test_the_local_console_shows_the_chain_and_the_long_query_at_80x24_and_wide(
     pg: PgServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _libpq_env(pg, monkeypatch, tmp_path)
+    point_libpq_at(pg, monkeypatch, tmp_path, MONITOR)
     table = f"pane_{secrets.token_hex(3)}"
     secret = f"s3cret-{secrets.token_hex(4)}"
     hostile = f"SELECT pg_sleep(30) /* [red]x\x1b[2J ALTER ROLE r PASSWORD '{secret}' */"
@@ -410,7 +383,7 @@ async def test_a_frozen_server_never_freezes_the_screen(
     make_pg: PgFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     server = make_pg()
-    _libpq_env(server, monkeypatch, tmp_path)
+    point_libpq_at(server, monkeypatch, tmp_path, MONITOR)
     app = make_app(Settings(interval=0.5, postgres=True, storage_every=0), Config())
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen

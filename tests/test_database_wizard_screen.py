@@ -7,7 +7,6 @@ transaction once the operator confirms and types the host name; the step turns g
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tui.app import FleetdeckApp, Settings, make_app
 from tui.confirm import ConfirmFix
 from tui.wizard_screen import WizardForm, WizardScreen
 
-from pgserver import SUPERUSER, PgServer
+from pgserver import PgServer, point_libpq_at
 from pgserver import pg as pg
 from pgserver import pg_server as pg_server
 from recorded import until_wizard_done
@@ -32,19 +31,7 @@ HOST = "db-tui"
 @pytest.fixture
 def libpq_env(pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """This machine's PostgreSQL the libpq way: PG* variables and a PGPASSFILE."""
-    for name in [n for n in os.environ if n.startswith("PG")]:
-        monkeypatch.delenv(name)
-    passfile = tmp_path / "pgpass"
-    passfile.write_text(f"{pg.host}:{pg.port}:{pg.dbname}:{SUPERUSER}:{pg.passwords[SUPERUSER]}\n")
-    passfile.chmod(0o600)
-    for name, value in {
-        "PGHOST": pg.host,
-        "PGPORT": str(pg.port),
-        "PGUSER": SUPERUSER,
-        "PGDATABASE": pg.dbname,
-        "PGPASSFILE": str(passfile),
-    }.items():
-        monkeypatch.setenv(name, value)
+    point_libpq_at(pg, monkeypatch, tmp_path)
 
 
 def _app(tmp_path: Path) -> FleetdeckApp:
