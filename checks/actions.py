@@ -267,7 +267,8 @@ class ActionGate:
             self._record_or_refuse({**base, "event": "finished"}, Outcome.CANCELLED, message, end)
             raise
         failed = next((run for run in runs if not run.ok), None)
-        after, verify_error = await self._verify(verify, settle=failed is None)
+        settle = (VERIFY_SETTLE if fix.settle is None else fix.settle) if failed is None else 0.0
+        after, verify_error = await self._verify(verify, settle)
         if failed is not None:
             outcome = Outcome.FAILED
             message = f"failed: {failed.command}: {failed.describe()}"
@@ -350,10 +351,11 @@ class ActionGate:
         }
         return freed, entry
 
-    async def _verify(self, verify: Verifier, settle: bool) -> tuple[Finding | None, str | None]:
+    async def _verify(self, verify: Verifier, settle: float) -> tuple[Finding | None, str | None]:
         """Re-run the verifying check. A link needs a moment for carrier, a restarted
-        service to bind: after commands that worked, ask again for up to VERIFY_SETTLE s."""
-        deadline = time.monotonic() + (VERIFY_SETTLE if settle else 0.0)
+        service to bind: after commands that worked, ask again for up to `settle` seconds
+        (the fix's own `settle`, else VERIFY_SETTLE)."""
+        deadline = time.monotonic() + settle
         while True:
             after: Finding | None = None
             error: str | None = None

@@ -16,6 +16,7 @@ from typing import Any
 
 import platformdirs
 
+from checks.containerconfig import ContainerThresholds, parse_container_thresholds
 from checks.dbconfig import DbThresholds, parse_db_thresholds
 from checks.storage_config import StorageConfig, parse_storage
 
@@ -41,6 +42,10 @@ class Thresholds:
     inodes: Level = Level(80, 90)
     time_to_full: Level = Level(24, 4)
     """Hours until a filesystem fills, at its recent rate: fewer is worse (warn > crit)."""
+    containers: ContainerThresholds = field(default_factory=ContainerThresholds)
+    """The container checks' thresholds, from `[thresholds.containers]`: here rather than
+    beside `Config.database`, because the checks read them from `CheckContext.thresholds`
+    wherever they run (the command line, the console's wizard screen)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ def default_config_path() -> Path:
 _LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes", "time_to_full")
 _FALLING_TABLES = {"time_to_full"}  # lower is worse: warn must be above crit
 _DATABASE_TABLE = "database"  # [thresholds.database]: checks.dbconfig reads it
+_CONTAINERS_TABLE = "containers"  # [thresholds.containers]: checks.containerconfig reads it
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
 _EXTRA_KEYS = {"cpu": {"window"}}
 _TOP_KEYS = {"thresholds", "alerts", "storage"}
@@ -116,8 +122,12 @@ def parse_config(text: str, path: Path) -> Config:
         if name == _DATABASE_TABLE:
             database = parse_db_thresholds(table, fail)
             continue
+        if name == _CONTAINERS_TABLE:
+            containers = parse_container_thresholds(table, fail)
+            thresholds = replace(thresholds, containers=containers)
+            continue
         if name not in _LEVEL_TABLES:
-            known = ", ".join((*_LEVEL_TABLES, _DATABASE_TABLE))
+            known = ", ".join((*_LEVEL_TABLES, _DATABASE_TABLE, _CONTAINERS_TABLE))
             raise fail(f"thresholds.{name}", f"unknown threshold (known: {known})")
         if not isinstance(table, dict):
             raise fail(f"thresholds.{name}", "expected a table such as [thresholds.cpu]")

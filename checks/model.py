@@ -152,6 +152,10 @@ class Fix:
     free space there before and after and reports what was really freed."""
     frees_on: str = ""
     statements: tuple[DbStep, ...] = ()
+    settle: float | None = None
+    """Seconds the gate keeps re-running the verification, after commands that worked, until
+    the check passes; None: the gate's VERIFY_SETTLE. A restarted container's healthcheck
+    may take longer than that to pass its first probes."""
 
     @property
     def command_lines(self) -> tuple[str, ...]:
