@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from hosts.stream import StreamScripts
 if TYPE_CHECKING:
     import asyncssh
 
+    from hosts.docker_endpoint import DockerEndpoint
     from hosts.pgtargets import PgTarget
 
 SAMPLE_TIMEOUT = 15.0
@@ -70,16 +71,26 @@ async def check_host(
     labels: Sequence[str] = (),
     databases: Sequence[PgTarget | None] = (),
     ssh: asyncssh.SSHClientConnection | None = None,
+    containers: bool = False,
+    docker: DockerEndpoint | None = None,
 ) -> HostReport:
     """Two samples `spacing` seconds apart (CPU is a rate), then every registered check;
-    with a shell, the storage checks too (settings from `[storage]` for this host); and the
+    with a shell, the storage checks too (settings from `[storage]` for this host); the
     database checks of each of `databases` (None: this machine's libpq defaults), reached
-    through `ssh` for a remote host, at the same time as the samples."""
+    through `ssh` for a remote host; with `containers`, the container checks of the host's
+    Docker engine (`docker`, or the default one); the last two at the same time as the
+    samples."""
     sampled = _sampled(name, sampler, config, spacing, shell, labels)
-    if not databases:
+    extra: list[Awaitable[list[Finding]]] = []
+    if databases:
+        extra.append(database_findings(name, databases, config, ssh))
+    if containers:
+        extra.append(container_findings(name, config, docker, ssh))
+    if not extra:
         return await sampled
-    report, found = await asyncio.gather(sampled, database_findings(name, databases, config, ssh))
-    return replace(report, findings=report.findings + tuple(found))
+    report, found = await asyncio.gather(sampled, asyncio.gather(*extra))
+    more = tuple(finding for group in found for finding in group)
+    return replace(report, findings=report.findings + more)
 
 
 async def _sampled(
@@ -130,6 +141,34 @@ async def database_findings(
     return [finding for result in results for finding in result]
 
 
+async def container_findings(
+    name: str,
+    config: Config,
+    endpoint: DockerEndpoint | None = None,
+    ssh: asyncssh.SSHClientConnection | None = None,
+) -> list[Finding]:
+    """The container checks of host `name`'s Docker engine, through `ssh` for a remote host.
+    A host with no Docker is one OK finding saying so (see `checks.container_checks`), so
+    Docker's absence never makes a healthy host's exit status worse."""
+    from checks.container_checks import ENGINE, ENGINE_ID
+    from checks.container_wizard import container_findings as run_steps
+    from hosts.docker import DockerLink
+
+    async def connection() -> asyncssh.SSHClientConnection:
+        assert ssh is not None
+        return ssh
+
+    link = DockerLink(name, endpoint, ssh=connection if ssh is not None else None)
+    ctx = CheckContext(name, SampleHistory(size=2), config.thresholds, docker=link)
+    try:
+        return await run_steps(ctx)
+    except Exception as error:  # a bug or an odd engine: that host's UNKNOWN, no crash
+        said = f"container checks stopped: {type(error).__name__}: {error}"
+        return [Finding(ENGINE_ID, Status.UNKNOWN, ENGINE, said)]
+    finally:
+        await link.close()
+
+
 async def _storage(
     name: str, history: SampleHistory, config: Config, shell: Shell, labels: Sequence[str]
 ) -> list[Finding]:
@@ -154,10 +193,12 @@ async def check_fleet(
     config: Config,
     spacing: float,
     storage: bool = True,
+    containers: bool = True,
 ) -> Report:
     """Every host at once (bounded), each through one SSH connection and one stream; one
     host's failure is that host's entry, never the others'. The PostgreSQL targets a host
-    lists are checked through the same connection (a port forward)."""
+    lists, and its Docker engine (with `storage` and `containers`), are checked through the
+    same connection (a forward)."""
     gate = asyncio.Semaphore(FLEET_CONCURRENCY)
 
     async def one(spec: HostSpec) -> HostReport:
@@ -178,6 +219,8 @@ async def check_fleet(
                 spec.labels,
                 databases=spec.postgres,
                 ssh=connection,
+                containers=storage and containers,
+                docker=spec.docker,
             )
         finally:
             connection.close()

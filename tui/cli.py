@@ -91,14 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
         "covers the CPU window (60 s by default); shorter runs report it ungraded. "
         "The storage checks use the [storage] settings for each host. The PostgreSQL "
         "targets an inventory host lists are checked through its SSH connection; a "
-        "database that cannot be reached is that target's db.reachable CRIT.",
+        "database that cannot be reached is that target's db.reachable CRIT. The "
+        "container checks ask each host's Docker engine (the inventory's docker endpoint, "
+        "else the default); a host with no Docker is OK.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.add_argument(
         "--no-storage",
         action="store_true",
         help="only the checks graded from samples: leave out the storage checks that ask the "
-        "host (RAID, mounts, held-open files, I/O, SMART, what uses the space, backups...)",
+        "host (RAID, mounts, held-open files, I/O, SMART, what uses the space, backups...) "
+        "and the container checks",
+    )
+    check.add_argument(
+        "--no-containers",
+        action="store_true",
+        help="leave out the container checks (state and health, restart loops, memory "
+        "against the limit, memory growth) that ask the host's Docker engine. Thresholds: "
+        "[thresholds.containers]",
     )
     check.add_argument(
         "--postgres",
@@ -250,8 +260,15 @@ def run_check(args: argparse.Namespace) -> int:
         host = socket.gethostname()
         shell = None if args.no_storage else LocalShell(host)
         databases = (None,) if args.postgres else ()
+        containers = not (args.no_storage or args.no_containers)
         checked = check_host(
-            host, PsutilSampler(), config, args.interval, shell, databases=databases
+            host,
+            PsutilSampler(),
+            config,
+            args.interval,
+            shell,
+            databases=databases,
+            containers=containers,
         )
         report = Report((asyncio.run(checked),))
     print(to_json(report) if args.json else to_table(report))
@@ -288,7 +305,10 @@ def _check_inventory(args: argparse.Namespace, config: Config) -> Report | None:
     inventory, hosts = selected
     options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
     storage = not args.no_storage
-    return asyncio.run(check_fleet(inventory, hosts, options, config, args.interval, storage))
+    fleet = check_fleet(
+        inventory, hosts, options, config, args.interval, storage, not args.no_containers
+    )
+    return asyncio.run(fleet)
 
 
 def _raise_fd_limit() -> None:

@@ -36,9 +36,12 @@ if TYPE_CHECKING:
     import asyncssh
 
     from checks.db_link import DbLink
+    from hosts.docker import DockerLink
+    from hosts.docker_endpoint import DockerEndpoint
     from hosts.pgtargets import PgTarget
 
 DB_DOMAIN = "database"
+CONTAINERS_DOMAIN = "containers"
 
 EVIDENCE_LINES = 12
 OK_LINES = 4
@@ -298,8 +301,11 @@ async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str
             return 3
         if database is not None:
             stack.push_async_callback(database.close)
+        docker = _docker(args.domain, opened)
+        if docker is not None:
+            stack.push_async_callback(docker.close)  # before the SSH connection it forwards over
         ctx = CheckContext(
-            name, SampleHistory(size=2), config.thresholds, shell, tier, params, database
+            name, SampleHistory(size=2), config.thresholds, shell, tier, params, database, docker
         )
         run = WizardRun(WIZARDS[args.domain], ctx)
         out = Printable(sys.stdout)
@@ -321,7 +327,7 @@ async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str
             confirm=answers.confirm,
             read_only=getattr(args, "read_only", False),
         )
-        host = FixHost(name, shell, tier, database)
+        host = FixHost(name, shell, tier, database, docker)
         actions = await _offer_fixes(run, gate, host, Printable(sys.stderr))
         if args.json:
             doc = to_json(run)
@@ -344,6 +350,7 @@ class _Opened:
     labels: tuple[str, ...] = ()
     postgres: tuple[PgTarget, ...] = ()
     ssh: asyncssh.SSHClientConnection | None = None
+    docker: DockerEndpoint | None = None
 
 
 def _database(
@@ -369,6 +376,22 @@ def _database(
         thresholds=config.database,
         dump_dir=params.get("dump_dir", ""),
     )
+
+
+def _docker(domain: str, opened: _Opened) -> DockerLink | None:
+    """The containers wizard's link to the host's engine: the inventory's `docker` endpoint
+    (or the default), through the host's own SSH connection when it is remote."""
+    if domain != CONTAINERS_DOMAIN:
+        return None
+    from hosts.docker import DockerLink
+
+    ssh = opened.ssh
+
+    async def connection() -> asyncssh.SSHClientConnection:
+        assert ssh is not None
+        return ssh
+
+    return DockerLink(opened.name, opened.docker, ssh=connection if ssh is not None else None)
 
 
 async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> _Opened | int:
@@ -407,7 +430,7 @@ async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> _Opened
         return Status.CRIT.exit_code
     stack.callback(connection.close)
     shell = SSHShell(spec.name, connection)
-    return _Opened(spec.name, shell, spec.tier, spec.labels, spec.postgres, connection)
+    return _Opened(spec.name, shell, spec.tier, spec.labels, spec.postgres, connection, spec.docker)
 
 
 async def _offer_fixes(

@@ -1,0 +1,472 @@
+"""The container checks and their fixes (runbooks C1-C5) against a real Docker engine: each
+kind of trouble an operator meets (a failing healthcheck, a service that exited, a restart
+loop, a memory limit nearly reached, memory growing steadily) gives its finding, and the
+fixes go through the gate as the docker CLI on this machine's shell, pinned on the
+container's id and start time: a restart brings an unhealthy container back to health and
+is verified, a container removed before the fix runs aborts it. Every container is real,
+made from the busybox image by `docker import`; the wizard is narrowed to this test's own
+containers (`container` patterns), since other tests may share the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
+from checks.audit import AuditLog
+from checks.config import ConfigError, Thresholds, parse_config
+from checks.container_history import ContainerHistory, memory_trend, use_history
+from checks.container_wizard import CONTAINERS_WIZARD
+from checks.containerconfig import ContainerThresholds
+from checks.model import CheckContext, Finding, Fix, Status
+from checks.wizards import StepState, WizardRun
+from hosts.docker import Container, DockerLink, DockerSettings, Health, parse_container
+from hosts.docker_endpoint import DockerEndpoint
+from hosts.metrics import SampleHistory
+from hosts.shell import LocalShell
+
+from dockerd import SOCKET, Dockerd, DockerObjects, docker
+from dockerd import docker_objects as docker_objects
+from dockerd import dockerd as dockerd
+from sshd import NAME_PREFIX
+
+HOST = "here"
+T = TypeVar("T")
+MINE = f"{NAME_PREFIX}{os.getpid()}-*"
+"""This test run's containers: the wizard looks at nothing else on a shared engine."""
+# A service whose healthcheck passes while /tmp/ok exists, which its command makes at start;
+# it ends at once on SIGTERM, so a restart takes no stop timeout.
+UNHEALTHY = ["--health-cmd", "false", "--health-interval", "1s"]
+COMPOSE = ["--label", "com.docker.compose.project=shop", "--label", "com.docker.compose.service"]
+SERVICE = "trap 'exit 0' TERM; touch /tmp/ok; while :; do sleep 0.2; done"
+HEALTH = ["--health-cmd", "test -f /tmp/ok", "--health-interval", "1s", "--health-retries", "1"]
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answer := await probe():
+            return answer
+        await asyncio.sleep(0.2)
+    pytest.fail(f"{what}: not within {timeout:g} s")
+
+
+@pytest.fixture
+async def link() -> AsyncIterator[DockerLink]:
+    """This machine's engine, as `fleetdeck wizard containers` reaches it."""
+    made = DockerLink(HOST, env={})
+    yield made
+    await made.close()
+
+
+class Operator:
+    """Says yes; keeps what it was shown."""
+
+    def __init__(self) -> None:
+        self.shown: list[list[str]] = []
+
+    async def __call__(self, request: ConfirmRequest) -> Decision:
+        self.shown.append(request.summary_lines())
+        return Decision(True, HOST)
+
+
+def _gate(tmp_path: Path, operator: Operator | None = None) -> ActionGate:
+    return ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=operator or Operator())
+
+
+def _ctx(link: DockerLink | None, limits: ContainerThresholds | None = None) -> CheckContext:
+    thresholds = Thresholds(containers=limits or ContainerThresholds())
+    params = {"container": MINE}
+    return CheckContext(HOST, SampleHistory(size=2), thresholds, None, None, params, docker=link)
+
+
+async def _wizard(link: DockerLink | None, limits: ContainerThresholds | None = None) -> WizardRun:
+    run = WizardRun(CONTAINERS_WIZARD, _ctx(link, limits))
+    await run.run()
+    return run
+
+
+def _found(run: WizardRun, check: str, target: str) -> Finding:
+    findings = run.results[run.index_of(check)].findings
+    for finding in findings:
+        if finding.target == target:
+            return finding
+    raise AssertionError(
+        f"no {check} finding on {target}: {[(f.target, f.summary) for f in findings]}"
+    )
+
+
+def _fix(finding: Finding, fix_id: str) -> Fix:
+    found = [fix for fix in finding.fixes if fix.id == fix_id]
+    assert found, f"no {fix_id} offered on {finding.target}: {[x.id for x in finding.fixes]}"
+    return found[0]
+
+
+async def _apply(
+    gate: ActionGate, link: DockerLink, run: WizardRun, finding: Finding, fix_id: str
+) -> ActionResult:
+    index = run.index_of(finding.check)
+    host = FixHost(HOST, LocalShell(HOST), None, docker=link)
+    return await gate.apply(host, finding, _fix(finding, fix_id), run.verifier(index, finding))
+
+
+def _name(cid: str) -> str:
+    return docker("inspect", "--format", "{{.Name}}", cid).stdout.strip().lstrip("/")
+
+
+# -- pure parts --------------------------------------------------------------------------------
+
+
+def test_the_slope_is_least_squares_in_mib_per_minute_and_steadiness_is_its_fit() -> None:
+    mib = 2**20
+    steady = [(t * 10.0, 100 * mib + t * 10.0 * 2 * mib / 60) for t in range(31)]  # 2 MiB/min
+    trend = memory_trend(steady, min_samples=6, min_span=300)
+    assert trend is not None and abs(trend.mib_per_minute - 2.0) < 1e-9 and trend.fit > 0.999
+    assert (trend.samples, trend.span) == (31, 300.0)
+    # A collector's saw-tooth: up 30 MiB, back down, over and over: no line explains it.
+    saw = [(t * 10.0, (100 + (t % 6) * 6) * mib) for t in range(31)]
+    jagged = memory_trend(saw, min_samples=6, min_span=300)
+    assert jagged is not None and jagged.fit < 0.2
+    assert memory_trend(steady[:5], min_samples=6, min_span=10) is None  # too few samples
+    assert memory_trend(steady[:10], min_samples=6, min_span=300) is None  # too short a span
+    flat = memory_trend([(t, 5.0) for t in range(10)], min_samples=3, min_span=1)
+    assert flat is not None and flat.rate == 0 and flat.fit == 0
+
+
+def _container(count: int, started: str, state: str = "running") -> Container:
+    return parse_container(
+        {
+            "Id": "c" * 64,
+            "Name": "/loop",
+            "RestartCount": count,
+            "State": {"Status": state, "StartedAt": started},
+        }
+    )
+
+
+def test_the_history_counts_restarts_it_saw_within_the_window_only() -> None:
+    history = ContainerHistory()
+    for at, count, started in [(0, 7, "a"), (100, 7, "a"), (200, 8, "b"), (650, 9, "c")]:
+        history.add([_container(count, started)], at=at)
+    seen = history.restarts("c" * 64, window=600, now=700)
+    assert (seen.restarts, seen.count, seen.watched) == (2, 9, 550)  # 7 before it: the base
+    assert history.restarts("c" * 64, window=100, now=700).restarts == 1
+    history.add([_container(0, "d")], at=705)  # started by hand: the count starts again
+    history.add([_container(2, "f")], at=710)
+    assert history.restarts("c" * 64, window=600, now=710).restarts == 4
+    history.add([], at=720)  # a full listing without it: forgotten
+    assert "c" * 64 not in history
+
+
+def test_container_thresholds_are_read_from_the_settings_file_with_file_and_line() -> None:
+    path = Path("/etc/fleetdeck/config.toml")
+    config = parse_config(
+        "[thresholds.containers]\nmemory = { warn = 70, crit = 95 }\nrestarts = 5\n"
+        "restart_window = 300\nleak_rate = 0.5\ntime_to_limit = { warn = 48, crit = 6 }\n",
+        path,
+    )
+    limits = config.thresholds.containers
+    assert (limits.memory.warn, limits.memory.crit, limits.restarts) == (70, 95, 5)
+    assert (limits.restart_window, limits.leak_rate, limits.time_to_limit.crit) == (300, 0.5, 6)
+    assert limits.leak_samples == ContainerThresholds().leak_samples
+    for text, said in [
+        ("[thresholds.containers]\nrestarts = 0\n", ":2: thresholds.containers.restarts:"),
+        ("[thresholds.containers]\n\nmemory = { warn = 95, crit = 90 }\n", ":3: thresholds."),
+        ("[thresholds.containers]\ntime_to_limit = { warn = 2, crit = 6 }\n", "fewer is worse"),
+        ("[thresholds.containers]\nleak_fit = 1.5\n", "from 0 to 1"),
+        ("[thresholds.containers]\nloop = 3\n", "unknown key (known: memory,"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text, path)
+        assert said in str(caught.value), str(caught.value)
+
+
+# -- no engine -----------------------------------------------------------------------------------
+
+
+async def test_no_docker_is_ok_a_dead_hung_or_named_missing_engine_is_crit_and_it_stops(
+    tmp_path: Path,
+) -> None:
+    """No Docker at all is a plain OK (a host without it stays healthy); an engine the
+    inventory names that is missing, stopped (a socket nobody listens on) or hung (one that
+    takes connections and never answers) is CRIT; either way the later steps are skipped."""
+    absent = DockerLink(HOST, env={"DOCKER_HOST": f"unix://{tmp_path}/docker.sock"})
+    none = DockerLink(HOST, DockerEndpoint.parse("none"))
+    named = DockerLink(HOST, DockerEndpoint.parse(f"unix://{tmp_path}/docker.sock"))
+    dead = tmp_path / "dead.sock"
+    with socket.socket(socket.AF_UNIX) as gone:
+        gone.bind(str(dead))
+    stopped = DockerLink(HOST, DockerEndpoint.parse(f"unix://{dead}"))
+    mute = socket.socket(socket.AF_UNIX)
+    mute.bind(str(tmp_path / "hung.sock"))
+    mute.listen(64)  # connections queue up in the kernel; nothing ever reads them
+    hung = DockerLink(
+        HOST,
+        DockerEndpoint.parse(f"unix://{tmp_path}/hung.sock"),
+        settings=DockerSettings(timeout=1.0),
+    )
+    try:
+        for made, status, said in [
+            (absent, Status.OK, "no Docker on this host: no Docker socket: no socket at"),
+            (none, Status.OK, "no Docker on this host: no Docker endpoint: the inventory says"),
+            (named, Status.CRIT, "no Docker socket: no socket at"),
+            (stopped, Status.CRIT, "not running: "),
+            (hung, Status.CRIT, "no answer: the engine took the connection but sent nothing"),
+        ]:
+            started = time.monotonic()
+            run = await _wizard(made)
+            assert time.monotonic() - started < 10
+            (engine,) = run.results[0].findings
+            assert (engine.status, engine.target) == (status, "docker"), engine
+            assert engine.summary.startswith(said), engine.summary
+            assert engine.evidence[0].output.startswith(f"{HOST}: Docker")
+            later = run.results[1:]
+            assert all(r.state is StepState.SKIPPED for r in later)
+            assert run.exit_code == status.exit_code  # no Docker: the host stays OK
+    finally:
+        await asyncio.gather(*(m.close() for m in (absent, none, named, stopped, hung)))
+        mute.close()
+
+
+# -- a real engine -------------------------------------------------------------------------------
+
+
+async def test_unhealthy_exited_looping_oom_and_nearly_full_containers_each_have_a_finding(
+    dockerd: Dockerd, docker_objects: DockerObjects, link: DockerLink
+) -> None:
+    probe = "echo \"db down\"; printf '\\033[2J'; exit 1"
+    sick = docker_objects.start(
+        "sleep", "3600", flags=["--health-cmd", probe, "--health-interval", "1s"], what="sick"
+    )
+    gave_up = docker_objects.start("sh", "-c", "exit 3", flags=["--restart", "on-failure:1"])
+    job = docker_objects.start(
+        "sh", "-c", "exit 2", flags=[*COMPOSE[:-1], f"{COMPOSE[-1]}=migrate"]
+    )
+    done = docker_objects.start("true")  # exit 0, no restart policy: as it should be
+    loops = docker_objects.start("sh", "-c", "exit 1", flags=["--restart", "always"])
+    oom = docker_objects.start(
+        "sh", "-c", "head -c 24m /dev/zero > /dev/shm/fill", flags=["--memory", "16m"]
+    )
+    full = docker_objects.start(
+        "sh", "-c", "head -c 14m /dev/zero > /dev/shm/fill; sleep 3600", flags=["--memory", "16m"]
+    )
+    fine = docker_objects.start("sleep", "3600", flags=["--memory", "64m"])
+
+    async def settled() -> bool:
+        found = {c.id: c for c in await link.containers()}
+        return (
+            found[sick].health is Health.UNHEALTHY
+            and found[gave_up].state.value == "exited"
+            and found[gave_up].restart_count == 1
+            and found[oom].state.value == "exited"
+            and found[loops].restart_count >= 2
+        )
+
+    await until(settled, "the containers reached their states")
+    await asyncio.sleep(1.5)  # the memory container has filled its /dev/shm by now
+    run = await _wizard(link)
+    names = {cid: _name(cid) for cid in (sick, gave_up, job, done, loops, oom, full, fine)}
+
+    engine = run.results[0].findings[0]
+    assert engine.status is Status.OK and f"Docker {dockerd.version}" in engine.summary
+    assert f"8 container(s) matching {MINE}" in engine.summary
+
+    unhealthy = _found(run, "container.state", names[sick])
+    assert unhealthy.status is Status.CRIT
+    assert unhealthy.summary.startswith("unhealthy: ") and "failed probe(s) in a row" in (
+        unhealthy.summary
+    )
+    assert "last: db down \\x1b[2J" in unhealthy.summary  # printable: no escape reaches a screen
+    restart = _fix(unhealthy, "container.restart")
+    assert restart.commands == (("docker", "-H", f"unix://{SOCKET}", "restart", "-t", "10", sick),)
+    pinned = ("--type", "container", "--format", "{{.Id}} {{.State.StartedAt}}", sick)
+    assert restart.pin.argv[-5:] == pinned
+    assert restart.risk.value == "disruptive" and "restart count" not in restart.impact
+
+    stopped = _found(run, "container.state", names[gave_up])
+    assert stopped.status is Status.CRIT
+    assert stopped.summary.startswith("exited (exit code 3, ")
+    assert stopped.summary.endswith(
+        "its restart policy (on-failure:1) says it should run after a failure; "
+        "the engine gave up after 1 restart(s)"
+    )
+    assert _fix(stopped, "container.start").risk.value == "safe"
+    failed_job = _found(run, "container.state", names[job])
+    assert failed_job.status is Status.CRIT
+    assert failed_job.summary.endswith(": compose service shop/migrate failed")
+    killed = _found(run, "container.state", names[oom])
+    assert killed.status is Status.WARN  # a job nothing restarts: worth knowing, not an outage
+    assert killed.summary.startswith("OOM-killed (exit code 137 (SIGKILL), ")
+    assert "memory limit 16.0 MiB; nothing restarts it" in killed.summary and not killed.fixes
+    state_targets = {f.target for f in run.results[run.index_of("container.state")].findings}
+    assert names[done] not in state_targets and names[fine] not in state_targets
+
+    loop = _found(run, "container.restart_loop", names[loops])
+    assert loop.status in (Status.WARN, Status.CRIT), loop.summary
+    assert "restart" in loop.summary and "the engine's count since it was created" in loop.summary
+    stop = _fix(loop, "container.stop")
+    assert stop.pin.value == loops  # a loop's start time changes with every attempt
+    assert "leaves it stopped" in stop.impact
+
+    near = _found(run, "container.memory", names[full])
+    assert near.status in (Status.WARN, Status.CRIT), near.summary
+    said = r"(8\d|9\d)\.\d% of its 16\.0 MiB memory limit in use \(1\d\.\d MiB\); at the"
+    assert re.match(said, near.summary), near.summary
+    assert _fix(near, "container.restart").settle == 15.0
+    memory_targets = {f.target for f in run.results[run.index_of("container.memory")].findings}
+    assert names[fine] not in memory_targets
+
+    growth = run.results[run.index_of("container.memory_growth")].findings
+    assert [f.status for f in growth] == [Status.OK]  # one reading: nothing to judge
+    assert "not judged yet: a trend needs 6 samples" in growth[0].summary
+    assert run.exit_code == 2
+
+
+async def test_restart_brings_an_unhealthy_container_back_to_health_and_is_verified(
+    dockerd: Dockerd, docker_objects: DockerObjects, link: DockerLink, tmp_path: Path
+) -> None:
+    cid = docker_objects.start(
+        "sh", "-c", SERVICE, flags=[*HEALTH, "--stop-timeout", "3"], what="web"
+    )
+    name = _name(cid)
+    await until(lambda: _health(link, cid, Health.HEALTHY), "the service became healthy")
+    docker("exec", cid, "rm", "/tmp/ok")
+    await until(lambda: _health(link, cid, Health.UNHEALTHY), "the service became unhealthy")
+    before = docker("inspect", "--format", "{{.State.StartedAt}}", cid).stdout.strip()
+
+    run = await _wizard(link)
+    finding = _found(run, "container.state", name)
+    assert finding.status is Status.CRIT and "unhealthy" in finding.summary
+    operator = Operator()
+    started = time.monotonic()
+    result = await _apply(_gate(tmp_path, operator), link, run, finding, "container.restart")
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert time.monotonic() - started < 30
+    assert result.after is not None and result.after.summary.startswith("running, healthy, up ")
+    after = docker("inspect", "--format", "{{.State.StartedAt}} {{.State.Health.Status}}", cid)
+    assert after.stdout.split()[1] == "healthy" and after.stdout.split()[0] != before
+
+    shown = "\n".join(operator.shown[0])
+    assert f"  $ docker -H unix://{SOCKET} restart -t 3 {cid}" in shown
+    assert f"pinned: container {name}'s id and start time = {cid} {before}" in shown
+    assert "risk:    disruptive" in shown and "verified once its healthcheck passes" in shown
+    (finished,) = [r for r in _records(tmp_path) if r.get("event") == "finished"]
+    assert finished["outcome"] == "verified" and finished["commands"] == [
+        f"docker -H unix://{SOCKET} restart -t 3 {cid}"
+    ]
+    assert finished["verification"]["before"]["status"] == "CRIT"
+
+
+async def test_a_container_removed_between_the_listing_and_the_fix_aborts_it(
+    dockerd: Dockerd, docker_objects: DockerObjects, link: DockerLink, tmp_path: Path
+) -> None:
+    cid = docker_objects.start("sleep", "3600", flags=UNHEALTHY)
+    await until(lambda: _health(link, cid, Health.UNHEALTHY), "the container became unhealthy")
+    run = await _wizard(link)
+    finding = _found(run, "container.state", _name(cid))
+    docker("rm", "-f", cid)  # someone else's cleanup, between the wizard and the yes
+
+    result = await _apply(_gate(tmp_path), link, run, finding, "container.restart")
+    assert result.outcome is Outcome.ABORTED, result.message
+    assert "changed since the fix was offered" in result.message
+    assert "gone (" in result.message and "No such container" in result.message
+    assert not result.runs
+    (record,) = _records(tmp_path)
+    assert record["outcome"] == "aborted"
+
+
+async def test_a_stopped_service_is_started_and_verified_once_it_stays_up(
+    dockerd: Dockerd, docker_objects: DockerObjects, link: DockerLink, tmp_path: Path
+) -> None:
+    """A compose service that failed once (its first run exits 3, later runs keep going):
+    the start fix is verified only after it has stayed up a few seconds."""
+    once = "test -f /tmp/ran && exec sleep 3600; touch /tmp/ran; exit 3"
+    cid = docker_objects.start("sh", "-c", once, flags=[*COMPOSE[:-1], f"{COMPOSE[-1]}=api"])
+    await until(lambda: _state(link, cid, "exited"), "the service exited")
+    run = await _wizard(link)
+    finding = _found(run, "container.state", _name(cid))
+    assert finding.status is Status.CRIT
+    started = time.monotonic()
+    result = await _apply(_gate(tmp_path), link, run, finding, "container.start")
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert time.monotonic() - started >= 5.0  # STABLE: up five seconds, not one
+    assert result.after is not None and result.after.summary.startswith("running, up ")
+
+
+async def test_stopping_a_restart_loop_is_verified_when_it_no_longer_restarts(
+    dockerd: Dockerd, docker_objects: DockerObjects, link: DockerLink, tmp_path: Path
+) -> None:
+    cid = docker_objects.start("sh", "-c", "exit 1", flags=["--restart", "always"])
+    await until(lambda: _restarted(link, cid, 2), "the container restarted twice")
+    run = await _wizard(link)
+    finding = _found(run, "container.restart_loop", _name(cid))
+    result = await _apply(_gate(tmp_path), link, run, finding, "container.stop")
+    assert result.outcome is Outcome.VERIFIED, result.message
+    assert result.after is not None and result.after.summary.startswith("not restarting: exited")
+    assert docker("inspect", "--format", "{{.State.Status}}", cid).stdout.strip() == "exited"
+
+
+async def test_memory_growing_in_steps_is_a_leak_suspicion_stated_with_its_slope(
+    dockerd: Dockerd, docker_objects: DockerObjects
+) -> None:
+    """A process that allocates 1 MiB more every 0.3 s, read the way the containers pane
+    reads (every 0.5 s) into the link's history; the thresholds ask for a short trend."""
+    grow = (
+        'awk \'BEGIN { for (i = 0; i < 40; i++) { a[i] = sprintf("%1048576s", i); '
+        'system("sleep 0.3") } system("sleep 3600") }\''
+    )
+    cid = docker_objects.start("sh", "-c", grow, flags=["--memory", "256m"])
+    steady = docker_objects.start("sleep", "3600")
+    link = DockerLink(HOST, env={}, settings=DockerSettings(stats_from="cgroup"))
+    history = ContainerHistory(gap=0.0)
+    use_history(link, history)
+    limits = ContainerThresholds(leak_samples=8, leak_span=4.0, leak_rate=5.0)
+    try:
+        for _ in range(12):
+            found = await link.containers()
+            history.add(found, await link.stats(found))
+            await asyncio.sleep(0.5)
+        run = WizardRun(CONTAINERS_WIZARD, _ctx(link, limits))
+        await run.run()
+        leak = _found(run, "container.memory_growth", _name(cid))
+        assert leak.status is Status.CRIT, leak.summary  # its limit within the hour at that
+        assert leak.summary.startswith("leak suspected: anonymous memory growing steadily, +")
+        rate = float(leak.summary.split(", +")[1].split(" MiB/min")[0])
+        assert 100 < rate < 300, leak.summary  # 1 MiB per 0.3 s is 200 MiB/min
+        assert "R² 0.9" in leak.summary or "R² 1.00" in leak.summary
+        # (256 - 24) MiB at 200 MiB/min: a minute or so
+        assert re.search(r"its 256\.0 MiB limit in about (1m \d+s|[45]\ds)$", leak.summary)
+        assert _fix(leak, "container.restart").id == "container.restart"
+        growth = {f.target for f in run.results[run.index_of("container.memory_growth")].findings}
+        assert _name(steady) not in growth
+    finally:
+        await link.close()
+
+
+async def _health(link: DockerLink, cid: str, health: Health) -> bool:
+    found = await link.inspect(cid)
+    return found is not None and found.health is health
+
+
+async def _state(link: DockerLink, cid: str, state: str) -> bool:
+    found = await link.inspect(cid)
+    return found is not None and found.state.value == state
+
+
+async def _restarted(link: DockerLink, cid: str, times: int) -> bool:
+    found = await link.inspect(cid)
+    return found is not None and found.restart_count >= times
+
+
+def _records(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
