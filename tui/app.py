@@ -207,6 +207,11 @@ class FleetdeckApp(App[None]):
 
         self.push_screen(AuditScreen(self.gate.audit.path))
 
+    async def on_unmount(self) -> None:
+        """Close every Docker link as the console exits: log streams, SSH forwards, threads."""
+        links, self._docker = list(self._docker.values()), {}
+        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+
     def on_mount(self) -> None:
         if len(self.watches) == 1:
             self.push_screen(HostScreen(self.watches[0]))

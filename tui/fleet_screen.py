@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -14,11 +17,58 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from checks.watch import HostWatch
-from tui.host_screen import HostScreen
+from tui.host_screen import HostScreen, docker_wanted
+from widgets.cells import Cell
 from widgets.fleet_table import FleetTable, HostRow, host_row
+from widgets.row_table import Column
+
+if TYPE_CHECKING:
+    from checks.container_pane import ContainerSnapshot
 
 SORTS = ("name", "state", "cpu", "mem", "disk", "alerts")
 GROUPINGS = ("none", "group", "tag")
+DOCKER_EVERY = 10.0
+"""Seconds between readings of each host's container list for the Fleet column."""
+DOCKER_AT_ONCE = 16
+"""Container lists read at once across the fleet: what bounds the threads a fleet of hung
+daemons can hold (each reading is bounded in time as well)."""
+
+
+Shown = tuple[str, int, int]
+"""A host's containers column: its text, how many run, how many need a look."""
+
+
+class FleetContainersTable(FleetTable):
+    """The Fleet table with a containers column: how many run, and ▲ how many need a look
+    (unhealthy, restarting, exited with an error, OOM-killed); "-" no Docker; "?" its
+    engine does not answer (the detail line says why)."""
+
+    COLUMNS = (  # type: ignore[assignment]  # one more than FleetTable's tuple type says
+        *FleetTable.COLUMNS[:6],
+        Column("containers", "Ctrs", "right"),
+        *FleetTable.COLUMNS[6:],
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.containers: dict[str, Shown] = {}
+        self._joined: dict[
+            str, tuple[tuple[Cell, ...], tuple[str, int, int], tuple[Cell, ...]]
+        ] = {}
+
+    def _cells(self, row: HostRow) -> tuple[Cell, ...]:
+        cells = super()._cells(row)
+        value = self.containers.get(row.name, ("", -1, 0))
+        cached = self._joined.get(row.name)
+        if cached is not None and cached[0] is cells and cached[1] == value:
+            return cached[2]
+        text, running, troubled = value
+        cell = Cell(text, (troubled, running), justify="right")
+        if troubled or text == "?":
+            cell.stylize(self.get_component_rich_style("severity--warn", partial=True))
+        joined = (*cells[:6], cell, *cells[6:])
+        self._joined[row.name] = (cells, value, joined)
+        return joined
 
 
 class FleetScreen(Screen[None]):
@@ -59,27 +109,91 @@ class FleetScreen(Screen[None]):
         self.groups = groups
         self.interval = interval
         self._rows: dict[str, HostRow] = {}
+        self.docker = {n for n, w in self.watches.items() if docker_wanted(w)}
+        """Hosts whose engine the containers column reads (none: no column at all)."""
+        self.containers: dict[str, ContainerSnapshot] = {}
+        self._docker_wake = {name: asyncio.Event() for name in self.docker}
+        self._docker_gate = asyncio.Semaphore(DOCKER_AT_ONCE)
 
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-summary")
         yield Input(
             placeholder="filter by name or tag; enter to keep, escape to clear", id="filter"
         )
-        yield FleetTable(id="fleet")
+        yield FleetContainersTable(id="fleet") if self.docker else FleetTable(id="fleet")
         yield Static(id="detail")
         yield Footer()
 
     def on_mount(self) -> None:
         for watch in self.watches.values():
             self.run_worker(watch.run(), group="watches", exit_on_error=False)
+            if watch.name in self.docker:
+                self.run_worker(
+                    self._read_containers(watch), group="containers", exit_on_error=False
+                )
         self.query_one(FleetTable).focus()
         self.set_interval(min(self.interval, 1.0), self.refresh_table)
         self.refresh_table()
+
+    async def _read_containers(self, watch: HostWatch) -> None:
+        """The host's container list every DOCKER_EVERY s, in the host's own worker, while
+        the host answers (a down host gets no extra connection attempts from here); at most
+        DOCKER_AT_ONCE hosts at a time, each reading bounded in time."""
+        from checks.container_pane import ContainerSnapshot, read_containers
+
+        link = self.app.docker_link(watch)  # type: ignore[attr-defined]
+        wake = self._docker_wake[watch.name]
+        while True:
+            wake.clear()
+            every = 1.0
+            if watch.error is None and watch.latest is not None:
+                try:
+                    async with self._docker_gate:
+                        snapshot = await read_containers(link, stats=False)
+                except Exception as error:  # a bug stays this host's "?", never the fleet's
+                    said = f"fleetdeck could not read the containers: {error!r}"
+                    now = time.monotonic(), time.time()
+                    snapshot = ContainerSnapshot(watch.name, link.where, *now, error=said)
+                self.containers[watch.name] = snapshot
+                every = DOCKER_EVERY
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), every)
+
+    def _container_column(self, row: HostRow) -> Shown:
+        """A host's containers column: (text, running, troubled)."""
+        if row.name not in self.docker:
+            return ("-", -1, 0)
+        snapshot = self.containers.get(row.name)
+        if row.rank != 0 or snapshot is None:
+            return ("", -1, 0)  # nothing read, or the host is down: no figure passes for current
+        if snapshot.absent:
+            return ("-", -1, 0)
+        if snapshot.error is not None or time.monotonic() - snapshot.at > 3 * DOCKER_EVERY:
+            return ("?", -1, 0)
+        troubled = len(snapshot.troubled)
+        text = f"{snapshot.running}" + (f" ▲{troubled}" if troubled else "")
+        return (text, snapshot.running, troubled)
+
+    def _container_detail(self, name: str) -> str:
+        snapshot = self.containers.get(name)
+        if snapshot is None or name not in self.docker:
+            return ""
+        if snapshot.error is not None:
+            return f" · containers: {snapshot.error}"
+        said = f" · containers: {snapshot.running} running of {snapshot.total}"
+        named = [f"{c.name} {', '.join(c.trouble)}" for c in snapshot.troubled[:3]]
+        more = len(snapshot.troubled) - len(named)
+        return (
+            said + (f"; {'; '.join(named)}" if named else "") + (f"; +{more}" if more > 0 else "")
+        )
 
     def refresh_table(self) -> None:
         labels = {n: (*self.tags.get(n, ()), *self.groups.get(n, ())) for n in self.watches}
         rows = [host_row(w, labels[n]) for n, w in self.watches.items()]
         self._rows = {r.name: r for r in rows}
+        table = self.query_one(FleetTable)
+        if isinstance(table, FleetContainersTable):
+            table.containers = {r.name: self._container_column(r) for r in rows}
         wanted = self.filter_text.lower()
         if wanted:
             rows = [
@@ -96,7 +210,6 @@ class FleetScreen(Screen[None]):
                 for label in source.get(row.name) or ("(none)",):
                     buckets.setdefault(label, []).append(row)
             grouped = sorted(buckets.items())
-        table = self.query_one(FleetTable)
         table.show(rows, grouped)
         table.border_subtitle = f"sorted by {self.sort_by}" + (
             f", grouped by {self.grouping}" if self.grouping != "none" else ""
@@ -117,7 +230,10 @@ class FleetScreen(Screen[None]):
         table = self.query_one(FleetTable)
         key = table.row_keys[table.cursor_row] if table.row_count else None
         row = self._rows.get(key.rsplit("/", 1)[-1]) if key else None
-        self.query_one("#detail", Static).update(Text(row.detail if row else ""))
+        detail = ""
+        if row is not None:  # a host that is not up has no current containers to tell of
+            detail = row.detail + (self._container_detail(row.name) if row.rank == 0 else "")
+        self.query_one("#detail", Static).update(Text(detail))
 
     @on(FleetTable.Selected)
     def _opened(self, event: FleetTable.Selected) -> None:
@@ -162,6 +278,8 @@ class FleetScreen(Screen[None]):
     def action_refresh_now(self) -> None:
         for watch in self.watches.values():
             watch.poll_now()
+        for wake in self._docker_wake.values():
+            wake.set()
 
     def watch_sort_by(self) -> None:
         self.refresh_table()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
@@ -19,9 +20,13 @@ from textual.widgets import Footer, Static
 from checks.actions import FixHost
 from checks.model import CheckContext, Finding, Status
 from checks.watch import HostWatch
+from hosts.docker_endpoint import EndpointKind
 from hosts.metrics import SampleHistory
+from hosts.samplers import PsutilSampler
 from widgets import (
     AlertsTable,
+    ContainersPane,
+    ContainerTable,
     CpuPane,
     DatabasePane,
     DisksTable,
@@ -31,14 +36,30 @@ from widgets import (
     MemoryPane,
     NetworkTable,
     ProcessTable,
+    RowTable,
 )
 
 if TYPE_CHECKING:
     from checks.db_link import DbLink
+    from hosts.docker import DockerLink
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
 DB_EVERY = 2.0
 """The database pane reads at most this often (seconds), whatever the host's interval."""
+DOCKER_EVERY = 2.0
+"""The containers pane reads at most this often (seconds), whatever the host's interval."""
+NO_DOCKER_EVERY = 30.0
+"""How often a host without Docker is asked again (`r` asks at once)."""
+
+
+def docker_wanted(watch: HostWatch) -> bool:
+    """Whether a watched host has a Docker engine to show: an inventory host unless it says
+    `docker = "none"`, and the local console (which says plainly when it finds none). A
+    recorded host has none: this machine's engine is not its."""
+    spec = getattr(watch.sampler, "spec", None)
+    if spec is not None:
+        return spec.docker is None or spec.docker.kind is not EndpointKind.NONE
+    return isinstance(watch.sampler, PsutilSampler)
 
 
 class HostScreen(Screen[None]):
@@ -53,6 +74,8 @@ class HostScreen(Screen[None]):
         Binding("w", "wizard('network')", "Network wizard"),
         Binding("d", "wizard('storage')", "Disk wizard", show=False),
         Binding("b", "wizard('database')", "Database wizard", show=False),
+        Binding("k", "wizard('containers')", "Container wizard", show=False),
+        Binding("l", "logs", "Logs", show=False),
         Binding("a", "audit", "Audit log", show=False),
         Binding("1", "jump('alerts')", "Alerts", show=False),
         Binding("2", "jump('processes')", "Processes", show=False),
@@ -60,6 +83,7 @@ class HostScreen(Screen[None]):
         Binding("4", "jump('network')", "Network", show=False),
         Binding("5", "jump('findings')", "Findings", show=False),
         Binding("6", "jump('database')", "Database", show=False),
+        Binding("7", "jump('containers')", "Containers", show=False),
         Binding("escape", "back", "Fleet", show=False),
     ]
 
@@ -75,6 +99,7 @@ class HostScreen(Screen[None]):
         self._stop_listening: Callable[[], None] | None = None
         self._db_link: DbLink | None = None
         self._db_wake = asyncio.Event()
+        self._docker_wake = asyncio.Event()
 
     @property
     def polls(self) -> int:
@@ -102,6 +127,10 @@ class HostScreen(Screen[None]):
                 if targets:
                     label = targets[0].label if targets[0] is not None else "postgres"
                     yield DatabasePane(label, max_age=2 * self.db_every + 1, id="database")
+                if docker_wanted(self.host_watch):
+                    yield ContainersPane(
+                        self.host_watch.name, max_age=2 * self.docker_every + 1, id="containers"
+                    )
             with Vertical(id="col-side"):
                 yield DisksTable(id="disks")
                 yield NetworkTable(id="network")
@@ -120,6 +149,7 @@ class HostScreen(Screen[None]):
             "network": "4 Network",
             "findings": "5 Findings",
             "database": "6 Database",
+            "containers": "7 Containers",
         }
         for widget_id, title in titles.items():
             for widget in self.query(f"#{widget_id}"):
@@ -131,6 +161,8 @@ class HostScreen(Screen[None]):
         self._watch_storage()
         if self.query(DatabasePane):
             self._watch_database()
+        if self.query(ContainersPane):
+            self._watch_containers()
         if self.owns_watch:
             self.run_worker(self.host_watch.run(), group="watch", exit_on_error=False)
         else:
@@ -143,6 +175,7 @@ class HostScreen(Screen[None]):
         self.host_watch.storage_findings = []
         self.host_watch.sampler.processes = False
         self.workers.cancel_group(self, "database")
+        self.workers.cancel_group(self, "containers")
         link, self._db_link = self._db_link, None
         if link is not None:
             await link.close()  # bounded: a silent server's connection is dropped, not awaited
@@ -150,6 +183,10 @@ class HostScreen(Screen[None]):
     @property
     def db_every(self) -> float:
         return max(self.interval, DB_EVERY)
+
+    @property
+    def docker_every(self) -> float:
+        return max(self.interval, DOCKER_EVERY)
 
     @on(Resize)
     def _check_size(self, event: Resize) -> None:
@@ -219,9 +256,56 @@ class HostScreen(Screen[None]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._db_wake.wait(), self.db_every)
 
+    @work(exclusive=True, group="containers", exit_on_error=False)
+    async def _watch_containers(self) -> None:
+        """Read the host's engine into the containers pane every `docker_every` s (at once
+        on `r`; a host with no Docker every NO_DOCKER_EVERY s), through the link the console
+        keeps for the host. Each reading is bounded (`read_containers`), and the UI never
+        waits on it: a hung daemon shows as an error while the keys go on working."""
+        from checks.container_pane import ContainerSnapshot, read_containers
+
+        pane = self.query_one(ContainersPane)
+        link: DockerLink = self.app.docker_link(self.host_watch)  # type: ignore[attr-defined]
+        while True:
+            self._docker_wake.clear()
+            try:
+                snapshot = await read_containers(link)
+            except Exception as error:  # a bug must not stop the pane for the screen's life
+                said = f"fleetdeck could not read the pane: {type(error).__name__}: {error}"
+                now = time.monotonic(), time.time()
+                snapshot = ContainerSnapshot(link.host, link.where, *now, error=said)
+            pane.show(snapshot)
+            every = NO_DOCKER_EVERY if pane.status.absent else self.docker_every
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._docker_wake.wait(), every)
+
     def action_refresh_now(self) -> None:
         self.host_watch.poll_now()
         self._db_wake.set()
+        self._docker_wake.set()
+
+    def action_logs(self) -> None:
+        """The log of the container under the containers pane's cursor."""
+        panes = self.query(ContainersPane)
+        line = panes.first().selected if panes else None
+        if line is None:
+            where = "no containers pane" if not panes else "no container to show"
+            self.notify(f"{self.host_name}: {where}", severity="warning")
+            return
+        self._open_logs(line.id, line.name)
+
+    @on(RowTable.Selected)
+    def _row_opened(self, event: RowTable.Selected) -> None:
+        if isinstance(event.table, ContainerTable):
+            line = event.table.lines.get(event.key)
+            if line is not None:
+                self._open_logs(line.id, line.name)
+
+    def _open_logs(self, container_id: str, name: str) -> None:
+        from tui.logs_screen import LogsScreen
+
+        link = self.app.docker_link(self.host_watch)  # type: ignore[attr-defined]
+        self.app.push_screen(LogsScreen(link, container_id, name))
 
     def action_wizard(self, domain: str) -> None:
         self.app.open_wizard(self.host_watch, domain)  # type: ignore[attr-defined]
@@ -238,6 +322,9 @@ class HostScreen(Screen[None]):
 
     def action_jump(self, pane: str) -> None:
         found = self.query(f"#{pane}")
+        if not found and pane == "containers" and getattr(self.host_watch.sampler, "spec", None):
+            self.notify(f'{self.host_name}: no Docker here (the inventory says docker = "none")')
+            return
         if not found:
             self.notify(f"{self.host_name} has no {pane} pane", severity="warning")
             return

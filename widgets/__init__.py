@@ -1,6 +1,7 @@
 """Reusable Textual widgets that render plain data handed to them; they never connect anywhere."""
 
 from widgets.cells import Cell, num
+from widgets.containers import ContainersPane, ContainerTable
 from widgets.database import DatabasePane
 from widgets.findings_tables import AlertsTable, FindingsTable
 from widgets.header import HostHeader
@@ -12,6 +13,8 @@ __all__ = [
     "AlertsTable",
     "Cell",
     "Column",
+    "ContainerTable",
+    "ContainersPane",
     "CpuPane",
     "DatabasePane",
     "DisksTable",
