@@ -40,6 +40,8 @@ class HostWatch:
         self.storage_findings: list[Finding] = []
         """The storage checks' findings, refreshed less often by whoever can ask the host
         (the Host screen); they count for alerts like the others."""
+        self.container_findings: list[Finding] = []
+        """The container checks' findings, the same way (the Host screen's containers pane)."""
         self.info: HostInfo | None = None
         self.rates: Rates | None = None
         self.error: str | None = None
@@ -49,6 +51,10 @@ class HostWatch:
         self.polls = 0
         self._listeners: list[Listener] = []
         self._wake = asyncio.Event()
+
+    def all_findings(self) -> list[Finding]:
+        """The sampled checks' findings, then the storage and container checks'."""
+        return [*self.findings, *self.storage_findings, *self.container_findings]
 
     @property
     def latest(self) -> Sample | None:
@@ -88,7 +94,7 @@ class HostWatch:
             self.received = time.monotonic()
             ctx = CheckContext(self.name, self.history, self.config.thresholds)
             self.findings = await run_checks(ctx)
-            self.alerts.update([*self.findings, *self.storage_findings], sample.at)
+            self.alerts.update(self.all_findings(), sample.at)
             self.polls += 1
         if self.info is None and self.error is None:
             try:

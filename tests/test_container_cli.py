@@ -21,6 +21,7 @@ from checks.config import Config
 from tui.app import Settings, make_app
 from tui.confirm import ConfirmFix
 from tui.wizard_screen import WizardForm, WizardScreen
+from widgets import ContainersPane
 
 from conftest import fleetdeck_bin
 from dockerd import SOCKET, Dockerd, DockerObjects, docker
@@ -213,9 +214,10 @@ async def test_console_wizard_restarts_an_unhealthy_container_through_the_hosts_
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The local console's containers wizard: the form takes the container's name, the
-    steps run through the app's link to this machine's engine, and the restart is applied
-    from the screen once confirmed; the step turns green."""
+    """The local console's containers wizard, by keys: `7` to the pane, the cursor onto the
+    unhealthy container, `o` opens the form with its name filled in; the steps run through
+    the app's link to this machine's engine, and the restart is applied from the screen
+    once confirmed; the step turns green."""
     for variable in ("DOCKER_HOST", "DOCKER_CONTEXT"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
@@ -224,11 +226,21 @@ async def test_console_wizard_restarts_an_unhealthy_container_through_the_hosts_
     settings = Settings(interval=1.0, audit_log=tmp_path / "audit.jsonl", storage_every=0)
     app = make_app(settings, Config(), "box")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.3)
-        app.open_wizard(app.watches[0], "containers")
+        pane = app.screen.query_one(ContainersPane)
+        for _ in range(100):  # the pane's first reading
+            if any(line.name == name for line in pane.table.lines.values()):
+                break
+            await pilot.pause(0.1)
+        await pilot.press("7")
+        for _ in range(len(pane.table.lines) + 1):
+            if pane.selected is not None and pane.selected.name == name:
+                break
+            await pilot.press("down")
+        assert pane.selected is not None and pane.selected.name == name
+        await pilot.press("o")
         await pilot.pause(0.3)
         assert isinstance(app.screen, WizardForm)
-        app.screen.query_one("#param-container", Input).value = name
+        assert app.screen.query_one("#param-container", Input).value == name
         await pilot.press("enter")
         await pilot.pause(0.3)
         await until_wizard_done(pilot)

@@ -321,6 +321,43 @@ async def test_the_local_console_groups_marks_and_opens_logs_at_80x24_and_200x50
         assert " fleetdeck" in job_line  # the image begins where the pane ends
 
 
+async def test_the_host_screen_raises_alerts_from_the_container_checks(
+    dockerd: Dockerd, shop: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the Host screen is open the container checks run on the pane's link: the
+    unhealthy container is a finding, and an alert; the job that exited with an error and
+    that nothing says should run is not: one-off jobs exit."""
+    from widgets import FindingsTable
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    names = {what: docker("inspect", "-f", "{{.Name}}", cid).stdout.strip().lstrip("/")
+             for cid, what in shop.items()}  # fmt: skip
+    app = make_app(Settings(interval=0.5, storage_every=0), Config(alert_for=0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, HostScreen)
+        watch = screen.host_watch
+        wanted = {("container.state", names["db"])}
+
+        def alerted() -> bool:
+            return wanted <= {(a.check, a.target) for a in watch.alerts.alerts()}
+
+        for _ in range(600):
+            if alerted():
+                break
+            await pilot.pause(0.1)
+        seen = [(f.check, f.target, f.status.name) for f in watch.container_findings]
+        assert alerted(), (seen, watch.alerts.alerts())
+        findings = {(f.check, f.target): f for f in watch.container_findings}
+        assert "unhealthy" in findings["container.state", names["db"]].summary
+        assert ("container.state", names["job"]) not in findings
+        keys = screen.query_one(FindingsTable).row_keys
+        assert f"container.state|{names['db']}" in keys, keys
+    # Nobody refreshes them once the screen is gone: they must not keep alerts firing.
+    assert watch.container_findings == []
+
+
 async def test_a_hung_daemon_never_freezes_the_screen(
     hung_socket: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -140,11 +140,14 @@ def test_a_host_that_answers_garbage_is_unknown_and_the_others_are_not_affected(
         # nothing else of the healthy host may be.
         unknown = [f for f in report[good.name]["findings"] if f["status"] == "UNKNOWN"]
         assert {f["check"] for f in unknown} <= {"disk.smart", "docker.space"}, unknown
-        (finding,) = report["liar"]["findings"]
+        # The liar's sshd still forwards its Docker socket (this machine's), so its
+        # container checks run as on any host; everything else is the one sample finding.
+        liars = report["liar"]["findings"]
+        (finding,) = [f for f in liars if not f["check"].startswith("container.")]
         assert report["liar"]["reachable"] is True
         assert (finding["check"], finding["status"]) == ("host.sample", "UNKNOWN")
         assert "liar: unreadable answer: /proc/stat" in finding["summary"]
-        statuses = {f["status"] for f in report[good.name]["findings"]}
+        statuses = {f["status"] for h in report.values() for f in h["findings"]}
         expected = 2 if "CRIT" in statuses else 1 if "WARN" in statuses else 3
         assert result.returncode == expected  # Nagios: CRIT > WARN > UNKNOWN across hosts
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, ClassVar
@@ -160,8 +160,11 @@ class FleetdeckApp(App[None]):
         """Where the container wizard runs: the host's shell, and its Docker link."""
         return replace(await self.open_fix_host(watch), docker=self.docker_link(watch))
 
-    def open_wizard(self, watch: HostWatch, domain: str = "network") -> None:
-        """Ask for the wizard's parameters, then run it on the watched host."""
+    def open_wizard(
+        self, watch: HostWatch, domain: str = "network", given: Mapping[str, str] | None = None
+    ) -> None:
+        """Ask for the wizard's parameters, then run it on the watched host. `given` fills
+        the form over the settings file's values (the container under the cursor)."""
         from checks.catalog import WIZARDS
         from tui.wizard_screen import WizardForm, WizardScreen
 
@@ -198,6 +201,7 @@ class FleetdeckApp(App[None]):
             except ValueError as error:
                 self.notify(str(error), title="settings", severity="warning")
                 initial = {}
+            initial = {**initial, **(given or {})}
             self.push_screen(WizardForm(wizard, watch.name, initial), callback=start)
         else:
             start({})

@@ -50,6 +50,9 @@ DOCKER_EVERY = 2.0
 """The containers pane reads at most this often (seconds), whatever the host's interval."""
 NO_DOCKER_EVERY = 30.0
 """How often a host without Docker is asked again (`r` asks at once)."""
+CONTAINER_CHECKS_EVERY = 10.0
+"""Seconds between runs of the container checks (C1, C3, C5) while the screen is open: their
+findings raise alerts; the restart-loop and memory-growth checks read the pane's readings."""
 
 
 def docker_wanted(watch: HostWatch) -> bool:
@@ -74,7 +77,7 @@ class HostScreen(Screen[None]):
         Binding("w", "wizard('network')", "Network wizard"),
         Binding("d", "wizard('storage')", "Disk wizard", show=False),
         Binding("b", "wizard('database')", "Database wizard", show=False),
-        Binding("k", "wizard('containers')", "Container wizard", show=False),
+        Binding("o", "wizard('containers')", "Container wizard", show=False),
         Binding("l", "logs", "Logs", show=False),
         Binding("a", "audit", "Audit log", show=False),
         Binding("1", "jump('alerts')", "Alerts", show=False),
@@ -163,6 +166,7 @@ class HostScreen(Screen[None]):
             self._watch_database()
         if self.query(ContainersPane):
             self._watch_containers()
+            self._check_containers()
         if self.owns_watch:
             self.run_worker(self.host_watch.run(), group="watch", exit_on_error=False)
         else:
@@ -173,9 +177,11 @@ class HostScreen(Screen[None]):
             self._stop_listening()
         # Nobody refreshes them once the screen is gone: they must not keep alerts firing.
         self.host_watch.storage_findings = []
+        self.host_watch.container_findings = []
         self.host_watch.sampler.processes = False
         self.workers.cancel_group(self, "database")
         self.workers.cancel_group(self, "containers")
+        self.workers.cancel_group(self, "container-checks")
         link, self._db_link = self._db_link, None
         if link is not None:
             await link.close()  # bounded: a silent server's connection is dropped, not awaited
@@ -279,6 +285,35 @@ class HostScreen(Screen[None]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._docker_wake.wait(), every)
 
+    @work(exclusive=True, group="container-checks", exit_on_error=False)
+    async def _check_containers(self) -> None:
+        """The container checks every CONTAINER_CHECKS_EVERY s, on the link the pane reads
+        through (and so with the readings it keeps): their findings join the host's, and
+        raise alerts like the others. Nothing to check on a host without Docker."""
+        from checks.container_checks import ENGINE, ENGINE_ID
+        from checks.container_wizard import container_findings
+
+        watch = self.host_watch
+        link: DockerLink = self.app.docker_link(watch)  # type: ignore[attr-defined]
+        pane = self.query_one(ContainersPane)
+        # A first look once the pane has read twice, so restarts have a reading to be
+        # counted from rather than a probe of their own.
+        await asyncio.sleep(2 * self.docker_every + 1)
+        while True:
+            if pane.status.absent:
+                watch.container_findings = []
+            else:
+                limits = watch.config.thresholds
+                ctx = CheckContext(watch.name, watch.history, limits, docker=link)
+                try:
+                    found = await container_findings(ctx)
+                except Exception as error:  # a bug must not stop the checks for good
+                    said = f"container checks stopped: {type(error).__name__}: {error}"
+                    found = [Finding(ENGINE_ID, Status.UNKNOWN, ENGINE, said)]
+                watch.container_findings = found
+            self._show(watch)
+            await asyncio.sleep(CONTAINER_CHECKS_EVERY)
+
     def action_refresh_now(self) -> None:
         self.host_watch.poll_now()
         self._db_wake.set()
@@ -308,7 +343,14 @@ class HostScreen(Screen[None]):
         self.app.push_screen(LogsScreen(link, container_id, name))
 
     def action_wizard(self, domain: str) -> None:
-        self.app.open_wizard(self.host_watch, domain)  # type: ignore[attr-defined]
+        """Open a wizard's form; the containers wizard's names the container under the
+        pane's cursor, so the operator who spotted it need not type its name."""
+        initial: dict[str, str] = {}
+        panes = self.query(ContainersPane)
+        line = panes.first().selected if domain == "containers" and panes else None
+        if line is not None:
+            initial["container"] = line.name
+        self.app.open_wizard(self.host_watch, domain, initial)  # type: ignore[attr-defined]
 
     def action_audit(self) -> None:
         self.app.open_audit()  # type: ignore[attr-defined]
@@ -363,7 +405,7 @@ class HostScreen(Screen[None]):
         self.query_one(NetworkTable).show(rates)
         if rates is not None and rates.processes is not None:
             processes.show(rates.processes)
-        self.query_one(FindingsTable).show([*findings, *watch.storage_findings])
+        self.query_one(FindingsTable).show(watch.all_findings())
         alerts = watch.alerts.alerts()
         self.query_one(AlertsTable).show(alerts, now=sample.at)
         subtitle = f"{len(alerts)}" if alerts else "none"
