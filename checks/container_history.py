@@ -22,6 +22,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from hosts.docker import Container, ContainerStats
 
@@ -109,6 +110,7 @@ class _Mark:
     at: float
     count: int
     started_raw: str
+    started: datetime | None
 
 
 class _Series:
@@ -205,9 +207,14 @@ class ContainerHistory:
         return list(series.memory) if series else []
 
     def _mark(self, series: _Series, container: Container, now: float) -> None:
-        mark = _Mark(now, container.restart_count, container.started_raw)
+        mark = _Mark(now, container.restart_count, container.started_raw, container.started_at)
         marks = series.marks
         if marks and (marks[-1].count, marks[-1].started_raw) == (mark.count, mark.started_raw):
+            return
+        if marks and mark.count < marks[-1].count and not _later(mark, marks[-1]):
+            # A lower count with no newer start: a reading older than the last one (served
+            # from the link's inspect cache), not a start by hand, which resets the count
+            # as it starts the container anew. Taking it for a reset would count twice.
             return
         marks.append(mark)
         while len(marks) > 1 and marks[1].at < now - self.keep:
@@ -224,6 +231,13 @@ class ContainerHistory:
         value = reading.memory_anon if reading.memory_anon is not None else reading.memory_used
         point = MemoryPoint(now, value, reading.memory_used, reading.memory_limit)
         series.memory.append(point)
+
+
+def _later(mark: _Mark, than: _Mark) -> bool:
+    """Whether `mark`'s container start is newer than `than`'s (unknown: assume it is)."""
+    if mark.started is None or than.started is None:
+        return True
+    return mark.started > than.started
 
 
 _HISTORIES: weakref.WeakKeyDictionary[object, ContainerHistory] = weakref.WeakKeyDictionary()

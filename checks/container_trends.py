@@ -7,7 +7,9 @@ the window. The console's containers pane reads every few seconds, so there the 
 covered; a single run (the command line) has no readings from before, so a container that
 is restarting now, or has restarted and started again within the window, is read twice
 `loop_probe` seconds apart, and the finding says what that showed and over how long: a WARN
-("restarting now; 1 restart in 3 s watched"), and CRIT only once N restarts were seen.
+("restarting now; 1 restart in 3 s watched"), and CRIT only once N restarts were seen. One
+exception: a container created within the window has had every restart the engine counted
+in it, so N of those are a loop at once, readings or not.
 
 Memory near the limit is `docker stats`'s figure against the limit. The leak suspicion is the
 least-squares slope of anonymous memory over the samples kept since the container last
@@ -62,6 +64,13 @@ def judge_loop(c: Container, watch: RestartWatch, scan: Scan) -> tuple[Status, s
         + f"; the engine's count since it was created or last started by hand: {watch.count}"
     )
     last = f"last {exit_words(c.exit_code)}"
+    age = c.age()
+    young = age is not None and age <= window
+    if young and c.restart_count >= max(most, watch.restarts) and age is not None:
+        # Created within the window: every restart the engine counted happened in it.
+        summary = f"restart loop: {c.restart_count} restarts in {human_duration(age)}"
+        said = f"the engine's count since it was created {human_duration(age)} ago"
+        return Status.CRIT, f"{summary} ({last}; {said})"
     if watch.restarts >= most:
         summary = f"restart loop: {watch.restarts} restarts in the last {_minutes(window)}"
         return Status.CRIT, f"{summary} ({last}; {basis})"

@@ -104,6 +104,8 @@ class Container:
     """The last probe's output (cut at 300 characters), as the engine kept it."""
     labels: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """Every label (compose's and the operator's own)."""
+    created_at: datetime | None = None
+    """When the container was created (its restart count cannot be older than that)."""
 
     @property
     def pin(self) -> ContainerPin:
@@ -112,6 +114,12 @@ class Container:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    def age(self, now: datetime | None = None) -> float | None:
+        """Seconds since it was created; None when the engine did not say."""
+        if self.created_at is None:
+            return None
+        return max(((now or datetime.now(UTC)) - self.created_at).total_seconds(), 0.0)
 
     def uptime(self, now: datetime | None = None) -> float | None:
         """Seconds since it started, while it runs; None otherwise."""
@@ -156,6 +164,7 @@ def parse_container(data: Mapping[str, Any]) -> Container:
         failing_streak=int(health.get("FailingStreak") or 0),
         health_output=str(probes[-1].get("Output") or "")[:300] if probes else "",
         labels=labels,
+        created_at=parse_time(data.get("Created")),
     )
 
 
