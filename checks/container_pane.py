@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 ABSENT = frozenset({DockerFailure.NO_ENDPOINT, DockerFailure.NOT_FOUND})
 """Failures that mean "this host has no Docker": said plainly, not shown as an error."""
-MEMORY_WARN = 90.0
-"""Memory used at or above this % of the limit is marked (the C5 checks judge it)."""
 SLACK = 2.0
 """Seconds past the link's own limits before a whole reading gives up."""
 

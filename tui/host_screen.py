@@ -132,7 +132,10 @@ class HostScreen(Screen[None]):
                     yield DatabasePane(label, max_age=2 * self.db_every + 1, id="database")
                 if docker_wanted(self.host_watch):
                     yield ContainersPane(
-                        self.host_watch.name, max_age=2 * self.docker_every + 1, id="containers"
+                        self.host_watch.name,
+                        max_age=2 * self.docker_every + 1,
+                        memory=self.host_watch.config.thresholds.containers.memory,
+                        id="containers",
                     )
             with Vertical(id="col-side"):
                 yield DisksTable(id="disks")

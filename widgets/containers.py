@@ -20,7 +20,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 
-from checks.model import printable
+from checks.dbconfig import Limit
+from checks.model import Status, printable
 from hosts.units import human_bytes, human_duration
 from widgets.cells import Cell, num
 from widgets.row_table import Column, RowTable
@@ -28,8 +29,6 @@ from widgets.row_table import Column, RowTable
 if TYPE_CHECKING:  # the data layer pulls in the docker SDK; the console loads it later
     from checks.container_pane import ContainerGroup, ContainerLine, ContainerSnapshot
 
-MEMORY_WARN = 90.0
-"""Memory % of the limit from which the figure is marked (checks.container_pane's too)."""
 TROUBLES_SHOWN = 6
 
 
@@ -63,9 +62,12 @@ class ContainerTable(RowTable):
     ContainerTable > .containers--dim { color: $text-muted; }
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, memory: Limit | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.lines: dict[str, ContainerLine] = {}
+        self.memory = memory or Limit(80, 90)
+        """The levels Mem% is marked from: the container.memory check's, so the pane
+        marks what the check finds."""
         """The container of each row key (a heading's key: its group's first container)."""
 
     def show(self, groups: tuple[ContainerGroup, ...]) -> None:
@@ -120,6 +122,10 @@ class ContainerTable(RowTable):
             *blanks,
         )
 
+    def _memory_style(self, pct: float | None) -> str:
+        status = self.memory.grade(pct)
+        return {Status.WARN: "warn", Status.CRIT: "error"}.get(status, "")
+
     def _cells(self, line: ContainerLine, indent: str) -> tuple[Cell, ...]:
         state_style = {"running": "", "restarting": "error", "dead": "error", "paused": "warn"}
         style = state_style.get(line.state, "warn" if line.trouble else "dim")
@@ -145,7 +151,7 @@ class ContainerTable(RowTable):
             num(human_bytes(used) if used is not None else "-", used or -1),
             self._cell(
                 f"{pct:.0f}%" if pct is not None else "-",
-                "warn" if pct is not None and pct >= MEMORY_WARN else "",
+                self._memory_style(pct),
                 pct if pct is not None else -1,
                 right=True,
             ),
@@ -258,10 +264,12 @@ class ContainersPane(Vertical):
     ContainersPane.-absent > ContainerTable { display: none; }
     """
 
-    def __init__(self, label: str = "", max_age: float = 5.0, **kwargs: Any) -> None:
+    def __init__(
+        self, label: str = "", max_age: float = 5.0, memory: Limit | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.status = ContainerStatus(label, max_age)
-        self.table = ContainerTable()
+        self.table = ContainerTable(memory)
 
     def compose(self) -> ComposeResult:
         yield self.status
