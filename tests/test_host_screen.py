@@ -224,3 +224,16 @@ def test_host_text_with_newlines_and_escapes_cannot_break_a_row() -> None:
     cell = Cell("sh -c fd() {\n  x\n}\x1b[2J\tend")
     assert cell.plain == "sh -c fd() {   x }?[2J end"
     assert "\n" not in cell.plain and "\x1b" not in cell.plain
+
+
+def test_a_row_names_its_finding_target_unless_the_summary_or_the_host_already_does() -> None:
+    from widgets.findings_tables import headline
+
+    assert headline("shop-db-1", "unhealthy: 3 failed probe(s)") == (
+        "shop-db-1: unhealthy: 3 failed probe(s)"
+    )
+    assert headline("/", "read-write") == "/: read-write"
+    assert headline("/var", "/var 93% used") == "/var 93% used"
+    assert headline("cpu", "CPU 10% busy") == "CPU 10% busy"  # already named, any case
+    assert headline("web-01", "no software RAID", host="web-01") == "no software RAID"
+    assert headline("", "nothing to name") == "nothing to name"

@@ -408,7 +408,7 @@ class HostScreen(Screen[None]):
         self.query_one(NetworkTable).show(rates)
         if rates is not None and rates.processes is not None:
             processes.show(rates.processes)
-        self.query_one(FindingsTable).show(watch.all_findings())
+        self.query_one(FindingsTable).show(watch.all_findings(), watch.name)
         alerts = watch.alerts.alerts()
         self.query_one(AlertsTable).show(alerts, now=sample.at)
         subtitle = f"{len(alerts)}" if alerts else "none"

@@ -13,6 +13,15 @@ from widgets.cells import Cell, num
 from widgets.row_table import Column, RowTable
 
 
+def headline(target: str, summary: str, host: str = "") -> str:
+    """A finding's summary as a row says it: with its target in front where the summary does
+    not start with it ("shop-db-1: unhealthy ...", "/: read-write"), since a row that only
+    says "unhealthy" leaves the operator asking what; a target that is the host is left out."""
+    if not target or target == host or summary.casefold().startswith(target.casefold()):
+        return summary
+    return f"{target}: {summary}"
+
+
 class SeverityTable(RowTable):
     """A table with a severity column coloured from TCSS component classes."""
 
@@ -52,13 +61,14 @@ class FindingsTable(SeverityTable):
         Column("check", "Check"),
     )
 
-    def show(self, findings: Sequence[Finding]) -> None:
+    def show(self, findings: Sequence[Finding], host: str = "") -> None:
+        """The findings of `host` (whose name is left out where it is a finding's target)."""
         ordered = sorted(findings, key=lambda f: (-f.status.rank, f.check, f.target))
         self.set_rows(
             {
                 f"{f.check}|{f.target}": (
                     self.status_cell(f.status),
-                    Cell(f.summary),
+                    Cell(headline(f.target, f.summary, host)),
                     Cell(f.check),
                 )
                 for f in ordered
@@ -88,7 +98,7 @@ class AlertsTable(SeverityTable):
                 self.status_cell(a.severity),
                 state,
                 num(human_duration(now - a.active_since), a.active_since),
-                Cell(a.summary),
+                Cell(headline(a.target, a.summary, a.host)),
                 Cell(a.check),
             )
         self.set_rows(rows)
