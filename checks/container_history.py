@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hosts.docker import Container, ContainerStats
+from hosts.metrics import least_squares
 
 __all__ = [
     "ContainerHistory",
@@ -92,17 +93,11 @@ def memory_trend(
     span = points[-1][0] - points[0][0]
     if span < min_span or span <= 0:
         return None
-    n = len(points)
-    mean_t = sum(t for t, _ in points) / n
-    mean_v = sum(v for _, v in points) / n
-    var_t = sum((t - mean_t) ** 2 for t, _ in points)
-    if var_t <= 0:
+    fitted = least_squares(points)
+    if fitted is None:
         return None
-    cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
-    slope = cov / var_t
-    var_v = sum((v - mean_v) ** 2 for _, v in points)
-    fit = (cov * cov) / (var_t * var_v) if var_v > 0 else 0.0
-    return MemoryTrend(slope, min(fit, 1.0), n, span)
+    slope, fit = fitted
+    return MemoryTrend(slope, fit, len(points), span)
 
 
 @dataclass(frozen=True, slots=True)

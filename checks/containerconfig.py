@@ -20,12 +20,11 @@ settings file names the line.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checks.dbconfig import Limit
+from checks.dbconfig import Fail, Limit, finite, parse_pair, value_error
 from checks.model import Status
 
 
@@ -88,15 +87,9 @@ SECONDS = {
 RATIOS = {"leak_rate": (0.0, 1e6), "leak_fit": (0.0, 1.0)}
 KNOWN = (*LIMITS, *HOURS, *WHOLE, *SECONDS, *RATIOS)
 
-Fail = Callable[[str, str], Exception]
-
-
-def _value_error(dotted: str, problem: str) -> Exception:
-    return ValueError(f"{dotted}: {problem}")
-
 
 def parse_container_thresholds(
-    table: object, fail: Fail = _value_error, where: str = "thresholds.containers"
+    table: object, fail: Fail = value_error, where: str = "thresholds.containers"
 ) -> ContainerThresholds:
     """The thresholds a `[thresholds.containers]` table sets over the defaults; raises
     `fail(dotted_key, problem)` at the first key it cannot use."""
@@ -115,7 +108,7 @@ def parse_container_thresholds(
             changes[key] = value
         elif key in SECONDS or key in RATIOS:
             low_f, high_f = SECONDS.get(key) or RATIOS[key]
-            if not _finite(value) or not low_f <= value <= high_f:
+            if not finite(value) or not low_f <= value <= high_f:
                 raise fail(dotted, f"expected a number from {low_f:g} to {high_f:g}, got {value!r}")
             changes[key] = float(value)
         else:
@@ -124,25 +117,5 @@ def parse_container_thresholds(
 
 
 def _pair(default: Limit | Hours, value: object, dotted: str, fail: Fail, *, falling: bool) -> Any:
-    if not isinstance(value, Mapping):
-        raise fail(dotted, f"expected {{ warn = N, crit = N }}, got {value!r}")
-    numbers: dict[str, float] = {"warn": default.warn, "crit": default.crit}
-    for name, number in value.items():
-        if name not in numbers:
-            raise fail(f"{dotted}.{name}", "unknown key (known: warn, crit)")
-        if not _finite(number) or number < 0:
-            raise fail(f"{dotted}.{name}", f"expected a number >= 0, got {number!r}")
-        if not falling and number > 100:
-            raise fail(f"{dotted}.{name}", f"a percentage cannot be over 100, got {number!r}")
-        numbers[name] = float(number)
-    warn, crit = numbers["warn"], numbers["crit"]
-    if falling and warn < crit:
-        raise fail(f"{dotted}.warn", f"warn ({warn:g}) is below crit ({crit:g}): fewer is worse")
-    if not falling and warn > crit:
-        raise fail(f"{dotted}.warn", f"warn ({warn:g}) is above crit ({crit:g})")
+    warn, crit = parse_pair(default, value, dotted, fail, percent=not falling, falling=falling)
     return Hours(warn, crit) if falling else Limit(warn, crit)
-
-
-def _finite(value: Any) -> bool:
-    """An int or a finite float (TOML allows nan and inf, which no threshold can mean)."""
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

@@ -15,6 +15,7 @@ never above crit. `parse_db_thresholds` checks a table the way `checks.storage_c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -85,12 +86,13 @@ PERCENT = frozenset({"connections", "dead_ratio"})
 Fail = Callable[[str, str], Exception]
 
 
-def _value_error(dotted: str, problem: str) -> Exception:
+def value_error(dotted: str, problem: str) -> Exception:
+    """The plain `fail` for a table read outside the settings file (no file or line)."""
     return ValueError(f"{dotted}: {problem}")
 
 
 def parse_db_thresholds(
-    table: object, fail: Fail = _value_error, where: str = "thresholds.database"
+    table: object, fail: Fail = value_error, where: str = "thresholds.database"
 ) -> DbThresholds:
     """The thresholds a `[thresholds.database]` table sets over the defaults; raises
     `fail(dotted_key, problem)` at the first key it cannot use."""
@@ -116,26 +118,40 @@ def parse_db_thresholds(
 
 
 def _limit(default: Limit, value: object, dotted: str, fail: Fail, *, percent: bool) -> Limit:
+    return Limit(*parse_pair(default, value, dotted, fail, percent=percent))
+
+
+def parse_pair(
+    default: Any,
+    value: object,
+    dotted: str,
+    fail: Fail,
+    *,
+    percent: bool,
+    falling: bool = False,
+) -> tuple[float, float]:
+    """(warn, crit) from a `{ warn = N, crit = N }` table over `default`'s (anything with
+    warn and crit); `falling`: fewer is worse, so warn must not be below crit (hours
+    left); otherwise warn must not be above it."""
     if not isinstance(value, Mapping):
         raise fail(dotted, f"expected {{ warn = N, crit = N }}, got {value!r}")
     numbers: dict[str, float] = {"warn": default.warn, "crit": default.crit}
     for name, number in value.items():
         if name not in numbers:
             raise fail(f"{dotted}.{name}", "unknown key (known: warn, crit)")
-        if not _finite(number) or number < 0:
+        if not finite(number) or number < 0:
             raise fail(f"{dotted}.{name}", f"expected a number >= 0, got {number!r}")
         if percent and number > 100:
             raise fail(f"{dotted}.{name}", f"a percentage cannot be over 100, got {number!r}")
         numbers[name] = float(number)
-    if numbers["warn"] > numbers["crit"]:
-        raise fail(
-            f"{dotted}.warn", f"warn ({numbers['warn']:g}) is above crit ({numbers['crit']:g})"
-        )
-    return Limit(numbers["warn"], numbers["crit"])
+    warn, crit = numbers["warn"], numbers["crit"]
+    if falling and warn < crit:
+        raise fail(f"{dotted}.warn", f"warn ({warn:g}) is below crit ({crit:g}): fewer is worse")
+    if not falling and warn > crit:
+        raise fail(f"{dotted}.warn", f"warn ({warn:g}) is above crit ({crit:g})")
+    return warn, crit
 
 
-def _finite(value: Any) -> bool:
+def finite(value: Any) -> bool:
     """An int or a finite float (TOML allows nan and inf, which no threshold can mean)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return value == value and value not in (float("inf"), float("-inf"))
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

@@ -9,7 +9,7 @@ zero instead. No rate is ever negative or absurd.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from hosts.sample import CpuTimes, ProcessInfo, Sample
@@ -177,14 +177,23 @@ def fill_trend(points: list[tuple[float, float]]) -> FillTrend | None:
     span = points[-1][0] - points[0][0]
     if span < TREND_MIN_SPAN:
         return None
+    fitted = least_squares(points)
+    return None if fitted is None else FillTrend(fitted[0], len(points), span)
+
+
+def least_squares(points: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
+    """(slope, R²) of the least-squares line through (time, value) points; None when the
+    times do not differ. R² is 0 for values that do not change."""
     n = len(points)
     mean_t = sum(t for t, _ in points) / n
     mean_v = sum(v for _, v in points) / n
-    var = sum((t - mean_t) ** 2 for t, _ in points)
-    if var <= 0:
+    var_t = sum((t - mean_t) ** 2 for t, _ in points)
+    if var_t <= 0:
         return None
     cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
-    return FillTrend(cov / var, n, span)
+    var_v = sum((v - mean_v) ** 2 for _, v in points)
+    fit = (cov * cov) / (var_t * var_v) if var_v > 0 else 0.0
+    return cov / var_t, min(fit, 1.0)
 
 
 class SampleHistory:
