@@ -70,14 +70,16 @@ def test_exit_status_follows_nagios_when_thresholds_are_crossed(
     tmp_path: Path, thresholds: str, code: int, status: str
 ) -> None:
     # Only the disk decides: the other figures are this machine's, whatever else runs on it.
+    # That includes its Docker engine, which may be down with its socket left behind (CRIT).
     quiet = "".join(
         f"[thresholds.{name}]\nwarn = {top}\ncrit = {top}\n"
         for name, top in (("memory", 100), ("swap", 100), ("inodes", 100), ("load", 1000))
     )
     config = _config(tmp_path, f"[thresholds.disk]\n{thresholds}\n{quiet}")
-    result = _run("check", "--json", "--interval", "0.2", "--config", config)
-    assert result.returncode == code, result.stderr
+    result = _run("check", "--json", "--no-containers", "--interval", "0.2", "--config", config)
     findings = json.loads(result.stdout)["hosts"][0]["findings"]
+    loud = [f for f in findings if f["status"] != "OK"]
+    assert result.returncode == code, loud
     assert {f["status"] for f in findings if f["check"] == "disk.space" and f["target"] == "/"} == {
         status
     }
