@@ -29,6 +29,7 @@ from tui.app import Settings, make_app  # noqa: E402
 from widgets import ContainersPane  # noqa: E402
 
 from dockerd import TEST_IMAGE, _answers, _Engine, busybox_tar, docker, import_image  # noqa: E402
+from recorded import until_wizard_done  # noqa: E402
 
 HOST = "app-01"
 MARK = "fleetdeck.screenshot=1"
@@ -127,11 +128,7 @@ async def shoot(name: str, size: tuple[int, int], first: str, keys: tuple[str, .
                 await pilot.press("o")
                 await pilot.pause(0.3)
                 await pilot.press("enter")
-                for _ in range(300):
-                    run = getattr(app.screen, "run", None)
-                    if run is not None and not run.running:
-                        break
-                    await pilot.pause(0.05)
+                await until_wizard_done(pilot)
             await pilot.press(*keys)
             await pilot.pause(0.8)
             return Path(app.save_screenshot(f"{name}.svg", path=str(ROOT / "screenshots")))

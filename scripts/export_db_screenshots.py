@@ -29,6 +29,7 @@ from checks.dbconfig import DbThresholds, Limit  # noqa: E402
 from tui.app import Settings, make_app  # noqa: E402
 
 from pgserver import SUPERUSER, PgFactory, PgServer  # noqa: E402
+from recorded import until_wizard_done  # noqa: E402
 
 HOST = "db-01"
 # (name, size, keys on the Host screen; a name with "wizard" or "confirm" opens it first)
@@ -72,11 +73,7 @@ async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...], audit: 
             await pilot.press("b")
             await pilot.pause(0.3)
             await pilot.press("enter")
-            for _ in range(200):
-                run = getattr(app.screen, "run", None)
-                if run is not None and not run.running and run.results[-1].state.value == "done":
-                    break
-                await pilot.pause(0.05)
+            await until_wizard_done(pilot)
         await pilot.press(*keys)
         await pilot.pause(0.8)
         return Path(app.save_screenshot(f"{name}.svg", path=str(ROOT / "screenshots")))
