@@ -143,6 +143,19 @@ class DockerSettings:
     """"auto" (cgroup files, else the engine), "cgroup" or "api": for tests and benchmarks."""
 
 
+@dataclass(slots=True)
+class _Inspected:
+    """The newest inspect of a container the link has had, cached between list refreshes."""
+
+    container: Container
+    sent: int
+    """The order its request was sent in: an answer to an earlier request never replaces it."""
+    key: tuple[str, str] | None = None
+    """The list entry it stands for (state, settled status); None when read on its own."""
+    at: float = 0.0
+    """When that list was read (monotonic seconds)."""
+
+
 class DockerLink:
     """One host's engine: dialled on first use, and again after its connection broke."""
 
@@ -172,7 +185,8 @@ class DockerLink:
         self._pool = ThreadPoolExecutor(self.settings.workers, f"docker-{host}")
         self._stats_pool: ThreadPoolExecutor | None = None
         self.streams: set[LogStream] = set()
-        self._inspected: dict[str, tuple[tuple[str, str], float, Container]] = {}
+        self._inspected: dict[str, _Inspected] = {}
+        self._sent = 0
         self._cpu_before: dict[tuple[str, str], tuple[int, float]] = {}
         self._cgroups_retry_at = 0.0
         self._closed = False
@@ -218,8 +232,8 @@ class DockerLink:
             cid
             for cid, key in keys.items()
             if (seen := self._inspected.get(cid)) is None
-            or seen[0] != key
-            or now - seen[1] > self.settings.inspect_max_age
+            or seen.key != key
+            or now - seen.at > self.settings.inspect_max_age
         ]
         gate = asyncio.Semaphore(self.settings.workers)  # time counts from the send, not the queue
 
@@ -227,21 +241,34 @@ class DockerLink:
             async with gate:
                 return await self.inspect(cid)
 
-        for cid, container in zip(stale, await asyncio.gather(*map(inspect, stale)), strict=True):
-            if container is not None:
-                self._inspected[cid] = (keys[cid], now, container)
-        found = [self._inspected[cid][2] for cid in keys if cid in self._inspected]
+        await asyncio.gather(*map(inspect, stale))  # each keeps its answer in _inspected
+        for cid in stale:
+            if (held := self._inspected.get(cid)) is not None:
+                held.key, held.at = keys[cid], now
+        found = [self._inspected[cid].container for cid in keys if cid in self._inspected]
         return sorted(found, key=lambda c: c.name)
 
     async def inspect(self, container_id: str) -> Container | None:
-        """A container as it is now (a pin compares its `pin`); None when it is gone."""
+        """A container as it is now (a pin compares its `pin`); None when it is gone. The
+        answer is what `containers` serves until the list shows a change, so a listing
+        never hands out an older reading than one already given (a restart count that went
+        back, a pin on a start time that is over)."""
+        self._sent += 1
+        sent = self._sent
         try:
             data = await self.call(lambda api: api.inspect_container(container_id))
         except DockerError as error:
             if error.failure is DockerFailure.GONE:
+                self._inspected.pop(container_id, None)
                 return None
             raise
-        return parse_container(data)
+        container = parse_container(data)
+        held = self._inspected.get(container.id)
+        if held is not None and held.sent > sent:
+            return held.container  # a request sent after this one has answered already
+        key, at = (held.key, held.at) if held is not None else (None, 0.0)
+        self._inspected[container.id] = _Inspected(container, sent, key, at)
+        return container
 
     async def start(self, container_id: str) -> None:
         """Start a container (a running one stays as it is); GONE if it was removed."""

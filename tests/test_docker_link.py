@@ -320,6 +320,26 @@ async def test_a_pin_catches_a_restart_and_a_removed_container_is_gone_not_a_cra
         await link.close()
 
 
+async def test_a_listing_never_serves_an_older_reading_than_an_inspect_gave(
+    dockerd: Dockerd, docker_objects: DockerObjects
+) -> None:
+    """Restarted within its first minute, a container's list entry reads as before ("Up 2
+    seconds", "Up 1 second": "Up seconds"), so the list alone would keep serving the cached
+    inspect. The link's own inspect saw the new start, and the listing serves that one: the
+    pane never shows a count or start that the wizard has seen go by, nor pins on it."""
+    cid = docker_objects.start("sleep", "3600")
+    link = local()
+    try:
+        (before,) = [c for c in await link.containers() if c.id == cid]
+        await asyncio.to_thread(docker, "restart", "-t", "0", cid)
+        after = await link.inspect(cid)
+        assert after is not None and after.started_at != before.started_at
+        (listed,) = [c for c in await link.containers() if c.id == cid]
+        assert listed.started_at == after.started_at and listed.pin.holds(after)
+    finally:
+        await link.close()
+
+
 async def test_logs_tail_follow_keep_raw_bytes_and_stop_at_once(
     dockerd: Dockerd, docker_objects: DockerObjects
 ) -> None:
