@@ -207,9 +207,9 @@ class ContainerHistory:
         if marks and (marks[-1].count, marks[-1].started_raw) == (mark.count, mark.started_raw):
             return
         if marks and mark.count < marks[-1].count and not _later(mark, marks[-1]):
-            # A lower count with no newer start: a reading older than the last one (served
-            # from the link's inspect cache), not a start by hand, which resets the count
-            # as it starts the container anew. Taking it for a reset would count twice.
+            # A lower count with no newer start: a reading older than the last one (two
+            # readers' answers crossing), not a start by hand, which resets the count as it
+            # starts the container anew. Taking it for a reset would count twice.
             return
         marks.append(mark)
         while len(marks) > 1 and marks[1].at < now - self.keep:

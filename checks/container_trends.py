@@ -65,8 +65,7 @@ def judge_loop(c: Container, watch: RestartWatch, scan: Scan) -> tuple[Status, s
     )
     last = f"last {exit_words(c.exit_code)}"
     age = c.age()
-    young = age is not None and age <= window
-    if young and c.restart_count >= max(most, watch.restarts) and age is not None:
+    if age is not None and age <= window and c.restart_count >= max(most, watch.restarts):
         # Created within the window: every restart the engine counted happened in it.
         summary = f"restart loop: {c.restart_count} restarts in {human_duration(age)}"
         said = f"the engine's count since it was created {human_duration(age)} ago"

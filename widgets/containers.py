@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 
+from checks.containerconfig import ContainerThresholds
 from checks.dbconfig import Limit
 from checks.model import Status, printable
 from hosts.units import human_bytes, human_duration
@@ -65,10 +66,10 @@ class ContainerTable(RowTable):
     def __init__(self, memory: Limit | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.lines: dict[str, ContainerLine] = {}
-        self.memory = memory or Limit(80, 90)
+        """The container of each row key (a heading's key: its group's first container)."""
+        self.memory = memory or ContainerThresholds().memory
         """The levels Mem% is marked from: the container.memory check's, so the pane
         marks what the check finds."""
-        """The container of each row key (a heading's key: its group's first container)."""
 
     def show(self, groups: tuple[ContainerGroup, ...]) -> None:
         rows: dict[str, tuple[Cell, ...]] = {}
