@@ -150,11 +150,20 @@ SLOTS = f"""/* fleetdeck: slots */ SELECT slot_name, slot_type, database, active
 FROM pg_replication_slots ORDER BY slot_name"""
 
 RECEIVER = """/* fleetdeck: standby */ SELECT pg_is_wal_replay_paused() AS paused,
- pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 AS behind_bytes,
- CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-  ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS delay,
+ pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed,
+ greatest(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::float8
+  AS behind_bytes,
+ extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS last_commit,
  (SELECT status FROM pg_stat_wal_receiver) AS receiver,
  (SELECT sender_host FROM pg_stat_wal_receiver) AS sender"""
+"""A standby's WAL: received (streamed and flushed here) and replayed. Received past
+replayed is the backlog; the time since the last replayed commit is NOT lag (a primary that
+is quiet, or busy in one long transaction, commits nothing for a while)."""
+
+REPLAY_SINCE = """/* fleetdeck: replay progress */ SELECT
+ pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %(replayed)s::pg_lsn)::float8 AS advanced,
+ pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %(received)s::pg_lsn)::float8 AS past_received"""
+"""How far replay moved since a first look, and whether it passed what was received then."""
 
 DATABASE_SIZES = """/* fleetdeck: database sizes */ SELECT datname,
  CASE WHEN datname = current_database()
