@@ -301,9 +301,7 @@ class PgServer:
         # The insert position: with synchronous_commit off, pg_current_wal_lsn (written)
         # may not include the last commit yet.
         (target,) = self.primary.sql("SELECT pg_current_wal_insert_lsn()::text")[0]
-        self.wait_for(
-            "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target], timeout=timeout
-        )
+        self.wait_for("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target], timeout=timeout)
 
     def stop(self) -> None:
         """Stop for sure: thaw, drop the test's sessions, fast, then immediate, then kill."""
