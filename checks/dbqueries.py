@@ -50,8 +50,17 @@ SERVER = """/* fleetdeck: server */ SELECT current_setting('server_version') AS 
  pg_has_role('pg_read_all_stats', 'USAGE') AS read_all_stats,
  (SELECT json_object_agg(name, setting) FROM pg_settings WHERE name = ANY(%(names)s))
    AS settings,
- (SELECT extract(epoch FROM now() - stats_reset)::float8 FROM pg_stat_database
-   WHERE datname = current_database()) AS stats_age"""
+ (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database())
+   IS NOT NULL AS stats_were_reset,
+ extract(epoch FROM now() - coalesce((SELECT stats_reset FROM pg_stat_database
+   WHERE datname = current_database()), pg_postmaster_start_time()))::float8 AS stats_age"""
+"""`stats_age`: how far back this database's usage counters (idx_scan ...) go. PostgreSQL 15
+keeps them across a clean restart and discards them after a crash; pg_stat_reset() and
+pg_stat_reset_single_table_counters() set pg_stat_database.stats_reset. When that is null
+(never reset), the counters go back at least to the server's start (pg_postmaster_start_time),
+the one moment that is sure after a crash: the age is then a lower bound, which can only make
+"unused" said later, never too soon. (pg_stat_reset_shared resets the server-wide counters,
+bgwriter, WAL, archiver: not these.)"""
 
 ACTIVITY = """/* fleetdeck: activity */ SELECT pid, backend_start, backend_type, usename,
  application_name, host(client_addr) AS client_addr, client_port, datname, state,
@@ -105,7 +114,9 @@ TOTAL_GUARDED = sql.SQL("CASE WHEN {locked} THEN {estimate} ELSE {exact} END").f
 UNUSED_INDEXES = sql.SQL("""/* fleetdeck: unused indexes */ SELECT u.*,
  {size}::int8 AS bytes, {guessed} AS guessed
 FROM (SELECT s.indexrelid::int8 AS oid, s.schemaname, s.relname AS table_name,
-  s.indexrelname AS index_name, c.relpages, count(*) OVER () AS matching
+  s.indexrelname AS index_name, c.relpages, count(*) OVER () AS matching,
+  CASE WHEN current_setting('track_commit_timestamp')::bool
+   THEN extract(epoch FROM now() - pg_xact_commit_timestamp(c.xmin))::float8 END AS built
  FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
  JOIN pg_class c ON c.oid = s.indexrelid
  WHERE s.idx_scan = 0 AND i.indisvalid AND NOT i.indisunique AND NOT i.indisexclusion
@@ -210,7 +221,9 @@ class ServerInfo:
     read_all_stats: bool
     settings: Mapping[str, str]
     stats_age: float | None
-    """Seconds since this database's statistics were reset (None: never)."""
+    """Seconds this database's usage counters go back (see `SERVER`)."""
+    stats_were_reset: bool = False
+    """Whether that is since pg_stat_reset (else: at least since the server started)."""
 
     def setting(self, name: str, default: int = 0) -> int:
         value = self.settings.get(name)
@@ -336,6 +349,8 @@ class IndexStat:
     name: str
     bytes: int
     building: bool = False
+    built: float | None = None
+    """Seconds since the index was created or rebuilt, when track_commit_timestamp tells."""
 
     @property
     def qualified(self) -> str:
@@ -383,6 +398,7 @@ async def read_server(db: Fetcher) -> ServerInfo:
         read_all_stats=bool(row["read_all_stats"]),
         settings={str(k): str(v) for k, v in (row["settings"] or {}).items()},
         stats_age=_age(row["stats_age"]),
+        stats_were_reset=bool(row["stats_were_reset"]),
     )
 
 
@@ -500,6 +516,7 @@ def index_from_row(row: Mapping[str, Any]) -> IndexStat:
         name=row["index_name"],
         bytes=row["bytes"] or 0,
         building=bool(row.get("building")),
+        built=_age(row.get("built")),
     )
 
 

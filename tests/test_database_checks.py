@@ -56,6 +56,7 @@ LOW = DbThresholds(
     long_query=Limit(0.2, 600),
     lock_wait=Limit(0.0, 600),
     unused_index_bytes=0,
+    unused_index_age=1,
     slow_statement=Limit(100, 60_000),
     top=10,
 )
@@ -273,12 +274,15 @@ async def test_unused_and_invalid_indexes(
     pg.sql(f"CREATE INDEX {table}_note ON {table} (note)")
     with pytest.raises(psycopg.errors.UniqueViolation):  # leaves an invalid index behind
         pg.sql(f"CREATE UNIQUE INDEX CONCURRENTLY {table}_v ON {table} (v)")
+    # LOW: "unused" once the statistics go back 1 s (to the server's start here)
+    pg.wait_for("SELECT now() - pg_postmaster_start_time() > interval '1.1 s'")
 
     findings = await _run(monitor, INDEXES)
     unused = _on(findings, f"public.{table}_note")
     assert unused.status is Status.WARN
     assert f"on public.{table}" in unused.summary
-    assert "has not been used by any query since statistics" in unused.summary
+    assert "has not been used by any query in the " in unused.summary
+    assert "since the server started (its statistics go back at least that far)" in unused.summary
     invalid = _on(findings, f"public.{table}_v")
     assert invalid.status is Status.WARN and "is invalid" in invalid.summary
     assert "REINDEX INDEX CONCURRENTLY" in invalid.summary
@@ -288,6 +292,38 @@ async def test_unused_and_invalid_indexes(
     findings = await _run(monitor, INDEXES, thresholds=replace(LOW, unused_index_bytes=1 << 30))
     assert [f.status for f in findings] == [Status.OK]
     assert "no invalid index; no unused index of 1.0 GiB or more" in findings[0].summary
+    assert "index never scanned in the " in findings[0].summary or "indexes never" in (
+        findings[0].summary
+    )
+
+
+async def test_an_index_is_unused_only_once_its_statistics_are_older_than_the_stated_age(
+    make_pg: PgFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statistics reset a moment ago say nothing about an index yet: not "unused" with an
+    hour or the default 7 days asked for; with 1 s asked for, a second later it is."""
+    server = make_pg()
+    server.sql("CREATE TABLE events (id int, kind text)")
+    server.sql("INSERT INTO events SELECT g, 'k' || mod(g, 7) FROM generate_series(1, 5000) g")
+    server.sql("CREATE INDEX events_kind ON events (kind)")
+    server.sql("SELECT pg_stat_reset()")
+    young = replace(LOW, unused_index_age=3600)
+    async with await _open(server, MONITOR, monkeypatch) as session:
+        (calm,) = await _run(session, INDEXES, thresholds=young)
+        (default,) = await _run(session, INDEXES, thresholds=DbThresholds(unused_index_bytes=0))
+    assert calm.status is Status.OK and default.status is Status.OK
+    assert re.search(
+        r"unused indexes not judged yet: 1 index never scanned in the \d+s since its "
+        r"statistics were reset, under the 1h 0m needed",
+        calm.summary,
+    ), calm.summary
+    assert "under the 7d 0h needed" in default.summary
+
+    await asyncio.sleep(1.1)
+    async with await _open(server, MONITOR, monkeypatch) as session:
+        (old,) = await _run(session, INDEXES)  # LOW: 1 s
+    assert old.status is Status.WARN and old.target == "public.events_kind"
+    assert "since its statistics were reset: it slows every write" in old.summary
 
 
 async def test_sizes_fall_back_to_estimates_behind_an_exclusive_lock(

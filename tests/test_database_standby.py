@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.database import REPLICATION, run_db_checks
+from checks.database import INDEXES, REPLICATION, DbCheck, run_db_checks
 from checks.dbconfig import DbThresholds, Limit
 from checks.model import Finding, Status
 from hosts.postgres import open_session
@@ -40,9 +40,15 @@ def pair(make_pg: PgFactory) -> Iterator[tuple[PgServer, PgServer]]:
 async def _replication(
     server: PgServer, monkeypatch: pytest.MonkeyPatch, thresholds: DbThresholds
 ) -> Finding:
+    return await _one(server, monkeypatch, thresholds, REPLICATION)
+
+
+async def _one(
+    server: PgServer, monkeypatch: pytest.MonkeyPatch, thresholds: DbThresholds, check: DbCheck
+) -> Finding:
     target = password_target(server, MONITOR, monkeypatch)
     async with await open_session(target, host=HOST) as session:
-        (found,) = await run_db_checks(session, HOST, thresholds, checks=(REPLICATION,))
+        (found,) = await run_db_checks(session, HOST, thresholds, checks=(check,))
     return found
 
 
@@ -109,3 +115,30 @@ async def test_a_standby_whose_replay_is_paused_is_graded_by_how_long_its_backlo
     standby.wait_caught_up()
     resumed = await _replication(standby, monkeypatch, DbThresholds(replication_lag=Limit(1, 3)))
     assert resumed.status is Status.OK and "caught up" in resumed.summary
+
+
+async def test_index_usage_is_judged_on_the_primary_only(
+    pair: tuple[PgServer, PgServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The primary's queries use an index the standby never scans: usage counters are per
+    server, so the standby does not call it unused; the primary, where it is really unused
+    for longer than the age asked for, does."""
+    primary, standby = pair
+    primary.sql("CREATE TABLE visits (id int, page text)")
+    primary.sql("INSERT INTO visits SELECT g, 'p' || g FROM generate_series(1, 5000) g")
+    primary.sql("CREATE INDEX visits_page ON visits (page)")
+    primary.sql("CREATE INDEX visits_id ON visits (id)")
+    primary.sql("ANALYZE visits")
+    primary.sql("SELECT * FROM visits WHERE id = 42")  # the primary uses visits_id
+    standby.wait_caught_up()
+    await asyncio.sleep(1.1)
+    aged = DbThresholds(unused_index_bytes=0, unused_index_age=1)
+
+    on_standby = await _one(standby, monkeypatch, aged, INDEXES)
+    assert on_standby.status is Status.OK
+    assert on_standby.summary == (
+        "no invalid index; unused indexes are judged on the primary: usage statistics are per "
+        "server, and this standby counts only the queries run on it"
+    )
+    on_primary = await _one(primary, monkeypatch, aged, INDEXES)
+    assert on_primary.status is Status.WARN and on_primary.target == "public.visits_page"
