@@ -76,6 +76,24 @@ FROM pg_stat_activity"""
 """One row per server process. Another user's session shows only pid, user, database and
 application_name without pg_read_all_stats (`hidden`); its blockers are still asked for."""
 
+HELD_LOCKS = """/* fleetdeck: held locks */ SELECT h.pid AS holder, w.pid AS waiter,
+ h.mode AS holds, w.mode AS wants,
+ CASE w.locktype WHEN 'relation' THEN 'table ' || w.relation::regclass::text
+  WHEN 'tuple' THEN 'a row of ' || w.relation::regclass::text
+  WHEN 'transactionid' THEN 'its transaction ' || w.transactionid || ' (rows it changed)'
+  WHEN 'virtualxid' THEN 'its virtual transaction ' || w.virtualxid
+  ELSE w.locktype END AS object
+FROM pg_locks w JOIN pg_locks h ON h.granted AND h.pid <> w.pid AND h.locktype = w.locktype
+ AND h.database IS NOT DISTINCT FROM w.database AND h.relation IS NOT DISTINCT FROM w.relation
+ AND h.page IS NOT DISTINCT FROM w.page AND h.tuple IS NOT DISTINCT FROM w.tuple
+ AND h.virtualxid IS NOT DISTINCT FROM w.virtualxid
+ AND h.transactionid IS NOT DISTINCT FROM w.transactionid
+ AND h.classid IS NOT DISTINCT FROM w.classid AND h.objid IS NOT DISTINCT FROM w.objid
+ AND h.objsubid IS NOT DISTINCT FROM w.objsubid
+WHERE NOT w.granted AND h.pid = ANY(%(roots)s) ORDER BY h.pid, w.pid"""
+"""What each root blocker holds that a session waits for (read only when there are chains;
+pg_locks shows every session's locks to any user)."""
+
 BACKEND = """/* fleetdeck: backend */ SELECT backend_start FROM pg_stat_activity
 WHERE pid = %(pid)s"""
 
@@ -432,6 +450,24 @@ async def read_activity(db: Fetcher) -> Activity:
     rows = await db.fetch(ACTIVITY, {"chars": QUERY_CHARS, "me": APPLICATION_NAME})
     own = sum(1 for row in rows if row["own"])
     return Activity(tuple(backend_from_row(row) for row in rows if not row["own"]), own)
+
+
+async def read_held(db: Fetcher, roots: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """What each root blocker holds that others wait for: `ExclusiveLock on table
+    public.orders (pid 812 wants AccessShareLock)`, by the root's pid."""
+    if not roots:
+        return {}
+    rows = await db.fetch(HELD_LOCKS, {"roots": list(roots)})
+    held: dict[int, dict[str, list[str]]] = {}
+    for r in rows:
+        what = f"{r['holds']} on {r['object']}"
+        held.setdefault(r["holder"], {}).setdefault(what, []).append(
+            f"pid {r['waiter']} wants {r['wants']}"
+        )
+    return {
+        pid: tuple(f"{what} ({', '.join(wanted)})" for what, wanted in locks.items())
+        for pid, locks in held.items()
+    }
 
 
 async def backend_start(db: Fetcher, pid: int) -> datetime | None:

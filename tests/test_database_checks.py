@@ -162,6 +162,38 @@ async def test_lock_chain_of_three_names_the_root_blocker_with_two_waiting(
     assert verdict is not None and verdict.status is Status.OK
 
 
+async def test_a_young_lock_chain_is_listed_as_ok_with_its_root_and_an_old_one_is_graded(
+    pg: PgServer, monitor: PgSession, request: pytest.FixtureRequest
+) -> None:
+    """During an incident the operator sees who blocks whom before the threshold: the chain
+    is listed as OK with its root blocker, what it holds and how long the waiter waited;
+    past the threshold the same chain is a WARN with the fixes."""
+    table = _table(pg, request)
+    pg.sql(f"CREATE TABLE {table} (id int)")
+    holder, waiter = pg.session(name="migration"), pg.session(name="report")
+    holder.execute("BEGIN")
+    holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    waiter.start(f"SELECT count(*) FROM {table}")
+    pg.wait_for("SELECT %s = ANY(pg_blocking_pids(%s))", [holder.pid, waiter.pid])
+
+    (young,) = await _run(monitor, LOCK_CHAIN, thresholds=DbThresholds())
+    assert (young.status, young.target, young.fixes) == (Status.OK, f"pid {holder.pid}", ())
+    assert re.fullmatch(
+        rf"pid {holder.pid} \(postgres@127\.0\.0\.1 \(migration\), idle in transaction"
+        rf"(, transaction open \d+s)?\) blocks 1 session: waiting \d s, under the 10 s "
+        rf"threshold; it holds AccessExclusiveLock on table {table} \(pid {waiter.pid} wants "
+        r"AccessShareLock\)",
+        young.summary,
+    ), young.summary
+    assert f"  holds AccessExclusiveLock on table {table}" in young.evidence[0].output
+
+    await asyncio.sleep(1.2)
+    (old,) = await _run(monitor, LOCK_CHAIN, thresholds=DbThresholds(lock_wait=Limit(1, 600)))
+    assert (old.status, old.target) == (Status.WARN, f"pid {holder.pid}")
+    assert re.search(r"blocks 1 session; the longest has waited \d s; it holds", old.summary)
+    assert "db.terminate" in {fix.id for fix in old.fixes}
+
+
 async def test_session_idle_in_transaction_past_the_threshold(
     pg: PgServer, monitor: PgSession
 ) -> None:
