@@ -132,12 +132,17 @@ async def _as_standby(db: DbContext) -> list[Finding]:
     )
     summary = "; ".join([summary, *problems])
     commit = "never" if lag.last_commit is None else f"{lag.last_commit:.1f} s ago"
-    text = (
-        f"received and not replayed {lag.behind:.0f} bytes; looked again after "
-        f"{lag.probe:.2f} s: replayed {lag.advanced:.0f} bytes meanwhile, past the first "
-        f"look's received position: {lag.caught}\nlast replayed commit {commit}; "
-        f"paused {lag.paused}; receiver {lag.receiver}; sender {lag.sender}"
+    lines = [f"received and not replayed: {lag.behind:.0f} bytes"]
+    if lag.probe:
+        lines.append(
+            f"looked again {lag.probe:.2f} s later: replayed {lag.advanced:.0f} bytes meanwhile;"
+            f" past the first look's received position: {lag.caught}"
+        )
+    lines.append(
+        f"last replayed commit {commit}; paused {lag.paused}; receiver {lag.receiver}; "
+        f"sender {lag.sender}"
     )
+    text = "\n".join(lines)
     source = "pg_last_wal_receive_lsn, pg_last_wal_replay_lsn, pg_stat_wal_receiver"
     return [Finding("db.replication", status, db.label, summary, (Evidence(source, text),))]
 

@@ -183,11 +183,13 @@ RECEIVER = """/* fleetdeck: standby */ SELECT pg_is_wal_replay_paused() AS pause
  greatest(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::float8
   AS behind_bytes,
  extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS last_commit,
- (SELECT status FROM pg_stat_wal_receiver) AS receiver,
+ (SELECT coalesce(status, 'hidden: grant pg_monitor to see it') FROM pg_stat_wal_receiver)
+  AS receiver,
  (SELECT sender_host FROM pg_stat_wal_receiver) AS sender"""
 """A standby's WAL: received (streamed and flushed here) and replayed. Received past
 replayed is the backlog; the time since the last replayed commit is NOT lag (a primary that
-is quiet, or busy in one long transaction, commits nothing for a while)."""
+is quiet, or busy in one long transaction, commits nothing for a while). A user without
+pg_read_all_stats sees the receiver's row (pid) with its details null: hidden, not absent."""
 
 REPLAY_SINCE = """/* fleetdeck: replay progress */ SELECT
  pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %(replayed)s::pg_lsn)::float8 AS advanced,

@@ -7,6 +7,7 @@ that wait."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from checks.dbconfig import DbThresholds, Limit
 from checks.model import Finding, Status
 from hosts.postgres import open_session
 
-from pgserver import MONITOR, PgFactory, PgServer, clear_libpq_env, password_target
+from pgserver import LIMITED, MONITOR, PgFactory, PgServer, clear_libpq_env, password_target
 from pgserver import make_pg as make_pg
 
 HOST = "db-02"
@@ -44,9 +45,13 @@ async def _replication(
 
 
 async def _one(
-    server: PgServer, monkeypatch: pytest.MonkeyPatch, thresholds: DbThresholds, check: DbCheck
+    server: PgServer,
+    monkeypatch: pytest.MonkeyPatch,
+    thresholds: DbThresholds,
+    check: DbCheck,
+    user: str = MONITOR,
 ) -> Finding:
-    target = password_target(server, MONITOR, monkeypatch)
+    target = password_target(server, user, monkeypatch)
     async with await open_session(target, host=HOST) as session:
         (found,) = await run_db_checks(session, HOST, thresholds, checks=(check,))
     return found
@@ -67,7 +72,11 @@ async def test_a_standby_under_a_bulk_insert_is_graded_by_its_replay_backlog_not
     caught_up = await _replication(standby, monkeypatch, low)
     assert caught_up.status is Status.OK, caught_up.summary
     assert caught_up.summary.endswith("caught up: everything received is replayed")
-    assert "last replayed commit 2." in caught_up.evidence[0].output  # ... and it is old
+    commit = re.search(r"last replayed commit ([\d.]+) s ago", caught_up.evidence[0].output)
+    assert commit and float(commit[1]) >= 2.5, caught_up.evidence  # ... and it is old
+    limited = await _one(standby, monkeypatch, low, REPLICATION, user=LIMITED)
+    assert limited.status is Status.OK, limited.summary  # its receiver is hidden, not missing
+    assert "(receiver hidden: grant pg_monitor to see it): caught up" in limited.summary
 
     insert = "INSERT INTO bulk SELECT g, repeat('x', 200) FROM generate_series(1, 1500000) g"
     loader = threading.Thread(target=primary.sql, args=(insert,))
