@@ -107,6 +107,12 @@ def _found(run: WizardRun, check: str, target: str) -> Finding:
     )
 
 
+def _says(finding: Finding, status: Status, pattern: str) -> None:
+    """The finding has this status, no fix, and a summary that matches `pattern`."""
+    assert finding.status is status and not finding.fixes, finding
+    assert re.match(pattern, finding.summary), finding.summary
+
+
 def _fix(finding: Finding, fix_id: str) -> Fix:
     found = [fix for fix in finding.fixes if fix.id == fix_id]
     assert found, f"no {fix_id} offered on {finding.target}: {[x.id for x in finding.fixes]}"
@@ -411,25 +417,24 @@ async def test_a_container_stopped_by_hand_is_ok_and_one_that_crashed_shows_its_
 
     limits = ContainerThresholds(oneshot=(f"{NAME_PREFIX}{os.getpid()}-nightly-*",))
     run = await _wizard(link, limits)
-    by_hand = _found(run, "container.state", names[service])
-    assert by_hand.status is Status.OK and not by_hand.fixes
-    assert re.match(
+    _says(
+        _found(run, "container.state", names[service]),
+        Status.OK,
         r"stopped by hand \(docker stop at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
         r"\(SIGTERM, then SIGKILL\); exit code 137 \(SIGKILL\), \d+s ago\): its restart "
         r"policy \(unless-stopped\) leaves it stopped; docker start ",
-        by_hand.summary,
-    ), by_hand.summary
+    )
     killed = _found(run, "container.state", names[plain])
     assert killed.status is Status.OK and killed.summary.startswith("stopped by hand (docker kill")
 
     failed = _found(run, "container.state", names[crashed])
-    assert failed.status is Status.WARN and not failed.fixes
-    assert re.match(
+    _says(
+        failed,
+        Status.WARN,
         r"exited with exit code 3 at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, \d+s ago, and "
         r"nothing restarts it \(restart policy no\); a job\? label it fleetdeck.oneshot=true; "
         r"last log line: bad \\x1b\[2J$",
-        failed.summary,
-    ), failed.summary
+    )
     tail = failed.evidence[-1]
     assert tail.source == f"docker logs --tail 10 {names[crashed]}"
     assert tail.output == "starting\nconfig: no such file\nbad \\x1b[2J"  # one pipe: in order
