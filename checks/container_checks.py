@@ -32,8 +32,15 @@ from checks.container_history import ContainerHistory, history_for
 from checks.container_intent import ONESHOT_LABEL, hand_stop, job, log_tail
 from checks.containerconfig import ContainerThresholds
 from checks.model import CheckContext, Evidence, Finding, Fix, Status, printable
-from hosts.docker import Container, DockerError, DockerFailure, DockerLink, Health, State
-from hosts.docker_events import HandStop
+from hosts.docker import (
+    Container,
+    DockerError,
+    DockerFailure,
+    DockerLink,
+    HandStop,
+    Health,
+    State,
+)
 from hosts.units import human_bytes, human_duration
 
 DOMAIN = "containers"

@@ -13,8 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from checks.containerconfig import ContainerThresholds
 from checks.model import Evidence, printable
-from hosts.docker import Container, DockerError, DockerLink, State
-from hosts.docker_events import HandStop, hand_stop_from_events
+from hosts.docker import Container, DockerError, DockerLink, HandStop, State, hand_stop_from_events
 
 ONESHOT_LABEL = "fleetdeck.oneshot"
 """`--label fleetdeck.oneshot=true`: a job whose failed exit is no news (see `job`)."""

@@ -17,7 +17,8 @@ container's log in a thread of its own, bounded, and stops by shutting its socke
 This module holds the link itself (its state: the client, the forward, the caches). What it
 leans on lives beside it, each an idea of its own: `hosts.docker_records` (the records and the
 pure parsers of inspect JSON and cgroup files), `hosts.docker_dial` (making the client, and
-failures in an operator's words) and `hosts.docker_logs` (`LogStream`). This module re-exports
+failures in an operator's words), `hosts.docker_logs` (`LogStream`) and `hosts.docker_events`
+(a stop by hand, read from the engine's events). This module re-exports
 their names, so `from hosts.docker import ...` stays the one place to import Docker from.
 """
 
@@ -52,7 +53,7 @@ from hosts.docker_endpoint import (
     Route,
     resolve,
 )
-from hosts.docker_events import event_filters
+from hosts.docker_events import HandStop, event_filters, hand_stop_from_events
 from hosts.docker_logs import _END as _END
 from hosts.docker_logs import MAX_LINE, QUEUED_LINES, LogStream
 from hosts.docker_logs import _soon as _soon
@@ -100,6 +101,7 @@ __all__ = [
     "DockerSettings",
     "EndpointKind",
     "EngineInfo",
+    "HandStop",
     "Health",
     "LogStream",
     "Reading",
@@ -108,6 +110,7 @@ __all__ = [
     "cgroup_args",
     "classify",
     "format_ports",
+    "hand_stop_from_events",
     "parse_cgroup_read",
     "parse_container",
     "parse_time",

@@ -30,9 +30,16 @@ from checks.container_wizard import CONTAINERS_WIZARD
 from checks.containerconfig import ContainerThresholds
 from checks.model import CheckContext, Finding, Fix, Status
 from checks.wizards import StepState, WizardRun
-from hosts.docker import Container, DockerLink, DockerSettings, Health, parse_container
+from hosts.docker import (
+    Container,
+    DockerLink,
+    DockerSettings,
+    HandStop,
+    Health,
+    hand_stop_from_events,
+    parse_container,
+)
 from hosts.docker_endpoint import DockerEndpoint
-from hosts.docker_events import HandStop, hand_stop_from_events
 from hosts.metrics import SampleHistory
 from hosts.shell import LocalShell
 
