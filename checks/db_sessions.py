@@ -180,6 +180,18 @@ def _chain_text(chain: LockChain, held: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+WAITERS_NAMED = 5
+"""Waiters a chain's summary names (the evidence lists them all)."""
+
+
+def _waiters(chain: LockChain) -> str:
+    """`pid 812 (3 s), pid 813 (1 s)`: who waits, longest first, and for how long."""
+    ordered = sorted(chain.waiting, key=lambda b: -(b.waiting or 0.0))
+    named = [f"pid {b.pid} ({_waited(b.waiting or 0.0)})" for b in ordered[:WAITERS_NAMED]]
+    more = len(ordered) - WAITERS_NAMED
+    return ", ".join(named) + (f" and {more} more" if more > 0 else "")
+
+
 def _waited(seconds: float) -> str:
     """`3 s` under a minute (a lock wait is read in seconds), else `2m 5s`."""
     return f"{seconds:.0f} s" if seconds < 60 else human_duration(seconds)
@@ -227,6 +239,7 @@ def _chain_finding(
         summary += f"; the longest has waited {longest}"
     summary += f"; it holds {held[0]}" if held else ""
     summary += f" and {len(held) - 1} more" if len(held) > 1 else ""
+    summary += f"; waiters: {_waiters(chain)}"
     target = f"pid {chain.root_pid}" if chain.root_pid else "prepared transaction"
     source = "pg_stat_activity, pg_blocking_pids, pg_locks"
     evidence = (Evidence(source, _chain_text(chain, held)),)

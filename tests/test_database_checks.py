@@ -182,7 +182,7 @@ async def test_a_young_lock_chain_is_listed_as_ok_with_its_root_and_an_old_one_i
         rf"pid {holder.pid} \(postgres@127\.0\.0\.1 \(migration\), idle in transaction"
         rf"(, transaction open \d+s)?\) blocks 1 session: waiting \d s, under the 10 s "
         rf"threshold; it holds AccessExclusiveLock on table {table} \(pid {waiter.pid} wants "
-        r"AccessShareLock\)",
+        rf"AccessShareLock\); waiters: pid {waiter.pid} \(\d s\)",
         young.summary,
     ), young.summary
     assert f"  holds AccessExclusiveLock on table {table}" in young.evidence[0].output
