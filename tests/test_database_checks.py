@@ -641,6 +641,8 @@ def test_thresholds_from_the_settings_table() -> None:
     assert parsed.top == 3
     assert parsed.dead_rows == DbThresholds().dead_rows
     assert parse_db_thresholds({}) == DbThresholds()
+    assert DbThresholds().unused_index_age == 7 * 86400
+    assert parse_db_thresholds({"unused_index_age": 3600}).unused_index_age == 3600
 
     bad = {
         "conections": "unknown key (known: connect_seconds, connections,",
