@@ -133,15 +133,6 @@ async def test_raid_states_from_mdstat(recorded: str, status: Status, words: str
     assert any(words in f.summary for f in findings if f.status is status), findings
 
 
-async def test_smart_without_smartctl_is_unknown_with_the_reason() -> None:
-    if shutil.which("smartctl"):
-        pytest.fail("this test expects a machine without smartmontools")
-    run = wizard_on(LocalShell(HOST))
-    await run.run()
-    (finding,) = run.results[run.index_of("disk.smart")].findings
-    assert finding.status is Status.UNKNOWN and "smartctl is not installed" in finding.summary
-
-
 def test_storage_wizard_from_the_command_line_reads_only_without_answers(
     loopfs: MakeLoopFs, tmp_path: Path
 ) -> None:
