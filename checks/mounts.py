@@ -32,6 +32,7 @@ from hosts.kernlog import (
     unescape,
 )
 from hosts.procfs import ParseError
+from hosts.samplers import READ_ONLY_IMAGES
 from hosts.shell import Shell
 
 DOMAIN = "storage"
@@ -153,7 +154,11 @@ async def _dumpe2fs(shell: Shell, path: str) -> tuple[Ext4Errors | None, Evidenc
     return errors, Evidence(source, "\n".join(kept))
 
 
-async def _readonly(shell: Shell, mount: Mount, log: KernelLog) -> Finding:
+async def _readonly(shell: Shell, mount: Mount, log: KernelLog, fstab: str | None) -> Finding:
+    """A read-only mount nothing says was meant so: CRIT without a remount where the kernel
+    log or ext4's record shows an error (or cannot be read); with no error, CRIT with the
+    remount where /etc/fstab mounts it read-write, WARN (no remount) where fstab does not
+    have it at all, as an operator's `mount -o ro` by hand is not."""
     mp, what = mount.mountpoint, f"{mount.mountpoint} ({mount.source}, {mount.fstype})"
     evidence = [Evidence("/proc/mounts", mount.line)]
     device = await _device(shell, mount)
@@ -191,10 +196,19 @@ async def _readonly(shell: Shell, mount: Mount, log: KernelLog) -> Finding:
         )
         return Finding("disk.readonly", Status.CRIT, mp, summary, tuple(evidence))
     assert device is not None
+    clean = f"the kernel log shows no errors for {device.name}" + (
+        " and dumpe2fs records none" if mount.fstype in EXT_KINDS else ""
+    )
+    if fstab is None:
+        summary = (
+            f"{what} is read-only, not in fstab: intended? {clean[0].upper()}{clean[1:]}, and "
+            "nothing says it should be writable, so no remount is offered"
+        )
+        return Finding("disk.readonly", Status.WARN, mp, summary, tuple(evidence))
+    evidence.append(Evidence("/etc/fstab", fstab))
     summary = (
-        f"{what} is mounted read-only; the kernel log shows no errors for {device.name}"
-        + (" and dumpe2fs records none" if mount.fstype in EXT_KINDS else "")
-        + ": someone or something remounted it, a remount read-write is offered"
+        f"{what} is mounted read-only, but /etc/fstab mounts it read-write; {clean}: "
+        "someone or something remounted it, a remount read-write is offered"
     )
     return Finding("disk.readonly", Status.CRIT, mp, summary, tuple(evidence), (_remount(mount),))
 
@@ -221,38 +235,66 @@ def _remount(mount: Mount) -> Fix:
     )
 
 
-def bind_roots(mountinfo: str) -> dict[str, str]:
-    """Mount point -> the directory of its filesystem mounted there (`/` for a whole
-    filesystem, a subdirectory for a bind mount), from /proc/self/mountinfo; the top mount
-    of a stacked mount point wins."""
-    roots = {}
+@dataclass(frozen=True, slots=True)
+class MountView:
+    """One mount point as /proc/self/mountinfo shows it: the directory of its filesystem
+    mounted there (`/` for a whole filesystem, a subdirectory for a bind mount), and whether
+    the mount itself and the filesystem under it are read-only. The kernel never makes a
+    mount read-only on its own (after an error it stops the filesystem), so a read-only
+    mount of a read-write filesystem is someone's `mount --bind -o ro`."""
+
+    root: str
+    mount_ro: bool
+    super_ro: bool
+
+
+def parse_mountinfo(mountinfo: str) -> dict[str, MountView]:
+    """Mount point -> its `MountView`; the top mount of a stacked mount point wins."""
+    views = {}
     for line in mountinfo.splitlines():
-        fields = line.split(" ")
-        if len(fields) > 4:
-            roots[unescape(fields[4])] = unescape(fields[3])
-    return roots
+        head, sep, tail = line.partition(" - ")
+        fields, after = head.split(" "), tail.split(" ")
+        if len(fields) < 6:
+            continue
+        super_options = after[2].split(",") if sep and len(after) > 2 else []
+        views[unescape(fields[4])] = MountView(
+            unescape(fields[3]), "ro" in fields[5].split(","), "ro" in super_options
+        )
+    return views
 
 
-async def _intended(shell: Shell) -> tuple[dict[str, str], dict[str, str]]:
-    """What says a read-only mount is meant to be one: /etc/fstab entries, bind roots."""
+async def _intended(shell: Shell) -> tuple[dict[str, str], dict[str, MountView]]:
+    """What says a read-only mount is meant to be one: /etc/fstab entries, mountinfo."""
     fstab = await _run(shell, ("cat", "/etc/fstab"))
     info = await _run(shell, ("cat", "/proc/self/mountinfo"))
     return (
         parse_fstab(fstab.stdout) if fstab.ok else {},
-        bind_roots(info.stdout) if info.ok else {},
+        parse_mountinfo(info.stdout) if info.ok else {},
     )
 
 
-def _meant(mount: Mount, fstab: dict[str, str], roots: dict[str, str]) -> str | None:
+def _meant(mount: Mount, fstab: dict[str, str], views: dict[str, MountView]) -> str | None:
     if mount.stopped_by_kernel:
         return None
     entry = fstab.get(mount.mountpoint, "").split()
     if len(entry) > 3 and "ro" in entry[3].split(","):
         return "/etc/fstab mounts it read-only"
-    root = roots.get(mount.mountpoint, "/")
-    if root != "/":
-        return f"a read-only bind mount of {root} (as a container's :ro volume is)"
+    view = views.get(mount.mountpoint)
+    if view is not None and view.root != "/":
+        return f"a read-only bind mount of {view.root} (as a container's :ro volume is)"
+    if view is not None and view.mount_ro and not view.super_ro:
+        return "a read-only bind mount of the whole filesystem, which is itself read-write"
     return None
+
+
+def _by_design(mount: Mount) -> Finding:
+    """An image filesystem (squashfs, erofs, ...): read-only and full, as it was made."""
+    summary = (
+        f"read-only by design ({mount.fstype} image of {mount.source}): full by design, "
+        "so no space or inode verdict"
+    )
+    evidence = (Evidence("/proc/mounts", mount.line),)
+    return Finding("disk.readonly", Status.OK, mount.mountpoint, summary, evidence)
 
 
 async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
@@ -261,8 +303,11 @@ async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
         raise StepFailed(f"cannot read /proc/mounts: {result.stderr.strip()}")
     findings = []
     log: KernelLog | None = None
-    intended: tuple[dict[str, str], dict[str, str]] | None = None
+    intended: tuple[dict[str, str], dict[str, MountView]] | None = None
     for mount in parse_mounts(result.stdout).values():
+        if mount.fstype in READ_ONLY_IMAGES:
+            findings.append(_by_design(mount))
+            continue
         if mount.fstype not in WRITABLE_KINDS:
             continue
         if not mount.read_only:
@@ -277,7 +322,8 @@ async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
             )
             continue
         log = log or await _read_kernel_log(shell)
-        findings.append(await _readonly(shell, mount, log))
+        entry = intended[0].get(mount.mountpoint)
+        findings.append(await _readonly(shell, mount, log, entry))
     return findings or [Finding("disk.readonly", Status.OK, ctx.host, "no local filesystems")]
 
 
