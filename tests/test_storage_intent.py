@@ -200,3 +200,25 @@ async def test_an_ext4_mounted_ro_by_hand_is_a_question_and_with_an_fstab_entry_
     on_purpose = await readonly_on(fstab_with(fs, "defaults,ro"), fs.mountpoint)
     assert on_purpose.status is Status.OK
     assert on_purpose.summary == "read-only on purpose: /etc/fstab mounts it read-only"
+
+
+def test_images_this_kernel_cannot_mount_are_left_out_of_a_remote_sample_too() -> None:
+    """iso9660 and cramfs as a host's `df -PkT` and `df -Pi` print them (this test machine's
+    kernel has neither module): no space figures, while an ext4 beside them keeps its own."""
+    from hosts.proc_sampler import parse_mounts
+
+    df = (
+        "Filesystem     Type     1024-blocks    Used Available Capacity Mounted on\n"
+        "/dev/vda1      ext4        41152736 9212344  29827908      24% /\n"
+        "/dev/sr0       iso9660       658432  658432         0     100% /media/cdrom\n"
+        "/dev/loop3     cramfs          4096    4096         0     100% /opt/firmware\n"
+        "/dev/loop4     erofs              4       4         0     100% /opt/app\n"
+    )
+    dfi = (
+        "Filesystem      Inodes  IUsed   IFree IUse% Mounted on\n"
+        "/dev/vda1      2621440 112233 2509207    5% /\n"
+        "/dev/sr0             0      0       0     - /media/cdrom\n"
+        "/dev/loop4           -      - 18446744073709551609 - /opt/app\n"
+    )
+    (root,) = parse_mounts({"df": df, "dfi": dfi})
+    assert (root.mountpoint, root.inodes_total, root.inodes_used) == ("/", 2621440, 112233)
