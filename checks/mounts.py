@@ -1,11 +1,17 @@
 """Mounts (runbook S1): filesystems made read-only, with the kernel log and ext2/3/4's own
 error record for their device (expected mounts that are missing: `expected_mounts`).
 
-A remount read-write is offered only when neither the kernel log nor `dumpe2fs` shows an
-error for the device: a filesystem the kernel stopped after an error needs fsck (or a new
-disk) first. `/proc/mounts` escapes odd characters in its fields as octal (`\\040` for a
-space); every mount point here is unescaped before it is shown or used, and escaped again
-only where it is compared with /proc/mounts on the host.
+Read-only is judged by intent: an image filesystem (squashfs, erofs, ...) is read-only by
+design, an `ro` fstab entry or a read-only bind mount (of a directory, or of a whole
+filesystem that is itself read-write) is on purpose. A read-only mount nothing explains is
+CRIT where /etc/fstab mounts it read-write, and a question (WARN) where fstab does not have
+it, as after an operator's `mount -o ro`. A remount read-write is offered only for the
+first, and only when neither the kernel log nor `dumpe2fs` shows an error for the device: a
+filesystem the kernel stopped after an error needs fsck (or a new disk) first.
+
+`/proc/mounts` escapes odd characters in its fields as octal (`\\040` for a space); every
+mount point here is unescaped before it is shown or used, and escaped again only where it
+is compared with /proc/mounts on the host.
 """
 
 from __future__ import annotations
