@@ -26,6 +26,7 @@ from hosts.kernlog import (
     DeviceLog,
     Ext4Errors,
     Mount,
+    MountView,
     device_log,
     escape,
     has_entries,
@@ -34,8 +35,8 @@ from hosts.kernlog import (
     parse_block_device,
     parse_dumpe2fs,
     parse_fstab,
+    parse_mountinfo,
     parse_mounts,
-    unescape,
 )
 from hosts.procfs import ParseError
 from hosts.samplers import READ_ONLY_IMAGES
@@ -239,34 +240,6 @@ def _remount(mount: Mount) -> Fix:
         "writing again can spread the damage",
         undo=(("mount", "-o", "remount,ro", mp),),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class MountView:
-    """One mount point as /proc/self/mountinfo shows it: the directory of its filesystem
-    mounted there (`/` for a whole filesystem, a subdirectory for a bind mount), and whether
-    the mount itself and the filesystem under it are read-only. The kernel never makes a
-    mount read-only on its own (after an error it stops the filesystem), so a read-only
-    mount of a read-write filesystem is someone's `mount --bind -o ro`."""
-
-    root: str
-    mount_ro: bool
-    super_ro: bool
-
-
-def parse_mountinfo(mountinfo: str) -> dict[str, MountView]:
-    """Mount point -> its `MountView`; the top mount of a stacked mount point wins."""
-    views = {}
-    for line in mountinfo.splitlines():
-        head, sep, tail = line.partition(" - ")
-        fields, after = head.split(" "), tail.split(" ")
-        if len(fields) < 6:
-            continue
-        super_options = after[2].split(",") if sep and len(after) > 2 else []
-        views[unescape(fields[4])] = MountView(
-            unescape(fields[3]), "ro" in fields[5].split(","), "ro" in super_options
-        )
-    return views
 
 
 async def _intended(shell: Shell) -> tuple[dict[str, str], dict[str, MountView]]:
