@@ -1,5 +1,5 @@
 """The storage wizard (runbooks S1-S6, R08): its steps in order, and the checks that live
-here (software RAID, deleted files still held open, SMART). The other steps' checks have a
+here (software RAID, deleted files still held open). The other steps' checks have a
 module each (mounts, cleanup, backups); all ask the host through its shell like the
 network wizard's, and their fixes go through the same gate.
 """
@@ -22,6 +22,7 @@ from checks.journal import JOURNAL
 from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
 from checks.mounts import READONLY
 from checks.resources import RESOURCE_CHECKS
+from checks.smart import SMART
 from checks.storage_config import parse_backup_path, parse_hours, parse_path
 from checks.wizards import Param, Step, Wizard, WizardRun
 from hosts.mdstat import parse_mdstat
@@ -238,50 +239,9 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
     return findings
 
 
-# -- S4 SMART -------------------------------------------------------------------------------
-
-
-async def _check_smart(ctx: CheckContext, shell: Shell) -> list[Finding]:
-    scan = await _run(shell, ("smartctl", "--scan"))
-    if scan.exit_status == 127:
-        summary = f"smartctl is not installed on {ctx.host} (Debian: smartmontools)"
-        return [Finding("disk.smart", Status.UNKNOWN, ctx.host, summary)]
-    # `/dev/bus/0 -d megaraid,1 # ...`: the device and its -d type, which smartctl needs.
-    devices = [
-        tuple(line.split("#", 1)[0].split())
-        for line in scan.stdout.splitlines()
-        if line.startswith("/dev/")
-    ]
-    if not devices:
-        return [
-            Finding(
-                "disk.smart", Status.UNKNOWN, ctx.host, "no SMART devices found", (_evidence(scan),)
-            )
-        ]
-    findings = []
-    for argv in devices:
-        device = " ".join(argv)
-        # -n standby: a disk that sleeps is left asleep (the Host screen asks every 5 min).
-        health = await _run(shell, ("smartctl", "-H", "-A", "-n", "standby", *argv), timeout=30)
-        if health.exit_status == 2 and "STANDBY" in health.stdout.upper():
-            summary = f"{device}: in standby, not woken to read SMART"
-            findings.append(Finding("disk.smart", Status.OK, device, summary))
-            continue
-        text = health.stdout
-        if "PASSED" in text or "SMART Health Status: OK" in text:
-            status, summary = Status.OK, f"{device}: health PASSED"
-        elif "FAILED" in text:
-            status, summary = Status.CRIT, f"{device}: SMART health FAILED"
-        else:
-            status, summary = Status.UNKNOWN, f"{device}: no health verdict"
-        findings.append(Finding("disk.smart", status, device, summary, (_evidence(health),)))
-    return findings
-
-
 SPACE = ShellCheck("disk.space", "Space and inodes, time to full", _check_space, DOMAIN)
 RAID = ShellCheck("disk.raid", "Software RAID (mdstat)", _check_raid, DOMAIN)
 DELETED = ShellCheck("disk.deleted_open", "Deleted files still held open", _check_deleted, DOMAIN)
-SMART = ShellCheck("disk.smart", "SMART health", _check_smart, DOMAIN)
 
 
 STORAGE_WIZARD = Wizard(
