@@ -30,11 +30,21 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from hosts.docker_endpoint import DockerEndpoint
-from hosts.inventory import HostSpec, InventoryProblem, Origin, Parsed, parse_port, with_defaults
+from hosts.inventory import (
+    HostSpec,
+    InventoryProblem,
+    Origin,
+    Parsed,
+    missing_identity,
+    parse_port,
+    with_defaults,
+)
+from hosts.limits import MAX_HOSTS, LimitError, load_toml
 from hosts.pgtargets import SSLMODES, PgTarget
 
 HOST_KEYS = {
@@ -53,12 +63,20 @@ NO_PASSWORDS = (
 def parse(path: Path, text: str) -> Parsed:
     found = Parsed()
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
+    except LimitError as error:
+        found.errors.append(InventoryProblem(Origin(path, error.line), None, error.problem))
+        return found
     except tomllib.TOMLDecodeError as error:
         line = re.search(r"line (\d+)", str(error))
         found.errors.append(
             InventoryProblem(Origin(path, int(line[1]) if line else None), None, f"TOML: {error}")
         )
+        return found
+    entries = data.get("host", [])
+    if isinstance(entries, list) and len(entries) > MAX_HOSTS:
+        problem = f"more than {MAX_HOSTS:,} hosts in one file"
+        found.errors.append(InventoryProblem(Origin(path, None), None, problem))
         return found
     lines = _host_lines(text)
     for key in set(data) - {"defaults", "host", "groups"}:
@@ -78,16 +96,16 @@ def parse(path: Path, text: str) -> Parsed:
     docker_lines = _section_key_lines(text, "[[host]]", "docker")
     default_line = next(iter(_section_key_lines(text, "[defaults]", "docker")), None)
     default_docker = _docker(defaults, Origin(path, default_line), None, found)
-    for index, entry in enumerate(data.get("host", [])):
+    for index, entry in enumerate(entries):
         origin = Origin(path, lines[index] if index < len(lines) else None)
         host = _host(entry, origin, found, members)
         if host is not None and "docker" in entry:
             docker_line = docker_lines[index] if index < len(docker_lines) else None
             at = Origin(path, docker_line or origin.line)
-            host = _replace(host, docker=_docker(entry, at, host.name, found))
+            host = replace(host, docker=_docker(entry, at, host.name, found))
         if host is not None and "postgres" in entry:
             where = pg_lines[index] if index < len(pg_lines) else []
-            host = _replace(
+            host = replace(
                 host, postgres=_pg_targets(entry["postgres"], origin, where, host, found)
             )
         if host is not None:
@@ -103,7 +121,9 @@ def parse(path: Path, text: str) -> Parsed:
             )
             if "port" in defaults and "port" not in entry:
                 port = parse_port(defaults["port"], origin, host.name, found)
-                found.hosts[-1] = _replace_port(found.hosts[-1], port)
+                found.hosts[-1] = replace(found.hosts[-1], port=port)
+            for identity in found.hosts[-1].identity_files:
+                missing_identity(identity, origin, host.name, found)
     return found
 
 
@@ -156,16 +176,6 @@ def _identities(value: object) -> tuple[str, ...]:
     if isinstance(value, list):
         return tuple(str(v) for v in value)
     return ()
-
-
-def _replace_port(host: HostSpec, port: int) -> HostSpec:
-    return _replace(host, port=port)
-
-
-def _replace(host: HostSpec, **changes: Any) -> HostSpec:
-    from dataclasses import replace
-
-    return replace(host, **changes)
 
 
 def _pg_targets(
