@@ -96,7 +96,7 @@ class _Book:
     def error(self, origin: Origin, problem: str) -> None:
         self.found.errors.append(InventoryProblem(origin, None, problem))
 
-    def add_hosts(self, pattern: str, group: str, variables: dict[str, Any], at: Origin) -> None:
+    def add_hosts(self, pattern: str, group: str, variables: dict[str, _Var], at: Origin) -> None:
         """Put the hosts a pattern names in a group, with the variables given beside them."""
         name_pattern, port = split_port(pattern)
         names = expand(name_pattern)
@@ -107,7 +107,7 @@ class _Book:
             own = self.host_vars.setdefault(name, {})
             if port is not None:
                 own["ansible_port"] = _Var(port, at)
-            own.update({key: _Var(value, at) for key, value in variables.items()})
+            own.update(variables)
             self.host_groups.setdefault(name, []).append(group)
             self.host_origin.setdefault(name, at)
 
@@ -227,12 +227,12 @@ def parse_ini(path: Path, text: str) -> Parsed:
 def _ini_hosts(book: _Book, group: str, line: str, at: Origin) -> None:
     """One host line: a name or pattern, then key=value words."""
     words = shlex.split(line, comments=True)
-    variables: dict[str, Any] = {}
+    variables: dict[str, _Var] = {}
     for word in words[1:]:
         key, equals, value = word.partition("=")
         if not equals:
             raise ValueError(f"expected key=value host variable, got {word!r}")
-        variables[key] = ini_value(key, value)
+        variables[key] = _Var(ini_value(key, value), at)
     if words:
         book.add_hosts(words[0], group, variables, at)
 
@@ -247,24 +247,38 @@ def parse_yaml(path: Path, text: str) -> Parsed:
         return book.found
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        book.error(Origin(path, mark.line + 1 if mark is not None else None), f"YAML: {error}")
+        book.error(Origin(path, mark.line + 1 if mark is not None else None), yaml_problem(error))
         return book.found
     if not isinstance(data, dict):
         book.error(Origin(path, 1), "expected groups")
         return book.found
     try:
         for name, body in data.items():
-            _yaml_group(book, lines, str(name), body)
+            _yaml_group(book, lines, (str(name),), body)
     except LimitError as error:
         book.error(Origin(path, error.line), error.problem)
         return book.found
     return _resolve(book)
 
 
-def _yaml_group(book: _Book, lines: dict[str, int], name: str, body: Any) -> None:
-    """One group of a YAML inventory, its hosts, variables and child groups (recursively:
-    scan_yaml has bounded the depth)."""
-    at = Origin(book.path, lines.get(name))
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error on one line: what went wrong and the column (the line is the Origin's)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    text = f"{context}: {problem}" if context else problem
+    where = f" (column {mark.column + 1})" if mark is not None else ""
+    return "YAML: " + " ".join(text.split()) + where
+
+
+Lines = dict[tuple[str, ...], int]
+
+
+def _yaml_group(book: _Book, lines: Lines, path: tuple[str, ...], body: Any) -> None:
+    """One group of a YAML inventory at `path` (its key's path in the document), with its
+    hosts, variables and child groups (recursively: scan_yaml has bounded the depth)."""
+    name = path[-1]
+    at = Origin(book.path, lines.get(path))
     book.group(name, at)
     if body is None:
         return
@@ -272,38 +286,52 @@ def _yaml_group(book: _Book, lines: dict[str, int], name: str, body: Any) -> Non
         book.found.warnings.append(InventoryProblem(at, None, f"group {name!r} is not a mapping"))
         return
     for section, value in body.items():
+        here = (*path, str(section))
         if isinstance(value, str) and section in {"hosts", "children", "vars"}:
             value = {value: None}
-        where = Origin(book.path, lines.get(str(section), at.line))
+        where = Origin(book.path, lines.get(here, at.line))
         if value is None:
             continue
         if not isinstance(value, dict):
             book.error(where, f"group {name!r}: {section} must be a mapping")
         elif section == "vars":
-            for key, var in value.items():
-                book.group(name).vars[str(key)] = _Var(var, Origin(book.path, lines.get(str(key))))
+            book.group(name).vars.update(_yaml_vars(book, lines, here, value))
         elif section == "children":
             for child, child_body in value.items():
-                _yaml_group(book, lines, str(child), child_body)
+                _yaml_group(book, lines, (*here, str(child)), child_body)
                 book.group(name).children.append(str(child))
         elif section == "hosts":
-            _yaml_hosts(book, lines, name, value)
+            _yaml_hosts(book, lines, here, name, value)
         else:
             book.found.warnings.append(
                 InventoryProblem(where, None, f"group {name!r}: unexpected key {section!r}")
             )
 
 
-def _yaml_hosts(book: _Book, lines: dict[str, int], group: str, hosts: dict[Any, Any]) -> None:
+def _yaml_vars(
+    book: _Book, lines: Lines, path: tuple[str, ...], values: dict[Any, Any]
+) -> dict[str, _Var]:
+    """Variables with the line each is set on (a merged `<<: *anchor` one: its mapping's)."""
+    fallback = lines.get(path)
+    return {
+        str(key): _Var(value, Origin(book.path, lines.get((*path, str(key)), fallback)))
+        for key, value in values.items()
+    }
+
+
+def _yaml_hosts(
+    book: _Book, lines: Lines, path: tuple[str, ...], group: str, hosts: dict[Any, Any]
+) -> None:
     for pattern, variables in hosts.items():
-        at = Origin(book.path, lines.get(str(pattern)))
+        here = (*path, str(pattern))
+        at = Origin(book.path, lines.get(here))
         if not isinstance(pattern, str):
             book.error(at, f"host pattern {pattern!r} must be a string (quote it)")
         elif variables is not None and not isinstance(variables, dict):
             book.error(at, f"host {pattern!r}: expected variables as a mapping")
         else:
             try:
-                book.add_hosts(pattern, group, variables or {}, at)
+                book.add_hosts(pattern, group, _yaml_vars(book, lines, here, variables or {}), at)
             except LimitError as error:
                 raise LimitError(at.line, error.problem) from None
             except ValueError as error:

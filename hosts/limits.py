@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,21 @@ def load_toml(text: str) -> dict[str, Any]:
 YamlLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def scan_yaml(text: str) -> dict[str, int]:
+@dataclass(slots=True)
+class _Open:
+    """A YAML collection being read: where it sits, and what it stands for so far."""
+
+    anchor: str | None
+    path: tuple[str, ...]
+    mapping: bool
+    size: int = 1
+    expect_key: bool = True
+    key: str = ""
+
+
+def scan_yaml(text: str) -> dict[tuple[str, ...], int]:
     """Check a YAML document against the limits, from its event stream, before anything is
-    built; return the first line of every mapping key (host and group names).
+    built; return the line of every mapping key by its path (`("all", "hosts", "web-1")`).
 
     Aliases are followed by size, not by value: each anchored value's size is known when it
     ends, an alias adds that size, and an alias to a value still open (itself, or an
@@ -107,10 +120,8 @@ def scan_yaml(text: str) -> dict[str, int]:
     yaml.YAMLError.
     """
     sizes: dict[str, int] = {}
-    open_anchors: list[str | None] = []
-    counts: list[int] = []  # per open collection: the values it stands for so far
-    keys: list[bool | None] = []  # per open mapping: is its next value a key? (None: a list)
-    lines: dict[str, int] = {}
+    stack: list[_Open] = []
+    lines: dict[tuple[str, ...], int] = {}
     total = 0
 
     def count(size: int, line: int) -> None:
@@ -119,38 +130,39 @@ def scan_yaml(text: str) -> dict[str, int]:
         if total > MAX_YAML_NODES:
             raise LimitError(line, f"YAML stands for more than {MAX_YAML_NODES:,} values")
 
-    def is_key() -> bool:
-        turn = keys[-1] if keys else None
-        if turn is not None:
-            keys[-1] = not turn
-        return bool(turn)
-
     for event in yaml.parse(text, Loader=YamlLoader):
         line = event.start_mark.line + 1 if event.start_mark else 0
-        if isinstance(event, yaml.AliasEvent | yaml.ScalarEvent):
-            if is_key() and isinstance(event, yaml.ScalarEvent):
-                lines.setdefault(event.value, line)
-            if isinstance(event, yaml.AliasEvent) and event.anchor in open_anchors:
-                raise LimitError(line, f"YAML alias *{event.anchor} refers to itself")
-            size = sizes.get(str(event.anchor), 1) if isinstance(event, yaml.AliasEvent) else 1
-            count(size, line)
-            if counts:
-                counts[-1] += size
-            if isinstance(event, yaml.ScalarEvent) and event.anchor:
-                sizes[event.anchor] = 1
-        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
-            is_key()
-            if len(counts) >= MAX_NESTING:
+        if isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            done = stack.pop()
+            if done.anchor:
+                sizes[done.anchor] = done.size
+            if stack:
+                stack[-1].size += done.size
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue
+        top = stack[-1] if stack else None
+        path: tuple[str, ...] = ()
+        if top is not None and top.mapping:
+            if top.expect_key:
+                top.key = str(event.value) if isinstance(event, yaml.ScalarEvent) else "?"
+                lines.setdefault((*top.path, top.key), line)
+            path = (*top.path, top.key)
+            top.expect_key = not top.expect_key
+        elif top is not None:
+            path = (*top.path, "-")
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) >= MAX_NESTING:
                 raise LimitError(line, f"YAML nested more than {MAX_NESTING} deep")
             count(1, line)
-            open_anchors.append(event.anchor)
-            counts.append(1)
-            keys.append(True if isinstance(event, yaml.MappingStartEvent) else None)
-        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
-            anchor, size = open_anchors.pop(), counts.pop()
-            keys.pop()
-            if anchor:
-                sizes[anchor] = size
-            if counts:
-                counts[-1] += size
+            stack.append(_Open(event.anchor, path, isinstance(event, yaml.MappingStartEvent)))
+            continue
+        if isinstance(event, yaml.AliasEvent) and any(o.anchor == event.anchor for o in stack):
+            raise LimitError(line, f"YAML alias *{event.anchor} refers to itself")
+        size = sizes.get(str(event.anchor), 1) if isinstance(event, yaml.AliasEvent) else 1
+        count(size, line)
+        if top is not None:
+            top.size += size
+        if isinstance(event, yaml.ScalarEvent) and event.anchor:
+            sizes[event.anchor] = 1
     return lines

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import getpass
 import glob
+import heapq
 import os
 import pwd
 import re
 import shlex
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +38,9 @@ from hosts.limits import MAX_HOSTS, LimitError, read_bounded
 KNOWN = {"hostname", "user", "port", "proxyjump", "identityfile"}
 MAX_INCLUDE_DEPTH = 16  # ssh's own limit
 MAX_STEPS = 20_000_000
-"""Lines visited while resolving every alias (aliases x lines): a file past it would take
-minutes, and is refused instead."""
+"""Lines of wildcard, Match and Include blocks read while resolving every alias (each alias
+reads all of them, and only its own literal Host blocks): past it, resolving would take
+minutes, so the file is refused instead."""
 EVALUATED = {"host", "originalhost", "user", "localuser"}
 NO_ARGUMENT = {"all", "canonical", "final"}
 UNEVALUATED = {"exec", "canonical", "final", "localnetwork", "tagged"}
@@ -73,24 +76,63 @@ class _State:
 def parse(path: Path, text: str) -> Parsed:
     found = Parsed()
     lines = _lines(path, text, found, depth=0)
-    aliases: dict[str, Origin] = {}
     for line in lines:
-        if line.keyword == "host":
-            for pattern in line.args:
-                if not any(c in pattern for c in "*?!") and pattern not in aliases:
-                    aliases[pattern] = line.origin
-        elif line.keyword == "match":
+        if line.keyword == "match":
             _warn_unevaluated(line, found)
+    segments = _segments(lines)
+    aliases: dict[str, Origin] = {}
+    named: dict[str, list[int]] = {}  # alias -> the literal Host blocks naming it
+    general: list[int] = []  # blocks every alias must read: wildcards, Match, Include
+    for index, segment in enumerate(segments):
+        if segment.literal is None:
+            general.append(index)
+            continue
+        for alias in segment.literal:
+            aliases.setdefault(alias, segment.header.origin if segment.header else Origin(path))
+            named.setdefault(alias, []).append(index)
     if len(aliases) > MAX_HOSTS:
         found.errors.append(InventoryProblem(Origin(path), None, f"more than {MAX_HOSTS:,} hosts"))
         return found
-    if len(aliases) * len(lines) > MAX_STEPS:
-        problem = f"{len(aliases):,} hosts x {len(lines):,} lines is too much to resolve"
+    work = len(aliases) * sum(1 + len(segments[i].lines) for i in general)
+    if work > MAX_STEPS:
+        shared = sum(1 for i in general if segments[i].header)
+        problem = (
+            f"{len(aliases):,} hosts x {shared:,} wildcard, Match or Include blocks "
+            "is too much to resolve"
+        )
         found.errors.append(InventoryProblem(Origin(path), None, problem))
         return found
     for alias, origin in aliases.items():
-        found.hosts.append(_host(_read(alias, lines), origin, found))
+        blocks = heapq.merge(general, named[alias])
+        found.hosts.append(_host(_read(alias, segments, blocks), origin, found))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """A Host or Match line (or an Include's start or end) and the lines up to the next."""
+
+    header: Line | None  # None: the lines before the first Host
+    lines: tuple[Line, ...]
+    literal: frozenset[str] | None
+    """The aliases a Host line names when none of its patterns is a wildcard or a negation:
+    only those aliases need to read this block. None: every alias must."""
+
+
+_HEADERS = {"host", "match", "include", "end-include"}
+
+
+def _segments(lines: list[Line]) -> list[_Segment]:
+    """The lines cut into blocks, each starting at a header (Host, Match, Include markers)."""
+    cuts = [i for i, line in enumerate(lines) if line.keyword in _HEADERS]
+    out = [_Segment(None, tuple(lines[: cuts[0] if cuts else len(lines)]), None)]
+    for start, stop in zip(cuts, [*cuts[1:], len(lines)][: len(cuts)], strict=True):
+        header = lines[start]
+        literal = None
+        if header.keyword == "host" and not any(c in "".join(header.args) for c in "*?!"):
+            literal = frozenset(header.args)
+        out.append(_Segment(header, tuple(lines[start + 1 : stop]), literal))
+    return out
 
 
 def _lines(path: Path, text: str, found: Parsed, depth: int) -> list[Line]:
@@ -166,20 +208,33 @@ def _warn_unevaluated(line: Line, found: Parsed) -> None:
         found.warnings.append(InventoryProblem(line.origin, None, problem))
 
 
-def _read(alias: str, lines: list[Line]) -> _State:
-    """Read the config for one alias, as ssh's readconf.c does."""
+def _read(alias: str, segments: list[_Segment], blocks: Iterable[int]) -> _State:
+    """Read the config for one alias, as ssh's readconf.c does, visiting only the blocks
+    that can apply (a skipped literal Host block for other names leaves the state inactive).
+    An Include in a block that does not apply is read with nothing in it matching (ssh's
+    SSHCONF_NEVERMATCH)."""
     state = _State(alias)
-    active, saved = True, []
-    for line in lines:
-        if line.keyword == "host":
-            active = _host_matches(alias, line.args)
-        elif line.keyword == "match":
-            active = _match_matches(state, line.args)
-        elif line.keyword == "include":
-            saved.append(active)
-        elif line.keyword == "end-include":
-            active = saved.pop()
-        elif active and line.args:
+    active, never, previous = True, False, -1
+    saved: list[tuple[bool, bool]] = []
+    for index in blocks:
+        segment = segments[index]
+        active = active and index == previous + 1
+        previous = index
+        header = segment.header
+        if header is None:
+            active = True
+        elif header.keyword == "host":
+            active = not never and _host_matches(alias, header.args)
+        elif header.keyword == "match":
+            active = not never and _match_matches(state, header.args)
+        elif header.keyword == "include":
+            saved.append((active, never))
+            never = never or not active
+        else:  # end-include
+            active, never = saved.pop()
+        for line in segment.lines if active else ():
+            if not line.args:
+                continue
             if line.keyword == "identityfile":
                 state.identities.append(line)
             elif line.keyword in KNOWN:

@@ -83,12 +83,12 @@ def test_ssh_config_with_wildcards_and_include(
         tmp_path,
         ".ssh/config",
         """# operator's config
+Include conf.d/*.conf
+
 Host bastion
     HostName 198.51.100.7
     User jump
     Port 2200
-
-Include conf.d/*.conf
 
 Host web-* !web-legacy
     User deploy
