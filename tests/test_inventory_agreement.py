@@ -258,9 +258,10 @@ def test_all_vars_in_ini_reach_every_host(tmp_path: Path) -> None:
 # - web-1: first value wins (its own block over web-*; Host * last); %h and %r in IdentityFile
 # - web-legacy: negated out of web-*, so Host * gives its user
 # - db-1, db-2: from an Include (absolute path), HostName with %h, ProxyJump; a second
-#   Include inside web-legacy's block gives db-2 nothing (ssh reads it as never matching)
+#   Include inside web-2's block gives db-2 nothing (ssh reads it as never matching)
 # - gate: Match host (the HostName so far) and Match originalhost pick different values
 # - Upper: Host patterns are case-sensitive, Match lists are not
+# - web-2 (not web-1, whose HostName is 10.1.0.1): Match user (the User so far) and !host
 # - plain: only the global lines before any Host, and Host *
 SSH_CONFIG = """Port 2022
 Include {include}
@@ -277,6 +278,8 @@ Host web-* !web-legacy
 Host web-legacy
     HostName legacy.example.com
 
+Host web-2
+
 Include {conditional}
 
 Host gate
@@ -291,6 +294,9 @@ Match host *.internal.example
 
 Match originalhost upper user fallback
     HostName upper-matched.example
+
+Match user deploy !host 10.*
+    ProxyJump viauser.example
 
 Host Upper plain
 
@@ -354,13 +360,13 @@ def test_ssh_config_resolves_as_ssh_g_does(tmp_path: Path) -> None:
     included.write_text(INCLUDED)
     config = tmp_path / "config"
     conditional = tmp_path / "conditional.conf"
-    conditional.write_text("Host db-2\n    User only-inside-web-legacy\n    Port 2999\n")
+    conditional.write_text("Host db-2\n    User only-inside-web-2\n    Port 2999\n")
     config.write_text(
         SSH_CONFIG.format(include=tmp_path / "conf.d" / "*.conf", conditional=conditional)
     )
     inventory = load_inventory([config])
     ours = {h.name: h for h in inventory.hosts}
-    assert set(ours) == {"web-1", "web-legacy", "gate", "Upper", "plain", "[literal]"} | {
+    assert set(ours) == {"web-1", "web-2", "web-legacy", "gate", "Upper", "plain", "[literal]"} | {
         "db-1",
         "db-2",
     }
@@ -386,6 +392,7 @@ def test_ssh_config_resolves_as_ssh_g_does(tmp_path: Path) -> None:
         assert mine == theirs, alias
     assert (ours["gate"].user, ours["gate"].jump) == ("viaalias", "jump@bastion:2222")
     assert (ours["db-2"].user, ours["db-2"].port) == ("fallback", 2022)
+    assert (ours["web-2"].jump, ours["web-1"].jump) == ("viauser.example", None)
     assert ours["web-1"].identity_files[0] == "~/.ssh/10.1.0.1-deploy"
     warnings = [str(w) for w in inventory.warnings]
     assert any("identity file ~/.ssh/10.1.0.1-deploy does not exist" in w for w in warnings)
