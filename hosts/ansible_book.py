@@ -25,7 +25,7 @@ from hosts.inventory import (
     missing_identity,
     parse_port,
 )
-from hosts.limits import MAX_HOSTS, MAX_NESTING, LimitError
+from hosts.limits import MAX_HOSTS, MAX_NAMES_EXPANDED, MAX_NESTING, LimitError
 
 # fleetdeck's field for each connection variable, the preferred spelling first.
 CONNECTION_VARS = {
@@ -72,6 +72,7 @@ class Book:
     host_vars: dict[str, dict[str, Var]] = field(default_factory=dict)
     host_groups: dict[str, list[str]] = field(default_factory=dict)
     host_origin: dict[str, Origin] = field(default_factory=dict)
+    names_expanded: int = 0
 
     def group(self, name: str, origin: Origin | None = None) -> Group:
         group = self.groups.setdefault(name, Group())
@@ -85,6 +86,10 @@ class Book:
         """Put the hosts a pattern names in a group, with the variables given beside them."""
         name_pattern, port = split_port(pattern)
         names = expand(name_pattern)
+        self.names_expanded += len(names)
+        if self.names_expanded > MAX_NAMES_EXPANDED:
+            problem = f"host patterns name more than {MAX_NAMES_EXPANDED:,} hosts, repeats counted"
+            raise LimitError(at.line, problem)
         if len(self.host_vars) + len(names) > MAX_HOSTS:
             raise LimitError(at.line, f"more than {MAX_HOSTS:,} hosts in one file")
         self.group(group, at)
@@ -115,7 +120,7 @@ def resolve(book: Book) -> Parsed:
         for gname in sorted(reached, key=lambda g: (depth[g], _priority(book.groups[g]), g)):
             variables.update(book.groups[gname].vars)
         variables.update(own)
-        groups = [g for g in dict.fromkeys([*direct, *_nearest_first(direct, ancestors)])]
+        groups = list(dict.fromkeys([*direct, *_nearest_first(direct, ancestors)]))
         spec = _spec(book, host, variables, warned)
         book.found.hosts.append(replace(spec, groups=tuple(g for g in groups if g != "all")))
     return book.found

@@ -19,6 +19,9 @@ MAX_HOSTS_PER_RANGE = 10_000
 """Hosts one pattern such as `web[0001:9999]` may expand to (all its ranges together)."""
 MAX_HOSTS = 100_000
 """Hosts all inventory files together may list."""
+MAX_NAMES_EXPANDED = 1_000_000
+"""Host names the patterns of one file may expand to, a name listed again counted again:
+the same `web[00001:10000]` on a million lines names few hosts but is work all the same."""
 MAX_NESTING = 100
 """Depth of nested TOML arrays and tables, YAML collections, and Ansible child groups."""
 MAX_YAML_NODES = 500_000

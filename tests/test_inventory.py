@@ -221,6 +221,14 @@ def test_ansible_yaml(tmp_path: Path) -> None:
         ("f.ini", "[web]\nweb-1 ansible_port=http\n", r"f.ini:2: host 'web-1': bad port 'http'"),
         ("config", "Host g\n  Port 0\n", r"config:1: host 'g': bad port '0'"),
         ("h.toml", "[[host]\nname = 'h'\n", r"h.toml:1: TOML"),
+        ("i.toml", "host = [1]\n", r"i.toml:1: hosts must be \[\[host\]\] tables"),
+        ("j.toml", "defaults = 1\n", r"j.toml:1: defaults must be a table such as \[defaults\]"),
+        (
+            "k.toml",
+            '[[host]]\nname = "k"\njump = 1\n',
+            r"k.toml:2: host 'k': jump must be a string",
+        ),
+        ("l.toml", "[groups]\nweb = 'l'\n", r"l.toml:1: group 'web' must be a list of strings"),
     ],
 )
 def test_broken_inventories_name_file_line_and_host(

@@ -26,6 +26,7 @@ from hosts.limits import (
     MAX_FILE_BYTES,
     MAX_HOSTS,
     MAX_HOSTS_PER_RANGE,
+    MAX_NAMES_EXPANDED,
     MAX_NESTING,
     MAX_YAML_NODES,
 )
@@ -86,6 +87,11 @@ CASES: dict[str, tuple[str, str | Callable[[], str], str]] = {
         "total.ini",
         lambda: _many_ranges(11),
         rf"12: more than {MAX_HOSTS:,} hosts in one file",
+    ),
+    "the same range again and again": (
+        "repeat.ini",
+        lambda: "[web]\n" + "web[00001:10000]\n" * 200,
+        rf"102: host patterns name more than {MAX_NAMES_EXPANDED:,} hosts, repeats counted",
     ),
     "yaml range": (
         "range.yml",
@@ -218,7 +224,13 @@ def test_a_large_generated_ssh_config_still_resolves_quickly(tmp_path: Path) -> 
     assert hosts["h2"].user is None
 
 
-TOKENS = [*"[]{}:,=*&!?#-'\"\n\t ahost_1.%\\", "web", "ansible_", "Host ", "Match ", "[[host]]"]
+TOKENS = [
+    *"[]{}:,=*&!?#-'\"\n\t ahost_1.%\\",
+    *("web", "ansible_", "ansible_port=", "ansible_user=", ":children", ":vars", "all:"),
+    *("hosts:", "children:", "vars:", "  ", "Host ", "Match ", "Include ", "IdentityFile "),
+    *("[[host]]", "[defaults]", "[groups]", "name = ", "tags = ", "identity_file = ", '"x"'),
+    *("[thresholds.cpu]", "warn = ", "[storage]", "1", "[1:3]", "&a ", "*a"),
+]
 TEXT = st.lists(st.sampled_from(TOKENS), max_size=120).map("".join)
 
 
