@@ -261,3 +261,30 @@ def test_any_text_is_settings_or_a_clean_refusal(text: str) -> None:
         parse_config(text, Path("config.toml"))
     except ConfigError as error:
         assert str(error).startswith("config.toml")
+
+
+def test_brackets_in_toml_strings_and_comments_are_not_nesting() -> None:
+    from hosts.limits import toml_too_deep
+
+    opened = "[" * (MAX_NESTING + 1)
+    text = (
+        f"a = \"{opened}\"\nb = '{opened}'\n# {opened}\n"
+        f'c = """\n{opened}\n"""\nd = \'\'\'{opened}\'\'\'\ne = "\\"{opened}"\n'
+    )
+    assert toml_too_deep(text) is None
+    nested = "[" * MAX_NESTING + "]" * MAX_NESTING
+    assert toml_too_deep(f"{text}f = {nested}\n") is None
+    assert toml_too_deep(f"{text}g = [{nested}]\n") == 9  # the line after the 8 above
+
+
+def test_yaml_anchors_used_within_the_budget_are_fine() -> None:
+    """Ansible inventories share variables with anchors and merge keys: allowed, and the
+    lines of keys come back by their path."""
+    from hosts.yaml_scan import scan_yaml
+
+    lines = scan_yaml(
+        "all:\n  vars: &common\n    ansible_user: ops\n  children:\n    web:\n"
+        "      vars:\n        <<: *common\n      hosts:\n        web-1:\n"
+    )
+    assert lines[("all", "vars", "ansible_user")] == 3
+    assert lines[("all", "children", "web", "hosts", "web-1")] == 9
