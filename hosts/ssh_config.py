@@ -13,7 +13,6 @@ blocks are skipped with a warning. HostName expands `%h`; IdentityFile expands `
 
 from __future__ import annotations
 
-import getpass
 import glob
 import heapq
 import os
@@ -34,15 +33,15 @@ from hosts.inventory import (
     parse_port,
 )
 from hosts.limits import MAX_HOSTS, LimitError, read_bounded
+from hosts.ssh_match import criteria, host_matches, pattern_list, percent_expand
 
 KNOWN = {"hostname", "user", "port", "proxyjump", "identityfile"}
 MAX_INCLUDE_DEPTH = 16  # ssh's own limit
-MAX_STEPS = 20_000_000
+MAX_STEPS = 5_000_000
 """Lines of wildcard, Match and Include blocks read while resolving every alias (each alias
 reads all of them, and only its own literal Host blocks): past it, resolving would take
 minutes, so the file is refused instead."""
 EVALUATED = {"host", "originalhost", "user", "localuser"}
-NO_ARGUMENT = {"all", "canonical", "final"}
 UNEVALUATED = {"exec", "canonical", "final", "localnetwork", "tagged"}
 
 
@@ -66,11 +65,18 @@ class _State:
     def hostname(self) -> str:
         """The HostName so far (its `%h` expanded, lowercased as ssh does), else the alias."""
         written = self.values.get("hostname")
-        return (_expand(written.args[0], {"h": self.alias}) if written else self.alias).lower()
+        return (
+            percent_expand(written.args[0], {"h": self.alias}) if written else self.alias
+        ).lower()
 
     def user(self) -> str:
         written = self.values.get("user")
-        return written.args[0] if written else getpass.getuser()
+        return written.args[0] if written else local_user()
+
+
+def local_user() -> str:
+    """This user's name as ssh takes it: from the password database, not $USER."""
+    return pwd.getpwuid(os.getuid()).pw_name
 
 
 def parse(path: Path, text: str) -> Parsed:
@@ -183,20 +189,8 @@ def _included(origin: Origin, patterns: tuple[str, ...], found: Parsed, depth: i
     return out
 
 
-def _criteria(args: tuple[str, ...]) -> list[tuple[bool, str, str | None]]:
-    """A `Match` line's criteria: (negated, name, argument); `all`, `canonical` and `final`
-    take no argument."""
-    words, out = list(args), []
-    while words:
-        word = words.pop(0)
-        name = word.lstrip("!").lower()
-        argument = None if name in NO_ARGUMENT or not words else words.pop(0)
-        out.append((word.startswith("!"), name, argument))
-    return out
-
-
 def _warn_unevaluated(line: Line, found: Parsed) -> None:
-    names = {name for _, name, _ in _criteria(line.args)}
+    names = {name for _, name, _ in criteria(line.args)}
     if unevaluated := sorted(names & UNEVALUATED):
         problem = (
             f"Match {', '.join(unevaluated)} needs a live connection: "
@@ -224,7 +218,7 @@ def _read(alias: str, segments: list[_Segment], blocks: Iterable[int]) -> _State
         if header is None:
             active = True
         elif header.keyword == "host":
-            active = not never and _host_matches(alias, header.args)
+            active = not never and host_matches(alias, header.args)
         elif header.keyword == "match":
             active = not never and _match_matches(state, header.args)
         elif header.keyword == "include":
@@ -242,57 +236,22 @@ def _read(alias: str, segments: list[_Segment], blocks: Iterable[int]) -> _State
     return state
 
 
-def _wildcard(name: str, pattern: str, fold: bool = False) -> bool:
-    """ssh's match_pattern: `*` and `?` only (`[` is an ordinary character)."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, name, re.DOTALL | (re.IGNORECASE if fold else 0)) is not None
-
-
-def _host_matches(alias: str, patterns: tuple[str, ...]) -> bool:
-    """A `Host` line: some pattern matches the alias and no negated one does."""
-    positive = False
-    for pattern in patterns:
-        if pattern.startswith("!"):
-            if _wildcard(alias, pattern[1:]):
-                return False
-        elif _wildcard(alias, pattern):
-            positive = True
-    return positive
-
-
-def _pattern_list(name: str, patterns: str) -> bool:
-    """ssh's match_pattern_list (case-insensitive): comma-separated, `!` negates."""
-    positive = False
-    for pattern in patterns.split(","):
-        if pattern.startswith("!"):
-            if _wildcard(name, pattern[1:], fold=True):
-                return False
-        elif _wildcard(name, pattern, fold=True):
-            positive = True
-    return positive
-
-
 def _match_matches(state: _State, args: tuple[str, ...]) -> bool:
     """A `Match` line: every criterion holds; one needing a live connection never does."""
     subjects = {
         "host": state.hostname,
         "originalhost": lambda: state.alias,
         "user": state.user,
-        "localuser": getpass.getuser,
+        "localuser": local_user,
     }
-    for negated, name, argument in _criteria(args):
+    for negated, name, argument in criteria(args):
         if name == "all":
             continue
         if name not in subjects or argument is None:
             return False
-        if _pattern_list(subjects[name](), argument) == negated:
+        if pattern_list(subjects[name](), argument) == negated:
             return False
     return True
-
-
-def _expand(text: str, tokens: dict[str, str]) -> str:
-    """ssh's percent_expand for the tokens given; `%%` is a percent sign, others stay."""
-    return re.sub(r"%(.)", lambda m: "%" if m[1] == "%" else tokens.get(m[1], m[0]), text)
 
 
 def _host(state: _State, origin: Origin, found: Parsed) -> HostSpec:
@@ -306,7 +265,7 @@ def _host(state: _State, origin: Origin, found: Parsed) -> HostSpec:
         "r": state.user(),
         "p": str(port),
         "n": alias,
-        "u": getpass.getuser(),
+        "u": local_user(),
         "d": pwd.getpwuid(os.getuid()).pw_dir,
         "l": socket.gethostname().split(".")[0],
         "L": socket.gethostname(),
@@ -316,7 +275,7 @@ def _host(state: _State, origin: Origin, found: Parsed) -> HostSpec:
     for line in state.identities:
         if line.args[0].lower() == "none":
             continue
-        identity = _expand(line.args[0], tokens)
+        identity = percent_expand(line.args[0], tokens)
         identities.append(identity)
         missing_identity(identity, line.origin, alias, found)
     return HostSpec(
