@@ -416,8 +416,10 @@ class ActionGate:
             now = f"unreadable ({error.reason})"
         else:
             if result.ok:
-                now = result.stdout.strip()
-                if pin.holds(result.stdout):
+                # Exact text: a pin on a name that is not UTF-8 (a deleted file's) was taken
+                # from exact text too, and two such names must not read as the same one.
+                now = result.exact_stdout.strip()
+                if pin.holds(result.exact_stdout):
                     return now, None
             else:
                 why = (result.stderr or result.stdout).strip().splitlines()

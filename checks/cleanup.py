@@ -96,7 +96,7 @@ async def _listing(shell: Shell, argv: Sequence[str], directory: str) -> str:
     if not listing.ok:
         why = (listing.stderr.strip().splitlines() or [f"exit {listing.exit_status}"])[-1]
         raise StepFailed(f"cannot list {directory}: {why}")
-    return listing.stdout
+    return listing.exact_stdout  # a name that is not UTF-8 is kept, and shown escaped
 
 
 SHOWN_LINES = 200
@@ -191,7 +191,7 @@ async def _still_open(shell: Shell, directory: str, files: Sequence[LogFile]) ->
     scan = await _run(shell, argv, timeout=LISTING_TIMEOUT)
     if scan.exit_status not in (0, 1) or "\0" not in scan.stdout:
         return StillOpen(said=f"could not check which are still open ({_why(scan)})")
-    held = parse_open_files(scan.stdout, directory)
+    held = parse_open_files(scan.exact_stdout, directory)  # matched with the exact listing
     open_files = tuple(f for f in files if f.path in held)
     if not open_files:
         return StillOpen()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from checks.model import CheckContext, Evidence, Finding, Status
 from hosts.procfs import ParseError
-from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
+from hosts.shell import CommandResult, CommandTimeout, OutputLost, Shell, ShellError
 
 COMMAND_TIMEOUT = 10.0
 
@@ -41,10 +41,11 @@ class ShellCheck:
 
 async def run(shell: Shell, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandResult:
     """Run a command; one that cannot start here (not installed) reads as exit status 127,
-    as it does over SSH. A timeout still raises: the step becomes UNKNOWN, saying so."""
+    as it does over SSH. A timeout or lost output still raises: the step becomes UNKNOWN,
+    saying so, never a reading of empty output."""
     try:
         return await shell.run(argv, timeout=timeout)
-    except CommandTimeout:
+    except (CommandTimeout, OutputLost):
         raise
     except ShellError as error:
         return CommandResult(tuple(argv), 127, "", f"{argv[0]}: {error.reason}", 0.0)
@@ -65,6 +66,15 @@ def why(result: CommandResult) -> str:
         return f"{result.argv[0]} is not installed"
     said = (result.stderr or result.stdout).strip().splitlines()
     return said[-1].removeprefix(f"{result.argv[0]}: ") if said else f"exit {result.exit_status}"
+
+
+def unread(result: CommandResult) -> StepFailed | None:
+    """Why a command's output cannot be taken as its answer (it was killed, or ended with
+    no exit status and said nothing), or None: empty output is "nothing found" only from a
+    command that finished."""
+    if result.exit_status >= 0 or result.stdout.strip():
+        return None
+    return StepFailed(f"{result.command}: no output could be read ({why(result)})")
 
 
 async def required(shell: Shell, argv: Sequence[str]) -> CommandResult:

@@ -15,11 +15,11 @@ from checks.diskio import DISK_IO
 from checks.diskusage import DISK_USAGE
 from checks.dockerspace import DOCKER_SPACE
 from checks.expected_mounts import MOUNTS
-from checks.hostcheck import ShellCheck, StepFailed
+from checks.hostcheck import ShellCheck, StepFailed, why
 from checks.hostcheck import evidence as _evidence
 from checks.hostcheck import run as _run
 from checks.journal import JOURNAL
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
+from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status, printable
 from checks.mounts import READONLY
 from checks.resources import RESOURCE_CHECKS
 from checks.storage_config import parse_backup_path, parse_hours, parse_path
@@ -144,7 +144,12 @@ class HeldFile:
         pid, _fd, _start, comm = self.holders[0]
         more = len(self.holders) - 1
         others = f" and {more} more process" + ("es" if more > 1 else "") if more else ""
-        return f"{comm} (pid {pid}){others}"
+        return f"{printable(comm, one_line=True)} (pid {pid}){others}"
+
+    @property
+    def shown(self) -> str:
+        """The path on one line, a byte that is not UTF-8 or a control character escaped."""
+        return printable(self.path, one_line=True)
 
 
 NOT_FILES = ("/memfd:", "/SYSV", "/dev/zero")
@@ -183,11 +188,18 @@ def parse_held(text: str) -> tuple[list[HeldFile], set[str]]:
 
 async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
     result = await _run(shell, ("sh", "-c", DELETED_SCRIPT), timeout=30)
-    held, mapped = parse_held(result.stdout)
+    if not result.ok:  # its last command is `sort`: anything else means the scan broke
+        raise StepFailed(f"the scan of /proc/*/fd failed: {why(result)}")
+    # Exact text: a deleted name that is not UTF-8 is shown escaped (printable), and its
+    # pin compares against the exact reading the gate takes (see checks.actions).
+    held, mapped = parse_held(result.exact_stdout)
     total = sum(f.size for f in held)
     listed = "\n".join(
-        f"{human_bytes(f.size)} {f.path} (deleted): "
-        + ", ".join(f"pid {pid} ({comm}) fd {fd}" for pid, fd, _start, comm in f.holders)
+        f"{human_bytes(f.size)} {f.shown} (deleted): "
+        + ", ".join(
+            f"pid {pid} ({printable(comm, one_line=True)}) fd {fd}"
+            for pid, fd, _start, comm in f.holders
+        )
         for f in held
     )
     evidence = (Evidence("deleted files open in /proc/*/fd", listed or "(none)"),)
@@ -206,7 +218,7 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
     for file in held:
         pid, fd, start, _comm = file.holders[0]
         where = f"pid {pid} fd {fd}"
-        summary = f"{file.path} (deleted) holds {human_bytes(file.size)}, open by {file.who}"
+        summary = f"{file.shown} (deleted) holds {human_bytes(file.size)}, open by {file.who}"
         if file.size < DELETED_MIN_BYTES:
             findings.append(Finding("disk.deleted_open", Status.OK, where, summary))
             continue
@@ -219,7 +231,7 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
             continue
         fix = Fix(
             id="disk.deleted_open.truncate",
-            title=f"truncate the deleted {file.path} held by {file.who}",
+            title=f"truncate the deleted {file.shown} held by {file.who}",
             risk=Risk.DESTRUCTIVE,
             commands=(("truncate", "-s", "0", f"/proc/{pid}/fd/{fd}"),),
             target=where,
