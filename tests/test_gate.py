@@ -339,7 +339,7 @@ def test_console_killed_mid_fix_leaves_a_readable_interrupted_record(
     )
     assert shown.returncode == 0, shown.stderr
     assert "interrupted" in shown.stdout and "fleetdeck stopped while the fix ran" in shown.stdout
-    assert "skipped unreadable line(s) 2" in shown.stderr
+    assert "line 2 skipped: not JSON" in shown.stderr
 
 
 async def test_secrets_never_reach_the_audit_log(tmp_path: Path, audit_path: Path) -> None:

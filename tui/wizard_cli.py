@@ -217,9 +217,8 @@ def run_audit(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"fleetdeck: cannot read the audit log {path}: {error.strerror}", file=sys.stderr)
         return 2
-    if reading.damaged_lines:
-        lines = ", ".join(map(str, reading.damaged_lines[:10]))
-        print(f"fleetdeck: warning: {path}: skipped unreadable line(s) {lines}", file=sys.stderr)
+    for warning in reading.warnings():
+        print(f"fleetdeck: warning: {path}: {warning}", file=sys.stderr)
     if args.json:
         for record in reading.records:
             print(json.dumps({**record.data, "outcome": record.outcome}))
