@@ -19,7 +19,6 @@ import fcntl
 import getpass
 import json
 import os
-import re
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
@@ -30,6 +29,7 @@ from typing import Any
 import platformdirs
 
 from checks.model import bytes_escaped
+from checks.secrets import redact
 
 FORMAT_VERSION = 1
 EXCERPT_LIMIT = 2000
@@ -78,29 +78,6 @@ class Operator:
             "sudo_user": self.sudo_user,
             "uid": self.uid,
         }
-
-
-_SECRET_WORDS = r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)"
-_SECRET_PATTERNS = (
-    # scheme://user:password@host
-    re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?P<tail>@)", re.I),
-    # password=..., PGPASSWORD=..., "token": "..."
-    re.compile(
-        rf"(?P<head>[\w.-]*{_SECRET_WORDS}[\w.-]*[\"']?\s*[=:]\s*[\"']?)[^\s\"',;&]+(?P<tail>)",
-        re.I,
-    ),
-    # --password X, -p X style flags of well-known tools are not guessed at: the gate never
-    # puts secrets on a command line in the first place.
-)
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask secrets: known values verbatim, then anything that looks like one."""
-    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(r"\g<head>***\g<tail>", text)
-    return text
 
 
 ARGV_FIELDS = ("commands", "undo", "pin")

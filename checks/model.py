@@ -68,6 +68,17 @@ def printable(text: str, *, one_line: bool = False) -> str:
     return (_CONTROL_LINE if one_line else _CONTROL).sub(_escape, text)
 
 
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as lines of aligned columns for a terminal, the last column left free; each cell
+    is made printable on one line first, so escapes count in the widths."""
+    cells = [[printable(c, one_line=True) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]) - 1)] if cells else []
+    return [
+        ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]).rstrip()
+        for row in cells
+    ]
+
+
 def bytes_escaped(text: str) -> str:
     """Text with the bytes that were not UTF-8 (kept as surrogates) written as \\xff, and
     nothing else changed: what a record stores, as UTF-8 cannot hold a surrogate."""

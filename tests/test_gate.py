@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog, Operator, read_audit, redact
+from checks.audit import AuditLog, Operator, read_audit
 from checks.model import Finding, Fix, Pin, Risk, Status
+from checks.secrets import redact
 from hosts.shell import LocalShell
 
 from loopfs import MakeLoopFs
