@@ -162,6 +162,11 @@ async def test_operator_saying_no_runs_nothing(tmp_path: Path, audit_path: Path)
         ("prod", Risk.SAFE, "web-01", True),
         ("staging", Risk.DESTRUCTIVE, "", False),
         ("staging", Risk.DESTRUCTIVE, " web-01 ", True),
+        ("prod", Risk.SAFE, "web-01 ", True),  # white space around the name is forgiven
+        ("prod", Risk.SAFE, "\tweb-01\n", True),
+        ("prod", Risk.SAFE, "WEB-01", False),  # the rest is exact: case,
+        ("prod", Risk.SAFE, "web -01", False),  # inner characters,
+        ("prod", Risk.SAFE, "web-0", False),  # the whole name
         ("staging", Risk.DISRUPTIVE, "", True),
     ],
 )
