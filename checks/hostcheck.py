@@ -102,7 +102,7 @@ async def free_bytes(shell: Shell, path: str) -> int | None:
     if not result.ok or len(lines) < 2:
         return None
     fields = lines[-1].split()
-    return int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None
+    return int(fields[3]) if len(fields) > 3 and fields[3].isdecimal() else None
 
 
 async def free_blocks_bytes(shell: Shell, path: str) -> int | None:
@@ -112,6 +112,6 @@ async def free_blocks_bytes(shell: Shell, path: str) -> int | None:
     `path`, so a `/proc/PID/fd/N` link measures the filesystem of a deleted file it holds."""
     result = await run(shell, ("stat", "-f", "-L", "-c", "%f %S", "--", path))
     fields = result.stdout.split()
-    if not result.ok or len(fields) != 2 or not all(f.isdigit() for f in fields):
+    if not result.ok or len(fields) != 2 or not all(f.isdecimal() for f in fields):
         return None
     return int(fields[0]) * int(fields[1])

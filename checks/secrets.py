@@ -16,16 +16,20 @@ from collections.abc import Iterable
 
 MASK = "***"
 
-_URL = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@]+(?P<tail>@)", re.I)
-"""scheme://user:password@host: the password may hold any character but space and @."""
+_URL = re.compile(
+    r"(?P<head>\b[a-z][a-z0-9+.-]{0,31}://[^\s:/@]{1,256}:)[^\s@]{1,1024}(?P<tail>@)", re.I
+)
+"""scheme://user:password@host: the password may hold any character but space and @. Each
+part is bounded, so a long run of text costs linear time, never quadratic."""
 
-_GAP = r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
-"""What may stand between PASSWORD and its literal: white space and comments of both kinds."""
+_GAP = r"(?:\s|--[^\n]{0,1024}(?:\n|$)|/\*.{0,1024}?\*/)*"
+"""What may stand between PASSWORD and its literal: white space and comments of both kinds
+(bounded, so text full of unclosed comments costs linear time)."""
 _LITERAL = (
     r"(?:[eE]'(?:[^'\\]|\\.|'')*'?"  # E'..', backslash escapes
     r"|[uU]&'(?:[^']|'')*'?"  # U&'..' (its UESCAPE clause, if any, follows)
     r"|'(?:[^']|'')*'?"  # '..', '' inside
-    r"|\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*)?\$.*?(?:\$(?P=tag)\$|\Z))"  # $$..$$, $tag$..$tag$
+    r"|\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*|)\$.*?(?:\$(?P=tag)\$|\Z))"  # $$..$$, $tag$..$tag$
 )
 _SQL_PASSWORD = re.compile(rf"(?P<head>\bpassword{_GAP})(?:{_LITERAL})", re.I | re.S)
 """ALTER ROLE .. [ENCRYPTED] PASSWORD <literal>; OPTIONS (password <literal>). A literal cut
@@ -33,7 +37,8 @@ short (pg_stat_activity keeps the first track_activity_query_size bytes) is mask
 
 _WORDS = r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)"
 _SETTING = re.compile(
-    rf"(?P<head>[\w.-]*{_WORDS}[\w.-]*[\"']?\s*[=:]\s*)"
+    rf"(?P<head>(?<![\w.-])[\w.-]{{0,64}}{_WORDS}[\w.-]{{0,64}}"
+    r"[\"']?[ \t]{0,16}[=:][ \t]{0,16})"
     r"(?:(?P<q>''|[\"'])(?:\\.|(?!(?P=q)).)*(?P=q)?|[^\s\"',;&)]+)",
     re.I | re.S,
 )

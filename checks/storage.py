@@ -167,10 +167,10 @@ def parse_held(text: str) -> tuple[list[HeldFile], set[str]]:
             mapped.add(line.split("\t", 1)[1].strip())
             continue
         parts = line.split("\t", 6)
-        if len(parts) != 7 or not (parts[0].isdigit() and parts[1].isdigit()):
+        if len(parts) != 7 or not (parts[0].isdecimal() and parts[1].isdecimal()):
             continue
         pid, fd, size, identity, start, comm, target = parts
-        if not size.isdigit() or not target.startswith("/") or target.startswith(NOT_FILES):
+        if not size.isdecimal() or not target.startswith("/") or target.startswith(NOT_FILES):
             continue
         entry = files.setdefault(identity, (target.removesuffix(" (deleted)"), int(size), []))
         entry[2].append((pid, fd, start, comm))
