@@ -152,3 +152,38 @@ async def test_the_database_pane_masks_the_passwords_too(
     assert sum("PASSWORD" in q for q in queries) >= len(PASSWORDS), queries
     assert not any(token in q for q in queries), queries
     assert any("postgres://app:***@db.example/app" in q for q in queries), queries
+
+
+@pytest.fixture
+def ascii_database(pg: PgServer) -> Iterator[str]:
+    """A SQL_ASCII database: the server stores and reports its text unchecked."""
+    name = f"fd_ascii_{secrets.token_hex(3)}"
+    pg.sql(f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' "
+           "LC_CTYPE 'C'")  # fmt: skip
+    try:
+        yield name
+    finally:
+        pg.close_sessions()
+        pg.sql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+async def test_query_text_that_is_not_utf8_is_read_with_replacement(
+    pg: PgServer, ascii_database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A session in a SQL_ASCII database runs a statement holding bytes that are not UTF-8:
+    pg_stat_activity hands them over as they are, and the pane still reads every session."""
+    odd = pg.session(dbname=ascii_database, name="odd-bytes")
+    odd.start(b"SELECT pg_sleep(30) /* bad-\xff\xfe-utf8 */")  # type: ignore[arg-type]
+    pg.wait_for(
+        "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = %s AND state = 'active'",
+        [ascii_database],
+    )
+    clear_libpq_env(tmp_path / "home", monkeypatch)
+    link = DbLink(password_target(pg, MONITOR, monkeypatch), "db-01")
+    try:
+        snapshot = await read_pane(link)
+    finally:
+        await link.close()
+    assert snapshot.error is None, snapshot.error
+    queries = [line.query for line in snapshot.active]
+    assert any("bad-\ufffd\ufffd-utf8" in q for q in queries), queries
