@@ -68,15 +68,6 @@ def why(result: CommandResult) -> str:
     return said[-1].removeprefix(f"{result.argv[0]}: ") if said else f"exit {result.exit_status}"
 
 
-def unread(result: CommandResult) -> StepFailed | None:
-    """Why a command's output cannot be taken as its answer (it was killed, or ended with
-    no exit status and said nothing), or None: empty output is "nothing found" only from a
-    command that finished."""
-    if result.exit_status >= 0 or result.stdout.strip():
-        return None
-    return StepFailed(f"{result.command}: no output could be read ({why(result)})")
-
-
 async def required(shell: Shell, argv: Sequence[str]) -> CommandResult:
     result = await run(shell, argv)
     if not result.ok:
