@@ -21,13 +21,12 @@ from checks.cleanup import OLD_LOGS
 from checks.config import Config
 from checks.model import Check, CheckContext, Finding, Status
 from checks.storage import DELETED
-from hosts.inventory import HostSpec
 from hosts.metrics import SampleHistory
 from hosts.shell import OutputLost, Shell
-from hosts.ssh import SSHOptions, SSHShell, connect_host
+from hosts.ssh import SSHShell
 
 from shells import prefixed
-from sshd import NetnsLab, SshKeys, write_known_hosts
+from sshd import NetnsLab, SshKeys, ssh_shell
 
 HOST = socket.gethostname()
 BAD = b"bad-\xff\xfe-utf8"
@@ -81,21 +80,14 @@ def held(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 @pytest.fixture
-async def ssh_shell(
+async def odd_shell(
     netns_lab: NetnsLab, ssh_keys: SshKeys, tmp_path: Path
 ) -> AsyncIterator[SSHShell]:
     """A shell on a namespace host (it shares this machine's files and processes)."""
     host = netns_lab.add_host()
     try:
-        spec = HostSpec(
-            "odd01", host.address, user="root", identity_files=(str(ssh_keys.client_key),)
-        )
-        options = SSHOptions(known_hosts=write_known_hosts(tmp_path / "known_hosts", host))
-        connection = await connect_host(spec, options)
-        try:
-            yield SSHShell("odd01", connection)
-        finally:
-            connection.close()
+        async with ssh_shell(host, ssh_keys, tmp_path / "known_hosts", "odd01") as shell:
+            yield shell
     finally:
         netns_lab.remove_host(host)
 
@@ -110,9 +102,9 @@ def _fd_size(pid: int) -> int:
 
 
 async def test_a_deleted_file_named_in_bytes_that_are_not_utf8_is_warned_and_truncated_over_ssh(
-    held: subprocess.Popen[str], ssh_shell: SSHShell, tmp_path: Path
+    held: subprocess.Popen[str], odd_shell: SSHShell, tmp_path: Path
 ) -> None:
-    ctx = context(ssh_shell)
+    ctx = context(odd_shell)
     found = [f for f in await DELETED.run(ctx) if f.target.startswith(f"pid {held.pid} ")]
     assert len(found) == 1, found
     (finding,) = found
@@ -120,7 +112,7 @@ async def test_a_deleted_file_named_in_bytes_that_are_not_utf8_is_warned_and_tru
     assert f"{SHOWN} (deleted) holds 2.0 MiB" in finding.summary, finding.summary
     assert "\ufffd" not in finding.summary and finding.fixes
     # The connection lived through the bytes: the next command runs on it.
-    assert (await ssh_shell.run(["echo", "still here"])).stdout == "still here\n"
+    assert (await odd_shell.run(["echo", "still here"])).stdout == "still here\n"
 
     result = await apply(DELETED, ctx, finding, tmp_path / "audit.jsonl")
     assert result.outcome is Outcome.VERIFIED, result.message
@@ -130,7 +122,7 @@ async def test_a_deleted_file_named_in_bytes_that_are_not_utf8_is_warned_and_tru
 
 
 async def test_an_old_log_named_in_bytes_that_are_not_utf8_is_listed_escaped_and_removed(
-    ssh_shell: SSHShell, tmp_path: Path
+    odd_shell: SSHShell, tmp_path: Path
 ) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -140,7 +132,7 @@ async def test_an_old_log_named_in_bytes_that_are_not_utf8_is_listed_escaped_and
         Path(os.fsdecode(path)).write_bytes(os.urandom(MiB))
     ten_days_ago = time.time() - 10 * 86400
     os.utime(old, (ten_days_ago, ten_days_ago))
-    ctx = context(ssh_shell, {"logs": str(logs), "older": "7"})
+    ctx = context(odd_shell, {"logs": str(logs), "older": "7"})
 
     (finding,) = await OLD_LOGS.run(ctx)
     assert finding.status is Status.WARN, finding
@@ -152,16 +144,16 @@ async def test_an_old_log_named_in_bytes_that_are_not_utf8_is_listed_escaped_and
 
 
 async def test_output_lost_with_the_connection_is_unknown_never_nothing_found(
-    ssh_shell: SSHShell, tmp_path: Path
+    odd_shell: SSHShell, tmp_path: Path
 ) -> None:
     """The connection drops under a running command: the command raises, and the steps
     that read "no output" as "nothing found" say UNKNOWN with the reason instead."""
-    task = asyncio.ensure_future(ssh_shell.run(["sleep", "5"]))
+    task = asyncio.ensure_future(odd_shell.run(["sleep", "5"]))
     await asyncio.sleep(0.5)
-    ssh_shell.connection.close()
+    odd_shell.connection.close()
     with pytest.raises(OutputLost, match="SSH"):
         await task
-    ctx = context(ssh_shell, {"logs": str(tmp_path), "older": "7"})
+    ctx = context(odd_shell, {"logs": str(tmp_path), "older": "7"})
     for check in (DELETED, OLD_LOGS):
         (finding,) = await check.run(ctx)
         assert finding.status is Status.UNKNOWN, finding

@@ -16,12 +16,11 @@ from checks.audit import AuditLog
 from checks.config import Config
 from checks.model import CheckContext, Finding, Status
 from checks.network import ADDRESSES, ERRORS, LINK
-from hosts.inventory import HostSpec
 from hosts.metrics import SampleHistory
-from hosts.ssh import SSHOptions, SSHShell, connect_host
+from hosts.ssh import SSHShell
 
 from conftest import fleetdeck_bin, require_root
-from sshd import NetnsHost, NetnsLab, SshKeys, write_known_hosts
+from sshd import NetnsHost, NetnsLab, SshKeys, ssh_shell, write_known_hosts
 
 ODD = "a\x01b"
 SHOWN = "a\\x01b"
@@ -57,13 +56,7 @@ async def yes(request: ConfirmRequest) -> Decision:
 async def test_an_interface_named_with_a_control_character_is_read_and_brought_up(
     odd_host: NetnsHost, ssh_keys: SshKeys, tmp_path: Path
 ) -> None:
-    spec = HostSpec(
-        "odd02", odd_host.address, user="root", identity_files=(str(ssh_keys.client_key),)
-    )
-    options = SSHOptions(known_hosts=write_known_hosts(tmp_path / "known_hosts", odd_host))
-    connection = await connect_host(spec, options)
-    try:
-        shell = SSHShell("odd02", connection)
+    async with ssh_shell(odd_host, ssh_keys, tmp_path / "known_hosts", "odd02") as shell:
         ctx = context(shell)
         for check in (LINK, ADDRESSES, ERRORS):
             found = await check.run(ctx)
@@ -82,8 +75,6 @@ async def test_an_interface_named_with_a_control_character_is_read_and_brought_u
         assert result.outcome is Outcome.VERIFIED, result.message
         state = await shell.run(["ip", "-o", "link", "show", "dev", ODD])
         assert ",UP" in state.stdout, state.stdout
-    finally:
-        connection.close()
 
 
 def test_the_wizard_prints_the_name_escaped(

@@ -16,7 +16,7 @@ from psycopg import sql
 from test_database_cli import _config, _local, _wizard
 
 from checks.db_link import DbLink
-from checks.db_pane import read_pane
+from checks.db_pane import PaneSnapshot, read_pane
 
 from conftest import fleetdeck_bin
 from pgserver import MONITOR, PgServer, clear_libpq_env, password_target
@@ -136,16 +136,21 @@ def test_passwords_in_every_literal_form_are_masked_in_the_wizard_and_the_audit_
     assert token not in audit.read_text()
 
 
+async def _pane(pg: PgServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> PaneSnapshot:
+    """One reading of the database pane, as the monitoring user, with no libpq defaults."""
+    clear_libpq_env(tmp_path / "home", monkeypatch)
+    link = DbLink(password_target(pg, MONITOR, monkeypatch), "db-01")
+    try:
+        return await read_pane(link)
+    finally:
+        await link.close()
+
+
 async def test_the_database_pane_masks_the_passwords_too(
     pg: PgServer, password_sessions: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     token = password_sessions
-    clear_libpq_env(tmp_path / "home", monkeypatch)
-    link = DbLink(password_target(pg, MONITOR, monkeypatch), "db-01")
-    try:
-        snapshot = await read_pane(link)
-    finally:
-        await link.close()
+    snapshot = await _pane(pg, monkeypatch, tmp_path)
     lines = [*snapshot.active, *(w for c in snapshot.chains for w in c.waiting)]
     lines += [c.root for c in snapshot.chains if c.root is not None]
     queries = [line.query for line in lines]
@@ -178,12 +183,7 @@ async def test_query_text_that_is_not_utf8_is_read_with_replacement(
         "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = %s AND state = 'active'",
         [ascii_database],
     )
-    clear_libpq_env(tmp_path / "home", monkeypatch)
-    link = DbLink(password_target(pg, MONITOR, monkeypatch), "db-01")
-    try:
-        snapshot = await read_pane(link)
-    finally:
-        await link.close()
+    snapshot = await _pane(pg, monkeypatch, tmp_path)
     assert snapshot.error is None, snapshot.error
     queries = [line.query for line in snapshot.active]
     assert any("bad-\ufffd\ufffd-utf8" in q for q in queries), queries
