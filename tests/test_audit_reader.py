@@ -114,3 +114,21 @@ async def test_audit_screen_shows_the_seven_good_records_and_the_warning(odd_log
         assert "Warning: line 4 skipped: 'operator' is a string" in detail, detail
         assert "line 10 skipped: not JSON (the line is cut short)" in detail
         assert "$ ip link set dev eth0 up" in detail  # the newest record's details below
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--config", "/nonexistent/\x1b]0;PWNED\x07\x1b[2J.toml"],
+        ["hosts", "-i", "/nonexistent/\x1b]0;PWNED\x07\x1b[2J.ini"],
+        ["audit", "--since", "\x1b[2Jyesterday"],
+    ],
+)
+def test_error_messages_show_control_characters_escaped(argv: list[str]) -> None:
+    """Text an operator typed or a file holds comes back in errors: escaped there too."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "tui", *argv], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert shown.returncode != 0 and shown.stderr
+    assert "\x1b" not in shown.stderr + shown.stdout and "\x07" not in shown.stderr
+    assert "\\x1b" in shown.stderr, shown.stderr

@@ -17,7 +17,7 @@ import pytest
 
 from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog, read_audit
-from checks.cleanup import OLD_LOGS
+from checks.cleanup import OLD_LOGS, UNCOMPRESSED_LOGS
 from checks.config import Config
 from checks.model import Check, CheckContext, Finding, Status
 from checks.storage import DELETED
@@ -129,11 +129,16 @@ async def test_an_old_log_named_in_bytes_that_are_not_utf8_is_listed_escaped_and
     old = os.path.join(os.fsencode(logs), b"old-" + BAD + b".log")
     fresh = logs / "fresh.log"
     for path in (old, fresh):
-        Path(os.fsdecode(path)).write_bytes(os.urandom(MiB))
+        Path(os.fsdecode(path)).write_bytes(b"GET /index.html 200\n" * (MiB // 20))
     ten_days_ago = time.time() - 10 * 86400
     os.utime(old, (ten_days_ago, ten_days_ago))
     ctx = context(odd_shell, {"logs": str(logs), "older": "7"})
 
+    # The gzip estimate reads a sample of the file by its name, passed in the argv over SSH
+    # as the exact bytes: a name that reached the host mangled could not be read.
+    (compress,) = await UNCOMPRESSED_LOGS.run(ctx)
+    assert compress.status is Status.WARN, compress
+    assert f"of {logs}/old-{SHOWN}.log compresses to" in compress.evidence[-1].output
     (finding,) = await OLD_LOGS.run(ctx)
     assert finding.status is Status.WARN, finding
     assert f"old-{SHOWN}.log" in finding.evidence[0].output, finding.evidence
