@@ -69,7 +69,7 @@ class DfRow:
 
 
 def _row(kind: str, total: str, active: str, size: str, reclaimable: str) -> DfRow:
-    if not (total.isdigit() and active.isdigit()):
+    if not (total.isdecimal() and active.isdecimal()):
         raise ParseError(f"docker system df: counts for {kind} are {total!r}, {active!r}")
     return DfRow(
         kind, int(total), int(active), parse_docker_size(size), parse_docker_size(reclaimable)
@@ -207,7 +207,7 @@ async def _root(shell: Shell) -> tuple[str, int | None]:
         return "", None
     df = await _run(shell, ("df", "-P", "-B1", root))
     fields = df.stdout.splitlines()[-1].split() if df.ok and df.stdout else []
-    return root, int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+    return root, int(fields[1]) if len(fields) > 1 and fields[1].isdecimal() else None
 
 
 def _describe(rows: Sequence[DfRow]) -> str:

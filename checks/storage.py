@@ -15,11 +15,11 @@ from checks.diskio import DISK_IO
 from checks.diskusage import DISK_USAGE
 from checks.dockerspace import DOCKER_SPACE
 from checks.expected_mounts import MOUNTS
-from checks.hostcheck import ShellCheck, StepFailed
+from checks.hostcheck import ShellCheck, StepFailed, why
 from checks.hostcheck import evidence as _evidence
 from checks.hostcheck import run as _run
 from checks.journal import JOURNAL
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
+from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status, printable
 from checks.mounts import READONLY
 from checks.resources import RESOURCE_CHECKS
 from checks.smart import SMART
@@ -145,7 +145,12 @@ class HeldFile:
         pid, _fd, _start, comm = self.holders[0]
         more = len(self.holders) - 1
         others = f" and {more} more process" + ("es" if more > 1 else "") if more else ""
-        return f"{comm} (pid {pid}){others}"
+        return f"{printable(comm, one_line=True)} (pid {pid}){others}"
+
+    @property
+    def shown(self) -> str:
+        """The path on one line, a byte that is not UTF-8 or a control character escaped."""
+        return printable(self.path, one_line=True)
 
 
 NOT_FILES = ("/memfd:", "/SYSV", "/dev/zero")
@@ -163,10 +168,10 @@ def parse_held(text: str) -> tuple[list[HeldFile], set[str]]:
             mapped.add(line.split("\t", 1)[1].strip())
             continue
         parts = line.split("\t", 6)
-        if len(parts) != 7 or not (parts[0].isdigit() and parts[1].isdigit()):
+        if len(parts) != 7 or not (parts[0].isdecimal() and parts[1].isdecimal()):
             continue
         pid, fd, size, identity, start, comm, target = parts
-        if not size.isdigit() or not target.startswith("/") or target.startswith(NOT_FILES):
+        if not size.isdecimal() or not target.startswith("/") or target.startswith(NOT_FILES):
             continue
         entry = files.setdefault(identity, (target.removesuffix(" (deleted)"), int(size), []))
         entry[2].append((pid, fd, start, comm))
@@ -184,11 +189,18 @@ def parse_held(text: str) -> tuple[list[HeldFile], set[str]]:
 
 async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
     result = await _run(shell, ("sh", "-c", DELETED_SCRIPT), timeout=30)
-    held, mapped = parse_held(result.stdout)
+    if not result.ok:  # its last command is `sort`: anything else means the scan broke
+        raise StepFailed(f"the scan of /proc/*/fd failed: {why(result)}")
+    # Exact text: a deleted name that is not UTF-8 is shown escaped (printable), and its
+    # pin compares against the exact reading the gate takes (see checks.actions).
+    held, mapped = parse_held(result.exact_stdout)
     total = sum(f.size for f in held)
     listed = "\n".join(
-        f"{human_bytes(f.size)} {f.path} (deleted): "
-        + ", ".join(f"pid {pid} ({comm}) fd {fd}" for pid, fd, _start, comm in f.holders)
+        f"{human_bytes(f.size)} {f.shown} (deleted): "
+        + ", ".join(
+            f"pid {pid} ({printable(comm, one_line=True)}) fd {fd}"
+            for pid, fd, _start, comm in f.holders
+        )
         for f in held
     )
     evidence = (Evidence("deleted files open in /proc/*/fd", listed or "(none)"),)
@@ -207,7 +219,7 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
     for file in held:
         pid, fd, start, _comm = file.holders[0]
         where = f"pid {pid} fd {fd}"
-        summary = f"{file.path} (deleted) holds {human_bytes(file.size)}, open by {file.who}"
+        summary = f"{file.shown} (deleted) holds {human_bytes(file.size)}, open by {file.who}"
         if file.size < DELETED_MIN_BYTES:
             findings.append(Finding("disk.deleted_open", Status.OK, where, summary))
             continue
@@ -220,7 +232,7 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
             continue
         fix = Fix(
             id="disk.deleted_open.truncate",
-            title=f"truncate the deleted {file.path} held by {file.who}",
+            title=f"truncate the deleted {file.shown} held by {file.who}",
             risk=Risk.DESTRUCTIVE,
             commands=(("truncate", "-s", "0", f"/proc/{pid}/fd/{fd}"),),
             target=where,
