@@ -33,8 +33,9 @@ from hosts.limits import (
 
 from conftest import fleetdeck_bin
 
-EXAMPLES = int(os.environ.get("FLEETDECK_FUZZ_EXAMPLES", "300"))
-"""Random files per parser property test; set FLEETDECK_FUZZ_EXAMPLES=100000 for a long run."""
+EXAMPLES = 100_000 if os.environ.get("FLEETDECK_FUZZ") == "deep" else 300
+"""Random files per reader property test: 300 in the suite, 100,000 with FLEETDECK_FUZZ=deep,
+the same switch as the host-output parsers' (tests/test_parser_bytes.py)."""
 MEMORY_CAP = 512 * 2**20  # fleetdeck itself needs under 256 MiB
 TIME_CAP = 60.0  # seconds, on a loaded 2-core machine; each case takes about one
 
