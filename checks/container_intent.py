@@ -70,7 +70,7 @@ async def hand_stop(link: DockerLink, c: Container) -> HandStop | None:
         return None
     known, kept = _recall(link, "stop", c)
     if known:  # the events' answer; what the policy implies is read afresh (docker update)
-        return _implied(c) if kept is None else kept
+        return implied_stop(c) if kept is None else kept
     since = c.started_at or c.created_at or c.finished_at
     until = min(c.finished_at + timedelta(seconds=STOP_SETTLE), datetime.now(UTC))
     try:
@@ -79,15 +79,15 @@ async def hand_stop(link: DockerLink, c: Container) -> HandStop | None:
             _keep(link, "stop", c, found)  # the stop event may come up to STOP_SETTLE late
     except DockerError:
         found = None
-    return _implied(c) if found is None else found
+    return implied_stop(c) if found is None else found
 
 
-def _implied(c: Container) -> HandStop | None:
+def implied_stop(c: Container) -> HandStop | None:
     """What an always or unless-stopped policy implies of an exit the events do not show."""
     if c.restart_policy in RESTARTED_BY_ENGINE and not c.error:
         how = (
-            f"through Docker, as its restart policy ({c.restart_policy}) shows: the engine "
-            "would have started it again otherwise (its events no longer reach back to the stop)"
+            "through Docker: the engine would have started it again otherwise (its events "
+            "no longer reach back to the stop)"
         )
         return HandStop(how, None)
     return None

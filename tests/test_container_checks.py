@@ -25,7 +25,9 @@ import pytest
 from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog
 from checks.config import ConfigError, Thresholds, parse_config
+from checks.container_checks import judge_state
 from checks.container_history import ContainerHistory, memory_trend, use_history
+from checks.container_intent import implied_stop
 from checks.container_wizard import CONTAINERS_WIZARD
 from checks.containerconfig import ContainerThresholds
 from checks.model import CheckContext, Finding, Fix, Status
@@ -253,6 +255,28 @@ def test_a_stop_by_hand_is_read_from_the_engines_kill_and_stop_events() -> None:
     earlier = [_event("kill", 1, signal="9"), _event("die", 2), _event("die", 3 * second)]
     assert hand_stop_from_events(earlier) is None
     assert hand_stop_from_events([]) is None
+
+
+def test_an_exited_unless_stopped_container_without_events_was_stopped_through_docker() -> None:
+    """The engine restarts an always or unless-stopped container unless it was stopped
+    through Docker: exited, with no start error, it was, even when the engine's events no
+    longer go back that far. A failed restart (State.Error) or another policy says nothing."""
+    state = {"Status": "exited", "ExitCode": 137, "FinishedAt": "2026-12-07T18:41:34.5Z"}
+
+    def inspect(policy: str, error: str = "") -> Container:
+        return parse_container(
+            {"Id": "c1", "Name": "/web", "State": {**state, "Error": error},
+             "HostConfig": {"RestartPolicy": {"Name": policy}}}
+        )  # fmt: skip
+
+    for policy in ("always", "unless-stopped"):
+        implied = implied_stop(inspect(policy))
+        assert implied is not None and implied.at is None
+        assert implied.words().startswith("through Docker: the engine would have started it")
+    assert implied_stop(inspect("unless-stopped", error="OCI runtime create failed")) is None
+    assert implied_stop(inspect("on-failure")) is None and implied_stop(inspect("no")) is None
+    said = judge_state(inspect("always"), False, implied_stop(inspect("always")))
+    assert said is not None and said[0] is Status.OK and said[2] == ""
 
 
 # -- no engine -----------------------------------------------------------------------------------
