@@ -4,7 +4,10 @@ answer, and is every container in the state it should be in.
 Each check asks through the `DockerLink` in the context (`CheckContext.docker`) and keeps what
 it read in the link's `ContainerHistory`, so the restart and memory checks see readings from
 before. A finding is about one container (its name is the target); a check that finds
-nothing wrong gives one OK finding saying what it looked at.
+nothing wrong gives one OK finding saying what it looked at. What an operator meant by a
+container that is not running (stopped by hand, a job) is read by `checks.container_intent`:
+a stop by hand is OK whatever the restart policy; a failed exit that nothing restarts is a
+warning with its last log lines, unless the container is labelled or named a one-shot job.
 
 When the engine cannot be asked, the engine step says why in the link's own sentence, and
 the wizard stops there. How bad that is depends on why: no Docker on the host at all (no
