@@ -4,7 +4,10 @@ answer, and is every container in the state it should be in.
 Each check asks through the `DockerLink` in the context (`CheckContext.docker`) and keeps what
 it read in the link's `ContainerHistory`, so the restart and memory checks see readings from
 before. A finding is about one container (its name is the target); a check that finds
-nothing wrong gives one OK finding saying what it looked at.
+nothing wrong gives one OK finding saying what it looked at. What an operator meant by a
+container that is not running (stopped by hand, a job) is read by `checks.container_intent`:
+a stop by hand is OK whatever the restart policy; a failed exit that nothing restarts is a
+warning with its last log lines, unless the container is labelled or named a one-shot job.
 
 When the engine cannot be asked, the engine step says why in the link's own sentence, and
 the wizard stops there. How bad that is depends on why: no Docker on the host at all (no
@@ -29,9 +32,18 @@ from checks.container_fixes import STABLE, NoFix, docker_argv
 from checks.container_fixes import restart as restart_fix
 from checks.container_fixes import start as start_fix
 from checks.container_history import ContainerHistory, history_for
+from checks.container_intent import ONESHOT_LABEL, hand_stop, job, log_tail
 from checks.containerconfig import ContainerThresholds
 from checks.model import CheckContext, Evidence, Finding, Fix, Status, printable
-from hosts.docker import Container, DockerError, DockerFailure, DockerLink, Health, State
+from hosts.docker import (
+    Container,
+    DockerError,
+    DockerFailure,
+    DockerLink,
+    HandStop,
+    Health,
+    State,
+)
 from hosts.units import human_bytes, human_duration
 
 DOMAIN = "containers"
@@ -240,10 +252,20 @@ def _ago(when: datetime | None) -> str:
     return f", {human_duration((datetime.now(UTC) - when).total_seconds())} ago"
 
 
-def judge_state(c: Container, focus: bool) -> tuple[Status, str, str] | None:
-    """(status, summary, fix: "restart", "start" or "") for a container not as it should
-    be; None when it is. With `focus` (a fix's verification) a running container counts as
-    back only once healthy, or up STABLE seconds when it has no healthcheck."""
+def _when(c: Container) -> str:
+    if c.finished_at is None:
+        return ""
+    return f" at {c.finished_at:%Y-%m-%d %H:%M:%S} UTC{_ago(c.finished_at)}"
+
+
+def judge_state(
+    c: Container, focus: bool, hand: HandStop | None = None, silenced: str = ""
+) -> tuple[Status, str, str] | None:
+    """(status, summary, fix: "restart", "start" or "") for a container worth a finding;
+    None when there is nothing to say. With `focus` (a fix's verification) a running
+    container counts as back only once healthy, or up STABLE seconds when it has no
+    healthcheck. `hand`: how it was stopped by hand (then it is OK, whatever its restart
+    policy); `silenced`: why a failed exit of it is no news (a job)."""
     up = c.uptime()
     if c.state is State.RUNNING:
         if c.health is Health.UNHEALTHY:
@@ -270,6 +292,12 @@ def judge_state(c: Container, focus: bool) -> tuple[Status, str, str] | None:
         return Status.WARN, "paused: its processes are frozen (docker unpause resumes them)", ""
     if c.state is State.DEAD:
         return Status.CRIT, "dead: the engine could not stop or remove it cleanly", ""
+    if c.state is State.EXITED and hand is not None:
+        how = hand.words()
+        said = f"stopped by hand ({how}; {exit_words(c.exit_code)}{_ago(c.finished_at)})"
+        if c.restart_policy != "no":
+            said += f": its restart policy ({c.restart_policy}) leaves it stopped"
+        return Status.OK, f"{said}; docker start {c.name} runs it again", ""
     reason = should_run(c)
     if c.state is State.EXITED and c.oom_killed:
         # A job nothing restarts stays WARN: the kill is worth knowing, not an outage.
@@ -284,6 +312,12 @@ def judge_state(c: Container, focus: bool) -> tuple[Status, str, str] | None:
         status = Status.CRIT if crashed else Status.WARN
         how = "exited" if crashed else "stopped"
         return status, f"{how} ({ended}): {reason}", "start"
+    if c.state is State.EXITED and c.exit_code != 0 and not silenced:
+        summary = (
+            f"exited with {exit_words(c.exit_code)}{_when(c)}, and nothing restarts it "
+            f"(restart policy {c.restart_policy}); a job? label it {ONESHOT_LABEL}=true"
+        )
+        return Status.WARN, summary, ""
     if c.state is State.CREATED and (reason or c.project):
         said = reason or f"compose service {c.project}/{c.service or '?'}"
         return Status.WARN, f"created but never started: {said}", "start"
@@ -292,7 +326,7 @@ def judge_state(c: Container, focus: bool) -> tuple[Status, str, str] | None:
 
 async def _state(scan: Scan) -> list[Finding]:
     found = await scan.listing()
-    flagged = [c for c in found if c.name == scan.focus or _doubtful(c)]
+    flagged = [c for c in found if c.name == scan.focus or _doubtful(c, scan)]
     now = await asyncio.gather(*(scan.fresh(c) for c in flagged))
     findings: list[Finding] = []
     for listed, c in zip(flagged, now, strict=True):
@@ -302,7 +336,8 @@ async def _state(scan: Scan) -> list[Finding]:
                 said = "gone: no such container any more (removed)"
                 findings.append(Finding(STATE_ID, Status.UNKNOWN, listed.name, said))
             continue
-        verdict = judge_state(c, focused)
+        hand = await hand_stop(scan.link, c) if _ended_badly(c) else None
+        verdict = judge_state(c, focused, hand, job(c, scan.limits))
         if verdict is None:
             if focused:
                 health = f", {c.health.value}" if c.health else ""
@@ -311,21 +346,36 @@ async def _state(scan: Scan) -> list[Finding]:
             continue
         status, summary, fix = verdict
         fixes, summary = await _fixes(scan, c, fix, summary)
-        findings.append(Finding(STATE_ID, status, c.name, summary, (describe(c),), fixes))
+        evidence: tuple[Evidence, ...] = (describe(c),)
+        if _crashed(c, hand):
+            tail, last = await log_tail(scan.link, c)
+            evidence += (tail,)
+            summary += f"; last log line: {one_line(last)}" if last.strip() else ""
+        findings.append(Finding(STATE_ID, status, c.name, summary, evidence, fixes))
     if scan.focus and not any(f.target == scan.focus for f in findings):
         said = "no container of that name now (removed, or renamed)"
         findings.append(Finding(STATE_ID, Status.UNKNOWN, scan.focus, said))
     if not findings:
-        findings.append(Finding(STATE_ID, Status.OK, ENGINE, _all_well(found)))
+        findings.append(Finding(STATE_ID, Status.OK, ENGINE, _all_well(found, scan)))
     return findings
 
 
-def _doubtful(c: Container) -> bool:
-    """Whether to read the container afresh: it is not as it should be, or it was killed
+def _doubtful(c: Container, scan: Scan) -> bool:
+    """Whether to read the container afresh: it may not be as it should be, or it was killed
     (exit 137) and the listing may predate the engine's OOM flag (Docker records the exit
     and the OOM event apart, and the link's cache keeps an exited container's inspect)."""
     killed = c.state is State.EXITED and c.exit_code == 128 + 9 and not c.oom_killed
-    return killed or judge_state(c, False) is not None
+    return killed or judge_state(c, False, None, job(c, scan.limits)) is not None
+
+
+def _ended_badly(c: Container) -> bool:
+    """An exit worth asking the engine's events about: a failure, or one a policy minds."""
+    return c.state is State.EXITED and (c.exit_code != 0 or bool(should_run(c)))
+
+
+def _crashed(c: Container, hand: HandStop | None) -> bool:
+    """Exited on its own with a failure: its last log lines say why."""
+    return c.state is State.EXITED and c.exit_code != 0 and hand is None
 
 
 async def _fixes(scan: Scan, c: Container, kind: str, summary: str) -> tuple[tuple[Fix, ...], str]:
@@ -342,19 +392,19 @@ async def _fixes(scan: Scan, c: Container, kind: str, summary: str) -> tuple[tup
     return (restart_fix(c, STATE_ID, argv, stop_timeout=timeout, settle=wait),), summary
 
 
-def _all_well(found: Sequence[Container]) -> str:
+def _all_well(found: Sequence[Container], scan: Scan) -> str:
     running = [c for c in found if c.state is State.RUNNING]
     healthy = sum(c.health is Health.HEALTHY for c in running)
     said = f"{len(found)} container(s) as they should be: {len(running)} running"
     said += f" ({healthy} healthy)" if healthy else ""
     stopped = [c for c in found if c.state is not State.RUNNING]
     if stopped:
-        failed = sum(c.exit_code != 0 for c in stopped)
+        jobs = sum(c.exit_code != 0 and bool(job(c, scan.limits)) for c in stopped)
         said += (
-            f", {len(stopped)} stopped that nothing says should run (restart policy no, "
-            f"not compose, or a compose job that ended well)"
+            f", {len(stopped)} stopped that nothing says should run (exit code 0: a job "
+            "that ended well, or stopped by hand)"
         )
-        said += f"; {failed} of them with a non-zero exit code" if failed else ""
+        said += f"; {jobs} of them jobs that failed, silenced (oneshot)" if jobs else ""
     return said
 
 

@@ -11,6 +11,7 @@
     leak_fit = 0.9                        # and a straight line must explain it this well (R²)
     time_to_limit = { warn = 24, crit = 4 }  # hours until a growing container hits its limit
     verify_wait = 60                      # seconds a fix's verification waits for health
+    oneshot = ["backup-*", "migrate"]     # names (globs) of jobs whose failed exit is no news
 
 Durations are seconds, percentages 0-100; warn is never above crit, except for
 `time_to_limit`, where fewer hours is worse. `parse_container_thresholds` checks a table the
@@ -73,6 +74,9 @@ class ContainerThresholds:
     verify_wait: float = 60.0
     """Seconds a restart or start is given to come back healthy (or running) before the
     gate calls it unverified: a healthcheck's start period and first probes take a while."""
+    oneshot: tuple[str, ...] = ()
+    """Names or globs of containers that are jobs: their exit with a non-zero status, when
+    nothing restarts them, is not a finding (as the label `fleetdeck.oneshot=true`)."""
 
 
 LIMITS = ("memory",)
@@ -85,7 +89,8 @@ SECONDS = {
     "verify_wait": (0.0, 3600.0),
 }
 RATIOS = {"leak_rate": (0.0, 1e6), "leak_fit": (0.0, 1.0)}
-KNOWN = (*LIMITS, *HOURS, *WHOLE, *SECONDS, *RATIOS)
+NAMES = ("oneshot",)
+KNOWN = (*LIMITS, *HOURS, *WHOLE, *SECONDS, *RATIOS, *NAMES)
 
 
 def parse_container_thresholds(
@@ -111,6 +116,10 @@ def parse_container_thresholds(
             if not finite(value) or not low_f <= value <= high_f:
                 raise fail(dotted, f"expected a number from {low_f:g} to {high_f:g}, got {value!r}")
             changes[key] = float(value)
+        elif key in NAMES:
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise fail(dotted, f"expected a list of names or globs, got {value!r}")
+            changes[key] = tuple(value)
         else:
             raise fail(dotted, f"unknown key (known: {', '.join(KNOWN)})")
     return replace(found, **changes)

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from checks import db_fixes
 from checks.db_base import DbCheck, DbContext
-from checks.db_wording import ago, plural
+from checks.db_wording import ago, span
 from checks.dbqueries import (
     DATABASE_SIZES,
     GUESSED,
@@ -27,13 +27,14 @@ from checks.dbqueries import (
     UNUSED_INDEXES,
     WRAPAROUND,
     IndexStat,
+    ServerInfo,
     index_from_row,
     qualify,
     read_dead_tables,
 )
 from checks.model import Evidence, Finding, Status
 from hosts.postgres import PgFailure, PgQueryError
-from hosts.units import human_bytes
+from hosts.units import human_bytes, human_duration
 
 # -- D5 dead tuples and vacuum, wraparound --------------------------------------------------
 
@@ -152,55 +153,94 @@ async def _indexes(db: DbContext) -> list[Finding]:
     server = await db.server()
     th = db.thresholds
     invalid_rows, guess1 = await _sized(db, INVALID_INDEXES, "size", {"limit": 50})
-    unused_rows, guess2 = await _sized(db, UNUSED_INDEXES, "size", {"limit": th.top})
+    unused_rows: list[dict[str, Any]] = []
+    guess2 = False
+    if not server.standby:  # a standby's counters are its own scans only
+        unused_rows, guess2 = await _sized(db, UNUSED_INDEXES, "size", {"limit": th.top})
     estimated = ESTIMATED if guess1 or guess2 else ""
     found, building = [], []
     for index in map(index_from_row, invalid_rows):
         if index.building:
             building.append(index.qualified)
             continue
-        table = qualify(index.schema, index.table)
-        if db_fixes.leftover_of_reindex(index):
-            summary = (
-                f"index {index.qualified} on {table} is invalid, left by a REINDEX ... "
-                "CONCURRENTLY that stopped midway: every write still updates it; drop it "
-                f"(DROP INDEX CONCURRENTLY {index.qualified}), never rebuild it"
-            )
-            found.append(_index_finding(index, Status.WARN, summary, "pg_index", estimated))
-            continue
-        summary = (
-            f"index {index.qualified} on {table} is invalid (a CREATE or REINDEX ... "
-            "CONCURRENTLY that failed leaves one): every write still updates it and no query "
-            "uses it; REINDEX INDEX CONCURRENTLY rebuilds it"
-        )
-        finding = _index_finding(index, Status.WARN, summary, "pg_index", estimated)
-        found.append(replace(finding, fixes=(db_fixes.reindex(index, "db.indexes"),)))
-    since = (
-        f"since statistics were reset {ago(server.stats_age)}"
-        if server.stats_age is not None
-        else "since statistics began"
-    )
-    unused = [index_from_row(r) for r in unused_rows if (r["bytes"] or 0) >= th.unused_index_bytes]
-    # Verifying a REINDEX of an invalid index: what is asked is whether it is valid now; a
-    # rebuilt index has not been scanned yet, which is no news about the fix.
-    unused = [index for index in unused if index.qualified != db.focus]
+        found.append(_invalid(index, estimated, server.standby))
+    unused, calm = _unused(db, server, unused_rows)
     for index in unused:
         summary = (
             f"index {index.qualified} on {qualify(index.schema, index.table)} "
-            f"({human_bytes(index.bytes)}) has not been used by any query {since}: it slows "
-            "every write and takes space"
-        )
-        summary += (
-            " (these counts are this standby's: the primary may use it)" if server.standby else ""
+            f"({human_bytes(index.bytes)}) has not been used by any query {_since(server)}: "
+            "it slows every write and takes space"
         )
         found.append(_index_finding(index, Status.WARN, summary, "pg_stat_user_indexes", estimated))
     if found:
         return found
-    matching = unused_rows[0]["matching"] if unused_rows else 0
-    calm = f"no invalid index; no unused index of {human_bytes(th.unused_index_bytes)} or more"
-    calm += f" ({plural(matching, 'smaller index')} never scanned {since})" if matching else ""
+    calm = f"no invalid index; {calm}"
     calm += f"; being built now: {', '.join(building)}" if building else ""
     return [Finding("db.indexes", Status.OK, db.label, calm + estimated)]
+
+
+def _invalid(index: IndexStat, estimated: str, standby: bool) -> Finding:
+    """An invalid index: a leftover of a stopped REINDEX (drop it), or a failed build
+    (rebuild it; on a standby, on the primary: a standby cannot write)."""
+    table = qualify(index.schema, index.table)
+    if db_fixes.leftover_of_reindex(index):
+        summary = (
+            f"index {index.qualified} on {table} is invalid, left by a REINDEX ... "
+            "CONCURRENTLY that stopped midway: every write still updates it; drop it "
+            f"(DROP INDEX CONCURRENTLY {index.qualified}), never rebuild it"
+        )
+        return _index_finding(index, Status.WARN, summary, "pg_index", estimated)
+    summary = (
+        f"index {index.qualified} on {table} is invalid (a CREATE or REINDEX ... "
+        "CONCURRENTLY that failed leaves one): every write still updates it and no query "
+        "uses it; REINDEX INDEX CONCURRENTLY rebuilds it"
+    )
+    finding = _index_finding(index, Status.WARN, summary, "pg_index", estimated)
+    if standby:
+        return replace(finding, summary=summary + " (on the primary: this is a standby)")
+    return replace(finding, fixes=(db_fixes.reindex(index, "db.indexes"),))
+
+
+def _count(indexes: int) -> str:
+    return f"{indexes} index" + ("" if indexes == 1 else "es")
+
+
+def _since(server: ServerInfo) -> str:
+    """How far back the usage counters go, in words (see `checks.dbqueries.SERVER`)."""
+    age = human_duration(server.stats_age or 0)
+    if server.stats_were_reset:
+        return f"in the {age} since its statistics were reset"
+    return f"in the {age} since the server started (its statistics go back at least that far)"
+
+
+def _unused(
+    db: DbContext, server: ServerInfo, rows: list[dict[str, Any]]
+) -> tuple[list[IndexStat], str]:
+    """The indexes never scanned that count as unused, and what to say when none does: on
+    the primary only, once the statistics go back `unused_index_age`, and only indexes
+    built before that (when track_commit_timestamp tells when they were)."""
+    th = db.thresholds
+    need = span(th.unused_index_age)
+    if server.standby:
+        return [], (
+            "unused indexes are judged on the primary: usage statistics are per server, and "
+            "this standby counts only the queries run on it"
+        )
+    matching = rows[0]["matching"] if rows else 0
+    never = f"{_count(matching)} never scanned {_since(server)}"
+    if (server.stats_age or 0) < th.unused_index_age:
+        return [], f"unused indexes not judged yet: {never}, under the {need} needed"
+    sized = [index_from_row(r) for r in rows if (r["bytes"] or 0) >= th.unused_index_bytes]
+    # Verifying a REINDEX of an invalid index: what is asked is whether it is valid now; a
+    # rebuilt index has not been scanned yet, which is no news about the fix.
+    sized = [index for index in sized if index.qualified != db.focus]
+    young = [i for i in sized if i.built is not None and i.built < th.unused_index_age]
+    unused = [i for i in sized if i not in young]
+    calm = f"no unused index of {human_bytes(th.unused_index_bytes)} or more"
+    calm += f" ({never})" if matching else ""
+    if young:
+        calm += f"; {_count(len(young))} built within {need} not judged yet"
+    return unused, calm
 
 
 def _index_finding(

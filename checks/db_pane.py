@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from checks.db_base import DbContext, cannot_read
+from checks.db_standby import read_standby_lag
 from checks.db_wording import hidden_note, plural, shown
-from checks.dbqueries import RECEIVER, STANDBYS, Backend, LockChain, lock_chains
+from checks.dbqueries import STANDBYS, Backend, LockChain, lock_chains
 from checks.model import printable
 from hosts.postgres import PgConnectError, PgQueryError
 from hosts.units import human_bytes, human_duration
@@ -276,13 +277,12 @@ def _chain(chain: LockChain) -> ChainView:
 async def _replication(db: DbContext, standby: bool) -> tuple[str, ...]:
     """A standby's own lag, or a primary's standbys (a few, then how many more)."""
     if standby:
-        (r,) = await db.fetch(RECEIVER)
+        own = await read_standby_lag(db, probe=0.0)  # one look per refresh: no waiting
         text = (
-            f"standby of {_flat(r['sender']) or '?'} (receiver {r['receiver'] or 'not running'})"
-            f": replay {human_duration(r['delay'] or 0)} behind, "
-            f"{human_bytes(r['behind_bytes'] or 0)} received and not replayed"
+            f"standby of {_flat(own.sender) or '?'} (receiver {own.receiver or 'not running'})"
+            f": {own.words()}"
         )
-        return (text + ("; replay is paused" if r["paused"] else ""),)
+        return (text + ("; replay is paused" if own.paused else ""),)
     rows = await db.fetch(STANDBYS)
     if not rows:
         return ("primary, no standbys streaming from it",)

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from checks.db_base import DbCheck, DbContext
+from checks.db_standby import read_standby_lag
 from checks.db_wording import SHOWN_QUERY, plural, shown, worst
 from checks.dbqueries import (
     EXTENSION,
     MINE,
     QUERY_CHARS,
-    RECEIVER,
     SLOTS,
     STANDBYS,
     STATEMENTS,
@@ -116,33 +116,50 @@ async def _standbys(db: DbContext) -> tuple[list[Finding], list[str]]:
 
 
 async def _as_standby(db: DbContext) -> list[Finding]:
-    (r,) = await db.fetch(RECEIVER)
-    delay = r["delay"] or 0.0
-    status = db.thresholds.replication_lag.grade(delay)
+    """The standby's own lag: WAL received and not replayed, and how long it has waited
+    (see `checks.db_standby`); no receiver or paused replay is at least a warning."""
+    lag = await read_standby_lag(db)
+    status = db.thresholds.replication_lag.grade(lag.wait)
     problems = []
-    if r["receiver"] is None:
+    if lag.receiver is None:
         problems.append("no WAL receiver: not streaming from a primary (archive only, or cut off)")
-    if r["paused"]:
+    if lag.paused:
         problems.append("replay is paused: SELECT pg_wal_replay_resume() resumes it")
     if problems:
         status = worst([status, Status.WARN])
     summary = (
-        f"standby of {r['sender'] or '?'} (receiver {r['receiver'] or 'not running'}): replay "
-        f"{human_duration(delay)} behind, {human_bytes(r['behind_bytes'] or 0)} received and "
-        "not yet replayed"
+        f"standby of {lag.sender or '?'} (receiver {lag.receiver or 'not running'}): {lag.words()}"
     )
     summary = "; ".join([summary, *problems])
-    text = ", ".join(f"{key} {value}" for key, value in r.items())
-    evidence = (Evidence("pg_last_wal_receive_lsn, pg_stat_wal_receiver", text),)
-    return [Finding("db.replication", status, db.label, summary, evidence)]
+    commit = "never" if lag.last_commit is None else f"{lag.last_commit:.1f} s ago"
+    lines = [f"received and not replayed: {lag.behind:.0f} bytes"]
+    if lag.probe:
+        lines.append(
+            f"looked again {lag.probe:.2f} s later: replayed {lag.advanced:.0f} bytes meanwhile;"
+            f" past the first look's received position: {lag.caught}"
+        )
+    lines.append(
+        f"last replayed commit {commit}; paused {lag.paused}; receiver {lag.receiver}; "
+        f"sender {lag.sender}"
+    )
+    text = "\n".join(lines)
+    source = "pg_last_wal_receive_lsn, pg_last_wal_replay_lsn, pg_stat_wal_receiver"
+    return [Finding("db.replication", status, db.label, summary, (Evidence(source, text),))]
 
 
 # -- D4 slowest statements ------------------------------------------------------------------
 
-ENABLE = (
-    "add pg_stat_statements to shared_preload_libraries in postgresql.conf and restart "
-    "PostgreSQL, then run CREATE EXTENSION pg_stat_statements in {db}"
+PRELOAD = (
+    "add pg_stat_statements to shared_preload_libraries in postgresql.conf and restart PostgreSQL"
 )
+CREATE = "run CREATE EXTENSION pg_stat_statements in {db}"
+
+
+def _not_available(db: DbContext, said: str) -> list[Finding]:
+    """An optional extension this server lacks is no fault of the server: OK, with what it
+    takes to have it (so `fleetdeck check --postgres` is not UNKNOWN on a fresh install)."""
+    summary = f"not available: {said}; then the slowest statements are listed here"
+    return [Finding("db.slow_statements", Status.OK, db.label, summary)]
 
 
 async def _slow_statements(db: DbContext) -> list[Finding]:
@@ -150,14 +167,17 @@ async def _slow_statements(db: DbContext) -> list[Finding]:
     preload = server.settings.get("shared_preload_libraries")
     loaded = None if preload is None else "pg_stat_statements" in preload.replace('"', "")
     installed = await db.fetch(EXTENSION)
-    if loaded is False or not installed:
-        said = "pg_stat_statements is " + ("not loaded" if loaded is False else "not installed")
-        said += ", so the slowest statements cannot be listed: "
+    create = CREATE.format(db=server.database)
+    if loaded is False:
+        return _not_available(db, PRELOAD + ("" if installed else f", then {create}"))
+    if not installed:
         if loaded:
-            said += f"run CREATE EXTENSION pg_stat_statements in {server.database} (it is loaded)"
-        else:
-            said += ENABLE.format(db=server.database)
-        return [Finding("db.slow_statements", Status.UNKNOWN, db.label, said)]
+            return _not_available(db, f"pg_stat_statements is loaded but not created: {create}")
+        return _not_available(
+            db,
+            f"pg_stat_statements is not created in {server.database}: {create} (it must be in "
+            f"shared_preload_libraries too, which {server.user} may not read)",
+        )
     old = server.version_num < 130000
     query = STATEMENTS.format(
         view=sql.Identifier(installed[0]["schema"], "pg_stat_statements"),
@@ -170,10 +190,7 @@ async def _slow_statements(db: DbContext) -> list[Finding]:
     except PgQueryError as error:
         if "shared_preload_libraries" not in error.detail:
             raise
-        said = (
-            f"pg_stat_statements is installed but not loaded: {ENABLE.format(db=server.database)}"
-        )
-        return [Finding("db.slow_statements", Status.UNKNOWN, db.label, said)]
+        return _not_available(db, f"pg_stat_statements is created but not loaded: {PRELOAD}")
     by_total = [statement_from_row(r) for r in rows if r["ranked"] == "total"]
     by_mean = [statement_from_row(r) for r in rows if r["ranked"] == "mean"]
     if not by_mean:

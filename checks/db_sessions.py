@@ -12,7 +12,7 @@ from collections import Counter
 from checks import db_fixes
 from checks.db_base import DbCheck, DbContext
 from checks.db_wording import backend_lines, hidden_note, ms, plural, shown, span, who, with_hidden
-from checks.dbqueries import Activity, Backend, LockChain, lock_chains
+from checks.dbqueries import Activity, Backend, LockChain, lock_chains, read_held
 from checks.model import Evidence, Finding, Fix, Status, printable
 from hosts.units import human_duration
 
@@ -167,8 +167,9 @@ def _root(chain: LockChain) -> str:
     return f"pid {root.pid} ({who(root)}, {root.state}{xact})"
 
 
-def _chain_text(chain: LockChain) -> str:
+def _chain_text(chain: LockChain, held: tuple[str, ...]) -> str:
     lines = backend_lines(chain.root) if chain.root else [_root(chain)]
+    lines += [f"  holds {lock}" for lock in held]
     lines.append(f"waiting behind it ({len(chain.direct)} directly):")
     for waiter in chain.waiting:
         on = ", ".join(str(pid) for pid in waiter.blocked_by)
@@ -179,38 +180,76 @@ def _chain_text(chain: LockChain) -> str:
     return "\n".join(lines)
 
 
+WAITERS_NAMED = 5
+"""Waiters a chain's summary names (the evidence lists them all)."""
+
+
+def _waiters(chain: LockChain) -> str:
+    """`pid 812 (3 s), pid 813 (1 s)`: who waits, longest first, and for how long."""
+    ordered = sorted(chain.waiting, key=lambda b: -(b.waiting or 0.0))
+    named = [f"pid {b.pid} ({_waited(b.waiting or 0.0)})" for b in ordered[:WAITERS_NAMED]]
+    more = len(ordered) - WAITERS_NAMED
+    return ", ".join(named) + (f" and {more} more" if more > 0 else "")
+
+
+def _waited(seconds: float) -> str:
+    """`3 s` under a minute (a lock wait is read in seconds), else `2m 5s`."""
+    return f"{seconds:.0f} s" if seconds < 60 else human_duration(seconds)
+
+
 async def _lock_chain(db: DbContext) -> list[Finding]:
+    """Every lock chain with its root blocker, what it holds and who waits: one younger
+    than the threshold is listed as OK (during an incident the operator sees who blocks
+    whom before it is late); the grade follows the longest wait."""
     server, activity = await db.server(), await db.activity()
     limit = db.thresholds.lock_wait
-    found, brief, unseen = [], 0, 0
-    for chain in lock_chains(activity.backends):
-        status = limit.grade(chain.longest_wait)
-        if status is Status.OK:
-            brief += len(chain.waiting)
-            unseen += sum(1 for waiter in chain.waiting if waiter.hidden)
-            continue
-        total, direct = len(chain.waiting), len(chain.direct)
-        summary = f"{_root(chain)} blocks {plural(total, 'session')}"
-        summary += f" ({direct} directly)" if direct != total else ""
-        summary += f"; the longest has waited {human_duration(chain.longest_wait)}"
-        target = f"pid {chain.root_pid}" if chain.root_pid else "prepared transaction"
-        evidence = (Evidence("pg_stat_activity, pg_blocking_pids", _chain_text(chain)),)
-        fixes: tuple[Fix, ...] = ()
-        root = chain.root
-        if root is not None and db_fixes.fixable(root):
-            fixes = db_fixes.terminate(root, "db.lock_chain", total, server.database, db.dump_dir)
-            if root.state == "active":  # a running statement: cancelling it may be enough
-                fixes = (db_fixes.cancel(root, "db.lock_chain", total), *fixes)
-        found.append(Finding("db.lock_chain", status, target, summary, evidence, fixes))
-    calm = f"no session has waited on another's lock for {span(limit.warn)} or more"
-    calm += f" ({brief} waiting briefly)" if brief else ""
+    chains = lock_chains(activity.backends)
+    held = await read_held(db, [c.root_pid for c in chains if c.root_pid])
+    found = [_chain_finding(db, server.database, c, held.get(c.root_pid, ())) for c in chains]
+    unseen = sum(  # in a chain under the threshold: how long they waited is not known
+        1
+        for chain, finding in zip(chains, found, strict=True)
+        for waiter in chain.waiting
+        if waiter.hidden and finding.status is Status.OK
+    )
+    calm = f"no session waits on another's lock (the threshold: {span(limit.warn)})"
     note = ""
-    if unseen:  # the chain is known (pg_blocking_pids), how long they waited is not
+    if unseen:
         note = (
             f"{plural(unseen, 'session')} of other users wait on locks and hide for how "
             f"long: grant pg_monitor to {server.user} to see it"
         )
     return with_hidden("db.lock_chain", db, found, calm, note)
+
+
+def _chain_finding(
+    db: DbContext, database: str, chain: LockChain, held: tuple[str, ...]
+) -> Finding:
+    """One chain: its root, how many wait and how long, what the root holds; the fixes
+    (terminate, cancel an active root) only once it is past the threshold."""
+    limit = db.thresholds.lock_wait
+    status = limit.grade(chain.longest_wait)
+    total, direct = len(chain.waiting), len(chain.direct)
+    summary = f"{_root(chain)} blocks {plural(total, 'session')}"
+    summary += f" ({direct} directly)" if direct != total else ""
+    longest = _waited(chain.longest_wait)
+    if status is Status.OK:
+        summary += f": waiting {longest}, under the {span(limit.warn)} threshold"
+    else:
+        summary += f"; the longest has waited {longest}"
+    summary += f"; it holds {held[0]}" if held else ""
+    summary += f" and {len(held) - 1} more" if len(held) > 1 else ""
+    summary += f"; waiters: {_waiters(chain)}"
+    target = f"pid {chain.root_pid}" if chain.root_pid else "prepared transaction"
+    source = "pg_stat_activity, pg_blocking_pids, pg_locks"
+    evidence = (Evidence(source, _chain_text(chain, held)),)
+    fixes: tuple[Fix, ...] = ()
+    root = chain.root
+    if status is not Status.OK and root is not None and db_fixes.fixable(root):
+        fixes = db_fixes.terminate(root, "db.lock_chain", total, database, db.dump_dir)
+        if root.state == "active":  # a running statement: cancelling it may be enough
+            fixes = (db_fixes.cancel(root, "db.lock_chain", total), *fixes)
+    return Finding("db.lock_chain", status, target, summary, evidence, fixes)
 
 
 REACHABLE = DbCheck("db.reachable", "Reachable and logged in", _reachable)

@@ -5,6 +5,7 @@
     idle_in_transaction = { warn = 60, crit = 600 }  # seconds idle inside an open transaction
     long_query = { warn = 60, crit = 600 }        # seconds one statement has been running
     dead_rows = 10_000                            # fewer dead rows than this: never a finding
+    unused_index_age = 604_800                    # seconds of statistics before "unused" (7 days)
     top = 5                                       # statements and tables listed
 
 Every `{ warn, crit }` pair may also be written as a table (`[thresholds.database.long_query]`).
@@ -75,6 +76,9 @@ class DbThresholds:
     unused_index_bytes: int = 10 * MIB
     """An index never scanned is listed when it is at least this big (small ones cost
     little)."""
+    unused_index_age: int = 7 * 86400
+    """Seconds the usage statistics must go back before an index never scanned is called
+    unused: a weekly job's index is used once a week."""
     top: int = 5
     """How many statements, tables and indexes a finding lists."""
 

@@ -50,8 +50,17 @@ SERVER = """/* fleetdeck: server */ SELECT current_setting('server_version') AS 
  pg_has_role('pg_read_all_stats', 'USAGE') AS read_all_stats,
  (SELECT json_object_agg(name, setting) FROM pg_settings WHERE name = ANY(%(names)s))
    AS settings,
- (SELECT extract(epoch FROM now() - stats_reset)::float8 FROM pg_stat_database
-   WHERE datname = current_database()) AS stats_age"""
+ (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database())
+   IS NOT NULL AS stats_were_reset,
+ extract(epoch FROM now() - coalesce((SELECT stats_reset FROM pg_stat_database
+   WHERE datname = current_database()), pg_postmaster_start_time()))::float8 AS stats_age"""
+"""`stats_age`: how far back this database's usage counters (idx_scan ...) go. PostgreSQL 15
+keeps them across a clean restart and discards them after a crash; pg_stat_reset() and
+pg_stat_reset_single_table_counters() set pg_stat_database.stats_reset. When that is null
+(never reset), the counters go back at least to the server's start (pg_postmaster_start_time),
+the one moment that is sure after a crash: the age is then a lower bound, which can only make
+"unused" said later, never too soon. (pg_stat_reset_shared resets the server-wide counters,
+bgwriter, WAL, archiver: not these.)"""
 
 ACTIVITY = """/* fleetdeck: activity */ SELECT pid, backend_start, backend_type, usename,
  application_name, host(client_addr) AS client_addr, client_port, datname, state,
@@ -66,6 +75,24 @@ ACTIVITY = """/* fleetdeck: activity */ SELECT pid, backend_start, backend_type,
 FROM pg_stat_activity"""
 """One row per server process. Another user's session shows only pid, user, database and
 application_name without pg_read_all_stats (`hidden`); its blockers are still asked for."""
+
+HELD_LOCKS = """/* fleetdeck: held locks */ SELECT h.pid AS holder, w.pid AS waiter,
+ h.mode AS holds, w.mode AS wants,
+ CASE w.locktype WHEN 'relation' THEN 'table ' || w.relation::regclass::text
+  WHEN 'tuple' THEN 'a row of ' || w.relation::regclass::text
+  WHEN 'transactionid' THEN 'its transaction ' || w.transactionid || ' (rows it changed)'
+  WHEN 'virtualxid' THEN 'its virtual transaction ' || w.virtualxid
+  ELSE w.locktype END AS object
+FROM pg_locks w JOIN pg_locks h ON h.granted AND h.pid <> w.pid AND h.locktype = w.locktype
+ AND h.database IS NOT DISTINCT FROM w.database AND h.relation IS NOT DISTINCT FROM w.relation
+ AND h.page IS NOT DISTINCT FROM w.page AND h.tuple IS NOT DISTINCT FROM w.tuple
+ AND h.virtualxid IS NOT DISTINCT FROM w.virtualxid
+ AND h.transactionid IS NOT DISTINCT FROM w.transactionid
+ AND h.classid IS NOT DISTINCT FROM w.classid AND h.objid IS NOT DISTINCT FROM w.objid
+ AND h.objsubid IS NOT DISTINCT FROM w.objsubid
+WHERE NOT w.granted AND h.pid = ANY(%(roots)s) ORDER BY h.pid, w.pid"""
+"""What each root blocker holds that a session waits for (read only when there are chains;
+pg_locks shows every session's locks to any user)."""
 
 BACKEND = """/* fleetdeck: backend */ SELECT backend_start FROM pg_stat_activity
 WHERE pid = %(pid)s"""
@@ -105,7 +132,9 @@ TOTAL_GUARDED = sql.SQL("CASE WHEN {locked} THEN {estimate} ELSE {exact} END").f
 UNUSED_INDEXES = sql.SQL("""/* fleetdeck: unused indexes */ SELECT u.*,
  {size}::int8 AS bytes, {guessed} AS guessed
 FROM (SELECT s.indexrelid::int8 AS oid, s.schemaname, s.relname AS table_name,
-  s.indexrelname AS index_name, c.relpages, count(*) OVER () AS matching
+  s.indexrelname AS index_name, c.relpages, count(*) OVER () AS matching,
+  CASE WHEN current_setting('track_commit_timestamp')::bool
+   THEN extract(epoch FROM now() - pg_xact_commit_timestamp(c.xmin))::float8 END AS built
  FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
  JOIN pg_class c ON c.oid = s.indexrelid
  WHERE s.idx_scan = 0 AND i.indisvalid AND NOT i.indisunique AND NOT i.indisexclusion
@@ -150,11 +179,22 @@ SLOTS = f"""/* fleetdeck: slots */ SELECT slot_name, slot_type, database, active
 FROM pg_replication_slots ORDER BY slot_name"""
 
 RECEIVER = """/* fleetdeck: standby */ SELECT pg_is_wal_replay_paused() AS paused,
- pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 AS behind_bytes,
- CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-  ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS delay,
- (SELECT status FROM pg_stat_wal_receiver) AS receiver,
+ pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed,
+ greatest(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::float8
+  AS behind_bytes,
+ extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS last_commit,
+ (SELECT coalesce(status, 'hidden: grant pg_monitor to see it') FROM pg_stat_wal_receiver)
+  AS receiver,
  (SELECT sender_host FROM pg_stat_wal_receiver) AS sender"""
+"""A standby's WAL: received (streamed and flushed here) and replayed. Received past
+replayed is the backlog; the time since the last replayed commit is NOT lag (a primary that
+is quiet, or busy in one long transaction, commits nothing for a while). A user without
+pg_read_all_stats sees the receiver's row (pid) with its details null: hidden, not absent."""
+
+REPLAY_SINCE = """/* fleetdeck: replay progress */ SELECT
+ pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %(replayed)s::pg_lsn)::float8 AS advanced,
+ pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %(received)s::pg_lsn)::float8 AS past_received"""
+"""How far replay moved since a first look, and whether it passed what was received then."""
 
 DATABASE_SIZES = """/* fleetdeck: database sizes */ SELECT datname,
  CASE WHEN datname = current_database()
@@ -201,7 +241,9 @@ class ServerInfo:
     read_all_stats: bool
     settings: Mapping[str, str]
     stats_age: float | None
-    """Seconds since this database's statistics were reset (None: never)."""
+    """Seconds this database's usage counters go back (see `SERVER`)."""
+    stats_were_reset: bool = False
+    """Whether that is since pg_stat_reset (else: at least since the server started)."""
 
     def setting(self, name: str, default: int = 0) -> int:
         value = self.settings.get(name)
@@ -327,6 +369,8 @@ class IndexStat:
     name: str
     bytes: int
     building: bool = False
+    built: float | None = None
+    """Seconds since the index was created or rebuilt, when track_commit_timestamp tells."""
 
     @property
     def qualified(self) -> str:
@@ -374,6 +418,7 @@ async def read_server(db: Fetcher) -> ServerInfo:
         read_all_stats=bool(row["read_all_stats"]),
         settings={str(k): str(v) for k, v in (row["settings"] or {}).items()},
         stats_age=_age(row["stats_age"]),
+        stats_were_reset=bool(row["stats_were_reset"]),
     )
 
 
@@ -407,6 +452,24 @@ async def read_activity(db: Fetcher) -> Activity:
     rows = await db.fetch(ACTIVITY, {"chars": QUERY_CHARS, "me": APPLICATION_NAME})
     own = sum(1 for row in rows if row["own"])
     return Activity(tuple(backend_from_row(row) for row in rows if not row["own"]), own)
+
+
+async def read_held(db: Fetcher, roots: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """What each root blocker holds that others wait for: `ExclusiveLock on table
+    public.orders (pid 812 wants AccessShareLock)`, by the root's pid."""
+    if not roots:
+        return {}
+    rows = await db.fetch(HELD_LOCKS, {"roots": list(roots)})
+    held: dict[int, dict[str, list[str]]] = {}
+    for r in rows:
+        what = f"{r['holds']} on {r['object']}"
+        held.setdefault(r["holder"], {}).setdefault(what, []).append(
+            f"pid {r['waiter']} wants {r['wants']}"
+        )
+    return {
+        pid: tuple(f"{what} ({', '.join(wanted)})" for what, wanted in locks.items())
+        for pid, locks in held.items()
+    }
 
 
 async def backend_start(db: Fetcher, pid: int) -> datetime | None:
@@ -491,6 +554,7 @@ def index_from_row(row: Mapping[str, Any]) -> IndexStat:
         name=row["index_name"],
         bytes=row["bytes"] or 0,
         building=bool(row.get("building")),
+        built=_age(row.get("built")),
     )
 
 

@@ -17,7 +17,8 @@ container's log in a thread of its own, bounded, and stops by shutting its socke
 This module holds the link itself (its state: the client, the forward, the caches). What it
 leans on lives beside it, each an idea of its own: `hosts.docker_records` (the records and the
 pure parsers of inspect JSON and cgroup files), `hosts.docker_dial` (making the client, and
-failures in an operator's words) and `hosts.docker_logs` (`LogStream`). This module re-exports
+failures in an operator's words), `hosts.docker_logs` (`LogStream`) and `hosts.docker_events`
+(a stop by hand, read from the engine's events). This module re-exports
 their names, so `from hosts.docker import ...` stays the one place to import Docker from.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import re
 import shutil
 import time
@@ -51,6 +53,7 @@ from hosts.docker_endpoint import (
     Route,
     resolve,
 )
+from hosts.docker_events import HandStop, event_filters, hand_stop_from_events
 from hosts.docker_logs import _END as _END
 from hosts.docker_logs import MAX_LINE, QUEUED_LINES, LogStream
 from hosts.docker_logs import _soon as _soon
@@ -98,6 +101,7 @@ __all__ = [
     "DockerSettings",
     "EndpointKind",
     "EngineInfo",
+    "HandStop",
     "Health",
     "LogStream",
     "Reading",
@@ -106,6 +110,7 @@ __all__ = [
     "cgroup_args",
     "classify",
     "format_ports",
+    "hand_stop_from_events",
     "parse_cgroup_read",
     "parse_container",
     "parse_time",
@@ -116,6 +121,10 @@ __all__ = [
 SshOpener = Callable[[], Awaitable["asyncssh.SSHClientConnection"]]
 """The host's SSH connection, (re)connected on demand: `HostLink.connection`."""
 T = TypeVar("T")
+EVENTS_READ = 200
+"""Events of one container read at most: a stop is a handful, a restart loop a few each."""
+TAIL_LINE = 4096
+"""Bytes a log tail keeps per line asked for."""
 CGROUP_RETRY = 60.0
 """After the shell found no cgroup files, seconds before it is asked again."""
 # Private helpers keep their names from before the split here (this and the `_x as _x`
@@ -269,6 +278,36 @@ class DockerLink:
         key, at = (held.key, held.at) if held is not None else (None, 0.0)
         self._inspected[container.id] = _Inspected(container, sent, key, at)
         return container
+
+    async def events(
+        self, container_id: str, since: datetime, until: datetime
+    ) -> list[dict[str, Any]]:
+        """The engine's kill, stop and die events of one container between two moments
+        (`docker events --since --until`): what `hosts.docker_events` reads a stop by hand
+        from. `until` should not be in the future: the engine holds the answer until then."""
+        filters = event_filters(container_id)
+        # Whole seconds: the SDK turns a datetime into one with a naive subtraction, which
+        # an aware datetime fails.
+        start, end = math.floor(since.timestamp()), math.ceil(until.timestamp())
+
+        def read(api: Any) -> list[dict[str, Any]]:
+            stream = api.events(since=start, until=end, filters=filters, decode=True)
+            try:
+                return [event for event, _ in zip(stream, range(EVENTS_READ), strict=False)]
+            finally:
+                stream.close()
+
+        return await self.call(read)
+
+    async def log_tail(self, container_id: str, lines: int) -> bytes:
+        """The last `lines` lines of a container's log (stdout and stderr), at most
+        `lines * TAIL_LINE` bytes: for a finding's evidence, not for following."""
+
+        def read(api: Any) -> bytes:
+            data = api.logs(container_id, stdout=True, stderr=True, tail=lines, stream=False)
+            return bytes(data)[-lines * TAIL_LINE :]
+
+        return await self.call(read)
 
     async def start(self, container_id: str) -> None:
         """Start a container (a running one stays as it is); GONE if it was removed."""

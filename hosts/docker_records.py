@@ -106,6 +106,8 @@ class Container:
     """Every label (compose's and the operator's own)."""
     created_at: datetime | None = None
     """When the container was created (its restart count cannot be older than that)."""
+    error: str = ""
+    """State.Error: why the engine could not start it (a failed restart leaves it exited)."""
 
     @property
     def pin(self) -> ContainerPin:
@@ -165,6 +167,7 @@ def parse_container(data: Mapping[str, Any]) -> Container:
         health_output=str(probes[-1].get("Output") or "")[:300] if probes else "",
         labels=labels,
         created_at=parse_time(data.get("Created")),
+        error=str(state.get("Error") or ""),
     )
 
 

@@ -11,7 +11,12 @@ What is here:
   output. It can be frozen with SIGSTOP (accepts connections, never answers), made to
   require SSL (`ssl=True`: a self-signed certificate and `hostssl`-only pg_hba lines), run
   inside a network namespace (`netns=`), and it always stops: `pg_ctl stop -m fast`, then
-  `-m immediate`, then SIGKILL.
+  `-m immediate`, then SIGKILL. `pg_stat_statements=False` makes a fresh server without it
+  (not preloaded, not created), as a new install is.
+- A streaming standby of a running server: `PgFactory.standby(primary)` clones it with
+  `pg_basebackup` through a physical replication slot of its own, then starts it in
+  recovery (standby.signal, primary_conninfo over the primary's unix socket) on a loopback
+  port of its own; it has the primary's roles and passwords.
 - `Session`: an extra client session (psycopg, over the socket) for the faults a test sets
   up: saturation, lock chains, idle in transaction, long queries. `start()` runs a
   statement that blocks in a thread of its own.
@@ -198,6 +203,8 @@ class PgServer:
         ssl: bool = False,
         netns: str | None = None,
         settings: Mapping[str, object] | None = None,
+        pg_stat_statements: bool = True,
+        standby_of: PgServer | None = None,
     ) -> None:
         self.bindir = bindir()
         _require_postgres_user()
@@ -215,11 +222,16 @@ class PgServer:
             MONITOR: f"pw-monitor-{secrets.token_hex(8)}",
             LIMITED: f"pw-limited-{secrets.token_hex(8)}",
         }
+        self.statements = pg_stat_statements
+        self.primary = standby_of
+        self.slot = f"fd_standby_{self.port}" if standby_of else ""
+        if standby_of is not None:
+            self.passwords = dict(standby_of.passwords)  # the roles are the primary's
         self.settings: dict[str, object] = {
             "listen_addresses": self.host,
             "port": self.port,
             "unix_socket_directories": str(self.socket_dir),
-            "shared_preload_libraries": "pg_stat_statements",
+            "shared_preload_libraries": "pg_stat_statements" if pg_stat_statements else "",
             "max_connections": max_connections,
             "shared_buffers": "32MB",
             "fsync": False,
@@ -239,8 +251,11 @@ class PgServer:
     # -- lifecycle
 
     def start(self) -> PgServer:
-        """initdb, configure, start and set up roles, the test database and extension."""
+        """initdb, configure, start and set up roles, the test database and extension; a
+        standby is cloned from its primary instead."""
         os.chown(self.workdir, *self._owner())
+        if self.primary is not None:
+            return self._start_standby(self.primary)
         password_file = self.workdir / "pwfile"
         password_file.write_text(self.passwords[SUPERUSER] + "\n")
         password_file.chmod(0o600)
@@ -258,6 +273,35 @@ class PgServer:
         self._running = True
         self._setup()
         return self
+
+    def _start_standby(self, primary: PgServer) -> PgServer:
+        """pg_basebackup of `primary` through a new physical slot, then start in recovery."""
+        primary.sql("SELECT pg_create_physical_replication_slot(%s)", [self.slot])
+        self._run_as_postgres(
+            str(self.bindir / "pg_basebackup"), "-D", str(self.data), "-h",
+            str(primary.socket_dir), "-p", str(primary.port), "-U", SUPERUSER,
+            "-X", "stream", "-S", self.slot, "--no-sync", "-c", "fast",
+        )  # fmt: skip
+        conninfo = (
+            f"host={primary.socket_dir} port={primary.port} user={SUPERUSER} "
+            f"application_name={self.slot}"
+        )
+        self.settings.update(primary_conninfo=conninfo, primary_slot_name=self.slot)
+        self.settings.update(hot_standby_feedback=True, wal_receiver_status_interval=1)
+        (self.data / "standby.signal").touch()
+        os.chown(self.data / "standby.signal", *self._owner())
+        self._write_config()
+        self._pg_ctl("start", "-w", "-t", str(START_TIMEOUT), "-l", str(self.log_path))
+        self._running = True
+        return self
+
+    def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """Wait until this standby has replayed everything its primary has written."""
+        assert self.primary is not None, "not a standby"
+        # The insert position: with synchronous_commit off, pg_current_wal_lsn (written)
+        # may not include the last commit yet.
+        (target,) = self.primary.sql("SELECT pg_current_wal_insert_lsn()::text")[0]
+        self.wait_for("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target], timeout=timeout)
 
     def stop(self) -> None:
         """Stop for sure: thaw, drop the test's sessions, fast, then immediate, then kill."""
@@ -451,6 +495,7 @@ class PgServer:
         tcp = "hostssl" if self.ssl else "host"
         (self.data / "pg_hba.conf").write_text(
             "local all all trust\n"
+            "local replication all trust\n"
             f"{tcp} all all 127.0.0.1/32 scram-sha-256\n"
             f"{tcp} all all ::1/128 scram-sha-256\n"
         )
@@ -464,7 +509,8 @@ class PgServer:
         self.sql(role(MONITOR, " IN ROLE pg_monitor"), dbname="postgres")
         self.sql(role(LIMITED), dbname="postgres")
         self.sql(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DBNAME)), dbname="postgres")
-        self.sql("CREATE EXTENSION pg_stat_statements")
+        if self.statements:
+            self.sql("CREATE EXTENSION pg_stat_statements")
 
 
 def _clean_stale(root: Path) -> None:
@@ -496,9 +542,13 @@ class PgFactory:
         self.servers.append(server)
         return server.start()
 
+    def standby(self, primary: PgServer, **kwargs: Any) -> PgServer:
+        """A streaming standby of `primary` (see the module docstring), stopped with the rest."""
+        return self(standby_of=primary, **kwargs)
+
     def close(self) -> None:
         errors = []
-        for server in self.servers:
+        for server in reversed(self.servers):  # standbys before their primaries
             try:
                 server.stop()
             except Exception as error:  # stop the others all the same

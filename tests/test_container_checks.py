@@ -16,6 +16,7 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,12 +25,22 @@ import pytest
 from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog
 from checks.config import ConfigError, Thresholds, parse_config
+from checks.container_checks import judge_state
 from checks.container_history import ContainerHistory, memory_trend, use_history
+from checks.container_intent import implied_stop
 from checks.container_wizard import CONTAINERS_WIZARD
 from checks.containerconfig import ContainerThresholds
 from checks.model import CheckContext, Finding, Fix, Status
 from checks.wizards import StepState, WizardRun
-from hosts.docker import Container, DockerLink, DockerSettings, Health, parse_container
+from hosts.docker import (
+    Container,
+    DockerLink,
+    DockerSettings,
+    HandStop,
+    Health,
+    hand_stop_from_events,
+    parse_container,
+)
 from hosts.docker_endpoint import DockerEndpoint
 from hosts.metrics import SampleHistory
 from hosts.shell import LocalShell
@@ -103,6 +114,12 @@ def _found(run: WizardRun, check: str, target: str) -> Finding:
     raise AssertionError(
         f"no {check} finding on {target}: {[(f.target, f.summary) for f in findings]}"
     )
+
+
+def _says(finding: Finding, status: Status, pattern: str) -> None:
+    """The finding has this status, no fix, and a summary that matches `pattern`."""
+    assert finding.status is status and not finding.fixes, finding
+    assert re.match(pattern, finding.summary), finding.summary
 
 
 def _fix(finding: Finding, fix_id: str) -> Fix:
@@ -189,23 +206,77 @@ def test_container_thresholds_are_read_from_the_settings_file_with_file_and_line
     path = Path("/etc/fleetdeck/config.toml")
     config = parse_config(
         "[thresholds.containers]\nmemory = { warn = 70, crit = 95 }\nrestarts = 5\n"
-        "restart_window = 300\nleak_rate = 0.5\ntime_to_limit = { warn = 48, crit = 6 }\n",
+        "restart_window = 300\nleak_rate = 0.5\ntime_to_limit = { warn = 48, crit = 6 }\n"
+        'oneshot = ["backup-*", "migrate"]\n',
         path,
     )
     limits = config.thresholds.containers
     assert (limits.memory.warn, limits.memory.crit, limits.restarts) == (70, 95, 5)
     assert (limits.restart_window, limits.leak_rate, limits.time_to_limit.crit) == (300, 0.5, 6)
     assert limits.leak_samples == ContainerThresholds().leak_samples
+    assert limits.oneshot == ("backup-*", "migrate")
     for text, said in [
         ("[thresholds.containers]\nrestarts = 0\n", ":2: thresholds.containers.restarts:"),
         ("[thresholds.containers]\n\nmemory = { warn = 95, crit = 90 }\n", ":3: thresholds."),
         ("[thresholds.containers]\ntime_to_limit = { warn = 2, crit = 6 }\n", "fewer is worse"),
         ("[thresholds.containers]\nleak_fit = 1.5\n", "from 0 to 1"),
         ("[thresholds.containers]\nloop = 3\n", "unknown key (known: memory,"),
+        ('[thresholds.containers]\noneshot = "backup"\n', "a list of names or globs"),
     ]:
         with pytest.raises(ConfigError) as caught:
             parse_config(text, path)
         assert said in str(caught.value), str(caught.value)
+
+
+def _event(action: str, nanos: int, **attributes: str) -> dict[str, Any]:
+    """One container event as GET /events decodes it (Docker 20.10, API 1.41)."""
+    actor = {"ID": "c1", "Attributes": {"name": "web", **attributes}}
+    return {"Type": "container", "Action": action, "Actor": actor, "timeNano": nanos}
+
+
+def test_a_stop_by_hand_is_read_from_the_engines_kill_and_stop_events() -> None:
+    second = 1_000_000_000
+    stopped = [  # `docker stop -t 1`, as recorded on a real engine
+        _event("start", 10 * second),
+        _event("kill", 20 * second, signal="15"),
+        _event("kill", 21 * second, signal="9"),
+        _event("die", 21 * second + 5, exitCode="137"),
+        _event("stop", 21 * second + 9),
+    ]
+    found = hand_stop_from_events(list(reversed(stopped)))  # the order given does not count
+    assert found is not None and found.how == "docker stop" and found.signals == ("15", "9")
+    assert found.words() == "docker stop at 1970-01-01 00:00:20 UTC (SIGTERM, then SIGKILL)"
+    killed = [_event("kill", 5 * second, signal="9"), _event("die", 6 * second, exitCode="137")]
+    assert hand_stop_from_events(killed) == HandStop(
+        "docker kill", datetime.fromtimestamp(5, UTC), ("9",)
+    )
+    # Ended on its own: a die alone; a kill before an earlier run's die is that run's.
+    assert hand_stop_from_events([_event("die", second, exitCode="3")]) is None
+    earlier = [_event("kill", 1, signal="9"), _event("die", 2), _event("die", 3 * second)]
+    assert hand_stop_from_events(earlier) is None
+    assert hand_stop_from_events([]) is None
+
+
+def test_an_exited_unless_stopped_container_without_events_was_stopped_through_docker() -> None:
+    """The engine restarts an always or unless-stopped container unless it was stopped
+    through Docker: exited, with no start error, it was, even when the engine's events no
+    longer go back that far. A failed restart (State.Error) or another policy says nothing."""
+    state = {"Status": "exited", "ExitCode": 137, "FinishedAt": "2026-12-07T18:41:34.5Z"}
+
+    def inspect(policy: str, error: str = "") -> Container:
+        return parse_container(
+            {"Id": "c1", "Name": "/web", "State": {**state, "Error": error},
+             "HostConfig": {"RestartPolicy": {"Name": policy}}}
+        )  # fmt: skip
+
+    for policy in ("always", "unless-stopped"):
+        implied = implied_stop(inspect(policy))
+        assert implied is not None and implied.at is None
+        assert implied.words().startswith("through Docker: the engine would have started it")
+    assert implied_stop(inspect("unless-stopped", error="OCI runtime create failed")) is None
+    assert implied_stop(inspect("on-failure")) is None and implied_stop(inspect("no")) is None
+    said = judge_state(inspect("always"), False, implied_stop(inspect("always")))
+    assert said is not None and said[0] is Status.OK and said[2] == ""
 
 
 # -- no engine -----------------------------------------------------------------------------------
@@ -350,6 +421,61 @@ async def test_unhealthy_exited_looping_oom_and_nearly_full_containers_each_have
     assert [f.status for f in growth] == [Status.OK]  # one reading: nothing to judge
     assert "not judged yet: a trend needs 6 samples" in growth[0].summary
     assert run.exit_code == 2
+
+
+async def test_a_container_stopped_by_hand_is_ok_and_one_that_crashed_shows_its_log(
+    dockerd: Dockerd, docker_objects: DockerObjects, link: DockerLink
+) -> None:
+    """`docker stop` on an unless-stopped service and `docker kill` on a plain one are the
+    operator's intent: OK, no start offered. A `docker run -d` that exited 3 is a WARN with
+    its status, when it ended and its last log lines; exit 0 is a job that ended well; a
+    label or a `oneshot` setting silences a job's failure."""
+    service = docker_objects.start("sleep", "3600", flags=["--restart", "unless-stopped"])
+    plain = docker_objects.start("sleep", "3600")
+    crash = "exec 2>&1; echo starting; echo 'config: no such file' >&2; printf 'bad \\033[2J\\n'"
+    crash += "; exit 3"
+    crashed = docker_objects.start("sh", "-c", crash)
+    done = docker_objects.start("true")
+    labelled = docker_objects.start(
+        "sh", "-c", "exit 4", flags=["--label", "fleetdeck.oneshot=true"]
+    )
+    nightly = docker_objects.start("sh", "-c", "exit 5", what="nightly")
+    docker("stop", "-t", "1", service)
+    docker("kill", plain)
+    for cid in (crashed, done, labelled, nightly):
+        await until(lambda cid=cid: _state(link, cid, "exited"), "the jobs ended")
+    names = {cid: _name(cid) for cid in (service, plain, crashed, done, labelled, nightly)}
+
+    limits = ContainerThresholds(oneshot=(f"{NAME_PREFIX}{os.getpid()}-nightly-*",))
+    run = await _wizard(link, limits)
+    _says(
+        _found(run, "container.state", names[service]),
+        Status.OK,
+        r"stopped by hand \(docker stop at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+        r"\(SIGTERM, then SIGKILL\); exit code 137 \(SIGKILL\), \d+s ago\): its restart "
+        r"policy \(unless-stopped\) leaves it stopped; docker start ",
+    )
+    killed = _found(run, "container.state", names[plain])
+    assert killed.status is Status.OK and killed.summary.startswith("stopped by hand (docker kill")
+
+    failed = _found(run, "container.state", names[crashed])
+    _says(
+        failed,
+        Status.WARN,
+        r"exited with exit code 3 at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, \d+s ago, and "
+        r"nothing restarts it \(restart policy no\); a job\? label it fleetdeck.oneshot=true; "
+        r"last log line: bad \\x1b\[2J$",
+    )
+    tail = failed.evidence[-1]
+    assert tail.source == f"docker logs --tail 10 {names[crashed]}"
+    assert tail.output == "starting\nconfig: no such file\nbad \\x1b[2J"  # one pipe: in order
+    targets = {f.target for f in run.results[run.index_of("container.state")].findings}
+    assert not targets & {names[done], names[labelled], names[nightly]}
+
+    calm = await _wizard(link, ContainerThresholds(oneshot=("*",)))  # the crash silenced too
+    kept = calm.results[calm.index_of("container.state")].findings
+    assert {f.target for f in kept} == {names[service], names[plain]}
+    assert {f.status for f in kept} == {Status.OK}
 
 
 async def test_restart_brings_an_unhealthy_container_back_to_health_and_is_verified(

@@ -27,6 +27,7 @@ from textual.pilot import Pilot
 
 from checks.config import Config
 from checks.container_pane import ContainerSnapshot, read_containers
+from checks.model import Status
 from hosts.docker import DockerLink, DockerSettings
 from hosts.docker_endpoint import DockerEndpoint, DockerFailure
 from hosts.inventory import HostSpec, Inventory
@@ -325,8 +326,8 @@ async def test_the_host_screen_raises_alerts_from_the_container_checks(
     dockerd: Dockerd, shop: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While the Host screen is open the container checks run on the pane's link: the
-    unhealthy container is a finding, and an alert; the job that exited with an error and
-    that nothing says should run is not: one-off jobs exit."""
+    unhealthy container is a finding, and an alert; the job that exited with an error, that
+    nothing restarts and nobody labelled a one-shot job, is a warning with its exit."""
     from widgets import FindingsTable
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
@@ -351,7 +352,8 @@ async def test_the_host_screen_raises_alerts_from_the_container_checks(
         assert alerted(), (seen, watch.alerts.alerts())
         findings = {(f.check, f.target): f for f in watch.container_findings}
         assert "unhealthy" in findings["container.state", names["db"]].summary
-        assert ("container.state", names["job"]) not in findings
+        job = findings["container.state", names["job"]]
+        assert job.status is Status.WARN and job.summary.startswith("exited with exit code 3 at ")
         keys = screen.query_one(FindingsTable).row_keys
         assert f"container.state|{names['db']}" in keys, keys
     # Nobody refreshes them once the screen is gone: they must not keep alerts firing.

@@ -57,6 +57,7 @@ LOW = DbThresholds(
     long_query=Limit(0.2, 600),
     lock_wait=Limit(0.0, 600),
     unused_index_bytes=0,
+    unused_index_age=1,
     slow_statement=Limit(100, 60_000),
     top=10,
 )
@@ -160,6 +161,38 @@ async def test_lock_chain_of_three_names_the_root_blocker_with_two_waiting(
     after = await _run(monitor, LOCK_CHAIN)
     verdict = resolved(after, "db.lock_chain", f"pid {a.pid}")
     assert verdict is not None and verdict.status is Status.OK
+
+
+async def test_a_young_lock_chain_is_listed_as_ok_with_its_root_and_an_old_one_is_graded(
+    pg: PgServer, monitor: PgSession, request: pytest.FixtureRequest
+) -> None:
+    """During an incident the operator sees who blocks whom before the threshold: the chain
+    is listed as OK with its root blocker, what it holds and how long the waiter waited;
+    past the threshold the same chain is a WARN with the fixes."""
+    table = _table(pg, request)
+    pg.sql(f"CREATE TABLE {table} (id int)")
+    holder, waiter = pg.session(name="migration"), pg.session(name="report")
+    holder.execute("BEGIN")
+    holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    waiter.start(f"SELECT count(*) FROM {table}")
+    pg.wait_for("SELECT %s = ANY(pg_blocking_pids(%s))", [holder.pid, waiter.pid])
+
+    (young,) = await _run(monitor, LOCK_CHAIN, thresholds=DbThresholds())
+    assert (young.status, young.target, young.fixes) == (Status.OK, f"pid {holder.pid}", ())
+    assert re.fullmatch(
+        rf"pid {holder.pid} \(postgres@127\.0\.0\.1 \(migration\), idle in transaction"
+        rf"(, transaction open \d+s)?\) blocks 1 session: waiting \d s, under the 10 s "
+        rf"threshold; it holds AccessExclusiveLock on table {table} \(pid {waiter.pid} wants "
+        rf"AccessShareLock\); waiters: pid {waiter.pid} \(\d s\)",
+        young.summary,
+    ), young.summary
+    assert f"  holds AccessExclusiveLock on table {table}" in young.evidence[0].output
+
+    await asyncio.sleep(1.2)
+    (old,) = await _run(monitor, LOCK_CHAIN, thresholds=DbThresholds(lock_wait=Limit(1, 600)))
+    assert (old.status, old.target) == (Status.WARN, f"pid {holder.pid}")
+    assert re.search(r"blocks 1 session; the longest has waited \d s; it holds", old.summary)
+    assert "db.terminate" in {fix.id for fix in old.fixes}
 
 
 async def test_session_idle_in_transaction_past_the_threshold(
@@ -274,12 +307,15 @@ async def test_unused_and_invalid_indexes(
     pg.sql(f"CREATE INDEX {table}_note ON {table} (note)")
     with pytest.raises(psycopg.errors.UniqueViolation):  # leaves an invalid index behind
         pg.sql(f"CREATE UNIQUE INDEX CONCURRENTLY {table}_v ON {table} (v)")
+    # LOW: "unused" once the statistics go back 1 s (to the server's start here)
+    pg.wait_for("SELECT now() - pg_postmaster_start_time() > interval '1.1 s'")
 
     findings = await _run(monitor, INDEXES)
     unused = _on(findings, f"public.{table}_note")
     assert unused.status is Status.WARN
     assert f"on public.{table}" in unused.summary
-    assert "has not been used by any query since statistics" in unused.summary
+    assert "has not been used by any query in the " in unused.summary
+    assert "since the server started (its statistics go back at least that far)" in unused.summary
     invalid = _on(findings, f"public.{table}_v")
     assert invalid.status is Status.WARN and "is invalid" in invalid.summary
     assert "REINDEX INDEX CONCURRENTLY" in invalid.summary
@@ -289,6 +325,38 @@ async def test_unused_and_invalid_indexes(
     findings = await _run(monitor, INDEXES, thresholds=replace(LOW, unused_index_bytes=1 << 30))
     assert [f.status for f in findings] == [Status.OK]
     assert "no invalid index; no unused index of 1.0 GiB or more" in findings[0].summary
+    assert "index never scanned in the " in findings[0].summary or "indexes never" in (
+        findings[0].summary
+    )
+
+
+async def test_an_index_is_unused_only_once_its_statistics_are_older_than_the_stated_age(
+    make_pg: PgFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statistics reset a moment ago say nothing about an index yet: not "unused" with an
+    hour or the default 7 days asked for; with 1 s asked for, a second later it is."""
+    server = make_pg()
+    server.sql("CREATE TABLE events (id int, kind text)")
+    server.sql("INSERT INTO events SELECT g, 'k' || mod(g, 7) FROM generate_series(1, 5000) g")
+    server.sql("CREATE INDEX events_kind ON events (kind)")
+    server.sql("SELECT pg_stat_reset()")
+    young = replace(LOW, unused_index_age=3600)
+    async with await _open(server, MONITOR, monkeypatch) as session:
+        (calm,) = await _run(session, INDEXES, thresholds=young)
+        (default,) = await _run(session, INDEXES, thresholds=DbThresholds(unused_index_bytes=0))
+    assert calm.status is Status.OK and default.status is Status.OK
+    assert re.search(
+        r"unused indexes not judged yet: 1 index never scanned in the \d+s since its "
+        r"statistics were reset, under the 1h 0m needed",
+        calm.summary,
+    ), calm.summary
+    assert "under the 7d 0h needed" in default.summary
+
+    await asyncio.sleep(1.1)
+    async with await _open(server, MONITOR, monkeypatch) as session:
+        (old,) = await _run(session, INDEXES)  # LOW: 1 s
+    assert old.status is Status.WARN and old.target == "public.events_kind"
+    assert "since its statistics were reset: it slows every write" in old.summary
 
 
 async def test_sizes_fall_back_to_estimates_behind_an_exclusive_lock(
@@ -339,14 +407,47 @@ async def test_slowest_statements_from_pg_stat_statements(pg: PgServer, monitor:
 async def test_pg_stat_statements_not_loaded_says_how_to_enable_it(
     make_pg: PgFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An extension the server does not have is no fault of the server: OK, with what to
+    do; the faulty twin (a statement over the threshold) is WARN in the test above."""
     server = make_pg(settings={"shared_preload_libraries": ""})  # the extension is created
     for user in (MONITOR, LIMITED):  # only the first may read shared_preload_libraries
         async with await _open(server, user, monkeypatch) as session:
             (found,) = await _run(session, SLOW_STATEMENTS)
-        assert found.status is Status.UNKNOWN
-        assert "pg_stat_statements is" in found.summary and "not loaded" in found.summary
+        assert found.status is Status.OK
+        assert found.summary.startswith("not available: ")
         assert "add pg_stat_statements to shared_preload_libraries" in found.summary
-        assert "CREATE EXTENSION pg_stat_statements in fleetdeck" in found.summary
+        assert "CREATE EXTENSION" not in found.summary  # it is created already
+
+
+async def test_a_fresh_server_without_pg_stat_statements_is_ok_saying_what_to_add(
+    make_pg: PgFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = make_pg(pg_stat_statements=False)
+    async with await _open(fresh, MONITOR, monkeypatch) as session:
+        (found,) = await _run(session, SLOW_STATEMENTS)
+    assert found.status is Status.OK
+    assert found.summary.startswith(
+        "not available: add pg_stat_statements to shared_preload_libraries in postgresql.conf "
+        "and restart PostgreSQL, then run CREATE EXTENSION pg_stat_statements in fleetdeck"
+    )
+    async with await _open(fresh, LIMITED, monkeypatch) as session:  # cannot read the setting
+        (found,) = await _run(session, SLOW_STATEMENTS)
+    assert found.status is Status.OK
+    assert "not created in fleetdeck: run CREATE EXTENSION pg_stat_statements" in found.summary
+
+    loaded = make_pg(
+        pg_stat_statements=False, settings={"shared_preload_libraries": "pg_stat_statements"}
+    )
+    async with await _open(loaded, MONITOR, monkeypatch) as session:
+        (found,) = await _run(session, SLOW_STATEMENTS)
+    assert found.status is Status.OK
+    assert found.summary == (
+        "not available: pg_stat_statements is loaded but not created: run CREATE EXTENSION "
+        "pg_stat_statements in fleetdeck; then the slowest statements are listed here"
+    )
+    async with await _open(loaded, MONITOR, monkeypatch) as session:  # every check: no UNKNOWN
+        findings = await _run(session, *DB_CHECKS, thresholds=DbThresholds())
+    assert {f.status for f in findings} == {Status.OK}, _text(findings)
 
 
 # -- wraparound, replication -------------------------------------------------------------------
@@ -541,6 +642,8 @@ def test_thresholds_from_the_settings_table() -> None:
     assert parsed.top == 3
     assert parsed.dead_rows == DbThresholds().dead_rows
     assert parse_db_thresholds({}) == DbThresholds()
+    assert DbThresholds().unused_index_age == 7 * 86400
+    assert parse_db_thresholds({"unused_index_age": 3600}).unused_index_age == 3600
 
     bad = {
         "conections": "unknown key (known: connect_seconds, connections,",

@@ -306,3 +306,19 @@ def test_database_wizard_over_ssh_terminates_an_idle_transaction_once_confirmed(
     finally:
         server.stop()
         netns_lab.remove_host(host)
+
+
+def test_check_on_a_fresh_server_without_pg_stat_statements_has_no_unknown_database_finding(
+    make_pg: PgFactory, tmp_path: Path
+) -> None:
+    """A freshly installed PostgreSQL (no pg_stat_statements) is healthy: every db.* finding
+    of `fleetdeck check --postgres` is OK, so a Nagios setup is not paged for ever."""
+    fresh = make_pg(pg_stat_statements=False)
+    env = _local(fresh, tmp_path, fresh.passwords[MONITOR])
+    result = _check(env, "--postgres", "--no-storage", "--no-containers", "--json")
+    database = [f for f in _findings(result) if f["check"].startswith("db.")]
+    assert {f["status"] for f in database} == {"OK"}, database
+    (slow,) = [f for f in database if f["check"] == "db.slow_statements"]
+    assert slow["summary"].startswith(
+        "not available: add pg_stat_statements to shared_preload_libraries"
+    )
