@@ -41,7 +41,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,9 @@ START_TIMEOUT = 10.0
 _STALE_NAME = re.compile(rf"^{NAME_PREFIX}(\d+)([a-z])(?:gw|br|v\d+|-.+)$")
 """`gw` the runner's veth end, `-...` namespaces; `br` and `v<n>` are root bridges and
 ports of labs from before the switch namespace, still cleaned if a crash left them."""
+
+NETNS_ETC = Path("/etc/netns")
+"""`ip netns exec NS` binds /etc/netns/NS/<file> over /etc/<file>."""
 
 SWITCH_NAME = "switch"
 """The lab's switch namespace is `fdt<pid><tag>-switch`; no host may take that name."""
@@ -483,13 +486,14 @@ def _netns_pids(netns: str) -> list[int]:
 
 
 def _kill_netns(netns: str) -> None:
-    """Kill every process in a namespace and delete it."""
+    """Kill every process in a namespace and delete it, and its /etc/netns files."""
     pids = _netns_pids(netns)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     _wait_gone(pids)
     _ip("netns", "delete", netns, check=False)
+    shutil.rmtree(NETNS_ETC / netns, ignore_errors=True)
 
 
 def _is_live_python(pid: int) -> bool:
@@ -615,12 +619,22 @@ class NetnsLab:
 
     # -- hosts
 
-    def add_host(self, name: str | None = None) -> NetnsHost:
-        """A new namespace host on the bridge, sshd running on port 22 of its address."""
+    def add_host(self, name: str | None = None, *, etc: Mapping[str, str] = {}) -> NetnsHost:
+        """A new namespace host on the bridge, sshd running on port 22 of its address.
+
+        `etc` maps file names to text for /etc/netns/<namespace>/ (`resolv.conf`, `hosts`,
+        `nsswitch.conf`): `ip netns exec` binds them over /etc for sshd, and so for every
+        SSH session on the host. They are bound by inode: rewrite them in place, never by
+        rename. They go when the namespace goes.
+        """
         name = self._check_new_name(name or self._free_name("ns"))
         address = self._allocate(low=True)
         netns, port = f"{self.prefix}-{name}", self._port_name()
         self._add_netns(netns)
+        if etc:
+            (NETNS_ETC / netns).mkdir(parents=True, exist_ok=True)
+        for file, text in etc.items():
+            (NETNS_ETC / netns / file).write_text(text)
         _ip(
             "-n", self.switch, "link", "add", port, "type", "veth",
             "peer", "name", "eth0", "netns", netns,
