@@ -228,6 +228,11 @@ def test_the_probe_reads_a_and_aaaa_answers_of_the_test_resolver() -> None:
     assert netprobe._status({"A": ("NXDOMAIN", []), "AAAA": ("NXDOMAIN", [])})[0] == "nxdomain"
     assert netprobe._status({"A": ("SERVFAIL", []), "AAAA": ("NXDOMAIN", [])})[0] == "servfail"
     assert ask("nope.lab", "A") == ("NXDOMAIN", [])
+    # A server that drops AAAA queries: the A answer still counts; none at all is a timeout.
+    assert netprobe._status({"A": ("NOERROR", ["10.0.0.5"]), "AAAA": ("TIMEOUT", [])})[0] == (
+        "answer"
+    )
+    assert netprobe._status({"A": ("NXDOMAIN", []), "AAAA": ("TIMEOUT", [])})[0] == "timeout"
 
 
 def test_ss_listeners_strip_brackets_and_devices_and_read_processes() -> None:
