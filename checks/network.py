@@ -969,13 +969,15 @@ NETWORK_WIZARD = Wizard(
         ),
         Step(
             DNS,
-            "Each resolver is asked directly, so a dead resolver, a missing one and a "
-            "name that does not exist (NXDOMAIN) are told apart.",
+            "Each resolver is asked directly, through the search list as the host asks, "
+            "so a dead resolver, a missing one and a name that does not exist (NXDOMAIN) "
+            "are told apart; /etc/hosts counts where nsswitch reads it first.",
         ),
         Step(
             ROUTE,
-            "Without a default route only directly connected networks answer; a "
-            "gateway that answers neither ping nor ARP is down or on the wrong network.",
+            "The target's own route counts; without a default route only directly "
+            "connected networks answer; a gateway that answers neither ping nor ARP is "
+            "down or on the wrong network.",
         ),
         Step(
             FIREWALL,
