@@ -3,8 +3,10 @@
 Two hosts of their own on the lab bridge: `server` and `client`, each a real sshd in its own
 namespace. Faults (a link down, no default route, a dead resolver, a DROP rule, a service on
 127.0.0.1, a target nobody has) are made inside those namespaces only, and undone after.
-Most runs go over SSH; the DNS cases run the console inside the namespace (`ip netns exec`),
-which is how a namespace gets its own /etc/resolv.conf.
+Most runs go over SSH. A namespace gets its own /etc/resolv.conf, nsswitch.conf and hosts
+from /etc/netns/<namespace>/ through `ip netns exec`: the first DNS test runs the console
+that way inside the client's namespace, the later ones go over SSH to `resolving`, a host
+whose sshd was started with such files (`NetnsLab.add_host(etc=...)`).
 """
 
 from __future__ import annotations
