@@ -664,6 +664,13 @@ def test_an_idle_bridge_is_ok_and_a_bridge_whose_ports_have_no_carrier_is_not(la
         run = lab.wizard(lab.client)
         idle = run.finding("net.link", "bridle")
         assert idle["status"] == "OK" and "no ports attached" in idle["summary"], idle
+        # Idle is fine until the default route needs it.
+        lab.ns(lab.client, "ip", "route", "add", "default", "dev", "bridle")
+        try:
+            needed = lab.wizard(lab.client).finding("net.link", "bridle")
+        finally:
+            lab.ns(lab.client, "ip", "route", "del", "default", check=False)
+        assert needed["status"] == "CRIT" and "the default route uses it" in needed["summary"]
 
         # Its twin: a port attached whose peer is down, so the bridge has no carrier.
         lab.ns(lab.client, "ip", "link", "add", "brport", "type", "veth", "peer", "name", "brpeer")
