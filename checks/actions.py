@@ -145,6 +145,13 @@ class Decision:
     approved: bool
     typed: str = ""
 
+    def names(self, host: str) -> bool:
+        """Whether the typed name is the host's. White space around it is forgiven (a
+        trailing space, the newline of a pasted line: `web-01 `); everything else must be
+        exact, case and inner characters included, so a neighbour (`web-02`, `Web-01`) or a
+        name half typed never confirms a fix on this host."""
+        return self.typed.strip() == host
+
 
 class Confirmer(Protocol):
     async def __call__(self, request: ConfirmRequest) -> Decision: ...
@@ -243,7 +250,7 @@ class ActionGate:
             raise
         if not decision.approved:
             return self._record_or_refuse(base, Outcome.DECLINED, "the operator said no", end)
-        if request.needs_typed_name and decision.typed.strip() != host.name:
+        if request.needs_typed_name and not decision.names(host.name):
             why = "destructive fix" if fix.risk is Risk.DESTRUCTIVE else "production host"
             message = (
                 f"{why}: the host name typed ({decision.typed.strip()!r}) is not {host.name!r}"
@@ -416,8 +423,10 @@ class ActionGate:
             now = f"unreadable ({error.reason})"
         else:
             if result.ok:
-                now = result.stdout.strip()
-                if pin.holds(result.stdout):
+                # Exact text: a pin on a name that is not UTF-8 (a deleted file's) was taken
+                # from exact text too, and two such names must not read as the same one.
+                now = result.exact_stdout.strip()
+                if pin.holds(result.exact_stdout):
                     return now, None
             else:
                 why = (result.stderr or result.stdout).strip().splitlines()

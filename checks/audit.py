@@ -19,7 +19,6 @@ import fcntl
 import getpass
 import json
 import os
-import re
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
@@ -28,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from checks.model import bytes_escaped
+from checks.secrets import redact
 
 FORMAT_VERSION = 1
 EXCERPT_LIMIT = 2000
@@ -78,37 +80,15 @@ class Operator:
         }
 
 
-_SECRET_WORDS = r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)"
-_SECRET_PATTERNS = (
-    # scheme://user:password@host
-    re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?P<tail>@)", re.I),
-    # password=..., PGPASSWORD=..., "token": "..."
-    re.compile(
-        rf"(?P<head>[\w.-]*{_SECRET_WORDS}[\w.-]*[\"']?\s*[=:]\s*[\"']?)[^\s\"',;&]+(?P<tail>)",
-        re.I,
-    ),
-    # --password X, -p X style flags of well-known tools are not guessed at: the gate never
-    # puts secrets on a command line in the first place.
-)
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask secrets: known values verbatim, then anything that looks like one."""
-    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(r"\g<head>***\g<tail>", text)
-    return text
-
-
 ARGV_FIELDS = ("commands", "undo", "pin")
 """Fields that hold commands as they ran (or will put things back)."""
 
 
 def _masked(value: Any, secrets: Iterable[str]) -> Any:
-    """A copy of a JSON-able value with every string redacted."""
+    """A copy of a JSON-able value with every string redacted, and the bytes that were not
+    UTF-8 in a name a host gave (kept as surrogates) written as \\xff: a line holds UTF-8."""
     if isinstance(value, str):
-        return redact(value, secrets)
+        return redact(bytes_escaped(value), secrets)
     if isinstance(value, dict):
         return {key: _masked(item, secrets) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -229,7 +209,19 @@ class AuditRecord:
 @dataclass(slots=True)
 class AuditReading:
     records: list[AuditRecord] = field(default_factory=list)
-    damaged_lines: list[int] = field(default_factory=list)
+    damaged: list[tuple[int, str]] = field(default_factory=list)
+    """(line number, why) for each line skipped: not JSON, or JSON of the wrong shape."""
+
+    @property
+    def damaged_lines(self) -> list[int]:
+        return [number for number, _why in self.damaged]
+
+    def warnings(self, limit: int = 10) -> list[str]:
+        """One sentence per skipped line, for the CLI and the Audit screen."""
+        said = [f"line {number} skipped: {why}" for number, why in self.damaged[:limit]]
+        if len(self.damaged) > limit:
+            said.append(f"and {len(self.damaged) - limit} more line(s) skipped")
+        return said
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -237,8 +229,73 @@ def parse_time(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
-    """(line number, record) for each non-empty line; None where a line cannot be read."""
+_TEXT = (str,)
+_SCALAR = (str, int, float, bool, type(None))
+_SHAPE: dict[str, tuple[type, ...]] = {
+    "time": _TEXT,
+    "event": _TEXT,
+    "id": _TEXT,
+    "host": _TEXT,
+    "fix": _TEXT,
+    "title": _TEXT,
+    "target": _TEXT,
+    "message": _TEXT,
+    "outcome": _TEXT,
+    "operator": (dict,),
+    "pin": (dict,),
+    "verification": (dict, type(None)),
+    "commands": (list,),
+    "undo": (list,),
+    "runs": (list,),
+}
+"""The type of each field the readers use; other fields are kept as they are."""
+_ITEMS: dict[str, tuple[type, ...]] = {
+    "operator": _SCALAR,
+    "pin": _SCALAR,
+    "verification": (dict, str, type(None)),
+    "commands": _TEXT,
+    "undo": _TEXT,
+    "runs": (dict,),
+}
+"""The type of each value inside those fields that hold several."""
+
+
+def shape_problem(record: object) -> str | None:
+    """Why a decoded line is not an audit record the readers can show, or None. Each field
+    is checked before any reader touches it: one odd line (`"operator": "x"`) must cost that
+    line, never the whole log."""
+    if not isinstance(record, dict):
+        return f"a {_kind(record)}, not a JSON object"
+    for name in ("time", "event"):
+        if name not in record:
+            return f"no {name!r} field"
+    for name, kinds in _SHAPE.items():
+        if name in record and not isinstance(record[name], kinds):
+            return f"{name!r} is a {_kind(record[name])}"
+        inner = record.get(name)
+        values = list(inner.values()) if isinstance(inner, dict) else inner
+        if isinstance(values, list) and any(not isinstance(v, _ITEMS[name]) for v in values):
+            return f"{name!r} holds a value of the wrong kind"
+    verification: dict[str, object] = record.get("verification") or {}
+    for name in ("before", "after"):
+        if not isinstance(verification.get(name), dict | type(None)):
+            return f"'verification' {name!r} is a {_kind(verification[name])}"
+    try:
+        parse_time(record["time"])
+    except ValueError:
+        return f"'time' is not a time: {record['time'][:40]!r}"
+    return None
+
+
+def _kind(value: object) -> str:
+    names: dict[type, str] = {dict: "JSON object", list: "JSON list", str: "string"}
+    names |= {int: "number", float: "number", bool: "boolean", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, record) for each non-empty line; in place of a record that cannot be
+    read, why (not JSON, a line cut short, the wrong shape)."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -246,10 +303,11 @@ def iter_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
             try:
                 record = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
-                yield number, None
+                cut = "" if raw.endswith(b"\n") else " (the line is cut short)"
+                yield number, f"not JSON{cut}"
                 continue
-            ok = isinstance(record, dict) and "time" in record and "event" in record
-            yield number, record if ok else None
+            problem = shape_problem(record)
+            yield number, record if problem is None else problem
 
 
 def read_audit(path: Path, since: dt.datetime | None = None) -> AuditReading:
@@ -259,14 +317,10 @@ def read_audit(path: Path, since: dt.datetime | None = None) -> AuditReading:
     by_id: dict[str, AuditRecord] = {}
     order: list[str] = []
     for number, record in iter_lines(path):
-        if record is None:
-            reading.damaged_lines.append(number)
+        if isinstance(record, str):
+            reading.damaged.append((number, record))
             continue
-        try:
-            when = parse_time(str(record["time"]))
-        except ValueError:
-            reading.damaged_lines.append(number)
-            continue
+        when = parse_time(record["time"])
         attempt = str(record.get("id") or f"line-{number}")
         event = str(record["event"])
         if attempt not in by_id:

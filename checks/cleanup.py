@@ -41,7 +41,7 @@ def parse_directory(text: str) -> str:
 
 
 def parse_days(text: str) -> str:
-    if not text.isdigit() or not 1 <= int(text) <= 3650:
+    if not text.isdecimal() or not 1 <= int(text) <= 3650:
         raise ValueError("a number of days from 1 to 3650")
     return str(int(text))
 
@@ -79,7 +79,7 @@ def parse_log_listing(text: str) -> list[LogFile]:
     files = []
     for record in text.split("\0"):
         fields = record.split(" ", 3)
-        if len(fields) == 4 and all(f.isdigit() for f in fields[:3]) and fields[3]:
+        if len(fields) == 4 and all(f.isdecimal() for f in fields[:3]) and fields[3]:
             inode, size, blocks = (int(f) for f in fields[:3])
             files.append(LogFile(inode, size, blocks * 512, fields[3]))
     return files
@@ -96,7 +96,7 @@ async def _listing(shell: Shell, argv: Sequence[str], directory: str) -> str:
     if not listing.ok:
         why = (listing.stderr.strip().splitlines() or [f"exit {listing.exit_status}"])[-1]
         raise StepFailed(f"cannot list {directory}: {why}")
-    return listing.stdout
+    return listing.exact_stdout  # a name that is not UTF-8 is kept, and shown escaped
 
 
 SHOWN_LINES = 200
@@ -159,7 +159,7 @@ def parse_open_files(text: str, directory: str) -> dict[str, set[int]]:
     held: dict[str, set[int]] = {}
     for fd_dir, target in zip(records[0::2], records[1::2], strict=False):
         pid = fd_dir.removeprefix("/proc/").removesuffix("/fd")
-        if pid.isdigit() and target.startswith(real + "/"):
+        if pid.isdecimal() and target.startswith(real + "/"):
             held.setdefault(directory + target[len(real) :], set()).add(int(pid))
     return held
 
@@ -191,7 +191,7 @@ async def _still_open(shell: Shell, directory: str, files: Sequence[LogFile]) ->
     scan = await _run(shell, argv, timeout=LISTING_TIMEOUT)
     if scan.exit_status not in (0, 1) or "\0" not in scan.stdout:
         return StillOpen(said=f"could not check which are still open ({_why(scan)})")
-    held = parse_open_files(scan.stdout, directory)
+    held = parse_open_files(scan.exact_stdout, directory)  # matched with the exact listing
     open_files = tuple(f for f in files if f.path in held)
     if not open_files:
         return StillOpen()
@@ -300,9 +300,9 @@ def parse_sample(text: str) -> tuple[int, int] | None:
     sizes: list[int] = []
     for line in text.splitlines():
         word = line.strip()
-        if word.startswith("read ") and word[5:].isdigit():
+        if word.startswith("read ") and word[5:].isdecimal():
             status.append(int(word[5:]))
-        elif word.isdigit():
+        elif word.isdecimal():
             sizes.append(int(word))
     return (status[0], sizes[0]) if len(status) == len(sizes) == 1 else None
 

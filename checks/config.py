@@ -2,7 +2,7 @@
 
 The file is TOML, by default `config.toml` in the user's config directory. Every error names
 the file, the line and the key, and a file with any error is refused whole: the console never
-starts on half a configuration.
+starts on half a configuration. It is read within `hosts.limits` (size, nesting depth).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import platformdirs
 from checks.containerconfig import ContainerThresholds, parse_container_thresholds
 from checks.dbconfig import DbThresholds, parse_db_thresholds
 from checks.storage_config import StorageConfig, parse_storage
+from hosts.limits import LimitError, load_toml, read_bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,9 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
     error. Raises `ConfigError`."""
     target = path or default_config_path()
     try:
-        text = target.read_text(encoding="utf-8")
+        text = read_bounded(target)
+    except LimitError as error:
+        raise ConfigError(target, None, None, error.problem) from None
     except FileNotFoundError:
         if required:
             raise ConfigError(target, None, None, "no such file") from None
@@ -102,7 +105,9 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
 def parse_config(text: str, path: Path) -> Config:
     """Validate TOML text into a `Config`; raises `ConfigError` at the first problem."""
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
+    except LimitError as error:
+        raise ConfigError(path, error.line, None, error.problem) from None
     except tomllib.TOMLDecodeError as error:
         match = re.search(r"line (\d+)", str(error))
         problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from checks.db_base import DbContext
-from checks.dbqueries import Activity, Backend, ServerInfo, redact
+from checks.dbqueries import Activity, Backend, ServerInfo
 from checks.model import Finding, Status, printable
+from checks.secrets import redact
 from hosts.units import human_duration
 
 SHOWN_QUERY = 200

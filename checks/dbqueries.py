@@ -494,22 +494,6 @@ def index_from_row(row: Mapping[str, Any]) -> IndexStat:
     )
 
 
-_SECRETS = (
-    # ALTER ROLE ... PASSWORD 'x', CREATE USER MAPPING ... OPTIONS (password 'x')
-    (re.compile(r"(password\s+)'(?:[^']|'')*'?", re.IGNORECASE), r"\1'********'"),
-    # a conninfo string (dblink, postgres_fdw, CREATE SUBSCRIPTION): password=x
-    (re.compile(r"(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|[^\s']+)", re.IGNORECASE), r"\1********"),
-)
-
-
-def redact(query: str) -> str:
-    """Query text with the passwords it may carry blanked: pg_stat_activity and
-    pg_stat_statements keep `ALTER ROLE ... PASSWORD '...'` as it was typed."""
-    for pattern, blank in _SECRETS:
-        query = pattern.sub(blank, query)
-    return query
-
-
 def _age(value: Any) -> float | None:
     """Seconds since a moment, never below 0 (another session's start may follow ours)."""
     return None if value is None else max(float(value), 0.0)

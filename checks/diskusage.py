@@ -73,7 +73,7 @@ def parse_usage_path(text: str) -> str:
 
 
 def _bounded_int(text: str, low: int, high: int, what: str) -> str:
-    if not text.strip().isdigit() or not low <= int(text) <= high:
+    if not text.strip().isdecimal() or not low <= int(text) <= high:
         raise ValueError(f"{what}, from {low} to {high}")
     return str(int(text))
 
@@ -139,7 +139,7 @@ def parse_sized_paths(text: str) -> tuple[Entry, ...]:
     entries = []
     for record in text.split("\0")[:-1]:
         size, tab, path = record.partition("\t")
-        if tab and path and size.isascii() and size.isdigit():
+        if tab and path and size.isascii() and size.isdecimal():
             entries.append(Entry(int(size), path))
     return tuple(entries)
 

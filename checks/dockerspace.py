@@ -69,7 +69,7 @@ class DfRow:
 
 
 def _row(kind: str, total: str, active: str, size: str, reclaimable: str) -> DfRow:
-    if not (total.isdigit() and active.isdigit()):
+    if not (total.isdecimal() and active.isdecimal()):
         raise ParseError(f"docker system df: counts for {kind} are {total!r}, {active!r}")
     return DfRow(
         kind, int(total), int(active), parse_docker_size(size), parse_docker_size(reclaimable)
@@ -174,6 +174,23 @@ async def _df(shell: Shell) -> tuple[CommandResult, list[DfRow]]:
     return result, []
 
 
+_NO_DAEMON = re.compile(r"Cannot connect to the Docker daemon at unix://(/\S+?)\.? Is the docker")
+DEFAULT_SOCKETS = frozenset({"/var/run/docker.sock", "/run/docker.sock"})
+"""Where a docker CLI left to its defaults looks for the engine."""
+
+
+async def _no_engine(shell: Shell, df: CommandResult) -> str | None:
+    """Why there is no engine to ask, where the CLI looked in the default place and found no
+    socket at all (as the container checks' "no Docker on this host"): a socket that is
+    there but does not answer, or one set by DOCKER_HOST or a context, is the engine's
+    trouble, not its absence."""
+    said = _NO_DAEMON.search(df.stderr)
+    if said is None or said[1] not in DEFAULT_SOCKETS:
+        return None
+    exists = await _run(shell, ("test", "-e", said[1]))
+    return f"{said[1]} does not exist" if exists.exit_status == 1 else None
+
+
 async def _dangling_sizes(shell: Shell) -> int:
     argv = ("docker", "images", "--filter", "dangling=true", "--format", "{{.Size}}")
     result = await _run(shell, argv, 30)
@@ -190,7 +207,7 @@ async def _root(shell: Shell) -> tuple[str, int | None]:
         return "", None
     df = await _run(shell, ("df", "-P", "-B1", root))
     fields = df.stdout.splitlines()[-1].split() if df.ok and df.stdout else []
-    return root, int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+    return root, int(fields[1]) if len(fields) > 1 and fields[1].isdecimal() else None
 
 
 def _describe(rows: Sequence[DfRow]) -> str:
@@ -206,6 +223,9 @@ async def _check_docker_space(ctx: CheckContext, shell: Shell) -> list[Finding]:
     df, rows = await _df(shell)
     if df.exit_status == 127:
         summary = f"no docker CLI on {ctx.host}"
+        return [Finding("docker.space", Status.OK, ctx.host, summary, (_evidence(df),))]
+    if not df.ok and (absent := await _no_engine(shell, df)) is not None:
+        summary = f"no Docker engine on {ctx.host}: {absent}, and only the docker CLI is installed"
         return [Finding("docker.space", Status.OK, ctx.host, summary, (_evidence(df),))]
     if not df.ok:
         summary = f"docker on {ctx.host} does not answer: {_why(df)}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from checks.model import CheckContext, Evidence, Finding, Status
 from hosts.procfs import ParseError
-from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
+from hosts.shell import CommandResult, CommandTimeout, OutputLost, Shell, ShellError
 
 COMMAND_TIMEOUT = 10.0
 
@@ -41,10 +41,11 @@ class ShellCheck:
 
 async def run(shell: Shell, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandResult:
     """Run a command; one that cannot start here (not installed) reads as exit status 127,
-    as it does over SSH. A timeout still raises: the step becomes UNKNOWN, saying so."""
+    as it does over SSH. A timeout or lost output still raises: the step becomes UNKNOWN,
+    saying so, never a reading of empty output."""
     try:
         return await shell.run(argv, timeout=timeout)
-    except CommandTimeout:
+    except (CommandTimeout, OutputLost):
         raise
     except ShellError as error:
         return CommandResult(tuple(argv), 127, "", f"{argv[0]}: {error.reason}", 0.0)
@@ -92,7 +93,7 @@ async def free_bytes(shell: Shell, path: str) -> int | None:
     if not result.ok or len(lines) < 2:
         return None
     fields = lines[-1].split()
-    return int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None
+    return int(fields[3]) if len(fields) > 3 and fields[3].isdecimal() else None
 
 
 async def free_blocks_bytes(shell: Shell, path: str) -> int | None:
@@ -102,6 +103,6 @@ async def free_blocks_bytes(shell: Shell, path: str) -> int | None:
     `path`, so a `/proc/PID/fd/N` link measures the filesystem of a deleted file it holds."""
     result = await run(shell, ("stat", "-f", "-L", "-c", "%f %S", "--", path))
     fields = result.stdout.split()
-    if not result.ok or len(fields) != 2 or not all(f.isdigit() for f in fields):
+    if not result.ok or len(fields) != 2 or not all(f.isdecimal() for f in fields):
         return None
     return int(fields[0]) * int(fields[1])

@@ -65,7 +65,7 @@ def parse_journal_files(text: str) -> list[JournalFile]:
     files = []
     for line in text.splitlines():
         fields = line.split(" ", 4)
-        if len(fields) != 5 or not fields[0].isdigit():
+        if len(fields) != 5 or not fields[0].isdecimal():
             continue
         try:
             times = [float(t) for t in fields[1:4]]
@@ -155,7 +155,7 @@ def _level(text: str) -> int:
 async def _filesystem_size(shell: Shell, path: str) -> int | None:
     result = await _run(shell, ("df", "-P", "-B1", path))
     fields = result.stdout.splitlines()[-1].split() if result.ok and result.stdout else []
-    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdecimal() else None
 
 
 async def _check_journal(ctx: CheckContext, shell: Shell) -> list[Finding]:

@@ -38,13 +38,51 @@ _EXIT = {Status.OK: 0, Status.WARN: 1, Status.CRIT: 2, Status.UNKNOWN: 3}
 _RANK = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.CRIT: 3}
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_UNSAFE = (
+    r"\x00-\x08\x0b-\x1f\x7f-\x9f"  # C0 and C1 controls: ESC, BEL, CSI (\x9b) ...
+    r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks that reorder what follows
+    r"\ud800-\udfff"  # bytes that were not UTF-8, kept as surrogates (hosts.shell.exact)
+)
+_CONTROL = re.compile(f"[{_UNSAFE}]")
+_CONTROL_LINE = re.compile(f"[{_UNSAFE}\t\n]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\t": "\\t"}
 
 
-def printable(text: str) -> str:
-    """Text from a host made safe to show: control characters (escape sequences
-    included) become visible escapes such as \\x1b; newlines and tabs stay."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8: show the byte
+        return f"\\x{code - 0xDC00:02x}"
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str, *, one_line: bool = False) -> str:
+    """Text from a host made safe to show on a terminal: control characters (escape
+    sequences included), bidi overrides and bytes that were not UTF-8 become visible
+    escapes such as \\x1b, \\u202e, \\xff. Newlines and tabs stay, unless `one_line`
+    (a table cell, a name in a sentence), where they read \\n and \\t.
+
+    The one function for every text an operator reads: screens, tables, the CLI's output
+    and its error messages (`tui.cli` wraps stdout and stderr in it)."""
+    return (_CONTROL_LINE if one_line else _CONTROL).sub(_escape, text)
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as lines of aligned columns for a terminal, the last column left free; each cell
+    is made printable on one line first, so escapes count in the widths."""
+    cells = [[printable(c, one_line=True) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]) - 1)] if cells else []
+    return [
+        ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]).rstrip()
+        for row in cells
+    ]
+
+
+def bytes_escaped(text: str) -> str:
+    """Text with the bytes that were not UTF-8 (kept as surrogates) written as \\xff, and
+    nothing else changed: what a record stores, as UTF-8 cannot hold a surrogate."""
+    return _SURROGATE.sub(_escape, text)
 
 
 def worst_exit_code(statuses: Sequence[Status]) -> int:

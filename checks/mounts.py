@@ -1,11 +1,17 @@
 """Mounts (runbook S1): filesystems made read-only, with the kernel log and ext2/3/4's own
 error record for their device (expected mounts that are missing: `expected_mounts`).
 
-A remount read-write is offered only when neither the kernel log nor `dumpe2fs` shows an
-error for the device: a filesystem the kernel stopped after an error needs fsck (or a new
-disk) first. `/proc/mounts` escapes odd characters in its fields as octal (`\\040` for a
-space); every mount point here is unescaped before it is shown or used, and escaped again
-only where it is compared with /proc/mounts on the host.
+Read-only is judged by intent: an image filesystem (squashfs, erofs, ...) is read-only by
+design, an `ro` fstab entry or a read-only bind mount (of a directory, or of a whole
+filesystem that is itself read-write) is on purpose. A read-only mount nothing explains is
+CRIT where /etc/fstab mounts it read-write, and a question (WARN) where fstab does not have
+it, as after an operator's `mount -o ro`. A remount read-write is offered only for the
+first, and only when neither the kernel log nor `dumpe2fs` shows an error for the device: a
+filesystem the kernel stopped after an error needs fsck (or a new disk) first.
+
+`/proc/mounts` escapes odd characters in its fields as octal (`\\040` for a space); every
+mount point here is unescaped before it is shown or used, and escaped again only where it
+is compared with /proc/mounts on the host.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from hosts.kernlog import (
     DeviceLog,
     Ext4Errors,
     Mount,
+    MountView,
     device_log,
     escape,
     has_entries,
@@ -28,10 +35,11 @@ from hosts.kernlog import (
     parse_block_device,
     parse_dumpe2fs,
     parse_fstab,
+    parse_mountinfo,
     parse_mounts,
-    unescape,
 )
 from hosts.procfs import ParseError
+from hosts.samplers import READ_ONLY_IMAGES
 from hosts.shell import Shell
 
 DOMAIN = "storage"
@@ -153,7 +161,11 @@ async def _dumpe2fs(shell: Shell, path: str) -> tuple[Ext4Errors | None, Evidenc
     return errors, Evidence(source, "\n".join(kept))
 
 
-async def _readonly(shell: Shell, mount: Mount, log: KernelLog) -> Finding:
+async def _readonly(shell: Shell, mount: Mount, log: KernelLog, fstab: str | None) -> Finding:
+    """A read-only mount nothing says was meant so: CRIT without a remount where the kernel
+    log or ext4's record shows an error (or cannot be read); with no error, CRIT with the
+    remount where /etc/fstab mounts it read-write, WARN (no remount) where fstab does not
+    have it at all, as an operator's `mount -o ro` by hand is not."""
     mp, what = mount.mountpoint, f"{mount.mountpoint} ({mount.source}, {mount.fstype})"
     evidence = [Evidence("/proc/mounts", mount.line)]
     device = await _device(shell, mount)
@@ -191,10 +203,19 @@ async def _readonly(shell: Shell, mount: Mount, log: KernelLog) -> Finding:
         )
         return Finding("disk.readonly", Status.CRIT, mp, summary, tuple(evidence))
     assert device is not None
+    clean = f"the kernel log shows no errors for {device.name}" + (
+        " and dumpe2fs records none" if mount.fstype in EXT_KINDS else ""
+    )
+    if fstab is None:
+        summary = (
+            f"{what} is read-only, not in fstab: intended? {clean[0].upper()}{clean[1:]}, and "
+            "nothing says it should be writable, so no remount is offered"
+        )
+        return Finding("disk.readonly", Status.WARN, mp, summary, tuple(evidence))
+    evidence.append(Evidence("/etc/fstab", fstab))
     summary = (
-        f"{what} is mounted read-only; the kernel log shows no errors for {device.name}"
-        + (" and dumpe2fs records none" if mount.fstype in EXT_KINDS else "")
-        + ": someone or something remounted it, a remount read-write is offered"
+        f"{what} is mounted read-only, but /etc/fstab mounts it read-write; {clean}: "
+        "someone or something remounted it, a remount read-write is offered"
     )
     return Finding("disk.readonly", Status.CRIT, mp, summary, tuple(evidence), (_remount(mount),))
 
@@ -221,38 +242,38 @@ def _remount(mount: Mount) -> Fix:
     )
 
 
-def bind_roots(mountinfo: str) -> dict[str, str]:
-    """Mount point -> the directory of its filesystem mounted there (`/` for a whole
-    filesystem, a subdirectory for a bind mount), from /proc/self/mountinfo; the top mount
-    of a stacked mount point wins."""
-    roots = {}
-    for line in mountinfo.splitlines():
-        fields = line.split(" ")
-        if len(fields) > 4:
-            roots[unescape(fields[4])] = unescape(fields[3])
-    return roots
-
-
-async def _intended(shell: Shell) -> tuple[dict[str, str], dict[str, str]]:
-    """What says a read-only mount is meant to be one: /etc/fstab entries, bind roots."""
+async def _intended(shell: Shell) -> tuple[dict[str, str], dict[str, MountView]]:
+    """What says a read-only mount is meant to be one: /etc/fstab entries, mountinfo."""
     fstab = await _run(shell, ("cat", "/etc/fstab"))
     info = await _run(shell, ("cat", "/proc/self/mountinfo"))
     return (
         parse_fstab(fstab.stdout) if fstab.ok else {},
-        bind_roots(info.stdout) if info.ok else {},
+        parse_mountinfo(info.stdout) if info.ok else {},
     )
 
 
-def _meant(mount: Mount, fstab: dict[str, str], roots: dict[str, str]) -> str | None:
+def _meant(mount: Mount, fstab: dict[str, str], views: dict[str, MountView]) -> str | None:
     if mount.stopped_by_kernel:
         return None
     entry = fstab.get(mount.mountpoint, "").split()
     if len(entry) > 3 and "ro" in entry[3].split(","):
         return "/etc/fstab mounts it read-only"
-    root = roots.get(mount.mountpoint, "/")
-    if root != "/":
-        return f"a read-only bind mount of {root} (as a container's :ro volume is)"
+    view = views.get(mount.mountpoint)
+    if view is not None and view.root != "/":
+        return f"a read-only bind mount of {view.root} (as a container's :ro volume is)"
+    if view is not None and view.mount_ro and not view.super_ro:
+        return "a read-only bind mount of the whole filesystem, which is itself read-write"
     return None
+
+
+def _by_design(mount: Mount) -> Finding:
+    """An image filesystem (squashfs, erofs, ...): read-only and full, as it was made."""
+    summary = (
+        f"read-only by design ({mount.fstype} image of {mount.source}): full by design, "
+        "so no space or inode verdict"
+    )
+    evidence = (Evidence("/proc/mounts", mount.line),)
+    return Finding("disk.readonly", Status.OK, mount.mountpoint, summary, evidence)
 
 
 async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
@@ -261,8 +282,11 @@ async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
         raise StepFailed(f"cannot read /proc/mounts: {result.stderr.strip()}")
     findings = []
     log: KernelLog | None = None
-    intended: tuple[dict[str, str], dict[str, str]] | None = None
+    intended: tuple[dict[str, str], dict[str, MountView]] | None = None
     for mount in parse_mounts(result.stdout).values():
+        if mount.fstype in READ_ONLY_IMAGES:
+            findings.append(_by_design(mount))
+            continue
         if mount.fstype not in WRITABLE_KINDS:
             continue
         if not mount.read_only:
@@ -277,7 +301,8 @@ async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
             )
             continue
         log = log or await _read_kernel_log(shell)
-        findings.append(await _readonly(shell, mount, log))
+        entry = intended[0].get(mount.mountpoint)
+        findings.append(await _readonly(shell, mount, log, entry))
     return findings or [Finding("disk.readonly", Status.OK, ctx.host, "no local filesystems")]
 
 

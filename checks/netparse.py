@@ -24,10 +24,13 @@ from hosts.procfs import ParseError
 
 
 def _load_json(text: str, what: str) -> object:
+    """The JSON a tool printed. strict=False: iproute2 writes an interface name's control
+    characters (`ip link set dev x name $'a\\x01b'`) into its strings raw, and one such
+    name must not make every interface on the host unreadable."""
     if not text.strip():
         raise ParseError(f"{what}: no output")
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)
     except (ValueError, RecursionError) as exc:
         raise ParseError(f"{what}: not JSON ({str(exc)[:80]})") from None
 

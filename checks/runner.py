@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from checks.config import Config
-from checks.model import CheckContext, Finding, Status, worst_exit_code
+from checks.model import CheckContext, Finding, Status, aligned, worst_exit_code
 from checks.registry import run_checks
 from hosts.inventory import HostSpec, Inventory
 from hosts.metrics import SampleHistory
@@ -252,9 +252,4 @@ def to_table(report: Report) -> str:
             )
         for f in sorted(host.findings, key=lambda f: (-f.status.rank, f.check, f.target)):
             rows.append((host.name, f.status.value, f.check, f.target, f.summary))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
-        for r in rows
-    ]
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(aligned(rows))

@@ -1,5 +1,5 @@
 """The storage wizard (runbooks S1-S6, R08): its steps in order, and the checks that live
-here (software RAID, deleted files still held open, SMART). The other steps' checks have a
+here (software RAID, deleted files still held open). The other steps' checks have a
 module each (mounts, cleanup, backups); all ask the host through its shell like the
 network wizard's, and their fixes go through the same gate.
 """
@@ -15,13 +15,14 @@ from checks.diskio import DISK_IO
 from checks.diskusage import DISK_USAGE
 from checks.dockerspace import DOCKER_SPACE
 from checks.expected_mounts import MOUNTS
-from checks.hostcheck import ShellCheck, StepFailed
+from checks.hostcheck import ShellCheck, StepFailed, why
 from checks.hostcheck import evidence as _evidence
 from checks.hostcheck import run as _run
 from checks.journal import JOURNAL
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
+from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status, printable
 from checks.mounts import READONLY
 from checks.resources import RESOURCE_CHECKS
+from checks.smart import SMART
 from checks.storage_config import parse_backup_path, parse_hours, parse_path
 from checks.wizards import Param, Step, Wizard, WizardRun
 from hosts.mdstat import parse_mdstat
@@ -144,7 +145,12 @@ class HeldFile:
         pid, _fd, _start, comm = self.holders[0]
         more = len(self.holders) - 1
         others = f" and {more} more process" + ("es" if more > 1 else "") if more else ""
-        return f"{comm} (pid {pid}){others}"
+        return f"{printable(comm, one_line=True)} (pid {pid}){others}"
+
+    @property
+    def shown(self) -> str:
+        """The path on one line, a byte that is not UTF-8 or a control character escaped."""
+        return printable(self.path, one_line=True)
 
 
 NOT_FILES = ("/memfd:", "/SYSV", "/dev/zero")
@@ -162,10 +168,10 @@ def parse_held(text: str) -> tuple[list[HeldFile], set[str]]:
             mapped.add(line.split("\t", 1)[1].strip())
             continue
         parts = line.split("\t", 6)
-        if len(parts) != 7 or not (parts[0].isdigit() and parts[1].isdigit()):
+        if len(parts) != 7 or not (parts[0].isdecimal() and parts[1].isdecimal()):
             continue
         pid, fd, size, identity, start, comm, target = parts
-        if not size.isdigit() or not target.startswith("/") or target.startswith(NOT_FILES):
+        if not size.isdecimal() or not target.startswith("/") or target.startswith(NOT_FILES):
             continue
         entry = files.setdefault(identity, (target.removesuffix(" (deleted)"), int(size), []))
         entry[2].append((pid, fd, start, comm))
@@ -183,11 +189,18 @@ def parse_held(text: str) -> tuple[list[HeldFile], set[str]]:
 
 async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
     result = await _run(shell, ("sh", "-c", DELETED_SCRIPT), timeout=30)
-    held, mapped = parse_held(result.stdout)
+    if not result.ok:  # its last command is `sort`: anything else means the scan broke
+        raise StepFailed(f"the scan of /proc/*/fd failed: {why(result)}")
+    # Exact text: a deleted name that is not UTF-8 is shown escaped (printable), and its
+    # pin compares against the exact reading the gate takes (see checks.actions).
+    held, mapped = parse_held(result.exact_stdout)
     total = sum(f.size for f in held)
     listed = "\n".join(
-        f"{human_bytes(f.size)} {f.path} (deleted): "
-        + ", ".join(f"pid {pid} ({comm}) fd {fd}" for pid, fd, _start, comm in f.holders)
+        f"{human_bytes(f.size)} {f.shown} (deleted): "
+        + ", ".join(
+            f"pid {pid} ({printable(comm, one_line=True)}) fd {fd}"
+            for pid, fd, _start, comm in f.holders
+        )
         for f in held
     )
     evidence = (Evidence("deleted files open in /proc/*/fd", listed or "(none)"),)
@@ -206,7 +219,7 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
     for file in held:
         pid, fd, start, _comm = file.holders[0]
         where = f"pid {pid} fd {fd}"
-        summary = f"{file.path} (deleted) holds {human_bytes(file.size)}, open by {file.who}"
+        summary = f"{file.shown} (deleted) holds {human_bytes(file.size)}, open by {file.who}"
         if file.size < DELETED_MIN_BYTES:
             findings.append(Finding("disk.deleted_open", Status.OK, where, summary))
             continue
@@ -219,7 +232,7 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
             continue
         fix = Fix(
             id="disk.deleted_open.truncate",
-            title=f"truncate the deleted {file.path} held by {file.who}",
+            title=f"truncate the deleted {file.shown} held by {file.who}",
             risk=Risk.DESTRUCTIVE,
             commands=(("truncate", "-s", "0", f"/proc/{pid}/fd/{fd}"),),
             target=where,
@@ -238,50 +251,9 @@ async def _check_deleted(ctx: CheckContext, shell: Shell) -> list[Finding]:
     return findings
 
 
-# -- S4 SMART -------------------------------------------------------------------------------
-
-
-async def _check_smart(ctx: CheckContext, shell: Shell) -> list[Finding]:
-    scan = await _run(shell, ("smartctl", "--scan"))
-    if scan.exit_status == 127:
-        summary = f"smartctl is not installed on {ctx.host} (Debian: smartmontools)"
-        return [Finding("disk.smart", Status.UNKNOWN, ctx.host, summary)]
-    # `/dev/bus/0 -d megaraid,1 # ...`: the device and its -d type, which smartctl needs.
-    devices = [
-        tuple(line.split("#", 1)[0].split())
-        for line in scan.stdout.splitlines()
-        if line.startswith("/dev/")
-    ]
-    if not devices:
-        return [
-            Finding(
-                "disk.smart", Status.UNKNOWN, ctx.host, "no SMART devices found", (_evidence(scan),)
-            )
-        ]
-    findings = []
-    for argv in devices:
-        device = " ".join(argv)
-        # -n standby: a disk that sleeps is left asleep (the Host screen asks every 5 min).
-        health = await _run(shell, ("smartctl", "-H", "-A", "-n", "standby", *argv), timeout=30)
-        if health.exit_status == 2 and "STANDBY" in health.stdout.upper():
-            summary = f"{device}: in standby, not woken to read SMART"
-            findings.append(Finding("disk.smart", Status.OK, device, summary))
-            continue
-        text = health.stdout
-        if "PASSED" in text or "SMART Health Status: OK" in text:
-            status, summary = Status.OK, f"{device}: health PASSED"
-        elif "FAILED" in text:
-            status, summary = Status.CRIT, f"{device}: SMART health FAILED"
-        else:
-            status, summary = Status.UNKNOWN, f"{device}: no health verdict"
-        findings.append(Finding("disk.smart", status, device, summary, (_evidence(health),)))
-    return findings
-
-
 SPACE = ShellCheck("disk.space", "Space and inodes, time to full", _check_space, DOMAIN)
 RAID = ShellCheck("disk.raid", "Software RAID (mdstat)", _check_raid, DOMAIN)
 DELETED = ShellCheck("disk.deleted_open", "Deleted files still held open", _check_deleted, DOMAIN)
-SMART = ShellCheck("disk.smart", "SMART health", _check_smart, DOMAIN)
 
 
 STORAGE_WIZARD = Wizard(

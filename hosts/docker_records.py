@@ -206,7 +206,7 @@ def format_ports(ports: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _port_key(text: str) -> tuple[int, str]:
     number, _, protocol = text.partition("/")
-    return (int(number) if number.isdigit() else 0, protocol)
+    return (int(number) if number.isdecimal() else 0, protocol)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,18 +4,20 @@ Hosts come from fleetdeck's own TOML files, from OpenSSH client configs and from
 inventories (INI or YAML); `load_inventory` reads any mix of them, detects each file's
 format, and checks the whole: a duplicate name, a bad port or a jump host that does not
 exist is an `InventoryError` naming the file, the line and the host. What fleetdeck merely
-does not understand (an Ansible variable, an ssh_config `Match` block) is a warning.
+does not understand (an Ansible variable, an ssh_config `Match` block) is a warning, and so
+is an identity file missing on this machine: ssh and Ansible go on without it.
+Every file is read within the bounds of `hosts.limits` (size, hosts, nesting).
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hosts.docker_endpoint import DockerEndpoint
+from hosts.limits import MAX_HOSTS, LimitError, load_toml, read_bounded
 from hosts.pgtargets import PgTarget
 
 TIERS = ("prod", "staging", "dev")
@@ -104,6 +106,9 @@ class Parsed:
     hosts: list[HostSpec] = field(default_factory=list)
     errors: list[InventoryProblem] = field(default_factory=list)
     warnings: list[InventoryProblem] = field(default_factory=list)
+    identities_checked: set[tuple[str, Origin]] = field(default_factory=set)
+    """Identity files already checked where they are set: one warning per line, not per
+    host of a group."""
 
 
 def detect_format(path: Path, text: str) -> str:
@@ -121,8 +126,8 @@ def detect_format(path: Path, text: str) -> str:
         return "ssh-config"
     if any(w.startswith("[") and "=" not in w for w in words):
         try:
-            tomllib.loads(text)
-        except tomllib.TOMLDecodeError:
+            load_toml(text)
+        except (ValueError, LimitError):  # tomllib.TOMLDecodeError is a ValueError
             return "ansible-ini"
         return "toml"
     if (words and words[0].endswith(":")) or text.lstrip().startswith("---"):
@@ -143,7 +148,10 @@ def load_inventory(paths: Sequence[Path]) -> Inventory:
     merged = Parsed()
     for path in paths:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_bounded(path)
+        except LimitError as error:
+            merged.errors.append(InventoryProblem(Origin(path), None, error.problem))
+            continue
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             merged.errors.append(InventoryProblem(Origin(path), None, f"cannot read: {reason}"))
@@ -152,6 +160,10 @@ def load_inventory(paths: Sequence[Path]) -> Inventory:
         merged.hosts += found.hosts
         merged.errors += found.errors
         merged.warnings += found.warnings
+        if len(merged.hosts) > MAX_HOSTS:
+            problem = f"more than {MAX_HOSTS:,} hosts in all the inventory files together"
+            merged.errors.append(InventoryProblem(Origin(path), None, problem))
+            break
     merged.errors += list(check(merged.hosts))
     if merged.errors:
         raise InventoryError(merged.errors)
@@ -159,7 +171,7 @@ def load_inventory(paths: Sequence[Path]) -> Inventory:
 
 
 def check(hosts: Sequence[HostSpec]) -> Iterable[InventoryProblem]:
-    """Problems between hosts or with the machine: duplicates, ports, jumps, identity files."""
+    """Problems between hosts: duplicate names, unknown tiers, jump hosts."""
     seen: dict[str, HostSpec] = {}
     names = {h.name for h in hosts}
     for host in hosts:
@@ -185,11 +197,23 @@ def check(hosts: Sequence[HostSpec]) -> Iterable[InventoryProblem]:
                 )
             if hop_host == host.name:
                 yield InventoryProblem(origin, host.name, "a host cannot be its own jump host")
-        for identity in host.identity_files:
-            path = Path(os.path.expanduser(identity))
-            if not os.access(path, os.R_OK):
-                why = "does not exist" if not path.exists() else "is not readable"
-                yield InventoryProblem(origin, host.name, f"identity file {identity} {why}")
+
+
+def missing_identity(identity: str, origin: Origin, host: str, into: Parsed) -> None:
+    """Warn, naming the line that set it, about an identity file this machine cannot read.
+
+    A warning, not an error: ssh and Ansible go on without the file (the agent or another key
+    may still log in), and one operator's missing key must not hide the whole fleet. A line
+    that sets it for a whole group is warned about once, naming the first host.
+    """
+    if (identity, origin) in into.identities_checked:
+        return
+    into.identities_checked.add((identity, origin))
+    path = Path(os.path.expanduser(identity))
+    if not os.access(path, os.R_OK):
+        why = "does not exist" if not path.exists() else "is not readable"
+        problem = f"identity file {identity} {why} (going on without it, as ssh does)"
+        into.warnings.append(InventoryProblem(origin, host, problem))
 
 
 def split_jumps(jump: str | None) -> list[str]:

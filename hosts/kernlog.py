@@ -1,6 +1,6 @@
 """What the kernel says about filesystems, as pure parsers: its mount table (/proc/mounts,
-and /etc/fstab, which escapes paths the same way), its log lines about one block device, and
-the error record ext2/3/4 keep in their superblock (`dumpe2fs -h`).
+/proc/self/mountinfo, and /etc/fstab, which escapes paths the same way), its log lines about
+one block device, and the error record ext2/3/4 keep in their superblock (`dumpe2fs -h`).
 
 The kernel names a device in its own words: `EXT4-fs error (device loop3)`, `XFS (dm-0)`,
 `I/O error, dev sda, sector ...`, `Buffer I/O error on dev sda1`, `[sdb]`, `loop3-8` (the
@@ -113,6 +113,34 @@ def parse_fstab(text: str) -> dict[str, str]:
         if len(fields) >= 2 and not fields[0].startswith("#") and fields[1].startswith("/"):
             entries.setdefault(normalise(unescape(fields[1])), line.strip())
     return entries
+
+
+@dataclass(frozen=True, slots=True)
+class MountView:
+    """One mount point as /proc/self/mountinfo shows it: the directory of its filesystem
+    mounted there (`/` for a whole filesystem, a subdirectory for a bind mount), and whether
+    the mount itself and the filesystem under it are read-only. The kernel never makes a
+    mount read-only on its own (after an error it stops the filesystem), so a read-only
+    mount of a read-write filesystem is someone's `mount --bind -o ro`."""
+
+    root: str
+    mount_ro: bool
+    super_ro: bool
+
+
+def parse_mountinfo(mountinfo: str) -> dict[str, MountView]:
+    """Mount point -> its `MountView`; the top mount of a stacked mount point wins."""
+    views = {}
+    for line in mountinfo.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields, after = head.split(" "), tail.split(" ")
+        if len(fields) < 6:
+            continue
+        super_options = after[2].split(",") if sep and len(after) > 2 else []
+        views[unescape(fields[4])] = MountView(
+            unescape(fields[3]), "ro" in fields[5].split(","), "ro" in super_options
+        )
+    return views
 
 
 # -- the kernel log --------------------------------------------------------------------------

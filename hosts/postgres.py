@@ -33,6 +33,8 @@ from typing import Any
 
 import asyncssh
 import psycopg
+from psycopg.abc import AdaptContext, Buffer
+from psycopg.adapt import Loader
 from psycopg.rows import dict_row
 
 from hosts.pgtargets import (
@@ -274,10 +276,32 @@ async def open_session(
         raise _ssh_failed(where, error) from None
     finally:
         dial.close()  # the forwarded session lives on; no new ones are accepted
+    for name in TEXT_TYPES:
+        connection.adapters.register_loader(name, TolerantText)
     elapsed = time.monotonic() - started
     return PgSession(
         where, connection, settings, elapsed, dial.password_from, connection.info.backend_pid
     )
+
+
+class TolerantText(Loader):
+    """Text from the server decoded with replacement. The server does not check the text
+    it reports about other databases: a session in a SQL_ASCII database can put bytes that
+    are not UTF-8 in pg_stat_activity.query, and psycopg's strict decoding would turn every
+    reading of the session list into a UnicodeDecodeError."""
+
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        encoding = self.connection.info.encoding if self.connection else "utf-8"
+        self._encoding = "utf-8" if encoding == "ascii" else encoding  # ascii: SQL_ASCII
+
+    def load(self, data: Buffer) -> str:
+        return bytes(data).decode(self._encoding, errors="replace")
+
+
+TEXT_TYPES = (0, "text", "varchar", "bpchar", "name", '"char"')
+"""The types psycopg reads as text (oid 0, psycopg's INVALID_OID: any type it has no
+loader for, such as regclass)."""
 
 
 class Dial:

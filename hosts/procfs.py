@@ -220,7 +220,7 @@ def parse_df_inodes(text: str) -> dict[str, tuple[int, int]]:
     inodes: dict[str, tuple[int, int]] = {}
     for line in text.splitlines():
         match = _DF_INODES.match(line.rstrip("\n"))
-        if not match or not match["total"].isdigit() or not match["used"].isdigit():
+        if not match or not match["total"].isdecimal() or not match["used"].isdecimal():
             continue
         total, used = int(match["total"]), int(match["used"])
         if total > 0:

@@ -128,9 +128,12 @@ class Mount:
 
     @property
     def inodes_percent(self) -> float | None:
-        if not self.inodes_total or self.inodes_used is None:
+        """Used share of the inodes; None where there is no inode limit to measure against
+        (a total of 0 or less, as btrfs and erofs report)."""
+        total, used = self.inodes_total, self.inodes_used
+        if total is None or total <= 0 or used is None or not 0 <= used <= total:
             return None
-        return 100.0 * self.inodes_used / self.inodes_total
+        return 100.0 * used / total
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from hosts.sample import (
     Sample,
 )
 
-# Filesystems that are views of the kernel or of images rather than space someone can fill.
+# Filesystems that are views of the kernel (or a container's root) rather than space to fill.
 PSEUDO_FSTYPES = frozenset(
     {
         "autofs",
@@ -55,13 +55,16 @@ PSEUDO_FSTYPES = frozenset(
         "ramfs",
         "rpc_pipefs",
         "securityfs",
-        "squashfs",
         "sysfs",
         "tracefs",
         "overlay",
-        "iso9660",
     }
 )
+READ_ONLY_IMAGES = frozenset({"squashfs", "erofs", "iso9660", "cramfs", "romfs"})
+"""Filesystems that are made whole and mounted read-only, always full: there is no space in
+them to run out of, so they are not sampled (as node_exporter leaves them out too);
+`disk.readonly` names them, OK by design."""
+NOT_SAMPLED = PSEUDO_FSTYPES | READ_ONLY_IMAGES
 STAT_TIMEOUT = 2.0
 
 
@@ -123,7 +126,16 @@ def kernel_disk_name(device: str) -> str:
 
 def keep_mount(mount: Mount) -> bool:
     """Whether a mount is worth showing: real storage, or one that failed to answer."""
-    return mount.error is not None or (mount.fstype not in PSEUDO_FSTYPES and mount.total > 0)
+    return mount.error is not None or (mount.fstype not in NOT_SAMPLED and mount.total > 0)
+
+
+def inode_counts(result: os.statvfs_result) -> tuple[int | None, int | None]:
+    """Inode total and use where the filesystem has an inode limit. One without (erofs says
+    -1, btrfs 0) has no inode figures: never a negative count or share."""
+    total, free = result.f_files, result.f_ffree
+    if total <= 0 or not 0 <= free <= total:
+        return None, None
+    return total, total - free
 
 
 class PsutilSampler:
@@ -205,7 +217,7 @@ class PsutilSampler:
             # A block device mounted twice is a bind mount (containers, `ip netns`): df
             # shows it once, at its first mount point, and so do we.
             device = part.device if part.device.startswith("/dev/") else None
-            if part.fstype in PSEUDO_FSTYPES or part.mountpoint in seen or device in seen:
+            if part.fstype in NOT_SAMPLED or part.mountpoint in seen or device in seen:
                 continue
             seen.add(part.mountpoint)
             if device:
@@ -222,6 +234,7 @@ class PsutilSampler:
                 continue
             free = result.f_bavail * result.f_frsize
             used = (result.f_blocks - result.f_bfree) * result.f_frsize
+            inodes_total, inodes_used = inode_counts(result)
             mounts.append(
                 Mount(
                     mountpoint=part.mountpoint,
@@ -230,9 +243,9 @@ class PsutilSampler:
                     total=total,
                     used=used,
                     free=free,
-                    inodes_total=result.f_files or None,
                     disk=kernel_disk_name(part.device),
-                    inodes_used=(result.f_files - result.f_ffree) if result.f_files else None,
+                    inodes_total=inodes_total,
+                    inodes_used=inodes_used,
                 )
             )
         return tuple(mounts)

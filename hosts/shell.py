@@ -21,19 +21,46 @@ OUTPUT_GRACE = 0.5
 """Seconds to keep reading output after a command exits (children may still hold it)."""
 
 
+def decoded(raw: bytes | bytearray) -> str:
+    """Host output as text: a byte that is not UTF-8 becomes U+FFFD, never an error (a host
+    decides what bytes its file names hold, so strict decoding lets it break the reader)."""
+    return raw.decode("utf-8", errors="replace")
+
+
+def exact(raw: bytes) -> str:
+    """Host output with every byte kept: one that is not UTF-8 becomes a lone surrogate
+    (os.fsdecode's way), so a name read from it, passed back in an argv, is those bytes.
+    Such text must be shown through `checks.model.printable`, which escapes them (\\xff)."""
+    return raw.decode("utf-8", errors="surrogateescape")
+
+
+def encoded(text: str) -> bytes:
+    """Text for a host, as bytes: the inverse of `exact` (os.fsencode's way)."""
+    return text.encode("utf-8", errors="surrogateescape")
+
+
 @dataclass(frozen=True, slots=True)
 class CommandResult:
-    """What one command did: its argv, exit status, output and how long it took (seconds)."""
+    """What one command did: its argv, exit status, output and how long it took (seconds).
+
+    `stdout` and `stderr` are decoded with replacement; `raw_stdout` keeps the bytes, for
+    the few steps that act on a name exactly as the host spelled it (see `exact_stdout`)."""
 
     argv: tuple[str, ...]
     exit_status: int
     stdout: str
     stderr: str
     duration: float
+    raw_stdout: bytes | None = None
 
     @property
     def ok(self) -> bool:
         return self.exit_status == 0
+
+    @property
+    def exact_stdout(self) -> str:
+        """The output with bytes that are not UTF-8 kept as surrogates (see `exact`)."""
+        return self.stdout if self.raw_stdout is None else exact(self.raw_stdout)
 
     @property
     def command(self) -> str:
@@ -56,6 +83,11 @@ class ShellError(Exception):
         self.argv = tuple(argv)
         self.reason = reason
         super().__init__(f"{host}: {brief(self.argv)}: {reason}")
+
+
+class OutputLost(ShellError):
+    """A command ran, or may have, but its output could not be read (the connection dropped
+    under it): what it found is not known, which is never the same as finding nothing."""
 
 
 class CommandTimeout(ShellError):
@@ -127,7 +159,7 @@ class LocalShell:
         try:
             async with asyncio.timeout(timeout):
                 if stdin is not None and process.stdin is not None:
-                    process.stdin.write(stdin.encode())
+                    process.stdin.write(encoded(stdin))
                     with contextlib.suppress(ConnectionError):
                         await process.stdin.drain()
                     process.stdin.close()
@@ -148,9 +180,10 @@ class LocalShell:
         return CommandResult(
             argv=tuple(argv),
             exit_status=process.returncode if process.returncode is not None else -1,
-            stdout=out.decode(errors="replace"),
-            stderr=err.decode(errors="replace"),
+            stdout=decoded(out),
+            stderr=decoded(err),
             duration=time.monotonic() - started,
+            raw_stdout=bytes(out),
         )
 
 

@@ -24,7 +24,14 @@ from pathlib import Path
 import asyncssh
 
 from hosts.inventory import HostSpec, Inventory, split_jumps
-from hosts.shell import CommandResult, CommandTimeout, ShellError
+from hosts.shell import (
+    CommandResult,
+    CommandTimeout,
+    OutputLost,
+    ShellError,
+    decoded,
+    encoded,
+)
 
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 15.0
@@ -274,24 +281,39 @@ class SSHShell:
         started = time.monotonic()
         # Closing the channel does not stop a remote command, so the host's own timeout(1)
         # kills it at the deadline; ours, a little later, only covers a host that went quiet.
-        command = shlex.join(["timeout", "-s", "KILL", f"{timeout:g}", *argv])
+        # The command goes as bytes: an argv element read from the host's output (a name that
+        # is not UTF-8, kept as surrogates) reaches the host as the bytes it came as.
+        command = encoded(shlex.join(["timeout", "-s", "KILL", f"{timeout:g}", *argv]))
         try:
             async with asyncio.timeout(timeout + REMOTE_KILL_GRACE):
-                result = await self.connection.run(command, input=stdin, check=False)
+                # encoding=None: bytes back, decoded here with replacement. asyncssh's own
+                # strict UTF-8 decoding closes the whole connection on one bad byte.
+                result = await self.connection.run(
+                    command,  # asyncssh sends bytes as they are
+                    input=None if stdin is None else encoded(stdin),
+                    check=False,
+                    encoding=None,
+                )
         except TimeoutError:
             raise CommandTimeout(self._host, argv, timeout, killed=False) from None
         except (OSError, asyncssh.Error) as error:
             reason = getattr(error, "reason", None) or str(error) or type(error).__name__
-            raise ShellError(self._host, argv, f"SSH: {reason}") from None
+            raise OutputLost(self._host, argv, f"SSH: {reason}") from None
         status = _exit_status(result)
         if status in (137, -9) and time.monotonic() - started >= timeout - 0.05:
             raise CommandTimeout(self._host, argv, timeout)  # timeout(1) killed it there
+        if result.exit_status is None and not result.exit_signal:
+            # The channel closed before the host said how the command ended: the connection
+            # dropped, and whatever output came is not the whole of it.
+            raise OutputLost(self._host, argv, "SSH: the connection closed before it finished")
+        out = _bytes(result.stdout)
         return CommandResult(
             argv=tuple(argv),
             exit_status=status,
-            stdout=_text(result.stdout),
-            stderr=_text(result.stderr),
+            stdout=decoded(out),
+            stderr=decoded(_bytes(result.stderr)),
             duration=time.monotonic() - started,
+            raw_stdout=out,
         )
 
 
@@ -308,7 +330,8 @@ def _exit_status(result: asyncssh.SSHCompletedProcess) -> int:
     return -1
 
 
-def _text(value: str | bytes | None) -> str:
+def _bytes(value: str | bytes | None) -> bytes:
+    """A channel's output as bytes (asyncssh gives bytes with encoding=None)."""
     if value is None:
-        return ""
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
+        return b""
+    return value if isinstance(value, bytes) else encoded(value)

@@ -85,7 +85,7 @@ class StreamScripts:
         output, _, status = text.partition(STATUS)
         return CommandResult(
             argv=tuple(argv),
-            exit_status=int(status.strip()) if status.strip().isdigit() else -1,
+            exit_status=int(status.strip()) if status.strip().isdecimal() else -1,
             stdout=output.removeprefix(OUT),
             stderr="",
             duration=time.monotonic() - started,

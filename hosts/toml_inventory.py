@@ -30,11 +30,21 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from hosts.docker_endpoint import DockerEndpoint
-from hosts.inventory import HostSpec, InventoryProblem, Origin, Parsed, parse_port, with_defaults
+from hosts.inventory import (
+    HostSpec,
+    InventoryProblem,
+    Origin,
+    Parsed,
+    missing_identity,
+    parse_port,
+    with_defaults,
+)
+from hosts.limits import MAX_HOSTS, LimitError, load_toml
 from hosts.pgtargets import SSLMODES, PgTarget
 
 HOST_KEYS = {
@@ -53,57 +63,71 @@ NO_PASSWORDS = (
 def parse(path: Path, text: str) -> Parsed:
     found = Parsed()
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
+    except LimitError as error:
+        found.errors.append(InventoryProblem(Origin(path, error.line), None, error.problem))
+        return found
     except tomllib.TOMLDecodeError as error:
         line = re.search(r"line (\d+)", str(error))
         found.errors.append(
             InventoryProblem(Origin(path, int(line[1]) if line else None), None, f"TOML: {error}")
         )
         return found
+    entries = data.get("host", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problem = "hosts must be [[host]] tables"
+        found.errors.append(InventoryProblem(Origin(path, _key_line(text, "host")), None, problem))
+        entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    if len(entries) > MAX_HOSTS:
+        problem = f"more than {MAX_HOSTS:,} hosts in one file"
+        found.errors.append(InventoryProblem(Origin(path, None), None, problem))
+        return found
     lines = _host_lines(text)
-    for key in set(data) - {"defaults", "host", "groups"}:
-        found.errors.append(
-            InventoryProblem(Origin(path, _key_line(text, key)), None, f"unknown table {key!r}")
-        )
-    defaults = data.get("defaults", {})
-    for key in set(defaults) - DEFAULT_KEYS:
-        found.errors.append(
-            InventoryProblem(Origin(path, _key_line(text, key)), None, f"unknown default {key!r}")
-        )
+    _unknown(set(data) - {"defaults", "host", "groups"}, "table", path, text, found)
+    defaults = _table(data, "defaults", path, text, found)
+    _unknown(set(defaults) - DEFAULT_KEYS, "default", path, text, found)
+    at_defaults = Origin(path, _key_line(text, "defaults"))
+    default_user = _text(defaults, "user", at_defaults, None, found)
+    default_jump = _text(defaults, "jump", at_defaults, None, found)
+    default_tier = _text(defaults, "tier", at_defaults, None, found)
+    default_keys = _identities(defaults, at_defaults, None, found)
     members: dict[str, list[str]] = {}
-    for group, names in data.get("groups", {}).items():
-        for name in names if isinstance(names, list) else []:
-            members.setdefault(str(name), []).append(group)
+    for group, names in _table(data, "groups", path, text, found).items():
+        at = Origin(path, _key_line(text, "groups"))
+        for name in _string_list(names, f"group {group!r}", at, None, found):
+            members.setdefault(name, []).append(group)
     pg_lines = _postgres_lines(text)
     docker_lines = _section_key_lines(text, "[[host]]", "docker")
     default_line = next(iter(_section_key_lines(text, "[defaults]", "docker")), None)
     default_docker = _docker(defaults, Origin(path, default_line), None, found)
-    for index, entry in enumerate(data.get("host", [])):
+    for index, entry in enumerate(entries):
         origin = Origin(path, lines[index] if index < len(lines) else None)
         host = _host(entry, origin, found, members)
         if host is not None and "docker" in entry:
             docker_line = docker_lines[index] if index < len(docker_lines) else None
             at = Origin(path, docker_line or origin.line)
-            host = _replace(host, docker=_docker(entry, at, host.name, found))
+            host = replace(host, docker=_docker(entry, at, host.name, found))
         if host is not None and "postgres" in entry:
             where = pg_lines[index] if index < len(pg_lines) else []
-            host = _replace(
+            host = replace(
                 host, postgres=_pg_targets(entry["postgres"], origin, where, host, found)
             )
         if host is not None:
             found.hosts.append(
                 with_defaults(
                     host,
-                    user=defaults.get("user"),
-                    jump=defaults.get("jump"),
-                    tier=defaults.get("tier"),
-                    identity_files=_identities(defaults.get("identity_file")),
+                    user=default_user,
+                    jump=default_jump,
+                    tier=default_tier,
+                    identity_files=default_keys,
                     docker=default_docker,
                 )
             )
             if "port" in defaults and "port" not in entry:
                 port = parse_port(defaults["port"], origin, host.name, found)
-                found.hosts[-1] = _replace_port(found.hosts[-1], port)
+                found.hosts[-1] = replace(found.hosts[-1], port=port)
+            for identity in found.hosts[-1].identity_files:
+                missing_identity(identity, origin, host.name, found)
     return found
 
 
@@ -114,24 +138,79 @@ def _host(
     if not isinstance(name, str) or not name.strip():
         found.errors.append(InventoryProblem(origin, None, "a [[host]] needs a name"))
         return None
-    for key in set(entry) - HOST_KEYS:
+    for key in sorted(set(entry) - HOST_KEYS):
         found.errors.append(InventoryProblem(origin, name, f"unknown key {key!r}"))
-    tags = entry.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        found.errors.append(InventoryProblem(origin, name, "tags must be a list of strings"))
-        tags = []
+    tags = _string_list(entry.get("tags", []), "tags", origin, name, found)
+    groups = _string_list(entry.get("groups", []), "groups", origin, name, found)
     return HostSpec(
         name=name,
-        address=str(entry.get("address") or name),
+        address=_text(entry, "address", origin, name, found) or name,
         port=parse_port(entry["port"], origin, name, found) if "port" in entry else 22,
-        user=entry.get("user"),
-        jump=entry.get("jump"),
-        identity_files=_identities(entry.get("identity_file")),
+        user=_text(entry, "user", origin, name, found),
+        jump=_text(entry, "jump", origin, name, found),
+        identity_files=_identities(entry, origin, name, found),
         tags=tuple(tags),
-        groups=tuple(dict.fromkeys([*entry.get("groups", []), *members.get(name, [])])),
-        tier=entry.get("tier"),
+        groups=tuple(dict.fromkeys([*groups, *members.get(name, [])])),
+        tier=_text(entry, "tier", origin, name, found),
         origin=origin,
     )
+
+
+def _text(
+    table: dict[str, Any], key: str, origin: Origin, host: str | None, found: Parsed
+) -> str | None:
+    """A string setting, None when absent; any other type is an error naming the key."""
+    value = table.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    found.errors.append(InventoryProblem(origin, host, f"{key} must be a string"))
+    return None
+
+
+def _string_list(
+    value: object, what: str, origin: Origin, host: str | None, found: Parsed
+) -> list[str]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    found.errors.append(InventoryProblem(origin, host, f"{what} must be a list of strings"))
+    return []
+
+
+def _identities(
+    table: dict[str, Any], origin: Origin, host: str | None, found: Parsed
+) -> tuple[str, ...]:
+    """`identity_file`: one path or a list of them."""
+    value = table.get("identity_file")
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(_string_list(value, "identity_file", origin, host, found))
+
+
+def _table(data: dict[str, Any], key: str, path: Path, text: str, found: Parsed) -> dict[str, Any]:
+    value = data.get(key, {})
+    if isinstance(value, dict):
+        return value
+    problem = f"{key} must be a table such as [{key}]"
+    found.errors.append(InventoryProblem(Origin(path, _key_line(text, key)), None, problem))
+    return {}
+
+
+_UNKNOWN_SHOWN = 10
+
+
+def _unknown(keys: set[str], what: str, path: Path, text: str, found: Parsed) -> None:
+    """Unknown tables or defaults, each at its line: the first few, then a count (finding
+    each line reads the file once, so a file of a million mistakes is not read a million
+    times)."""
+    ordered = sorted(keys)
+    for key in ordered[:_UNKNOWN_SHOWN]:
+        origin = Origin(path, _key_line(text, key))
+        found.errors.append(InventoryProblem(origin, None, f"unknown {what} {key!r}"))
+    if len(ordered) > _UNKNOWN_SHOWN:
+        problem = f"and {len(ordered) - _UNKNOWN_SHOWN:,} more unknown {what}s"
+        found.errors.append(InventoryProblem(Origin(path), None, problem))
 
 
 def _docker(
@@ -148,24 +227,6 @@ def _docker(
     except ValueError as error:
         found.errors.append(InventoryProblem(origin, host, f"docker: {error}"))
         return None
-
-
-def _identities(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list):
-        return tuple(str(v) for v in value)
-    return ()
-
-
-def _replace_port(host: HostSpec, port: int) -> HostSpec:
-    return _replace(host, port=port)
-
-
-def _replace(host: HostSpec, **changes: Any) -> HostSpec:
-    from dataclasses import replace
-
-    return replace(host, **changes)
 
 
 def _pg_targets(

@@ -1,10 +1,12 @@
-"""Real small ext4 filesystems on loop devices, for the storage stories: a full disk, no inodes
-left, read-only, space held by deleted files, old logs, bad backups.
+"""Real small filesystems on loop devices, for the storage stories: a full disk, no inodes
+left, read-only, space held by deleted files, old logs, bad backups; and the other kinds a
+server mounts (XFS, btrfs, and the read-only images erofs and squashfs).
 
-`LoopFs` is a sparse image, `mkfs.ext4`'d, attached with `losetup --find --show` and mounted
-(optionally on a path with a space, which /proc/mounts shows as `\\040`); its methods put it
-into those states, and `close()` always kills holders, unmounts (lazily if busy) and detaches.
-The `loopfs` fixture makes them for a test; `clean_stale()` removes a crashed run's leftovers.
+`LoopFs` is a sparse image, `mkfs.ext4`'d (or another kind's mkfs), attached with `losetup
+--find --show` and mounted (optionally on a path with a space, which /proc/mounts shows as
+`\\040`); its methods put it into those states, and `close()` always kills holders, unmounts
+every mount of its device (bind mounts too; lazily if busy) and detaches. The `loopfs`
+fixture makes them for a test; `clean_stale()` removes a crashed run's leftovers.
 Everything made here is named `fdt<pid>-<n>...`, so leftovers can be told from a live run's.
 """
 
@@ -18,6 +20,7 @@ import itertools
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -40,15 +43,52 @@ _live: set[str] = set()
 _HOLDER = 'exec 3>"$0" && head -c "$1" /dev/zero >&3 && rm "$0" && echo held && exec cat'
 
 
+MAKERS = {
+    "ext4": ("mkfs.ext4", "e2fsprogs"),
+    "xfs": ("mkfs.xfs", "xfsprogs"),
+    "btrfs": ("mkfs.btrfs", "btrfs-progs"),
+    "erofs": ("mkfs.erofs", "erofs-utils"),
+    "squashfs": ("mksquashfs", "squashfs-tools"),
+}
+"""The filesystems a `LoopFs` can be, with the binary that makes each and its package."""
+FROM_TREE = frozenset({"erofs", "squashfs"})
+"""Image filesystems: made whole from a directory (a few small files), read-only for ever."""
+TREE_FILES = 5
+
+
 class LoopFsError(RuntimeError):
     """A loop filesystem could not be set up or removed; the message says what and why."""
 
 
-def require_loopfs_tools() -> None:
+def require_loopfs_tools(fstype: str = "ext4") -> None:
     """Fail (never skip) with the way to set things up when root or a binary is missing."""
-    for binary, package in {"mkfs.ext4": "e2fsprogs", "losetup": "mount", "mount": "mount"}.items():
+    for binary, package in (MAKERS[fstype], ("losetup", "mount"), ("mount", "mount")):
         require_binary(binary, package)
     require_root("attach loop devices and mount filesystems")
+
+
+def _make_image(image: Path, fstype: str, size_mib: int, inodes: int | None) -> None:
+    """A new filesystem of `fstype` in `image`: an empty one of `size_mib` (sparse), or for
+    an image filesystem one made from a tree of `TREE_FILES` small files."""
+    if fstype in FROM_TREE:
+        tree = image.with_suffix(".tree")
+        tree.mkdir()
+        for n in range(1, TREE_FILES + 1):
+            (tree / f"file-{n}.txt").write_text(f"file {n}\n")
+        make = {
+            "erofs": ("mkfs.erofs", "--quiet", str(image), str(tree)),
+            "squashfs": ("mksquashfs", str(tree), str(image), "-quiet", "-noappend"),
+        }
+        try:
+            _run(*make[fstype])
+        finally:
+            shutil.rmtree(tree)
+        return
+    with image.open("xb") as file:
+        file.truncate(size_mib << 20)  # sparse
+    n = ["-N", str(inodes)] if inodes else []
+    quiet = {"ext4": ("-q", "-F", *n), "xfs": ("-q", "-f"), "btrfs": ("-q", "-f")}
+    _run(MAKERS[fstype][0], *quiet[fstype], str(image))
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -179,7 +219,9 @@ class Backups:
 
 
 class LoopFs:
-    """One mounted ext4 on a loop device, made in `directory`, removed by `close()`."""
+    """One mounted filesystem (ext4 unless `fstype` says otherwise, see `MAKERS`) on a loop
+    device, made in `directory`, removed by `close()`. XFS needs `size_mib` of 300 or more,
+    btrfs 128; an image filesystem (`FROM_TREE`) is as large as its files."""
 
     def __init__(
         self,
@@ -189,8 +231,9 @@ class LoopFs:
         inodes: int | None = None,
         space_in_name: bool = False,
         options: str | None = None,
+        fstype: str = "ext4",
     ) -> None:
-        require_loopfs_tools()
+        require_loopfs_tools(fstype)
         self.name = f"{NAME_PREFIX}{os.getpid()}-{next(_counter)}"
         self.image = directory / f"{self.name}.img"
         self.mountpoint = directory / (f"{self.name} mnt" if space_in_name else f"{self.name}-mnt")
@@ -201,15 +244,12 @@ class LoopFs:
         _live.add(self.name)
         try:
             clean_stale()
-            with self.image.open("xb") as image:
-                image.truncate(size_mib << 20)  # sparse
-            n = ["-N", str(inodes)] if inodes else []
-            _run("mkfs.ext4", "-q", "-F", *n, str(self.image))
+            _make_image(self.image, fstype, size_mib, inodes)
             # In a container this needs /dev/loop-control and /dev/loop* (--privileged).
             self.device = _run("losetup", "--find", "--show", str(self.image)).stdout.strip()
             self.mountpoint.mkdir()
             o = ["-o", options] if options else []
-            _run("mount", "-t", "ext4", *o, self.device, str(self.mountpoint))
+            _run("mount", "-t", fstype, *o, self.device, str(self.mountpoint))
         except BaseException:
             self.close()
             raise
@@ -352,22 +392,34 @@ class LoopFs:
 
 class MakeLoopFs(Protocol):
     def __call__(
-        self, size_mib: int = 16, inodes: int | None = None, space_in_name: bool = False
+        self,
+        size_mib: int = 16,
+        inodes: int | None = None,
+        space_in_name: bool = False,
+        fstype: str = "ext4",
     ) -> LoopFs: ...
 
 
 @pytest.fixture
 def loopfs(tmp_path: Path) -> Iterator[MakeLoopFs]:
-    """`loopfs(size_mib=16, inodes=None, space_in_name=False)`: a mounted ext4 of this test's
-    own; every one made is closed after the test."""
+    """`loopfs(size_mib=16, inodes=None, space_in_name=False, fstype="ext4")`: a mounted
+    filesystem of this test's own; every one made is closed after the test."""
     # ExitStack closes them all, newest first, even when one close() raises.
     with contextlib.ExitStack() as made:
 
         def make(
-            size_mib: int = 16, inodes: int | None = None, space_in_name: bool = False
+            size_mib: int = 16,
+            inodes: int | None = None,
+            space_in_name: bool = False,
+            fstype: str = "ext4",
         ) -> LoopFs:
-            return made.enter_context(
-                LoopFs(tmp_path, size_mib=size_mib, inodes=inodes, space_in_name=space_in_name)
+            fs = LoopFs(
+                tmp_path,
+                size_mib=size_mib,
+                inodes=inodes,
+                space_in_name=space_in_name,
+                fstype=fstype,
             )
+            return made.enter_context(fs)
 
         yield make

@@ -320,7 +320,10 @@ class RecordedStorageShell:
         from checks.mounts import RESOLVE_SCRIPT
         from checks.storage import DELETED_SCRIPT
         from checks.storage import PIN_SCRIPT as HELD_PIN
+        from hosts.disks import SYSFS_SCRIPT
 
+        if script == SYSFS_SCRIPT and args == ("/sys",):
+            return _text("sysfs-block.txt")
         if script == OPEN_SCRIPT and args == ("/var/log/app",):  # nothing old is open
             return _text("open-files-app.bin")
         if script == SAMPLE_SCRIPT and args == ("/var/log/app/worker.log.12", "1048576"):

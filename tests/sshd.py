@@ -41,13 +41,16 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 import pytest
+
+if TYPE_CHECKING:
+    from hosts.ssh import SSHShell
 
 SSHD = "/usr/sbin/sshd"
 """sshd re-executes itself for each connection, so it must be started by absolute path."""
@@ -994,3 +997,22 @@ def write_known_hosts(path: Path, *hosts: SshdHost) -> Path:
     """A known_hosts file that trusts exactly these hosts' keys."""
     path.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
     return path
+
+
+@contextlib.asynccontextmanager
+async def ssh_shell(
+    host: SshdHost, keys: SshKeys, known_hosts: Path, name: str
+) -> AsyncIterator[SSHShell]:
+    """fleetdeck's own SSH shell on `host` as root (its key trusted in `known_hosts`), the
+    way the console reaches an inventory host; closed on leaving."""
+    from hosts.inventory import HostSpec
+    from hosts.ssh import SSHOptions, SSHShell, connect_host
+
+    spec = HostSpec(name, host.address, port=host.port, user="root",
+                    identity_files=(str(keys.client_key),))  # fmt: skip
+    options = SSHOptions(known_hosts=write_known_hosts(known_hosts, host))
+    connection = await connect_host(spec, options)
+    try:
+        yield SSHShell(name, connection)
+    finally:
+        connection.close()

@@ -41,8 +41,9 @@ from checks.database import (
     run_on,
 )
 from checks.dbconfig import DbThresholds, Limit, parse_db_thresholds
-from checks.dbqueries import Backend, lock_chains, read_activity, read_dead_tables, redact
+from checks.dbqueries import Backend, lock_chains, read_activity, read_dead_tables
 from checks.model import Finding, Status
+from checks.secrets import redact
 from hosts.postgres import PgSession, PgTarget, open_session
 
 from pgserver import LIMITED, MONITOR, PgFactory, PgServer, clear_libpq_env, password_target
@@ -521,12 +522,12 @@ def test_lock_chains_find_roots_through_waiters_and_leave_cycles_out() -> None:
 
 
 def test_passwords_in_query_text_are_blanked() -> None:
-    assert redact("ALTER ROLE app PASSWORD 'it''s secret'") == "ALTER ROLE app PASSWORD '********'"
+    assert redact("ALTER ROLE app PASSWORD 'it''s secret'") == "ALTER ROLE app PASSWORD '***'"
     assert redact("create user a with encrypted password 'x' valid until 'y'") == (
-        "create user a with encrypted password '********' valid until 'y'"
+        "create user a with encrypted password '***' valid until 'y'"
     )
     assert redact("SELECT dblink_connect('host=a password=s3cret user=b')") == (
-        "SELECT dblink_connect('host=a password=******** user=b')"
+        "SELECT dblink_connect('host=a password=*** user=b')"
     )
     assert redact("SELECT 1 -- no secrets here") == "SELECT 1 -- no secrets here"
 

@@ -350,7 +350,7 @@ async def test_the_local_console_shows_the_chain_and_the_long_query_at_80x24_and
             sleeping = rf"\n +{report} +\S+ +Timeout:PgSleep +127\.0\.0\.1 +SELECT pg_sleep\(30\)"
             assert re.search(sleeping, text)
             assert re.search(rf"\n +{b} +\S+ +Lock:transacti… +127\.0\.0\.1 +UPDATE {table}", text)
-            assert "[red]x\\x1b[2J" in text and "PASSWORD '********'" in text
+            assert "[red]x\\x1b[2J" in text and "PASSWORD '***'" in text
             assert secret not in text and pg.passwords[MONITOR] not in text
             assert (
                 f"\npid {a} postgres@127.0.0.1 (chain-a) idle in transaction, transaction open "

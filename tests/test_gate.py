@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog, Operator, read_audit, redact
+from checks.audit import AuditLog, Operator, read_audit
 from checks.model import Finding, Fix, Pin, Risk, Status
+from checks.secrets import redact
 from hosts.shell import LocalShell
 
 from loopfs import MakeLoopFs
@@ -161,6 +162,11 @@ async def test_operator_saying_no_runs_nothing(tmp_path: Path, audit_path: Path)
         ("prod", Risk.SAFE, "web-01", True),
         ("staging", Risk.DESTRUCTIVE, "", False),
         ("staging", Risk.DESTRUCTIVE, " web-01 ", True),
+        ("prod", Risk.SAFE, "web-01 ", True),  # white space around the name is forgiven
+        ("prod", Risk.SAFE, "\tweb-01\n", True),
+        ("prod", Risk.SAFE, "WEB-01", False),  # the rest is exact: case,
+        ("prod", Risk.SAFE, "web -01", False),  # inner characters,
+        ("prod", Risk.SAFE, "web-0", False),  # the whole name
         ("staging", Risk.DISRUPTIVE, "", True),
     ],
 )
@@ -339,7 +345,7 @@ def test_console_killed_mid_fix_leaves_a_readable_interrupted_record(
     )
     assert shown.returncode == 0, shown.stderr
     assert "interrupted" in shown.stdout and "fleetdeck stopped while the fix ran" in shown.stdout
-    assert "skipped unreadable line(s) 2" in shown.stderr
+    assert "line 2 skipped: not JSON" in shown.stderr
 
 
 async def test_secrets_never_reach_the_audit_log(tmp_path: Path, audit_path: Path) -> None:

@@ -83,12 +83,12 @@ def test_ssh_config_with_wildcards_and_include(
         tmp_path,
         ".ssh/config",
         """# operator's config
+Include conf.d/*.conf
+
 Host bastion
     HostName 198.51.100.7
     User jump
     Port 2200
-
-Include conf.d/*.conf
 
 Host web-* !web-legacy
     User deploy
@@ -121,8 +121,9 @@ Host *
     assert hosts["db-1"].origin is not None and hosts["db-1"].origin.path.name == "db.conf"
     assert (hosts["web-1"].user, hosts["web-1"].address) == ("deploy", "10.1.0.1")
     assert hosts["web-1"].identity_files == ("~/.ssh/web", "~/.ssh/id_ed25519")
-    assert [str(w.origin).rsplit(":", 1)[1] for w in found.warnings] == ["16"]
-    assert "Match" in found.warnings[0].problem
+    match_warnings = [w for w in found.warnings if "Match" in w.problem]
+    assert [str(w.origin).rsplit(":", 1)[1] for w in match_warnings] == ["16"]
+    assert "Match exec needs a live connection" in match_warnings[0].problem
 
 
 def test_ansible_ini_with_children_vars_and_ranges(tmp_path: Path) -> None:
@@ -161,11 +162,14 @@ ntp_server=ntp.example.com
     assert hosts["db-1"].groups == ("db", "prod")
     assert (hosts["web-canary"].address, hosts["web-canary"].port) == ("10.0.0.99", 2222)
     assert hosts["db-1"].origin is not None and hosts["db-1"].origin.line == 8
-    warned = {w.problem.split("'")[1]: w for w in found.warnings}
+    warned = {w.problem.split("'")[1]: w for w in found.warnings if "variable" in w.problem}
     assert set(warned) == {"http_port", "ntp_server"}
     assert warned["http_port"].host == "web-canary" and warned["http_port"].origin.line == 5
-    with pytest.raises(InventoryError, match=r"hosts.ini:\d+: host '[\w.-]+': identity file"):
-        load_inventory([path])
+    missing = [str(w) for w in load_inventory([path]).warnings if "identity file" in w.problem]
+    assert missing == [
+        f"{path}:16: host 'web01.example.com': identity file /nonexistent/key does not exist "
+        "(going on without it, as ssh does)"
+    ]  # once for the line that sets it, not once per host of the group
 
 
 def test_ansible_yaml(tmp_path: Path) -> None:
@@ -210,11 +214,6 @@ def test_ansible_yaml(tmp_path: Path) -> None:
             r"c.toml:2: host 'c': jump host 'ghost' is not in the inventory",
         ),
         (
-            "d.toml",
-            '[[host]]\nname = "d"\nidentity_file = "/nonexistent/id"\n',
-            r"d.toml:2: host 'd': identity file /nonexistent/id does not exist",
-        ),
-        (
             "e.toml",
             '[[host]]\nname = "e"\ntier = "production"\n',
             r"e.toml:2: host 'e': unknown tier 'production'",
@@ -222,6 +221,14 @@ def test_ansible_yaml(tmp_path: Path) -> None:
         ("f.ini", "[web]\nweb-1 ansible_port=http\n", r"f.ini:2: host 'web-1': bad port 'http'"),
         ("config", "Host g\n  Port 0\n", r"config:1: host 'g': bad port '0'"),
         ("h.toml", "[[host]\nname = 'h'\n", r"h.toml:1: TOML"),
+        ("i.toml", "host = [1]\n", r"i.toml:1: hosts must be \[\[host\]\] tables"),
+        ("j.toml", "defaults = 1\n", r"j.toml:1: defaults must be a table such as \[defaults\]"),
+        (
+            "k.toml",
+            '[[host]]\nname = "k"\njump = 1\n',
+            r"k.toml:2: host 'k': jump must be a string",
+        ),
+        ("l.toml", "[groups]\nweb = 'l'\n", r"l.toml:1: group 'web' must be a list of strings"),
     ],
 )
 def test_broken_inventories_name_file_line_and_host(

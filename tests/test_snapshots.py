@@ -110,9 +110,10 @@ def test_confirm_fix_modal(snap_compare) -> None:  # type: ignore[no-untyped-def
 
 def test_storage_wizard_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """The storage wizard on recorded state (tests/data/storage): ✖ space, read-only, mounts
-    and RAID, ? SMART (no devices on a VM), ▲ I/O, usage, deleted, old logs, uncompressed; the
-    list scrolls (13 steps). The read-only step selected: /srv/backup disk (/dev/vdc, xfs)
-    CRIT, read-only with no kernel log errors for vdc, so a remount read-write is offered."""
+    and RAID, ✔ SMART (not applicable: virtio disks only), ▲ I/O, usage, deleted, old logs,
+    uncompressed; the list scrolls (13 steps). The read-only step selected: /srv/backup disk
+    (/dev/vdc, xfs) CRIT, read-only though /etc/fstab mounts it read-write, with no kernel
+    log errors for vdc, so a remount read-write is offered."""
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await until_shown(pilot)
@@ -123,7 +124,7 @@ def test_storage_wizard_at_80x24(snap_compare) -> None:  # type: ignore[no-untyp
 
 
 def test_storage_wizard_at_160x45(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    """Wide: every step on the left (✖ backups last, ▲ journal and Docker); the space step
+    """Wide: every step on the left (✔ SMART, ✖ backups last, ▲ journal and Docker); the space step
     on the right, worst first: / CRIT at 93 %, /var/lib/postgresql CRIT at 91 % of inodes,
     /mnt/nfs-archive UNKNOWN (stale handle), then the OK mounts; each graded mount says there
     are too few samples for a fill rate; then the statfs evidence for / and the inodes."""

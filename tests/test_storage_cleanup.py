@@ -715,7 +715,7 @@ async def test_prune_is_refused_when_a_container_stopped_after_the_offer(
     assert first in left and late in left
 
 
-async def test_docker_missing_down_or_forbidden_is_said_plainly(dockerd: Dockerd) -> None:
+async def test_docker_missing_absent_down_or_forbidden_is_said_plainly(dockerd: Dockerd) -> None:
     (absent,) = await DOCKER_SPACE.run(context(prefixed("env", "PATH=/nonexistent")))
     assert absent.status is Status.OK and absent.summary == f"no docker CLI on {HOST}"
 
@@ -723,6 +723,16 @@ async def test_docker_missing_down_or_forbidden_is_said_plainly(dockerd: Dockerd
     (down,) = await DOCKER_SPACE.run(context(elsewhere))
     assert down.status is Status.UNKNOWN, down
     assert "Cannot connect to the Docker daemon at unix:///nonexistent/docker.sock" in down.summary
+
+    # A host with the CLI and no engine at all: in a mount namespace of its own, an empty
+    # /run hides the default socket from the CLI and from `test`, as on a host without one.
+    bare = prefixed("unshare", "-m", "sh", "-c", 'mount -t tmpfs none /run && exec "$@"', "sh")
+    (none,) = await DOCKER_SPACE.run(context(bare))
+    assert none.status is Status.OK, none
+    assert none.summary == (
+        f"no Docker engine on {HOST}: /var/run/docker.sock does not exist, and only the "
+        "docker CLI is installed"
+    )
 
     nobody = prefixed("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
     (forbidden,) = await DOCKER_SPACE.run(context(nobody))

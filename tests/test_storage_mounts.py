@@ -73,6 +73,11 @@ def here(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=30)
 
 
+def fstab_line(fs: LoopFs) -> str:
+    """An /etc/fstab line that mounts `fs` read-write: what says it was meant to be."""
+    return f"{fs.device} {escape(str(fs.mountpoint))} ext4 defaults 0 2\n"
+
+
 def options_of(mountpoint: Path) -> list[str]:
     """The top mount's options on `mountpoint`, as this runner sees them."""
     found = [opts for _, target, opts in mounts() if target == str(mountpoint)]
@@ -309,14 +314,15 @@ def test_expected_mounts_are_absolute_and_trailing_slashes_do_not_count() -> Non
 
 
 @pytest.mark.parametrize("space_in_name", [False, True])
-async def test_read_only_mount_without_errors_is_remounted_read_write_after_confirm(
+async def test_read_only_mount_fstab_has_read_write_is_remounted_after_confirm(
     loopfs: MakeLoopFs, tmp_path: Path, space_in_name: bool
 ) -> None:
     fs = loopfs(space_in_name=space_in_name)
     fs.remount_ro()
-    shell = LocalShell(HOST)
+    shell = with_file("/etc/fstab", fstab_line(fs))
     finding = await readonly_on(shell, fs.mountpoint)
     assert finding.status is Status.CRIT, finding
+    assert "but /etc/fstab mounts it read-write" in finding.summary
     assert "the kernel log shows no errors for loop" in finding.summary
     sources = {e.source: e.output for e in finding.evidence}
     assert "Filesystem state:         clean" in sources[f"dumpe2fs -h {fs.device}"]
@@ -345,7 +351,7 @@ async def test_remount_is_aborted_when_the_mount_changed_since_it_was_offered(
 ) -> None:
     fs = loopfs(space_in_name=True)
     fs.remount_ro()
-    shell = LocalShell(HOST)
+    shell = with_file("/etc/fstab", fstab_line(fs))
     finding = await readonly_on(shell, fs.mountpoint)
     (fix,) = finding.fixes
     if change == "unmounted":
@@ -415,11 +421,14 @@ async def test_a_filesystem_with_a_real_error_is_not_offered_a_remount(
     assert "deleted inode referenced" in log and "Remounting filesystem read-only" in log
 
 
-def restricted_dmesg(journal: str | None) -> LocalWith:
+def restricted_dmesg(journal: str | None, fstab: str = "") -> LocalWith:
     """This machine, where dmesg may not be read (dmesg_restrict) and journalctl answers
-    `journal`: None for no entries, or the kernel log in `-o short-monotonic` form."""
+    `journal`: None for no entries, or the kernel log in `-o short-monotonic` form; and
+    /etc/fstab, where given, is `fstab`."""
 
     def answer(argv: tuple[str, ...]) -> CommandResult | None:
+        if fstab and argv == ("cat", "/etc/fstab"):
+            return answered(argv, 0, fstab)
         if argv[0] == "dmesg":
             return answered(
                 argv, 1, "", "dmesg: read kernel buffer failed: Operation not permitted\n"
@@ -461,7 +470,7 @@ async def test_the_journal_is_read_when_dmesg_is_restricted(loopfs: MakeLoopFs) 
         victim.read_text()
     await wait_read_only(broken)
     dmesg = (await LocalShell(HOST).run(("dmesg",))).stdout
-    shell = restricted_dmesg(as_journal(dmesg))
+    shell = restricted_dmesg(as_journal(dmesg), fstab_line(clean) + fstab_line(broken))
 
     offered = await readonly_on(shell, clean.mountpoint)
     assert len(offered.fixes) == 1, offered.summary
@@ -543,7 +552,9 @@ async def test_read_only_mount_on_a_namespace_host_is_remounted_over_ssh(
     loopfs: MakeLoopFs, netns_lab: NetnsLab, ssh_keys: SshKeys, tmp_path: Path
 ) -> None:
     """The namespace host's mounts are a copy of ours made when its sshd started, so the
-    filesystem is made first; its operator remounted it read-only on that host."""
+    filesystem is made first; its operator remounted it read-only on that host. Until that
+    host's /etc/fstab has it (a copy bound over it there, in its own mount namespace only),
+    nothing says it was meant to be writable: a question, no remount."""
     from hosts.inventory import HostSpec
     from hosts.ssh import SSHOptions, SSHShell, connect_host
 
@@ -561,7 +572,14 @@ async def test_read_only_mount_on_a_namespace_host_is_remounted_over_ssh(
             done = await shell.run(("mount", "-o", "remount,ro", str(fs.mountpoint)))
             assert done.ok, done.stderr
             assert options_of(fs.mountpoint)[0] == "ro"  # one filesystem, seen from here too
+            asked = await readonly_on(shell, fs.mountpoint)
+            assert asked.status is Status.WARN and asked.fixes == (), asked
 
+            fstab = tmp_path / "fstab"
+            fstab.write_text((await shell.run(("cat", "/etc/fstab"))).stdout + fstab_line(fs))
+            bound = await shell.run(("mount", "--bind", str(fstab), "/etc/fstab"))
+            assert bound.ok, bound.stderr
+            assert Path("/etc/fstab").read_text() != fstab.read_text()  # not ours: its own
             finding = await readonly_on(shell, fs.mountpoint)
             assert finding.status is Status.CRIT and "no errors" in finding.summary
             (fix,) = finding.fixes

@@ -42,6 +42,9 @@ class Settings:
     """The local console also watches this machine's PostgreSQL, with libpq's defaults."""
 
 
+NOTICES_SHOWN = 3
+
+
 class FleetdeckApp(App[None]):
     """The console. It is handed what to watch; it opens no connection on its own."""
 
@@ -59,9 +62,12 @@ class FleetdeckApp(App[None]):
         watches: Sequence[HostWatch],
         tags: dict[str, tuple[str, ...]] | None = None,
         groups: dict[str, tuple[str, ...]] | None = None,
+        notices: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.notices = tuple(notices)
+        """Inventory warnings (a missing identity file...) to show as toasts on start."""
         self.config = config
         self.watches = tuple(watches)
         self._tags = tags or {}
@@ -226,6 +232,21 @@ class FleetdeckApp(App[None]):
             self.push_screen(
                 FleetScreen(self.watches, self._tags, self._groups, self.settings.interval)
             )
+        self._show_notices()
+
+    def _show_notices(self) -> None:
+        """The inventory's warnings, which the CLI also printed to stderr before the screen
+        covered it: the first few as toasts, the rest counted."""
+        for notice in self.notices[:NOTICES_SHOWN]:
+            self.notify(notice, title="inventory", severity="warning", timeout=30, markup=False)
+        if (more := len(self.notices) - NOTICES_SHOWN) > 0:
+            self.notify(
+                f"{more} more inventory warnings: `fleetdeck hosts -i FILE` lists them all",
+                title="inventory",
+                severity="warning",
+                timeout=30,
+                markup=False,
+            )
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):
@@ -280,4 +301,5 @@ def make_fleet_app(
     ]
     tags = {h.name: h.tags for h in hosts}
     groups = {h.name: h.groups for h in hosts}
-    return FleetdeckApp(settings, config, watches, tags, groups)
+    notices = [str(w) for w in inventory.warnings]
+    return FleetdeckApp(settings, config, watches, tags, groups, notices)

@@ -39,6 +39,8 @@ class AuditScreen(Screen[None]):
         super().__init__()
         self.path = path
         self.records: list[AuditRecord] = []
+        self.note = ""
+        """Why lines of the log were skipped: shown above every record's details."""
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Audit log: {self.path}"), id="audit-title")
@@ -65,10 +67,7 @@ class AuditScreen(Screen[None]):
         except OSError as error:
             self._show(AuditReading(), f"Cannot read {self.path}: {error.strerror}")
             return
-        note = ""
-        if reading.damaged_lines:
-            note = f"Skipped unreadable line(s): {', '.join(map(str, reading.damaged_lines[:10]))}"
-        self._show(reading, note)
+        self._show(reading, "\n".join(f"Warning: {w}" for w in reading.warnings()))
 
     def _show(self, reading: AuditReading, note: str) -> None:
         self.records = list(reversed(reading.records))
@@ -89,7 +88,8 @@ class AuditScreen(Screen[None]):
         title = f"Audit log: {self.path} ({len(self.records)} attempts)"
         self.query_one("#audit-title", Static).update(Text(title))
         detail = self.query_one("#audit-detail", Static)
-        detail.update(Text(note or ("" if self.records else "No fix attempts recorded.")))
+        self.note = printable(note)
+        detail.update(Text(self.note or ("" if self.records else "No fix attempts recorded.")))
         if self.records:
             self._detail(0)
 
@@ -120,4 +120,6 @@ class AuditScreen(Screen[None]):
             lines.append(f"  after:  {after.get('status')} {after.get('summary')}")
         for undo in d.get("undo", []):
             lines.append(f"  undo: $ {undo}")
+        if self.note:
+            lines = [self.note, "", *lines]
         self.query_one("#audit-detail", Static).update(Text(printable("\n".join(lines))))

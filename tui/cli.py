@@ -179,6 +179,7 @@ def _fleet_options(parser: argparse.ArgumentParser, defaults: bool = True) -> No
 
 
 def run_hosts(args: argparse.Namespace) -> int:
+    from checks.model import aligned
     from hosts.inventory import InventoryError, load_inventory
 
     try:
@@ -199,9 +200,7 @@ def run_hosts(args: argparse.Namespace) -> int:
              ",".join(h.labels) or "-", ",".join(t.label for t in h.postgres) or "-",
              str(h.origin or "-"))
         )  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    print("\n".join(aligned(rows)))
     return 0
 
 
@@ -361,6 +360,14 @@ def run_console(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; everything it prints has control characters escaped."""
+    from tui.terminal import escaped_output
+
+    with escaped_output():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(words)

@@ -58,16 +58,13 @@ RETRY = 2.0
 """Seconds between looks at a stopped container (or a failed stream) before following again."""
 TIME_WIDTH = 9
 
-_BIDI = {c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F))}
-_BIDI |= {c: f"\\u{c:04x}" for c in range(0x2066, 0x206A)}
-
 
 def safe_text(raw: bytes) -> str:
     """A log line as text that shows what was written and can drive nothing."""
     text = raw.decode("utf-8", errors="replace")
     if len(text) > LINE_CHARS:
         text = f"{text[:LINE_CHARS]}… ({len(text) - LINE_CHARS:,} more characters)"
-    return printable(text).translate(_BIDI)
+    return printable(text)  # bidi overrides included
 
 
 def split_timestamp(raw: bytes) -> tuple[datetime | None, bytes]:

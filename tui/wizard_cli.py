@@ -27,10 +27,11 @@ from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, F
 from checks.audit import AuditLog, AuditReading, default_audit_path, parse_time, read_audit
 from checks.catalog import WIZARDS, configured_params
 from checks.config import Config
-from checks.model import CheckContext, Finding, Fix, Status, printable
+from checks.model import CheckContext, Finding, Fix, Status, aligned
 from checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
 from hosts.metrics import SampleHistory
 from hosts.shell import LocalShell, Shell
+from tui.terminal import Printable
 
 if TYPE_CHECKING:
     import asyncssh
@@ -68,20 +69,6 @@ async def _read_line(stdin: TextIO) -> str:
 
     threading.Thread(target=read, name="fleetdeck-answer", daemon=True).start()
     return await answer
-
-
-class Printable:
-    """A text stream that shows control characters from hosts as escapes (\\x1b), so
-    nothing a host printed can move the cursor or hide what the operator approves."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        return self._stream.write(printable(text))
-
-    def flush(self) -> None:
-        self._stream.flush()
 
 
 class Answers:
@@ -217,9 +204,8 @@ def run_audit(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"fleetdeck: cannot read the audit log {path}: {error.strerror}", file=sys.stderr)
         return 2
-    if reading.damaged_lines:
-        lines = ", ".join(map(str, reading.damaged_lines[:10]))
-        print(f"fleetdeck: warning: {path}: skipped unreadable line(s) {lines}", file=sys.stderr)
+    for warning in reading.warnings():
+        print(f"fleetdeck: warning: {path}: {warning}", file=sys.stderr)
     if args.json:
         for record in reading.records:
             print(json.dumps({**record.data, "outcome": record.outcome}))
@@ -252,15 +238,9 @@ def format_audit(reading: AuditReading) -> str:
         details.append(more)
     if len(rows) == 1:
         return "no fix attempts recorded"
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     out = []
-    for row, more in zip(rows, details, strict=True):
-        out.append(
-            (
-                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
-            ).rstrip()
-        )
-        out += [f"    {line}" for line in more]
+    for line, more in zip(aligned(rows), details, strict=True):
+        out += [line, *(f"    {text}" for text in more)]
     return "\n".join(out)
 
 

@@ -10,20 +10,16 @@ from typing import Any
 
 from rich.text import Text
 
-# Control characters from hosts (a newline in a command line, an escape sequence in a name)
-# would break a table row or drive the terminal: show whitespace as a space, the rest as '?'.
-_CONTROLS = {c: "?" for c in range(32)} | {9: " ", 10: " ", 13: " ", 127: "?"}
-
-
-def printable(text: str) -> str:
-    return text.translate(_CONTROLS)
+from checks.model import printable
 
 
 class Cell(Text):
     """A table cell: text to show (control characters made harmless) and a sort value."""
 
     def __init__(self, text: str, sort_value: Any = None, *, justify: str = "left") -> None:
-        text = printable(text)
+        # A newline in a command line would break the row, an escape sequence in a name
+        # drive the terminal: both show as escapes (\\n, \\x1b), on one line.
+        text = printable(text, one_line=True)
         super().__init__(text, justify=justify, end="", no_wrap=True)  # type: ignore[arg-type]
         self.sort_value = text if sort_value is None else sort_value
 
