@@ -195,6 +195,13 @@ def test_nsswitch_hosts_sources_in_order_without_actions_and_glibc_default() -> 
     assert parse_nsswitch_hosts("passwd: files\nhosts:\n") == ("dns", "files")
 
 
+def test_debian_files_read_hosts_first_and_the_own_name_from_hosts() -> None:
+    assert parse_nsswitch_hosts(recorded("nsswitch-debian.conf")) == ("files", "dns")
+    hosts = recorded("hosts-debian.txt")
+    assert hosts_file_addresses(hosts, "web-01") == ("127.0.1.1",)
+    assert hosts_file_addresses(hosts, "localhost") == ("127.0.0.1", "::1")
+
+
 def test_hosts_file_finds_names_and_aliases_in_any_case_and_skips_junk() -> None:
     text = (
         "127.0.0.1\tlocalhost\n127.0.1.1 web01.example.com Web01 # this host\n"
