@@ -89,14 +89,27 @@ class Link:
     tx_dropped: int = 0
     flags: tuple[str, ...] = ()
     mtu: int | None = None
+    info_kind: str | None = None  # with `ip -d`: "bridge", "veth", "bond"; None for hardware
+    master: str | None = None  # the bridge or bond this one is a port of
 
     @property
     def loopback(self) -> bool:
         return self.kind == "loopback" or "LOOPBACK" in self.flags
 
 
+PORTED_KINDS = frozenset({"bridge", "bond", "team"})
+"""Interfaces whose carrier is their ports' carrier: without ports they have none, and are
+merely idle (an unused docker0 or libvirt bridge), not broken."""
+
+
+def ports_of(link: Link, links: Iterable[Link]) -> list[Link]:
+    """The interfaces attached to `link` (a bridge's ports, a bond's slaves)."""
+    return [other for other in links if other.master == link.name]
+
+
 def parse_links(text: str) -> list[Link]:
-    """Interfaces from `ip -j -s link show` (counters 0 without `-s`)."""
+    """Interfaces from `ip -j -s -d link show` (counters 0 without `-s`, kinds None
+    without `-d`)."""
     links: list[Link] = []
     entries = _records(_json_list(text, "ip -j link"), "ip -j link")
     for entry in entries:
@@ -120,6 +133,8 @@ def parse_links(text: str) -> list[Link]:
                 tx_dropped=_count(tx, "dropped"),
                 flags=flags,
                 mtu=_int(entry.get("mtu")),
+                info_kind=_str(_dict(entry.get("linkinfo")).get("info_kind")),
+                master=_str(entry.get("master")),
             )
         )
     if entries and not links:
@@ -337,6 +352,51 @@ def parse_resolv_conf(text: str) -> ResolvConf:
         ignored_nameservers=tuple(servers[MAX_NAMESERVERS:]),
         unknown_lines=tuple(unknown),
     )
+
+
+def search_names(name: str, conf: ResolvConf) -> tuple[str, ...]:
+    """The names glibc's resolver asks for `name`, in order (res_search).
+
+    A name with at least `ndots` dots is tried as it is first, then with each search domain
+    appended; a shorter one with the search domains first and as it is last.
+    """
+    bare = name.rstrip(".")
+    if name.endswith(".") or not bare:
+        return (bare,) if bare else ()
+    searched = tuple(f"{bare}.{domain.strip('.')}" for domain in conf.search if domain.strip("."))
+    if bare.count(".") >= conf.ndots:
+        return tuple(dict.fromkeys((bare, *searched)))
+    return tuple(dict.fromkeys((*searched, bare)))
+
+
+# --- name service: /etc/nsswitch.conf and /etc/hosts ----------------------------------------
+
+DEFAULT_HOSTS_SOURCES = ("dns", "files")
+"""glibc's `hosts:` order when nsswitch.conf has no such line (or there is no file)."""
+
+
+def parse_nsswitch_hosts(text: str) -> tuple[str, ...]:
+    """The sources of the `hosts:` line, in order, without `[STATUS=action]` items."""
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        database, sep, rest = line.partition(":")
+        if sep and database.strip() == "hosts":
+            sources = re.sub(r"\[[^\]]*\]", " ", rest).split()
+            return tuple(sources) or DEFAULT_HOSTS_SOURCES
+    return DEFAULT_HOSTS_SOURCES
+
+
+def hosts_file_addresses(text: str, name: str) -> tuple[str, ...]:
+    """Addresses /etc/hosts gives `name` (its canonical name or an alias; any case)."""
+    wanted = name.rstrip(".").lower()
+    found: list[str] = []
+    for raw in text.splitlines():
+        fields = raw.split("#", 1)[0].split()
+        if len(fields) < 2 or not _valid_address(fields[0]):
+            continue
+        if wanted in (field.rstrip(".").lower() for field in fields[1:]):
+            found.append(fields[0])
+    return tuple(dict.fromkeys(found))
 
 
 # --- listening sockets: `ss -H -ltnup` ---------------------------------------------------------

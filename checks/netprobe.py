@@ -6,7 +6,9 @@ object. It is also imported here, so its packet code is unit-tested like any par
 
 Asking each configured resolver directly, instead of calling getaddrinfo alone, is what
 tells "no resolver answers" from "the name does not exist" (NXDOMAIN): the C library
-reports both as the same failure.
+reports both as the same failure. Each resolver is asked the way the C library asks: for
+every name of the search expansion in turn (computed by the caller from resolv.conf), A and
+AAAA together, until one has an address.
 """
 
 import json
@@ -18,6 +20,7 @@ import threading
 import time
 
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+QTYPES = {"A": 1, "AAAA": 28}
 
 
 def build_query(name, query_id, qtype=1):
@@ -45,7 +48,7 @@ def _skip_name(data, offset):
 
 
 def parse_response(data, query_id):
-    """(rcode name, [IPv4 addresses]) from a response; ValueError if it is not one."""
+    """(rcode name, [IPv4 and IPv6 addresses]) from a response; ValueError if it is not one."""
     if len(data) < 12:
         raise ValueError(f"short DNS response ({len(data)} bytes)")
     got_id, flags, qdcount, ancount, _ns, _ar = struct.unpack("!HHHHHH", data[:12])
@@ -67,49 +70,95 @@ def parse_response(data, query_id):
         rdata = data[offset : offset + rdlength]
         if rtype == 1 and rdlength == 4:
             addresses.append(socket.inet_ntoa(rdata))
+        elif rtype == 28 and rdlength == 16:
+            addresses.append(socket.inet_ntop(socket.AF_INET6, rdata))
         offset += rdlength
     return rcode, addresses
 
 
-def ask(server, name, timeout):
-    """One resolver, one UDP query: what it said and how long it took."""
-    query_id = random.randint(0, 0xFFFF)
-    result = {"server": server, "status": "error", "rcode": None, "addresses": [], "ms": None}
+def _exchange(sock, name, timeout):
+    """A and AAAA for one name on a connected socket: {"A": (rcode, addrs), "AAAA": ...}."""
+    pending = {}
+    for qtype, number in QTYPES.items():
+        query_id = random.randint(0, 0xFFFF)
+        while query_id in pending:
+            query_id = random.randint(0, 0xFFFF)
+        pending[query_id] = qtype
+        sock.send(build_query(name, query_id, number))
+    deadline = time.monotonic() + timeout
+    said: dict[str, tuple[str, list[str]]] = {}  # never evaluated: fine on 3.6
+    while pending:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        try:
+            data = sock.recv(4096)
+        except socket.timeout:
+            if not said:
+                raise
+            # Some servers (or middleboxes) drop AAAA queries: what did come back counts.
+            said.update((qtype, ("TIMEOUT", [])) for qtype in pending.values())
+            break
+        answered = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+        if answered not in pending:
+            continue  # a late answer to an earlier question
+        said[pending.pop(answered)] = parse_response(data, answered)
+    return said
+
+
+def _status(said):
+    """One name's outcome from its A and AAAA answers: answer, nodata, nxdomain or an rcode."""
+    addresses = [a for _rcode, found in said.values() for a in found]
+    rcodes = [rcode for rcode, _found in said.values()]
+    if addresses:
+        return "answer", addresses
+    if "NOERROR" in rcodes:
+        return "nodata", []
+    if all(rcode == "NXDOMAIN" for rcode in rcodes):
+        return "nxdomain", []
+    failed = [rcode for rcode in rcodes if rcode not in ("NOERROR", "NXDOMAIN")]
+    return failed[0].lower(), []
+
+
+def ask(server, names, timeout):
+    """One resolver, asked over UDP for each name in turn until one has an address."""
+    result = {"server": server, "status": "error", "name": None, "addresses": [], "ms": None}
+    tried = []
     started = time.monotonic()
     try:
         family, kind, proto, _c, address = socket.getaddrinfo(
             server, 53, 0, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST
         )[0]
         with socket.socket(family, kind, proto) as sock:
-            sock.settimeout(timeout)
             sock.connect(address)  # connected: an ICMP port-unreachable comes back as refused
-            sock.send(build_query(name, query_id))
-            while True:
-                data = sock.recv(4096)
-                try:
-                    rcode, addresses = parse_response(data, query_id)
+            for name in names:
+                status, addresses = _status(_exchange(sock, name, timeout))
+                tried.append({"name": name, "status": status})
+                if status == "answer":
+                    result.update(name=name, addresses=addresses)
                     break
-                except ValueError as error:
-                    if "does not match" not in str(error):
-                        raise
-    except TimeoutError:
+    except socket.timeout:
         result.update(status="timeout", error=f"no answer within {timeout:g}s")
     except ConnectionRefusedError:
         result.update(status="refused", error="port 53 refused (nothing listens there)")
     except (OSError, ValueError) as error:
         result.update(status="error", error=str(error))
     else:
-        status = {"NOERROR": "answer", "NXDOMAIN": "nxdomain"}.get(rcode, rcode.lower())
-        if status == "answer" and not addresses:
-            status = "nodata"
-        result.update(status=status, rcode=rcode, addresses=addresses)
+        statuses = [t["status"] for t in tried]
+        if "answer" in statuses:
+            result["status"] = "answer"
+        elif "nodata" in statuses:
+            result["status"] = "nodata"  # the name exists (some expansion), without addresses
+        elif statuses and all(status == "nxdomain" for status in statuses):
+            result["status"] = "nxdomain"
+        else:
+            result["status"] = next((s for s in statuses if s != "nxdomain"), "error")
+    result["tried"] = tried
     result["ms"] = round((time.monotonic() - started) * 1000, 1)
     return result
 
 
 def system_lookup(name, timeout):
     """getaddrinfo as programs on the host see it (/etc/hosts, nsswitch), bounded in time."""
-    box: dict[str, object] = {"addresses": [], "error": None}
+    box: dict[str, object] = {"addresses": [], "error": None}  # never evaluated: fine on 3.6
 
     def lookup():
         try:
@@ -128,11 +177,12 @@ def system_lookup(name, timeout):
     return {"addresses": box.get("addresses", []), "error": box.get("error"), "ms": ms}
 
 
-def dns(name, timeout, servers):
+def dns(name, timeout, names, servers):
+    """Each resolver asked for `names` (the search expansion of `name`), and getaddrinfo."""
     return {
         "name": name,
-        "servers": [ask(server, name, timeout) for server in servers],
-        "system": system_lookup(name, timeout * max(1, len(servers))),
+        "servers": [ask(server, names, timeout) for server in servers],
+        "system": system_lookup(name, timeout * max(1, len(servers)) * max(1, len(names))),
     }
 
 
@@ -156,7 +206,7 @@ def tcp(host, port, timeout):
             started = time.monotonic()
             sock.connect(address)
         result["ok"] = True
-    except TimeoutError:
+    except socket.timeout:  # TimeoutError from Python 3.10 on, its own class before
         result["error"] = "timeout"
     except socket.gaierror as error:
         result["error"] = f"cannot resolve {host}: {error.strerror}"
@@ -170,12 +220,14 @@ def tcp(host, port, timeout):
 
 
 def main(argv):
-    if len(argv) >= 3 and argv[0] == "dns":
-        out = dns(argv[1], float(argv[2]), argv[3:])
+    if len(argv) >= 4 and argv[0] == "dns":
+        out = dns(argv[1], float(argv[2]), argv[3].split(","), argv[4:])
     elif len(argv) == 4 and argv[0] == "tcp":
         out = tcp(argv[1], int(argv[2]), float(argv[3]))
     else:
-        sys.stderr.write("usage: netprobe dns NAME TIMEOUT [SERVER...] | tcp HOST PORT TIMEOUT\n")
+        sys.stderr.write(
+            "usage: netprobe dns NAME TIMEOUT NAME,... [SERVER...] | tcp HOST PORT TIMEOUT\n"
+        )
         return 2
     sys.stdout.write(json.dumps(out) + "\n")
     return 0

@@ -8,10 +8,11 @@ fix's verification finds the same finding again.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from checks.firewall import (
@@ -27,15 +28,20 @@ from checks.hostcheck import required as _required
 from checks.hostcheck import run as _run
 from checks.model import CheckContext, Evidence, Finding, Fix, Pin, PinMatch, Risk, Status
 from checks.netparse import (
+    PORTED_KINDS,
     Link,
     Route,
     default_routes,
+    hosts_file_addresses,
     listeners_on,
     parse_addresses,
     parse_links,
+    parse_nsswitch_hosts,
     parse_resolv_conf,
     parse_routes,
     parse_ss_listening,
+    ports_of,
+    search_names,
 )
 from checks.wizards import Param, Step, Wizard
 from hosts.shell import CommandResult, Shell
@@ -115,7 +121,7 @@ PARAMS = (
 
 
 async def _links(shell: Shell) -> tuple[list[Link], CommandResult]:
-    result = await _required(shell, ("ip", "-j", "-s", "link", "show"))
+    result = await _required(shell, ("ip", "-j", "-s", "-d", "link", "show"))
     return parse_links(result.stdout), result
 
 
@@ -163,12 +169,7 @@ async def _check_link(ctx: CheckContext, shell: Shell) -> list[Finding]:
             )
             findings.append(Finding("net.link", status, link.name, summary, evidence, (fix,)))
         elif not link.carrier:
-            status = Status.CRIT if link.name in default_devs else Status.WARN
-            summary = (
-                f"{link.name} is up but has no carrier (operstate {link.operstate}): "
-                "cable, peer or switch port"
-            )
-            findings.append(Finding("net.link", status, link.name, summary, evidence))
+            findings.append(_no_carrier(link, links, default_devs, evidence))
         else:
             summary = f"{link.name} is up with carrier (operstate {link.operstate})"
             findings.append(Finding("net.link", Status.OK, link.name, summary, evidence))
@@ -179,6 +180,31 @@ async def _check_link(ctx: CheckContext, shell: Shell) -> list[Finding]:
             )
         )
     return findings
+
+
+def _no_carrier(
+    link: Link, links: Sequence[Link], default_devs: set[str], evidence: tuple[Evidence, ...]
+) -> Finding:
+    """An interface that is up without carrier: broken, unless it is a bridge or bond with
+    no ports yet (an idle docker0 looks like that), and that matters most on the default
+    route's interface."""
+    status = Status.CRIT if link.name in default_devs else Status.WARN
+    if link.info_kind not in PORTED_KINDS:
+        summary = (
+            f"{link.name} is up but has no carrier (operstate {link.operstate}): "
+            "cable, peer or switch port"
+        )
+        return Finding("net.link", status, link.name, summary, evidence)
+    ports = ports_of(link, links)
+    if ports:
+        names = ", ".join(port.name for port in ports)
+        summary = f"{link.name} ({link.info_kind}) is up but none of its ports has carrier: {names}"
+        return Finding("net.link", status, link.name, summary, evidence)
+    summary = f"{link.name} ({link.info_kind}) has no ports attached, so no carrier"
+    if status is Status.CRIT:
+        summary += ", yet the default route uses it"
+        return Finding("net.link", status, link.name, summary, evidence)
+    return Finding("net.link", Status.OK, link.name, summary + ": idle", evidence)
 
 
 async def _addressed(shell: Shell) -> set[str]:
@@ -192,7 +218,7 @@ async def _addressed(shell: Shell) -> set[str]:
 def _no_link(findings: Sequence[Finding]) -> str | None:
     if not any(f.status is Status.CRIT for f in findings):
         return None  # links are fine, or the step could not tell (UNKNOWN says why)
-    if any(f.status is Status.OK and "not in use" not in f.summary for f in findings):
+    if any(f.status is Status.OK and "up with carrier" in f.summary for f in findings):
         return None
     return "no interface has a working link, so nothing beyond this host can be reached"
 
@@ -280,12 +306,17 @@ def _lookup_name(ctx: CheckContext) -> str | None:
     return None
 
 
-async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
-    result = await _run(shell, ("cat", "/etc/resolv.conf"))
+async def _read_etc(shell: Shell, path: str) -> tuple[str, Evidence]:
+    """A configuration file's text; "" when it does not exist (the C library's defaults)."""
+    result = await _run(shell, ("cat", path))
     if not result.ok and "No such file" not in result.stderr:
-        raise StepFailed(f"cannot read /etc/resolv.conf: {result.stderr.strip()}")
-    conf = parse_resolv_conf(result.stdout if result.ok else "")
-    evidence = [_evidence(result)]
+        raise StepFailed(f"cannot read {path}: {result.stderr.strip()}")
+    return (result.stdout if result.ok else ""), _evidence(result)
+
+
+async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    text, shown = await _read_etc(shell, "/etc/resolv.conf")
+    conf = parse_resolv_conf(text)
     findings = []
     servers = conf.nameservers
     if not servers:
@@ -296,69 +327,175 @@ async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
                 "resolvers",
                 "no resolver configured: /etc/resolv.conf has no nameserver line "
                 "(the C library then asks 127.0.0.1)",
-                tuple(evidence),
+                (shown,),
             )
         )
     else:
         findings.append(
             Finding(
-                "net.dns",
-                Status.OK,
-                "resolvers",
-                "nameservers " + ", ".join(servers),
-                tuple(evidence),
+                "net.dns", Status.OK, "resolvers", "nameservers " + ", ".join(servers), (shown,)
             )
         )
     name = _lookup_name(ctx)
     if name is None or not servers:
         return findings
+    names = search_names(name, conf)
     timeout = min(conf.timeout, DNS_TIMEOUT)
-    probe_timeout = timeout * (len(servers) * 2 + 1) + 5
-    data = await _python(shell, "dns", name, f"{timeout:g}", *servers, timeout=probe_timeout)
+    probe_timeout = timeout * (len(servers) + 1) * (len(names) + 1) + 5
+    data = await _python(
+        shell, "dns", name, f"{timeout:g}", ",".join(names), *servers, timeout=probe_timeout
+    )
     if data is None:
         findings.append(await _getent(shell, name))
         return findings
-    findings.append(_grade_dns(name, data))
+    nsswitch, _ = await _read_etc(shell, "/etc/nsswitch.conf")
+    hosts, _ = await _read_etc(shell, "/etc/hosts")
+    local = NameService(parse_nsswitch_hosts(nsswitch), hosts_file_addresses(hosts, name))
+    findings.append(_grade_dns(name, data, local))
     return findings
 
 
-def _grade_dns(name: str, data: dict[str, object]) -> Finding:
-    target = f"resolve {name}"
-    answers = [a for a in data.get("servers", []) if isinstance(a, dict)]  # type: ignore[attr-defined]
-    lines = []
-    for a in answers:
-        said = ", ".join(a["addresses"]) if a.get("addresses") else a.get("error") or a["status"]
-        lines.append(f"{a['server']}: {a['status']} in {a['ms']} ms: {said}")
-    system = data.get("system") or {}
-    if isinstance(system, dict):
-        got = ", ".join(system.get("addresses") or []) or system.get("error")
-        lines.append(f"getaddrinfo: {got} in {system.get('ms')} ms")
-    evidence = (Evidence(f"DNS query for {name} (A) to each nameserver", "\n".join(lines)),)
-    good = [a for a in answers if a["status"] == "answer"]
-    silent = [a for a in answers if a["status"] in ("timeout", "refused", "error")]
-    nx = [a for a in answers if a["status"] == "nxdomain"]
-    if good:
-        fastest = min(good, key=lambda a: a["ms"])
-        summary = (
-            f"{name} is {', '.join(fastest['addresses'])} ({fastest['ms']} ms from "
-            f"{fastest['server']})"
+@dataclasses.dataclass(frozen=True, slots=True)
+class NameService:
+    """What the host's name service does besides DNS: its nsswitch `hosts:` sources in
+    order, and what /etc/hosts says about the name."""
+
+    sources: tuple[str, ...]
+    hosts_file: tuple[str, ...] = ()
+
+    @property
+    def files_first(self) -> bool:
+        """/etc/hosts is read before any nameserver is asked."""
+        order = [s for s in self.sources if s in ("files", "dns")]
+        return bool(order) and order[0] == "files"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerAnswer:
+    """One nameserver's answer to the search expansion, as the probe reported it."""
+
+    server: str
+    status: str  # "answer", "nodata", "nxdomain", "timeout", "refused", "error", "servfail"...
+    ms: float
+    name: str | None = None  # the expansion that had an address
+    addresses: tuple[str, ...] = ()
+    error: str | None = None
+    tried: tuple[tuple[str, str], ...] = ()  # (name asked, its status), in order
+
+    @property
+    def silent(self) -> bool:
+        return self.status in ("timeout", "refused", "error")
+
+    @property
+    def said(self) -> str:
+        return ", ".join(self.addresses) or self.error or self.status
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _ms(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def _server_answers(data: dict[str, object]) -> list[ServerAnswer]:
+    entries = data.get("servers")
+    return [
+        ServerAnswer(
+            server=_text(entry.get("server")),
+            status=_text(entry.get("status")) or "error",
+            ms=_ms(entry.get("ms")),
+            name=_text(entry.get("name")) or None,
+            addresses=_texts(entry.get("addresses")),
+            error=_text(entry.get("error")) or None,
+            tried=tuple(
+                (_text(t.get("name")), _text(t.get("status")))
+                for t in (entry.get("tried") or [])
+                if isinstance(t, dict)
+            ),
         )
-        if silent:
-            dead = ", ".join(f"{a['server']} ({a['status']})" for a in silent)
-            return Finding(
-                "net.dns", Status.WARN, target, f"{summary}; not answering: {dead}", evidence
-            )
-        if fastest["ms"] > DNS_SLOW_MS:
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, dict)
+    ]
+
+
+def _grade_dns(name: str, data: dict[str, object], local: NameService) -> Finding:
+    """The lookup graded as the host resolves: /etc/hosts where nsswitch reads it first,
+    else each nameserver's answer to the search expansion; a name getaddrinfo resolves is
+    never CRIT, whatever the nameservers say."""
+    target = f"resolve {name}"
+    answers = _server_answers(data)
+    raw = data.get("system")
+    system: dict[str, object] = raw if isinstance(raw, dict) else {}
+    resolved = _texts(system.get("addresses"))
+    failure = _text(system.get("error")) or "no address"
+    evidence = _dns_evidence(
+        name, answers, f"{', '.join(resolved) or failure} in {_ms(system.get('ms'))} ms", local
+    )
+    silent = [a for a in answers if a.silent]
+    good = [a for a in answers if a.status == "answer"]
+    if local.hosts_file and local.files_first:
+        summary = f"{name} is {', '.join(local.hosts_file)} from /etc/hosts (read before DNS)"
+    elif good:
+        fastest = min(good, key=lambda a: a.ms)
+        asked = f" as {fastest.name}" if fastest.name not in (None, name) else ""
+        summary = f"{name} is {fastest.said} ({fastest.ms:g} ms from {fastest.server}{asked})"
+        if not resolved:
+            summary += f"; but getaddrinfo on the host fails ({failure}): nsswitch hosts: "
+            summary += " ".join(local.sources)
+            return Finding("net.dns", Status.WARN, target, summary, evidence)
+        if fastest.ms > DNS_SLOW_MS and not silent:
             return Finding("net.dns", Status.WARN, target, f"slow: {summary}", evidence)
-        return Finding("net.dns", Status.OK, target, summary, evidence)
+    elif resolved:
+        said = "; ".join(f"{a.server}: {a.status}" for a in answers)
+        where = "/etc/hosts" if local.hosts_file else "nsswitch " + " ".join(local.sources)
+        summary = (
+            f"{name} is {', '.join(resolved)} (getaddrinfo, from {where}; nameservers: {said})"
+        )
+    else:
+        return _unresolved(name, answers, evidence)
+    if silent:
+        dead = ", ".join(f"{a.server} ({a.status})" for a in silent)
+        summary += f"; not answering: {dead}"
+        return Finding("net.dns", Status.WARN, target, summary, evidence)
+    return Finding("net.dns", Status.OK, target, summary, evidence)
+
+
+def _unresolved(name: str, answers: list[ServerAnswer], evidence: tuple[Evidence, ...]) -> Finding:
+    """A name neither the host nor any nameserver resolves: which of them said what."""
+    target = f"resolve {name}"
+    nx = [a.server for a in answers if a.status == "nxdomain"]
     if nx:
-        summary = f"{name} does not exist: NXDOMAIN from {', '.join(a['server'] for a in nx)}"
+        summary = f"{name} does not exist: NXDOMAIN from {', '.join(nx)}"
         return Finding("net.dns", Status.CRIT, target, summary, evidence)
-    if answers and len(silent) == len(answers):
-        why = "; ".join(f"{a['server']}: {a.get('error') or a['status']}" for a in silent)
+    if answers and all(a.silent for a in answers):
+        why = "; ".join(f"{a.server}: {a.error or a.status}" for a in answers)
         return Finding("net.dns", Status.CRIT, target, f"no resolver answers: {why}", evidence)
-    said = "; ".join(f"{a['server']}: {a['status']}" for a in answers)
+    said = "; ".join(f"{a.server}: {a.status}" for a in answers)
     return Finding("net.dns", Status.CRIT, target, f"{name} did not resolve: {said}", evidence)
+
+
+def _dns_evidence(
+    name: str, answers: list[ServerAnswer], system: str, local: NameService
+) -> tuple[Evidence, ...]:
+    lines = [
+        f"nsswitch hosts: {' '.join(local.sources)}",
+        f"/etc/hosts: {', '.join(local.hosts_file) or f'no entry for {name}'}",
+    ]
+    for a in answers:
+        asked = ", ".join(f"{asked} {status}" for asked, status in a.tried)
+        lines.append(
+            f"{a.server}: {a.status} in {a.ms:g} ms: {a.said}"
+            + (f" (asked {asked})" if asked else "")
+        )
+    lines.append(f"getaddrinfo: {system}")
+    what = f"DNS query for {name} (A and AAAA, through the search list) to each nameserver"
+    return (Evidence(what, "\n".join(lines)),)
 
 
 async def _getent(shell: Shell, name: str) -> Finding:
@@ -382,34 +519,125 @@ async def _routes(shell: Shell) -> list[Route]:
 
 
 async def _check_route(ctx: CheckContext, shell: Shell) -> list[Finding]:
+    """The route the target takes, graded in full; default routes it does not take, at most
+    WARN (a dead IPv6 gateway says nothing about an IPv4 target). Without a target the
+    default routes are graded, an IPv6 one that goes nowhere at most WARN where IPv4 works."""
     v4 = await _required(shell, ("ip", "-j", "route", "show"))
     v6 = await _run(shell, ("ip", "-j", "-6", "route", "show"))
     routes = parse_routes(v4.stdout) + (parse_routes(v6.stdout, "inet6") if v6.ok else [])
-    evidence = [
-        Evidence(
-            "ip -j route show; ip -j -6 route show",
-            "\n".join(_route_text(r) for r in routes) or "(no routes)",
-        )
-    ]
+    table = Evidence(
+        "ip -j route show; ip -j -6 route show",
+        "\n".join(_route_text(r) for r in routes) or "(no routes)",
+    )
+    address, looked_up = await _target_address(ctx, shell)
+    if address is None:
+        return await _default_findings(shell, routes, (table, *looked_up), reached=None)
+    findings, used = await _target_route(shell, address, (table, *looked_up))
+    reached = address if all(f.status is Status.OK for f in findings) else ""
+    rest = await _default_findings(shell, routes, (table,), reached=reached, used=used)
+    return findings + rest
+
+
+async def _target_address(
+    ctx: CheckContext, shell: Shell
+) -> tuple[str | None, tuple[Evidence, ...]]:
+    """The address --target names, as getaddrinfo on the host gives it first (which is the
+    one the connect step tries); None without a target or when the name does not resolve."""
+    if not ctx.params.get("target"):
+        return None, ()
+    host, _port = split_target(ctx.params["target"])
+    try:
+        return str(ipaddress.ip_address(host)), ()
+    except ValueError:
+        pass
+    result = await _run(shell, ("getent", "ahosts", host), timeout=30)
+    words = result.stdout.split() if result.ok else []
+    return (words[0] if words else None), (_evidence(result),)
+
+
+async def _target_route(
+    shell: Shell, address: str, evidence: tuple[Evidence, ...]
+) -> tuple[list[Finding], set[str]]:
+    """The kernel's own answer for the target (`ip route get`), and its gateway graded;
+    returns the findings and the gateway it uses, if any."""
+    target = f"route to {address}"
+    get = await _run(shell, ("ip", "-j", "route", "get", address))
+    evidence = (_evidence(get), *evidence)
+    family = "inet6" if ":" in address else "inet"
+    routes = parse_routes(get.stdout, family) if get.ok else []
+    if not routes:
+        why = (get.stderr or get.stdout).strip().splitlines()
+        summary = f"no route to {address}: {why[-1] if why else f'exit {get.exit_status}'}"
+        return [Finding("net.route", Status.CRIT, target, summary, evidence)], set()
+    route = routes[0]
+    shown = _route_text(dataclasses.replace(route, destination=address))
+    if route.type in ("unreachable", "blackhole", "prohibit", "throw"):
+        summary = f"{address} is routed to nowhere ({route.type}): {shown}"
+        return [Finding("net.route", Status.CRIT, target, summary, evidence)], set()
+    if route.type == "local":
+        summary = f"{address} is this host ({shown})"
+        return [Finding("net.route", Status.OK, target, summary, evidence)], set()
+    if route.linkdown:
+        summary = f"{shown}: {route.device} has no carrier"
+        return [Finding("net.route", Status.CRIT, target, summary, evidence)], set()
+    where = "" if route.gateway else " (directly connected)"
+    findings = [Finding("net.route", Status.OK, target, shown + where, evidence)]
+    if route.gateway:
+        findings.append(await _gateway(shell, route.gateway, route.device))
+    return findings, {route.gateway} if route.gateway else set()
+
+
+async def _default_findings(
+    shell: Shell,
+    routes: Sequence[Route],
+    evidence: tuple[Evidence, ...],
+    *,
+    reached: str | None,
+    used: Collection[str] = (),
+) -> list[Finding]:
+    """The default routes and their gateways. `reached` is the target's address when its own
+    route works ("" when it does not, None without a target): defaults it does not use are
+    then at most WARN, and none at all is fine."""
     defaults = default_routes(routes)
-    findings = []
     if not defaults:
         summary = "no default route: only directly connected networks are reachable"
-        if ctx.params.get("target"):
-            host, _ = split_target(ctx.params["target"])
-            get = await _run(shell, ("ip", "-j", "route", "get", host))
-            evidence.append(_evidence(get))
-            summary += (
-                f"; {host} is reachable on a connected network"
-                if get.ok
-                else f"; {host} has no route"
-            )
-        return [Finding("net.route", Status.CRIT, "default route", summary, tuple(evidence))]
+        if reached:
+            summary += f", {reached} among them"
+            return [Finding("net.route", Status.OK, "default route", summary, evidence)]
+        return [Finding("net.route", Status.CRIT, "default route", summary, evidence)]
     shown = "; ".join(_route_text(r) for r in defaults)
-    findings.append(Finding("net.route", Status.OK, "default route", shown, tuple(evidence)))
-    for gateway in dict.fromkeys(g for route in defaults for g in route.gateways):
-        findings.append(await _gateway(shell, gateway))
+    findings = [Finding("net.route", Status.OK, "default route", shown, evidence)]
+    gateways = {
+        gateway: (route.family, device)
+        for route in reversed(defaults)  # the first (lowest metric) wins the device
+        for gateway, device in _hops(route)
+        if gateway not in used
+    }
+    graded = {g: (family, await _gateway(shell, g, dev)) for g, (family, dev) in gateways.items()}
+    ipv4_works = any(
+        route.family == "inet"
+        and all(graded[g][1].status is Status.OK for g in route.gateways if g in graded)
+        for route in defaults
+    )
+    for family, finding in graded.values():
+        if reached is not None:
+            finding = _at_most_warn(finding, "the target does not use it")
+        elif family == "inet6" and ipv4_works:
+            finding = _at_most_warn(finding, "IPv4 works: only IPv6 beyond this network fails")
+        findings.append(finding)
     return findings
+
+
+def _hops(route: Route) -> list[tuple[str, str | None]]:
+    """(gateway, device) of each path of a route."""
+    hops = [(route.gateway, route.device), *((h.gateway, h.device) for h in route.nexthops)]
+    return [(gateway, device) for gateway, device in hops if gateway]
+
+
+def _at_most_warn(finding: Finding, why: str) -> Finding:
+    if finding.status is not Status.CRIT:
+        return finding
+    return dataclasses.replace(finding, status=Status.WARN, summary=f"{finding.summary} ({why})")
 
 
 def _route_text(route: Route) -> str:
@@ -421,15 +649,18 @@ def _route_text(route: Route) -> str:
     return " ".join(parts)
 
 
-async def _gateway(shell: Shell, gateway: str) -> Finding:
+async def _gateway(shell: Shell, gateway: str, device: str | None = None) -> Finding:
     target = f"gateway {gateway}"
     flag = "-6" if ":" in gateway else "-4"
-    ping = await _run(shell, ("ping", flag, "-n", "-c", "2", "-i", "0.2", "-W", "1", gateway))
+    # A link-local gateway means nothing without its interface.
+    scoped = f"{gateway}%{device}" if gateway.lower().startswith("fe80:") and device else gateway
+    ping = await _run(shell, ("ping", flag, "-n", "-c", "2", "-i", "0.2", "-W", "1", scoped))
     if ping.ok:
         rtt = re.search(r"= [\d.]+/([\d.]+)/", ping.stdout)
         said = f"answers ping ({rtt.group(1)} ms)" if rtt else "answers ping"
         return Finding("net.route", Status.OK, target, f"{gateway} {said}", (_evidence(ping),))
-    neigh = await _run(shell, ("ip", "neigh", "show", gateway))
+    neigh_argv = ("ip", "neigh", "show", gateway, *(("dev", device) if device else ()))
+    neigh = await _run(shell, neigh_argv)
     state = neigh.stdout.split()[-1] if neigh.ok and neigh.stdout.split() else ""
     evidence = (_evidence(ping), _evidence(neigh))
     if state in ("REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"):
@@ -629,6 +860,11 @@ async def _check_listen(ctx: CheckContext, shell: Shell) -> list[Finding]:
         for lst in found
     )
     if all(lst.loopback_only for lst in found):
+        address, _ = await _target_address(ctx, shell)
+        if address is not None and ipaddress.ip_address(address).is_loopback:
+            # The operator's own client is on this host: nobody else is meant to connect.
+            summary = f"listens on loopback only ({where}), where the target {address} is"
+            return [Finding("net.listen", Status.OK, target, summary, evidence)]
         summary = f"listens on loopback only ({where}): other hosts cannot connect"
         return [Finding("net.listen", Status.WARN, target, summary, evidence)]
     return [Finding("net.listen", Status.OK, target, f"listening on {where}", evidence)]
@@ -733,13 +969,15 @@ NETWORK_WIZARD = Wizard(
         ),
         Step(
             DNS,
-            "Each resolver is asked directly, so a dead resolver, a missing one and a "
-            "name that does not exist (NXDOMAIN) are told apart.",
+            "Each resolver is asked directly, through the search list as the host asks, "
+            "so a dead resolver, a missing one and a name that does not exist (NXDOMAIN) "
+            "are told apart; /etc/hosts counts where nsswitch reads it first.",
         ),
         Step(
             ROUTE,
-            "Without a default route only directly connected networks answer; a "
-            "gateway that answers neither ping nor ARP is down or on the wrong network.",
+            "The target's own route counts; without a default route only directly "
+            "connected networks answer; a gateway that answers neither ping nor ARP is "
+            "down or on the wrong network.",
         ),
         Step(
             FIREWALL,

@@ -137,10 +137,12 @@ class RecordedNetShell:
     ) -> CommandResult:
         self.ran.append(tuple(argv))
         files = {
-            ("ip", "-j", "-s", "link", "show"): "ip-link.txt",
+            # Recorded without -d: no kinds, which the story's veths and loopback don't need.
+            ("ip", "-j", "-s", "-d", "link", "show"): "ip-link.txt",
             ("ip", "-j", "addr", "show"): "ip-addr.txt",
             ("ip", "-j", "route", "show"): "ip-route.txt",
             ("ip", "-j", "-6", "route", "show"): "ip-6-route.txt",
+            ("ip", "-j", "route", "get", "10.0.0.5"): "ip-route-get-local.txt",
             ("cat", "/etc/resolv.conf"): "resolv-systemd.conf",
             ("iptables-save",): "iptables-save.txt",
             ("ip6tables-save",): "ip6tables-save.txt",

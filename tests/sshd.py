@@ -8,18 +8,24 @@ What is here, smallest first:
   given a new host key, for the "host went away", "came back" and "key changed" stories.
 - `NetnsHost`: an `SshdHost` inside its own network namespace, with a link that can be cut
   (`partition()`) to make connections time out instead of being refused.
-- `NetnsLab`: a private IPv4 /24 behind one bridge in the root namespace; it makes namespace
-  hosts on that bridge, and "hidden" hosts wired only to another namespace host, which the
-  test runner can reach only with ProxyJump. It always removes everything it made.
+- `NetnsLab`: a private IPv4 /24 behind one bridge in a "switch" namespace of the lab's own,
+  which the runner joins with one veth; it makes namespace hosts on that bridge, and "hidden"
+  hosts wired only to another namespace host, which the test runner can reach only with
+  ProxyJump. It always removes everything it made.
 - `SshClient`: the real `ssh` client (and asyncssh options) with a known_hosts file and an
   identity of the test's choosing, never the developer's own ~/.ssh.
 
 And the pytest fixtures over them: `ssh_keys`, `loopback_sshd`, `fresh_loopback_sshd`,
 `netns_lab`, `netns_hosts`, `jump_topology` and `ssh_client`.
 
-Names of everything a lab creates in the root namespace (bridge, veth ends, namespaces) start
-with `fdt<pid><tag>`, so parallel runs never collide, and a run cleans up what a crashed run
-(a pid that is no longer a live Python process) left behind.
+Names of everything a lab creates in the root namespace (the runner's veth end, namespaces)
+start with `fdt<pid><tag>`, so parallel runs never collide, and a run cleans up what a crashed
+run (a pid that is no longer a live Python process) left behind.
+
+No lab packet crosses the root namespace's FORWARD chain: hosts talk to each other over the
+switch namespace's bridge, and the runner talks to them from its own veth end (root OUTPUT
+and INPUT only). So a root firewall that drops forwarded traffic, as Docker's default
+`iptables -P FORWARD DROP` with br_netfilter does, leaves the labs alone.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +64,18 @@ LAB_SUPERNET = ipaddress.IPv4Network("10.231.0.0/16")
 START_TIMEOUT = 10.0
 """How long sshd may take to listen before a start counts as failed."""
 
-_STALE_NAME = re.compile(rf"^{NAME_PREFIX}(\d+)([a-z])(?:br|v\d+|-.+)$")
+_STALE_NAME = re.compile(rf"^{NAME_PREFIX}(\d+)([a-z])(?:gw|br|v\d+|-.+)$")
+"""`gw` the runner's veth end, `-...` namespaces; `br` and `v<n>` are root bridges and
+ports of labs from before the switch namespace, still cleaned if a crash left them."""
+
+NETNS_ETC = Path("/etc/netns")
+"""`ip netns exec NS` binds /etc/netns/NS/<file> over /etc/<file>."""
+
+SWITCH_NAME = "switch"
+"""The lab's switch namespace is `fdt<pid><tag>-switch`; no host may take that name."""
+
+SWITCH_BRIDGE = "br0"
+"""The bridge inside a lab's switch namespace (names there are the lab's alone)."""
 _HOSTNAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _live_tags: set[str] = set()
 
@@ -472,13 +489,14 @@ def _netns_pids(netns: str) -> list[int]:
 
 
 def _kill_netns(netns: str) -> None:
-    """Kill every process in a namespace and delete it."""
+    """Kill every process in a namespace and delete it, and its /etc/netns files."""
     pids = _netns_pids(netns)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     _wait_gone(pids)
     _ip("netns", "delete", netns, check=False)
+    shutil.rmtree(NETNS_ETC / netns, ignore_errors=True)
 
 
 def _is_live_python(pid: int) -> bool:
@@ -519,11 +537,12 @@ def clean_stale() -> list[str]:
 class NetnsHost(SshdHost):
     """A host in its own network namespace, with its own address and hostname.
 
-    `uplink` is the interface that carries its traffic: `(None, veth)` for the root side of
-    its veth on the lab bridge, `(jump_netns, ifname)` for a host behind a jump host.
+    `uplink` is the far end of the veth that carries its traffic, and the namespace it is in:
+    `(switch_netns, port)` for its port on the lab bridge, `(jump_netns, ifname)` for a host
+    behind a jump host.
     """
 
-    def __init__(self, *, uplink: tuple[str | None, str], **kwargs: Any) -> None:
+    def __init__(self, *, uplink: tuple[str, str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.uplink = uplink
 
@@ -536,7 +555,7 @@ class NetnsHost(SshdHost):
 
     def _set_uplink(self, state: str) -> None:
         netns, link = self.uplink
-        _ip(*(["-n", netns] if netns else []), "link", "set", link, state)
+        _ip("-n", netns, "link", "set", link, state)
 
 
 @dataclass(frozen=True)
@@ -548,13 +567,15 @@ class JumpTopology:
 
 
 class NetnsLab:
-    """A private IPv4 network of namespace hosts, joined by one bridge in the root namespace.
+    """A private IPv4 network of namespace hosts, joined by one bridge in a namespace of its own.
 
-    The runner has `gateway` on the bridge; hosts on the bridge get addresses from `.10` up
-    and listen on port 22. A hidden host (`add_hidden_host`) is wired by its own veth pair
-    only to its jump host's namespace, with /32 addresses from the top of the same subnet:
-    the runner routes that subnet to the bridge, where nobody answers for it, so a direct
-    connection times out without a packet leaving the lab.
+    The bridge lives in the lab's switch namespace (`switch`), so traffic between hosts is
+    bridged there and never reaches the root namespace's FORWARD chain. The runner joins it
+    with one veth, `gateway_link`, whose root end holds `gateway`; hosts get ports on the
+    bridge, addresses from `.10` up, and listen on port 22. A hidden host (`add_hidden_host`)
+    is wired by its own veth pair only to its jump host's namespace, with /32 addresses from
+    the top of the same subnet: the runner routes that subnet to the switch, where nobody
+    answers for it, so a direct connection times out without a packet leaving the lab.
 
     Namespace hosts have no default route: they can reach only the lab. `close()` (or leaving
     the `with` block) removes every process, namespace, veth and the bridge, even after a
@@ -572,13 +593,16 @@ class NetnsLab:
             raise ValueError(f"lab tag {self.tag!r} is in use or not one lowercase letter")
         _live_tags.add(self.tag)
         self.prefix = f"{NAME_PREFIX}{os.getpid()}{self.tag}"
-        self.bridge = f"{self.prefix}br"
+        self.switch = f"{self.prefix}-{SWITCH_NAME}"
+        self.gateway_link = f"{self.prefix}gw"
+        if len(self.gateway_link) > 15:
+            raise SshdError(f"interface name {self.gateway_link} is longer than Linux allows")
         self.hosts: list[NetnsHost] = []
-        self._links: list[str] = []
         self._closed = False
-        self._next_link = 0
+        self._next_port = 0
         try:
             clean_stale()
+            self._add_switch()
             self.subnet = self._claim_subnet(prefixlen)
         except BaseException:
             self.close()
@@ -598,18 +622,30 @@ class NetnsLab:
 
     # -- hosts
 
-    def add_host(self, name: str | None = None) -> NetnsHost:
-        """A new namespace host on the bridge, sshd running on port 22 of its address."""
+    def add_host(self, name: str | None = None, *, etc: Mapping[str, str] = {}) -> NetnsHost:
+        """A new namespace host on the bridge, sshd running on port 22 of its address.
+
+        `etc` maps file names to text for /etc/netns/<namespace>/ (`resolv.conf`, `hosts`,
+        `nsswitch.conf`): `ip netns exec` binds them over /etc for sshd, and so for every
+        SSH session on the host. They are bound by inode: rewrite them in place, never by
+        rename. They go when the namespace goes.
+        """
         name = self._check_new_name(name or self._free_name("ns"))
         address = self._allocate(low=True)
-        netns, veth = f"{self.prefix}-{name}", self._link_name()
+        netns, port = f"{self.prefix}-{name}", self._port_name()
         self._add_netns(netns)
-        self._links.append(veth)
-        _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
-        _ip("link", "set", veth, "master", self.bridge, "up")
+        if etc:
+            (NETNS_ETC / netns).mkdir(parents=True, exist_ok=True)
+        for file, text in etc.items():
+            (NETNS_ETC / netns / file).write_text(text)
+        _ip(
+            "-n", self.switch, "link", "add", port, "type", "veth",
+            "peer", "name", "eth0", "netns", netns,
+        )  # fmt: skip
+        _ip("-n", self.switch, "link", "set", port, "master", SWITCH_BRIDGE, "up")
         _ip("-n", netns, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", "eth0")
         _ip("-n", netns, "link", "set", "eth0", "up")
-        return self._start_host(name, address, netns, uplink=(None, veth), reachable=True)
+        return self._start_host(name, address, netns, uplink=(self.switch, port), reachable=True)
 
     def add_hosts(self, count: int) -> list[NetnsHost]:
         return [self.add_host() for _ in range(count)]
@@ -642,14 +678,13 @@ class NetnsLab:
         self.hosts.remove(host)
         host.stop()
         netns, link = host.uplink
-        if netns is None:
-            _ip("link", "delete", link, check=False)
-            self._links.remove(link)
+        if netns == self.switch:  # at once, not when the kernel gets round to the namespace
+            _ip("-n", netns, "link", "delete", link, check=False)
         assert host.netns is not None
         _kill_netns(host.netns)
 
     def close(self) -> None:
-        """Remove every process, namespace, veth and the bridge; safe to call twice."""
+        """Remove every process, namespace and veth, the switch too; safe to call twice."""
         if self._closed:
             return
         self._closed = True
@@ -662,9 +697,8 @@ class NetnsLab:
         for host in self.hosts:
             assert host.netns is not None
             _kill_netns(host.netns)
-        for link in [*self._links, self.bridge]:
-            _ip("link", "delete", link, check=False)
-        # Namespaces whose setup failed before their host object existed.
+        _ip("link", "delete", self.gateway_link, check=False)
+        # The switch, and namespaces whose setup failed before their host object existed.
         for netns in netns_names():
             if netns.startswith(f"{self.prefix}-"):
                 _kill_netns(netns)
@@ -689,18 +723,18 @@ class NetnsLab:
     def _check_new_name(self, name: str) -> str:
         if any(host.name == name for host in self.hosts):
             raise ValueError(f"lab {self.prefix} has a host named {name} already")
+        if name == SWITCH_NAME:
+            raise ValueError(f"{name} is the name of the lab's switch namespace")
         return name
 
     def _free_name(self, stem: str) -> str:
         taken = {host.name for host in self.hosts}
         return next(f"{stem}{n:02d}" for n in range(1, 1000) if f"{stem}{n:02d}" not in taken)
 
-    def _link_name(self) -> str:
-        self._next_link += 1
-        name = f"{self.prefix}v{self._next_link}"
-        if len(name) > 15:
-            raise SshdError(f"interface name {name} is longer than Linux allows (15)")
-        return name
+    def _port_name(self) -> str:
+        """A bridge port's name, inside the switch namespace where no other lab has names."""
+        self._next_port += 1
+        return f"p{self._next_port}"
 
     def _allocate(self, *, low: bool) -> ipaddress.IPv4Address:
         if self._next_low > self._next_high:
@@ -740,26 +774,40 @@ class NetnsLab:
         host.start()
         return host
 
+    def _add_switch(self) -> None:
+        """The switch namespace with its bridge, and the runner's veth to it (no address yet).
+
+        The switch namespace's own firewall is empty, so its bridge forwards everything even
+        where br_netfilter passes bridged frames through iptables.
+        """
+        self._add_netns(self.switch)
+        _ip("-n", self.switch, "link", "add", SWITCH_BRIDGE, "type", "bridge")
+        _ip("-n", self.switch, "link", "set", SWITCH_BRIDGE, "up")
+        _ip(
+            "link", "add", self.gateway_link, "type", "veth",
+            "peer", "name", "uplink", "netns", self.switch,
+        )  # fmt: skip
+        _ip("-n", self.switch, "link", "set", "uplink", "master", SWITCH_BRIDGE, "up")
+        _ip("link", "set", self.gateway_link, "up")
+
     def _claim_subnet(self, prefixlen: int) -> ipaddress.IPv4Network:
         """The first /prefixlen of LAB_SUPERNET (starting at a pid-dependent place) that no
-        route or address of this machine overlaps, put on a new bridge."""
+        route or address of this machine overlaps, put on the runner's veth to the switch."""
         candidates = list(LAB_SUPERNET.subnets(new_prefix=prefixlen))
         start = (os.getpid() * 31 + ord(self.tag)) % len(candidates)
-        _ip("link", "add", self.bridge, "type", "bridge")
-        _ip("link", "set", self.bridge, "up")
         for candidate in candidates[start:] + candidates[:start]:
             if any(candidate.overlaps(used) for used in _used_networks()):
                 continue
-            _ip("addr", "add", f"{candidate[1]}/{prefixlen}", "dev", self.bridge)
+            _ip("addr", "add", f"{candidate[1]}/{prefixlen}", "dev", self.gateway_link)
             # Another run may have claimed the same subnet a moment ago: then take the next.
             rivals = [
                 route
                 for route in _ip_json("-4", "route", "show", "exact", str(candidate))
-                if route.get("dev") != self.bridge
+                if route.get("dev") != self.gateway_link
             ]
             if not rivals:
                 return candidate
-            _ip("addr", "flush", "dev", self.bridge)
+            _ip("addr", "flush", "dev", self.gateway_link)
         raise SshdError(f"no free /{prefixlen} left in {LAB_SUPERNET} for a test lab")
 
 

@@ -11,19 +11,27 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import dnsd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from checks import netprobe
 from checks.netparse import (
+    PORTED_KINDS,
     Listener,
+    ResolvConf,
     default_routes,
+    hosts_file_addresses,
     listeners_on,
     parse_addresses,
     parse_links,
+    parse_nsswitch_hosts,
     parse_resolv_conf,
     parse_routes,
     parse_ss_listening,
+    ports_of,
+    search_names,
 )
 from hosts.procfs import ParseError
 
@@ -56,6 +64,17 @@ def test_links_without_stats_count_zero() -> None:
     text += '"link_type":"none"}]'
     (wg,) = parse_links(text)
     assert (wg.kind, wg.operstate, wg.tx_dropped, wg.loopback) == ("none", "UNKNOWN", 0, False)
+
+
+def test_detailed_links_know_bridges_and_their_ports() -> None:
+    links = parse_links(recorded("ip-link-detail.txt"))
+    by_name = {link.name: link for link in links}
+    idle, lan, port = by_name["docker0"], by_name["br-lan"], by_name["vethA"]
+    assert idle.info_kind == lan.info_kind == "bridge" and "bridge" in PORTED_KINDS
+    assert idle.admin_up and not idle.carrier and ports_of(idle, links) == []
+    assert not lan.carrier and ports_of(lan, links) == [port]
+    assert (port.info_kind, port.master, port.carrier) == ("veth", "br-lan", False)
+    assert by_name["lo"].info_kind is None and by_name["eth0"].master is None
 
 
 def test_addresses_keep_scope_secondary_and_addresses_of_down_links() -> None:
@@ -148,6 +167,81 @@ def test_resolv_conf_caps_options_and_empty_means_defaults() -> None:
 # --- ss ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("name", "search", "ndots", "expected"),
+    [
+        ("api", ("lab", "corp.example"), 1, ("api.lab", "api.corp.example", "api")),
+        ("api.lab", ("corp.example",), 1, ("api.lab", "api.lab.corp.example")),
+        ("api.lab", ("corp.example",), 2, ("api.lab.corp.example", "api.lab")),
+        ("api.lab.", ("corp.example",), 1, ("api.lab",)),
+        ("api", (), 1, ("api",)),
+        ("api", ("lab", "lab."), 1, ("api.lab", "api")),
+    ],
+)
+def test_search_names_follow_glibc_order_for_ndots_and_the_search_list(
+    name: str, search: tuple[str, ...], ndots: int, expected: tuple[str, ...]
+) -> None:
+    assert search_names(name, ResolvConf(("10.0.0.53",), search, ndots=ndots)) == expected
+
+
+def test_nsswitch_hosts_sources_in_order_without_actions_and_glibc_default() -> None:
+    text = (
+        "# /etc/nsswitch.conf\npasswd: files systemd\n"
+        "hosts:  files mdns4_minimal [NOTFOUND=return] dns myhostname # comment\n"
+    )
+    assert parse_nsswitch_hosts(text) == ("files", "mdns4_minimal", "dns", "myhostname")
+    assert parse_nsswitch_hosts("hosts: resolve [!UNAVAIL=return] dns\n") == ("resolve", "dns")
+    assert parse_nsswitch_hosts("") == ("dns", "files")
+    assert parse_nsswitch_hosts("passwd: files\nhosts:\n") == ("dns", "files")
+
+
+def test_debian_files_read_hosts_first_and_the_own_name_from_hosts() -> None:
+    assert parse_nsswitch_hosts(recorded("nsswitch-debian.conf")) == ("files", "dns")
+    hosts = recorded("hosts-debian.txt")
+    assert hosts_file_addresses(hosts, "web-01") == ("127.0.1.1",)
+    assert hosts_file_addresses(hosts, "localhost") == ("127.0.0.1", "::1")
+
+
+def test_hosts_file_finds_names_and_aliases_in_any_case_and_skips_junk() -> None:
+    text = (
+        "127.0.0.1\tlocalhost\n127.0.1.1 web01.example.com Web01 # this host\n"
+        "::1 localhost ip6-localhost\nnot-an-address web01\n#10.0.0.9 web01\n"
+        "2001:db8::7 web01.example.com\n"
+    )
+    assert hosts_file_addresses(text, "web01") == ("127.0.1.1",)
+    assert hosts_file_addresses(text, "WEB01.example.com.") == ("127.0.1.1", "2001:db8::7")
+    assert hosts_file_addresses(text, "localhost") == ("127.0.0.1", "::1")
+    assert hosts_file_addresses(text, "db01") == ()
+
+
+def test_the_probe_reads_a_and_aaaa_answers_of_the_test_resolver() -> None:
+    """The probe's packet code against tests/dnsd.py's: an AAAA-only name has no A record
+    (NODATA), an unknown one is NXDOMAIN."""
+    records = {"api.lab": ["10.0.0.5", "2001:db8::5"], "v6only.lab": ["2001:db8::6"]}
+
+    def ask(name: str, qtype: str) -> tuple[str, list[str]]:
+        query = netprobe.build_query(name, 4242, netprobe.QTYPES[qtype])
+        rcode, addresses = netprobe.parse_response(dnsd.answer(query, records), 4242)
+        return str(rcode), list(addresses)
+
+    assert ask("api.lab", "A") == ("NOERROR", ["10.0.0.5"])
+    assert ask("api.lab", "AAAA") == ("NOERROR", ["2001:db8::5"])
+    assert ask("v6only.lab", "A") == ("NOERROR", [])
+    assert netprobe._status({"A": ("NOERROR", []), "AAAA": ("NOERROR", ["2001:db8::6"])}) == (
+        "answer",
+        ["2001:db8::6"],
+    )
+    assert netprobe._status({"A": ("NOERROR", []), "AAAA": ("NOERROR", [])}) == ("nodata", [])
+    assert netprobe._status({"A": ("NXDOMAIN", []), "AAAA": ("NXDOMAIN", [])})[0] == "nxdomain"
+    assert netprobe._status({"A": ("SERVFAIL", []), "AAAA": ("NXDOMAIN", [])})[0] == "servfail"
+    assert ask("nope.lab", "A") == ("NXDOMAIN", [])
+    # A server that drops AAAA queries: the A answer still counts; none at all is a timeout.
+    assert netprobe._status({"A": ("NOERROR", ["10.0.0.5"]), "AAAA": ("TIMEOUT", [])})[0] == (
+        "answer"
+    )
+    assert netprobe._status({"A": ("NXDOMAIN", []), "AAAA": ("TIMEOUT", [])})[0] == "timeout"
+
+
 def test_ss_listeners_strip_brackets_and_devices_and_read_processes() -> None:
     found = parse_ss_listening(recorded("ss-ltnup.txt"))
     by_port = {(lst.protocol, lst.port): lst for lst in found}
@@ -199,6 +293,9 @@ TEXT_PARSERS: list[Callable[[str], object]] = [
     *JSON_PARSERS,
     parse_ss_listening,
     parse_resolv_conf,
+    parse_nsswitch_hosts,
+    lambda text: hosts_file_addresses(text, "web01"),
+    lambda text: search_names(text, ResolvConf(search=("lab", "."), ndots=2)),
 ]
 
 

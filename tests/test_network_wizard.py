@@ -3,8 +3,10 @@
 Two hosts of their own on the lab bridge: `server` and `client`, each a real sshd in its own
 namespace. Faults (a link down, no default route, a dead resolver, a DROP rule, a service on
 127.0.0.1, a target nobody has) are made inside those namespaces only, and undone after.
-Most runs go over SSH; the DNS cases run the console inside the namespace (`ip netns exec`),
-which is how a namespace gets its own /etc/resolv.conf.
+Most runs go over SSH. A namespace gets its own /etc/resolv.conf, nsswitch.conf and hosts
+from /etc/netns/<namespace>/ through `ip netns exec`: the first DNS test runs the console
+that way inside the client's namespace, the later ones go over SSH to `resolving`, a host
+whose sshd was started with such files (`NetnsLab.add_host(etc=...)`).
 """
 
 from __future__ import annotations
@@ -631,3 +633,241 @@ def test_ctrl_c_at_the_prompt_stops_at_once_and_audits_the_attempt(lab: Lab) -> 
         assert '"UP"' not in lab.ns(lab.client, "ip", "-j", "link", "show", "dum4")
     finally:
         lab.ns(lab.client, "ip", "link", "del", "dum4", check=False)
+
+
+# -- steps that agree with each other (issue 15): healthy cases and their faulty twins ------
+
+MY_STEPS = ("net.link", "net.addr", "net.dns", "net.route", "net.connect", "net.listen")
+"""The steps graded here; the firewall step and the error counters have tests of their own."""
+
+
+def _not_ok(run: Wizardry, steps: tuple[str, ...] = MY_STEPS) -> list[dict[str, Any]]:
+    return [
+        finding
+        for step in run.doc["steps"]
+        if step["id"] in steps
+        for finding in step["findings"]
+        if finding["status"] != "OK"
+    ]
+
+
+def test_an_idle_bridge_is_ok_and_a_bridge_whose_ports_have_no_carrier_is_not(lab: Lab) -> None:
+    """docker0 after its last container went: up, no ports, no carrier. Idle, not broken.
+    (A bridge that never had a port keeps carrier; losing its last port drops it.)"""
+    lab.ns(lab.client, "ip", "link", "add", "bridle", "type", "bridge")
+    lab.ns(lab.client, "ip", "link", "set", "bridle", "up")
+    lab.ns(lab.client, "ip", "link", "add", "gone", "type", "veth", "peer", "name", "gonep")
+    lab.ns(lab.client, "ip", "link", "set", "gone", "master", "bridle", "up")
+    lab.ns(lab.client, "ip", "link", "del", "gone")
+    try:
+        assert "NO-CARRIER" in lab.ns(lab.client, "ip", "link", "show", "bridle")
+        run = lab.wizard(lab.client)
+        idle = run.finding("net.link", "bridle")
+        assert idle["status"] == "OK" and "no ports attached" in idle["summary"], idle
+        # Idle is fine until the default route needs it.
+        lab.ns(lab.client, "ip", "route", "add", "default", "dev", "bridle")
+        try:
+            needed = lab.wizard(lab.client).finding("net.link", "bridle")
+        finally:
+            lab.ns(lab.client, "ip", "route", "del", "default", check=False)
+        assert needed["status"] == "CRIT" and "the default route uses it" in needed["summary"]
+
+        # Its twin: a port attached whose peer is down, so the bridge has no carrier.
+        lab.ns(lab.client, "ip", "link", "add", "brport", "type", "veth", "peer", "name", "brpeer")
+        lab.ns(lab.client, "ip", "link", "set", "brport", "master", "bridle", "up")
+        run = lab.wizard(lab.client)
+        dark = run.finding("net.link", "bridle")
+        assert dark["status"] == "WARN", dark
+        assert "none of its ports has carrier: brport" in dark["summary"]
+        assert run.finding("net.link", "brport")["status"] == "WARN"
+    finally:
+        lab.ns(lab.client, "ip", "link", "del", "brport", check=False)  # and its peer
+        lab.ns(lab.client, "ip", "link", "del", "bridle", check=False)
+
+
+@pytest.fixture
+def dual_stack_client(lab: Lab) -> Iterator[str]:
+    """The client with an IPv4 default route through the lab gateway (which answers) and an
+    IPv6 default route through a gateway that does not exist. Yields that dead gateway."""
+    dead = "2001:db8:15::1"
+    lab.ns(lab.client, "ip", "-6", "addr", "add", "2001:db8:15::10/64", "dev", "eth0", "nodad")
+    lab.ns(lab.client, "ip", "route", "add", "default", "via", str(lab.lab.gateway))
+    lab.ns(lab.client, "ip", "-6", "route", "add", "default", "via", dead)
+    try:
+        yield dead
+    finally:
+        lab.ns(lab.client, "ip", "-6", "route", "del", "default", check=False)
+        lab.ns(lab.client, "ip", "route", "del", "default", check=False)
+        lab.ns(lab.client, "ip", "-6", "addr", "del", "2001:db8:15::10/64", "dev", "eth0",
+               check=False)  # fmt: skip
+
+
+def test_a_dead_ipv6_gateway_the_ipv4_target_does_not_use_is_at_most_a_warning(
+    lab: Lab, dual_stack_client: str
+) -> None:
+    for target in ("127.0.0.1:22", f"{lab.server.address}:22"):
+        run = lab.wizard(lab.client, "--target", target)
+        address = target.rsplit(":", 1)[0]
+        route = run.finding("net.route", f"route to {address}")
+        assert route["status"] == "OK", route
+        dead = run.finding("net.route", f"gateway {dual_stack_client}")
+        assert dead["status"] == "WARN" and "the target does not use it" in dead["summary"]
+        assert run.finding("net.route", f"gateway {lab.lab.gateway}")["status"] == "OK"
+        assert run.step("net.route")["status"] == "WARN"
+    local = run.finding("net.route", f"route to {lab.server.address}")
+    assert "directly connected" in local["summary"]
+
+    # Without a target: the IPv4 default works, so the IPv6 one going nowhere is a warning.
+    run = lab.wizard(lab.client)
+    dead = run.finding("net.route", f"gateway {dual_stack_client}")
+    assert dead["status"] == "WARN" and "IPv4 works" in dead["summary"], dead
+    assert run.step("net.route")["status"] == "WARN"
+
+
+def test_a_target_whose_own_route_is_broken_is_critical(lab: Lab, dual_stack_client: str) -> None:
+    lab.ns(lab.client, "ip", "route", "add", "203.0.113.0/25", "via", lab.nobody)
+    lab.ns(lab.client, "ip", "route", "add", "unreachable", "203.0.113.128/25")
+    try:
+        run = lab.wizard(lab.client, "--target", "203.0.113.7:80")
+        assert run.finding("net.route", "route to 203.0.113.7")["status"] == "OK"
+        gone = run.finding("net.route", f"gateway {lab.nobody}")
+        assert gone["status"] == "CRIT" and "unreachable" in gone["summary"], gone
+        # The IPv6 default still does not matter to this IPv4 target.
+        assert run.finding("net.route", f"gateway {dual_stack_client}")["status"] == "WARN"
+        assert run.code == 2
+
+        run = lab.wizard(lab.client, "--target", "203.0.113.200:80")
+        nowhere = run.finding("net.route", "route to 203.0.113.200")
+        assert nowhere["status"] == "CRIT", nowhere
+        assert run.step("net.route")["status"] == "CRIT"
+    finally:
+        lab.ns(lab.client, "ip", "route", "del", "203.0.113.0/25", check=False)
+        lab.ns(lab.client, "ip", "route", "del", "unreachable", "203.0.113.128/25", check=False)
+
+
+def test_a_loopback_only_service_is_ok_for_a_loopback_target_and_not_for_its_own_address(
+    lab: Lab, listener: Any
+) -> None:
+    listener(lab.server, "127.0.0.1", 8083)
+    run = lab.wizard(lab.server, "--listen", "8083", "--target", "127.0.0.1:8083")
+    listen = run.finding("net.listen", "tcp/8083")
+    assert listen["status"] == "OK" and "loopback only" in listen["summary"], listen
+    assert run.finding("net.connect", "127.0.0.1:8083")["status"] == "OK"
+    assert not _not_ok(run), _not_ok(run)
+
+    mine = f"{lab.server.address}:8083"
+    run = lab.wizard(lab.server, "--listen", "8083", "--target", mine)
+    listen = run.finding("net.listen", "tcp/8083")
+    assert listen["status"] == "WARN" and "other hosts cannot connect" in listen["summary"]
+    connect = run.finding("net.connect", mine)
+    assert connect["status"] == "CRIT" and "refused" in connect["summary"]
+
+
+def test_a_service_on_a_hosts_own_address_is_all_ok_from_itself_and_from_another_host(
+    lab: Lab, listener: Any
+) -> None:
+    listener(lab.server, lab.server.address, 8084)
+    target = f"{lab.server.address}:8084"
+    for host, args in ((lab.server, ("--listen", "8084")), (lab.client, ())):
+        run = lab.wizard(host, "--target", target, *args)
+        assert run.finding("net.connect", target)["status"] == "OK"
+        assert not _not_ok(run), _not_ok(run)
+        if host is lab.server:
+            assert run.finding("net.listen", "tcp/8084")["status"] == "OK"
+        assert run.code != 2, run.doc
+
+
+# -- DNS as the host resolves it, over SSH ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dns_host(lab: Lab) -> Iterator[NetnsHost]:
+    """A host with a resolv.conf, nsswitch.conf and /etc/hosts of its own (bound over /etc
+    for its sshd), in the inventory as `resolving`."""
+    host = lab.lab.add_host("resolving", etc={"resolv.conf": "", "nsswitch.conf": "", "hosts": ""})
+    with lab.inventory.open("a") as inventory:
+        inventory.write(f'\n[[host]]\nname = "resolving"\naddress = "{host.address}"\n')
+    with lab.known_hosts.open("a") as known:
+        known.write(host.known_hosts_line + "\n")
+    try:
+        yield host
+    finally:
+        lab.lab.remove_host(host)
+
+
+def _etc(host: NetnsHost, **files: str) -> None:
+    """Rewrite the host's own /etc files in place (sshd sees them by inode)."""
+    assert host.netns
+    for name, text in files.items():
+        with (Path("/etc/netns") / host.netns / name.replace("_", ".")).open("r+") as file:
+            file.truncate(0)
+            file.write(text)
+
+
+@pytest.fixture
+def zone(lab: Lab) -> Iterator[str]:
+    """dnsd in the server's namespace: api.lab (A), v6only.lab (AAAA only), nothing else."""
+    assert lab.server.netns
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", lab.server.netns, sys.executable, str(DNSD),
+         lab.server.address, "53", f"api.lab={lab.server.address}", "v6only.lab=2001:db8::5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout and process.stdout.readline().strip() == "ready"
+    yield lab.server.address
+    process.kill()
+    process.wait(5)
+
+
+def test_dns_over_ssh_resolves_through_search_hosts_file_and_aaaa_as_the_host_does(
+    lab: Lab, dns_host: NetnsHost, zone: str, listener: Any
+) -> None:
+    _etc(
+        dns_host,
+        resolv_conf=f"nameserver {zone}\nsearch lab\noptions timeout:1\n",
+        nsswitch_conf="hosts: files dns\n",
+        hosts="127.0.0.1 localhost\n127.0.1.1 resolving\n",
+    )
+    short = lab.wizard(dns_host, "--resolve", "api").finding("net.dns", "resolve api")
+    assert short["status"] == "OK", short
+    assert lab.server.address in short["summary"] and "as api.lab" in short["summary"]
+
+    own = lab.wizard(dns_host, "--resolve", "resolving").finding("net.dns", "resolve resolving")
+    assert own["status"] == "OK" and "127.0.1.1 from /etc/hosts" in own["summary"], own
+
+    six = lab.wizard(dns_host, "--resolve", "v6only.lab").finding("net.dns", "resolve v6only.lab")
+    assert six["status"] == "OK" and "2001:db8::5" in six["summary"], six
+
+    listener(lab.server, "0.0.0.0", 8085)
+    run = lab.wizard(dns_host, "--target", "api:8085")
+    assert run.finding("net.connect", "api:8085")["status"] == "OK"
+    assert run.finding("net.route", f"route to {lab.server.address}")["status"] == "OK"
+    assert not _not_ok(run), _not_ok(run)
+    assert run.code != 2, run.doc
+
+    # With DNS asked first the own name still resolves (from /etc/hosts after NXDOMAIN):
+    # what the host resolves is never critical.
+    _etc(dns_host, nsswitch_conf="hosts: dns files\n")
+    own = lab.wizard(dns_host, "--resolve", "resolving").finding("net.dns", "resolve resolving")
+    assert own["status"] == "OK" and "getaddrinfo, from /etc/hosts" in own["summary"], own
+
+
+def test_dns_over_ssh_a_name_that_does_not_exist_and_a_dead_resolver_are_critical(
+    lab: Lab, dns_host: NetnsHost, zone: str
+) -> None:
+    _etc(
+        dns_host,
+        resolv_conf=f"nameserver {zone}\nsearch lab\noptions timeout:1\n",
+        nsswitch_conf="hosts: files dns\n",
+        hosts="127.0.0.1 localhost\n",
+    )
+    run = lab.wizard(dns_host, "--resolve", "nope")
+    nx = run.finding("net.dns", "resolve nope")
+    assert nx["status"] == "CRIT" and "NXDOMAIN" in nx["summary"], nx
+    asked = "\n".join(e["output"] for e in nx["evidence"])
+    assert "nope.lab nxdomain" in asked and "nope nxdomain" in asked  # the search list, tried
+
+    _etc(dns_host, resolv_conf=f"nameserver {lab.nobody}\nsearch lab\noptions timeout:1\n")
+    dead = lab.wizard(dns_host, "--resolve", "api").finding("net.dns", "resolve api")
+    assert dead["status"] == "CRIT" and "no resolver answers" in dead["summary"], dead

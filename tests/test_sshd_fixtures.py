@@ -179,8 +179,8 @@ def test_closing_a_lab_leaves_no_namespace_link_or_process(
         ssh_client.trust(jump, hidden)
         assert ssh_client.run(hidden, "true", jump=jump).returncode == 0
         pids = [host.pid for host in (jump, hidden)]
-        assert lab.bridge in link_names()
-        assert len([n for n in netns_names() if n.startswith(lab.prefix)]) == 2
+        assert [n for n in link_names() if n.startswith(lab.prefix)] == [lab.gateway_link]
+        assert len([n for n in netns_names() if n.startswith(lab.prefix)]) == 3  # and switch
     assert not [n for n in [*netns_names(), *link_names()] if n.startswith(lab.prefix)]
     assert not [pid for pid in pids if pid is not None and os.path.exists(f"/proc/{pid}")]
     lab.close()  # a second close is harmless
@@ -191,7 +191,14 @@ def test_leftovers_of_a_crashed_run_are_cleaned_and_live_ones_kept(
 ) -> None:
     netns_hosts(1)
     dead = f"{NAME_PREFIX}9999999z"  # above pid_max: that run cannot be alive
-    subprocess.run(["ip", "netns", "add", f"{dead}-ghost"], check=True)
+    for netns in (f"{dead}-switch", f"{dead}-ghost"):
+        subprocess.run(["ip", "netns", "add", netns], check=True)
+    subprocess.run(
+        ["ip", "link", "add", f"{dead}gw", "type", "veth", "peer", "name", "uplink", "netns",
+         f"{dead}-switch"],
+        check=True,
+    )  # fmt: skip
+    # What a crash of a lab from before the switch namespace left: a root bridge and port.
     subprocess.run(["ip", "link", "add", f"{dead}br", "type", "bridge"], check=True)
     subprocess.run(
         ["ip", "link", "add", f"{dead}v1", "type", "veth", "peer", "name", "eth0", "netns",
@@ -199,9 +206,11 @@ def test_leftovers_of_a_crashed_run_are_cleaned_and_live_ones_kept(
         check=True,
     )  # fmt: skip
     removed = clean_stale()
-    assert sorted(removed) == sorted([f"{dead}-ghost", f"{dead}v1", f"{dead}br"])
+    assert sorted(removed) == sorted(
+        [f"{dead}-switch", f"{dead}-ghost", f"{dead}gw", f"{dead}v1", f"{dead}br"]
+    )
     assert not [n for n in [*netns_names(), *link_names()] if n.startswith(dead)]
-    assert netns_lab.bridge in link_names()
+    assert netns_lab.gateway_link in link_names() and netns_lab.switch in netns_names()
     assert all(host.is_running for host in netns_lab.hosts)
 
 
