@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from checks.netparse import _PORT_TEXT, _dict, _int, _load_json, _str
 from hosts.procfs import ParseError
@@ -33,6 +33,23 @@ _PROTOCOL_NUMBERS = {"6": "tcp", "17": "udp", "33": "dccp", "132": "sctp", "58":
 def _protocol(name: str) -> str | None:
     name = name.lower()
     return None if name in ("all", "0") else _PROTOCOL_NUMBERS.get(name, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One condition of a rule, in words both tools share, for `checks.packetwalk` to test.
+
+    `field` is what it looks at: "protocol", "dport", "sport", "port" (either), "iif",
+    "oif", "saddr", "daddr", "ctstate", "src-type", "dst-type", "pkttype", "nfproto",
+    "syn", "rate" (a limit: true below the rate; negated, `over`, true above it), or
+    "unknown" (a match this reader cannot read: `values` says what it was). Ports are in
+    `ports`; everything else in `values`, lower case but address types (LOCAL, ...).
+    """
+
+    field: str
+    values: tuple[str, ...] = ()
+    ports: PortRanges = ()
+    negated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +75,9 @@ class FirewallRule:
     previous_handle: int | None = None  # nft: the rule before it, to put it back after
     opaque: bool = False  # has matches this parser cannot read (xt, unknown expressions)
     iptables_nft: bool = False  # nft rule in a table iptables-nft manages
+    matches: tuple[Match, ...] = ()  # every condition, for the packet walk
+    goto: bool = False  # `-g` / `goto`: a RETURN there goes back past this rule's chain
+    packets: int | None = field(default=None, compare=False)  # its counter, where it has one
 
     @property
     def blocks(self) -> bool:
@@ -100,19 +120,45 @@ class FirewallRule:
         return ("nft", "add", "rule", *where, *after, *self.args)
 
 
+_IPTABLES_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
+_NFT_PRIORITY = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50}
+_NFT_PRIORITY["srcnat"] = 100
+
+
 @dataclass(frozen=True, slots=True)
 class ChainPolicy:
-    """A chain's default verdict: ":INPUT DROP [0:0]"; "-" for a user chain (none)."""
+    """A chain's default verdict: ":INPUT DROP [0:0]"; "-" for a user chain (none).
+
+    A base chain also says where the kernel runs it: its `hook` ("input", "output", ...),
+    its `priority` there (lower runs first) and its `kind` ("filter", "nat", "route").
+    """
 
     backend: str
     table: str
     chain: str
     policy: str
     family: str = ""
+    hook: str = ""
+    priority: int = 0
+    kind: str = "filter"
 
     @property
     def builtin(self) -> bool:
         return self.policy != "-"
+
+
+def _iptables_chain(backend: str, table: str, chain: str, policy: str) -> ChainPolicy:
+    """A chain line of iptables-save, with the hook and priority of a built-in chain."""
+    family = "ip6" if backend == "ip6tables" else "ip"
+    if policy == "-":
+        return ChainPolicy(backend, table, chain, policy, family)
+    hook = chain.lower()
+    if table == "nat":
+        priority = -100 if hook in ("prerouting", "output") else 100
+    else:
+        priority = _IPTABLES_PRIORITY.get(table, 0)
+    kind = table if table in ("nat", "filter") else "filter"
+    return ChainPolicy(backend, table, chain, policy, family, hook, priority, kind)
 
 
 def iptables_managed(rule: FirewallRule) -> bool:
@@ -126,63 +172,41 @@ def iptables_managed(rule: FirewallRule) -> bool:
     return rule.backend == "nftables" and rule.iptables_nft
 
 
-def blocking_rules(
-    rules: Iterable[FirewallRule], port: int, protocol: str = "tcp"
-) -> list[FirewallRule]:
-    """Rules that drop or reject traffic to `port`, in chains that traffic can reach.
-
-    A chain that rules jump to counts only when a jump to it matches the port, so the
-    `drop` at the end of a chain only port 22 is sent to is not reported for port 8080. Every
-    other chain counts (INPUT, OUTPUT, FORWARD alike), and rule order is not followed: an
-    ACCEPT before a DROP does not hide it. Rules narrowed to a source or an interface are
-    included; `FirewallRule.narrowed` tells them apart.
-    """
-    rules = list(rules)
-    chains = _reachable_chains(rules, port, protocol)
-    return [r for r in rules if r.blocks and r.matches_port(port, protocol) and _chain(r) in chains]
-
-
-def _chain(rule: FirewallRule, name: str | None = None) -> tuple[str, str, str, str]:
-    return (rule.backend, rule.family, rule.table, rule.chain if name is None else name)
-
-
-def _reachable_chains(
-    rules: list[FirewallRule], port: int, protocol: str
-) -> set[tuple[str, str, str, str]]:
-    """Chains that traffic to `port` can pass: those nothing jumps to (base chains, or
-    unused ones), and those a matching rule of a reachable chain jumps to."""
-    chains = {_chain(r) for r in rules}
-    jumps = [(r, _chain(r, r.action)) for r in rules if _chain(r, r.action) in chains]
-    reachable = chains - {target for _, target in jumps}
-    grew = True
-    while grew:
-        found = {
-            target
-            for rule, target in jumps
-            if _chain(rule) in reachable and rule.matches_port(port, protocol)
-        }
-        grew = not found <= reachable
-        reachable |= found
-    return reachable
-
-
 # --- iptables-save -----------------------------------------------------------------------------
 
-_COUNTERS = re.compile(r"\[\d+:\d+\]\s+")  # `iptables-save -c` puts [packets:bytes] first
-_DPORT_OPTIONS = {
-    "--dport",
-    "--destination-port",
-    "--dports",
-    "--destination-ports",
-    "--ports",  # multiport: source or destination, so it can match the destination
-}
+_COUNTERS = re.compile(r"\[(\d+):\d+\]\s+")  # `iptables-save -c` puts [packets:bytes] first
+_DPORT_OPTIONS = {"--dport", "--destination-port", "--dports", "--destination-ports"}
+_SPORT_OPTIONS = {"--sport", "--source-port", "--sports", "--source-ports"}
 _VALUE_OPTIONS = {
     *_DPORT_OPTIONS,
+    *_SPORT_OPTIONS,
+    "--ports",  # multiport: source or destination, so it can match the destination
     *("-p", "--protocol", "-s", "--source", "-d", "--destination", "-i", "--in-interface"),
     *("-o", "--out-interface", "-j", "--jump", "-g", "--goto", "-m", "--match", "--comment"),
-    *("--sport", "--source-port", "--sports", "--source-ports", "--log-prefix", "--log-level"),
+    *("--log-prefix", "--log-level", "--src-type", "--dst-type", "--pkt-type", "--icmp-type"),
     *("--reject-with", "--to-destination", "--to-source", "--to-ports", "--ctstate", "--state"),
     *("--match-set", "--set-mark", "--set-xmark", "--mark", "--limit", "--limit-burst"),
+    *("--icmpv6-type", "--tcp-flags"),
+}
+_READABLE_MODULES = frozenset(
+    {"tcp", "udp", "sctp", "dccp", "multiport", "comment", "conntrack", "state", "addrtype"}
+    | {"icmp", "icmp6", "icmpv6", "ipv6-icmp", "limit", "pkttype"}
+)
+"""Modules whose options this reader turns into `Match`es (or that cannot change whether a
+TCP packet matches: comments, ICMP types); any other `-m` makes the rule "may apply"."""
+_MATCH_FIELDS = {
+    **dict.fromkeys(("-p", "--protocol"), "protocol"),
+    **dict.fromkeys(_DPORT_OPTIONS, "dport"),
+    **dict.fromkeys(_SPORT_OPTIONS, "sport"),
+    "--ports": "port",
+    **dict.fromkeys(("-s", "--source"), "saddr"),
+    **dict.fromkeys(("-d", "--destination"), "daddr"),
+    **dict.fromkeys(("-i", "--in-interface"), "iif"),
+    **dict.fromkeys(("-o", "--out-interface"), "oif"),
+    **dict.fromkeys(("--ctstate", "--state"), "ctstate"),
+    "--src-type": "src-type",
+    "--dst-type": "dst-type",
+    "--pkt-type": "pkttype",
 }
 
 
@@ -202,12 +226,57 @@ def _port_ranges(spec: str) -> PortRanges | None:
     return tuple(ranges)
 
 
+def _iptables_match(option: str, value: str, negated: bool) -> Match:
+    """The `Match` of one option of an iptables rule, read the way iptables-save prints it."""
+    name = _MATCH_FIELDS[option]
+    if name in ("dport", "sport", "port"):
+        ranges = _port_ranges(value)
+        if ranges is None:
+            return Match("unknown", (f"{option} {value}",))
+        return Match(name, ports=ranges, negated=negated)
+    if name == "protocol":
+        return Match(name, (_protocol(value) or "all",), negated=negated)
+    if name in ("src-type", "dst-type"):
+        return Match(name, tuple(value.upper().split(",")), negated=negated)
+    if name in ("iif", "oif"):  # iptables' `eth+` is nft's `eth*`: one wildcard spelling
+        return Match(name, (value[:-1] + "*" if value.endswith("+") else value,), (), negated)
+    return Match(name, tuple(value.lower().split(",")), negated=negated)
+
+
+@dataclass(slots=True)
+class _IptablesReading:
+    """What one pass over an iptables rule's words found; becomes a FirewallRule."""
+
+    action: str = ""
+    goto: bool = False
+    comment: str | None = None
+    matches: list[Match] = field(default_factory=list)
+
+
+def _iptables_option(option: str, value: str | None, negate: bool, out: _IptablesReading) -> None:
+    if value is None:
+        if option == "--syn":
+            out.matches.append(Match("syn", negated=negate))
+        return
+    if option in _MATCH_FIELDS:
+        out.matches.append(_iptables_match(option, value, negate))
+    elif option in ("-j", "--jump", "-g", "--goto") and not out.action:
+        out.action, out.goto = value, option in ("-g", "--goto")
+    elif option == "--comment":
+        out.comment = value
+    elif option in ("-m", "--match") and value not in _READABLE_MODULES:
+        out.matches.append(Match("unknown", (f"-m {value}",)))  # an ipset, recent, owner ...
+    elif option == "--tcp-flags":
+        out.matches.append(Match("unknown", ("--tcp-flags",)))
+    elif option == "--limit":
+        out.matches.append(Match("rate", (value,)))
+
+
 def _iptables_rule(
     tokens: list[str], line: str, backend: str, table: str, position: int
 ) -> FirewallRule:
     chain, args = tokens[1], tokens[2:]
-    action, protocol, ports, source, interface, comment = "", None, None, None, None, None
-    ports_negated = protocol_negated = opaque = False
+    out = _IptablesReading()
     negate, i = False, 0
     while i < len(args):
         option = args[i]
@@ -217,40 +286,54 @@ def _iptables_rule(
         value = args[i + 1] if i + 1 < len(args) and option in _VALUE_OPTIONS else None
         if value == "!" and i + 2 < len(args):  # the old `--dport ! 22` spelling
             negate, i, value = True, i + 1, args[i + 2]
-        if value is not None:
-            if option in ("-p", "--protocol"):
-                protocol, protocol_negated = _protocol(value), negate
-            elif option in _DPORT_OPTIONS:
-                ports, ports_negated = _port_ranges(value), negate
-                opaque = opaque or ports is None
-            elif option in ("-j", "--jump", "-g", "--goto") and not action:
-                action = value
-            elif option in ("-s", "--source"):
-                source = "!" * negate + value
-            elif option in ("-i", "--in-interface"):
-                interface = "!" * negate + value
-            elif option == "--comment":
-                comment = value
-            elif option in ("-m", "--match") and value == "set":
-                opaque = True  # an ipset: its members are not in this text
+        _iptables_option(option, value, negate, out)
         negate, i = False, i + (2 if value is not None else 1)
-    return FirewallRule(
-        backend=backend,
-        table=table,
-        chain=chain,
-        position=position,
-        text=line,
-        action=action,
+    return _rule_from_matches(
+        FirewallRule(
+            backend=backend,
+            table=table,
+            chain=chain,
+            position=position,
+            text=line,
+            action=out.action,
+            protocol=None,
+            ports=None,
+            family="ip6" if backend == "ip6tables" else "ip",
+            args=tuple(args),
+            comment=out.comment,
+            goto=out.goto,
+        ),
+        out.matches,
+    )
+
+
+def _rule_from_matches(rule: FirewallRule, matches: list[Match]) -> FirewallRule:
+    """The rule with its matches, and the summary fields (protocol, ports, source, in
+    interface, opaque) that the fixes' titles and older readers use, taken from them."""
+    protocol, ports, source, interface = rule.protocol, rule.ports, rule.source, rule.in_interface
+    protocol_negated, ports_negated, opaque = rule.protocol_negated, rule.ports_negated, rule.opaque
+    for match in matches:
+        bang = "!" * match.negated
+        if match.field == "protocol" and match.values:
+            protocol, protocol_negated = _protocol(match.values[0]), match.negated
+        elif match.field in ("dport", "port"):
+            ports, ports_negated = match.ports, match.negated
+        elif match.field == "saddr" and match.values:
+            source = bang + ",".join(match.values)
+        elif match.field == "iif" and match.values:
+            interface = bang + ",".join(v.replace("*", "+") for v in match.values)
+        elif match.field == "unknown":
+            opaque = True
+    return replace(
+        rule,
         protocol=protocol,
-        ports=ports,
-        family="ip6" if backend == "ip6tables" else "ip",
-        args=tuple(args),
-        ports_negated=ports_negated,
         protocol_negated=protocol_negated,
+        ports=ports,
+        ports_negated=ports_negated,
         source=source,
         in_interface=interface,
-        comment=comment,
         opaque=opaque,
+        matches=tuple(matches),
     )
 
 
@@ -264,13 +347,13 @@ def parse_iptables_save(
     the wrong rule.
     """
     what = f"{backend}-save"
-    family = "ip6" if backend == "ip6tables" else "ip"
     rules: list[FirewallRule] = []
     policies: list[ChainPolicy] = []
     table: str | None = None
     positions: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = _COUNTERS.sub("", raw.strip(), count=1)
+        counted = _COUNTERS.match(raw.strip())
+        line = raw.strip()[counted.end() :] if counted else raw.strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith("*") and len(line) > 1:
@@ -285,7 +368,7 @@ def parse_iptables_save(
             fields = line[1:].split()
             if len(fields) < 2:
                 raise ParseError(f"{what} line {number}: chain line without a policy: {line!r}")
-            policies.append(ChainPolicy(backend, table, fields[0], fields[1], family))
+            policies.append(_iptables_chain(backend, table, fields[0], fields[1]))
         else:
             try:
                 tokens = shlex.split(line)
@@ -294,7 +377,8 @@ def parse_iptables_save(
             if len(tokens) < 2:
                 raise ParseError(f"{what} line {number}: rule without a chain: {line!r}")
             positions[tokens[1]] = position = positions.get(tokens[1], 0) + 1
-            rules.append(_iptables_rule(tokens, line, backend, table, position))
+            rule = _iptables_rule(tokens, line, backend, table, position)
+            rules.append(replace(rule, packets=int(counted.group(1))) if counted else rule)
     return rules, policies
 
 
@@ -381,6 +465,93 @@ class _NftReading:
     interface: str | None = None
     opaque: bool = False
     xt: bool = False
+    goto: bool = False
+    packets: int | None = None
+    matches: list[Match] = field(default_factory=list)
+
+
+def _nft_values(value: object, sets: Mapping[str, object], depth: int = 0) -> list[str] | None:
+    """A match's right side as plain words: addresses ("10.0.0.0/8", "a-b"), names, states;
+    a named set (`@name`) by its elements. None when some part cannot be read."""
+    if depth > 8:
+        return None
+    if isinstance(value, str):
+        if value.startswith("@"):
+            return _nft_values(sets[value[1:]], sets, depth + 1) if value[1:] in sets else None
+        return [value]
+    if (number := _int(value)) is not None:
+        return [str(number)]
+    if isinstance(value, list):
+        value = {"set": value}
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    ((key, inner),) = value.items()
+    if key == "set" and isinstance(inner, list):
+        words: list[str] = []
+        for element in inner:
+            found = _nft_values(element, sets, depth + 1)
+            if found is None:
+                return None
+            words += found
+        return words
+    if key == "elem":
+        return _nft_values(_dict(inner).get("val"), sets, depth + 1)
+    if key == "prefix":
+        addr, length = _str(_dict(inner).get("addr")), _int(_dict(inner).get("len"))
+        return [f"{addr}/{length}"] if addr and length is not None else None
+    if key == "range" and isinstance(inner, list) and len(inner) == 2:
+        ends = [_nft_values(v, sets, depth + 1) for v in inner]
+        return [f"{ends[0][0]}-{ends[1][0]}"] if ends[0] and ends[1] else None
+    return None
+
+
+_NFT_FIELDS = {
+    ("meta", "l4proto"): "protocol",
+    ("ip", "protocol"): "protocol",
+    ("ip6", "nexthdr"): "protocol",
+    ("meta", "iifname"): "iif",
+    ("meta", "iif"): "iif",
+    ("meta", "oifname"): "oif",
+    ("meta", "oif"): "oif",
+    ("meta", "nfproto"): "nfproto",
+    ("meta", "pkttype"): "pkttype",
+    ("ip", "saddr"): "saddr",
+    ("ip6", "saddr"): "saddr",
+    ("ip", "daddr"): "daddr",
+    ("ip6", "daddr"): "daddr",
+    ("ct", "state"): "ctstate",
+}
+"""nft's (protocol, field) pairs and the `Match` field each one is; ports are read apart."""
+
+
+def _nft_condition(
+    left: Mapping[str, object], right: object, negated: bool, sets: Mapping[str, object]
+) -> Match:
+    """The `Match` of one nft match expression; "unknown" names what this reader skipped."""
+    payload, meta, ct = _dict(left.get("payload")), _dict(left.get("meta")), _dict(left.get("ct"))
+    fib = _dict(left.get("fib"))
+    proto, name = _str(payload.get("protocol")), _str(payload.get("field"))
+    if name in ("dport", "sport") and proto in ("tcp", "udp", "sctp", "dccp", "th"):
+        ranges = _nft_ports(right, sets)
+        if ranges is not None:
+            return Match(name, ports=ranges, negated=negated)
+    if meta:
+        proto, name = "meta", _str(meta.get("key"))
+    elif ct:
+        proto, name = "ct", _str(ct.get("key"))
+    where = _NFT_FIELDS.get((proto or "", name or ""))
+    if fib and _str(fib.get("result")) == "type":
+        flags = fib.get("flags")
+        flags = flags if isinstance(flags, list) else [flags]
+        where = "dst-type" if "daddr" in flags else "src-type" if flags == ["saddr"] else None
+    values = _nft_values(right, sets)
+    if where is None or values is None:
+        return Match("unknown", (f"{proto or '?'} {name or '?'}",))
+    if where in ("src-type", "dst-type"):
+        values = [v.upper() for v in values]
+    if where == "protocol":
+        values = [_protocol(v) or "all" for v in values]
+    return Match(where, tuple(values), negated=negated)
 
 
 def _nft_match(match: Mapping[str, object], sets: Mapping[str, object], out: _NftReading) -> None:
@@ -411,6 +582,7 @@ def _nft_match(match: Mapping[str, object], sets: Mapping[str, object], out: _Nf
         out.interface = "!" * negated + right
     shown_op = [] if op in ("==", "in") else [op]
     out.words += [*subject.split(), *shown_op, value] if subject else [None]
+    out.matches.append(_nft_condition(left, right, negated, sets))
 
 
 def _nft_statement(key: str, value: object, out: _NftReading) -> None:
@@ -419,7 +591,7 @@ def _nft_statement(key: str, value: object, out: _NftReading) -> None:
         out.verdict = key.upper()
         out.words.append(key)
     elif key in ("jump", "goto") and (target := _str(inner.get("target"))):
-        out.verdict = target
+        out.verdict, out.goto = target, key == "goto"
         out.words += [key, target]
     elif key == "reject":
         out.verdict = "REJECT"
@@ -429,10 +601,12 @@ def _nft_statement(key: str, value: object, out: _NftReading) -> None:
         else:
             out.words += ["reject", "with", *(kind or "").split(), *([why] if why else [])]
     elif key == "counter":
+        out.packets = _int(inner.get("packets"))
         out.words.append("counter")
     elif key == "limit" and set(inner) <= {"rate", "per", "burst", "inv"}:
         rate, per, burst = _int(inner.get("rate")), _str(inner.get("per")), inner.get("burst", 5)
         over = ["over"] if inner.get("inv") is True else []
+        out.matches.append(Match("rate", (f"{rate}/{per}",), negated=bool(over)))
         extra = [] if burst == 5 else ["burst", _nft_value(burst, quote=False), "packets"]
         out.words += ["limit", "rate", *over, f"{rate}/{per}" if rate and per else None, *extra]
     elif key == "log":
@@ -448,6 +622,8 @@ def _nft_statement(key: str, value: object, out: _NftReading) -> None:
             out.xt = True
             if inner.get("type") == "target" and (name := _str(inner.get("name"))):
                 out.verdict = name
+            elif inner.get("type") == "match":
+                out.matches.append(Match("unknown", (f"xt match {inner.get('name')}",)))
         elif key in ("masquerade", "snat", "dnat", "redirect", "queue"):
             out.statement = key.upper()
         out.words.append(None)
@@ -502,6 +678,9 @@ def _nft_rule(
         previous_handle=previous,
         opaque=out.opaque,
         iptables_nft=out.xt,
+        goto=out.goto,
+        packets=out.packets,
+        matches=tuple(out.matches),
     )
 
 
@@ -559,6 +738,11 @@ def parse_nft_chains(text: str) -> list[ChainPolicy]:
         chain = _dict(obj.get("chain"))
         family, table, name = (_str(chain.get(k)) for k in ("family", "table", "name"))
         if family and table and name:
-            policy = (_str(chain.get("policy")) or "-").upper() if chain.get("hook") else "-"
-            policies.append(ChainPolicy("nftables", table, name, policy, family))
+            hook = _str(chain.get("hook")) or ""
+            policy = (_str(chain.get("policy")) or "accept").upper() if hook else "-"
+            prio = chain.get("prio")
+            priority = _NFT_PRIORITY.get(prio, 0) if isinstance(prio, str) else _int(prio) or 0
+            kind = _str(chain.get("type")) or "filter"
+            chain_policy = ChainPolicy("nftables", table, name, policy, family, hook, priority)
+            policies.append(replace(chain_policy, kind=kind))
     return policies
