@@ -526,15 +526,17 @@ _NFT_FIELDS = {
 
 def _nft_condition(
     left: Mapping[str, object], right: object, negated: bool, sets: Mapping[str, object]
-) -> Match:
-    """The `Match` of one nft match expression; "unknown" names what this reader skipped."""
+) -> list[Match]:
+    """The `Match`es of one nft match expression ("tcp dport 22" is two: the protocol and
+    the port); "unknown" names what this reader skipped."""
     payload, meta, ct = _dict(left.get("payload")), _dict(left.get("meta")), _dict(left.get("ct"))
     fib = _dict(left.get("fib"))
     proto, name = _str(payload.get("protocol")), _str(payload.get("field"))
     if name in ("dport", "sport") and proto in ("tcp", "udp", "sctp", "dccp", "th"):
         ranges = _nft_ports(right, sets)
+        implied = [Match("protocol", (proto,))] if proto != "th" else []
         if ranges is not None:
-            return Match(name, ports=ranges, negated=negated)
+            return [*implied, Match(name, ports=ranges, negated=negated)]
     if meta:
         proto, name = "meta", _str(meta.get("key"))
     elif ct:
@@ -546,12 +548,12 @@ def _nft_condition(
         where = "dst-type" if "daddr" in flags else "src-type" if flags == ["saddr"] else None
     values = _nft_values(right, sets)
     if where is None or values is None:
-        return Match("unknown", (f"{proto or '?'} {name or '?'}",))
+        return [Match("unknown", (f"{proto or '?'} {name or '?'}",))]
     if where in ("src-type", "dst-type"):
         values = [v.upper() for v in values]
     if where == "protocol":
         values = [_protocol(v) or "all" for v in values]
-    return Match(where, tuple(values), negated=negated)
+    return [Match(where, tuple(values), negated=negated)]
 
 
 def _nft_match(match: Mapping[str, object], sets: Mapping[str, object], out: _NftReading) -> None:
@@ -582,7 +584,7 @@ def _nft_match(match: Mapping[str, object], sets: Mapping[str, object], out: _Nf
         out.interface = "!" * negated + right
     shown_op = [] if op in ("==", "in") else [op]
     out.words += [*subject.split(), *shown_op, value] if subject else [None]
-    out.matches.append(_nft_condition(left, right, negated, sets))
+    out.matches += _nft_condition(left, right, negated, sets)
 
 
 def _nft_statement(key: str, value: object, out: _NftReading) -> None:

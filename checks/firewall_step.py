@@ -76,25 +76,29 @@ async def read_firewall(shell: Shell) -> Reading:
     elif not nft.ok:
         reading.notes.append(f"nft: {nft.stderr.strip() or f'exit {nft.exit_status}'}")
     else:
-        rules = parse_nft_ruleset(nft.stdout)
-        managed = {(r.family, r.table) for r in rules if iptables_managed(r)}
-        if have_iptables:
-            rules = [r for r in rules if not iptables_managed(r)]
+        rules, chains = nft_tables(nft.stdout, skip_iptables=have_iptables)
         reading.rules += rules
-        reading.chains += [
-            c
-            for c in parse_nft_chains(nft.stdout)
-            if not (have_iptables and _iptables_table(c, managed))
-        ]
+        reading.chains += chains
         reading.evidence.append(Evidence(nft.command, f"{len(rules)} rules of nft's own tables"))
     if not reading.evidence:
         raise StepFailed("cannot read any firewall: " + "; ".join(reading.notes))
     return reading
 
 
-def _iptables_table(chain: ChainPolicy, managed: set[tuple[str, str]]) -> bool:
-    where = (chain.family, chain.table)
-    return where in managed or (chain.family in ("ip", "ip6") and chain.table in IPTABLES_TABLES)
+def nft_tables(text: str, *, skip_iptables: bool) -> tuple[list[FirewallRule], list[ChainPolicy]]:
+    """Rules and chains of `nft -j -a list ruleset`; with `skip_iptables`, without the tables
+    iptables-nft manages (read from iptables-save instead, which can read their matches)."""
+    rules = parse_nft_ruleset(text)
+    chains = parse_nft_chains(text)
+    if not skip_iptables:
+        return rules, chains
+    managed = {(r.family, r.table) for r in rules if iptables_managed(r)}
+    managed |= {(c.family, c.table) for c in chains if c.family in ("ip", "ip6")
+                and c.table in IPTABLES_TABLES}  # fmt: skip
+    return (
+        [r for r in rules if (r.family, r.table) not in managed],
+        [c for c in chains if (c.family, c.table) not in managed],
+    )
 
 
 def _rule_key(rule: FirewallRule) -> RuleKey:
@@ -202,7 +206,7 @@ def grade_walk(
         set_by = f", set by {owner.name}" if owner else ""
         sentence = (
             f"{flow.name}: no rule accepts it, so the {chain.policy} policy of "
-            f"{chain.backend} {chain.table}/{chain.chain}{set_by} drops it; to open it, "
+            f"{_chain_name(chain)}{set_by} drops it; to open it, "
             f"{_open_port(chain, rules, flow.dport)}"
         )
         return Verdict(Status.CRIT, sentence + _notes(walk))
@@ -243,14 +247,21 @@ def _notes(walk: Walk) -> str:
     return "".join(f"; {note}" for note in notes)
 
 
+def _chain_name(chain: ChainPolicy) -> str:
+    if chain.backend == "nftables":
+        return f"nft {chain.family} {chain.table}/{chain.chain}"
+    return f"{chain.backend} {chain.table}/{chain.chain}"
+
+
 def path_evidence(walk: Walk, moved: dict[RuleKey, int]) -> Evidence:
     """The flow's path, chain by chain, rule by rule, with the counters the probe moved."""
     grades = {3: "", 2: "  [some of it]", 1: "  [may apply]"}
-    lines = [f"base chains: {' -> '.join(f'{c.table}/{c.chain}' for c in walk.chains) or 'none'}"]
+    chains = " -> ".join(_chain_name(c) for c in walk.chains) or "none"
+    lines = [f"base chains in order: {chains}"]
     lines += [f"{_where(s.rule)}{grades[s.grade]}{_hit(s.rule, moved)}" for s in walk.steps]
     end = walk.chain
     if walk.by_policy and end is not None:
-        lines.append(f"end of {end.table}/{end.chain}: policy {end.policy}")
+        lines.append(f"end of {_chain_name(end)}: policy {end.policy}")
     lines.append(f"verdict: {walk.verdict}")
     return Evidence(f"the path {walk.flow.name}", "\n".join(lines))
 

@@ -612,8 +612,9 @@ NETWORK_WIZARD = Wizard(
         ),
         Step(
             FIREWALL,
-            "A DROP rule makes connections time out, a REJECT makes them fail at "
-            "once; delete the rule only if it is not meant to be there.",
+            "The packet is followed through the rules in order to the one that decides, "
+            "or to the chain's policy; a rule of Docker, ufw, firewalld, fail2ban or "
+            "Kubernetes is changed with that tool, not deleted here.",
             requires=("target", "listen"),
         ),
         Step(
