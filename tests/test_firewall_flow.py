@@ -201,7 +201,7 @@ def dockerd_in(netns: str) -> Iterator[Path]:
     process = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while "DOCKER-ISOLATION-STAGE-2" not in _iptables_s(netns):
+        while "-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP" not in _iptables_s(netns):
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = (root / "dockerd.log").read_text(errors="replace")[-1500:]
                 raise AssertionError(f"dockerd made no chains in {netns}:\n{tail}")
