@@ -141,6 +141,7 @@ class ChainPolicy:
     hook: str = ""
     priority: int = 0
     kind: str = "filter"
+    packets: int | None = field(default=None, compare=False)  # iptables-save -c: policy's count
 
     @property
     def builtin(self) -> bool:
@@ -368,7 +369,9 @@ def parse_iptables_save(
             fields = line[1:].split()
             if len(fields) < 2:
                 raise ParseError(f"{what} line {number}: chain line without a policy: {line!r}")
-            policies.append(_iptables_chain(backend, table, fields[0], fields[1]))
+            chain = _iptables_chain(backend, table, fields[0], fields[1])
+            counted = _COUNTERS.match(fields[2] + " ") if len(fields) > 2 else None
+            policies.append(replace(chain, packets=int(counted.group(1))) if counted else chain)
         else:
             try:
                 tokens = shlex.split(line)

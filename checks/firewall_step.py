@@ -106,17 +106,27 @@ def _rule_key(rule: FirewallRule) -> RuleKey:
     return (rule.backend, rule.family, rule.table, rule.chain, where, rule.text)
 
 
+def _policy_key(chain: ChainPolicy) -> RuleKey:
+    return (chain.backend, chain.family, chain.table, chain.chain, 0, "policy")
+
+
 def moved_counters(
-    before: Sequence[FirewallRule], after: Sequence[FirewallRule]
+    before: Sequence[FirewallRule],
+    after: Sequence[FirewallRule],
+    chains_before: Sequence[ChainPolicy] = (),
+    chains_after: Sequence[ChainPolicy] = (),
 ) -> dict[RuleKey, int]:
-    """Packets each rule counted between two readings, for the rules whose counter moved."""
+    """Packets each rule (and each built-in chain's policy) counted between two readings,
+    for those whose counter moved."""
     old = {_rule_key(r): r.packets for r in before if r.packets is not None}
-    moved = {}
-    for rule in after:
-        key = _rule_key(rule)
-        if rule.packets is not None and key in old and rule.packets > (old[key] or 0):
-            moved[key] = rule.packets - (old[key] or 0)
-    return moved
+    old |= {_policy_key(c): c.packets for c in chains_before if c.packets is not None}
+    new = {_rule_key(r): r.packets for r in after if r.packets is not None}
+    new |= {_policy_key(c): c.packets for c in chains_after if c.packets is not None}
+    return {
+        key: count - (old[key] or 0)
+        for key, count in new.items()
+        if count is not None and key in old and count > (old[key] or 0)
+    }
 
 
 # -- the flows ---------------------------------------------------------------------------------
@@ -180,8 +190,9 @@ def _where(rule: FirewallRule) -> str:
     return f"{rule.backend} {rule.table}/{rule.chain} #{rule.position}: {rule.text}"
 
 
-def _hit(rule: FirewallRule, moved: dict[RuleKey, int]) -> str:
-    count = moved.get(_rule_key(rule))
+def _hit(what: FirewallRule | ChainPolicy, moved: dict[RuleKey, int]) -> str:
+    key = _rule_key(what) if isinstance(what, FirewallRule) else _policy_key(what)
+    count = moved.get(key)
     return f" (hit by the probe: +{count} packets)" if count else ""
 
 
@@ -206,7 +217,7 @@ def grade_walk(
         set_by = f", set by {owner.name}" if owner else ""
         sentence = (
             f"{flow.name}: no rule accepts it, so the {chain.policy} policy of "
-            f"{_chain_name(chain)}{set_by} drops it; to open it, "
+            f"{_chain_name(chain)}{set_by} drops it{_hit(chain, moved)}; to open it, "
             f"{_open_port(chain, rules, flow.dport)}"
         )
         return Verdict(Status.CRIT, sentence + _notes(walk))
@@ -214,8 +225,9 @@ def grade_walk(
         owner = rule_owner(rule)
         said = f"{flow.name}: {walk.verdict} by {_where(rule)}{_hit(rule, moved)}"
         if owner is not None:
-            said += f"; {owner.name} owns it: see {owner.review}, change it with {owner.remove}"
-            return Verdict(Status.CRIT, said.replace("{jail}", jail(rule)) + _notes(walk))
+            said += f"; {owner.name} owns it: see {_fill(owner.review, rule, flow)}; "
+            said += f"to open the port: {_fill(owner.allow or owner.remove, rule, flow)}"
+            return Verdict(Status.CRIT, said + _notes(walk))
         fix = fix_for(rule)
         return Verdict(Status.CRIT, said + _notes(walk), (fix,) if fix else ())
     accepted = [s.rule for s in walk.steps if s.grade == 3 and s.rule.action == "ACCEPT"]
@@ -223,6 +235,14 @@ def grade_walk(
     sentence = f"{flow.name}: accepted{by}{_hit(accepted[-1], moved) if accepted else ''}"
     status = Status.WARN if walk.unsure else Status.OK
     return Verdict(status, sentence + _notes(walk))
+
+
+def _fill(template: str, rule: FirewallRule, flow: Flow) -> str:
+    """An owner's command with the flow's port and the rule's jail and source put in."""
+    address = rule.source or "ADDRESS"
+    return template.format(
+        port=flow.dport, protocol=flow.protocol, jail=jail(rule), address=address
+    )
 
 
 def _notes(walk: Walk) -> str:
@@ -261,7 +281,7 @@ def path_evidence(walk: Walk, moved: dict[RuleKey, int]) -> Evidence:
     lines += [f"{_where(s.rule)}{grades[s.grade]}{_hit(s.rule, moved)}" for s in walk.steps]
     end = walk.chain
     if walk.by_policy and end is not None:
-        lines.append(f"end of {_chain_name(end)}: policy {end.policy}")
+        lines.append(f"end of {_chain_name(end)}: policy {end.policy}{_hit(end, moved)}")
     lines.append(f"verdict: {walk.verdict}")
     return Evidence(f"the path {walk.flow.name}", "\n".join(lines))
 
@@ -321,7 +341,7 @@ async def check_firewall(
     if listen is not None:
         probes["listen"] = await probe(listen_at, listen)
     after = await read_firewall(shell)
-    moved = moved_counters(before.rules, after.rules)
+    moved = moved_counters(before.rules, after.rules, before.chains, after.chains)
     ruleset = Ruleset(before.rules, before.chains)
     walks = [ruleset.walk(flow) for flow in flows]
     nft_text = None
@@ -335,7 +355,7 @@ async def check_firewall(
         def fix_for(rule: FirewallRule, port: int = port) -> Fix | None:
             return delete_rule_fix(rule, f"tcp/{port}", nft_text)
 
-        graded = [(w, _agreeing(w, probes) or grade_walk(w, before.rules, moved, fix_for))
+        graded = [(w, against_the_probe(w, probes) or grade_walk(w, before.rules, moved, fix_for))
                   for w in mine]  # fmt: skip
         evidence = [path_evidence(w, moved) for w in mine]
         evidence += [probe_evidence(probes, moved), *before.evidence]
@@ -344,11 +364,11 @@ async def check_firewall(
     return findings
 
 
-def _agreeing(walk: Walk, probes: dict[str, dict[str, object] | None]) -> Verdict | None:
+def against_the_probe(walk: Walk, probes: dict[str, dict[str, object] | None]) -> Verdict | None:
     """For the --target flow: a walk that ends blocked although the probe connected means a
     rule was misread here; the steps must not contradict each other, so it is said so."""
     result = probes.get("target") or {}
-    if walk.blocked and walk.flow.name.startswith("from this host") and result.get("ok"):
+    if walk.blocked and walk.flow.src_type == "LOCAL" and result.get("ok"):
         sentence = (
             f"{walk.flow.name}: the walk ends in {walk.verdict}, but the probe connected: "
             "a rule was misread here; the path is open"

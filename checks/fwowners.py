@@ -36,7 +36,7 @@ DOCKER = Owner(
     "Docker",
     chains=("DOCKER", "DOCKER-*"),
     tables=(),
-    review="docker ps --format '{{.Names}} {{.Ports}}' and docker network inspect NETWORK",
+    review="docker ps (its PORTS) and docker network inspect NETWORK",
     remove="change the container's network settings (its -p ports, its network)",
     allow="publish the port from the container (docker run -p {port}:PORT)",
 )

@@ -16,7 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from checks.firewall import ChainPolicy, FirewallRule, parse_iptables_save
-from checks.firewall_step import Verdict, grade_walk, moved_counters, nft_tables
+from checks.firewall_step import (
+    Verdict,
+    against_the_probe,
+    grade_walk,
+    moved_counters,
+    nft_tables,
+)
 from checks.fwowners import OWNERS, chain_owner, policy_owner, rule_owner
 from checks.model import Fix, Status
 from checks.packetwalk import Flow, Grade, Leg, Ruleset, Walk
@@ -303,3 +309,39 @@ def test_any_port_on_any_recording_walks_to_a_verdict(port: int, interface: str)
             found = walk(recording, flow)
             assert found.verdict in ("ACCEPT", "DROP", "REJECT")
             assert all(s.grade is not Grade.NO for s in found.steps)
+
+
+def test_a_rule_ufw_itself_made_is_named_with_ufws_commands_never_deleted() -> None:
+    text = (FIREWALL / "ufw-iptables-save-c.txt").read_text()
+    accept = "[0:0] -A ufw-user-input -p tcp -m tcp --dport 8080 -j ACCEPT\n"
+    deny = "[0:0] -A ufw-user-input -p tcp -m tcp --dport 8082 -j DROP\n"  # ufw deny 8082/tcp
+    ufw = parse_iptables_save(text.replace(accept, accept + deny))
+    verdict = grade(ufw, inbound(8082))
+    assert verdict.status is Status.CRIT and verdict.fixes == ()
+    assert "DROP by iptables filter/ufw-user-input #3" in verdict.sentence
+    assert "ufw owns it: see ufw status numbered; to open the port: ufw allow 8082/tcp" in (
+        verdict.sentence
+    )
+
+
+def test_the_policy_that_dropped_the_probe_is_named_as_hit() -> None:
+    text = (FIREWALL / "ufw-iptables-save-c.txt").read_text()
+    rules, chains = parse_iptables_save(text)
+    after_rules, after_chains = parse_iptables_save(
+        text.replace(":INPUT DROP [0:0]", ":INPUT DROP [1:60]")
+    )
+    moved = moved_counters(rules, after_rules, chains, after_chains)
+    found = Ruleset(rules, chains).walk(inbound(8081))
+    said = grade_walk(found, rules, moved, no_fix).sentence
+    assert "drops it (hit by the probe: +1 packets); to open it" in said
+
+
+def test_a_walk_that_blocks_a_connection_the_probe_made_is_not_called_blocked() -> None:
+    rules = parse_iptables_save(TEXT)
+    found = walk(rules, outbound(5432, "10.0.0.9"))
+    assert found.blocked
+    verdict = against_the_probe(found, {"target": {"ok": True}})
+    assert verdict is not None and verdict.status is Status.WARN and verdict.fixes == ()
+    assert "the probe connected" in verdict.sentence
+    assert against_the_probe(found, {"target": {"ok": False, "error": "refused"}}) is None
+    assert against_the_probe(walk(rules, inbound(8080, "eth0")), {"target": {"ok": True}}) is None
