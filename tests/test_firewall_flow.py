@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netns_listen import tcp_listener
 from test_network_wizard import Wizardry
 
 from conftest import fleetdeck_bin, require_binary, require_root
@@ -70,19 +71,7 @@ class FwHost:
 
     def listen(self, address: str, port: int) -> None:
         """A real TCP listener in this host's namespace, killed with the host."""
-        code = (
-            "import socket\ns=socket.socket()\n"
-            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-            f"s.bind(({address!r},{port}))\ns.listen()\nprint('ready',flush=True)\n"
-            "while True: s.accept()[0].close()\n"
-        )
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns, sys.executable, "-c", code],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.listeners.append(process)
-        assert process.stdout and process.stdout.readline().strip() == "ready"
+        self.listeners.append(tcp_listener(self.netns, address, port))
 
 
 @pytest.fixture
