@@ -24,8 +24,6 @@ from checks.firewall import (
     FirewallRule,
     iptables_managed,
     parse_iptables_save,
-    parse_nft_chains,
-    parse_nft_ruleset,
 )
 from checks.fwowners import jail, policy_owner, rule_owner
 from checks.hostcheck import StepFailed
@@ -33,6 +31,7 @@ from checks.hostcheck import evidence as _evidence
 from checks.hostcheck import run as _run
 from checks.model import Evidence, Finding, Fix, Pin, PinMatch, Risk, Status
 from checks.netparse import parse_addresses, parse_links
+from checks.nftables import parse_nft_chains, parse_nft_ruleset
 from checks.packetwalk import Flow, Leg, Ruleset, Walk
 from hosts.shell import CommandResult, Shell
 
@@ -50,10 +49,12 @@ class Reading:
     chains: list[ChainPolicy] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    nft_listing: CommandResult | None = None  # `nft -s -a list ruleset`: evidence, nft pins
 
 
-async def read_firewall(shell: Shell) -> Reading:
-    """iptables-save -c, ip6tables-save -c and `nft -j -a list ruleset`, as far as present.
+async def read_firewall(shell: Shell, *, listing: bool = True) -> Reading:
+    """iptables-save -c, ip6tables-save -c and `nft -j -a list ruleset`, as far as present;
+    with `listing`, nft's own tables also as the operator reads them (and pins find them).
 
     Rules of tables iptables-nft manages show in both; they are read once, from iptables-save,
     unless no iptables-save answered."""
@@ -79,7 +80,12 @@ async def read_firewall(shell: Shell) -> Reading:
         rules, chains = nft_tables(nft.stdout, skip_iptables=have_iptables)
         reading.rules += rules
         reading.chains += chains
-        reading.evidence.append(Evidence(nft.command, f"{len(rules)} rules of nft's own tables"))
+        if rules and listing:
+            # -s: no counters, which the very traffic being diagnosed keeps changing
+            reading.nft_listing = await _run(shell, ("nft", "-s", "-a", "list", "ruleset"))
+            reading.evidence.append(_evidence(reading.nft_listing))
+        else:
+            reading.evidence.append(Evidence(nft.command, f"{len(rules)} rules of nft's own"))
     if not reading.evidence:
         raise StepFailed("cannot read any firewall: " + "; ".join(reading.notes))
     return reading
@@ -340,14 +346,11 @@ async def check_firewall(
             flows.insert(0, flow)
     if listen is not None:
         probes["listen"] = await probe(listen_at, listen)
-    after = await read_firewall(shell)
+    after = await read_firewall(shell, listing=False)
     moved = moved_counters(before.rules, after.rules, before.chains, after.chains)
     ruleset = Ruleset(before.rules, before.chains)
     walks = [ruleset.walk(flow) for flow in flows]
-    nft_text = None
-    if any(w.rule and w.rule.backend == "nftables" and not rule_owner(w.rule) for w in walks):
-        # -s: no counters, which the very traffic being diagnosed keeps changing
-        nft_text = await _run(shell, ("nft", "-s", "-a", "list", "ruleset"))
+    nft_text = before.nft_listing
     findings = []
     for port in sorted({w.flow.dport for w in walks} | set(unwalked)):
         mine = [w for w in walks if w.flow.dport == port]

@@ -25,9 +25,8 @@ from checks.firewall import (
     Match,
     iptables_managed,
     parse_iptables_save,
-    parse_nft_chains,
-    parse_nft_ruleset,
 )
+from checks.nftables import parse_nft_chains, parse_nft_ruleset
 from checks.packetwalk import Flow, Leg, Ruleset
 from hosts.procfs import ParseError
 
