@@ -30,7 +30,7 @@ from checks.hostcheck import StepFailed
 from checks.hostcheck import evidence as _evidence
 from checks.hostcheck import run as _run
 from checks.model import Evidence, Finding, Fix, Pin, PinMatch, Risk, Status
-from checks.netparse import parse_addresses, parse_links
+from checks.netparse import Address, parse_addresses, parse_links
 from checks.nftables import parse_nft_chains, parse_nft_ruleset
 from checks.packetwalk import Flow, Leg, Ruleset, Walk
 from hosts.shell import CommandResult, Shell
@@ -153,10 +153,11 @@ async def target_flow(shell: Shell, host: str, port: int, address: str | None) -
     name = f"from this host to {host}:{port}"
     src = str(route.get("prefsrc") or "") or None
     out = Leg(("output", "postrouting"), oif=str(route.get("dev") or ""))
+    source = (src or address,)
     if route.get("type") == "local":
         back = Leg(("prerouting", "input"), iif=("lo",), nat=False)
-        return Flow(name, family, port, src or address, address, "LOCAL", "LOCAL", (out, back))
-    return Flow(name, family, port, src, address, "LOCAL", "UNICAST", (out,))
+        return Flow(name, family, port, source, (address,), "LOCAL", "LOCAL", (out, back))
+    return Flow(name, family, port, source, (address,), "LOCAL", "UNICAST", (out,))
 
 
 async def listen_flows(shell: Shell, port: int) -> tuple[list[Flow], str]:
@@ -170,11 +171,17 @@ async def listen_flows(shell: Shell, port: int) -> tuple[list[Flow], str]:
     leg = Leg(("prerouting", "input"), iif=names)
     flows = [
         Flow(f"from another host to port {port} here" + (" (IPv6)" if f == "ip6" else ""),
-             f, port, None, None, "UNICAST", "LOCAL", (leg,))
+             f, port, (), _addresses_of(mine, f), "UNICAST", "LOCAL", (leg,))
         for f in families
     ]  # fmt: skip
     local = next((a.local for a in mine if a.family == "inet"), "127.0.0.1")
     return flows, local
+
+
+def _addresses_of(addresses: Sequence[Address], family: str) -> tuple[str, ...]:
+    """This host's global addresses of one family: where a connection to it may go."""
+    kind = "inet" if family == "ip" else "inet6"
+    return tuple(a.local for a in addresses if a.family == kind)
 
 
 # -- grading -----------------------------------------------------------------------------------
@@ -221,12 +228,15 @@ def grade_walk(
         chain = walk.chain
         owner = policy_owner(chain, rules)
         set_by = f", set by {owner.name}" if owner else ""
-        sentence = (
-            f"{flow.name}: no rule accepts it, so the {chain.policy} policy of "
-            f"{_chain_name(chain)}{set_by} drops it{_hit(chain, moved)}; to open it, "
-            f"{_open_port(chain, rules, flow.dport)}"
+        ends = (
+            f"the {chain.policy} policy of {_chain_name(chain)}{set_by} drops it"
+            f"{_hit(chain, moved)}; to open it, {_open_port(chain, rules, flow.dport)}"
         )
-        return Verdict(Status.CRIT, sentence + _notes(walk))
+        if walk.partly_accepted:  # an allow list: open to some, closed to the rest
+            some = "; ".join(_where(r) for r in walk.partly_accepted)
+            said = f"{flow.name}: accepted only for part of it, by {some}; for the rest, {ends}"
+            return Verdict(Status.WARN, said + _notes(walk))
+        return Verdict(Status.CRIT, f"{flow.name}: no rule accepts it, so {ends}" + _notes(walk))
     if walk.blocked and rule is not None:
         owner = rule_owner(rule)
         said = f"{flow.name}: {walk.verdict} by {_where(rule)}{_hit(rule, moved)}"

@@ -66,8 +66,8 @@ class Flow:
     name: str  # for the operator: "from this host to 10.0.0.5:8080"
     family: str  # "ip" or "ip6"
     dport: int
-    src: str | None  # None: any address of another host
-    dst: str | None  # None: any address of this host
+    src: tuple[str, ...]  # the addresses it may come from; (): any of another host
+    dst: tuple[str, ...]  # the addresses it may go to; (): any of this host
     src_type: str  # address type as `-m addrtype` names it: "LOCAL", "UNICAST"
     dst_type: str
     legs: tuple[Leg, ...]
@@ -105,6 +105,11 @@ class Walk:
     def partial(self) -> list[FirewallRule]:
         """Rules that drop or reject some of the flow only (a ban on some sources)."""
         return [s.rule for s in self.steps if s.grade is Grade.SOME and s.rule.action in BLOCKS]
+
+    @property
+    def partly_accepted(self) -> list[FirewallRule]:
+        """Rules that accept some of the flow only (some sources, some interfaces)."""
+        return [s.rule for s in self.steps if s.grade is Grade.SOME and s.rule.action == "ACCEPT"]
 
     @property
     def unsure(self) -> list[FirewallRule]:
@@ -244,8 +249,8 @@ class _Walker:
             names = leg.iif if match.field == "iif" else (leg.oif,) if leg.oif else ()
             return _share(names, values)
         if match.field in ("saddr", "daddr"):
-            address = flow.src if match.field == "saddr" else flow.dst
-            return _address(values, address, flow.family)
+            addresses = flow.src if match.field == "saddr" else flow.dst
+            return _address(values, addresses, flow.family)
         if match.field == "ctstate":
             return _yes("new" in values)
         if match.field in ("src-type", "dst-type"):
@@ -285,24 +290,31 @@ def _share(names: Sequence[str], patterns: Sequence[str]) -> Grade:
     return Grade.SOME if any(hits) else Grade.NO
 
 
-def _address(values: Sequence[str], address: str | None, family: str) -> Grade:
-    """Whether an address match holds for the flow's address (None: any of many)."""
+def _address(values: Sequence[str], addresses: Sequence[str], family: str) -> Grade:
+    """Whether an address match holds for all, some or none of the flow's addresses (none
+    given: any address, so a match for part of them holds for some)."""
     version = 4 if family == "ip" else 6
-    networks: list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]] = []
+    spans: list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]] = []
     for value in values:
         try:
             if "-" in value:
-                lo, hi = (ipaddress.ip_address(v) for v in value.split("-", 1))
-                networks.append((lo, hi))
+                spans.append(tuple(ipaddress.ip_address(v) for v in value.split("-", 1)))
             else:
                 net = ipaddress.ip_network(value, strict=False)
-                networks.append((net.network_address, net.broadcast_address))
+                spans.append((net.network_address, net.broadcast_address))
         except ValueError:
             return Grade.UNSURE  # a host name, a set this reader could not open
-    mine = [(lo, hi) for lo, hi in networks if lo.version == version]
-    if address is None:
-        whole = any(int(lo) == 0 and int(hi) == 2 ** (32 if version == 4 else 128) - 1
-                    for lo, hi in mine)  # fmt: skip
+    mine = [(lo, hi) for lo, hi in spans if lo.version == version]
+    if not addresses:
+        top = 2 ** (32 if version == 4 else 128) - 1
+        whole = any(int(lo) == 0 and int(hi) == top for lo, hi in mine)
         return Grade.YES if whole else Grade.SOME if mine else Grade.NO
-    ip = ipaddress.ip_address(address)
-    return _yes(any(lo.version == ip.version and lo <= ip <= hi for lo, hi in mine))  # type: ignore[operator]
+    hits = [_within(ipaddress.ip_address(a), mine) for a in addresses]
+    return Grade.YES if all(hits) else Grade.SOME if any(hits) else Grade.NO
+
+
+def _within(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    spans: Sequence[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]],
+) -> bool:
+    return any(lo.version == ip.version and int(lo) <= int(ip) <= int(hi) for lo, hi in spans)

@@ -295,7 +295,7 @@ def _walk_all(rules: list[FirewallRule], chains: list[ChainPolicy]) -> None:
     """Any parsed ruleset walks to a verdict for flows in, out and to this host itself."""
     legs = (Leg(("prerouting", "input"), iif=("eth0",)), Leg(("output", "postrouting"), oif="lo"))
     for family in ("ip", "ip6"):
-        flow = Flow("any", family, 22, None, None, "UNICAST", "LOCAL", legs)
+        flow = Flow("any", family, 22, (), (), "UNICAST", "LOCAL", legs)
         assert Ruleset(rules, chains).walk(flow).verdict in ("ACCEPT", "DROP", "REJECT")
 
 
@@ -379,8 +379,9 @@ iptables_words = st.sampled_from(
 def test_iptables_lines_of_any_words_read_or_fail_cleanly(lines: list[str]) -> None:
     text = "*filter\n:INPUT ACCEPT [0:0]\n" + "\n".join(lines) + "\nCOMMIT\n"
     with contextlib.suppress(ParseError):
-        rules, _ = parse_iptables_save(text)
+        rules, chains = parse_iptables_save(text)
         _use(rules)
+        _walk_all(rules, chains)
         positions = [r.position for r in rules if r.chain == "INPUT"]
         assert positions == list(range(1, len(positions) + 1))
 
@@ -458,7 +459,7 @@ def throwaway_netns() -> Iterator[Callable[..., str]]:
 
 def _in(port: int) -> Flow:
     leg = Leg(("prerouting", "input"), iif=("eth0",))
-    return Flow("in", "ip", port, None, None, "UNICAST", "LOCAL", (leg,))
+    return Flow("in", "ip", port, (), (), "UNICAST", "LOCAL", (leg,))
 
 
 def _rule_lines(text: str) -> list[str]:

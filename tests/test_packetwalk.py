@@ -43,18 +43,19 @@ def nft(path: Path) -> tuple[list[FirewallRule], list[ChainPolicy]]:
 def inbound(port: int, *interfaces: str, family: str = "ip", protocol: str = "tcp") -> Flow:
     """From another host to `port` here, in on any of `interfaces`."""
     leg = Leg(("prerouting", "input"), iif=interfaces or ("eth0",))
-    return Flow("in", family, port, None, None, "UNICAST", "LOCAL", (leg,), protocol)
+    return Flow("in", family, port, (), (), "UNICAST", "LOCAL", (leg,), protocol)
 
 
 def outbound(port: int, dst: str, oif: str = "eth0", src: str = "10.0.0.2") -> Flow:
     leg = Leg(("output", "postrouting"), oif=oif)
-    return Flow("out", "ip", port, src, dst, "LOCAL", "UNICAST", (leg,))
+    return Flow("out", "ip", port, (src,), (dst,), "LOCAL", "UNICAST", (leg,))
 
 
 def to_myself(port: int, address: str = "127.0.0.1") -> Flow:
     out = Leg(("output", "postrouting"), oif="lo")
     back = Leg(("prerouting", "input"), iif=("lo",), nat=False)
-    return Flow("from this host", "ip", port, address, address, "LOCAL", "LOCAL", (out, back))
+    mine = (address,)
+    return Flow("from this host", "ip", port, mine, mine, "LOCAL", "LOCAL", (out, back))
 
 
 def walk(recording: tuple[list[FirewallRule], list[ChainPolicy]], flow: Flow) -> Walk:
@@ -345,3 +346,30 @@ def test_a_walk_that_blocks_a_connection_the_probe_made_is_not_called_blocked() 
     assert "the probe connected" in verdict.sentence
     assert against_the_probe(found, {"target": {"ok": False, "error": "refused"}}) is None
     assert against_the_probe(walk(rules, inbound(8080, "eth0")), {"target": {"ok": True}}) is None
+
+
+ALLOW_LIST = """*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 5432 -j ACCEPT
+-A INPUT -d 10.0.0.5/32 -p tcp -m tcp --dport 8080 -j ACCEPT
+COMMIT
+"""
+
+
+def test_an_allow_list_is_open_to_some_sources_and_the_policy_closes_the_rest() -> None:
+    rules = parse_iptables_save(ALLOW_LIST)
+    verdict = grade(rules, inbound(5432))
+    assert verdict.status is Status.WARN and verdict.fixes == ()
+    assert "accepted only for part of it, by iptables filter/INPUT #1" in verdict.sentence
+    assert "iptables -A INPUT -p tcp --dport 5432 -j ACCEPT" in verdict.sentence
+
+
+def test_a_rule_for_this_hosts_own_address_applies_to_every_connection_to_it() -> None:
+    rules = parse_iptables_save(ALLOW_LIST)
+    leg = Leg(("prerouting", "input"), iif=("eth0",))
+    only = Flow("in", "ip", 8080, (), ("10.0.0.5",), "UNICAST", "LOCAL", (leg,))
+    assert grade(rules, only).status is Status.OK
+    two = Flow("in", "ip", 8080, (), ("10.0.0.5", "10.0.0.6"), "UNICAST", "LOCAL", (leg,))
+    assert grade(rules, two).status is Status.WARN  # not on 10.0.0.6
