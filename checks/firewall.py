@@ -41,9 +41,10 @@ class Match:
 
     `field` is what it looks at: "protocol", "dport", "sport", "port" (either), "iif",
     "oif", "saddr", "daddr", "ctstate", "src-type", "dst-type", "pkttype", "nfproto",
-    "syn", "rate" (a limit: true below the rate; negated, `over`, true above it), or
-    "unknown" (a match this reader cannot read: `values` says what it was). Ports are in
-    `ports`; everything else in `values`, lower case but address types (LOCAL, ...).
+    "syn", "rate" (a limit: true below the rate; negated, `over`, true above it),
+    "exthdr" (an IPv6 extension header the rule needs, negated or not), or "unknown" (a
+    match this reader cannot read: `values` says what it was). Ports are in `ports`;
+    everything else in `values`, lower case but address types (LOCAL, ...).
     """
 
     field: str
@@ -191,6 +192,9 @@ _READABLE_MODULES = frozenset(
     {"tcp", "udp", "sctp", "dccp", "multiport", "comment", "conntrack", "state", "addrtype"}
     | {"icmp", "icmp6", "icmpv6", "ipv6-icmp", "limit", "pkttype"}
 )
+IPV6_EXTENSION_HEADERS = frozenset({"rt", "frag", "hbh", "dst", "ah", "mh"})
+"""IPv6 extension headers (iptables modules, nft `exthdr` names): a match on one needs the
+header, which the first packet of a TCP connection does not carry (ufw's RH0 drops)."""
 """Modules whose options this reader turns into `Match`es (or that cannot change whether a
 TCP packet matches: comments, ICMP types); any other `-m` makes the rule "may apply"."""
 _MATCH_FIELDS = {
@@ -263,6 +267,8 @@ def _iptables_option(option: str, value: str | None, negate: bool, out: _Iptable
         out.action, out.goto = value, option in ("-g", "--goto")
     elif option == "--comment":
         out.comment = value
+    elif option in ("-m", "--match") and value in IPV6_EXTENSION_HEADERS:
+        out.matches.append(Match("exthdr", (value,)))
     elif option in ("-m", "--match") and value not in _READABLE_MODULES:
         out.matches.append(Match("unknown", (f"-m {value}",)))  # an ipset, recent, owner ...
     elif option == "--tcp-flags":

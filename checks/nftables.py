@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from checks.firewall import (
     IPTABLES_TABLES,
+    IPV6_EXTENSION_HEADERS,
     ChainPolicy,
     FirewallRule,
     Match,
@@ -174,7 +175,9 @@ def _nft_condition(
     """The `Match`es of one nft match expression ("tcp dport 22" is two: the protocol and
     the port); "unknown" names what this reader skipped."""
     payload, meta, ct = _dict(left.get("payload")), _dict(left.get("meta")), _dict(left.get("ct"))
-    fib = _dict(left.get("fib"))
+    fib, exthdr = _dict(left.get("fib")), _dict(left.get("exthdr"))
+    if _str(exthdr.get("name")) in IPV6_EXTENSION_HEADERS:
+        return [Match("exthdr", (str(exthdr["name"]),))]
     proto, name = _str(payload.get("protocol")), _str(payload.get("field"))
     if name in ("dport", "sport") and proto in ("tcp", "udp", "sctp", "dccp", "th"):
         ranges = _nft_ports(right, sets)

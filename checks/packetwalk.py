@@ -230,6 +230,8 @@ class _Walker:
             return Grade.SOME if match.negated else Grade.YES
         if match.field == "unknown":
             return Grade.UNSURE
+        if match.field == "exthdr":  # negated or not, it needs a header a SYN does not have
+            return Grade.NO
         grade = self._positive(match)
         if match.negated and grade in (Grade.YES, Grade.NO):
             return Grade.NO if grade is Grade.YES else Grade.YES

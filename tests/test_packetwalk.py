@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.firewall import ChainPolicy, FirewallRule, parse_iptables_save
+from checks.firewall import ChainPolicy, FirewallRule, Match, parse_iptables_save
 from checks.firewall_step import (
     Verdict,
     against_the_probe,
@@ -373,3 +373,12 @@ def test_a_rule_for_this_hosts_own_address_applies_to_every_connection_to_it() -
     assert grade(rules, only).status is Status.OK
     two = Flow("in", "ip", 8080, (), ("10.0.0.5", "10.0.0.6"), "UNICAST", "LOCAL", (leg,))
     assert grade(rules, two).status is Status.WARN  # not on 10.0.0.6
+
+
+def test_ufws_ipv6_routing_header_drops_do_not_apply_to_a_new_connection() -> None:
+    ufw6 = parse_iptables_save((FIREWALL / "ufw-ip6tables-save-c.txt").read_text(), "ip6tables")
+    rh0 = next(r for r in ufw6[0] if "--rt-type 0" in r.text and r.chain == "ufw6-before-input")
+    assert Match("exthdr", ("rt",)) in rh0.matches and not rh0.opaque
+    verdict = grade(ufw6, inbound(8080, family="ip6"))
+    assert verdict.status is Status.OK and "may apply" not in verdict.sentence
+    assert grade(ufw6, inbound(8081, family="ip6")).status is Status.CRIT
