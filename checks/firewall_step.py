@@ -305,8 +305,14 @@ def path_evidence(walk: Walk, moved: dict[RuleKey, int]) -> Evidence:
 def probe_evidence(
     probes: dict[str, dict[str, object] | None], moved: dict[RuleKey, int]
 ) -> Evidence:
+    """What the probes got, and every counter that moved while they ran (other traffic too:
+    the walk names a rule as hit only where it lies on the flow's path)."""
     said = [f"{what}: {json.dumps(result)}" for what, result in probes.items()]
-    said.append(f"rules whose counters moved meanwhile: {len(moved)}")
+    said.append(f"counters that moved meanwhile: {len(moved)}")
+    for (backend, _family, table, chain, where, text), count in moved.items():
+        place = f"handle {where}" if backend == "nftables" else f"#{where}"
+        what = "policy" if text == "policy" else f"{place}: {text}"
+        said.append(f"  {backend} {table}/{chain} {what} +{count}")
     return Evidence("the step's own probe connections", "\n".join(said))
 
 
