@@ -170,7 +170,7 @@ async def listen_flows(shell: Shell, port: int) -> tuple[list[Flow], str]:
     families = ["ip"] + (["ip6"] if any(a.family == "inet6" for a in mine) else [])
     leg = Leg(("prerouting", "input"), iif=names)
     flows = [
-        Flow(f"from another host to port {port} here" + (" (IPv6)" if f == "ip6" else ""),
+        Flow("from other hosts" + (" (IPv6)" if f == "ip6" else ""),
              f, port, (), _addresses_of(mine, f), "UNICAST", "LOCAL", (leg,))
         for f in families
     ]  # fmt: skip
@@ -239,7 +239,7 @@ def grade_walk(
         return Verdict(Status.CRIT, f"{flow.name}: no rule accepts it, so {ends}" + _notes(walk))
     if walk.blocked and rule is not None:
         owner = rule_owner(rule)
-        said = f"{flow.name}: {walk.verdict} by {_where(rule)}{_hit(rule, moved)}"
+        said = f"{flow.name}: {walk.verdict} by {_where(rule)}{_hit(rule, moved)}{_behind(walk)}"
         if owner is not None:
             said += f"; {owner.name} owns it: see {_fill(owner.review, rule, flow)}; "
             said += f"to open the port: {_fill(owner.allow or owner.remove, rule, flow)}"
@@ -251,6 +251,21 @@ def grade_walk(
     sentence = f"{flow.name}: accepted{by}{_hit(accepted[-1], moved) if accepted else ''}"
     status = Status.WARN if walk.unsure else Status.OK
     return Verdict(status, sentence + _notes(walk))
+
+
+def _behind_it(walk: Walk) -> list[str]:
+    """What drops the flow next, were the blocking rule gone."""
+    return [
+        _where(rule) if rule else f"the {chain.policy} policy of {_chain_name(chain)}"
+        for rule, chain in walk.behind
+    ]
+
+
+def _behind(walk: Walk) -> str:
+    """Said in the summary, so a fix that deletes one rule is not taken for the whole answer;
+    the path's evidence names them."""
+    count = len(walk.behind)
+    return f" ({count} more behind it: see the path)" if count else ""
 
 
 def _fill(template: str, rule: FirewallRule, flow: Flow) -> str:
@@ -299,6 +314,7 @@ def path_evidence(walk: Walk, moved: dict[RuleKey, int]) -> Evidence:
     if walk.by_policy and end is not None:
         lines.append(f"end of {_chain_name(end)}: policy {end.policy}{_hit(end, moved)}")
     lines.append(f"verdict: {walk.verdict}")
+    lines += [f"behind it, also dropped by {said}" for said in _behind_it(walk)]
     return Evidence(f"the path {walk.flow.name}", "\n".join(lines))
 
 
@@ -316,17 +332,25 @@ def probe_evidence(
     return Evidence("the step's own probe connections", "\n".join(said))
 
 
+_VERDICT_WORDS = {"ACCEPT": "accepted", "DROP": "dropped", "REJECT": "rejected"}
+
+
 def port_finding(
     port: int,
     walks: Sequence[tuple[Walk, Verdict]],
     evidence: Sequence[Evidence],
     notes: Sequence[str],
 ) -> Finding:
-    """One finding per port: the worst of its flows, every flow's sentence, their fixes."""
+    """One finding per port: the worst of its flows in full, the others in a word each
+    (their paths are in the evidence), and the fixes of all."""
     target = f"tcp/{port}"
     status = max((v.status for _, v in walks), key=lambda s: s.rank, default=Status.OK)
     ordered = sorted(walks, key=lambda wv: -wv[1].status.rank)
-    summary = "; ".join(v.sentence for _, v in ordered) or f"no flow to walk for {target}"
+    said = [v.sentence for _, v in ordered if v.status is status]
+    said += [
+        f"{w.flow.name}: {_VERDICT_WORDS[w.verdict]}" for w, v in ordered if v.status is not status
+    ]
+    summary = "; ".join(said) or f"no flow to walk for {target}"
     if notes:
         summary += " (" + "; ".join(notes) + ")"
     fixes: dict[tuple[str, ...], Fix] = {}

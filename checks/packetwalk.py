@@ -92,6 +92,9 @@ class Walk:
     chain: ChainPolicy | None  # the base chain where it ended (None: no chain at all)
     steps: tuple[Step, ...]
     chains: tuple[ChainPolicy, ...]  # the base chains the flow went through, in order
+    behind: tuple[tuple[FirewallRule | None, ChainPolicy], ...] = ()
+    """What would drop it next, were the blocking rule gone: (rule or None for a policy,
+    base chain), for each later base chain on the path that blocks it too."""
 
     @property
     def blocked(self) -> bool:
@@ -161,21 +164,40 @@ class Ruleset:
         """The flow's path through every base chain of every hook it passes."""
         walker = _Walker(self, flow)
         passed: list[ChainPolicy] = []
-        for leg in flow.legs:
+        path = self._path(flow)
+        for index, (leg, base) in enumerate(path):
             walker.leg = leg
-            for hook in leg.hooks:
-                for base in self.base_chains(flow.family, hook):
-                    if base.kind == "nat" and not leg.nat:
-                        continue
-                    passed.append(base)
-                    verdict, rule = walker.chain(_chain_key(base), Grade.YES, 0)
-                    if verdict is None:
-                        verdict, rule = base.policy, None
-                    if verdict in BLOCKS:
-                        steps = tuple(walker.steps)
-                        return Walk(flow, verdict, rule, base, steps, tuple(passed))
+            passed.append(base)
+            verdict, rule = walker.run(base)
+            if verdict in BLOCKS:
+                behind = self._behind(flow, path[index + 1 :])
+                steps = tuple(walker.steps)
+                return Walk(flow, verdict, rule, base, steps, tuple(passed), behind)
         last = passed[-1] if passed else None
         return Walk(flow, "ACCEPT", None, last, tuple(walker.steps), tuple(passed))
+
+    def _path(self, flow: Flow) -> list[tuple[Leg, ChainPolicy]]:
+        """Every base chain the flow passes, in order, with the leg it is on there."""
+        return [
+            (leg, base)
+            for leg in flow.legs
+            for hook in leg.hooks
+            for base in self.base_chains(flow.family, hook)
+            if leg.nat or base.kind != "nat"
+        ]
+
+    def _behind(
+        self, flow: Flow, rest: Sequence[tuple[Leg, ChainPolicy]]
+    ) -> tuple[tuple[FirewallRule | None, ChainPolicy], ...]:
+        """The later base chains that would block the flow as well."""
+        walker = _Walker(self, flow)
+        found = []
+        for leg, base in rest:
+            walker.leg = leg
+            verdict, rule = walker.run(base)
+            if verdict in BLOCKS:
+                found.append((rule, base))
+        return tuple(found)
 
 
 class _Walker:
@@ -186,6 +208,11 @@ class _Walker:
         self.flow = flow
         self.leg = flow.legs[0] if flow.legs else Leg(())
         self.steps: list[Step] = []
+
+    def run(self, base: ChainPolicy) -> tuple[str, FirewallRule | None]:
+        """A base chain's verdict for the flow and the rule that gave it (None: its policy)."""
+        verdict, rule = self.chain(_chain_key(base), Grade.YES, 0)
+        return (base.policy, None) if verdict is None else (verdict, rule)
 
     def chain(
         self, key: ChainKey, mode: Grade, depth: int

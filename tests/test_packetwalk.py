@@ -22,6 +22,7 @@ from checks.firewall_step import (
     grade_walk,
     moved_counters,
     nft_tables,
+    path_evidence,
 )
 from checks.fwowners import OWNERS, chain_owner, policy_owner, rule_owner
 from checks.model import Fix, Status
@@ -382,3 +383,19 @@ def test_ufws_ipv6_routing_header_drops_do_not_apply_to_a_new_connection() -> No
     verdict = grade(ufw6, inbound(8080, family="ip6"))
     assert verdict.status is Status.OK and "may apply" not in verdict.sentence
     assert grade(ufw6, inbound(8081, family="ip6")).status is Status.CRIT
+
+
+def test_a_drop_behind_the_first_one_is_said_so_one_deletion_is_not_taken_for_all() -> None:
+    v4, v4_chains = iptables(NET / "iptables-save.txt")
+    own, own_chains = nft(NET / "nft-ruleset.txt")
+    both = (v4 + own, v4_chains + own_chains)
+    found = walk(both, inbound(8080))
+    assert found.rule and found.rule.backend == "iptables" and found.rule.position == 2
+    assert [(r.text if r else None, c.table) for r, c in found.behind] == [
+        ("tcp dport 8080 drop", "fleet")
+    ]
+    said = grade_walk(found, both[0], {}, lambda rule: None).sentence
+    assert said.endswith("-j DROP (1 more behind it: see the path)")
+    path = path_evidence(found, {}).output
+    assert "behind it, also dropped by nftables fleet/input #2: tcp dport 8080 drop" in path
+    assert walk(both, inbound(8081)).behind == ()  # REJECT by iptables; nft lets 8081 in

@@ -96,8 +96,9 @@ def test_network_wizard_at_160x45(snap_compare) -> None:  # type: ignore[no-unty
 
 def test_confirm_fix_modal(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """f on the firewall step of a prod host: the ConfirmFix modal with host and tier, the
-    finding, risk 'disruptive', the impact, the pinned rule, the exact command and the undo
-    command, and a box asking for the host name (prod)."""
+    finding (each flow to the port: the DROP that decides it, how many more are behind it),
+    risk 'disruptive', the impact, the pinned rule, the exact command (the undo command
+    below it, a scroll away), and a box asking for the host name (prod)."""
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await until_shown(pilot)
