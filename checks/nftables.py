@@ -275,6 +275,8 @@ def _nft_statement(key: str, value: object, out: _NftReading) -> None:
                 out.matches.append(Match("unknown", (f"xt match {inner.get('name')}",)))
         elif key in ("masquerade", "snat", "dnat", "redirect", "queue"):
             out.statement = key.upper()
+        elif key == "vmap":  # the verdict is looked up in a map: it depends on the packet
+            out.verdict = "VMAP"
         out.words.append(None)
 
 

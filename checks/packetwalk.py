@@ -36,8 +36,8 @@ BLOCKS = frozenset({"DROP", "REJECT"})
 ENDS = frozenset({"ACCEPT", "DROP", "REJECT", "RETURN"})
 NAT_ENDS = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
 """nat targets that end the nat chain: the packet goes on (with its address rewritten)."""
-USERSPACE = frozenset({"QUEUE", "NFQUEUE"})
-"""Targets whose verdict a program gives: the walk cannot know it."""
+USERSPACE = frozenset({"QUEUE", "NFQUEUE", "VMAP"})
+"""Verdicts a program (or an nft verdict map) gives per packet: the walk cannot know them."""
 
 
 class Grade(enum.IntEnum):

@@ -9,6 +9,7 @@ owner's way to open the port. The same walk runs for real over SSH in test_firew
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -399,3 +400,16 @@ def test_a_drop_behind_the_first_one_is_said_so_one_deletion_is_not_taken_for_al
     path = path_evidence(found, {}).output
     assert "behind it, also dropped by nftables fleet/input #2: tcp dport 8080 drop" in path
     assert walk(both, inbound(8081)).behind == ()  # REJECT by iptables; nft lets 8081 in
+
+
+def test_an_nft_verdict_map_may_apply_and_never_decides() -> None:
+    from checks.nftables import parse_nft_chains, parse_nft_ruleset
+
+    chain = {"family": "inet", "table": "t", "name": "input", "hook": "input", "prio": 0,
+             "type": "filter", "policy": "accept"}  # fmt: skip
+    vmap = {"vmap": {"key": {"payload": {"protocol": "th", "field": "dport"}},
+                     "data": {"set": [[8080, {"drop": None}]]}}}  # fmt: skip
+    rule = {"family": "inet", "table": "t", "chain": "input", "handle": 2, "expr": [vmap]}
+    text = json.dumps({"nftables": [{"chain": chain}, {"rule": rule}]})
+    found = Ruleset(parse_nft_ruleset(text), parse_nft_chains(text)).walk(inbound(8080))
+    assert found.verdict == "ACCEPT" and [r.handle for r in found.unsure] == [2]
