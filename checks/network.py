@@ -15,18 +15,12 @@ import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from checks.firewall import (
-    FirewallRule,
-    blocking_rules,
-    iptables_managed,
-    parse_iptables_save,
-    parse_nft_ruleset,
-)
+from checks.firewall_step import check_firewall
 from checks.hostcheck import ShellCheck, StepFailed
 from checks.hostcheck import evidence as _evidence
 from checks.hostcheck import required as _required
 from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, PinMatch, Risk, Status
+from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
 from checks.netparse import (
     PORTED_KINDS,
     Link,
@@ -675,142 +669,17 @@ async def _gateway(shell: Shell, gateway: str, device: str | None = None) -> Fin
 # -- N5 firewall -----------------------------------------------------------------------------
 
 
-def _ports(ctx: CheckContext) -> list[int]:
-    ports = []
-    if ctx.params.get("target"):
-        ports.append(split_target(ctx.params["target"])[1])
-    if ctx.params.get("listen"):
-        ports.append(int(ctx.params["listen"]))
-    return sorted(set(ports))
-
-
 async def _check_firewall(ctx: CheckContext, shell: Shell) -> list[Finding]:
-    rules: list[FirewallRule] = []
-    evidence: list[Evidence] = []
-    notes: list[str] = []
-    seen_tables: set[tuple[str, str]] = set()
-    for tool, family in (("iptables-save", "ip"), ("ip6tables-save", "ip6")):
-        result = await _run(shell, (tool,))
-        if result.exit_status == 127:
-            notes.append(f"{tool} not installed")
-            continue
-        if not result.ok:
-            notes.append(f"{tool}: {result.stderr.strip() or f'exit {result.exit_status}'}")
-            continue
-        backend = "iptables" if family == "ip" else "ip6tables"
-        found, _policies = parse_iptables_save(result.stdout, backend)
-        rules += found
-        seen_tables |= {(family, r.table) for r in found}
-        evidence.append(_evidence(result))
-    nft = await _run(shell, ("nft", "-j", "-a", "list", "ruleset"))
-    nft_text: CommandResult | None = None
-    if nft.exit_status == 127:
-        notes.append("nft not installed")
-    elif not nft.ok:
-        notes.append(f"nft: {nft.stderr.strip() or f'exit {nft.exit_status}'}")
-    else:
-        own = [r for r in parse_nft_ruleset(nft.stdout) if not iptables_managed(r)]
-        rules += own
-        if own:
-            # -s: no counters, which the very traffic being diagnosed keeps changing
-            nft_text = await _run(shell, ("nft", "-s", "-a", "list", "ruleset"))
-            evidence.append(_evidence(nft_text))
-    if not evidence:
-        raise StepFailed("cannot read any firewall: " + "; ".join(notes))
-    ports = _ports(ctx)
-    findings = []
-    for port in ports:
-        blocking = blocking_rules(rules, port)
-        target = f"tcp/{port}"
-        if not blocking:
-            summary = f"no rule drops or rejects {target} ({len(rules)} rules read)"
-            if notes:
-                summary += "; " + "; ".join(notes)
-            findings.append(Finding("net.firewall", Status.OK, target, summary, tuple(evidence)))
-            continue
-        fixes = tuple(
-            fix
-            for rule in blocking
-            if (fix := _delete_rule_fix(rule, target, nft_text)) is not None
-        )
-        listed = "\n".join(
-            f"{r.backend} {r.table}/{r.chain} #{r.position}: {r.text}" for r in blocking
-        )
-        first = blocking[0]
-        count = f"{len(blocking)} rules drop or reject" if len(blocking) > 1 else "a rule blocks"
-        summary = f"{count} {target}: {first.backend} {first.chain}: {first.text}"
-        named = Evidence(f"rules that drop or reject {target}", listed)
-        findings.append(
-            Finding("net.firewall", Status.CRIT, target, summary, (named, *evidence), fixes)
-        )
-    return findings
+    """The paths of the --target and --listen flows through the rules (checks.firewall_step),
+    with this module's TCP probe as the step's own probe connection."""
+    target = split_target(ctx.params["target"]) if ctx.params.get("target") else None
+    listen = int(ctx.params["listen"]) if ctx.params.get("listen") else None
 
+    async def probe(host: str, port: int) -> dict[str, object] | None:
+        args = ("tcp", host, str(port), f"{CONNECT_TIMEOUT:g}")
+        return await _python(shell, *args, timeout=CONNECT_TIMEOUT + 10)
 
-_NFT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-"""nft re-reads its arguments as text: names outside its identifier characters are refused."""
-
-
-def _delete_rule_fix(rule: FirewallRule, target: str, nft_text: CommandResult | None) -> Fix | None:
-    verb = {"DROP": "dropped", "REJECT": "rejected"}.get(rule.action, "blocked")
-    if rule.restore_argv:
-        impact = (
-            f"{target} is no longer {verb} by this rule: traffic it stopped gets through; "
-            "the command that puts it back is kept in the audit log"
-        )
-    else:  # sets, xt matches: nothing here can rebuild it, so deleting it is for good
-        impact = (
-            f"{target} is no longer {verb} by this rule: traffic it stopped gets through; "
-            "fleetdeck cannot put this rule back (save the ruleset first)"
-        )
-    if rule.backend in ("iptables", "ip6tables"):
-        pin = Pin(
-            f"the rule in {rule.backend} {rule.table}/{rule.chain}",
-            (rule.backend, "-t", rule.table, "-S", rule.chain),
-            rule.text,
-            PinMatch.LINE,
-        )
-    else:
-        names = (rule.family, rule.table, rule.chain)
-        line = _nft_rule_line(nft_text.stdout if nft_text else "", rule)
-        if line is None or not all(_NFT_NAME.match(name) for name in names):
-            return None
-        pin = Pin(
-            f"nft rule handle {rule.handle} in {rule.family} {rule.table}/{rule.chain}",
-            ("nft", "-s", "-a", "list", "chain", *names),
-            line,
-            PinMatch.LINE,
-        )
-    return Fix(
-        id="net.firewall.delete-rule",
-        title=f"delete the {rule.backend} rule that {rule.action.lower()}s {target}"
-        + (f" from {rule.source}" if rule.source else "")
-        + (f" on {rule.in_interface}" if rule.in_interface else ""),
-        risk=Risk.DISRUPTIVE if rule.restore_argv else Risk.DESTRUCTIVE,
-        commands=(rule.delete_argv,),
-        target=target,
-        pin=pin,
-        verify="net.firewall",
-        impact=impact,
-        undo=(rule.restore_argv,) if rule.restore_argv else (),
-    )
-
-
-def _nft_rule_line(text: str, rule: FirewallRule) -> str | None:
-    """The rule's own line in `nft -a list ruleset`, found by table, chain and handle."""
-    table = chain = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("table "):
-            table = tuple(line.split()[1:3])
-        elif line.startswith("chain "):
-            chain = line.split()[1]
-        elif (
-            line.endswith(f"# handle {rule.handle}")
-            and table == (rule.family, rule.table)
-            and chain == rule.chain
-        ):
-            return line
-    return None
+    return await check_firewall(shell, target, listen, probe)
 
 
 # -- N6 TCP connect --------------------------------------------------------------------------
@@ -981,8 +850,9 @@ NETWORK_WIZARD = Wizard(
         ),
         Step(
             FIREWALL,
-            "A DROP rule makes connections time out, a REJECT makes them fail at "
-            "once; delete the rule only if it is not meant to be there.",
+            "The packet is followed through the rules in order to the one that decides, "
+            "or to the chain's policy; a rule of Docker, ufw, firewalld, fail2ban or "
+            "Kubernetes is changed with that tool, not deleted here.",
             requires=("target", "listen"),
         ),
         Step(

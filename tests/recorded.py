@@ -146,6 +146,9 @@ class RecordedNetShell:
             ("cat", "/etc/resolv.conf"): "resolv-systemd.conf",
             ("iptables-save",): "iptables-save.txt",
             ("ip6tables-save",): "ip6tables-save.txt",
+            ("iptables-save", "-c"): "iptables-save-counters.txt",
+            # recorded without -c: ip6tables-save -c prints the same rules, counters aside
+            ("ip6tables-save", "-c"): "ip6tables-save.txt",
             ("nft", "-j", "-a", "list", "ruleset"): "nft-ruleset.txt",
             ("ss", "-H", "-ltnp"): "ss-ltnup.txt",
         }

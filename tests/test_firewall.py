@@ -20,13 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checks.firewall import (
+    ChainPolicy,
     FirewallRule,
-    blocking_rules,
+    Match,
     iptables_managed,
     parse_iptables_save,
-    parse_nft_chains,
-    parse_nft_ruleset,
 )
+from checks.nftables import parse_nft_chains, parse_nft_ruleset
+from checks.packetwalk import Flow, Leg, Ruleset
 from hosts.procfs import ParseError
 
 from conftest import require_binary, require_root
@@ -95,17 +96,28 @@ def test_iptables_save_with_counters_reads_the_same_rules() -> None:
     assert counted == plain
 
 
-def test_iptables_blocking_rules_for_a_port() -> None:
+def test_iptables_rules_carry_every_match_the_walk_tests() -> None:
     rules, _ = parse_iptables_save(recorded("iptables-save.txt"))
-    found = blocking_rules(rules, 8080)
-    assert [(r.position, r.action) for r in found] == [(2, "DROP"), (4, "REJECT"), (7, "DROP")]
-    assert [r.narrowed for r in found] == [False, False, True]  # 7 drops one source only
-    assert [r.position for r in blocking_rules(rules, 8050)] == [4, 7]
-    assert [r.position for r in blocking_rules(rules, 9100)] == [6, 7]
-    assert [r.position for r in blocking_rules(rules, 53, "udp")] == [7]
-    v6, _ = parse_iptables_save(recorded("ip6tables-save.txt"), "ip6tables")
-    assert [r.position for r in blocking_rules(v6, 4500, "udp")] == [3]
-    assert blocking_rules(v6, 4500) == []
+    lo, drop, *_ = rules
+    assert lo.matches == (Match("iif", ("lo",)),)
+    assert drop.matches == (Match("protocol", ("tcp",)), Match("dport", ports=((8080, 8080),)))
+    guard = next(r for r in rules if r.chain == "SSHGUARD")
+    assert Match("ctstate", ("new",)) in guard.matches
+    assert Match("unknown", ("-m recent",)) in guard.matches and guard.opaque
+    text = "*filter\n-A INPUT ! -i eth+ -m addrtype ! --dst-type LOCAL -p tcp --syn -g X\n"
+    (odd,), _ = parse_iptables_save(text)
+    assert odd.goto and odd.action == "X"
+    assert odd.matches[:2] == (
+        Match("iif", ("eth*",), negated=True),
+        Match("dst-type", ("LOCAL",), negated=True),
+    )
+    assert odd.matches[-1] == Match("syn")
+
+
+def test_counters_are_read_but_do_not_make_a_rule_another() -> None:
+    counted, _ = parse_iptables_save("*filter\n[12:720] -A INPUT -j DROP\n")
+    plain, _ = parse_iptables_save("*filter\n-A INPUT -j DROP\n")
+    assert counted == plain and (counted[0].packets, plain[0].packets) == (12, None)
 
 
 def test_iptables_save_is_read_strictly() -> None:
@@ -210,16 +222,17 @@ def test_an_iptables_named_table_without_xt_is_still_iptables_managed() -> None:
     assert [iptables_managed(r) for r in rules] == [True, False]
 
 
-def test_nft_blocking_rules_follow_jumps_into_chains() -> None:
-    rules = parse_nft_ruleset(recorded("nft-ruleset.txt"), skip_iptables=True)
-    shown = [(r.table, r.chain, r.text) for r in blocking_rules(rules, 8080)]
-    assert shown == [
-        ("fleet", "input", "tcp dport 8080 drop"),
-        ("v6only", "input", "tcp dport 8080 reject with icmpv6 admin-prohibited"),
-    ]
-    assert [(r.chain, r.text) for r in blocking_rules(rules, 2222)] == [("guard", "drop")]
-    assert [r.text for r in blocking_rules(rules, 5003)] == ["tcp dport @blocked drop"]
-    assert blocking_rules(rules, 123, "udp") == []
+def test_nft_rules_carry_every_match_the_walk_tests() -> None:
+    fleet = [r for r in _nft("inet", "fleet") if r.chain == "input"]
+    assert fleet[0].matches == (Match("iif", ("lo",)),)
+    assert fleet[5].matches == (
+        Match("saddr", ("203.0.113.7",)),
+        Match("protocol", ("tcp",)),
+        Match("dport", ports=((22, 22),)),
+    )
+    assert fleet[9].matches == (Match("ctstate", ("established", "related")),)
+    assert fleet[13].matches[-1] == Match("rate", ("5/minute",), negated=True)
+    assert fleet[4].packets == 0  # `counter`: nft keeps one
 
 
 def test_nft_chains_give_base_chain_policies() -> None:
@@ -228,6 +241,8 @@ def test_nft_chains_give_base_chain_policies() -> None:
     assert shown[("ip6", "v6only", "input")] == "DROP"
     assert shown[("inet", "fleet", "guard")] == "-"
     assert shown[("ip", "filter", "FORWARD")] == "DROP"
+    v6only = next(c for c in chains if (c.family, c.table) == ("ip6", "v6only"))
+    assert (v6only.hook, v6only.priority, v6only.kind) == ("input", 10, "filter")
 
 
 def test_nft_output_that_is_not_a_ruleset_is_an_error() -> None:
@@ -276,6 +291,14 @@ def _use(rules: list[FirewallRule]) -> None:
         assert all(0 <= lo <= hi <= 65535 for lo, hi in rule.ports or ())
 
 
+def _walk_all(rules: list[FirewallRule], chains: list[ChainPolicy]) -> None:
+    """Any parsed ruleset walks to a verdict for flows in, out and to this host itself."""
+    legs = (Leg(("prerouting", "input"), iif=("eth0",)), Leg(("output", "postrouting"), oif="lo"))
+    for family in ("ip", "ip6"):
+        flow = Flow("any", family, 22, (), (), "UNICAST", "LOCAL", legs)
+        assert Ruleset(rules, chains).walk(flow).verdict in ("ACCEPT", "DROP", "REJECT")
+
+
 @settings(max_examples=300)
 @given(st.text(max_size=400))
 def test_no_parser_crashes_on_garbage_text(text: str) -> None:
@@ -291,7 +314,7 @@ def test_no_parser_crashes_on_any_json(value: object) -> None:
             _result_or_parse_error(parser, text)
         with contextlib.suppress(ParseError):
             _use(parse_nft_ruleset(text))
-            blocking_rules(parse_nft_ruleset(text), 8080)
+            _walk_all(parse_nft_ruleset(text), parse_nft_chains(text))
 
 
 nft_rules = st.fixed_dictionaries(
@@ -310,7 +333,7 @@ nft_rules = st.fixed_dictionaries(
 def test_nft_rules_of_any_shape_read_or_fail_cleanly(objects: list[object]) -> None:
     rules = parse_nft_ruleset(json.dumps({"nftables": objects}))
     _use(rules)
-    blocking_rules(rules, 22)
+    _walk_all(rules, parse_nft_chains(json.dumps({"nftables": objects})))
 
 
 port_ranges = st.lists(
@@ -356,8 +379,9 @@ iptables_words = st.sampled_from(
 def test_iptables_lines_of_any_words_read_or_fail_cleanly(lines: list[str]) -> None:
     text = "*filter\n:INPUT ACCEPT [0:0]\n" + "\n".join(lines) + "\nCOMMIT\n"
     with contextlib.suppress(ParseError):
-        rules, _ = parse_iptables_save(text)
+        rules, chains = parse_iptables_save(text)
         _use(rules)
+        _walk_all(rules, chains)
         positions = [r.position for r in rules if r.chain == "INPUT"]
         assert positions == list(range(1, len(positions) + 1))
 
@@ -433,6 +457,11 @@ def throwaway_netns() -> Iterator[Callable[..., str]]:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
 
 
+def _in(port: int) -> Flow:
+    leg = Leg(("prerouting", "input"), iif=("eth0",))
+    return Flow("in", "ip", port, (), (), "UNICAST", "LOCAL", (leg,))
+
+
 def _rule_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
@@ -461,7 +490,8 @@ def test_firewall_rules_are_deleted_exactly_and_restored_in_place_for_real(
             run(*rule.restore_argv)
             assert _rule_lines(run(f"{backend}-save")) == _rule_lines(before), rule.text
         if backend == "iptables":
-            assert [r.position for r in blocking_rules(rules, 8080)] == [2, 3, 4]
+            walk = Ruleset(rules, parse_iptables_save(before)[1]).walk(_in(8080))
+            assert walk.rule and walk.rule.position == 2  # the first of the three, in order
 
     listing = ("nft", "-a", "list", "table", "inet", "fdtest")
     before_nft = _nft_lines(run(*listing))
@@ -481,4 +511,8 @@ def test_firewall_rules_are_deleted_exactly_and_restored_in_place_for_real(
     rules = parse_nft_ruleset(run("nft", "-j", "-a", "list", "ruleset"))
     managed = {(r.family, r.table) for r in rules if iptables_managed(r)}
     assert managed == {("ip", "filter"), ("ip6", "filter")}
-    assert [r.text for r in blocking_rules(rules, 2222) if not iptables_managed(r)] == ["drop"]
+    own = [r for r in rules if not iptables_managed(r)]
+    guard = Ruleset(own, parse_nft_chains(run("nft", "-j", "-a", "list", "ruleset"))).walk(
+        _in(2222)
+    )
+    assert guard.rule and (guard.rule.chain, guard.rule.text) == ("guard", "drop")

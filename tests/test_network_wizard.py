@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netns_listen import tcp_listener
 
 from conftest import fleetdeck_bin, require_binary, require_root
 from sshd import NetnsHost, NetnsLab, SshKeys, write_known_hosts
@@ -141,19 +142,7 @@ def listener(lab: Lab) -> Iterator[Any]:
 
     def start(host: NetnsHost, address: str, port: int) -> None:
         assert host.netns
-        code = (
-            "import socket,sys,time\ns=socket.socket()\n"
-            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-            f"s.bind(({address!r},{port}))\ns.listen()\nprint('ready',flush=True)\n"
-            "while True: s.accept()[0].close()\n"
-        )
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", host.netns, sys.executable, "-c", code],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        started.append(process)
-        assert process.stdout and process.stdout.readline().strip() == "ready"
+        started.append(tcp_listener(host.netns, address, port))
 
     yield start
     for process in started:

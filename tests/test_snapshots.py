@@ -73,7 +73,8 @@ def test_network_wizard_at_80x24(snap_compare) -> None:  # type: ignore[no-untyp
     """The network wizard on recorded state (target 10.0.0.5:8080, listen 8080): ✖ link
     (spare0 down), ▲ route (the target is this host; dead default gateways it does not use
     are warnings), ✖ firewall, ✖ connect, ▲ listen (127.0.0.1 only), the rest ✔;
-    the progress bar full; the firewall step selected: 6 rules, fix [1] with its command."""
+    the progress bar full; the firewall step selected: the iptables and ip6tables DROPs that
+    decide the IPv4 and IPv6 flows from other hosts, and the loopback accept of its own."""
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await until_shown(pilot)
@@ -96,8 +97,9 @@ def test_network_wizard_at_160x45(snap_compare) -> None:  # type: ignore[no-unty
 
 def test_confirm_fix_modal(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """f on the firewall step of a prod host: the ConfirmFix modal with host and tier, the
-    finding, risk 'disruptive', the impact, the pinned rule, the exact command and the undo
-    command, and a box asking for the host name (prod)."""
+    finding (each flow to the port: the DROP that decides it, how many more are behind it),
+    risk 'disruptive', the impact, the pinned rule, the exact command (the undo command
+    below it, a scroll away), and a box asking for the host name (prod)."""
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await until_shown(pilot)
