@@ -614,10 +614,13 @@ async def _default_findings(
         for route in defaults
     )
     for family, finding in graded.values():
-        if reached is not None:
-            finding = _at_most_warn(finding, "the target does not use it")
+        if reached:  # the target's own route works: a default it does not use is no fault
+            finding = _at_most(Status.OK, finding, "the target does not use it")
+        elif reached is not None:
+            finding = _at_most(Status.WARN, finding, "the target does not use it")
         elif family == "inet6" and ipv4_works:
-            finding = _at_most_warn(finding, "IPv4 works: only IPv6 beyond this network fails")
+            why = "IPv4 works: only IPv6 beyond this network fails"
+            finding = _at_most(Status.WARN, finding, why)
         findings.append(finding)
     return findings
 
@@ -628,10 +631,11 @@ def _hops(route: Route) -> list[tuple[str, str | None]]:
     return [(gateway, device) for gateway, device in hops if gateway]
 
 
-def _at_most_warn(finding: Finding, why: str) -> Finding:
-    if finding.status is not Status.CRIT:
+def _at_most(status: Status, finding: Finding, why: str) -> Finding:
+    """The finding graded no worse than `status`, saying why; UNKNOWN stays UNKNOWN."""
+    if finding.status not in (Status.WARN, Status.CRIT) or finding.status.rank <= status.rank:
         return finding
-    return dataclasses.replace(finding, status=Status.WARN, summary=f"{finding.summary} ({why})")
+    return dataclasses.replace(finding, status=status, summary=f"{finding.summary} ({why})")
 
 
 def _route_text(route: Route) -> str:
@@ -660,10 +664,11 @@ async def _gateway(shell: Shell, gateway: str, device: str | None = None) -> Fin
     if state in ("REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"):
         summary = f"{gateway} does not answer ping but answers ARP/ND ({state}): it is there"
         return Finding("net.route", Status.OK, target, summary, evidence)
-    why = "ping is not installed" if ping.exit_status == 127 else "no answer to ping or ARP"
-    return Finding(
-        "net.route", Status.CRIT, target, f"gateway {gateway} unreachable: {why}", evidence
-    )
+    if ping.exit_status == 127:  # a missing tool is not a dead gateway
+        summary = f"cannot tell whether {gateway} answers: ping is not installed, no ARP/ND entry"
+        return Finding("net.route", Status.UNKNOWN, target, summary, evidence)
+    summary = f"gateway {gateway} unreachable: no answer to ping or ARP"
+    return Finding("net.route", Status.CRIT, target, summary, evidence)
 
 
 # -- N5 firewall -----------------------------------------------------------------------------

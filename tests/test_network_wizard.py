@@ -691,18 +691,21 @@ def dual_stack_client(lab: Lab) -> Iterator[str]:
                check=False)  # fmt: skip
 
 
-def test_a_dead_ipv6_gateway_the_ipv4_target_does_not_use_is_at_most_a_warning(
+def test_a_dead_ipv6_gateway_the_ipv4_target_does_not_use_is_reported_not_graded(
     lab: Lab, dual_stack_client: str
 ) -> None:
+    """An IPv6 default route that goes nowhere is how many ordinary hosts look: while the
+    target's own route works it is named, and the step stays OK."""
     for target in ("127.0.0.1:22", f"{lab.server.address}:22"):
         run = lab.wizard(lab.client, "--target", target)
         address = target.rsplit(":", 1)[0]
         route = run.finding("net.route", f"route to {address}")
         assert route["status"] == "OK", route
         dead = run.finding("net.route", f"gateway {dual_stack_client}")
-        assert dead["status"] == "WARN" and "the target does not use it" in dead["summary"]
+        assert dead["status"] == "OK", dead
+        assert "unreachable" in dead["summary"] and "the target does not use it" in dead["summary"]
         assert run.finding("net.route", f"gateway {lab.lab.gateway}")["status"] == "OK"
-        assert run.step("net.route")["status"] == "WARN"
+        assert run.step("net.route")["status"] == "OK"
     local = run.finding("net.route", f"route to {lab.server.address}")
     assert "directly connected" in local["summary"]
 
