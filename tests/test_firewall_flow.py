@@ -30,6 +30,8 @@ from netns_listen import tcp_listener
 from test_network_wizard import Wizardry
 
 from conftest import fleetdeck_bin, require_binary, require_root
+from dockerd import Dockerd
+from dockerd import dockerd as dockerd
 from sshd import NetnsHost, NetnsLab, SshKeys, write_known_hosts
 
 _names = itertools.count(1)
@@ -370,3 +372,44 @@ def test_a_fail2ban_ban_blocks_that_source_only_and_no_unban_is_offered(
     from_banned = banned.wizard("--target", target)
     assert from_banned.finding("net.connect", target)["status"] == "CRIT"
     assert firewall(from_banned, 22)["status"] == "OK"
+
+
+# --- this machine itself -----------------------------------------------------------------------
+
+
+def test_this_machine_with_its_docker_engine_and_a_loopback_web_server_is_quiet(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
+    """The wizard as a new user first runs it: on the machine the suite runs on (its Docker
+    engine up, whatever its routes and firewall are) toward a real web server on 127.0.0.1.
+    Nothing is WARN or CRIT and no fix is offered: a healthy host is quiet."""
+    require_binary("ss", "iproute2")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        said = server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N (...) ..."
+        port = said.split(" port ")[1].split()[0]
+        argv = [fleetdeck_bin(), "wizard", "network", "--json", "--read-only",
+                "--audit-log", str(tmp_path / "audit.jsonl"),
+                "--target", f"127.0.0.1:{port}", "--listen", port]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+        run = Wizardry.of(done)
+        loud = [
+            (s["id"], f["target"], f["status"], f["summary"])
+            for s in run.doc["steps"]
+            for f in s["findings"]
+            if f["status"] != "OK"
+        ]
+        assert not loud, loud
+        assert not fixes_offered(run)
+        assert run.code == 0, done.stderr
+        assert run.finding("net.connect", f"127.0.0.1:{port}")["status"] == "OK"
+    finally:
+        server.kill()
+        server.wait(5)
