@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checks import cleanup, diskusage, dockerspace, firewall, journal, netparse
+from checks import cleanup, diskusage, dockerspace, firewall, journal, netparse, nftables
 from checks.audit import read_audit
 from checks.model import printable
 from checks.secrets import redact
@@ -97,8 +97,8 @@ PARSERS: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     ),
     "ss": (netparse.parse_ss_listening, ("net/ss-ltnup.txt", "net/ss-ltnup-with-header.txt")),
     "iptables_save": (firewall.parse_iptables_save, ("net/iptables-save-counters.txt",)),
-    "nft_ruleset": (firewall.parse_nft_ruleset, ("net/nft-ruleset.txt",)),
-    "nft_chains": (firewall.parse_nft_chains, ("net/nft-ruleset.txt",)),
+    "nft_ruleset": (nftables.parse_nft_ruleset, ("net/nft-ruleset.txt",)),
+    "nft_chains": (nftables.parse_nft_chains, ("net/nft-ruleset.txt",)),
     "held": (parse_held, ("storage/deleted-open.txt",)),
     "log_listing": (cleanup.parse_log_listing, ("cleanup/find-old-logs.bin",)),
     "open_files": (
