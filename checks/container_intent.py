@@ -18,7 +18,15 @@ from typing import Any
 
 from checks.containerconfig import ContainerThresholds
 from checks.model import Evidence, printable
-from hosts.docker import Container, DockerError, DockerLink, HandStop, State, hand_stop_from_events
+from hosts.docker import (
+    Container,
+    DockerError,
+    DockerLink,
+    HandStop,
+    State,
+    exit_recorded,
+    hand_stop_from_events,
+)
 
 ONESHOT_LABEL = "fleetdeck.oneshot"
 """`--label fleetdeck.oneshot=true`: a job whose failed exit is no news (see `job`)."""
@@ -63,23 +71,29 @@ def job(c: Container, limits: ContainerThresholds) -> str:
 
 async def hand_stop(link: DockerLink, c: Container) -> HandStop | None:
     """How an exited container was stopped by hand: the engine's kill or stop before its
-    last exit (its events), else what an always or unless-stopped policy implies (the
-    engine restarts such a container unless it was stopped through Docker, and its events
-    do not reach back that far); None when it ended on its own."""
+    last exit, or a stop while it waited to restart (its events); else, only when the
+    events do not reach back to its exit at all, what an always or unless-stopped policy
+    implies (the engine restarts such a container unless it was stopped through Docker);
+    None when it ended on its own."""
     if c.state is not State.EXITED or c.finished_at is None:
         return None
     known, kept = _recall(link, "stop", c)
-    if known:  # the events' answer; what the policy implies is read afresh (docker update)
-        return implied_stop(c) if kept is None else kept
-    since = c.started_at or c.created_at or c.finished_at
-    until = min(c.finished_at + timedelta(seconds=STOP_SETTLE), datetime.now(UTC))
-    try:
-        found = hand_stop_from_events(await link.events(c.id, since, until))
-        if until >= c.finished_at + timedelta(seconds=STOP_SETTLE):
-            _keep(link, "stop", c, found)  # the stop event may come up to STOP_SETTLE late
-    except DockerError:
-        found = None
-    return implied_stop(c) if found is None else found
+    if not known:
+        # Until now, not the exit: `docker stop` on a container waiting to be restarted
+        # records its stop when it is stopped, after the exit.
+        now = datetime.now(UTC)
+        try:
+            events = await link.events(c.id, c.started_at or c.created_at or c.finished_at, now)
+        except DockerError:
+            return implied_stop(c)
+        kept = (hand_stop_from_events(events), exit_recorded(events))
+        if now >= c.finished_at + timedelta(seconds=STOP_SETTLE):
+            _keep(link, "stop", c, kept)  # the stop event may come up to STOP_SETTLE late
+    # What the policy implies is read afresh (docker update), but only without a record:
+    # a recorded exit with no kill or stop ended on its own, even if the policy is now
+    # always (`docker update --restart always` does not start an exited container).
+    found, recorded = kept
+    return found if found is not None or recorded else implied_stop(c)
 
 
 def implied_stop(c: Container) -> HandStop | None:

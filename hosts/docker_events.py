@@ -9,7 +9,8 @@ records `kill` (signal 15, then 9 after the timeout), `die` (with the exit code)
 `docker kill` records `kill` then `die`; a process that ends on its own, or is OOM-killed,
 records `die` alone (and `oom`). `GET /events?since=&until=` replays them from the engine's
 memory, which is bounded and empty after the engine restarts, so a stop long ago may have no
-record: the checks then fall back on what the restart policy implies (`hand_stop_implied`).
+record: only when the events do not reach back to the exit at all (`exit_recorded`) do the
+checks fall back on what the restart policy implies (`checks.container_intent.implied_stop`).
 
 Pure functions over the decoded event dicts; the link (`hosts.docker.DockerLink.events`)
 fetches them.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["HAND_ACTIONS", "HandStop", "event_filters", "hand_stop_from_events"]
+__all__ = ["HAND_ACTIONS", "HandStop", "event_filters", "exit_recorded", "hand_stop_from_events"]
 
 HAND_ACTIONS = ("kill", "stop")
 """The actions an API client (`docker stop`, `docker kill`, compose, an orchestrator) causes."""
@@ -69,6 +70,12 @@ def hand_stop_from_events(events: Sequence[Mapping[str, Any]]) -> HandStop | Non
     signals = tuple(str(_attributes(e).get("signal", "")) for e in kills if _attributes(e))
     how = "docker stop" if stopped else "docker kill"
     return HandStop(how, datetime.fromtimestamp(_nanos(first) / 1e9, UTC), signals)
+
+
+def exit_recorded(events: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the events reach back to the exit (its `die`): then they tell the whole story,
+    and no kill or stop among them means it ended on its own, whatever the restart policy."""
+    return any(_action(e) == "die" for e in events)
 
 
 def _action(event: Mapping[str, Any]) -> str:

@@ -38,6 +38,7 @@ from hosts.docker import (
     DockerSettings,
     HandStop,
     Health,
+    exit_recorded,
     hand_stop_from_events,
     parse_container,
 )
@@ -255,6 +256,9 @@ def test_a_stop_by_hand_is_read_from_the_engines_kill_and_stop_events() -> None:
     earlier = [_event("kill", 1, signal="9"), _event("die", 2), _event("die", 3 * second)]
     assert hand_stop_from_events(earlier) is None
     assert hand_stop_from_events([]) is None
+    # Whether the record reaches back to the exit: only then does "no stop" mean a crash.
+    assert exit_recorded([_event("die", second, exitCode="3")]) and exit_recorded(stopped)
+    assert not exit_recorded([]) and not exit_recorded([_event("kill", 1, signal="1")])
 
 
 def test_an_exited_unless_stopped_container_without_events_was_stopped_through_docker() -> None:
@@ -440,11 +444,16 @@ async def test_a_container_stopped_by_hand_is_ok_and_one_that_crashed_shows_its_
         "sh", "-c", "exit 4", flags=["--label", "fleetdeck.oneshot=true"]
     )
     nightly = docker_objects.start("sh", "-c", "exit 5", what="nightly")
+    updated = docker_objects.start("sh", "-c", "exit 6", what="updated")
     docker("stop", "-t", "1", service)
     docker("kill", plain)
-    for cid in (crashed, done, labelled, nightly):
+    for cid in (crashed, done, labelled, nightly, updated):
         await until(lambda cid=cid: _state(link, cid, "exited"), "the jobs ended")
-    names = {cid: _name(cid) for cid in (service, plain, crashed, done, labelled, nightly)}
+    # A policy set after the crash: the engine does not start it, and its events show the
+    # exit with no stop before it: it crashed, and is not taken for stopped by hand.
+    docker("update", "--restart", "always", updated)
+    every = (service, plain, crashed, done, labelled, nightly, updated)
+    names = {cid: _name(cid) for cid in every}
 
     limits = ContainerThresholds(oneshot=(f"{NAME_PREFIX}{os.getpid()}-nightly-*",))
     run = await _wizard(link, limits)
@@ -466,6 +475,11 @@ async def test_a_container_stopped_by_hand_is_ok_and_one_that_crashed_shows_its_
         r"nothing restarts it \(restart policy no\); a job\? label it fleetdeck.oneshot=true; "
         r"last log line: bad \\x1b\[2J$",
     )
+    crashed_always = _found(run, "container.state", names[updated])
+    assert crashed_always.status is Status.CRIT, crashed_always
+    assert crashed_always.summary.startswith("exited (exit code 6"), crashed_always.summary
+    assert "its restart policy (always) says it should run" in crashed_always.summary
+    assert [fix.id for fix in crashed_always.fixes] == ["container.start"]
     tail = failed.evidence[-1]
     assert tail.source == f"docker logs --tail 10 {names[crashed]}"
     assert tail.output == "starting\nconfig: no such file\nbad \\x1b[2J"  # one pipe: in order
@@ -474,8 +488,10 @@ async def test_a_container_stopped_by_hand_is_ok_and_one_that_crashed_shows_its_
 
     calm = await _wizard(link, ContainerThresholds(oneshot=("*",)))  # the crash silenced too
     kept = calm.results[calm.index_of("container.state")].findings
-    assert {f.target for f in kept} == {names[service], names[plain]}
-    assert {f.status for f in kept} == {Status.OK}
+    assert {f.target for f in kept} == {names[service], names[plain], names[updated]}
+    statuses = {f.target: f.status for f in kept}  # a policy that says run is no job
+    assert statuses == {names[service]: Status.OK, names[plain]: Status.OK,
+                        names[updated]: Status.CRIT}  # fmt: skip
 
 
 async def test_restart_brings_an_unhealthy_container_back_to_health_and_is_verified(
