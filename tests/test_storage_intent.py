@@ -192,6 +192,10 @@ async def test_an_ext4_mounted_ro_by_hand_is_a_question_and_with_an_fstab_entry_
         "none, and nothing says it should be writable, so no remount is offered"
     )
 
+    unread = await readonly_on(with_file("/etc/fstab", None), fs.mountpoint)
+    assert unread.status is Status.UNKNOWN and unread.fixes == (), unread  # not "not in fstab"
+    assert "but /etc/fstab could not be read (/etc/fstab: Permission denied)" in unread.summary
+
     meant = await readonly_on(fstab_with(fs), fs.mountpoint)
     assert meant.status is Status.CRIT and len(meant.fixes) == 1, meant
     assert "but /etc/fstab mounts it read-write" in meant.summary
