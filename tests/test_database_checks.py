@@ -167,7 +167,10 @@ async def test_lock_chain_of_three_names_the_root_blocker_with_two_waiting(
 
 
 async def test_a_young_lock_chain_is_listed_as_ok_with_its_root_and_an_old_one_is_graded(
-    pg: PgServer, monitor: PgSession, request: pytest.FixtureRequest
+    pg: PgServer,
+    monitor: PgSession,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """During an incident the operator sees who blocks whom before the threshold: the chain
     is listed as OK with its root blocker, what it holds and how long the waiter waited;
@@ -190,6 +193,14 @@ async def test_a_young_lock_chain_is_listed_as_ok_with_its_root_and_an_old_one_i
         young.summary,
     ), young.summary
     assert f"  holds AccessExclusiveLock on table {table}" in young.evidence[0].output
+    async with await _open(pg, LIMITED, monkeypatch) as limited:  # no pg_read_all_stats
+        chain, note = await _run(limited, LOCK_CHAIN, thresholds=DbThresholds())
+    assert (chain.status, note.status) == (Status.OK, Status.UNKNOWN), (chain, note)
+    assert chain.summary.endswith(
+        "blocks 1 session: how long they wait is hidden, so not judged against the 10 s "
+        f"threshold; it holds AccessExclusiveLock on table {table} (pid {waiter.pid} wants "
+        f"AccessShareLock); waiters: pid {waiter.pid} (wait hidden)"
+    ), chain.summary  # never a made-up "waiting 0 s"
 
     await asyncio.sleep(1.2)
     (old,) = await _run(monitor, LOCK_CHAIN, thresholds=DbThresholds(lock_wait=Limit(1, 600)))
