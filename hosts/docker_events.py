@@ -63,10 +63,12 @@ def hand_stop_from_events(events: Sequence[Mapping[str, Any]]) -> HandStop | Non
     last = dies[-1]
     previous = dies[-2] if len(dies) > 1 else -1
     kills = [e for e in ordered[previous + 1 : last] if _action(e) == "kill"]
-    stopped = any(_action(e) == "stop" for e in ordered[last + 1 :])
-    if not kills and not stopped:
+    stops = [e for e in ordered[last + 1 :] if _action(e) == "stop"]
+    if not kills and not stops:
         return None
-    first = kills[0] if kills else ordered[last]
+    # No kill before the exit: stopped while it waited to be restarted, at its `stop`.
+    first = kills[0] if kills else stops[0]
+    stopped = bool(stops)
     signals = tuple(str(_attributes(e).get("signal", "")) for e in kills if _attributes(e))
     how = "docker stop" if stopped else "docker kill"
     return HandStop(how, datetime.fromtimestamp(_nanos(first) / 1e9, UTC), signals)
