@@ -28,6 +28,11 @@ __all__ = ["HAND_ACTIONS", "HandStop", "event_filters", "exit_recorded", "hand_s
 
 HAND_ACTIONS = ("kill", "stop")
 """The actions an API client (`docker stop`, `docker kill`, compose, an orchestrator) causes."""
+STOP_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+"""Signals that ask a process to end: a `docker kill` with one of them is a stop."""
+PROMPT_NANOS = 10 * 1_000_000_000
+"""How soon after a kill with another signal (`docker kill -s HUP` to reload, USR1 ...) an
+exit counts as its doing: Docker's own stop timeout. A crash days after a reload is not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +67,11 @@ def hand_stop_from_events(events: Sequence[Mapping[str, Any]]) -> HandStop | Non
         return None
     last = dies[-1]
     previous = dies[-2] if len(dies) > 1 else -1
-    kills = [e for e in ordered[previous + 1 : last] if _action(e) == "kill"]
+    kills = [
+        e
+        for e in ordered[previous + 1 : last]
+        if _action(e) == "kill" and _ended_it(e, ordered[last])
+    ]
     stops = [e for e in ordered[last + 1 :] if _action(e) == "stop"]
     if not kills and not stops:
         return None
@@ -72,6 +81,19 @@ def hand_stop_from_events(events: Sequence[Mapping[str, Any]]) -> HandStop | Non
     signals = tuple(str(_attributes(e).get("signal", "")) for e in kills if _attributes(e))
     how = "docker stop" if stopped else "docker kill"
     return HandStop(how, datetime.fromtimestamp(_nanos(first) / 1e9, UTC), signals)
+
+
+def _ended_it(kill: Mapping[str, Any], die: Mapping[str, Any]) -> bool:
+    """Whether a `kill` is what ended the run: a signal that asks a process to end, an exit
+    status that says the signal ended it (128 + its number), or an exit promptly after it.
+    A signal sent to reload (HUP, USR1), long before an exit of its own, did not."""
+    sent = str(_attributes(kill).get("signal", ""))
+    if not sent.isdecimal() or int(sent) in STOP_SIGNALS:
+        return True
+    code = str(_attributes(die).get("exitCode", ""))
+    if code.isdecimal() and int(code) == 128 + int(sent):
+        return True
+    return _nanos(die) - _nanos(kill) <= PROMPT_NANOS
 
 
 def exit_recorded(events: Sequence[Mapping[str, Any]]) -> bool:

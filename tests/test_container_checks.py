@@ -256,6 +256,13 @@ def test_a_stop_by_hand_is_read_from_the_engines_kill_and_stop_events() -> None:
     earlier = [_event("kill", 1, signal="9"), _event("die", 2), _event("die", 3 * second)]
     assert hand_stop_from_events(earlier) is None
     assert hand_stop_from_events([]) is None
+    # A signal sent to reload (SIGHUP) long before an exit of its own did not end the run;
+    # one the process ended of (exit 128 + 1), or that an exit followed promptly, did.
+    reload = _event("kill", 5 * second, signal="1")
+    assert hand_stop_from_events([reload, _event("die", 500 * second, exitCode="3")]) is None
+    hup = hand_stop_from_events([reload, _event("die", 600 * second, exitCode="129")])
+    assert hup is not None and hup.words().endswith("(SIGHUP)")
+    assert hand_stop_from_events([reload, _event("die", 7 * second, exitCode="0")]) is not None
     # `docker stop` while it waited to be restarted: no kill, a stop seconds after the die.
     waiting = [_event("die", second, exitCode="1"), _event("stop", 9 * second)]
     assert hand_stop_from_events(waiting) == HandStop("docker stop", datetime.fromtimestamp(9, UTC))
@@ -501,6 +508,24 @@ async def test_a_container_stopped_by_hand_is_ok_and_one_that_crashed_shows_its_
     statuses = {f.target: f.status for f in kept}  # a policy that says run is no job
     assert statuses == {names[service]: Status.OK, names[plain]: Status.OK,
                         names[updated]: Status.CRIT}  # fmt: skip
+
+
+async def test_a_crash_long_after_a_reload_signal_is_a_crash_not_a_stop_by_hand(
+    dockerd: Dockerd, docker_objects: DockerObjects, link: DockerLink
+) -> None:
+    """`docker kill -s HUP` asks a service to reload; it goes on, and exits 3 on its own
+    11 s later: that exit is a crash (WARN with its status and log), not "stopped by hand"."""
+    script = "trap 'echo reloaded' HUP; i=0; while [ $i -lt 11 ]; do sleep 1; i=$((i+1)); done"
+    service = docker_objects.start("sh", "-c", f"{script}; echo 'lost the config' >&2; exit 3")
+    await until(lambda: _state(link, service, "running"), "it runs")
+    docker("kill", "-s", "HUP", service)
+    await until(lambda: _state(link, service, "exited"), "it ended", timeout=60)
+
+    run = await _wizard(link)
+    crashed = _found(run, "container.state", _name(service))
+    assert crashed.status is Status.WARN, crashed
+    assert crashed.summary.startswith("exited with exit code 3 at "), crashed.summary
+    assert crashed.summary.endswith("last log line: lost the config"), crashed.summary
 
 
 async def test_a_crash_loop_stopped_while_it_waits_to_restart_is_stopped_by_hand(
