@@ -18,7 +18,15 @@ from typing import Any
 
 from checks.containerconfig import ContainerThresholds
 from checks.model import Evidence, printable
-from hosts.docker import Container, DockerError, DockerLink, HandStop, State, hand_stop_from_events
+from hosts.docker import (
+    Container,
+    DockerError,
+    DockerLink,
+    HandStop,
+    State,
+    exit_recorded,
+    hand_stop_from_events,
+)
 
 ONESHOT_LABEL = "fleetdeck.oneshot"
 """`--label fleetdeck.oneshot=true`: a job whose failed exit is no news (see `job`)."""
@@ -26,6 +34,9 @@ LOG_LINES = 10
 """Lines of a crashed container's log its finding shows."""
 STOP_SETTLE = 2.0
 """Seconds after FinishedAt the engine's `stop` event may still come (it follows the `die`)."""
+RESTART_BACKOFF = 60.0
+"""The engine's longest wait before a restart (100 ms, doubled each time, at most a minute):
+a `docker stop` during it comes that long after the last exit at most."""
 RESTARTED_BY_ENGINE = ("always", "unless-stopped")
 """Policies under which the engine restarts every exit but one asked for through Docker."""
 
@@ -63,34 +74,46 @@ def job(c: Container, limits: ContainerThresholds) -> str:
 
 async def hand_stop(link: DockerLink, c: Container) -> HandStop | None:
     """How an exited container was stopped by hand: the engine's kill or stop before its
-    last exit (its events), else what an always or unless-stopped policy implies (the
-    engine restarts such a container unless it was stopped through Docker, and its events
-    do not reach back that far); None when it ended on its own."""
+    last exit (its events), else what an always or unless-stopped policy implies
+    (`implied_stop`); None when it ended on its own."""
     if c.state is not State.EXITED or c.finished_at is None:
         return None
     known, kept = _recall(link, "stop", c)
-    if known:  # the events' answer; what the policy implies is read afresh (docker update)
-        return implied_stop(c) if kept is None else kept
-    since = c.started_at or c.created_at or c.finished_at
-    until = min(c.finished_at + timedelta(seconds=STOP_SETTLE), datetime.now(UTC))
-    try:
-        found = hand_stop_from_events(await link.events(c.id, since, until))
-        if until >= c.finished_at + timedelta(seconds=STOP_SETTLE):
-            _keep(link, "stop", c, found)  # the stop event may come up to STOP_SETTLE late
-    except DockerError:
-        found = None
-    return implied_stop(c) if found is None else found
+    if not known:
+        # Up to now, not to the exit: a `docker stop` while it waited to be restarted comes
+        # after its last exit (up to RESTART_BACKOFF later) and leaves FinishedAt as it was.
+        now = datetime.now(UTC)
+        settled = now >= c.finished_at + timedelta(seconds=STOP_SETTLE + RESTART_BACKOFF)
+        # Settled, whole seconds will do, and the engine does not hold the answer until
+        # the next one; a recent exit's events are read to the moment.
+        until = now.replace(microsecond=0) if settled else now
+        try:
+            events = await link.events(c.id, c.started_at or c.created_at or c.finished_at, until)
+        except DockerError:
+            return implied_stop(c, recorded=False)
+        kept = (hand_stop_from_events(events), exit_recorded(events))
+        if settled:
+            _keep(link, "stop", c, kept)  # no stop of it can come any more
+    # What the policy implies is read afresh (docker update), the events' answer kept.
+    found, recorded = kept
+    return implied_stop(c, recorded) if found is None else found
 
 
-def implied_stop(c: Container) -> HandStop | None:
-    """What an always or unless-stopped policy implies of an exit the events do not show."""
-    if c.restart_policy in RESTARTED_BY_ENGINE and not c.error:
-        how = (
-            "through Docker: the engine would have started it again otherwise (its events "
-            "no longer reach back to the stop)"
-        )
-        return HandStop(how, None)
-    return None
+def implied_stop(c: Container, recorded: bool) -> HandStop | None:
+    """What an always or unless-stopped policy implies of an exit with no kill or stop in
+    its events: where they do not reach back to the exit (`recorded` False), one left
+    exited with no start error was stopped through Docker, as the engine restarts every
+    other exit. Where they do show the exit, with no kill or stop, it ended on its own under
+    another policy, set since (`docker update --restart always` starts nothing): it crashed.
+    (A `docker stop` while it waits to be restarted records `stop` after its last `die`,
+    which `hand_stop` reads up to now.)"""
+    if c.restart_policy not in RESTARTED_BY_ENGINE or c.error or recorded:
+        return None
+    how = (
+        "through Docker: the engine would have started it again otherwise (its events "
+        "no longer reach back to the stop)"
+    )
+    return HandStop(how, None)
 
 
 async def log_tail(link: DockerLink, c: Container) -> tuple[Evidence, str]:

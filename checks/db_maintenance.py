@@ -210,6 +210,11 @@ def _since(server: ServerInfo) -> str:
     age = human_duration(server.stats_age or 0)
     if server.stats_were_reset:
         return f"in the {age} since its statistics were reset"
+    if server.stats_discarded:
+        return (
+            f"in the {age} since its statistics were discarded (crash recovery, or "
+            "pg_stat_reset_shared: pg_stat_archiver.stats_reset)"
+        )
     return f"in the {age} since the server started (its statistics go back at least that far)"
 
 

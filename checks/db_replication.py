@@ -125,6 +125,11 @@ async def _as_standby(db: DbContext) -> list[Finding]:
         problems.append("no WAL receiver: not streaming from a primary (archive only, or cut off)")
     if lag.paused:
         problems.append("replay is paused: SELECT pg_wal_replay_resume() resumes it")
+    elif lag.stalled_unknown:
+        problems.append(
+            "replay is stuck, for how long is not known: a query on this standby may hold "
+            "back a change it must apply (max_standby_streaming_delay)"
+        )
     if problems:
         status = worst([status, Status.WARN])
     summary = (

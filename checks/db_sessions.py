@@ -187,14 +187,27 @@ WAITERS_NAMED = 5
 def _waiters(chain: LockChain) -> str:
     """`pid 812 (3 s), pid 813 (1 s)`: who waits, longest first, and for how long."""
     ordered = sorted(chain.waiting, key=lambda b: -(b.waiting or 0.0))
-    named = [f"pid {b.pid} ({_waited(b.waiting or 0.0)})" for b in ordered[:WAITERS_NAMED]]
+    named = [f"pid {b.pid} ({_waited(b.waiting)})" for b in ordered[:WAITERS_NAMED]]
     more = len(ordered) - WAITERS_NAMED
     return ", ".join(named) + (f" and {more} more" if more > 0 else "")
 
 
-def _waited(seconds: float) -> str:
-    """`3 s` under a minute (a lock wait is read in seconds), else `2m 5s`."""
+def _waited(seconds: float | None) -> str:
+    """`3 s` under a minute (a lock wait is read in seconds), else `2m 5s`; `wait hidden`
+    for another user's session without pg_read_all_stats (never a made-up `0 s`)."""
+    if seconds is None:
+        return "wait hidden"
     return f"{seconds:.0f} s" if seconds < 60 else human_duration(seconds)
+
+
+def _young(chain: LockChain, threshold: str) -> str:
+    """A chain under the threshold, as far as its waits can be seen."""
+    seen = [b.waiting for b in chain.waiting if b.waiting is not None]
+    hidden = len(chain.waiting) - len(seen)
+    if not seen:
+        return f": how long they wait is hidden, so not judged against the {threshold} threshold"
+    said = f": waiting {_waited(max(seen))}, under the {threshold} threshold"
+    return said + (f" ({hidden} more with their wait hidden)" if hidden else "")
 
 
 async def _lock_chain(db: DbContext) -> list[Finding]:
@@ -232,11 +245,10 @@ def _chain_finding(
     total, direct = len(chain.waiting), len(chain.direct)
     summary = f"{_root(chain)} blocks {plural(total, 'session')}"
     summary += f" ({direct} directly)" if direct != total else ""
-    longest = _waited(chain.longest_wait)
     if status is Status.OK:
-        summary += f": waiting {longest}, under the {span(limit.warn)} threshold"
+        summary += _young(chain, span(limit.warn))
     else:
-        summary += f"; the longest has waited {longest}"
+        summary += f"; the longest has waited {_waited(chain.longest_wait)}"
     summary += f"; it holds {held[0]}" if held else ""
     summary += f" and {len(held) - 1} more" if len(held) > 1 else ""
     summary += f"; waiters: {_waiters(chain)}"

@@ -64,6 +64,14 @@ class StandbyLag:
             return self.probe + (self.behind - self.advanced) / (self.advanced / self.probe)
         return max(self.probe, self.last_commit or 0.0)
 
+    @property
+    def stalled_unknown(self) -> bool:
+        """Replay did not move with WAL waiting, and no commit was replayed since this
+        standby started: nothing bounds how long it has waited (`wait` is then the probe
+        only), which is no sign that it is short."""
+        stalled = self.behind > 0 and self.probe > 0 and not self.caught and self.advanced <= 0
+        return stalled and self.last_commit is None
+
     def words(self) -> str:
         """The lag as an operator reads it."""
         if self.behind <= 0:
@@ -79,7 +87,7 @@ class StandbyLag:
         since = (
             f"waiting up to {human_duration(self.wait)} (the last replayed commit's age)"
             if self.last_commit is not None
-            else "waiting"
+            else "waiting for how long is not known (no commit replayed since it started)"
         )
         return f"{backlog}; replay has not moved in {self.probe:.1f} s, {since}"
 

@@ -52,15 +52,20 @@ SERVER = """/* fleetdeck: server */ SELECT current_setting('server_version') AS 
    AS settings,
  (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database())
    IS NOT NULL AS stats_were_reset,
+ (SELECT stats_reset FROM pg_stat_archiver) > pg_postmaster_start_time() AS stats_discarded,
  extract(epoch FROM now() - coalesce((SELECT stats_reset FROM pg_stat_database
-   WHERE datname = current_database()), pg_postmaster_start_time()))::float8 AS stats_age"""
+   WHERE datname = current_database()),
+   greatest(pg_postmaster_start_time(), (SELECT stats_reset FROM pg_stat_archiver))))::float8
+   AS stats_age"""
 """`stats_age`: how far back this database's usage counters (idx_scan ...) go. PostgreSQL 15
 keeps them across a clean restart and discards them after a crash; pg_stat_reset() and
 pg_stat_reset_single_table_counters() set pg_stat_database.stats_reset. When that is null
-(never reset), the counters go back at least to the server's start (pg_postmaster_start_time),
-the one moment that is sure after a crash: the age is then a lower bound, which can only make
-"unused" said later, never too soon. (pg_stat_reset_shared resets the server-wide counters,
-bgwriter, WAL, archiver: not these.)"""
+(never reset), the counters go back at least to the server's start (pg_postmaster_start_time)
+unless a crash discarded them since: a backend that crashes makes the postmaster reinitialize
+without restarting (its start time stays), and the crash recovery that follows discards every
+counter and sets the shared ones' stats_reset, pg_stat_archiver's among them, to that moment.
+So the later of the two is the bound: a lower one, which can only make "unused" said later,
+never too soon (pg_stat_reset_shared('archiver') makes it later still)."""
 
 ACTIVITY = """/* fleetdeck: activity */ SELECT pid, backend_start, backend_type, usename,
  application_name, host(client_addr) AS client_addr, client_port, datname, state,
@@ -244,6 +249,8 @@ class ServerInfo:
     """Seconds this database's usage counters go back (see `SERVER`)."""
     stats_were_reset: bool = False
     """Whether that is since pg_stat_reset (else: at least since the server started)."""
+    stats_discarded: bool = False
+    """Whether, never reset, they were discarded since the server started (crash recovery)."""
 
     def setting(self, name: str, default: int = 0) -> int:
         value = self.settings.get(name)
@@ -419,6 +426,7 @@ async def read_server(db: Fetcher) -> ServerInfo:
         settings={str(k): str(v) for k, v in (row["settings"] or {}).items()},
         stats_age=_age(row["stats_age"]),
         stats_were_reset=bool(row["stats_were_reset"]),
+        stats_discarded=bool(row["stats_discarded"]),
     )
 
 

@@ -161,11 +161,14 @@ async def _dumpe2fs(shell: Shell, path: str) -> tuple[Ext4Errors | None, Evidenc
     return errors, Evidence(source, "\n".join(kept))
 
 
-async def _readonly(shell: Shell, mount: Mount, log: KernelLog, fstab: str | None) -> Finding:
+async def _readonly(
+    shell: Shell, mount: Mount, log: KernelLog, fstab: str | None, unread: str = ""
+) -> Finding:
     """A read-only mount nothing says was meant so: CRIT without a remount where the kernel
     log or ext4's record shows an error (or cannot be read); with no error, CRIT with the
     remount where /etc/fstab mounts it read-write, WARN (no remount) where fstab does not
-    have it at all, as an operator's `mount -o ro` by hand is not."""
+    have it at all, as an operator's `mount -o ro` by hand is not, and UNKNOWN where
+    /etc/fstab could not be read (`unread`: why), as which of the two is not known."""
     mp, what = mount.mountpoint, f"{mount.mountpoint} ({mount.source}, {mount.fstype})"
     evidence = [Evidence("/proc/mounts", mount.line)]
     device = await _device(shell, mount)
@@ -206,6 +209,12 @@ async def _readonly(shell: Shell, mount: Mount, log: KernelLog, fstab: str | Non
     clean = f"the kernel log shows no errors for {device.name}" + (
         " and dumpe2fs records none" if mount.fstype in EXT_KINDS else ""
     )
+    if fstab is None and unread:
+        summary = (
+            f"{what} is read-only and {clean}, but /etc/fstab could not be read ({unread}), "
+            "so whether it should be writable is not known; no remount is offered"
+        )
+        return Finding("disk.readonly", Status.UNKNOWN, mp, summary, tuple(evidence))
     if fstab is None:
         summary = (
             f"{what} is read-only, not in fstab: intended? {clean[0].upper()}{clean[1:]}, and "
@@ -242,13 +251,16 @@ def _remount(mount: Mount) -> Fix:
     )
 
 
-async def _intended(shell: Shell) -> tuple[dict[str, str], dict[str, MountView]]:
-    """What says a read-only mount is meant to be one: /etc/fstab entries, mountinfo."""
+async def _intended(shell: Shell) -> tuple[dict[str, str], dict[str, MountView], str]:
+    """What says a read-only mount is meant to be one: /etc/fstab entries, mountinfo; and
+    why /etc/fstab could not be read ("" when it was, or when there is none: no entries)."""
     fstab = await _run(shell, ("cat", "/etc/fstab"))
     info = await _run(shell, ("cat", "/proc/self/mountinfo"))
+    absent = "No such file" in fstab.stderr
     return (
         parse_fstab(fstab.stdout) if fstab.ok else {},
         parse_mountinfo(info.stdout) if info.ok else {},
+        "" if fstab.ok or absent else why(fstab),
     )
 
 
@@ -282,7 +294,7 @@ async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
         raise StepFailed(f"cannot read /proc/mounts: {result.stderr.strip()}")
     findings = []
     log: KernelLog | None = None
-    intended: tuple[dict[str, str], dict[str, MountView]] | None = None
+    intended: tuple[dict[str, str], dict[str, MountView], str] | None = None
     for mount in parse_mounts(result.stdout).values():
         if mount.fstype in READ_ONLY_IMAGES:
             findings.append(_by_design(mount))
@@ -293,7 +305,7 @@ async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
             findings.append(Finding("disk.readonly", Status.OK, mount.mountpoint, "read-write"))
             continue
         intended = intended or await _intended(shell)
-        if meant := _meant(mount, *intended):
+        if meant := _meant(mount, *intended[:2]):
             summary = f"read-only on purpose: {meant}"
             evidence = (Evidence("/proc/mounts", mount.line),)
             findings.append(
@@ -302,7 +314,7 @@ async def _check_readonly(ctx: CheckContext, shell: Shell) -> list[Finding]:
             continue
         log = log or await _read_kernel_log(shell)
         entry = intended[0].get(mount.mountpoint)
-        findings.append(await _readonly(shell, mount, log, entry))
+        findings.append(await _readonly(shell, mount, log, entry, intended[2]))
     return findings or [Finding("disk.readonly", Status.OK, ctx.host, "no local filesystems")]
 
 

@@ -105,13 +105,14 @@ storvsc has a plain `sd` driver, and only its parents tell."""
 _VIRTUAL_MODELS = re.compile(
     r"\bQEMU\b|\bVMware\b|\bVBOX\b|VirtualBox|\bMsft\b.*Virtual|Virtual disk|"
     r"Amazon Elastic Block Store|PersistentDisk|nvme_card-pd|\bXen\b|Red Hat VirtIO|"
-    r"Virtual HD|\bVirtual NVMe\b",
+    r"Virtual HD|\bVirtual NVMe\b|\bBlockVolume\b",
     re.IGNORECASE,
 )
 """Vendor and model strings hypervisors and clouds give their emulated disks (SCSI/ATA
 `vendor` + `model`, NVMe controller `model`): QEMU HARDDISK, VMware Virtual disk, Msft
 Virtual Disk, VBOX HARDDISK, Amazon Elastic Block Store (NVMe), Google PersistentDisk and
-nvme_card-pd. A real NVMe drive says its maker's model."""
+nvme_card-pd, ORACLE BlockVolume. A real NVMe drive says its maker's model, and so does a real
+disk a hypervisor passes through (virtio-scsi's scsi-block): SMART reaches it."""
 _NO_SMART_DRIVERS = {"mmcblk": "SD card or eMMC"}
 
 
@@ -124,11 +125,16 @@ def disk_kind(disk: BlockDevice) -> tuple[DiskKind, str]:
         return DiskKind.KERNEL, "no device of its own"
     if disk.driver in _VIRTUAL_DRIVERS:
         return DiskKind.VIRTUAL, f"{_VIRTUAL_DRIVERS[disk.driver]}: driver {disk.driver}"
+    named = f"{disk.vendor} {disk.model}".strip()
+    emulated = bool(_VIRTUAL_MODELS.search(named))
     for pattern, what in _VIRTUAL_PATHS:
         if found := pattern.search(disk.device + "/"):
+            if what == "virtio" and named and not emulated:
+                # virtio-scsi serves QEMU's own disks, or passes a real one through
+                # (scsi-block), which keeps its maker's name and answers SMART.
+                return DiskKind.PHYSICAL, f"model {named!r}, passed through virtio-scsi"
             return DiskKind.VIRTUAL, f"{what}: {found[0].strip('/')} in its device path"
-    named = f"{disk.vendor} {disk.model}".strip()
-    if _VIRTUAL_MODELS.search(named):
+    if emulated:
         return DiskKind.VIRTUAL, f"model {named!r}"
     if disk.transport == "loop":
         return DiskKind.VIRTUAL, "NVMe over the kernel's loop transport"

@@ -53,7 +53,7 @@ from hosts.docker_endpoint import (
     Route,
     resolve,
 )
-from hosts.docker_events import HandStop, event_filters, hand_stop_from_events
+from hosts.docker_events import HandStop, event_filters, exit_recorded, hand_stop_from_events
 from hosts.docker_logs import _END as _END
 from hosts.docker_logs import MAX_LINE, QUEUED_LINES, LogStream
 from hosts.docker_logs import _soon as _soon
@@ -109,6 +109,7 @@ __all__ = [
     "api_reading",
     "cgroup_args",
     "classify",
+    "exit_recorded",
     "format_ports",
     "hand_stop_from_events",
     "parse_cgroup_read",

@@ -136,9 +136,11 @@ def parse_mountinfo(mountinfo: str) -> dict[str, MountView]:
         fields, after = head.split(" "), tail.split(" ")
         if len(fields) < 6:
             continue
-        super_options = after[2].split(",") if sep and len(after) > 2 else []
+        # A line cut short of its superblock options says nothing of the filesystem: it
+        # counts as read-only, so a read-only mount on it is never taken for a bind mount.
+        super_ro = "ro" in after[2].split(",") if sep and len(after) > 2 else True
         views[unescape(fields[4])] = MountView(
-            unescape(fields[3]), "ro" in fields[5].split(","), "ro" in super_options
+            unescape(fields[3]), "ro" in fields[5].split(","), super_ro
         )
     return views
 

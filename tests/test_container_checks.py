@@ -16,7 +16,7 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +38,7 @@ from hosts.docker import (
     DockerSettings,
     HandStop,
     Health,
+    exit_recorded,
     hand_stop_from_events,
     parse_container,
 )
@@ -255,27 +256,46 @@ def test_a_stop_by_hand_is_read_from_the_engines_kill_and_stop_events() -> None:
     earlier = [_event("kill", 1, signal="9"), _event("die", 2), _event("die", 3 * second)]
     assert hand_stop_from_events(earlier) is None
     assert hand_stop_from_events([]) is None
+    # A signal sent to reload (SIGHUP) long before an exit of its own did not end the run;
+    # one the process ended of (exit 128 + 1), or that an exit followed promptly, did.
+    reload = _event("kill", 5 * second, signal="1")
+    assert hand_stop_from_events([reload, _event("die", 500 * second, exitCode="3")]) is None
+    hup = hand_stop_from_events([reload, _event("die", 600 * second, exitCode="129")])
+    assert hup is not None and hup.words().endswith("(SIGHUP)")
+    assert hand_stop_from_events([reload, _event("die", 7 * second, exitCode="0")]) is not None
+    # `docker stop` while it waited to be restarted: no kill, a stop seconds after the die.
+    waiting = [_event("die", second, exitCode="1"), _event("stop", 9 * second)]
+    assert hand_stop_from_events(waiting) == HandStop("docker stop", datetime.fromtimestamp(9, UTC))
+    # Whether the record reaches back to the exit: only then does "no stop" mean a crash.
+    assert exit_recorded([_event("die", second, exitCode="3")]) and exit_recorded(stopped)
+    assert not exit_recorded([]) and not exit_recorded([_event("kill", 1, signal="1")])
 
 
 def test_an_exited_unless_stopped_container_without_events_was_stopped_through_docker() -> None:
     """The engine restarts an always or unless-stopped container unless it was stopped
     through Docker: exited, with no start error, it was, even when the engine's events no
-    longer go back that far. A failed restart (State.Error) or another policy says nothing."""
+    longer go back that far. An exit they do show, with no kill or stop, ended under
+    another policy (`docker update` since); a failed restart (State.Error) or another
+    policy says nothing."""
     state = {"Status": "exited", "ExitCode": 137, "FinishedAt": "2026-12-07T18:41:34.5Z"}
 
-    def inspect(policy: str, error: str = "") -> Container:
+    def inspect(policy: str, error: str = "", restarts: int = 0) -> Container:
         return parse_container(
-            {"Id": "c1", "Name": "/web", "State": {**state, "Error": error},
+            {"Id": "c1", "Name": "/web", "RestartCount": restarts,
+             "State": {**state, "Error": error},
              "HostConfig": {"RestartPolicy": {"Name": policy}}}
         )  # fmt: skip
 
     for policy in ("always", "unless-stopped"):
-        implied = implied_stop(inspect(policy))
+        implied = implied_stop(inspect(policy), recorded=False)
         assert implied is not None and implied.at is None
         assert implied.words().startswith("through Docker: the engine would have started it")
-    assert implied_stop(inspect("unless-stopped", error="OCI runtime create failed")) is None
-    assert implied_stop(inspect("on-failure")) is None and implied_stop(inspect("no")) is None
-    said = judge_state(inspect("always"), False, implied_stop(inspect("always")))
+        assert implied_stop(inspect(policy), recorded=True) is None  # crashed, updated since
+    failed = inspect("unless-stopped", error="OCI runtime create failed")
+    assert implied_stop(failed, recorded=False) is None
+    for policy in ("on-failure", "no"):
+        assert implied_stop(inspect(policy, restarts=2), recorded=False) is None
+    said = judge_state(inspect("always"), False, implied_stop(inspect("always"), recorded=False))
     assert said is not None and said[0] is Status.OK and said[2] == ""
 
 
@@ -440,11 +460,16 @@ async def test_a_container_stopped_by_hand_is_ok_and_one_that_crashed_shows_its_
         "sh", "-c", "exit 4", flags=["--label", "fleetdeck.oneshot=true"]
     )
     nightly = docker_objects.start("sh", "-c", "exit 5", what="nightly")
+    updated = docker_objects.start("sh", "-c", "exit 6", what="updated")
     docker("stop", "-t", "1", service)
     docker("kill", plain)
-    for cid in (crashed, done, labelled, nightly):
+    for cid in (crashed, done, labelled, nightly, updated):
         await until(lambda cid=cid: _state(link, cid, "exited"), "the jobs ended")
-    names = {cid: _name(cid) for cid in (service, plain, crashed, done, labelled, nightly)}
+    # A policy set after the crash: the engine does not start it, and its events show the
+    # exit with no stop before it: it crashed, and is not taken for stopped by hand.
+    docker("update", "--restart", "always", updated)
+    every = (service, plain, crashed, done, labelled, nightly, updated)
+    names = {cid: _name(cid) for cid in every}
 
     limits = ContainerThresholds(oneshot=(f"{NAME_PREFIX}{os.getpid()}-nightly-*",))
     run = await _wizard(link, limits)
@@ -466,6 +491,11 @@ async def test_a_container_stopped_by_hand_is_ok_and_one_that_crashed_shows_its_
         r"nothing restarts it \(restart policy no\); a job\? label it fleetdeck.oneshot=true; "
         r"last log line: bad \\x1b\[2J$",
     )
+    crashed_always = _found(run, "container.state", names[updated])
+    assert crashed_always.status is Status.CRIT, crashed_always
+    assert crashed_always.summary.startswith("exited (exit code 6"), crashed_always.summary
+    assert "its restart policy (always) says it should run" in crashed_always.summary
+    assert [fix.id for fix in crashed_always.fixes] == ["container.start"]
     tail = failed.evidence[-1]
     assert tail.source == f"docker logs --tail 10 {names[crashed]}"
     assert tail.output == "starting\nconfig: no such file\nbad \\x1b[2J"  # one pipe: in order
@@ -474,8 +504,58 @@ async def test_a_container_stopped_by_hand_is_ok_and_one_that_crashed_shows_its_
 
     calm = await _wizard(link, ContainerThresholds(oneshot=("*",)))  # the crash silenced too
     kept = calm.results[calm.index_of("container.state")].findings
-    assert {f.target for f in kept} == {names[service], names[plain]}
-    assert {f.status for f in kept} == {Status.OK}
+    assert {f.target for f in kept} == {names[service], names[plain], names[updated]}
+    statuses = {f.target: f.status for f in kept}  # a policy that says run is no job
+    assert statuses == {names[service]: Status.OK, names[plain]: Status.OK,
+                        names[updated]: Status.CRIT}  # fmt: skip
+
+
+async def test_a_crash_long_after_a_reload_signal_is_a_crash_not_a_stop_by_hand(
+    dockerd: Dockerd, docker_objects: DockerObjects, link: DockerLink
+) -> None:
+    """`docker kill -s HUP` asks a service to reload; it goes on, and exits 3 on its own
+    11 s later: that exit is a crash (WARN with its status and log), not "stopped by hand"."""
+    script = "trap 'echo reloaded' HUP; i=0; while [ $i -lt 11 ]; do sleep 1; i=$((i+1)); done"
+    service = docker_objects.start("sh", "-c", f"{script}; echo 'lost the config' >&2; exit 3")
+    await until(lambda: _state(link, service, "running"), "it runs")
+    docker("kill", "-s", "HUP", service)
+    await until(lambda: _state(link, service, "exited"), "it ended", timeout=60)
+
+    run = await _wizard(link)
+    crashed = _found(run, "container.state", _name(service))
+    assert crashed.status is Status.WARN, crashed
+    assert crashed.summary.startswith("exited with exit code 3 at "), crashed.summary
+    assert crashed.summary.endswith("last log line: lost the config"), crashed.summary
+
+
+async def test_a_crash_loop_stopped_while_it_waits_to_restart_is_stopped_by_hand(
+    dockerd: Dockerd, docker_objects: DockerObjects, link: DockerLink
+) -> None:
+    """`docker stop` on a crash loop between two attempts: the engine records its `stop`
+    after the last crash's `die` (no kill: there is no process), and the check reads it as
+    a stop by hand, no start offered (which would start the loop again), not the crash."""
+    loop = docker_objects.start("sh", "-c", "exit 1", flags=["--restart", "always"])
+
+    async def waiting_long() -> bool:
+        """Over 2 s into a wait of 3.2 s or more (the 6th: 0.1 s, doubled each time): the
+        stop comes later than the engine's `stop` event follows a `die` of its own."""
+        found = await link.inspect(loop)
+        waited = datetime.now(UTC) - (found.finished_at if found else None or datetime.now(UTC))
+        return (
+            found is not None
+            and found.state.value == "restarting"
+            and found.restart_count >= 6
+            and timedelta(seconds=2.2) < waited < timedelta(seconds=2.9)
+        )
+
+    await until(waiting_long, "it waits to restart", timeout=60)
+    docker("stop", "-t", "1", loop)
+    await until(lambda: _state(link, loop, "exited"), "it stopped")
+
+    run = await _wizard(link)
+    stopped = _found(run, "container.state", _name(loop))
+    assert stopped.status is Status.OK and not stopped.fixes, stopped
+    assert stopped.summary.startswith("stopped by hand (docker stop at "), stopped.summary
 
 
 async def test_restart_brings_an_unhealthy_container_back_to_health_and_is_verified(

@@ -10,8 +10,11 @@ about a user without rights). Thresholds are lowered in the test instead of wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import secrets
+import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -164,7 +167,10 @@ async def test_lock_chain_of_three_names_the_root_blocker_with_two_waiting(
 
 
 async def test_a_young_lock_chain_is_listed_as_ok_with_its_root_and_an_old_one_is_graded(
-    pg: PgServer, monitor: PgSession, request: pytest.FixtureRequest
+    pg: PgServer,
+    monitor: PgSession,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """During an incident the operator sees who blocks whom before the threshold: the chain
     is listed as OK with its root blocker, what it holds and how long the waiter waited;
@@ -187,6 +193,14 @@ async def test_a_young_lock_chain_is_listed_as_ok_with_its_root_and_an_old_one_i
         young.summary,
     ), young.summary
     assert f"  holds AccessExclusiveLock on table {table}" in young.evidence[0].output
+    async with await _open(pg, LIMITED, monkeypatch) as limited:  # no pg_read_all_stats
+        chain, note = await _run(limited, LOCK_CHAIN, thresholds=DbThresholds())
+    assert (chain.status, note.status) == (Status.OK, Status.UNKNOWN), (chain, note)
+    assert chain.summary.endswith(
+        "blocks 1 session: how long they wait is hidden, so not judged against the 10 s "
+        f"threshold; it holds AccessExclusiveLock on table {table} (pid {waiter.pid} wants "
+        f"AccessShareLock); waiters: pid {waiter.pid} (wait hidden)"
+    ), chain.summary  # never a made-up "waiting 0 s"
 
     await asyncio.sleep(1.2)
     (old,) = await _run(monitor, LOCK_CHAIN, thresholds=DbThresholds(lock_wait=Limit(1, 600)))
@@ -357,6 +371,52 @@ async def test_an_index_is_unused_only_once_its_statistics_are_older_than_the_st
         (old,) = await _run(session, INDEXES)  # LOW: 1 s
     assert old.status is Status.WARN and old.target == "public.events_kind"
     assert "since its statistics were reset: it slows every write" in old.summary
+
+
+async def test_counters_a_crash_discarded_are_as_young_as_the_crash(
+    make_pg: PgFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend killed by SIGKILL makes the postmaster reinitialize without restarting (its
+    start time stays) and crash recovery discards every usage counter: an index the
+    application used before is not "unused" on counters only seconds old, though the server
+    started longer ago than the age asked for. Before the crash the same index is graded
+    on its real use (OK), and an index really never used is WARN."""
+    server = make_pg()
+    server.sql("CREATE TABLE visits (id int, page text)")
+    server.sql("INSERT INTO visits SELECT g, 'p' || g FROM generate_series(1, 5000) g")
+    server.sql("CREATE INDEX visits_id ON visits (id)")
+    server.sql("CREATE INDEX visits_page ON visits (page)")
+    server.sql("ANALYZE visits")
+    server.sql("SET enable_seqscan = off; SELECT * FROM visits WHERE id = 42")
+    server.wait_for(
+        "SELECT idx_scan > 0 FROM pg_stat_user_indexes WHERE indexrelname = 'visits_id'"
+    )
+    aged = replace(LOW, unused_index_bytes=0, unused_index_age=3)
+    server.wait_for("SELECT now() - pg_postmaster_start_time() > interval '3.2 s'")
+    async with await _open(server, MONITOR, monkeypatch) as session:
+        before = await _run(session, INDEXES, thresholds=aged)
+    assert [f.target for f in before if f.status is Status.WARN] == ["public.visits_page"]
+
+    started = server.sql("SELECT pg_postmaster_start_time()")[0][0]
+    victim = server.session(name="victim")
+    os.kill(victim.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:  # the postmaster reinitializes: connections fail until recovery is done
+        with contextlib.suppress(psycopg.OperationalError):
+            if server.sql("SELECT stats_reset > %s FROM pg_stat_archiver", [started])[0][0]:
+                break
+        assert time.monotonic() < deadline, server.log()
+        await asyncio.sleep(0.1)
+    assert server.sql("SELECT pg_postmaster_start_time()")[0][0] == started
+    async with await _open(server, MONITOR, monkeypatch) as session:
+        found = await _run(session, INDEXES, thresholds=aged)
+    assert [(f.target, f.status) for f in found if f.status is not Status.OK] == []
+    (after,) = found
+    assert re.search(
+        r"unused indexes not judged yet: 2 indexes never scanned in the \d+s since its "
+        r"statistics were discarded \(crash recovery",
+        after.summary,
+    ), after.summary
 
 
 async def test_sizes_fall_back_to_estimates_behind_an_exclusive_lock(

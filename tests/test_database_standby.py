@@ -126,6 +126,40 @@ async def test_a_standby_whose_replay_is_paused_is_graded_by_how_long_its_backlo
     assert resumed.status is Status.OK and "caught up" in resumed.summary
 
 
+async def test_a_stuck_replay_with_no_commit_replayed_yet_is_not_taken_for_a_short_wait(
+    make_pg: PgFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh standby has replayed no commit (no timestamp bounds the wait) when a query on
+    it holds back the primary's ACCESS EXCLUSIVE lock on the table it reads
+    (max_standby_streaming_delay -1): replay stands still, which is a WARN saying how long
+    is not known, not an OK "waiting" of the 1 s probe. The query ended, replay catches up
+    and it is OK."""
+    primary = make_pg()
+    primary.sql("CREATE TABLE ledger (id int)")
+    standby = make_pg.standby(primary, settings={"max_standby_streaming_delay": -1})
+    standby.wait_caught_up()
+    assert standby.sql("SELECT pg_last_xact_replay_timestamp()") == [(None,)]
+    reader = standby.session(name="report")
+    reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    reader.execute("SELECT count(*) FROM ledger")
+    primary.sql("ALTER TABLE ledger ADD COLUMN note text")  # takes ACCESS EXCLUSIVE
+    standby.wait_for(
+        "SELECT pg_last_wal_receive_lsn() >= %s::pg_lsn",
+        [primary.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0]],
+    )
+
+    stuck = await _replication(standby, monkeypatch, DbThresholds())
+    assert stuck.status is Status.WARN, stuck.summary
+    assert "replay has not moved in 1." in stuck.summary
+    assert "waiting for how long is not known" in stuck.summary
+    assert "replay is stuck, for how long is not known" in stuck.summary
+
+    reader.execute("ROLLBACK")
+    standby.wait_caught_up()
+    caught_up = await _replication(standby, monkeypatch, DbThresholds())
+    assert caught_up.status is Status.OK and "caught up" in caught_up.summary
+
+
 async def test_index_usage_is_judged_on_the_primary_only(
     pair: tuple[PgServer, PgServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:

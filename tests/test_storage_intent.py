@@ -163,6 +163,7 @@ def test_mountinfo_tells_a_read_only_mount_from_a_read_only_filesystem() -> None
         "77 27 7:1 / /srv/b ro,relatime - ext4 /dev/loop1 rw\n"
         "78 27 7:1 /exports /srv/my\\040c ro,relatime shared:5 - ext4 /dev/loop1 rw\n"
         "60 27 7:0 / /srv/d rw,relatime - erofs /dev/loop0 ro,user_xattr\n"
+        "61 27 7:2 / /srv/e ro,relatime - ext4\n"
         "garbage\n"
     )
     views = parse_mountinfo(text)
@@ -171,8 +172,9 @@ def test_mountinfo_tells_a_read_only_mount_from_a_read_only_filesystem() -> None
         ("/", True, False),
         ("/exports", True, False),
         ("/", False, True),
+        ("/", True, True),  # cut short: not taken for a read-only bind of a writable one
     ]
-    assert list(views) == ["/srv/a", "/srv/b", "/srv/my c", "/srv/d"]
+    assert list(views) == ["/srv/a", "/srv/b", "/srv/my c", "/srv/d", "/srv/e"]
 
 
 # -- mounted read-only by hand -----------------------------------------------------------------
@@ -191,6 +193,10 @@ async def test_an_ext4_mounted_ro_by_hand_is_a_question_and_with_an_fstab_entry_
         f"kernel log shows no errors for {Path(fs.device or '').name} and dumpe2fs records "
         "none, and nothing says it should be writable, so no remount is offered"
     )
+
+    unread = await readonly_on(with_file("/etc/fstab", None), fs.mountpoint)
+    assert unread.status is Status.UNKNOWN and unread.fixes == (), unread  # not "not in fstab"
+    assert "but /etc/fstab could not be read (/etc/fstab: Permission denied)" in unread.summary
 
     meant = await readonly_on(fstab_with(fs), fs.mountpoint)
     assert meant.status is Status.CRIT and len(meant.fixes) == 1, meant

@@ -162,6 +162,22 @@ async def test_real_disks_are_asked_and_a_failing_one_is_critical(
     }
 
 
+async def test_a_real_disk_passed_through_virtio_scsi_is_asked() -> None:
+    """A SATA SSD a KVM guest gets through virtio-scsi (scsi-block) keeps its maker's name,
+    and smartctl reaches it: it is no virtual disk, so SMART is not skipped as not applicable."""
+    scan = "/dev/sda -d scsi # /dev/sda, SCSI device\n"
+
+    def smartctl(argv: tuple[str, ...]) -> CommandResult:
+        return answered(argv, 0, scan if argv == ("smartctl", "--scan") else PASSED)
+
+    (unknown,) = await SMART.run(context(recorded_host("qemu-passthrough", not_installed)))
+    assert unknown.status is Status.UNKNOWN, unknown
+    assert "so the SMART health of sda is not known" in unknown.summary
+    assert "passed through virtio-scsi" in unknown.evidence[0].output
+    (finding,) = await SMART.run(context(recorded_host("qemu-passthrough", smartctl)))
+    assert (finding.status, finding.summary) == (Status.OK, "/dev/sda -d scsi: health PASSED")
+
+
 async def test_a_virtual_disk_smartctl_lists_beside_a_real_one_is_not_asked() -> None:
     """smartctl --scan lists a QEMU disk behind virtio-scsi too; sysfs says it is virtual."""
     asked: list[tuple[str, ...]] = []
