@@ -99,7 +99,7 @@ PARSERS: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "iptables_save": (firewall.parse_iptables_save, ("net/iptables-save-counters.txt",)),
     "nft_ruleset": (firewall.parse_nft_ruleset, ("net/nft-ruleset.txt",)),
     "nft_chains": (firewall.parse_nft_chains, ("net/nft-ruleset.txt",)),
-    "held": (parse_held, ("storage/deleted-open.txt",)),
+    "held": (parse_held, ("storage/deleted-open.bin",)),
     "log_listing": (cleanup.parse_log_listing, ("cleanup/find-old-logs.bin",)),
     "open_files": (
         lambda t: cleanup.parse_open_files(t, "/var/log/app"),
