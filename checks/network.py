@@ -43,6 +43,7 @@ from checks.netparse import (
     ports_of,
     search_names,
 )
+from checks.netprobe import MAX_ADDRESSES
 from checks.wizards import Param, Step, Wizard
 from hosts.shell import CommandResult, Shell
 
@@ -820,8 +821,9 @@ async def _check_connect(ctx: CheckContext, shell: Shell) -> list[Finding]:
     host, port = split_target(ctx.params["target"])
     target = ctx.params["target"]
     data = await _python(
-        shell, "tcp", host, str(port), f"{CONNECT_TIMEOUT:g}", timeout=CONNECT_TIMEOUT + 10
-    )
+        shell, "tcp", host, str(port), f"{CONNECT_TIMEOUT:g}",
+        timeout=CONNECT_TIMEOUT * MAX_ADDRESSES + 10,
+    )  # fmt: skip
     if data is None:
         raise StepFailed(f"{ctx.host} has no python3, which the TCP probe needs")
     evidence = (Evidence(f"TCP connect to {target} from {ctx.host}", json.dumps(data)),)
@@ -837,6 +839,10 @@ async def _check_connect(ctx: CheckContext, shell: Shell) -> list[Finding]:
         "network unreachable": "no route to that network",
     }.get(error, "")
     summary = f"cannot connect to {address}:{port}: {error}" + (f" ({meaning})" if meaning else "")
+    tries = data.get("tried")
+    others = [t for t in tries if isinstance(t, dict)][1:] if isinstance(tries, list) else []
+    if others:  # the name's other addresses, tried in turn as a client would
+        summary += "; also " + ", ".join(f"{t.get('address')}: {t.get('error')}" for t in others)
     return [Finding("net.connect", Status.CRIT, target, summary, evidence)]
 
 

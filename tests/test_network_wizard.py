@@ -871,3 +871,29 @@ def test_dns_over_ssh_a_name_that_does_not_exist_and_a_dead_resolver_are_critica
     _etc(dns_host, resolv_conf=f"nameserver {lab.nobody}\nsearch lab\noptions timeout:1\n")
     dead = lab.wizard(dns_host, "--resolve", "api").finding("net.dns", "resolve api")
     assert dead["status"] == "CRIT" and "no resolver answers" in dead["summary"], dead
+
+
+def test_a_name_whose_first_address_refuses_is_connected_on_the_next_as_clients_do(
+    lab: Lab, dns_host: NetnsHost, zone: str, listener: Any
+) -> None:
+    """Debian's /etc/hosts gives `localhost` ::1 first; a service on 127.0.0.1 alone still
+    answers curl or ssh, which go on to the next address. So does the connect step; and a
+    port nothing listens on names every address it tried."""
+    _etc(
+        dns_host,
+        resolv_conf=f"nameserver {zone}\noptions timeout:1\n",
+        nsswitch_conf="hosts: files dns\n",
+        hosts="::1 localhost ip6-localhost\n127.0.0.1 localhost\n",
+    )
+    listener(dns_host, "127.0.0.1", 8086)
+    run = lab.wizard(dns_host, "--target", "localhost:8086", "--listen", "8086")
+    connect = run.finding("net.connect", "localhost:8086")
+    assert connect["status"] == "OK" and "127.0.0.1:8086" in connect["summary"], connect
+    assert not _not_ok(run), _not_ok(run)
+
+    closed = lab.wizard(dns_host, "--target", "localhost:8087").finding(
+        "net.connect", "localhost:8087"
+    )
+    assert closed["status"] == "CRIT", closed
+    assert "::1:8087: refused" in closed["summary"], closed
+    assert "also 127.0.0.1: refused" in closed["summary"], closed
