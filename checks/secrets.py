@@ -19,10 +19,12 @@ from collections.abc import Iterable
 MASK = "***"
 
 _URL = re.compile(
-    r"(?P<head>\b[a-z][a-z0-9+.-]{0,31}://[^\s:/@]{1,256}:)[^\s@]{1,1024}(?P<tail>@)", re.I
+    r"(?P<head>\b[a-z][a-z0-9+.-]{0,31}://[^\s:/@]{1,256}:)(?:(?!://)[^\s@]){1,1024}(?P<tail>@)",
+    re.I,
 )
-"""scheme://user:password@host: the password may hold any character but space and @. Each
-part is bounded, so a long run of text costs linear time, never quadratic."""
+"""scheme://user:password@host: the password may hold any character but space and @ (and
+does not run into the next URL). Each part is bounded, and a try ends at the next `://`, so
+text of many URL starts costs linear time, never quadratic."""
 
 _KEYWORD = re.compile(r'\bpassword|"password"', re.I)
 """PASSWORD before its literal: ALTER ROLE .. [ENCRYPTED] PASSWORD <literal>; a foreign

@@ -62,6 +62,7 @@ def test_known_secrets_are_masked_wherever_they_stand() -> None:
     [
         "a://b:" + "c" * 50_000,
         "a://b:" * 10_000,
+        "a://b:" * 100_000,  # 600 KB: a query as long as track_activity_query_size allows
         "a" * 50_000,
         "password" * 10_000,
         "password/*" * 5_000,
