@@ -51,6 +51,8 @@ DOMAIN = "network"
 COMMAND_TIMEOUT = 10.0
 DNS_TIMEOUT = 2.0
 DNS_SLOW_MS = 1000.0
+GLIBC_DEFAULT_NAMESERVERS = ("127.0.0.1",)
+"""Whom the C library asks when resolv.conf names no nameserver (resolv.conf(5))."""
 CONNECT_TIMEOUT = 3.0
 ERRORS_SPACING = 1.0
 """Seconds between the two counter readings that tell growing errors from old ones."""
@@ -123,7 +125,8 @@ PARAMS = (
 
 async def _links(shell: Shell) -> tuple[list[Link], CommandResult]:
     result = await _required(shell, ("ip", "-j", "-s", "-d", "link", "show"))
-    return parse_links(result.stdout), result
+    # Exact text: an interface name may hold bytes that are not UTF-8, and its fix names it.
+    return parse_links(result.exact_stdout), result
 
 
 def _links_evidence(result: CommandResult, links: Sequence[Link]) -> Evidence:
@@ -213,7 +216,7 @@ async def _addressed(shell: Shell) -> set[str]:
     result = await _run(shell, ("ip", "-j", "addr", "show"))
     if not result.ok:
         return set()
-    return {a.interface for a in parse_addresses(result.stdout) if a.scope != "link"}
+    return {a.interface for a in parse_addresses(result.exact_stdout) if a.scope != "link"}
 
 
 def _no_link(findings: Sequence[Finding]) -> str | None:
@@ -229,7 +232,7 @@ def _no_link(findings: Sequence[Finding]) -> str | None:
 
 async def _check_addresses(ctx: CheckContext, shell: Shell) -> list[Finding]:
     result = await _required(shell, ("ip", "-j", "addr", "show"))
-    addresses = parse_addresses(result.stdout)
+    addresses = parse_addresses(result.exact_stdout)  # names as _links reads them
     links, _ = await _links(shell)
     shown = [
         f"{link.name:<15} "
@@ -319,18 +322,12 @@ async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
     text, shown = await _read_etc(shell, "/etc/resolv.conf")
     conf = parse_resolv_conf(text)
     findings = []
-    servers = conf.nameservers
-    if not servers:
-        findings.append(
-            Finding(
-                "net.dns",
-                Status.CRIT,
-                "resolvers",
-                "no resolver configured: /etc/resolv.conf has no nameserver line "
-                "(the C library then asks 127.0.0.1)",
-                (shown,),
-            )
-        )
+    servers = conf.nameservers or GLIBC_DEFAULT_NAMESERVERS
+    if not conf.nameservers:
+        # Legal, and what a host with its own resolver on 127.0.0.1 may have: the lookup
+        # below, asking 127.0.0.1 as the C library does, says whether anything answers.
+        summary = "no nameserver line in /etc/resolv.conf: the C library asks 127.0.0.1 alone"
+        findings.append(Finding("net.dns", Status.WARN, "resolvers", summary, (shown,)))
     else:
         findings.append(
             Finding(
@@ -338,7 +335,7 @@ async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
             )
         )
     name = _lookup_name(ctx)
-    if name is None or not servers:
+    if name is None:
         return findings
     names = search_names(name, conf)
     timeout = min(conf.timeout, DNS_TIMEOUT)
@@ -353,6 +350,9 @@ async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
     hosts, _ = await _read_etc(shell, "/etc/hosts")
     local = NameService(parse_nsswitch_hosts(nsswitch), hosts_file_addresses(hosts, name))
     findings.append(_grade_dns(name, data, local))
+    if not conf.nameservers and any(not a.silent for a in _server_answers(data)):
+        said = "no nameserver line in /etc/resolv.conf: the C library asks 127.0.0.1, which answers"
+        findings[0] = dataclasses.replace(findings[0], status=Status.OK, summary=said)
     return findings
 
 
@@ -516,7 +516,7 @@ async def _getent(shell: Shell, name: str) -> Finding:
 
 async def _routes(shell: Shell) -> list[Route]:
     result = await _required(shell, ("ip", "-j", "route", "show"))
-    return parse_routes(result.stdout)
+    return parse_routes(result.exact_stdout)
 
 
 async def _check_route(ctx: CheckContext, shell: Shell) -> list[Finding]:
@@ -525,7 +525,8 @@ async def _check_route(ctx: CheckContext, shell: Shell) -> list[Finding]:
     default routes are graded, an IPv6 one that goes nowhere at most WARN where IPv4 works."""
     v4 = await _required(shell, ("ip", "-j", "route", "show"))
     v6 = await _run(shell, ("ip", "-j", "-6", "route", "show"))
-    routes = parse_routes(v4.stdout) + (parse_routes(v6.stdout, "inet6") if v6.ok else [])
+    v6_routes = parse_routes(v6.exact_stdout, "inet6") if v6.ok else []
+    routes = parse_routes(v4.exact_stdout) + v6_routes
     table = Evidence(
         "ip -j route show; ip -j -6 route show",
         "\n".join(_route_text(r) for r in routes) or "(no routes)",
@@ -565,7 +566,7 @@ async def _target_route(
     get = await _run(shell, ("ip", "-j", "route", "get", address))
     evidence = (_evidence(get), *evidence)
     family = "inet6" if ":" in address else "inet"
-    routes = parse_routes(get.stdout, family) if get.ok else []
+    routes = parse_routes(get.exact_stdout, family) if get.ok else []
     if not routes:
         why = (get.stderr or get.stdout).strip().splitlines()
         summary = f"no route to {address}: {why[-1] if why else f'exit {get.exit_status}'}"
