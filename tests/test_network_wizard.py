@@ -470,10 +470,30 @@ def test_dns_tells_a_good_answer_nxdomain_a_dead_resolver_and_none_apart(
     assert silent["status"] == "CRIT" and "no resolver answers" in silent["summary"]
     assert lab.nobody in silent["summary"]
 
-    resolv_conf.write_text("# nothing configured\nsearch lab\n")
+    # No nameserver line: the C library asks 127.0.0.1, and so does the step.
+    resolv_conf.write_text("# nothing configured\nsearch lab\noptions timeout:1\n")
     none = _local_wizard(lab, "--resolve", "api.lab")
     resolvers = none.finding("net.dns", "resolvers")
-    assert resolvers["status"] == "CRIT" and "no resolver configured" in resolvers["summary"]
+    assert resolvers["status"] == "WARN" and "asks 127.0.0.1 alone" in resolvers["summary"]
+    nobody = none.finding("net.dns", "resolve api.lab")
+    assert nobody["status"] == "CRIT" and "127.0.0.1: port 53 refused" in nobody["summary"]
+
+    # Its healthy twin: a resolver of the host's own on 127.0.0.1 answers.
+    assert lab.client.netns
+    local = subprocess.Popen(
+        ["ip", "netns", "exec", lab.client.netns, sys.executable, str(DNSD), "127.0.0.1", "53",
+         f"api.lab={lab.server.address}"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert local.stdout and local.stdout.readline().strip() == "ready"
+        own = _local_wizard(lab, "--resolve", "api")
+    finally:
+        local.kill()
+        local.wait(5)
+    assert own.finding("net.dns", "resolvers")["status"] == "OK", own.step("net.dns")
+    found = own.finding("net.dns", "resolve api")
+    assert found["status"] == "OK" and "as api.lab" in found["summary"], found
 
 
 def test_wizard_on_an_unreachable_host_says_so_without_a_traceback(lab: Lab) -> None:
