@@ -8,6 +8,7 @@ import os
 import pty
 import sys
 
+import pytest
 from rich.console import Console
 
 from tui.terminal import escaped_output
@@ -43,3 +44,19 @@ def test_text_is_escaped_and_json_is_unchanged() -> None:
     finally:
         sys.stdout = saved
     assert buffer.getvalue() == 'name \\x1b[2J\\x9b\\u202e end\n{"name": "\\u001b[2J"}\n'
+
+
+def test_a_crash_is_reported_escaped_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug that lets an exception out, its message holding a host's text: the traceback
+    goes through the escaping stream, not raw after it is put back."""
+    from tui import cli
+
+    def crash(argv: list[str] | None) -> int:
+        raise RuntimeError("no such host: evil\x1b]0;owned\x07")
+
+    monkeypatch.setattr(cli, "_main", crash)
+    assert cli.main([]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "RuntimeError: no such host: evil\\x1b]0;owned\\x07" in err, err
