@@ -869,12 +869,27 @@ async def _check_listen(ctx: CheckContext, shell: Shell) -> list[Finding]:
     if all(lst.loopback_only for lst in found):
         address, _ = await _target_address(ctx, shell)
         if address is not None and ipaddress.ip_address(address).is_loopback:
+            if _names_address(ctx, port, address) and not any(
+                lst.accepts(address) for lst in found
+            ):  # --target [::1]:PORT, the service on 127.0.0.1 alone: the connect is refused
+                summary = f"listens on loopback only ({where}), but not on {address}, the target"
+                return [Finding("net.listen", Status.WARN, target, summary, evidence)]
             # The operator's own client is on this host: nobody else is meant to connect.
             summary = f"listens on loopback only ({where}), where the target {address} is"
             return [Finding("net.listen", Status.OK, target, summary, evidence)]
         summary = f"listens on loopback only ({where}): other hosts cannot connect"
         return [Finding("net.listen", Status.WARN, target, summary, evidence)]
     return [Finding("net.listen", Status.OK, target, f"listening on {where}", evidence)]
+
+
+def _names_address(ctx: CheckContext, port: int, address: str) -> bool:
+    """--target is this address itself at the port listened on (a name may have others,
+    which the connect step tries in turn)."""
+    host, target_port = split_target(ctx.params["target"])
+    try:
+        return target_port == port and ipaddress.ip_address(host) == ipaddress.ip_address(address)
+    except ValueError:
+        return False  # a name
 
 
 async def _restart_fixes(ctx: CheckContext, shell: Shell, target: str) -> tuple[Fix, ...]:

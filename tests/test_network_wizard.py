@@ -775,6 +775,12 @@ def test_a_loopback_only_service_is_ok_for_a_loopback_target_and_not_for_its_own
     assert run.finding("net.connect", "127.0.0.1:8083")["status"] == "OK"
     assert not _not_ok(run), _not_ok(run)
 
+    # Loopback, but the other family: the steps agree that ::1 is not served.
+    run = lab.wizard(lab.server, "--listen", "8083", "--target", "[::1]:8083")
+    listen = run.finding("net.listen", "tcp/8083")
+    assert listen["status"] == "WARN" and "but not on ::1, the target" in listen["summary"]
+    assert run.finding("net.connect", "[::1]:8083")["status"] == "CRIT"
+
     mine = f"{lab.server.address}:8083"
     run = lab.wizard(lab.server, "--listen", "8083", "--target", mine)
     listen = run.finding("net.listen", "tcp/8083")
