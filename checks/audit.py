@@ -306,6 +306,9 @@ def iter_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
                 cut = "" if raw.endswith(b"\n") else " (the line is cut short)"
                 yield number, f"not JSON{cut}"
                 continue
+            except RecursionError:  # [[[[... thousands deep: the decoder recurses per level
+                yield number, "not an audit record (JSON nested too deep to read)"
+                continue
             problem = shape_problem(record)
             yield number, record if problem is None else problem
 

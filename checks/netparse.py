@@ -436,6 +436,20 @@ class Listener:
         """Bound to every address ("*" is a dual-stack IPv6 socket)."""
         return self.address in ("0.0.0.0", "::", "*")
 
+    def accepts(self, address: str) -> bool:
+        """Whether a connection to `address`, one of this host's, reaches this socket: its
+        own address, or any of the family it is bound to all of ("::" may be dual-stack)."""
+        try:
+            wanted = ipaddress.ip_address(address.partition("%")[0])
+            bound = ipaddress.ip_address("::" if self.address == "*" else self.address)
+        except ValueError:
+            return False
+        if bound.is_unspecified:
+            return bound.version == 6 or wanted.version == 4
+        if isinstance(bound, ipaddress.IPv6Address) and bound.ipv4_mapped is not None:
+            bound = bound.ipv4_mapped
+        return bound == wanted
+
 
 def _split_endpoint(text: str) -> tuple[str, str | None, int] | None:
     host, sep, port = text.rpartition(":")

@@ -194,27 +194,55 @@ ERRNO_WORDS = {
 }
 
 
-def tcp(host, port, timeout):
-    """Connect once to host:port; the address used, whether it worked and how long it took."""
-    result = {"host": host, "port": port, "address": None, "ok": False, "ms": None, "error": None}
-    started = time.monotonic()
+MAX_ADDRESSES = 3
+"""Addresses of a name tried in turn, as clients do (curl, ssh, browsers): `localhost` is ::1
+first on Debian, and a service on 127.0.0.1 alone still answers them on the next."""
+
+
+def _connect(info, timeout):
+    """One connect attempt: None if it worked, else why in the words ERRNO_WORDS uses."""
+    family, kind, proto, _c, address = info
     try:
-        family, kind, proto, _c, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-        result["address"] = address[0]
         with socket.socket(family, kind, proto) as sock:
             sock.settimeout(timeout)
-            started = time.monotonic()
             sock.connect(address)
-        result["ok"] = True
     except socket.timeout:  # TimeoutError from Python 3.10 on, its own class before
-        result["error"] = "timeout"
-    except socket.gaierror as error:
-        result["error"] = f"cannot resolve {host}: {error.strerror}"
+        return "timeout"
     except OSError as error:
         import errno as errno_names
 
         name = errno_names.errorcode.get(error.errno or 0, "")
-        result["error"] = ERRNO_WORDS.get(name, error.strerror or str(error))
+        return ERRNO_WORDS.get(name, error.strerror or str(error))
+    return None
+
+
+def tcp(host, port, timeout):
+    """Connect to host:port as a client would: each address the name has in getaddrinfo's
+    order (at most MAX_ADDRESSES), until one answers. The address that answered (or the
+    first), whether one did, how long the attempt that decided took, and every try."""
+    result = {"host": host, "port": port, "address": None, "ok": False, "ms": None, "error": None}
+    tried = []
+    started = time.monotonic()
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        result["error"] = f"cannot resolve {host}: {error.strerror}"
+        infos = []
+    seen: list[str] = []  # never evaluated: fine on 3.6
+    for info in infos:
+        address = str(info[4][0])
+        if address in seen or len(seen) == MAX_ADDRESSES:
+            continue
+        seen.append(address)
+        started = time.monotonic()
+        why = _connect(info, timeout)
+        tried.append({"address": address, "error": why})
+        if why is None:
+            result.update(address=address, ok=True, error=None)
+            break
+        if result["address"] is None:
+            result.update(address=address, error=why)
+    result["tried"] = tried
     result["ms"] = round((time.monotonic() - started) * 1000, 1)
     return result
 

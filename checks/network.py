@@ -37,6 +37,7 @@ from checks.netparse import (
     ports_of,
     search_names,
 )
+from checks.netprobe import MAX_ADDRESSES
 from checks.wizards import Param, Step, Wizard
 from hosts.shell import CommandResult, Shell
 
@@ -44,6 +45,8 @@ DOMAIN = "network"
 COMMAND_TIMEOUT = 10.0
 DNS_TIMEOUT = 2.0
 DNS_SLOW_MS = 1000.0
+GLIBC_DEFAULT_NAMESERVERS = ("127.0.0.1",)
+"""Whom the C library asks when resolv.conf names no nameserver (resolv.conf(5))."""
 CONNECT_TIMEOUT = 3.0
 ERRORS_SPACING = 1.0
 """Seconds between the two counter readings that tell growing errors from old ones."""
@@ -116,7 +119,8 @@ PARAMS = (
 
 async def _links(shell: Shell) -> tuple[list[Link], CommandResult]:
     result = await _required(shell, ("ip", "-j", "-s", "-d", "link", "show"))
-    return parse_links(result.stdout), result
+    # Exact text: an interface name may hold bytes that are not UTF-8, and its fix names it.
+    return parse_links(result.exact_stdout), result
 
 
 def _links_evidence(result: CommandResult, links: Sequence[Link]) -> Evidence:
@@ -206,7 +210,7 @@ async def _addressed(shell: Shell) -> set[str]:
     result = await _run(shell, ("ip", "-j", "addr", "show"))
     if not result.ok:
         return set()
-    return {a.interface for a in parse_addresses(result.stdout) if a.scope != "link"}
+    return {a.interface for a in parse_addresses(result.exact_stdout) if a.scope != "link"}
 
 
 def _no_link(findings: Sequence[Finding]) -> str | None:
@@ -222,7 +226,7 @@ def _no_link(findings: Sequence[Finding]) -> str | None:
 
 async def _check_addresses(ctx: CheckContext, shell: Shell) -> list[Finding]:
     result = await _required(shell, ("ip", "-j", "addr", "show"))
-    addresses = parse_addresses(result.stdout)
+    addresses = parse_addresses(result.exact_stdout)  # names as _links reads them
     links, _ = await _links(shell)
     shown = [
         f"{link.name:<15} "
@@ -312,18 +316,12 @@ async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
     text, shown = await _read_etc(shell, "/etc/resolv.conf")
     conf = parse_resolv_conf(text)
     findings = []
-    servers = conf.nameservers
-    if not servers:
-        findings.append(
-            Finding(
-                "net.dns",
-                Status.CRIT,
-                "resolvers",
-                "no resolver configured: /etc/resolv.conf has no nameserver line "
-                "(the C library then asks 127.0.0.1)",
-                (shown,),
-            )
-        )
+    servers = conf.nameservers or GLIBC_DEFAULT_NAMESERVERS
+    if not conf.nameservers:
+        # Legal, and what a host with its own resolver on 127.0.0.1 may have: the lookup
+        # below, asking 127.0.0.1 as the C library does, says whether anything answers.
+        summary = "no nameserver line in /etc/resolv.conf: the C library asks 127.0.0.1 alone"
+        findings.append(Finding("net.dns", Status.WARN, "resolvers", summary, (shown,)))
     else:
         findings.append(
             Finding(
@@ -331,7 +329,7 @@ async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
             )
         )
     name = _lookup_name(ctx)
-    if name is None or not servers:
+    if name is None:
         return findings
     names = search_names(name, conf)
     timeout = min(conf.timeout, DNS_TIMEOUT)
@@ -346,6 +344,9 @@ async def _check_dns(ctx: CheckContext, shell: Shell) -> list[Finding]:
     hosts, _ = await _read_etc(shell, "/etc/hosts")
     local = NameService(parse_nsswitch_hosts(nsswitch), hosts_file_addresses(hosts, name))
     findings.append(_grade_dns(name, data, local))
+    if not conf.nameservers and any(not a.silent for a in _server_answers(data)):
+        said = "no nameserver line in /etc/resolv.conf: the C library asks 127.0.0.1, which answers"
+        findings[0] = dataclasses.replace(findings[0], status=Status.OK, summary=said)
     return findings
 
 
@@ -509,7 +510,7 @@ async def _getent(shell: Shell, name: str) -> Finding:
 
 async def _routes(shell: Shell) -> list[Route]:
     result = await _required(shell, ("ip", "-j", "route", "show"))
-    return parse_routes(result.stdout)
+    return parse_routes(result.exact_stdout)
 
 
 async def _check_route(ctx: CheckContext, shell: Shell) -> list[Finding]:
@@ -518,7 +519,8 @@ async def _check_route(ctx: CheckContext, shell: Shell) -> list[Finding]:
     default routes are graded, an IPv6 one that goes nowhere at most WARN where IPv4 works."""
     v4 = await _required(shell, ("ip", "-j", "route", "show"))
     v6 = await _run(shell, ("ip", "-j", "-6", "route", "show"))
-    routes = parse_routes(v4.stdout) + (parse_routes(v6.stdout, "inet6") if v6.ok else [])
+    v6_routes = parse_routes(v6.exact_stdout, "inet6") if v6.ok else []
+    routes = parse_routes(v4.exact_stdout) + v6_routes
     table = Evidence(
         "ip -j route show; ip -j -6 route show",
         "\n".join(_route_text(r) for r in routes) or "(no routes)",
@@ -558,7 +560,7 @@ async def _target_route(
     get = await _run(shell, ("ip", "-j", "route", "get", address))
     evidence = (_evidence(get), *evidence)
     family = "inet6" if ":" in address else "inet"
-    routes = parse_routes(get.stdout, family) if get.ok else []
+    routes = parse_routes(get.exact_stdout, family) if get.ok else []
     if not routes:
         why = (get.stderr or get.stdout).strip().splitlines()
         summary = f"no route to {address}: {why[-1] if why else f'exit {get.exit_status}'}"
@@ -694,8 +696,9 @@ async def _check_connect(ctx: CheckContext, shell: Shell) -> list[Finding]:
     host, port = split_target(ctx.params["target"])
     target = ctx.params["target"]
     data = await _python(
-        shell, "tcp", host, str(port), f"{CONNECT_TIMEOUT:g}", timeout=CONNECT_TIMEOUT + 10
-    )
+        shell, "tcp", host, str(port), f"{CONNECT_TIMEOUT:g}",
+        timeout=CONNECT_TIMEOUT * MAX_ADDRESSES + 10,
+    )  # fmt: skip
     if data is None:
         raise StepFailed(f"{ctx.host} has no python3, which the TCP probe needs")
     evidence = (Evidence(f"TCP connect to {target} from {ctx.host}", json.dumps(data)),)
@@ -711,6 +714,10 @@ async def _check_connect(ctx: CheckContext, shell: Shell) -> list[Finding]:
         "network unreachable": "no route to that network",
     }.get(error, "")
     summary = f"cannot connect to {address}:{port}: {error}" + (f" ({meaning})" if meaning else "")
+    tries = data.get("tried")
+    others = [t for t in tries if isinstance(t, dict)][1:] if isinstance(tries, list) else []
+    if others:  # the name's other addresses, tried in turn as a client would
+        summary += "; also " + ", ".join(f"{t.get('address')}: {t.get('error')}" for t in others)
     return [Finding("net.connect", Status.CRIT, target, summary, evidence)]
 
 
@@ -736,12 +743,27 @@ async def _check_listen(ctx: CheckContext, shell: Shell) -> list[Finding]:
     if all(lst.loopback_only for lst in found):
         address, _ = await _target_address(ctx, shell)
         if address is not None and ipaddress.ip_address(address).is_loopback:
+            if _names_address(ctx, port, address) and not any(
+                lst.accepts(address) for lst in found
+            ):  # --target [::1]:PORT, the service on 127.0.0.1 alone: the connect is refused
+                summary = f"listens on loopback only ({where}), but not on {address}, the target"
+                return [Finding("net.listen", Status.WARN, target, summary, evidence)]
             # The operator's own client is on this host: nobody else is meant to connect.
             summary = f"listens on loopback only ({where}), where the target {address} is"
             return [Finding("net.listen", Status.OK, target, summary, evidence)]
         summary = f"listens on loopback only ({where}): other hosts cannot connect"
         return [Finding("net.listen", Status.WARN, target, summary, evidence)]
     return [Finding("net.listen", Status.OK, target, f"listening on {where}", evidence)]
+
+
+def _names_address(ctx: CheckContext, port: int, address: str) -> bool:
+    """--target is this address itself at the port listened on (a name may have others,
+    which the connect step tries in turn)."""
+    host, target_port = split_target(ctx.params["target"])
+    try:
+        return target_port == port and ipaddress.ip_address(host) == ipaddress.ip_address(address)
+    except ValueError:
+        return False  # a name
 
 
 async def _restart_fixes(ctx: CheckContext, shell: Shell, target: str) -> tuple[Fix, ...]:

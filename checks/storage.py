@@ -109,20 +109,26 @@ async def _check_raid(ctx: CheckContext, shell: Shell) -> list[Finding]:
 # -- deleted files still held open -----------------------------------------------------------
 
 DELETED_SCRIPT = r"""
-find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -lname '*(deleted)' -printf '%p\t%l\n' 2>/dev/null |
-while IFS='	' read -r fd target; do
-  file=$(stat -L -c '%s %d:%i' "$fd" 2>/dev/null) || continue
+find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -lname '*(deleted)' -print 2>/dev/null |
+while IFS= read -r fd; do
+  file=$(stat -L -c '%h %s %d:%i' "$fd" 2>/dev/null) || continue
+  case $file in 0\ *) file=${file#0 } ;; *) continue ;; esac
+  target=$(readlink "$fd") || continue
   pid=${fd#/proc/}; pid=${pid%%/*}
-  start=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-  comm=$(cat "/proc/$pid/comm" 2>/dev/null)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pid" "${fd##*/}" "${file% *}" "${file#* }" \
+  start=$(tr '\n' ' ' < "/proc/$pid/stat" 2>/dev/null | sed 's/.*) //' | cut -d' ' -f20)
+  comm=$(tr '\t\n' '  ' < "/proc/$pid/comm" 2>/dev/null); comm=${comm% }
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\000' "$pid" "${fd##*/}" "${file% *}" "${file#* }" \
     "$start" "$comm" "$target"
 done
-grep -h ' (deleted)$' /proc/[0-9]*/maps 2>/dev/null | awk '{print "mapped\t" $5}' | sort -u
+grep -h ' (deleted)$' /proc/[0-9]*/maps 2>/dev/null | awk '{print "mapped\t" $5}' | sort -u |
+  tr '\n' '\000'
 """
-"""One `find` over every process's fds (no fork per fd), `stat` only for deleted files; then
-the inodes of deleted files mapped into memory anywhere (truncating those crashes whoever
-maps them)."""
+"""One `find` over every process's fds (no fork per fd), `stat` only for deleted-looking
+ones; then the inodes of deleted files mapped into memory anywhere (truncating those crashes
+whoever maps them). A process picks its own name and its files' names, so neither may bend
+the output: records end in NUL, the name (which may hold tabs and newlines) last; a tab or
+newline in a process name reads as a space; and a file counts as deleted by its link count
+(0), not by a name that merely ends in " (deleted)"."""
 PIN_SCRIPT = r"""t=$(readlink "/proc/$1/fd/$2") || exit 1
 st=$(cat "/proc/$1/stat") || exit 1
 set -- ${st##*) }
@@ -163,7 +169,7 @@ def parse_held(text: str) -> tuple[list[HeldFile], set[str]]:
     of deleted files mapped into some process's memory."""
     files: dict[str, tuple[str, int, list[tuple[str, str, str, str]]]] = {}
     mapped: set[str] = set()
-    for line in text.splitlines():
+    for line in text.split("\0"):
         if line.startswith("mapped\t"):
             mapped.add(line.split("\t", 1)[1].strip())
             continue

@@ -332,7 +332,7 @@ class RecordedStorageShell:
         if script == SAMPLE_SCRIPT and args == ("/var/log/app/worker.log.12", "1048576"):
             return _text("gzip-sample.txt")
         if script == DELETED_SCRIPT and not args:
-            return _text("deleted-open.txt")
+            return _text("deleted-open.bin")
         if ("sh", "-c", script) == DOCKER_PIN and not args:
             return _text("docker-prune-list.txt")
         if script == RESOLVE_SCRIPT and args == (_BACKUPS, "/dev/vdc"):
@@ -350,7 +350,7 @@ class RecordedStorageShell:
                 if fields[1] == args[0]:
                     return f"{fields[0]} {fields[3]}\n"
         if script == HELD_PIN and len(args) == 2:  # readlink of the fd, the start time
-            for line in _text("deleted-open.txt").splitlines():
+            for line in _text("deleted-open.bin").split("\0")[:-1]:
                 pid, fd, _size, _file, start, _comm, target = line.split("\t", 6)
                 if (pid, fd) == args:
                     return f"{target} start {start}\n"

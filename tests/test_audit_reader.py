@@ -132,3 +132,25 @@ def test_error_messages_show_control_characters_escaped(argv: list[str]) -> None
     assert shown.returncode != 0 and shown.stderr
     assert "\x1b" not in shown.stderr + shown.stdout and "\x07" not in shown.stderr
     assert "\\x1b" in shown.stderr, shown.stderr
+
+
+def test_a_line_nested_too_deep_for_the_decoder_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    """`{"pin": [[[[...` 100,000 deep made json.loads raise RecursionError, which took
+    `fleetdeck audit` and the Audit screen down with it."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append({"id": "a", "event": "refused", "host": "web-01", "fix": "net.link.up"})
+    with path.open("a") as handle:
+        deep = "[" * 100_000 + "]" * 100_000
+        handle.write(f'{{"time": "2026-01-01T00:00:00Z", "event": "refused", "pin": {deep}}}\n')
+    log.append({"id": "b", "event": "refused", "host": "web-02", "fix": "net.link.up"})
+    reading = read_audit(path)
+    assert [r.data["host"] for r in reading.records] == ["web-01", "web-02"]
+    (warning,) = reading.warnings()
+    assert warning == "line 2 skipped: not an audit record (JSON nested too deep to read)"
+    shown = subprocess.run(
+        [sys.executable, "-m", "tui", "audit", "--audit-log", str(path)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "web-01" in shown.stdout and "web-02" in shown.stdout, shown.stdout

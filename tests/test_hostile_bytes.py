@@ -121,6 +121,66 @@ async def test_a_deleted_file_named_in_bytes_that_are_not_utf8_is_warned_and_tru
     assert SHOWN in record.data["pin"]["value"]
 
 
+DISGUISED = """
+import os, sys, time
+with open("/proc/self/comm", "w") as comm:
+    comm.write(sys.argv[2])  # a process names itself
+path = os.fsencode(sys.argv[1])
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"x" * (2 << 20))
+if sys.argv[3] == "unlink":
+    os.unlink(path)
+print("held", flush=True)
+time.sleep(300)
+"""
+ODD_NAME = b"held\n1\t3\t5\t1:1\t1\tfake\tx"
+"""A deleted file's name with a newline and tabs, shaped like one more line of the scan."""
+
+
+@pytest.fixture
+def disguised(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """Two processes, each holding 2 MiB: one named `ta\tb` holding a deleted file named
+    ODD_NAME; one holding a live file whose name ends in " (deleted)". Their pids."""
+    children = []
+    for name, comm, unlink in (
+        (ODD_NAME, "ta\tb", "unlink"),
+        (b"live (deleted)", "live", "keep"),
+    ):
+        path = os.fsdecode(os.path.join(os.fsencode(tmp_path), name))
+        child = subprocess.Popen(
+            ["python3", "-c", DISGUISED, path, comm, unlink], stdout=subprocess.PIPE, text=True
+        )
+        children.append(child)
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    try:
+        yield children[0].pid, children[1].pid
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+async def test_a_process_named_with_a_tab_cannot_hide_its_deleted_file_nor_fake_one(
+    disguised: tuple[int, int], odd_shell: SSHShell, tmp_path: Path
+) -> None:
+    """Before, a tab in the process name dropped its record (a false OK on a filling disk),
+    a newline in the file name cut it, and a live file named "x (deleted)" was offered for
+    truncation."""
+    hider, live = disguised
+    ctx = context(odd_shell)
+    findings = await DELETED.run(ctx)
+    assert not [f for f in findings if f.target.startswith(f"pid {live} ")], findings
+    (finding,) = [f for f in findings if f.target.startswith(f"pid {hider} ")]
+    assert finding.status is Status.WARN and finding.fixes, finding
+    shown = "held\\n1\\t3\\t5\\t1:1\\t1\\tfake\\tx (deleted) holds 2.0 MiB, open by ta b"
+    assert shown in finding.summary, finding.summary
+    result = await apply(DELETED, ctx, finding, tmp_path / "audit.jsonl")
+    assert result.outcome is Outcome.VERIFIED, result.message
+    (fd,) = (n for n in os.listdir(f"/proc/{hider}/fd") if ODD_NAME in os.readlink(
+        f"/proc/{hider}/fd/{n}".encode()))  # fmt: skip
+    assert os.stat(f"/proc/{hider}/fd/{fd}").st_size == 0
+
+
 async def test_an_old_log_named_in_bytes_that_are_not_utf8_is_listed_escaped_and_removed(
     odd_shell: SSHShell, tmp_path: Path
 ) -> None:

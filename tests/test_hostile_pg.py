@@ -82,14 +82,20 @@ PASSWORDS = {
     "unicode": "ALTER ROLE {role} PASSWORD U&'pw-unicode-{token}\\0041'",
     "comment": "ALTER ROLE {role} PASSWORD /* why */ -- note\n 'pw-comment-{token}'",
     "encrypted": "ALTER ROLE {role} ENCRYPTED PASSWORD 'pw-encrypted-{token}'",
+    "nested": "ALTER ROLE {role} PASSWORD /* a /* nested */ comment */ 'pw-nested-{token}'",
+    "continued": "ALTER ROLE {role} PASSWORD 'pw-a-{token}' -- one constant in two\n'b-{token}'",
+    "backslash": "ALTER ROLE {role} PASSWORD 'pw\\'-backslash-{token}'",
 }
 """Statements that wait on the holder's lock on the role, each password in another form."""
+SETTINGS = {"backslash": "SET standard_conforming_strings = off"}
+"""What a session sets first for its form: with this off, \\' inside '..' is a quote."""
 
 
 @pytest.fixture
 def password_sessions(pg: PgServer) -> Iterator[str]:
     """Sessions whose query text holds a password: one idle in a transaction that changed a
-    role's password, six waiting to change it again, one sleeping with a URL in its text."""
+    role's password, one waiting to change it again in each form of PASSWORDS, one sleeping
+    with a URL in its text."""
     token = secrets.token_hex(4)
     role = f"fd_app_{secrets.token_hex(4)}"  # not the token: a role name is no secret
     pg.sql(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
@@ -97,8 +103,11 @@ def password_sessions(pg: PgServer) -> Iterator[str]:
         holder = pg.session(name="rotate")
         holder.execute("BEGIN")
         holder.execute(f"ALTER ROLE {role} PASSWORD 'pw-plain-{token}'")
-        for form in PASSWORDS.values():
-            pg.session(name="rotate").start(form.format(role=role, token=token))
+        for key, form in PASSWORDS.items():
+            session = pg.session(name="rotate")
+            if key in SETTINGS:
+                session.execute(SETTINGS[key])
+            session.start(form.format(role=role, token=token))
         url = f"postgres://app:pw-url-{token}@db.example/app"
         pg.session(name="report").start(f"SELECT pg_sleep(60) /* {url} */")
         pg.wait_for(

@@ -317,3 +317,23 @@ def test_no_parser_crashes_on_any_json(value: object) -> None:
     for text in (json.dumps(v) for v in (value, [value], {"nftables": [value]})):
         for parser in JSON_PARSERS:
             _result_or_parse_error(parser, text)
+
+
+@pytest.mark.parametrize(
+    ("bound", "address", "accepts"),
+    [
+        ("127.0.0.1", "127.0.0.1", True),
+        ("127.0.0.1", "::1", False),
+        ("127.0.0.1", "127.0.0.2", False),
+        ("::1", "::1", True),
+        ("0.0.0.0", "127.0.0.1", True),
+        ("0.0.0.0", "::1", False),
+        ("::", "127.0.0.1", True),  # dual-stack unless IPV6_V6ONLY, which ss does not show
+        ("*", "::1", True),
+        ("::ffff:127.0.0.1", "127.0.0.1", True),
+    ],
+)
+def test_a_listener_accepts_its_own_address_or_any_of_the_family_it_binds_all_of(
+    bound: str, address: str, accepts: bool
+) -> None:
+    assert Listener("tcp", bound, 80).accepts(address) is accepts

@@ -459,10 +459,30 @@ def test_dns_tells_a_good_answer_nxdomain_a_dead_resolver_and_none_apart(
     assert silent["status"] == "CRIT" and "no resolver answers" in silent["summary"]
     assert lab.nobody in silent["summary"]
 
-    resolv_conf.write_text("# nothing configured\nsearch lab\n")
+    # No nameserver line: the C library asks 127.0.0.1, and so does the step.
+    resolv_conf.write_text("# nothing configured\nsearch lab\noptions timeout:1\n")
     none = _local_wizard(lab, "--resolve", "api.lab")
     resolvers = none.finding("net.dns", "resolvers")
-    assert resolvers["status"] == "CRIT" and "no resolver configured" in resolvers["summary"]
+    assert resolvers["status"] == "WARN" and "asks 127.0.0.1 alone" in resolvers["summary"]
+    nobody = none.finding("net.dns", "resolve api.lab")
+    assert nobody["status"] == "CRIT" and "127.0.0.1: port 53 refused" in nobody["summary"]
+
+    # Its healthy twin: a resolver of the host's own on 127.0.0.1 answers.
+    assert lab.client.netns
+    local = subprocess.Popen(
+        ["ip", "netns", "exec", lab.client.netns, sys.executable, str(DNSD), "127.0.0.1", "53",
+         f"api.lab={lab.server.address}"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert local.stdout and local.stdout.readline().strip() == "ready"
+        own = _local_wizard(lab, "--resolve", "api")
+    finally:
+        local.kill()
+        local.wait(5)
+    assert own.finding("net.dns", "resolvers")["status"] == "OK", own.step("net.dns")
+    found = own.finding("net.dns", "resolve api")
+    assert found["status"] == "OK" and "as api.lab" in found["summary"], found
 
 
 def test_wizard_on_an_unreachable_host_says_so_without_a_traceback(lab: Lab) -> None:
@@ -747,6 +767,12 @@ def test_a_loopback_only_service_is_ok_for_a_loopback_target_and_not_for_its_own
     assert run.finding("net.connect", "127.0.0.1:8083")["status"] == "OK"
     assert not _not_ok(run), _not_ok(run)
 
+    # Loopback, but the other family: the steps agree that ::1 is not served.
+    run = lab.wizard(lab.server, "--listen", "8083", "--target", "[::1]:8083")
+    listen = run.finding("net.listen", "tcp/8083")
+    assert listen["status"] == "WARN" and "but not on ::1, the target" in listen["summary"]
+    assert run.finding("net.connect", "[::1]:8083")["status"] == "CRIT"
+
     mine = f"{lab.server.address}:8083"
     run = lab.wizard(lab.server, "--listen", "8083", "--target", mine)
     listen = run.finding("net.listen", "tcp/8083")
@@ -863,3 +889,29 @@ def test_dns_over_ssh_a_name_that_does_not_exist_and_a_dead_resolver_are_critica
     _etc(dns_host, resolv_conf=f"nameserver {lab.nobody}\nsearch lab\noptions timeout:1\n")
     dead = lab.wizard(dns_host, "--resolve", "api").finding("net.dns", "resolve api")
     assert dead["status"] == "CRIT" and "no resolver answers" in dead["summary"], dead
+
+
+def test_a_name_whose_first_address_refuses_is_connected_on_the_next_as_clients_do(
+    lab: Lab, dns_host: NetnsHost, zone: str, listener: Any
+) -> None:
+    """Debian's /etc/hosts gives `localhost` ::1 first; a service on 127.0.0.1 alone still
+    answers curl or ssh, which go on to the next address. So does the connect step; and a
+    port nothing listens on names every address it tried."""
+    _etc(
+        dns_host,
+        resolv_conf=f"nameserver {zone}\noptions timeout:1\n",
+        nsswitch_conf="hosts: files dns\n",
+        hosts="::1 localhost ip6-localhost\n127.0.0.1 localhost\n",
+    )
+    listener(dns_host, "127.0.0.1", 8086)
+    run = lab.wizard(dns_host, "--target", "localhost:8086", "--listen", "8086")
+    connect = run.finding("net.connect", "localhost:8086")
+    assert connect["status"] == "OK" and "127.0.0.1:8086" in connect["summary"], connect
+    assert not _not_ok(run), _not_ok(run)
+
+    closed = lab.wizard(dns_host, "--target", "localhost:8087").finding(
+        "net.connect", "localhost:8087"
+    )
+    assert closed["status"] == "CRIT", closed
+    assert "::1:8087: refused" in closed["summary"], closed
+    assert "also 127.0.0.1: refused" in closed["summary"], closed

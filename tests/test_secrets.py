@@ -38,6 +38,15 @@ from checks.secrets import redact
         ("PGPASSWORD=pw psql", "PGPASSWORD=*** psql"),
         ('{"api_key": "a b"}', '{"api_key": "***"}'),
         ("SELECT 1 -- no secret here", "SELECT 1 -- no secret here"),
+        ("PASSWORD /* a /* b */ 'x' */ 'pw' VALID", "PASSWORD /* a /* b */ 'x' */ '***' VALID"),
+        ("PASSWORD 'p' -- c\n  'w' VALID UNTIL 'x'", "PASSWORD '***' VALID UNTIL 'x'"),
+        ("PASSWORD 'p' 'w'", "PASSWORD '***' 'w'"),  # one line: no continuation, an error
+        ("PASSWORD 'p\\'w'", "PASSWORD '***'"),  # standard_conforming_strings off
+        ("PASSWORD E'p\\\\' VALID", "PASSWORD '***' VALID"),
+        ("PASSWORD ''", "PASSWORD '***'"),
+        ("password password 'pw'", "password password '***'"),
+        ("PASSWORD NULL; SELECT 'shown'", "PASSWORD NULL; SELECT 'shown'"),
+        ("OPTIONS (\"password\" 'pw')", "OPTIONS (\"password\" '***')"),
     ],
 )
 def test_each_form_of_a_password_is_masked(text: str, masked: str) -> None:
@@ -53,6 +62,7 @@ def test_known_secrets_are_masked_wherever_they_stand() -> None:
     [
         "a://b:" + "c" * 50_000,
         "a://b:" * 10_000,
+        "a://b:" * 100_000,  # 600 KB: a query as long as track_activity_query_size allows
         "a" * 50_000,
         "password" * 10_000,
         "password/*" * 5_000,
@@ -60,11 +70,18 @@ def test_known_secrets_are_masked_wherever_they_stand() -> None:
         "password " * 10_000,
         "password '" + "''" * 20_000,
         '"password" : ' * 5_000,
+        "PASSWORD " + "/**/ " * 10_000 + "x",
+        "password /*" * 5_000,
+        "password " + "/*" * 20_000,
+        "password 'a'\n" * 5_000,
+        "password -- x\n" * 5_000,
+        "password '" + "\\" * 50_000,
     ],
 )
 def test_masking_takes_linear_time_on_text_built_to_backtrack(text: str) -> None:
     """Query text and command output are the host's to choose: 50 KB of it must never
-    stall the console (before the bounds, `a://b:ccc...` took minutes)."""
+    stall the console (before the bounds, `a://b:ccc...` took minutes, and before the
+    comments were scanned `PASSWORD /**/ /**/ ... x`, 40 comments long, took hours)."""
     started = time.monotonic()
     redact(text)
     assert time.monotonic() - started < 1.0

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sys
+import traceback
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -364,7 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     from tui.terminal import escaped_output
 
     with escaped_output():
-        return _main(argv)
+        try:
+            return _main(argv)
+        except Exception:
+            # Python prints a traceback after the streams are put back, raw: one whose
+            # message holds a host's or a file's text must be escaped like the rest.
+            traceback.print_exc()
+            return 1  # Python's own exit status for an uncaught exception
 
 
 def _main(argv: list[str] | None = None) -> int:

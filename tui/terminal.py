@@ -26,7 +26,13 @@ class Printable:
     def flush(self) -> None:
         self._stream.flush()
 
-    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding ... as the stream's
+    def isatty(self) -> bool:
+        """False: what is written here is escaped, so it is no terminal to style. Rich (the
+        console's error report on exit) then writes plain text, not colour codes that would
+        reach the reader as `\x1b[1;31m` in the traceback."""
+        return False
+
+    def __getattr__(self, name: str) -> Any:  # fileno, encoding ... as the stream's
         return getattr(self._stream, name)
 
 
