@@ -55,7 +55,7 @@ import asyncssh  # noqa: E402
 from checks.config import Config  # noqa: E402
 from checks.runner import FLEET_CONCURRENCY  # noqa: E402
 from checks.watch import HostWatch  # noqa: E402
-from hosts.inventory import HostSpec, Inventory, load_inventory  # noqa: E402
+from hosts.inventory.load import HostSpec, Inventory, load_inventory  # noqa: E402
 from hosts.link import HostLink  # noqa: E402
 from hosts.sample import HostInfo, Sample  # noqa: E402
 from hosts.shell import CommandResult  # noqa: E402

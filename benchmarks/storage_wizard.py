@@ -168,8 +168,8 @@ def run_peer(host: Host) -> float:
 def run_tight(path: str, seconds: float) -> dict[str, Any]:
     """disk.usage with its du bound cut short, in process: it must say it is partial."""
     from checks.config import Thresholds
-    from checks.diskusage import DISK_USAGE
     from checks.model import CheckContext
+    from checks.storage.diskusage import DISK_USAGE
     from hosts.metrics import SampleHistory
     from hosts.shell import LocalShell
 

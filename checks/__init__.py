@@ -5,18 +5,9 @@ No Textual and no Rich here: the CLI's `check` command and the tests use this he
 
 from checks.alerts import Alert, AlertState, AlertTracker, Transition
 from checks.config import Config, ConfigError, Level, Thresholds, load_config, parse_config
-from checks.model import (
-    Check,
-    CheckContext,
-    Evidence,
-    Finding,
-    Fix,
-    Risk,
-    Status,
-    worst_exit_code,
-)
+from checks.model import Check, CheckContext, Evidence, Finding, Fix, Risk, Status, worst_exit_code
 from checks.registry import CHECKS, find_check, run_checks
-from checks.resources import RESOURCE_CHECKS, Reading, SampleCheck, grade
+from checks.resources.checks import RESOURCE_CHECKS, Reading, SampleCheck, grade
 
 __all__ = [
     "CHECKS",

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from checks.config import Config
-from checks.container_wizard import CONTAINERS_WIZARD
-from checks.db_wizard import DATABASE_WIZARD
-from checks.network import NETWORK_WIZARD
-from checks.storage import STORAGE_WIZARD
+from checks.containers.wizard import CONTAINERS_WIZARD
+from checks.database.wizard import DATABASE_WIZARD
+from checks.network.wizard import NETWORK_WIZARD
+from checks.storage.wizard import STORAGE_WIZARD
 from checks.wizards import Wizard
 
 WIZARDS: dict[str, Wizard] = {

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from checks.model import CheckContext, Evidence, Finding, Status
-from hosts.procfs import ParseError
+from hosts.linux.procfs import ParseError
 from hosts.shell import CommandResult, CommandTimeout, OutputLost, Shell, ShellError
 
 COMMAND_TIMEOUT = 10.0

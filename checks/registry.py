@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from checks.model import Check, CheckContext, Finding, Status
-from checks.resources import RESOURCE_CHECKS
+from checks.resources.checks import RESOURCE_CHECKS
 
 CHECKS: tuple[Check, ...] = (*RESOURCE_CHECKS,)
 CHECK_TIMEOUT = 30.0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from checks.config import Config
 from checks.model import CheckContext, Finding, Status, aligned, worst_exit_code
 from checks.registry import run_checks
-from hosts.inventory import HostSpec, Inventory
+from hosts.inventory.load import HostSpec, Inventory
 from hosts.metrics import SampleHistory
 from hosts.proc_sampler import ProcSampler
 from hosts.samplers import SampleGarbage, Sampler
@@ -26,8 +26,8 @@ from hosts.stream import StreamScripts
 if TYPE_CHECKING:
     import asyncssh
 
-    from hosts.docker_endpoint import DockerEndpoint
-    from hosts.pgtargets import PgTarget
+    from hosts.docker.endpoint import DockerEndpoint
+    from hosts.postgres.targets import PgTarget
 
 SAMPLE_TIMEOUT = 15.0
 
@@ -127,7 +127,7 @@ async def database_findings(
 ) -> list[Finding]:
     """The database checks of each target on host `name`, all at once: a target that cannot
     be reached is its own db.reachable CRIT, and nothing one target does stops the others."""
-    from checks.database import check_database
+    from checks.database.checks import check_database
 
     async def one(target: PgTarget | None) -> list[Finding]:
         try:
@@ -150,9 +150,9 @@ async def container_findings(
     """The container checks of host `name`'s Docker engine, through `ssh` for a remote host.
     A host with no Docker is one OK finding saying so (see `checks.container_checks`), so
     Docker's absence never makes a healthy host's exit status worse."""
-    from checks.container_checks import ENGINE, ENGINE_ID
-    from checks.container_wizard import container_findings as run_steps
-    from hosts.docker import DockerLink
+    from checks.containers.checks import ENGINE, ENGINE_ID
+    from checks.containers.wizard import container_findings as run_steps
+    from hosts.docker.link import DockerLink
 
     async def connection() -> asyncssh.SSHClientConnection:
         assert ssh is not None
@@ -173,7 +173,7 @@ async def _storage(
     name: str, history: SampleHistory, config: Config, shell: Shell, labels: Sequence[str]
 ) -> list[Finding]:
     from checks.catalog import configured_params
-    from checks.storage import STORAGE_WIZARD, storage_findings
+    from checks.storage.wizard import STORAGE_WIZARD, storage_findings
 
     try:
         params = configured_params(STORAGE_WIZARD, config, name, labels)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import asyncssh
 
-from hosts.inventory import HostSpec, Inventory
+from hosts.inventory.load import HostSpec, Inventory
 from hosts.proc_sampler import ProcSampler
 from hosts.sample import HostInfo, Sample
 from hosts.samplers import SampleError, SampleGarbage

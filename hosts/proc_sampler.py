@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
-from hosts import procfs
+from hosts.linux import procfs
 from hosts.sample import HostInfo, Mount, ProcessInfo, Sample
 from hosts.samplers import SampleError, SampleGarbage, keep_mount
 from hosts.shell import Shell, ShellError

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import psutil
 
-from hosts import procfs
+from hosts.linux import procfs
 from hosts.sample import (
     CpuTimes,
     DiskCounters,

@@ -294,7 +294,7 @@ class RecordedStorageShell:
         return self._answer(key)
 
     def _answer(self, key: tuple[str, ...]) -> CommandResult:
-        from checks.diskio import READ_ARGV
+        from checks.storage.diskio import READ_ARGV
 
         if key in _STORAGE_FILES:
             out, status, err = _STORAGE_FILES[key]
@@ -316,14 +316,14 @@ class RecordedStorageShell:
         return _result(key, 1, "", f"{key[0]}: not recorded")
 
     def _script(self, script: str, args: tuple[str, ...]) -> str | None:
-        from checks.cleanup import OPEN_SCRIPT, SAMPLE_SCRIPT
-        from checks.dockerspace import PIN_ARGV as DOCKER_PIN
-        from checks.expected_mounts import EXISTS_SCRIPT
-        from checks.mounts import PIN_SCRIPT as MOUNT_PIN
-        from checks.mounts import RESOLVE_SCRIPT
-        from checks.storage import DELETED_SCRIPT
-        from checks.storage import PIN_SCRIPT as HELD_PIN
-        from hosts.disks import SYSFS_SCRIPT
+        from checks.storage.cleanup import OPEN_SCRIPT, SAMPLE_SCRIPT
+        from checks.storage.dockerspace import PIN_ARGV as DOCKER_PIN
+        from checks.storage.expected_mounts import EXISTS_SCRIPT
+        from checks.storage.mounts import PIN_SCRIPT as MOUNT_PIN
+        from checks.storage.mounts import RESOLVE_SCRIPT
+        from checks.storage.wizard import DELETED_SCRIPT
+        from checks.storage.wizard import PIN_SCRIPT as HELD_PIN
+        from hosts.linux.disks import SYSFS_SCRIPT
 
         if script == SYSFS_SCRIPT and args == ("/sys",):
             return _text("sysfs-block.txt")

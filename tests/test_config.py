@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from checks.config import Config, ConfigError, Level, load_config
-from checks.dbconfig import DbThresholds, Limit
+from checks.database.config import DbThresholds, Limit
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -176,7 +176,7 @@ def test_a_configured_path_with_a_comma_reaches_the_wizard_whole(tmp_path: Path)
     """A list from the file is one path per line: a comma in a path is no separator there.
     Typed text (the TUI field, one --backups) is still split at commas."""
     from checks.catalog import configured_params
-    from checks.storage import STORAGE_WIZARD
+    from checks.storage.wizard import STORAGE_WIZARD
 
     path = _write(tmp_path, '[storage]\nmounts = ["/"]\nbackups = ["/srv/data,old"]\n')
     config = load_config(path, required=True)

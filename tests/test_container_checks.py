@@ -25,14 +25,15 @@ import pytest
 from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog
 from checks.config import ConfigError, Thresholds, parse_config
-from checks.container_checks import judge_state
-from checks.container_history import ContainerHistory, memory_trend, use_history
-from checks.container_intent import implied_stop
-from checks.container_wizard import CONTAINERS_WIZARD
-from checks.containerconfig import ContainerThresholds
+from checks.containers.checks import judge_state
+from checks.containers.config import ContainerThresholds
+from checks.containers.history import ContainerHistory, memory_trend, use_history
+from checks.containers.intent import implied_stop
+from checks.containers.wizard import CONTAINERS_WIZARD
 from checks.model import CheckContext, Finding, Fix, Status
 from checks.wizards import StepState, WizardRun
-from hosts.docker import (
+from hosts.docker.endpoint import DockerEndpoint
+from hosts.docker.link import (
     Container,
     DockerLink,
     DockerSettings,
@@ -41,7 +42,6 @@ from hosts.docker import (
     hand_stop_from_events,
     parse_container,
 )
-from hosts.docker_endpoint import DockerEndpoint
 from hosts.metrics import SampleHistory
 from hosts.shell import LocalShell
 

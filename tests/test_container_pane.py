@@ -26,11 +26,11 @@ import pytest
 from textual.pilot import Pilot
 
 from checks.config import Config
-from checks.container_pane import ContainerSnapshot, read_containers
+from checks.containers.pane import ContainerSnapshot, read_containers
 from checks.model import Status
-from hosts.docker import DockerLink, DockerSettings
-from hosts.docker_endpoint import DockerEndpoint, DockerFailure
-from hosts.inventory import HostSpec, Inventory
+from hosts.docker.endpoint import DockerEndpoint, DockerFailure
+from hosts.docker.link import DockerLink, DockerSettings
+from hosts.inventory.load import HostSpec, Inventory
 from hosts.ssh import SSHOptions
 from tui.app import Settings, make_app, make_fleet_app
 from tui.fleet_screen import FleetContainersTable, FleetScreen

@@ -26,15 +26,15 @@ import pytest
 from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog
 from checks.config import Thresholds
-from checks.db_link import DbLink
-from checks.db_maintenance import VACUUM
-from checks.db_wizard import DATABASE_WIZARD, pick_target
-from checks.dbconfig import DbThresholds, Limit
-from checks.dbqueries import Backend
+from checks.database.config import DbThresholds, Limit
+from checks.database.link import DbLink
+from checks.database.maintenance import VACUUM
+from checks.database.queries import Backend
+from checks.database.wizard import DATABASE_WIZARD, pick_target
 from checks.model import CheckContext, Finding, Fix, Status
 from checks.wizards import WizardRun
 from hosts.metrics import SampleHistory
-from hosts.postgres import PgTarget
+from hosts.postgres.session import PgTarget
 from hosts.shell import LocalShell
 
 from pgserver import MONITOR, SUPERUSER, PgServer, clear_libpq_env, password_target
@@ -291,7 +291,7 @@ async def test_a_reused_pid_is_refused_by_the_pin_and_by_the_statement(
         state_seconds=600.0,
         xact_start=xact_start,  # even the transaction matches: only the process differs
     )
-    from checks import db_fixes
+    from checks.database import fixes as db_fixes
 
     fix, _ = db_fixes.terminate(offered, "db.idle_in_transaction", 0, pg.dbname)
     finding = Finding("db.idle_in_transaction", Status.WARN, offered.target, "idle", (), (fix,))

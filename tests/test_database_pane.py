@@ -22,9 +22,9 @@ import pytest
 from textual.pilot import Pilot
 
 from checks.config import Config
-from checks.db_link import DbLink
-from checks.db_pane import Counters, PaneSnapshot, rates, read_pane
-from hosts.postgres import PgTarget
+from checks.database.link import DbLink
+from checks.database.pane import Counters, PaneSnapshot, rates, read_pane
+from hosts.postgres.session import PgTarget
 from tui.app import Settings, make_app
 from tui.host_screen import HostScreen
 from widgets import DatabasePane, ProcessTable

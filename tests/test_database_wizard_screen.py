@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static
 
 from checks.config import Config
-from checks.dbconfig import DbThresholds, Limit
+from checks.database.config import DbThresholds, Limit
 from tui.app import FleetdeckApp, Settings, make_app
 from tui.confirm import ConfirmFix
 from tui.wizard_screen import WizardForm, WizardScreen

@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from checks.config import Config
-from hosts.inventory import HostSpec, Inventory
+from hosts.inventory.load import HostSpec, Inventory
 from hosts.ssh import SSHOptions
 from tui.app import Settings, make_fleet_app
 from tui.fleet_screen import FleetScreen

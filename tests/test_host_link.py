@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hosts.inventory import HostSpec
+from hosts.inventory.load import HostSpec
 from hosts.link import HostLink
 from hosts.samplers import SampleError
 from hosts.ssh import ConnState, SSHOptions

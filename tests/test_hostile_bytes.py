@@ -17,10 +17,10 @@ import pytest
 
 from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog, read_audit
-from checks.cleanup import OLD_LOGS, UNCOMPRESSED_LOGS
 from checks.config import Config
 from checks.model import Check, CheckContext, Finding, Status
-from checks.storage import DELETED
+from checks.storage.cleanup import OLD_LOGS, UNCOMPRESSED_LOGS
+from checks.storage.wizard import DELETED
 from hosts.metrics import SampleHistory
 from hosts.shell import OutputLost, Shell
 from hosts.ssh import SSHShell

@@ -15,7 +15,7 @@ from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcom
 from checks.audit import AuditLog
 from checks.config import Config
 from checks.model import CheckContext, Finding, Status
-from checks.network import ADDRESSES, ERRORS, LINK
+from checks.network.wizard import ADDRESSES, ERRORS, LINK
 from hosts.metrics import SampleHistory
 from hosts.ssh import SSHShell
 

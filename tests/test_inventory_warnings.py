@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from checks.config import Config
-from hosts.inventory import load_inventory
+from hosts.inventory.load import load_inventory
 from hosts.ssh import SSHOptions
 from tui.app import NOTICES_SHOWN, Settings, make_fleet_app
 

@@ -549,7 +549,7 @@ async def test_a_fix_that_overruns_over_ssh_is_killed_on_the_host(lab: Lab, tmp_
     from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
     from checks.audit import AuditLog
     from checks.model import Finding, Fix, Pin, Risk, Status
-    from hosts.inventory import load_inventory
+    from hosts.inventory.load import load_inventory
     from hosts.ssh import SSHOptions, SSHShell, connect_host
 
     flag = tmp_path / "finished-late"  # the namespace host shares this filesystem

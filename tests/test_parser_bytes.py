@@ -23,14 +23,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checks import cleanup, diskusage, dockerspace, firewall, journal, netparse
 from checks.audit import read_audit
 from checks.model import printable
+from checks.network import firewall
+from checks.network import parse as netparse
 from checks.secrets import redact
-from checks.storage import parse_held
-from hosts import diskstats, docker_records, kernlog, mdstat, proc_sampler, procfs
-from hosts.docker_endpoint import parse_context_meta
-from hosts.procfs import ParseError
+from checks.storage import cleanup, diskusage, dockerspace, journal
+from checks.storage.wizard import parse_held
+from hosts import proc_sampler
+from hosts.docker import records as docker_records
+from hosts.docker.endpoint import parse_context_meta
+from hosts.linux import diskstats, kernlog, mdstat, procfs
+from hosts.linux.procfs import ParseError
 from hosts.shell import decoded
 
 DATA = Path(__file__).parent / "data"

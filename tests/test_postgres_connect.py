@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from hosts.inventory import HostSpec
-from hosts.pgtargets import PgTarget, parse_pgpass, parse_service_file, pgpass_password
-from hosts.postgres import (
+from hosts.inventory.load import HostSpec
+from hosts.postgres.session import (
     PgConnectError,
     PgFailure,
     PgQueryError,
@@ -29,6 +28,7 @@ from hosts.postgres import (
     classify,
     open_session,
 )
+from hosts.postgres.targets import PgTarget, parse_pgpass, parse_service_file, pgpass_password
 from hosts.ssh import SSHOptions, connect_host
 
 from pgserver import LIMITED, MONITOR, SUPERUSER, PgFactory, PgServer

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hosts import procfs
-from hosts.procfs import ParseError
+from hosts.linux import procfs
+from hosts.linux.procfs import ParseError
 
 # --- recorded texts, as hosts print them -----------------------------------------------------
 

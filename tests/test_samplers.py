@@ -192,8 +192,8 @@ async def test_disk_usage_never_waits_on_a_hung_network_mount_to_choose_a_filesy
     """Without a `usage` path, what uses the space looks for the fullest local filesystem:
     its df is local only (-l), so a dead NFS server cannot stall it."""
     from checks.config import Config
-    from checks.diskusage import DISK_USAGE
     from checks.model import CheckContext
+    from checks.storage.diskusage import DISK_USAGE
     from hosts.metrics import SampleHistory
 
     dead = tmp_path / "nfs"

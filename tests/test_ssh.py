@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hosts.inventory import HostSpec, Inventory
+from hosts.inventory.load import HostSpec, Inventory
 from hosts.proc_sampler import ProcSampler
 from hosts.ssh import ConnectError, ConnState, SSHOptions, SSHShell, connect_host
 from hosts.stream import StreamScripts

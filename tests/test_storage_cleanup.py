@@ -22,7 +22,9 @@ import pytest
 
 from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog
-from checks.cleanup import (
+from checks.config import Config
+from checks.model import Check, CheckContext, Finding, Status
+from checks.storage.cleanup import (
     OLD_LOGS,
     UNCOMPRESSED_LOGS,
     LogFile,
@@ -32,8 +34,7 @@ from checks.cleanup import (
     parse_sample,
     parse_size,
 )
-from checks.config import Config
-from checks.dockerspace import (
+from checks.storage.dockerspace import (
     DOCKER_SPACE,
     DfRow,
     parse_df_json,
@@ -42,11 +43,10 @@ from checks.dockerspace import (
     parse_prune_list,
     prune_frees,
 )
-from checks.journal import JOURNAL, in_scope, parse_journal_files, vacuumable
-from checks.model import Check, CheckContext, Finding, Status
-from hosts.inventory import HostSpec
+from checks.storage.journal import JOURNAL, in_scope, parse_journal_files, vacuumable
+from hosts.inventory.load import HostSpec
+from hosts.linux.procfs import ParseError
 from hosts.metrics import SampleHistory
-from hosts.procfs import ParseError
 from hosts.shell import LocalShell, Shell
 from hosts.ssh import SSHOptions, SSHShell, connect_host
 from hosts.units import human_bytes

@@ -15,7 +15,7 @@ import pytest
 
 from checks.config import Config
 from checks.model import CheckContext, Finding, Status
-from checks.storage import DELETED, RAID, SMART
+from checks.storage.wizard import DELETED, RAID, SMART
 from hosts.metrics import SampleHistory
 from hosts.shell import CommandResult, LocalShell, Shell
 
@@ -163,7 +163,7 @@ async def test_a_read_only_bind_mount_is_on_purpose_and_offered_nothing(
     ro_bind: tuple[Path, Path],
 ) -> None:
     """A container's `:ro` volume is a read-only bind of a directory: OK, no remount."""
-    from checks.mounts import READONLY
+    from checks.storage.mounts import READONLY
 
     mountpoint, target = ro_bind
     found = {f.target: f for f in await READONLY.run(context(LocalShell(HOST)))}

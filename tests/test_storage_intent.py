@@ -15,9 +15,9 @@ import pytest
 
 from checks.config import Config
 from checks.model import CheckContext, Finding, Status
-from checks.mounts import READONLY
-from checks.resources import RESOURCE_CHECKS
-from hosts.kernlog import escape, parse_mountinfo
+from checks.resources.checks import RESOURCE_CHECKS
+from checks.storage.mounts import READONLY
+from hosts.linux.kernlog import escape, parse_mountinfo
 from hosts.metrics import SampleHistory
 from hosts.proc_sampler import ProcSampler
 from hosts.sample import Mount

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
 from checks.audit import AuditLog
 from checks.config import Config
-from checks.expected_mounts import MOUNTS
 from checks.model import CheckContext, Finding, Status
-from checks.mounts import READONLY
-from hosts.kernlog import (
+from checks.storage.expected_mounts import MOUNTS
+from checks.storage.mounts import READONLY
+from hosts.linux.kernlog import (
     BlockDevice,
     device_log,
     escape,
@@ -35,8 +35,8 @@ from hosts.kernlog import (
     parse_fstab,
     parse_mounts,
 )
+from hosts.linux.procfs import ParseError
 from hosts.metrics import SampleHistory
-from hosts.procfs import ParseError
 from hosts.shell import CommandResult, LocalShell, Shell
 
 from loopfs import LoopFs, MakeLoopFs, mounts
@@ -555,7 +555,7 @@ async def test_read_only_mount_on_a_namespace_host_is_remounted_over_ssh(
     filesystem is made first; its operator remounted it read-only on that host. Until that
     host's /etc/fstab has it (a copy bound over it there, in its own mount namespace only),
     nothing says it was meant to be writable: a question, no remount."""
-    from hosts.inventory import HostSpec
+    from hosts.inventory.load import HostSpec
     from hosts.ssh import SSHOptions, SSHShell, connect_host
 
     fs = loopfs(space_in_name=True)

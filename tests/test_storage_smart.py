@@ -12,10 +12,10 @@ import pytest
 
 from checks.config import Config
 from checks.model import CheckContext, Status
-from checks.smart import SMART, SYSFS_ARGV
-from hosts.disks import BlockDevice, DiskKind, disk_kind, parse_block_devices
+from checks.storage.smart import SMART, SYSFS_ARGV
+from hosts.linux.disks import BlockDevice, DiskKind, disk_kind, parse_block_devices
+from hosts.linux.procfs import ParseError
 from hosts.metrics import SampleHistory
-from hosts.procfs import ParseError
 from hosts.shell import CommandResult, LocalShell, Shell
 
 from shells import LocalWith, answered
@@ -83,7 +83,7 @@ async def test_this_vms_virtio_disks_have_no_smart_to_read() -> None:
 async def test_smart_over_ssh_reads_the_namespace_hosts_sysfs(
     netns_hosts: Callable[[int], list[NetnsHost]], ssh_keys: SshKeys, tmp_path: Path
 ) -> None:
-    from hosts.inventory import HostSpec
+    from hosts.inventory.load import HostSpec
     from hosts.ssh import SSHOptions, SSHShell, connect_host
 
     disks = this_machines_virtio_disks()

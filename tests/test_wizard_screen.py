@@ -157,7 +157,7 @@ async def test_fix_on_a_prod_host_is_applied_after_the_name_is_typed(
             f'[[host]]\nname = "tuiprod"\naddress = "{host.address}"\nuser = "root"\n'
             f'identity_file = "{ssh_keys.client_key}"\ntier = "prod"\n'
         )
-        from hosts.inventory import load_inventory
+        from hosts.inventory.load import load_inventory
         from hosts.ssh import SSHOptions
 
         loaded = load_inventory([inventory])

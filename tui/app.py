@@ -20,10 +20,10 @@ from hosts.samplers import PsutilSampler, Sampler
 from tui.host_screen import HostScreen
 
 if TYPE_CHECKING:
-    from checks.db_link import DbLink
-    from hosts.docker import DockerLink
-    from hosts.inventory import HostSpec, Inventory
-    from hosts.pgtargets import PgTarget
+    from checks.database.link import DbLink
+    from hosts.docker.link import DockerLink
+    from hosts.inventory.load import HostSpec, Inventory
+    from hosts.postgres.targets import PgTarget
     from hosts.ssh import SSHOptions
 
 
@@ -122,8 +122,8 @@ class FleetdeckApp(App[None]):
         """A link to one of the host's databases (the named one, its only one, or with
         `first` its first), through its SSH link's own connection for a remote host;
         ValueError says which to pick."""
-        from checks.db_link import DbLink
-        from checks.db_wizard import pick_target
+        from checks.database.link import DbLink
+        from checks.database.wizard import pick_target
 
         targets = [t for t in self.database_targets(watch) if t is not None]
         if first:
@@ -150,7 +150,7 @@ class FleetdeckApp(App[None]):
         the default: this machine's DOCKER_HOST, context or socket; a remote host's socket
         through its SSH link's own connection). One per host, kept for the console's life,
         so every screen shares its threads, its forward and its last stats reading."""
-        from hosts.docker import DockerLink
+        from hosts.docker.link import DockerLink
 
         if watch.name not in self._docker:
             spec = getattr(watch.sampler, "spec", None)

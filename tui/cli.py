@@ -20,8 +20,8 @@ from checks.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from checks.runner import Report
-    from hosts.inventory import HostSpec, Inventory
-    from hosts.pgtargets import PgTarget
+    from hosts.inventory.load import HostSpec, Inventory
+    from hosts.postgres.targets import PgTarget
 
 
 def _version() -> str:
@@ -180,7 +180,7 @@ def _fleet_options(parser: argparse.ArgumentParser, defaults: bool = True) -> No
 
 def run_hosts(args: argparse.Namespace) -> int:
     from checks.model import aligned
-    from hosts.inventory import InventoryError, load_inventory
+    from hosts.inventory.load import InventoryError, load_inventory
 
     try:
         inventory = load_inventory(args.inventory)
@@ -276,7 +276,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _selected(args: argparse.Namespace) -> tuple[Inventory, tuple[HostSpec, ...]] | None:
     """The inventory and the hosts the options pick; problems printed, None if unusable."""
-    from hosts.inventory import InventoryError, load_inventory
+    from hosts.inventory.load import InventoryError, load_inventory
 
     try:
         inventory = load_inventory(args.inventory)

@@ -23,7 +23,7 @@ from widgets.fleet_table import FleetTable, HostRow, host_row
 from widgets.row_table import Column
 
 if TYPE_CHECKING:
-    from checks.container_pane import ContainerSnapshot
+    from checks.containers.pane import ContainerSnapshot
 
 SORTS = ("name", "state", "cpu", "mem", "disk", "alerts")
 GROUPINGS = ("none", "group", "tag")
@@ -139,7 +139,7 @@ class FleetScreen(Screen[None]):
         """The host's container list every DOCKER_EVERY s, in the host's own worker, while
         the host answers (a down host gets no extra connection attempts from here); at most
         DOCKER_AT_ONCE hosts at a time, each reading bounded in time."""
-        from checks.container_pane import ContainerSnapshot, read_containers
+        from checks.containers.pane import ContainerSnapshot, read_containers
 
         link = self.app.docker_link(watch)  # type: ignore[attr-defined]
         wake = self._docker_wake[watch.name]

@@ -36,10 +36,10 @@ from tui.terminal import Printable
 if TYPE_CHECKING:
     import asyncssh
 
-    from checks.db_link import DbLink
-    from hosts.docker import DockerLink
-    from hosts.docker_endpoint import DockerEndpoint
-    from hosts.pgtargets import PgTarget
+    from checks.database.link import DbLink
+    from hosts.docker.endpoint import DockerEndpoint
+    from hosts.docker.link import DockerLink
+    from hosts.postgres.targets import PgTarget
 
 DB_DOMAIN = "database"
 CONTAINERS_DOMAIN = "containers"
@@ -157,7 +157,7 @@ def add_parsers(
 
 
 def tier_option(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    from hosts.inventory import TIERS
+    from hosts.inventory.load import TIERS
 
     parser.add_argument(
         "--tier",
@@ -339,8 +339,8 @@ def _database(
     """The database wizard's target on the host (ValueError: which to pick)."""
     if domain != DB_DOMAIN:
         return None
-    from checks.db_link import DbLink
-    from checks.db_wizard import pick_target
+    from checks.database.link import DbLink
+    from checks.database.wizard import pick_target
 
     target = pick_target(opened.postgres, params.get("target"), opened.name)
     ssh = opened.ssh
@@ -363,7 +363,7 @@ def _docker(domain: str, opened: _Opened) -> DockerLink | None:
     (or the default), through the host's own SSH connection when it is remote."""
     if domain != CONTAINERS_DOMAIN:
         return None
-    from hosts.docker import DockerLink
+    from hosts.docker.link import DockerLink
 
     ssh = opened.ssh
 
@@ -382,7 +382,7 @@ async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> _Opened
             return 3
         name = socket.gethostname()
         return _Opened(name, LocalShell(name), getattr(args, "tier", None))
-    from hosts.inventory import InventoryError, load_inventory
+    from hosts.inventory.load import InventoryError, load_inventory
     from hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
 
     try:

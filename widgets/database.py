@@ -24,7 +24,7 @@ from checks.model import printable
 from hosts.units import human_duration
 
 if TYPE_CHECKING:  # the data layer pulls in psycopg and asyncssh; the console loads it later
-    from checks.db_pane import ChainView, PaneSnapshot, SessionLine
+    from checks.database.pane import ChainView, PaneSnapshot, SessionLine
 
 WIDE = 90
 """From this width on, running statements show user@client and their wait event in full;
