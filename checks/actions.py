@@ -59,7 +59,7 @@ class Outcome(enum.StrEnum):
 
 
 class Database(Protocol):
-    """Where a database fix's steps run (a `checks.db_link.DbLink`): `read` gives a pin's
+    """Where a database fix's steps run (a `checks.database.link.DbLink`): `read` gives a pin's
     value now (None: no such target any more) or raises `DatabaseError`; `execute` runs one
     step within `timeout` seconds and says how it went, never raising."""
 
@@ -85,7 +85,7 @@ class FixHost:
     tier: str | None = None
     database: Database | None = None
     docker: object | None = None
-    """The host's `hosts.docker.DockerLink`, for the container checks a fix re-runs."""
+    """The host's `hosts.docker.link.DockerLink`, for the container checks a fix re-runs."""
 
     @property
     def is_prod(self) -> bool:

@@ -2,7 +2,7 @@
 
 The file is TOML, by default `config.toml` in the user's config directory. Every error names
 the file, the line and the key, and a file with any error is refused whole: the console never
-starts on half a configuration. It is read within `hosts.limits` (size, nesting depth).
+starts on half a configuration. It is read within `hosts.inventory.limits` (size, nesting depth).
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def default_config_path() -> Path:
 # [thresholds.NAME] tables and what each may hold.
 _LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes", "time_to_full")
 _FALLING_TABLES = {"time_to_full"}  # lower is worse: warn must be above crit
-_DATABASE_TABLE = "database"  # [thresholds.database]: checks.dbconfig reads it
-_CONTAINERS_TABLE = "containers"  # [thresholds.containers]: checks.containerconfig reads it
+_DATABASE_TABLE = "database"  # [thresholds.database]: checks.database.config reads it
+_CONTAINERS_TABLE = "containers"  # [thresholds.containers]: checks.containers.config reads it
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
 _EXTRA_KEYS = {"cpu": {"window"}}
 _TOP_KEYS = {"thresholds", "alerts", "storage"}

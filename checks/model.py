@@ -240,9 +240,9 @@ class CheckContext:
     tier: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     database: object | None = None
-    """For the database wizard: the `checks.db_link.DbLink` its steps ask through."""
+    """For the database wizard: the `checks.database.link.DbLink` its steps ask through."""
     docker: object | None = None
-    """For the container checks: the host's `hosts.docker.DockerLink`."""
+    """For the container checks: the host's `hosts.docker.link.DockerLink`."""
 
 
 class Check(Protocol):

@@ -148,7 +148,7 @@ async def container_findings(
     ssh: asyncssh.SSHClientConnection | None = None,
 ) -> list[Finding]:
     """The container checks of host `name`'s Docker engine, through `ssh` for a remote host.
-    A host with no Docker is one OK finding saying so (see `checks.container_checks`), so
+    A host with no Docker is one OK finding saying so (see `checks.containers.checks`), so
     Docker's absence never makes a healthy host's exit status worse."""
     from checks.containers.checks import ENGINE, ENGINE_ID
     from checks.containers.wizard import container_findings as run_steps

@@ -1,7 +1,7 @@
 """`ProcSampler`: samples any Linux host from the text of /proc and `df`.
 
 The host runs fixed POSIX sh scripts (below) that print the files between markers; the pure
-parsers of `hosts.procfs` turn the text into a `Sample`. Where the scripts run is a
+parsers of `hosts.linux.procfs` turn the text into a `Sample`. Where the scripts run is a
 `ScriptRunner`: once per call through any `Shell` (`ShellScripts`), or on one long-lived
 remote process per host (`hosts.stream.StreamScripts`), which costs the remote sshd no new
 channel per sample.

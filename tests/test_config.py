@@ -105,7 +105,7 @@ def test_the_default_location_is_the_user_config_dir(isolated_dirs: Path) -> Non
         ("[storage]\nbackup_max_age = 0\n", 2, "storage.backup_max_age", "from 0.01 to 87600"),
         ("[storage]\nbackup_max_age = nan\n", 2, "storage.backup_max_age", "87600, got nan"),
         ("[storage]\nusage = 'var'\n", 2, "storage.usage", "give an absolute path"),
-        # [thresholds.database]: checks.dbconfig's own rules, with the settings file's lines.
+        # [thresholds.database]: checks.database.config's own rules, with the settings file's lines.
         (
             "[thresholds.database]\ntop = 3\nidle = 60\n",
             3,

@@ -1,6 +1,6 @@
 """The containers pane and the Fleet screen's containers column against a real Docker engine.
 
-First what the pane reads (`checks.container_pane.read_containers`): containers grouped by
+First what the pane reads (`checks.containers.pane.read_containers`): containers grouped by
 their compose labels, an unhealthy one, one that exited with an error, CPU and memory from one
 stats reading. Then what it must take calmly: a daemon that accepts and never answers, no
 socket, `docker = "none"`, a socket this user may not open. Last, the pane on the local

@@ -1,6 +1,6 @@
 """The Host screen's database pane against real PostgreSQL servers started from initdb.
 
-First what it reads (`checks.db_pane.read_pane`) while an operator's usual trouble is set
+First what it reads (`checks.database.pane.read_pane`) while an operator's usual trouble is set
 up: a lock chain, a long query, a session idle in a transaction, a burst of commits. Then
 the bad input it must take calmly: a server that is down or stops under it, one that
 accepts the connection and never answers (SIGSTOP), an SSL mismatch, a database that does

@@ -1,6 +1,6 @@
 """The containers pane of the Host screen: a host's containers by compose project and service,
 with state, health, restarts, CPU, memory against the limit, uptime, the OOM flag and ports,
-as `checks.container_pane` read them.
+as `checks.containers.pane` read them.
 
 It renders the snapshots it is handed and opens nothing. Above the table, one or two lines
 say what the table cannot: how many run and which need a look, or why there is nothing to

@@ -1,5 +1,5 @@
 """The database pane of the Host screen: one PostgreSQL target's connections, running
-statements, lock chains, rates and replication, as `checks.db_pane` read them.
+statements, lock chains, rates and replication, as `checks.database.pane` read them.
 
 It renders the snapshots it is handed and opens nothing. A failed reading shows its cause in
 plain words above the last good reading, marked stale with its age; a reading that is late

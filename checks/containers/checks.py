@@ -5,7 +5,7 @@ Each check asks through the `DockerLink` in the context (`CheckContext.docker`) 
 it read in the link's `ContainerHistory`, so the restart and memory checks see readings from
 before. A finding is about one container (its name is the target); a check that finds
 nothing wrong gives one OK finding saying what it looked at. What an operator meant by a
-container that is not running (stopped by hand, a job) is read by `checks.container_intent`:
+container that is not running (stopped by hand, a job) is read by `checks.containers.intent`:
 a stop by hand is OK whatever the restart policy; a failed exit that nothing restarts is a
 warning with its last log lines, unless the container is labelled or named a one-shot job.
 

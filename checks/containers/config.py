@@ -15,7 +15,7 @@
 
 Durations are seconds, percentages 0-100; warn is never above crit, except for
 `time_to_limit`, where fewer hours is worse. `parse_container_thresholds` checks a table the
-way `checks.dbconfig` does: `fail(dotted_key, problem)` builds the error to raise, so the
+way `checks.database.config` does: `fail(dotted_key, problem)` builds the error to raise, so the
 settings file names the line.
 """
 

@@ -4,7 +4,7 @@ The steps ask through the `DockerLink` in the context (`CheckContext.docker`): o
 line a link made for the run, in the console the host's own (shared with its containers
 pane, and so with the readings the pane keeps). An engine that cannot be asked, or a host
 with no Docker, stops the wizard at its first step. Fixes (restart, start, stop) are the
-docker CLI on the host's shell, through the gate: see `checks.container_fixes`.
+docker CLI on the host's shell, through the gate: see `checks.containers.fixes`.
 
 `container` narrows the wizard to some containers (names or patterns such as `shop-*`), so
 an operator on a busy host, or a test on a shared engine, is offered fixes only for those.

@@ -102,7 +102,7 @@ Body = Callable[[DbContext], Awaitable[list[Finding]]]
 
 
 class ContextSource(Protocol):
-    """What a wizard step asks for its `DbContext`: `checks.db_link.DbLink`."""
+    """What a wizard step asks for its `DbContext`: `checks.database.link.DbLink`."""
 
     label: str
 

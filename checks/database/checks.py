@@ -9,11 +9,12 @@ waiting on it again. A target that cannot be connected to gives one `db.reachabl
 Targets: a backend is `pid N` (its evidence says pid and backend_start, the identity a fix
 pins), a table or index its schema-qualified name, a database its name, a standby or slot
 `standby NAME` / `slot NAME`; a finding about the whole server has the target's label.
-fleetdeck's own sessions are in no list and no count (see `checks.dbqueries`).
+fleetdeck's own sessions are in no list and no count (see `checks.database.queries`).
 
-This module runs the checks; they live in `checks.db_sessions` (D1-D3), `checks.db_replication`
-(replication, D4) and `checks.db_maintenance` (D5-D7), on `checks.db_base` (`DbContext`,
-`DbCheck`) and `checks.db_wording`. Every name other modules use is importable from here.
+This module runs the checks; they live in `checks.database.sessions` (D1-D3),
+`checks.database.replication` (replication, D4) and `checks.database.maintenance` (D5-D7), on
+`checks.database.base` (`DbContext`, `DbCheck`) and `checks.database.wording`. Every name other
+modules use is importable from here.
 """
 
 from __future__ import annotations

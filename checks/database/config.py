@@ -10,7 +10,7 @@
 
 Every `{ warn, crit }` pair may also be written as a table (`[thresholds.database.long_query]`).
 Durations are seconds, sizes bytes, statement times milliseconds, percentages 0-100; warn is
-never above crit. `parse_db_thresholds` checks a table the way `checks.storage_config` does:
+never above crit. `parse_db_thresholds` checks a table the way `checks.storage.config` does:
 `fail(dotted_key, problem)` builds the error to raise, so the settings file names the line.
 """
 

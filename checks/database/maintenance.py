@@ -206,7 +206,7 @@ def _count(indexes: int) -> str:
 
 
 def _since(server: ServerInfo) -> str:
-    """How far back the usage counters go, in words (see `checks.dbqueries.SERVER`)."""
+    """How far back the usage counters go, in words (see `checks.database.queries.SERVER`)."""
     age = human_duration(server.stats_age or 0)
     if server.stats_were_reset:
         return f"in the {age} since its statistics were reset"

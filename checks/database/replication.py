@@ -117,7 +117,7 @@ async def _standbys(db: DbContext) -> tuple[list[Finding], list[str]]:
 
 async def _as_standby(db: DbContext) -> list[Finding]:
     """The standby's own lag: WAL received and not replayed, and how long it has waited
-    (see `checks.db_standby`); no receiver or paused replay is at least a warning."""
+    (see `checks.database.standby`); no receiver or paused replay is at least a warning."""
     lag = await read_standby_lag(db)
     status = db.thresholds.replication_lag.grade(lag.wait)
     problems = []

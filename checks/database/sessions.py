@@ -2,7 +2,7 @@
 against max_connections, sessions idle in a transaction, long-running queries, lock chains.
 
 A backend's target is `pid N`; its evidence starts with pid and backend_start, the identity a
-fix pins. fleetdeck's own sessions are in no list and no count (see `checks.dbqueries`).
+fix pins. fleetdeck's own sessions are in no list and no count (see `checks.database.queries`).
 """
 
 from __future__ import annotations

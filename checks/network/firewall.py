@@ -1,6 +1,6 @@
 """A host's firewall rules as data, and the parser of `iptables-save` / `ip6tables-save`.
 
-`checks.nftables` reads `nft -j -a list ruleset` into the same types. Each parser takes the
+`checks.network.nftables` reads `nft -j -a list ruleset` into the same types. Each parser takes the
 text a tool printed and returns frozen dataclasses; the I/O stays with the caller. Entries
 that lack what a record needs are skipped; text that is not the tool's format at all raises
 `ParseError` naming the tool and what was wrong. No other exception escapes, whatever the
@@ -8,7 +8,7 @@ input: the property tests hold them to that.
 
 Firewall rules from both tools carry the argv that deletes them and the argv that puts them
 back where they were (`delete_argv`, `restore_argv`), so a fix can be undone, and their
-conditions as `Match`es for the packet walk (`checks.packetwalk`). On hosts where `iptables`
+conditions as `Match`es for the packet walk (`checks.network.packetwalk`). On hosts where `iptables`
 is iptables-nft, its rules show in `nft list ruleset` too (tables `ip filter`, `ip6 nat`,
 ...), mostly as opaque `xt` expressions; `iptables_managed` tells those apart so that each
 rule is read once, from the tool that can read it.
@@ -37,7 +37,7 @@ def _protocol(name: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One condition of a rule, in words both tools share, for `checks.packetwalk` to test.
+    """One condition of a rule, in words both tools share, for `checks.network.packetwalk` to test.
 
     `field` is what it looks at: "protocol", "dport", "sport", "port" (either), "iif",
     "oif", "saddr", "daddr", "ctstate", "src-type", "dst-type", "pkttype", "nfproto",

@@ -2,12 +2,12 @@
 
 The step reads every firewall the host has (iptables, ip6tables, native nft; counters
 included), opens the step's own probe connections, reads the counters again, and walks each
-flow through the rules (`checks.packetwalk`). Per port, one finding says where each flow
-ends: accepted; dropped by a rule (named, "hit by the probe" when its counter moved while
-the probe ran); or dropped by a chain's policy, with the way to open the port that the
-chain's owner (`checks.fwowners`) provides. Only a rule the admin owns, deciding the flow on
-its own, is offered for deletion, through the gate with its pin; a rule of Docker, ufw,
-firewalld, fail2ban or Kubernetes is named with its owner's commands instead.
+flow through the rules (`checks.network.packetwalk`). Per port, one finding says where each
+flow ends: accepted; dropped by a rule (named, "hit by the probe" when its counter moved
+while the probe ran); or dropped by a chain's policy, with the way to open the port that the
+chain's owner (`checks.network.firewall_owners`) provides. Only a rule the admin owns,
+deciding the flow on its own, is offered for deletion, through the gate with its pin; a rule
+of Docker, ufw, firewalld, fail2ban or Kubernetes is named with its owner's commands instead.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The parser of `nft -j -a list ruleset`: nft's rules and chains as `checks.firewall` types.
+"""The parser of `nft -j -a list ruleset`: nft's rules and chains as `checks.network.firewall`
+types.
 
 Each rule is rebuilt as nft would print it, where it can be, so that it can be put back after
 a delete (`FirewallRule.restore_argv`); its conditions become `Match`es for the packet walk.

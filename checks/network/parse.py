@@ -6,8 +6,8 @@ record needs are skipped; text that is not the tool's format at all raises `Pars
 naming the tool and what was wrong. No other exception escapes, whatever the input: the
 property tests hold them to that.
 
-The firewall parsers (`iptables-save`, `nft -j -a list ruleset`) are in `checks/firewall.py`,
-which shares the small JSON helpers below.
+The firewall parsers (`iptables-save`, `nft -j -a list ruleset`) are in
+`checks/network/firewall.py`, which shares the small JSON helpers below.
 """
 
 from __future__ import annotations
@@ -404,7 +404,7 @@ def hosts_file_addresses(text: str, name: str) -> tuple[str, ...]:
 _SS_NETIDS = {"tcp", "udp", "raw", "sctp", "dccp", "mptcp", "u_str", "u_dgr", "u_seq", "p_raw"}
 _SS_STATES = {"LISTEN": "tcp", "UNCONN": "udp"}  # without -u or -t ss drops the Netid column
 _SS_USER = re.compile(r'\("(.*?)",pid=(\d+),fd=\d+\)')
-_PORT_TEXT = re.compile(r"[0-9]{1,5}")  # also read by checks/firewall.py
+_PORT_TEXT = re.compile(r"[0-9]{1,5}")  # also read by checks/network/firewall.py
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The network wizard (runbooks N1-N8): link, addresses, DNS, route, firewall, TCP, listeners.
 
 Each step asks the host itself, through its shell: `ip -j`, `ss`, `iptables-save`, `nft`,
-`ping`, and for DNS and TCP the small stdlib probe in `checks/netprobe.py`, run with the
+`ping`, and for DNS and TCP the small stdlib probe in `checks/network/probe.py`, run with the
 host's python3. Findings keep stable targets (an interface, a port, "default route") so a
 fix's verification finds the same finding again.
 """
@@ -670,8 +670,9 @@ async def _gateway(shell: Shell, gateway: str, device: str | None = None) -> Fin
 
 
 async def _check_firewall(ctx: CheckContext, shell: Shell) -> list[Finding]:
-    """The paths of the --target and --listen flows through the rules (checks.firewall_step),
-    with this module's TCP probe as the step's own probe connection."""
+    """The paths of the --target and --listen flows through the rules
+    (checks.network.firewall_step), with this module's TCP probe as the step's own probe
+    connection."""
     target = split_target(ctx.params["target"]) if ctx.params.get("target") else None
     listen = int(ctx.params["listen"]) if ctx.params.get("listen") else None
 

@@ -18,7 +18,7 @@
 Lists add up, from `[storage]` through each group the host is in to the host itself; a
 single value comes from the most specific table that sets it. Each value is checked when the
 file is read, by the same parser the storage wizard gives its parameter (here or in
-`checks.cleanup`), so a value the wizard would refuse is an error naming file, line and key.
+`checks.storage.cleanup`), so a value the wizard would refuse is an error naming file, line and key.
 Paths must be absolute; they only ever reach a host as separate command arguments, never
 inside a shell string.
 """
@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from checks.storage.cleanup import parse_days, parse_directory
 
-# -- the wizard's parsers of paths and hours (checks.backups and checks.storage use these) --
+# -- the wizard's parsers of paths and hours (storage.backups and storage.wizard use these) --
 
 
 def parse_path(text: str) -> str:

@@ -1,6 +1,6 @@
 """SMART health (runbook S4), asked only of disks that can have it.
 
-Which disks those are is read from sysfs first (`hosts.disks`): a host whose disks are all
+Which disks those are is read from sysfs first (`hosts.linux.disks`): a host whose disks are all
 emulated (virtio, Xen, VMware, Hyper-V, a cloud volume) or made by the kernel (loop, zram,
 device-mapper and md over them) has no SMART to read, and that is OK, "not applicable",
 whether or not smartctl is installed. Only a host with a real disk needs smartctl: without

@@ -5,7 +5,7 @@ API version both sides speak; its first request is the engine's version, so a de
 fails at dial time. `classify` turns whatever the SDK, requests, urllib3 or the OS raised into
 a `DockerFailure` and a sentence naming the cause (which socket, which user, which group).
 Apart from `DockerLink` so the link reads as what it does, not how each failure is worded;
-`hosts.docker` re-exports the public names.
+`hosts.docker.link` re-exports the public names.
 """
 
 from __future__ import annotations

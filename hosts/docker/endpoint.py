@@ -18,7 +18,7 @@ SDK would open a second login through paramiko, around our known_hosts and keepa
 `forward` reaches a remote host's engine through the host's own asyncssh connection: a unix
 socket in a private 0700 directory here, forwarded to the socket (or port) there. Everything
 else only reads text and small files. The inventory imports this module, so asyncssh is
-imported only inside `forward` and the docker SDK not at all (hosts.docker dials).
+imported only inside `forward` and the docker SDK not at all (hosts.docker.dial dials).
 """
 
 from __future__ import annotations

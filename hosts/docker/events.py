@@ -11,7 +11,7 @@ records `die` alone (and `oom`). `GET /events?since=&until=` replays them from t
 memory, which is bounded and empty after the engine restarts, so a stop long ago may have no
 record: the checks then fall back on what the restart policy implies (`hand_stop_implied`).
 
-Pure functions over the decoded event dicts; the link (`hosts.docker.DockerLink.events`)
+Pure functions over the decoded event dicts; the link (`hosts.docker.link.DockerLink.events`)
 fetches them.
 """
 

@@ -4,7 +4,7 @@ The docker SDK is synchronous, so every call runs in the link's own small thread
 the SDK's socket timeout *and* an outer `asyncio.wait_for`: a hung daemon ends a call with a
 TIMEOUT failure in bounded time, holds at most the pool's few threads, and never stalls the
 event loop or another host. A remote host's engine is reached through its SSH connection
-(`hosts.docker_endpoint.forward`); the SDK never sees `ssh://`, so there is no second login.
+(`hosts.docker.endpoint.forward`); the SDK never sees `ssh://`, so there is no second login.
 
 `containers()` is one list call plus an inspect of each container whose list entry changed
 (restart count, OOM flag, health and limits are only in the inspect), so a steady host costs
@@ -15,11 +15,11 @@ one-shot stats, concurrently (each waits for the engine's ~1 s collection tick).
 container's log in a thread of its own, bounded, and stops by shutting its socket down.
 
 This module holds the link itself (its state: the client, the forward, the caches). What it
-leans on lives beside it, each an idea of its own: `hosts.docker_records` (the records and the
-pure parsers of inspect JSON and cgroup files), `hosts.docker_dial` (making the client, and
-failures in an operator's words), `hosts.docker_logs` (`LogStream`) and `hosts.docker_events`
+leans on lives beside it, each an idea of its own: `hosts.docker.records` (the records and the
+pure parsers of inspect JSON and cgroup files), `hosts.docker.dial` (making the client, and
+failures in an operator's words), `hosts.docker.logs` (`LogStream`) and `hosts.docker.events`
 (a stop by hand, read from the engine's events). This module re-exports
-their names, so `from hosts.docker import ...` stays the one place to import Docker from.
+their names, so `from hosts.docker.link import ...` stays the one place to import Docker from.
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ class DockerLink:
         self, container_id: str, since: datetime, until: datetime
     ) -> list[dict[str, Any]]:
         """The engine's kill, stop and die events of one container between two moments
-        (`docker events --since --until`): what `hosts.docker_events` reads a stop by hand
+        (`docker events --since --until`): what `hosts.docker.events` reads a stop by hand
         from. `until` should not be in the future: the engine holds the answer until then."""
         filters = event_filters(container_id)
         # Whole seconds: the SDK turns a datetime into one with a naive subtraction, which

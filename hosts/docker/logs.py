@@ -4,7 +4,7 @@ shutting its socket down.
 The SDK's log stream is a blocking read that may wait for hours while it follows, so it gets
 a thread of its own rather than one of the link's few pool threads; lines cross to the loop
 through a queue of at most QUEUED_LINES, and a line without end comes in MAX_LINE pieces, so
-memory stays bounded whatever the container writes. Apart from `hosts.docker` (which makes
+memory stays bounded whatever the container writes. Apart from `hosts.docker.link` (which makes
 streams with `DockerLink.logs` and re-exports these names) because the thread hand-over is
 an idea of its own; the stream uses only the link's public side (`client`, `failure`,
 `settings`, `streams`, `where`).

@@ -3,9 +3,9 @@
 Containers (`Container`, `ContainerPin`, `State`, `Health`) from the inspect JSON, the engine's
 version (`EngineInfo`), and CPU and memory (`Reading`, `ContainerStats`) from a container's
 cgroup files (`CGROUP_SCRIPT`, read in one shell command on the engine's host) or from the
-engine's one-shot stats. Nothing here does I/O: the link (`hosts.docker.DockerLink`) fetches
+engine's one-shot stats. Nothing here does I/O: the link (`hosts.docker.link.DockerLink`) fetches
 the text and JSON, these functions turn them into records, so they are fuzzable and the
-remote path is the local one. Import them from `hosts.docker`, which re-exports them.
+remote path is the local one. Import them from `hosts.docker.link`, which re-exports them.
 """
 
 from __future__ import annotations

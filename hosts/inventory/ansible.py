@@ -1,8 +1,8 @@
 """Hosts from Ansible inventories, INI and YAML, read as Ansible's `ini` and `yaml`
-inventory plugins read them, into a `hosts.ansible_book.Book` resolved with Ansible's
+inventory plugins read them, into a `hosts.inventory.ansible_book.Book` resolved with Ansible's
 precedence. fleetdeck uses `ansible_host`, `ansible_user`, `ansible_port`,
 `ansible_ssh_private_key_file` (and their `ansible_ssh_*` spellings); other variables are
-warnings. Ranges expand as `hosts.ansible_ranges` says, within `hosts.limits`.
+warnings. Ranges expand as `hosts.inventory.ansible_ranges` says, within `hosts.inventory.limits`.
 """
 
 from __future__ import annotations

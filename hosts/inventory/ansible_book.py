@@ -1,8 +1,8 @@
 """An Ansible inventory as its file states it (a `Book`), and its hosts resolved with
 Ansible's precedence, as `ansible-inventory --list` resolves them.
 
-The INI and YAML readers (`hosts.ansible`) fill one `Book`: groups with their variables and
-children, hosts with their own variables (a host named twice keeps the later value, as
+The INI and YAML readers (`hosts.inventory.ansible`) fill one `Book`: groups with their
+variables and children, hosts with their own variables (a host named twice keeps the later value, as
 Ansible's `set_variable` does). `resolve` then gives each host its variables: its groups
 sorted by depth below `all` (parents first), then `ansible_group_priority`, then name, each
 overriding the ones before, and the host's own variables over all of them. Of those,

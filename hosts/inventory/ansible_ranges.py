@@ -2,7 +2,7 @@
 
 The same rules as Ansible's `expand_hostname_range` (zero padding from the begin's width,
 letters from `string.ascii_letters`, the same refusals), sized before anything is built so
-that a pattern past `hosts.limits.MAX_HOSTS_PER_RANGE` costs nothing.
+that a pattern past `hosts.inventory.limits.MAX_HOSTS_PER_RANGE` costs nothing.
 """
 
 from __future__ import annotations

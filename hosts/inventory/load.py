@@ -6,7 +6,7 @@ format, and checks the whole: a duplicate name, a bad port or a jump host that d
 exist is an `InventoryError` naming the file, the line and the host. What fleetdeck merely
 does not understand (an Ansible variable, an ssh_config `Match` block) is a warning, and so
 is an identity file missing on this machine: ssh and Ansible go on without it.
-Every file is read within the bounds of `hosts.limits` (size, hosts, nesting).
+Every file is read within the bounds of `hosts.inventory.limits` (size, hosts, nesting).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class HostSpec:
     postgres: tuple[PgTarget, ...] = ()
     """PostgreSQL databases on this host (TOML inventories only, so far)."""
     docker: DockerEndpoint | None = None
-    """Where the host's Docker engine answers (TOML `docker = ...`, see hosts.docker_endpoint);
+    """Where the host's Docker engine answers (TOML `docker = ...`, see hosts.docker.endpoint);
     None: the default (this machine's DOCKER_HOST, context or socket; a remote host's socket
     through its SSH connection)."""
 

@@ -1,5 +1,5 @@
 """OpenSSH's pattern rules, as readconf.c and match.c apply them: `Host` patterns, `Match`
-pattern-lists and criteria, and %-token expansion. Pure functions, for `hosts.ssh_config`.
+pattern-lists and criteria, and %-token expansion. Pure functions, for `hosts.inventory.ssh_config`.
 """
 
 from __future__ import annotations

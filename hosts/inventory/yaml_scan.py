@@ -1,7 +1,7 @@
-"""YAML read within `hosts.limits`: the checks made on the event stream, before any value
+"""YAML read within `hosts.inventory.limits`: the checks made on the event stream, before any value
 is built, so that an alias bomb or a deep nesting costs a scan and not the machine.
 
-Kept apart from `hosts.limits` so that what does not read YAML (the settings file, the
+Kept apart from `hosts.inventory.limits` so that what does not read YAML (the settings file, the
 local console) never loads PyYAML.
 """
 

@@ -1,7 +1,7 @@
 """Block device I/O from /proc/diskstats: the counters of one reading, and the figures
 `iostat -x` shows (IOPS, throughput, await, utilisation, queue depth) between two readings.
 
-Pure functions, like those in `hosts.procfs`: text in, data out. The kernel has printed four
+Pure functions, like those in `hosts.linux.procfs`: text in, data out. The kernel has printed four
 layouts (Documentation/admin-guide/iostats.rst); counting the major, minor and name columns:
 
     7 fields   partitions before 2.6.25: reads, sectors read, writes, sectors written

@@ -1,6 +1,6 @@
 """Linux software RAID state from /proc/mdstat: arrays, members, health, rebuild progress.
 
-A pure parser, like those in `hosts.procfs`: text in, data out. The layout read is the one
+A pure parser, like those in `hosts.linux.procfs`: text in, data out. The layout read is the one
 the kernel's `md_seq_show()` prints:
 
     md0 : active raid1 sdc1[2] sdb1[1](F) sda1[0]

@@ -4,7 +4,7 @@
 machine, libpq's defaults apply (PG* variables, the default socket). A remote host's target
 is reached through that host's existing asyncssh connection by a local port forward (on this
 machine's 127.0.0.1, only until libpq has connected): no second login, no database port
-opened to the network. Passwords: see `hosts.pgtargets`.
+opened to the network. Passwords: see `hosts.postgres.targets`.
 
 Every session says `application_name=fleetdeck` (so lists can leave fleetdeck out), runs in
 autocommit, and carries statement_timeout, lock_timeout and
@@ -57,7 +57,7 @@ from hosts.postgres.targets import (
 APPLICATION_NAME = "fleetdeck"
 SSL_REQUIRED = frozenset({"require", "verify-ca", "verify-full"})
 
-# The failures live in hosts.pgtargets (it raises them too); callers import them from here.
+# The failures live in hosts.postgres.targets (it raises them too); callers import them from here.
 __all__ = [
     "APPLICATION_NAME",
     "Dial",

@@ -12,7 +12,7 @@ host and port (`pgpass_password`). The same readers say, when no password is fou
 fleetdeck looked and why each place did not give one (`password_places`).
 
 Pure functions over text, plus small readers of the files; nothing here connects. The
-failures `hosts.postgres` raises are named here too (`PgFailure`, `PgError`), so that a
+failures `hosts.postgres.session` raises are named here too (`PgFailure`, `PgError`), so that a
 target that cannot even be tried fails the same way as one the server refuses.
 """
 
