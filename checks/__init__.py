@@ -3,11 +3,27 @@
 No Textual and no Rich here: the CLI's `check` command and the tests use this headless.
 """
 
-from checks.alerts import Alert, AlertState, AlertTracker, Transition
-from checks.config import Config, ConfigError, Level, Thresholds, load_config, parse_config
-from checks.model import Check, CheckContext, Evidence, Finding, Fix, Risk, Status, worst_exit_code
-from checks.registry import CHECKS, find_check, run_checks
-from checks.resources.checks import RESOURCE_CHECKS, Reading, SampleCheck, grade
+from fleetdeck.checks.alerts import Alert, AlertState, AlertTracker, Transition
+from fleetdeck.checks.config import (
+    Config,
+    ConfigError,
+    Level,
+    Thresholds,
+    load_config,
+    parse_config,
+)
+from fleetdeck.checks.model import (
+    Check,
+    CheckContext,
+    Evidence,
+    Finding,
+    Fix,
+    Risk,
+    Status,
+    worst_exit_code,
+)
+from fleetdeck.checks.registry import CHECKS, find_check, run_checks
+from fleetdeck.checks.resources.checks import RESOURCE_CHECKS, Reading, SampleCheck, grade
 
 __all__ = [
     "CHECKS",

@@ -30,11 +30,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from checks.audit import AuditError, AuditLog, Operator, excerpt, new_attempt_id
-from checks.hostcheck import free_blocks_bytes
-from checks.model import DbStep, Finding, Fix, Risk, Status, printable
-from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
-from hosts.units import human_bytes
+from fleetdeck.checks.audit import AuditError, AuditLog, Operator, excerpt, new_attempt_id
+from fleetdeck.checks.hostcheck import free_blocks_bytes
+from fleetdeck.checks.model import DbStep, Finding, Fix, Risk, Status, printable
+from fleetdeck.hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
+from fleetdeck.hosts.units import human_bytes
 
 VERIFY_TIMEOUT = 45.0
 """One re-run of the verifying check (longer than a wizard step's own 30 s)."""

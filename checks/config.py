@@ -16,10 +16,10 @@ from typing import Any
 
 import platformdirs
 
-from checks.containers.config import ContainerThresholds, parse_container_thresholds
-from checks.database.config import DbThresholds, parse_db_thresholds
-from checks.storage.config import StorageConfig, parse_storage
-from hosts.inventory.limits import LimitError, load_toml, read_bounded
+from fleetdeck.checks.containers.config import ContainerThresholds, parse_container_thresholds
+from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
+from fleetdeck.checks.storage.config import StorageConfig, parse_storage
+from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
 
 
 @dataclass(frozen=True, slots=True)

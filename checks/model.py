@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from checks.config import Thresholds
-    from hosts.metrics import SampleHistory
-    from hosts.shell import Shell
+    from fleetdeck.checks.config import Thresholds
+    from fleetdeck.hosts.metrics import SampleHistory
+    from fleetdeck.hosts.shell import Shell
 
 
 class Status(enum.StrEnum):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from checks.model import Check, CheckContext, Finding, Status
-from checks.resources.checks import RESOURCE_CHECKS
+from fleetdeck.checks.model import Check, CheckContext, Finding, Status
+from fleetdeck.checks.resources.checks import RESOURCE_CHECKS
 
 CHECKS: tuple[Check, ...] = (*RESOURCE_CHECKS,)
 CHECK_TIMEOUT = 30.0

@@ -13,13 +13,13 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from checks.alerts import AlertTracker
-from checks.config import Config
-from checks.model import CheckContext, Finding
-from checks.registry import run_checks
-from hosts.metrics import Rates, SampleHistory
-from hosts.sample import HostInfo, Sample
-from hosts.samplers import Sampler
+from fleetdeck.checks.alerts import AlertTracker
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Finding
+from fleetdeck.checks.registry import run_checks
+from fleetdeck.hosts.metrics import Rates, SampleHistory
+from fleetdeck.hosts.sample import HostInfo, Sample
+from fleetdeck.hosts.samplers import Sampler
 
 Listener = Callable[["HostWatch"], None]
 

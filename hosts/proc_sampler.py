@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
-from hosts.linux import procfs
-from hosts.sample import HostInfo, Mount, ProcessInfo, Sample
-from hosts.samplers import SampleError, SampleGarbage, keep_mount
-from hosts.shell import Shell, ShellError
+from fleetdeck.hosts.linux import procfs
+from fleetdeck.hosts.sample import HostInfo, Mount, ProcessInfo, Sample
+from fleetdeck.hosts.samplers import SampleError, SampleGarbage, keep_mount
+from fleetdeck.hosts.shell import Shell, ShellError
 
 MARKER = "@@fleetdeck:"
 

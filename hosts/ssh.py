@@ -23,8 +23,15 @@ from pathlib import Path
 
 import asyncssh
 
-from hosts.inventory.load import HostSpec, Inventory, split_jumps
-from hosts.shell import CommandResult, CommandTimeout, OutputLost, ShellError, decoded, encoded
+from fleetdeck.hosts.inventory.load import HostSpec, Inventory, split_jumps
+from fleetdeck.hosts.shell import (
+    CommandResult,
+    CommandTimeout,
+    OutputLost,
+    ShellError,
+    decoded,
+    encoded,
+)
 
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 15.0

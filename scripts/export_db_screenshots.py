@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import psycopg  # noqa: E402
 
-from checks.config import Config  # noqa: E402
-from checks.database.config import DbThresholds, Limit  # noqa: E402
-from tui.app import Settings, make_app  # noqa: E402
+from fleetdeck.checks.config import Config  # noqa: E402
+from fleetdeck.checks.database.config import DbThresholds, Limit  # noqa: E402
+from fleetdeck.tui.app import Settings, make_app  # noqa: E402
 
 from pgserver import SUPERUSER, PgFactory, PgServer  # noqa: E402
 from recorded import until_wizard_done  # noqa: E402

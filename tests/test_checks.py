@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from checks.config import Level, Thresholds
-from checks.model import CheckContext, Finding, Status, worst_exit_code
-from checks.registry import CHECKS, run_checks
-from hosts.metrics import SampleHistory
-from hosts.sample import CpuTimes, LoadAvg, Memory, Mount, Sample
+from fleetdeck.checks.config import Level, Thresholds
+from fleetdeck.checks.model import CheckContext, Finding, Status, worst_exit_code
+from fleetdeck.checks.registry import CHECKS, run_checks
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.sample import CpuTimes, LoadAvg, Memory, Mount, Sample
 
 
 def _sample(at: float, busy: float = 0.0, idle: float = 0.0, **changes: object) -> Sample:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from checks.config import Config, ConfigError, Level, load_config
-from checks.database.config import DbThresholds, Limit
+from fleetdeck.checks.config import Config, ConfigError, Level, load_config
+from fleetdeck.checks.database.config import DbThresholds, Limit
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -175,8 +175,8 @@ def test_storage_settings_add_up_from_everyone_to_group_to_host(tmp_path: Path) 
 def test_a_configured_path_with_a_comma_reaches_the_wizard_whole(tmp_path: Path) -> None:
     """A list from the file is one path per line: a comma in a path is no separator there.
     Typed text (the TUI field, one --backups) is still split at commas."""
-    from checks.catalog import configured_params
-    from checks.storage.wizard import STORAGE_WIZARD
+    from fleetdeck.checks.catalog import configured_params
+    from fleetdeck.checks.storage.wizard import STORAGE_WIZARD
 
     path = _write(tmp_path, '[storage]\nmounts = ["/"]\nbackups = ["/srv/data,old"]\n')
     config = load_config(path, required=True)

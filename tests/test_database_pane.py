@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from checks.config import Config
-from checks.database.link import DbLink
-from checks.database.pane import Counters, PaneSnapshot, rates, read_pane
-from hosts.postgres.session import PgTarget
-from tui.app import Settings, make_app
-from tui.host_screen import HostScreen
-from widgets import DatabasePane, ProcessTable
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.database.link import DbLink
+from fleetdeck.checks.database.pane import Counters, PaneSnapshot, rates, read_pane
+from fleetdeck.hosts.postgres.session import PgTarget
+from fleetdeck.tui.app import Settings, make_app
+from fleetdeck.tui.host_screen import HostScreen
+from fleetdeck.widgets import DatabasePane, ProcessTable
 
 from conftest import require_binary
 from pgserver import (

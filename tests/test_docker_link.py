@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hosts.docker.endpoint import (
+from fleetdeck.hosts.docker.endpoint import (
     DockerEndpoint,
     DockerError,
     DockerFailure,
@@ -30,7 +30,7 @@ from hosts.docker.endpoint import (
     context_id,
     resolve,
 )
-from hosts.docker.link import (
+from fleetdeck.hosts.docker.link import (
     MAX_LINE,
     Container,
     DockerLink,
@@ -42,8 +42,8 @@ from hosts.docker.link import (
     parse_container,
     parse_time,
 )
-from hosts.inventory.load import HostSpec, InventoryError, load_inventory
-from hosts.ssh import SSHOptions, connect_host
+from fleetdeck.hosts.inventory.load import HostSpec, InventoryError, load_inventory
+from fleetdeck.hosts.ssh import SSHOptions, connect_host
 
 from conftest import REPO
 from dockerd import SOCKET, Dockerd, DockerObjects, docker
@@ -479,8 +479,8 @@ async def test_no_socket_and_no_endpoint_are_said_plainly(tmp_path: Path) -> Non
 
 DENIED_PROBE = """
 import asyncio, json, sys
-from hosts.docker.link import DockerLink, DockerError
-from hosts.docker.endpoint import DockerEndpoint
+from fleetdeck.hosts.docker.link import DockerLink, DockerError
+from fleetdeck.hosts.docker.endpoint import DockerEndpoint
 
 async def main():
     link = DockerLink("here", DockerEndpoint.parse(sys.argv[1]), env={})

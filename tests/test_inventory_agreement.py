@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hosts.inventory.load import HostSpec, load_inventory
+from fleetdeck.hosts.inventory.load import HostSpec, load_inventory
 
 from conftest import require_binary
 

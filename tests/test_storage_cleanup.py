@@ -20,11 +20,18 @@ from pathlib import Path
 
 import pytest
 
-from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog
-from checks.config import Config
-from checks.model import Check, CheckContext, Finding, Status
-from checks.storage.cleanup import (
+from fleetdeck.checks.actions import (
+    ActionGate,
+    ActionResult,
+    ConfirmRequest,
+    Decision,
+    FixHost,
+    Outcome,
+)
+from fleetdeck.checks.audit import AuditLog
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import Check, CheckContext, Finding, Status
+from fleetdeck.checks.storage.cleanup import (
     OLD_LOGS,
     UNCOMPRESSED_LOGS,
     LogFile,
@@ -34,7 +41,7 @@ from checks.storage.cleanup import (
     parse_sample,
     parse_size,
 )
-from checks.storage.dockerspace import (
+from fleetdeck.checks.storage.dockerspace import (
     DOCKER_SPACE,
     DfRow,
     parse_df_json,
@@ -43,13 +50,13 @@ from checks.storage.dockerspace import (
     parse_prune_list,
     prune_frees,
 )
-from checks.storage.journal import JOURNAL, in_scope, parse_journal_files, vacuumable
-from hosts.inventory.load import HostSpec
-from hosts.linux.procfs import ParseError
-from hosts.metrics import SampleHistory
-from hosts.shell import LocalShell, Shell
-from hosts.ssh import SSHOptions, SSHShell, connect_host
-from hosts.units import human_bytes
+from fleetdeck.checks.storage.journal import JOURNAL, in_scope, parse_journal_files, vacuumable
+from fleetdeck.hosts.inventory.load import HostSpec
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import LocalShell, Shell
+from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
+from fleetdeck.hosts.units import human_bytes
 
 from conftest import require_binary
 from dockerd import Dockerd, DockerObjects, docker

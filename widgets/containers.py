@@ -20,15 +20,15 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 
-from checks.containers.config import ContainerThresholds
-from checks.database.config import Limit
-from checks.model import Status, printable
-from hosts.units import human_bytes, human_duration
-from widgets.cells import Cell, num
-from widgets.row_table import Column, RowTable
+from fleetdeck.checks.containers.config import ContainerThresholds
+from fleetdeck.checks.database.config import Limit
+from fleetdeck.checks.model import Status, printable
+from fleetdeck.hosts.units import human_bytes, human_duration
+from fleetdeck.widgets.cells import Cell, num
+from fleetdeck.widgets.row_table import Column, RowTable
 
 if TYPE_CHECKING:  # the data layer pulls in the docker SDK; the console loads it later
-    from checks.containers.pane import ContainerGroup, ContainerLine, ContainerSnapshot
+    from fleetdeck.checks.containers.pane import ContainerGroup, ContainerLine, ContainerSnapshot
 
 TROUBLES_SHOWN = 6
 

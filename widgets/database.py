@@ -20,11 +20,11 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widget import Widget
 
-from checks.model import printable
-from hosts.units import human_duration
+from fleetdeck.checks.model import printable
+from fleetdeck.hosts.units import human_duration
 
 if TYPE_CHECKING:  # the data layer pulls in psycopg and asyncssh; the console loads it later
-    from checks.database.pane import ChainView, PaneSnapshot, SessionLine
+    from fleetdeck.checks.database.pane import ChainView, PaneSnapshot, SessionLine
 
 WIDE = 90
 """From this width on, running statements show user@client and their wait event in full;

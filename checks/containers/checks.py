@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from checks.containers.config import ContainerThresholds
-from checks.containers.fixes import STABLE, NoFix, docker_argv
-from checks.containers.fixes import restart as restart_fix
-from checks.containers.fixes import start as start_fix
-from checks.containers.history import ContainerHistory, history_for
-from checks.containers.intent import ONESHOT_LABEL, hand_stop, job, log_tail
-from checks.model import CheckContext, Evidence, Finding, Fix, Status, printable
-from hosts.docker.link import (
+from fleetdeck.checks.containers.config import ContainerThresholds
+from fleetdeck.checks.containers.fixes import STABLE, NoFix, docker_argv
+from fleetdeck.checks.containers.fixes import restart as restart_fix
+from fleetdeck.checks.containers.fixes import start as start_fix
+from fleetdeck.checks.containers.history import ContainerHistory, history_for
+from fleetdeck.checks.containers.intent import ONESHOT_LABEL, hand_stop, job, log_tail
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Fix, Status, printable
+from fleetdeck.hosts.docker.link import (
     Container,
     DockerError,
     DockerFailure,
@@ -44,7 +44,7 @@ from hosts.docker.link import (
     Health,
     State,
 )
-from hosts.units import human_bytes, human_duration
+from fleetdeck.hosts.units import human_bytes, human_duration
 
 DOMAIN = "containers"
 ENGINE = "docker"

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checks.database.config import Fail, Limit, finite, parse_pair, value_error
-from checks.model import Status
+from fleetdeck.checks.database.config import Fail, Limit, finite, parse_pair, value_error
+from fleetdeck.checks.model import Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from checks.model import Fix, Pin, Risk
-from hosts.docker.link import Container, DockerError, DockerLink
-from hosts.units import human_duration
+from fleetdeck.checks.model import Fix, Pin, Risk
+from fleetdeck.hosts.docker.link import Container, DockerError, DockerLink
+from fleetdeck.hosts.units import human_duration
 
 DEFAULT_STOP_TIMEOUT = 10
 """Docker's own, when the container sets none."""

@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from hosts.docker.link import Container, ContainerStats
-from hosts.metrics import least_squares
+from fleetdeck.hosts.docker.link import Container, ContainerStats
+from fleetdeck.hosts.metrics import least_squares
 
 __all__ = [
     "ContainerHistory",

@@ -16,9 +16,9 @@ from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from checks.containers.config import ContainerThresholds
-from checks.model import Evidence, printable
-from hosts.docker.link import (
+from fleetdeck.checks.containers.config import ContainerThresholds
+from fleetdeck.checks.model import Evidence, printable
+from fleetdeck.hosts.docker.link import (
     Container,
     DockerError,
     DockerLink,

@@ -22,11 +22,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from checks.model import printable
-from hosts.docker.endpoint import DockerError, DockerFailure
+from fleetdeck.checks.model import printable
+from fleetdeck.hosts.docker.endpoint import DockerError, DockerFailure
 
 if TYPE_CHECKING:
-    from hosts.docker.link import Container, ContainerStats, DockerLink
+    from fleetdeck.hosts.docker.link import Container, ContainerStats, DockerLink
 
 ABSENT = frozenset({DockerFailure.NO_ENDPOINT, DockerFailure.NOT_FOUND})
 """Failures that mean "this host has no Docker": said plainly, not shown as an error."""

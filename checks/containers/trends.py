@@ -22,14 +22,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from checks.containers.checks import ENGINE, ContainerCheck, Scan, describe, exit_words
-from checks.containers.fixes import MEMORY_SETTLE, NoFix
-from checks.containers.fixes import restart as restart_fix
-from checks.containers.fixes import stop as stop_fix
-from checks.containers.history import RestartWatch, memory_trend
-from checks.model import Evidence, Finding, Fix, Status
-from hosts.docker.link import Container, ContainerStats, State
-from hosts.units import human_bytes, human_duration
+from fleetdeck.checks.containers.checks import ENGINE, ContainerCheck, Scan, describe, exit_words
+from fleetdeck.checks.containers.fixes import MEMORY_SETTLE, NoFix
+from fleetdeck.checks.containers.fixes import restart as restart_fix
+from fleetdeck.checks.containers.fixes import stop as stop_fix
+from fleetdeck.checks.containers.history import RestartWatch, memory_trend
+from fleetdeck.checks.model import Evidence, Finding, Fix, Status
+from fleetdeck.hosts.docker.link import Container, ContainerStats, State
+from fleetdeck.hosts.units import human_bytes, human_duration
 
 LOOP_ID = "container.restart_loop"
 MEMORY_ID = "container.memory"

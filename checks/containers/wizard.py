@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from checks.containers.checks import DOMAIN, ENGINE_CHECK, STATE_CHECK, no_engine
-from checks.containers.trends import GROWTH_CHECK, LOOP_CHECK, MEMORY_CHECK
-from checks.model import CheckContext, Finding
-from checks.wizards import Param, Step, Wizard, WizardRun
+from fleetdeck.checks.containers.checks import DOMAIN, ENGINE_CHECK, STATE_CHECK, no_engine
+from fleetdeck.checks.containers.trends import GROWTH_CHECK, LOOP_CHECK, MEMORY_CHECK
+from fleetdeck.checks.model import CheckContext, Finding
+from fleetdeck.checks.wizards import Param, Step, Wizard, WizardRun
 
 _NAME = re.compile(r"[A-Za-z0-9_.*?\[\]-]+")
 

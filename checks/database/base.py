@@ -10,10 +10,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from checks.database.config import DbThresholds
-from checks.database.queries import Activity, Fetcher, ServerInfo, read_activity, read_server
-from checks.model import CheckContext, Evidence, Finding, Status
-from hosts.postgres.session import PgConnectError, PgFailure, PgQueryError
+from fleetdeck.checks.database.config import DbThresholds
+from fleetdeck.checks.database.queries import (
+    Activity,
+    Fetcher,
+    ServerInfo,
+    read_activity,
+    read_server,
+)
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status
+from fleetdeck.hosts.postgres.session import PgConnectError, PgFailure, PgQueryError
 
 DOMAIN = "database"
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import asyncssh
 
-from checks.database.base import (
+from fleetdeck.checks.database.base import (
     DOMAIN,
     Body,
     DbCheck,
@@ -32,18 +32,18 @@ from checks.database.base import (
     cannot_read,
     unreachable,
 )
-from checks.database.config import DbThresholds
-from checks.database.maintenance import INDEXES, SIZE, VACUUM, WRAPAROUND_CHECK
-from checks.database.replication import REPLICATION, SLOW_STATEMENTS
-from checks.database.sessions import (
+from fleetdeck.checks.database.config import DbThresholds
+from fleetdeck.checks.database.maintenance import INDEXES, SIZE, VACUUM, WRAPAROUND_CHECK
+from fleetdeck.checks.database.replication import REPLICATION, SLOW_STATEMENTS
+from fleetdeck.checks.database.sessions import (
     CONNECTIONS,
     IDLE_IN_TRANSACTION,
     LOCK_CHAIN,
     LONG_QUERIES,
     REACHABLE,
 )
-from checks.model import Finding, Status
-from hosts.postgres.session import (
+from fleetdeck.checks.model import Finding, Status
+from fleetdeck.hosts.postgres.session import (
     PgConnectError,
     PgSession,
     PgTarget,

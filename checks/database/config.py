@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from checks.model import Status
+from fleetdeck.checks.model import Status
 
 GIB = 1024**3
 MIB = 1024**2

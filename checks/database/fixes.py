@@ -24,9 +24,9 @@ from typing import Any
 import platformdirs
 from psycopg import sql
 
-from checks.database.queries import Backend, IndexStat, TableStat, qualify
-from checks.model import DbStep, Fix, Pin, Risk
-from hosts.units import human_duration
+from fleetdeck.checks.database.queries import Backend, IndexStat, TableStat, qualify
+from fleetdeck.checks.model import DbStep, Fix, Pin, Risk
+from fleetdeck.hosts.units import human_duration
 
 STATEMENT_PIN = sql.SQL(
     "/* fleetdeck: pin */ SELECT backend_start, query_start FROM pg_stat_activity "

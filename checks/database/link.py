@@ -18,12 +18,12 @@ from pathlib import Path
 
 import asyncssh
 
-from checks.actions import CommandRun, DatabaseError
-from checks.database.base import DbContext, QueryTime
-from checks.database.config import DbThresholds
-from checks.model import DbStep
-from hosts.postgres.dump import dump_database
-from hosts.postgres.session import (
+from fleetdeck.checks.actions import CommandRun, DatabaseError
+from fleetdeck.checks.database.base import DbContext, QueryTime
+from fleetdeck.checks.database.config import DbThresholds
+from fleetdeck.checks.model import DbStep
+from fleetdeck.hosts.postgres.dump import dump_database
+from fleetdeck.hosts.postgres.session import (
     PgConnectError,
     PgError,
     PgFailure,

@@ -12,9 +12,9 @@ from typing import Any
 
 from psycopg import sql
 
-from checks.database import fixes as db_fixes
-from checks.database.base import DbCheck, DbContext
-from checks.database.queries import (
+from fleetdeck.checks.database import fixes as db_fixes
+from fleetdeck.checks.database.base import DbCheck, DbContext
+from fleetdeck.checks.database.queries import (
     DATABASE_SIZES,
     GUESSED,
     INVALID_INDEXES,
@@ -31,10 +31,10 @@ from checks.database.queries import (
     qualify,
     read_dead_tables,
 )
-from checks.database.wording import ago, span
-from checks.model import Evidence, Finding, Status
-from hosts.postgres.session import PgFailure, PgQueryError
-from hosts.units import human_bytes, human_duration
+from fleetdeck.checks.database.wording import ago, span
+from fleetdeck.checks.model import Evidence, Finding, Status
+from fleetdeck.hosts.postgres.session import PgFailure, PgQueryError
+from fleetdeck.hosts.units import human_bytes, human_duration
 
 # -- D5 dead tuples and vacuum, wraparound --------------------------------------------------
 

@@ -19,16 +19,16 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
-from checks.database.base import DbContext, cannot_read
-from checks.database.queries import STANDBYS, Backend, LockChain, lock_chains
-from checks.database.standby import read_standby_lag
-from checks.database.wording import hidden_note, plural, shown
-from checks.model import printable
-from hosts.postgres.session import PgConnectError, PgQueryError
-from hosts.units import human_bytes, human_duration
+from fleetdeck.checks.database.base import DbContext, cannot_read
+from fleetdeck.checks.database.queries import STANDBYS, Backend, LockChain, lock_chains
+from fleetdeck.checks.database.standby import read_standby_lag
+from fleetdeck.checks.database.wording import hidden_note, plural, shown
+from fleetdeck.checks.model import printable
+from fleetdeck.hosts.postgres.session import PgConnectError, PgQueryError
+from fleetdeck.hosts.units import human_bytes, human_duration
 
 if TYPE_CHECKING:
-    from checks.database.link import DbLink
+    from fleetdeck.checks.database.link import DbLink
 
 ACTIVE_SHOWN = 12
 """Running statements kept (the longest running first); the count says how many in all."""

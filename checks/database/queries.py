@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from psycopg import sql
 
-from hosts.postgres.session import APPLICATION_NAME
+from fleetdeck.hosts.postgres.session import APPLICATION_NAME
 
 MINE = "/* fleetdeck%"
 """How fleetdeck's own statements begin (a LIKE pattern)."""

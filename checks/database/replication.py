@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from checks.database.base import DbCheck, DbContext
-from checks.database.queries import (
+from fleetdeck.checks.database.base import DbCheck, DbContext
+from fleetdeck.checks.database.queries import (
     EXTENSION,
     MINE,
     QUERY_CHARS,
@@ -22,11 +22,11 @@ from checks.database.queries import (
     Statement,
     statement_from_row,
 )
-from checks.database.standby import read_standby_lag
-from checks.database.wording import SHOWN_QUERY, plural, shown, worst
-from checks.model import Evidence, Finding, Status
-from hosts.postgres.session import PgQueryError
-from hosts.units import human_bytes, human_duration
+from fleetdeck.checks.database.standby import read_standby_lag
+from fleetdeck.checks.database.wording import SHOWN_QUERY, plural, shown, worst
+from fleetdeck.checks.model import Evidence, Finding, Status
+from fleetdeck.hosts.postgres.session import PgQueryError
+from fleetdeck.hosts.units import human_bytes, human_duration
 
 # -- replication ----------------------------------------------------------------------------
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from checks.database import fixes as db_fixes
-from checks.database.base import DbCheck, DbContext
-from checks.database.queries import Activity, Backend, LockChain, lock_chains, read_held
-from checks.database.wording import (
+from fleetdeck.checks.database import fixes as db_fixes
+from fleetdeck.checks.database.base import DbCheck, DbContext
+from fleetdeck.checks.database.queries import Activity, Backend, LockChain, lock_chains, read_held
+from fleetdeck.checks.database.wording import (
     backend_lines,
     hidden_note,
     ms,
@@ -22,8 +22,8 @@ from checks.database.wording import (
     who,
     with_hidden,
 )
-from checks.model import Evidence, Finding, Fix, Status, printable
-from hosts.units import human_duration
+from fleetdeck.checks.model import Evidence, Finding, Fix, Status, printable
+from fleetdeck.hosts.units import human_duration
 
 # -- D1 reachability and authentication -----------------------------------------------------
 

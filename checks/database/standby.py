@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from checks.database.queries import RECEIVER, REPLAY_SINCE, Fetcher
-from hosts.units import human_bytes, human_duration
+from fleetdeck.checks.database.queries import RECEIVER, REPLAY_SINCE, Fetcher
+from fleetdeck.hosts.units import human_bytes, human_duration
 
 REPLAY_PROBE = 1.0
 """Seconds between the two looks at a standby with a backlog."""

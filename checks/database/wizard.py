@@ -15,20 +15,20 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from checks.database.base import DbCheck
-from checks.database.fixes import default_dump_dir
-from checks.database.maintenance import INDEXES, SIZE, VACUUM, WRAPAROUND_CHECK
-from checks.database.replication import REPLICATION, SLOW_STATEMENTS
-from checks.database.sessions import (
+from fleetdeck.checks.database.base import DbCheck
+from fleetdeck.checks.database.fixes import default_dump_dir
+from fleetdeck.checks.database.maintenance import INDEXES, SIZE, VACUUM, WRAPAROUND_CHECK
+from fleetdeck.checks.database.replication import REPLICATION, SLOW_STATEMENTS
+from fleetdeck.checks.database.sessions import (
     CONNECTIONS,
     IDLE_IN_TRANSACTION,
     LOCK_CHAIN,
     LONG_QUERIES,
     REACHABLE,
 )
-from checks.model import Finding, Status
-from checks.wizards import Param, Step, Wizard
-from hosts.postgres.targets import PgTarget
+from fleetdeck.checks.model import Finding, Status
+from fleetdeck.checks.wizards import Param, Step, Wizard
+from fleetdeck.hosts.postgres.targets import PgTarget
 
 DOMAIN = "database"
 

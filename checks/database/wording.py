@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from checks.database.base import DbContext
-from checks.database.queries import Activity, Backend, ServerInfo
-from checks.model import Finding, Status, printable
-from checks.secrets import redact
-from hosts.units import human_duration
+from fleetdeck.checks.database.base import DbContext
+from fleetdeck.checks.database.queries import Activity, Backend, ServerInfo
+from fleetdeck.checks.model import Finding, Status, printable
+from fleetdeck.checks.secrets import redact
+from fleetdeck.hosts.units import human_duration
 
 SHOWN_QUERY = 200
 """Characters of query text a finding shows."""

@@ -20,7 +20,7 @@ import re
 import shlex
 from dataclasses import dataclass, field, replace
 
-from hosts.linux.procfs import ParseError
+from fleetdeck.hosts.linux.procfs import ParseError
 
 PortRanges = tuple[tuple[int, int], ...]
 

@@ -13,7 +13,7 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from checks.network.firewall import ChainPolicy, FirewallRule
+from fleetdeck.checks.network.firewall import ChainPolicy, FirewallRule
 
 
 @dataclass(frozen=True, slots=True)

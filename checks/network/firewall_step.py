@@ -18,23 +18,23 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from checks.hostcheck import StepFailed
-from checks.hostcheck import evidence as _evidence
-from checks.hostcheck import required as _required
-from checks.hostcheck import run as _run
-from checks.model import Evidence, Finding, Fix, Pin, PinMatch, Risk, Status
-from checks.network.firewall import (
+from fleetdeck.checks.hostcheck import StepFailed
+from fleetdeck.checks.hostcheck import evidence as _evidence
+from fleetdeck.checks.hostcheck import required as _required
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import Evidence, Finding, Fix, Pin, PinMatch, Risk, Status
+from fleetdeck.checks.network.firewall import (
     IPTABLES_TABLES,
     ChainPolicy,
     FirewallRule,
     iptables_managed,
     parse_iptables_save,
 )
-from checks.network.firewall_owners import jail, policy_owner, rule_owner
-from checks.network.nftables import parse_nft_chains, parse_nft_ruleset
-from checks.network.packetwalk import Flow, Leg, Ruleset, Walk
-from checks.network.parse import Address, parse_addresses, parse_links
-from hosts.shell import CommandResult, Shell
+from fleetdeck.checks.network.firewall_owners import jail, policy_owner, rule_owner
+from fleetdeck.checks.network.nftables import parse_nft_chains, parse_nft_ruleset
+from fleetdeck.checks.network.packetwalk import Flow, Leg, Ruleset, Walk
+from fleetdeck.checks.network.parse import Address, parse_addresses, parse_links
+from fleetdeck.hosts.shell import CommandResult, Shell
 
 Probe = Callable[[str, int], Awaitable[dict[str, object] | None]]
 """A TCP connect from the host (netprobe's `tcp`): (host, port) -> its JSON, None: no python3."""

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from checks.network.firewall import (
+from fleetdeck.checks.network.firewall import (
     IPTABLES_TABLES,
     IPV6_EXTENSION_HEADERS,
     ChainPolicy,
@@ -23,8 +23,8 @@ from checks.network.firewall import (
     _protocol,
     iptables_managed,
 )
-from checks.network.parse import _PORT_TEXT, _dict, _int, _load_json, _str
-from hosts.linux.procfs import ParseError
+from fleetdeck.checks.network.parse import _PORT_TEXT, _dict, _int, _load_json, _str
+from fleetdeck.hosts.linux.procfs import ParseError
 
 _NFT_PRIORITY = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50}
 _NFT_PRIORITY["srcnat"] = 100

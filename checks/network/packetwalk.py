@@ -25,7 +25,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from checks.network.firewall import ChainPolicy, FirewallRule, Match
+from fleetdeck.checks.network.firewall import ChainPolicy, FirewallRule, Match
 
 EPHEMERAL_PORTS = (32768, 60999)
 """Linux's default `ip_local_port_range`: a new connection's source port is one of these."""

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from hosts.linux.procfs import ParseError
+from fleetdeck.hosts.linux.procfs import ParseError
 
 # --- JSON helpers: `ip -j` and `nft -j` print JSON; every field is checked for its type ----
 

@@ -15,13 +15,13 @@ import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from checks.hostcheck import ShellCheck, StepFailed
-from checks.hostcheck import evidence as _evidence
-from checks.hostcheck import required as _required
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
-from checks.network.firewall_step import check_firewall
-from checks.network.parse import (
+from fleetdeck.checks.hostcheck import ShellCheck, StepFailed
+from fleetdeck.checks.hostcheck import evidence as _evidence
+from fleetdeck.checks.hostcheck import required as _required
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
+from fleetdeck.checks.network.firewall_step import check_firewall
+from fleetdeck.checks.network.parse import (
     PORTED_KINDS,
     Link,
     Route,
@@ -37,8 +37,8 @@ from checks.network.parse import (
     ports_of,
     search_names,
 )
-from checks.wizards import Param, Step, Wizard
-from hosts.shell import CommandResult, Shell
+from fleetdeck.checks.wizards import Param, Step, Wizard
+from fleetdeck.hosts.shell import CommandResult, Shell
 
 DOMAIN = "network"
 COMMAND_TIMEOUT = 10.0

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from checks.config import Level, Thresholds
-from checks.model import CheckContext, Evidence, Finding, Status
-from hosts.metrics import TREND_MIN_SAMPLES, TREND_MIN_SPAN, SampleHistory, fill_trend
-from hosts.sample import Sample
-from hosts.units import human_bytes
+from fleetdeck.checks.config import Level, Thresholds
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status
+from fleetdeck.hosts.metrics import TREND_MIN_SAMPLES, TREND_MIN_SPAN, SampleHistory, fill_trend
+from fleetdeck.hosts.sample import Sample
+from fleetdeck.hosts.units import human_bytes
 
 
 def grade(value: float, level: Level) -> Status:

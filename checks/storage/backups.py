@@ -18,14 +18,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checks.hostcheck import ShellCheck, host_time
-from checks.hostcheck import evidence as _evidence
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Status
-from checks.storage.config import parse_backup_path as parse_backup_path
-from checks.storage.config import parse_hours as parse_hours
-from hosts.shell import CommandTimeout, Shell
-from hosts.units import human_bytes
+from fleetdeck.checks.hostcheck import ShellCheck, host_time
+from fleetdeck.checks.hostcheck import evidence as _evidence
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status
+from fleetdeck.checks.storage.config import parse_backup_path as parse_backup_path
+from fleetdeck.checks.storage.config import parse_hours as parse_hours
+from fleetdeck.hosts.shell import CommandTimeout, Shell
+from fleetdeck.hosts.units import human_bytes
 
 DOMAIN = "storage"
 

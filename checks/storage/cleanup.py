@@ -18,11 +18,20 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checks.hostcheck import ShellCheck, StepFailed, free_bytes
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status, printable
-from hosts.shell import CommandResult, Shell
-from hosts.units import human_bytes
+from fleetdeck.checks.hostcheck import ShellCheck, StepFailed, free_bytes
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import (
+    CheckContext,
+    Evidence,
+    Finding,
+    Fix,
+    Pin,
+    Risk,
+    Status,
+    printable,
+)
+from fleetdeck.hosts.shell import CommandResult, Shell
+from fleetdeck.hosts.units import human_bytes
 
 DOMAIN = "storage"
 LOG_DAYS = 7

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from checks.storage.cleanup import parse_days, parse_directory
+from fleetdeck.checks.storage.cleanup import parse_days, parse_directory
 
 # -- the wizard's parsers of paths and hours (storage.backups and storage.wizard use these) --
 

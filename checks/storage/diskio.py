@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 
-from checks.hostcheck import ShellCheck, StepFailed
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Status
-from hosts.linux.diskstats import (
+from fleetdeck.checks.hostcheck import ShellCheck, StepFailed
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status
+from fleetdeck.hosts.linux.diskstats import (
     DiskRates,
     DiskStat,
     Reading,
@@ -27,8 +27,8 @@ from hosts.linux.diskstats import (
     parse_reading,
     partition_parent,
 )
-from hosts.shell import Shell
-from hosts.units import human_rate
+from fleetdeck.hosts.shell import Shell
+from fleetdeck.hosts.units import human_rate
 
 DOMAIN = "storage"
 DEFAULT_SECONDS = 1.0

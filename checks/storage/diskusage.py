@@ -26,11 +26,11 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from checks.hostcheck import ShellCheck, StepFailed
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Status, printable
-from hosts.shell import CommandTimeout, Shell
-from hosts.units import human_bytes
+from fleetdeck.checks.hostcheck import ShellCheck, StepFailed
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status, printable
+from fleetdeck.hosts.shell import CommandTimeout, Shell
+from fleetdeck.hosts.units import human_bytes
 
 DOMAIN = "storage"
 DEFAULT_DEPTH = 2

@@ -14,14 +14,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checks.hostcheck import ShellCheck, StepFailed
-from checks.hostcheck import evidence as _evidence
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
-from checks.storage.cleanup import parse_size
-from hosts.linux.procfs import ParseError
-from hosts.shell import CommandResult, Shell
-from hosts.units import human_bytes
+from fleetdeck.checks.hostcheck import ShellCheck, StepFailed
+from fleetdeck.checks.hostcheck import evidence as _evidence
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
+from fleetdeck.checks.storage.cleanup import parse_size
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.shell import CommandResult, Shell
+from fleetdeck.hosts.units import human_bytes
 
 DOMAIN = "storage"
 RECLAIM_MAX = 1 << 30

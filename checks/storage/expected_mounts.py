@@ -4,11 +4,11 @@ that path go now. No fix is offered: which device belongs there is the operator'
 
 from __future__ import annotations
 
-from checks.hostcheck import ShellCheck, StepFailed, why
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Status
-from hosts.linux.kernlog import Mount, normalise, parse_fstab, parse_mounts
-from hosts.shell import Shell
+from fleetdeck.checks.hostcheck import ShellCheck, StepFailed, why
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status
+from fleetdeck.hosts.linux.kernlog import Mount, normalise, parse_fstab, parse_mounts
+from fleetdeck.hosts.shell import Shell
 
 DOMAIN = "storage"
 EXISTS_SCRIPT = r"""

@@ -20,13 +20,13 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checks.hostcheck import ShellCheck, StepFailed, host_time
-from checks.hostcheck import evidence as _evidence
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
-from checks.storage.cleanup import param_days, parse_size
-from hosts.shell import Shell
-from hosts.units import human_bytes
+from fleetdeck.checks.hostcheck import ShellCheck, StepFailed, host_time
+from fleetdeck.checks.hostcheck import evidence as _evidence
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
+from fleetdeck.checks.storage.cleanup import param_days, parse_size
+from fleetdeck.hosts.shell import Shell
+from fleetdeck.hosts.units import human_bytes
 
 DOMAIN = "storage"
 SYSTEM_DIRS = ("/var/log/journal", "/run/log/journal")

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks.hostcheck import ShellCheck, StepFailed, why
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
-from hosts.linux.kernlog import (
+from fleetdeck.checks.hostcheck import ShellCheck, StepFailed, why
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
+from fleetdeck.hosts.linux.kernlog import (
     BlockDevice,
     DeviceLog,
     Ext4Errors,
@@ -38,9 +38,9 @@ from hosts.linux.kernlog import (
     parse_mountinfo,
     parse_mounts,
 )
-from hosts.linux.procfs import ParseError
-from hosts.samplers import READ_ONLY_IMAGES
-from hosts.shell import Shell
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.samplers import READ_ONLY_IMAGES
+from fleetdeck.hosts.shell import Shell
 
 DOMAIN = "storage"
 WRITABLE_KINDS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "reiserfs"})

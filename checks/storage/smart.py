@@ -11,13 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from checks.hostcheck import ShellCheck
-from checks.hostcheck import evidence as _evidence
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Status
-from hosts.linux.disks import SYSFS_SCRIPT, BlockDevice, DiskKind, disk_kind, parse_block_devices
-from hosts.linux.procfs import ParseError
-from hosts.shell import Shell
+from fleetdeck.checks.hostcheck import ShellCheck
+from fleetdeck.checks.hostcheck import evidence as _evidence
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status
+from fleetdeck.hosts.linux.disks import (
+    SYSFS_SCRIPT,
+    BlockDevice,
+    DiskKind,
+    disk_kind,
+    parse_block_devices,
+)
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.shell import Shell
 
 DOMAIN = "storage"
 SYSFS_ARGV = ("sh", "-c", SYSFS_SCRIPT, "sh", "/sys")

@@ -9,34 +9,43 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from checks.hostcheck import ShellCheck, StepFailed, why
-from checks.hostcheck import evidence as _evidence
-from checks.hostcheck import run as _run
-from checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status, printable
-from checks.resources.checks import RESOURCE_CHECKS
-from checks.storage.backups import BACKUP_MAX_AGE_H, BACKUPS
-from checks.storage.cleanup import (
+from fleetdeck.checks.hostcheck import ShellCheck, StepFailed, why
+from fleetdeck.checks.hostcheck import evidence as _evidence
+from fleetdeck.checks.hostcheck import run as _run
+from fleetdeck.checks.model import (
+    CheckContext,
+    Evidence,
+    Finding,
+    Fix,
+    Pin,
+    Risk,
+    Status,
+    printable,
+)
+from fleetdeck.checks.resources.checks import RESOURCE_CHECKS
+from fleetdeck.checks.storage.backups import BACKUP_MAX_AGE_H, BACKUPS
+from fleetdeck.checks.storage.cleanup import (
     LOG_DAYS,
     OLD_LOGS,
     UNCOMPRESSED_LOGS,
     parse_days,
     parse_directory,
 )
-from checks.storage.config import parse_backup_path, parse_hours, parse_path
-from checks.storage.diskio import DISK_IO
-from checks.storage.diskusage import DISK_USAGE
-from checks.storage.dockerspace import DOCKER_SPACE
-from checks.storage.expected_mounts import MOUNTS
-from checks.storage.journal import JOURNAL
-from checks.storage.mounts import READONLY
-from checks.storage.smart import SMART
-from checks.wizards import Param, Step, Wizard, WizardRun
-from hosts.linux.mdstat import parse_mdstat
-from hosts.metrics import SampleHistory
-from hosts.proc_sampler import ProcSampler
-from hosts.samplers import SampleGarbage
-from hosts.shell import Shell, ShellError
-from hosts.units import human_bytes
+from fleetdeck.checks.storage.config import parse_backup_path, parse_hours, parse_path
+from fleetdeck.checks.storage.diskio import DISK_IO
+from fleetdeck.checks.storage.diskusage import DISK_USAGE
+from fleetdeck.checks.storage.dockerspace import DOCKER_SPACE
+from fleetdeck.checks.storage.expected_mounts import MOUNTS
+from fleetdeck.checks.storage.journal import JOURNAL
+from fleetdeck.checks.storage.mounts import READONLY
+from fleetdeck.checks.storage.smart import SMART
+from fleetdeck.checks.wizards import Param, Step, Wizard, WizardRun
+from fleetdeck.hosts.linux.mdstat import parse_mdstat
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.proc_sampler import ProcSampler
+from fleetdeck.hosts.samplers import SampleGarbage
+from fleetdeck.hosts.shell import Shell, ShellError
+from fleetdeck.hosts.units import human_bytes
 
 DOMAIN = "storage"
 DISK_SPACE, DISK_INODES = (c for c in RESOURCE_CHECKS if c.id in ("disk.space", "disk.inodes"))

@@ -21,11 +21,11 @@ import docker
 import docker.errors
 import requests
 
-from hosts.docker.endpoint import DockerFailure, Route
-from hosts.docker.records import EngineInfo
+from fleetdeck.hosts.docker.endpoint import DockerFailure, Route
+from fleetdeck.hosts.docker.records import EngineInfo
 
 if TYPE_CHECKING:
-    from hosts.docker.link import DockerSettings
+    from fleetdeck.hosts.docker.link import DockerSettings
 
 __all__ = ["GRACE", "classify", "open_client", "quiet"]
 

@@ -334,7 +334,7 @@ async def _why_refused(
     connection: asyncssh.SSHClientConnection, route: Route, host: str, reason: str, timeout: float
 ) -> DockerError:
     """Why the host's sshd could not open its Docker socket, asked of the host itself."""
-    from hosts.ssh import SSHShell
+    from fleetdeck.hosts.ssh import SSHShell
 
     where = route.where(host)
     if not route.is_unix:

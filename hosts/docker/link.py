@@ -41,11 +41,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import docker
 import docker.utils
 
-from hosts.docker.dial import GRACE, classify, open_client, quiet
-from hosts.docker.dial import _chain as _chain
-from hosts.docker.dial import _denied as _denied
-from hosts.docker.dial import _name as _name
-from hosts.docker.endpoint import (
+from fleetdeck.hosts.docker.dial import GRACE, classify, open_client, quiet
+from fleetdeck.hosts.docker.dial import _chain as _chain
+from fleetdeck.hosts.docker.dial import _denied as _denied
+from fleetdeck.hosts.docker.dial import _name as _name
+from fleetdeck.hosts.docker.endpoint import (
     DockerEndpoint,
     DockerError,
     DockerFailure,
@@ -53,12 +53,12 @@ from hosts.docker.endpoint import (
     Route,
     resolve,
 )
-from hosts.docker.events import HandStop, event_filters, hand_stop_from_events
-from hosts.docker.logs import _END as _END
-from hosts.docker.logs import MAX_LINE, QUEUED_LINES, LogStream
-from hosts.docker.logs import _soon as _soon
-from hosts.docker.records import _CONTAINER_ID as _CONTAINER_ID
-from hosts.docker.records import (
+from fleetdeck.hosts.docker.events import HandStop, event_filters, hand_stop_from_events
+from fleetdeck.hosts.docker.logs import _END as _END
+from fleetdeck.hosts.docker.logs import MAX_LINE, QUEUED_LINES, LogStream
+from fleetdeck.hosts.docker.logs import _soon as _soon
+from fleetdeck.hosts.docker.records import _CONTAINER_ID as _CONTAINER_ID
+from fleetdeck.hosts.docker.records import (
     CGROUP_SCRIPT,
     UNLIMITED,
     Container,
@@ -76,11 +76,11 @@ from hosts.docker.records import (
     parse_time,
     to_stats,
 )
-from hosts.docker.records import _cgroup_reading as _cgroup_reading
-from hosts.docker.records import _enum as _enum
-from hosts.docker.records import _number as _number
-from hosts.docker.records import _port_key as _port_key
-from hosts.shell import LocalShell, Shell, ShellError
+from fleetdeck.hosts.docker.records import _cgroup_reading as _cgroup_reading
+from fleetdeck.hosts.docker.records import _enum as _enum
+from fleetdeck.hosts.docker.records import _number as _number
+from fleetdeck.hosts.docker.records import _port_key as _port_key
+from fleetdeck.hosts.shell import LocalShell, Shell, ShellError
 
 if TYPE_CHECKING:
     import asyncssh
@@ -440,7 +440,7 @@ class DockerLink:
         route = self.route
         if not route.via_ssh:
             return route.url
-        from hosts.docker.endpoint import forward
+        from fleetdeck.hosts.docker.endpoint import forward
 
         assert self.ssh is not None
         self._conn, self._listener, self._tmpdir = await forward(
@@ -467,7 +467,7 @@ class DockerLink:
         """A shell where the engine runs: the host's over SSH, else this machine's."""
         if not self.route.via_ssh or self.ssh is None:
             return LocalShell(self.host)
-        from hosts.ssh import SSHShell
+        from fleetdeck.hosts.ssh import SSHShell
 
         return SSHShell(self.host, await self.ssh())
 

@@ -18,11 +18,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hosts.docker.dial import GRACE, quiet
-from hosts.docker.endpoint import DockerError, DockerFailure
+from fleetdeck.hosts.docker.dial import GRACE, quiet
+from fleetdeck.hosts.docker.endpoint import DockerError, DockerFailure
 
 if TYPE_CHECKING:
-    from hosts.docker.link import DockerLink
+    from fleetdeck.hosts.docker.link import DockerLink
 
 __all__ = ["MAX_LINE", "QUEUED_LINES", "LogStream"]
 

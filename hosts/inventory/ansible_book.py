@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hosts.inventory.ansible_ranges import expand, split_port
-from hosts.inventory.limits import MAX_HOSTS, MAX_NAMES_EXPANDED, MAX_NESTING, LimitError
-from hosts.inventory.load import (
+from fleetdeck.hosts.inventory.ansible_ranges import expand, split_port
+from fleetdeck.hosts.inventory.limits import MAX_HOSTS, MAX_NAMES_EXPANDED, MAX_NESTING, LimitError
+from fleetdeck.hosts.inventory.load import (
     HostSpec,
     InventoryProblem,
     Origin,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import string
 
-from hosts.inventory.limits import MAX_HOSTS_PER_RANGE, LimitError
+from fleetdeck.hosts.inventory.limits import MAX_HOSTS_PER_RANGE, LimitError
 
 
 def split_port(pattern: str) -> tuple[str, int | None]:

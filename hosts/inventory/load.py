@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from hosts.docker.endpoint import DockerEndpoint
-from hosts.inventory.limits import MAX_HOSTS, LimitError, load_toml, read_bounded
-from hosts.postgres.targets import PgTarget
+from fleetdeck.hosts.docker.endpoint import DockerEndpoint
+from fleetdeck.hosts.inventory.limits import MAX_HOSTS, LimitError, load_toml, read_bounded
+from fleetdeck.hosts.postgres.targets import PgTarget
 
 TIERS = ("prod", "staging", "dev")
 
@@ -137,8 +137,8 @@ def detect_format(path: Path, text: str) -> str:
 
 def load_inventory(paths: Sequence[Path]) -> Inventory:
     """Read every file, check the whole, and return it; raise `InventoryError` otherwise."""
-    from hosts.inventory import ansible, ssh_config
-    from hosts.inventory import toml_file as toml_inventory
+    from fleetdeck.hosts.inventory import ansible, ssh_config
+    from fleetdeck.hosts.inventory import toml_file as toml_inventory
 
     readers = {
         "toml": toml_inventory.parse,

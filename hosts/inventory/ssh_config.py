@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hosts.inventory.limits import MAX_HOSTS, LimitError, read_bounded
-from hosts.inventory.load import (
+from fleetdeck.hosts.inventory.limits import MAX_HOSTS, LimitError, read_bounded
+from fleetdeck.hosts.inventory.load import (
     HostSpec,
     InventoryProblem,
     Origin,
@@ -33,7 +33,7 @@ from hosts.inventory.load import (
     missing_identity,
     parse_port,
 )
-from hosts.inventory.ssh_match import criteria, host_matches, pattern_list, percent_expand
+from fleetdeck.hosts.inventory.ssh_match import criteria, host_matches, pattern_list, percent_expand
 
 KNOWN = {"hostname", "user", "port", "proxyjump", "identityfile"}
 MAX_INCLUDE_DEPTH = 16  # ssh's own limit

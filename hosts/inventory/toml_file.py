@@ -34,9 +34,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hosts.docker.endpoint import DockerEndpoint
-from hosts.inventory.limits import MAX_HOSTS, LimitError, load_toml
-from hosts.inventory.load import (
+from fleetdeck.hosts.docker.endpoint import DockerEndpoint
+from fleetdeck.hosts.inventory.limits import MAX_HOSTS, LimitError, load_toml
+from fleetdeck.hosts.inventory.load import (
     HostSpec,
     InventoryProblem,
     Origin,
@@ -45,7 +45,7 @@ from hosts.inventory.load import (
     parse_port,
     with_defaults,
 )
-from hosts.postgres.targets import SSLMODES, PgTarget
+from fleetdeck.hosts.postgres.targets import SSLMODES, PgTarget
 
 HOST_KEYS = {
     *("name", "address", "port", "user", "jump", "identity_file", "tags", "tier", "groups"),

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from hosts.inventory.limits import MAX_NESTING, MAX_YAML_NODES, LimitError
+from fleetdeck.hosts.inventory.limits import MAX_NESTING, MAX_YAML_NODES, LimitError
 
 YamlLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

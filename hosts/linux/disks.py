@@ -13,7 +13,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-from hosts.linux.procfs import ParseError
+from fleetdeck.hosts.linux.procfs import ParseError
 
 __all__ = ["SYSFS_SCRIPT", "BlockDevice", "DiskKind", "disk_kind", "parse_block_devices"]
 

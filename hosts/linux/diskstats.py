@@ -23,7 +23,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 
-from hosts.linux.procfs import ParseError
+from fleetdeck.hosts.linux.procfs import ParseError
 
 __all__ = [
     "DiskRates",

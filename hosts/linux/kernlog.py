@@ -22,7 +22,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from hosts.linux.procfs import ParseError
+from fleetdeck.hosts.linux.procfs import ParseError
 
 KERNEL_STOPPED = ("emergency_ro", "shutdown")
 """Options newer kernels show (instead of `ro`) on an ext4 they stopped after an error."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hosts.linux.procfs import ParseError
+from fleetdeck.hosts.linux.procfs import ParseError
 
 __all__ = ["MdArray", "MdMember", "parse_mdstat"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from hosts.sample import CpuTimes, DiskCounters, LoadAvg, Memory, Mount, NetCounters
+from fleetdeck.hosts.sample import CpuTimes, DiskCounters, LoadAvg, Memory, Mount, NetCounters
 
 SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own size
 DEFAULT_USER_HZ = 100  # /proc/stat ticks; fixed at 100 on every Linux architecture in use

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import asyncssh
 
-from hosts.postgres.session import APPLICATION_NAME, Dial, scrub
-from hosts.postgres.targets import PgError, PgTarget, describe
+from fleetdeck.hosts.postgres.session import APPLICATION_NAME, Dial, scrub
+from fleetdeck.hosts.postgres.targets import PgError, PgTarget, describe
 
 _LIBPQ_ENV = {
     "host": "PGHOST",

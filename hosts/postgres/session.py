@@ -37,7 +37,7 @@ from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
 from psycopg.rows import dict_row
 
-from hosts.postgres.targets import (
+from fleetdeck.hosts.postgres.targets import (
     PgConnectError,
     PgError,
     PgFailure,
