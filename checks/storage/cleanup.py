@@ -30,6 +30,7 @@ from fleetdeck.checks.model import (
     Status,
     printable,
 )
+from fleetdeck.checks.storage.config import parse_days
 from fleetdeck.hosts.shell import CommandResult, Shell
 from fleetdeck.hosts.units import human_bytes
 
@@ -40,19 +41,6 @@ LISTING_TIMEOUT = 60.0
 FIELDS = "%i %s %b %p\\0"
 """One listing record: inode, size, 512-byte blocks, path; NUL-ended, as a name may hold a
 newline (which would otherwise fake a record)."""
-
-
-def parse_directory(text: str) -> str:
-    path = text.strip().rstrip("/") or "/"
-    if not path.startswith("/") or "\n" in path or path == "/":
-        raise ValueError("give an absolute directory other than /")
-    return path
-
-
-def parse_days(text: str) -> str:
-    if not text.isdecimal() or not 1 <= int(text) <= 3650:
-        raise ValueError("a number of days from 1 to 3650")
-    return str(int(text))
 
 
 def parse_size(text: str) -> str:

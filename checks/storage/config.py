@@ -29,9 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from fleetdeck.checks.storage.cleanup import parse_days, parse_directory
-
-# -- the wizard's parsers of paths and hours (storage.backups and storage.wizard use these) --
+# -- the wizard's parsers of paths, days and hours (its steps and the settings file use these) --
 
 
 def parse_path(text: str) -> str:
@@ -40,6 +38,20 @@ def parse_path(text: str) -> str:
     if not path.startswith("/") or any(c in path for c in "\n\r\0"):
         raise ValueError("give an absolute path")
     return path.rstrip("/") or "/"
+
+
+def parse_directory(text: str) -> str:
+    """An absolute directory other than / (old files in it may be removed)."""
+    path = text.strip().rstrip("/") or "/"
+    if not path.startswith("/") or "\n" in path or path == "/":
+        raise ValueError("give an absolute directory other than /")
+    return path
+
+
+def parse_days(text: str) -> str:
+    if not text.isdecimal() or not 1 <= int(text) <= 3650:
+        raise ValueError("a number of days from 1 to 3650")
+    return str(int(text))
 
 
 def parse_backup_path(text: str) -> str:

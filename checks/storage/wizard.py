@@ -24,14 +24,14 @@ from fleetdeck.checks.model import (
 )
 from fleetdeck.checks.resources.checks import RESOURCE_CHECKS
 from fleetdeck.checks.storage.backups import BACKUP_MAX_AGE_H, BACKUPS
-from fleetdeck.checks.storage.cleanup import (
-    LOG_DAYS,
-    OLD_LOGS,
-    UNCOMPRESSED_LOGS,
+from fleetdeck.checks.storage.cleanup import LOG_DAYS, OLD_LOGS, UNCOMPRESSED_LOGS
+from fleetdeck.checks.storage.config import (
+    parse_backup_path,
     parse_days,
     parse_directory,
+    parse_hours,
+    parse_path,
 )
-from fleetdeck.checks.storage.config import parse_backup_path, parse_hours, parse_path
 from fleetdeck.checks.storage.diskio import DISK_IO
 from fleetdeck.checks.storage.diskusage import DISK_USAGE
 from fleetdeck.checks.storage.dockerspace import DOCKER_SPACE
