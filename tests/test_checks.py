@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from fleetdeck.checks.config import Level, Thresholds
+from fleetdeck.checks.config import Thresholds
 from fleetdeck.checks.model import CheckContext, Finding, Status, worst_exit_code
 from fleetdeck.checks.registry import CHECKS, run_checks
+from fleetdeck.checks.settings import Level
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.sample import CpuTimes, LoadAvg, Memory, Mount, Sample
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fleetdeck.checks.config import Config, ConfigError, Level, load_config
-from fleetdeck.checks.database.config import DbThresholds, Limit
+from fleetdeck.checks.config import Config, ConfigError, load_config
+from fleetdeck.checks.database.config import DbThresholds
+from fleetdeck.checks.settings import Level, Limit
 
 
 def _write(tmp_path: Path, text: str) -> Path:

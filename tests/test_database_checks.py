@@ -40,10 +40,11 @@ from fleetdeck.checks.database.checks import (
     run_db_checks,
     run_on,
 )
-from fleetdeck.checks.database.config import DbThresholds, Limit, parse_db_thresholds
+from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
 from fleetdeck.checks.database.queries import Backend, lock_chains, read_activity, read_dead_tables
 from fleetdeck.checks.model import Finding, Status
 from fleetdeck.checks.secrets import redact
+from fleetdeck.checks.settings import Limit
 from fleetdeck.hosts.postgres.session import PgSession, PgTarget, open_session
 
 from pgserver import LIMITED, MONITOR, PgFactory, PgServer, clear_libpq_env, password_target

@@ -33,12 +33,13 @@ from fleetdeck.checks.actions import (
 )
 from fleetdeck.checks.audit import AuditLog
 from fleetdeck.checks.config import Thresholds
-from fleetdeck.checks.database.config import DbThresholds, Limit
+from fleetdeck.checks.database.config import DbThresholds
 from fleetdeck.checks.database.link import DbLink
 from fleetdeck.checks.database.maintenance import VACUUM
 from fleetdeck.checks.database.queries import Backend
 from fleetdeck.checks.database.wizard import DATABASE_WIZARD, pick_target
 from fleetdeck.checks.model import CheckContext, Finding, Fix, Status
+from fleetdeck.checks.settings import Limit
 from fleetdeck.checks.wizards import WizardRun
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.postgres.session import PgTarget

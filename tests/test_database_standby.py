@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from fleetdeck.checks.database.checks import INDEXES, REPLICATION, DbCheck, run_db_checks
-from fleetdeck.checks.database.config import DbThresholds, Limit
+from fleetdeck.checks.database.config import DbThresholds
 from fleetdeck.checks.model import Finding, Status
+from fleetdeck.checks.settings import Limit
 from fleetdeck.hosts.postgres.session import open_session
 
 from pgserver import LIMITED, MONITOR, PgFactory, PgServer, clear_libpq_env, password_target

@@ -15,7 +15,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static
 
 from fleetdeck.checks.config import Config
-from fleetdeck.checks.database.config import DbThresholds, Limit
+from fleetdeck.checks.database.config import DbThresholds
+from fleetdeck.checks.settings import Limit
 from fleetdeck.tui.app import FleetdeckApp, Settings, make_app
 from fleetdeck.tui.confirm import ConfirmFix
 from fleetdeck.tui.wizard_screen import WizardForm, WizardScreen

@@ -21,8 +21,8 @@ from textual.containers import Vertical
 from textual.widget import Widget
 
 from fleetdeck.checks.containers.config import ContainerThresholds
-from fleetdeck.checks.database.config import Limit
 from fleetdeck.checks.model import Status, printable
+from fleetdeck.checks.settings import Limit
 from fleetdeck.hosts.units import human_bytes, human_duration
 from fleetdeck.widgets.cells import Cell, num
 from fleetdeck.widgets.row_table import Column, RowTable

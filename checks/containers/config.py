@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fleetdeck.checks.database.config import Fail, Limit, finite, parse_pair, value_error
 from fleetdeck.checks.model import Status
+from fleetdeck.checks.settings import Fail, Limit, finite, parse_pair, value_error
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,30 +16,14 @@ never above crit. `parse_db_thresholds` checks a table the way `checks.storage.c
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from fleetdeck.checks.model import Status
+from fleetdeck.checks.settings import Fail, Limit, parse_pair, value_error
 
 GIB = 1024**3
 MIB = 1024**2
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A warning and a critical threshold on one figure; higher is worse."""
-
-    warn: float
-    crit: float
-
-    def grade(self, value: float | None) -> Status:
-        if value is None:
-            return Status.OK
-        if value >= self.crit:
-            return Status.CRIT
-        return Status.WARN if value >= self.warn else Status.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +71,6 @@ LIMITS = tuple(f.name for f in fields(DbThresholds) if f.type in ("Limit", Limit
 COUNTS = tuple(f.name for f in fields(DbThresholds) if f.name not in LIMITS)
 PERCENT = frozenset({"connections", "dead_ratio"})
 
-Fail = Callable[[str, str], Exception]
-
-
-def value_error(dotted: str, problem: str) -> Exception:
-    """The plain `fail` for a table read outside the settings file (no file or line)."""
-    return ValueError(f"{dotted}: {problem}")
-
 
 def parse_db_thresholds(
     table: object, fail: Fail = value_error, where: str = "thresholds.database"
@@ -123,39 +100,3 @@ def parse_db_thresholds(
 
 def _limit(default: Limit, value: object, dotted: str, fail: Fail, *, percent: bool) -> Limit:
     return Limit(*parse_pair(default, value, dotted, fail, percent=percent))
-
-
-def parse_pair(
-    default: Any,
-    value: object,
-    dotted: str,
-    fail: Fail,
-    *,
-    percent: bool,
-    falling: bool = False,
-) -> tuple[float, float]:
-    """(warn, crit) from a `{ warn = N, crit = N }` table over `default`'s (anything with
-    warn and crit); `falling`: fewer is worse, so warn must not be below crit (hours
-    left); otherwise warn must not be above it."""
-    if not isinstance(value, Mapping):
-        raise fail(dotted, f"expected {{ warn = N, crit = N }}, got {value!r}")
-    numbers: dict[str, float] = {"warn": default.warn, "crit": default.crit}
-    for name, number in value.items():
-        if name not in numbers:
-            raise fail(f"{dotted}.{name}", "unknown key (known: warn, crit)")
-        if not finite(number) or number < 0:
-            raise fail(f"{dotted}.{name}", f"expected a number >= 0, got {number!r}")
-        if percent and number > 100:
-            raise fail(f"{dotted}.{name}", f"a percentage cannot be over 100, got {number!r}")
-        numbers[name] = float(number)
-    warn, crit = numbers["warn"], numbers["crit"]
-    if falling and warn < crit:
-        raise fail(f"{dotted}.warn", f"warn ({warn:g}) is below crit ({crit:g}): fewer is worse")
-    if not falling and warn > crit:
-        raise fail(f"{dotted}.warn", f"warn ({warn:g}) is above crit ({crit:g})")
-    return warn, crit
-
-
-def finite(value: Any) -> bool:
-    """An int or a finite float (TOML allows nan and inf, which no threshold can mean)."""
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

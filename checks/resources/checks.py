@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from fleetdeck.checks.config import Level, Thresholds
+from fleetdeck.checks.config import Thresholds
 from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status
+from fleetdeck.checks.settings import Level
 from fleetdeck.hosts.metrics import TREND_MIN_SAMPLES, TREND_MIN_SPAN, SampleHistory, fill_trend
 from fleetdeck.hosts.sample import Sample
 from fleetdeck.hosts.units import human_bytes
