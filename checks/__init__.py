@@ -20,9 +20,10 @@ from fleetdeck.checks.model import (
     Fix,
     Risk,
     Status,
+    run_checks,
     worst_exit_code,
 )
-from fleetdeck.checks.registry import CHECKS, find_check, run_checks
+from fleetdeck.checks.registry import CHECKS, find_check
 from fleetdeck.checks.resources.checks import RESOURCE_CHECKS, Reading, SampleCheck, grade
 
 __all__ = [

@@ -13,8 +13,15 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from fleetdeck.checks.config import Config
-from fleetdeck.checks.model import CheckContext, Finding, Status, aligned, worst_exit_code
-from fleetdeck.checks.registry import run_checks
+from fleetdeck.checks.model import (
+    CheckContext,
+    Finding,
+    Status,
+    aligned,
+    run_checks,
+    worst_exit_code,
+)
+from fleetdeck.checks.registry import CHECKS
 from fleetdeck.hosts.inventory.load import HostSpec, Inventory
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.proc_sampler import ProcSampler
@@ -113,7 +120,7 @@ async def _sampled(
         return HostReport(name, True, (Finding("host.sample", Status.UNKNOWN, name, str(error)),))
     except Exception as error:  # the report says why, and the exit status is UNKNOWN
         return HostReport(name, False, error=str(error) or type(error).__name__)
-    findings = await run_checks(CheckContext(name, history, config.thresholds))
+    findings = await run_checks(CheckContext(name, history, config.thresholds), CHECKS)
     if shell is not None:
         findings += await _storage(name, history, config, shell, labels)
     return HostReport(name, True, tuple(findings))

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from fleetdeck.checks.alerts import AlertTracker
 from fleetdeck.checks.config import Config
-from fleetdeck.checks.model import CheckContext, Finding
-from fleetdeck.checks.registry import run_checks
+from fleetdeck.checks.model import CheckContext, Finding, run_checks
+from fleetdeck.checks.registry import CHECKS
 from fleetdeck.hosts.metrics import Rates, SampleHistory
 from fleetdeck.hosts.sample import HostInfo, Sample
 from fleetdeck.hosts.samplers import Sampler
@@ -93,7 +93,7 @@ class HostWatch:
             self.error = None
             self.received = time.monotonic()
             ctx = CheckContext(self.name, self.history, self.config.thresholds)
-            self.findings = await run_checks(ctx)
+            self.findings = await run_checks(ctx, CHECKS)
             self.alerts.update(self.all_findings(), sample.at)
             self.polls += 1
         if self.info is None and self.error is None:

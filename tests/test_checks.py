@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from fleetdeck.checks.config import Thresholds
-from fleetdeck.checks.model import CheckContext, Finding, Status, worst_exit_code
-from fleetdeck.checks.registry import CHECKS, run_checks
+from fleetdeck.checks.model import CheckContext, Finding, Status, run_checks, worst_exit_code
+from fleetdeck.checks.registry import CHECKS
 from fleetdeck.checks.settings import Level
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.sample import CpuTimes, LoadAvg, Memory, Mount, Sample
@@ -43,7 +43,7 @@ async def _run(
     history = SampleHistory()
     for sample in samples:
         history.add(sample)
-    found = await run_checks(CheckContext("web-1", history, thresholds or Thresholds()))
+    found = await run_checks(CheckContext("web-1", history, thresholds or Thresholds()), CHECKS)
     return {f.key: f for f in found}
 
 

@@ -541,7 +541,7 @@ async def test_slow_read_back_tests_share_one_budget_and_age_verdicts_are_never_
     billing's stale verdict stands."""
     import time
 
-    from fleetdeck.checks.registry import run_checks
+    from fleetdeck.checks.model import run_checks
     from fleetdeck.checks.storage import backups as module
     from fleetdeck.checks.wizards import STEP_TIMEOUT
 
