@@ -65,7 +65,7 @@ class HostWatch:
         return None if self.received is None else time.monotonic() - self.received
 
     def is_stale(self) -> bool:
-        """Data older than two intervals is never shown as current (DESIGN.md)."""
+        """Data older than two intervals is never shown as current (ARCHITECTURE.md)."""
         age = self.age()
         return age is not None and age > max(2 * self.interval, 2.0)
 
