@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from fleetdeck.checks.audit import read_audit
 from fleetdeck.checks.model import printable
-from fleetdeck.checks.network import firewall
+from fleetdeck.checks.network import firewall, nftables
 from fleetdeck.checks.network import parse as netparse
 from fleetdeck.checks.secrets import redact
 from fleetdeck.checks.storage import cleanup, diskusage, dockerspace, journal
@@ -101,8 +101,8 @@ PARSERS: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     ),
     "ss": (netparse.parse_ss_listening, ("net/ss-ltnup.txt", "net/ss-ltnup-with-header.txt")),
     "iptables_save": (firewall.parse_iptables_save, ("net/iptables-save-counters.txt",)),
-    "nft_ruleset": (firewall.parse_nft_ruleset, ("net/nft-ruleset.txt",)),
-    "nft_chains": (firewall.parse_nft_chains, ("net/nft-ruleset.txt",)),
+    "nft_ruleset": (nftables.parse_nft_ruleset, ("net/nft-ruleset.txt",)),
+    "nft_chains": (nftables.parse_nft_chains, ("net/nft-ruleset.txt",)),
     "held": (parse_held, ("storage/deleted-open.txt",)),
     "log_listing": (cleanup.parse_log_listing, ("cleanup/find-old-logs.bin",)),
     "open_files": (
