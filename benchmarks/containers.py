@@ -65,7 +65,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # fleetdeck, tests/dockerd.py a
 import asyncssh  # noqa: E402
 
 from fleetdeck.hosts.docker.link import Container, DockerError, DockerLink, DockerSettings  # noqa: E402
-from fleetdeck.hosts.inventory.load import HostSpec  # noqa: E402
+from fleetdeck.hosts.inventory.records import HostSpec  # noqa: E402
 from fleetdeck.hosts.ssh import SSHOptions, connect_host  # noqa: E402
 
 from dockerd import (  # noqa: E402

@@ -55,7 +55,8 @@ import asyncssh  # noqa: E402
 from fleetdeck.checks.config import Config  # noqa: E402
 from fleetdeck.checks.runner import FLEET_CONCURRENCY  # noqa: E402
 from fleetdeck.checks.watch import HostWatch  # noqa: E402
-from fleetdeck.hosts.inventory.load import HostSpec, Inventory, load_inventory  # noqa: E402
+from fleetdeck.hosts.inventory.load import load_inventory  # noqa: E402
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory  # noqa: E402
 from fleetdeck.hosts.link import HostLink  # noqa: E402
 from fleetdeck.hosts.sample import HostInfo, Sample  # noqa: E402
 from fleetdeck.hosts.shell import CommandResult  # noqa: E402

@@ -22,7 +22,7 @@ from fleetdeck.checks.model import (
     worst_exit_code,
 )
 from fleetdeck.checks.registry import CHECKS
-from fleetdeck.hosts.inventory.load import HostSpec, Inventory
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.proc_sampler import ProcSampler
 from fleetdeck.hosts.samplers import SampleGarbage, Sampler

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import asyncssh
 
-from fleetdeck.hosts.inventory.load import HostSpec, Inventory
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
 from fleetdeck.hosts.proc_sampler import ProcSampler
 from fleetdeck.hosts.sample import HostInfo, Sample
 from fleetdeck.hosts.samplers import SampleError, SampleGarbage

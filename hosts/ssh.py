@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncssh
 
-from fleetdeck.hosts.inventory.load import HostSpec, Inventory, split_jumps
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory, split_jumps
 from fleetdeck.hosts.shell import (
     CommandResult,
     CommandTimeout,

@@ -1005,7 +1005,7 @@ async def ssh_shell(
 ) -> AsyncIterator[SSHShell]:
     """fleetdeck's own SSH shell on `host` as root (its key trusted in `known_hosts`), the
     way the console reaches an inventory host; closed on leaving."""
-    from fleetdeck.hosts.inventory.load import HostSpec
+    from fleetdeck.hosts.inventory.records import HostSpec
     from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
 
     spec = HostSpec(name, host.address, port=host.port, user="root",

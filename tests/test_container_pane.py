@@ -30,7 +30,7 @@ from fleetdeck.checks.containers.pane import ContainerSnapshot, read_containers
 from fleetdeck.checks.model import Status
 from fleetdeck.hosts.docker.endpoint import DockerEndpoint, DockerFailure
 from fleetdeck.hosts.docker.link import DockerLink, DockerSettings
-from fleetdeck.hosts.inventory.load import HostSpec, Inventory
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
 from fleetdeck.hosts.ssh import SSHOptions
 from fleetdeck.tui.app import Settings, make_app, make_fleet_app
 from fleetdeck.tui.fleet_screen import FleetContainersTable, FleetScreen

@@ -42,7 +42,8 @@ from fleetdeck.hosts.docker.link import (
     parse_container,
     parse_time,
 )
-from fleetdeck.hosts.inventory.load import HostSpec, InventoryError, load_inventory
+from fleetdeck.hosts.inventory.load import load_inventory
+from fleetdeck.hosts.inventory.records import HostSpec, InventoryError
 from fleetdeck.hosts.ssh import SSHOptions, connect_host
 
 from conftest import REPO

@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from fleetdeck.checks.config import Config
-from fleetdeck.hosts.inventory.load import HostSpec, Inventory
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
 from fleetdeck.hosts.ssh import SSHOptions
 from fleetdeck.tui.app import Settings, make_fleet_app
 from fleetdeck.tui.fleet_screen import FleetScreen

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetdeck.hosts.inventory.load import HostSpec
+from fleetdeck.hosts.inventory.records import HostSpec
 from fleetdeck.hosts.link import HostLink
 from fleetdeck.hosts.samplers import SampleError
 from fleetdeck.hosts.ssh import ConnState, SSHOptions

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fleetdeck.hosts.inventory.load import InventoryError, detect_format, load_inventory
+from fleetdeck.hosts.inventory.load import detect_format, load_inventory
+from fleetdeck.hosts.inventory.records import InventoryError
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

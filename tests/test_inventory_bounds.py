@@ -29,7 +29,8 @@ from fleetdeck.hosts.inventory.limits import (
     MAX_NESTING,
     MAX_YAML_NODES,
 )
-from fleetdeck.hosts.inventory.load import InventoryError, load_inventory
+from fleetdeck.hosts.inventory.load import load_inventory
+from fleetdeck.hosts.inventory.records import InventoryError
 
 from conftest import fleetdeck_bin
 

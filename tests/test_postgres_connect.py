@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetdeck.hosts.inventory.load import HostSpec
+from fleetdeck.hosts.inventory.records import HostSpec
 from fleetdeck.hosts.postgres.session import (
     PgConnectError,
     PgFailure,

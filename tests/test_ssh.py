@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetdeck.hosts.inventory.load import HostSpec, Inventory
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
 from fleetdeck.hosts.proc_sampler import ProcSampler
 from fleetdeck.hosts.ssh import ConnectError, ConnState, SSHOptions, SSHShell, connect_host
 from fleetdeck.hosts.stream import StreamScripts

@@ -51,7 +51,7 @@ from fleetdeck.checks.storage.dockerspace import (
     prune_frees,
 )
 from fleetdeck.checks.storage.journal import JOURNAL, in_scope, parse_journal_files, vacuumable
-from fleetdeck.hosts.inventory.load import HostSpec
+from fleetdeck.hosts.inventory.records import HostSpec
 from fleetdeck.hosts.linux.procfs import ParseError
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.shell import LocalShell, Shell

@@ -555,7 +555,7 @@ async def test_read_only_mount_on_a_namespace_host_is_remounted_over_ssh(
     filesystem is made first; its operator remounted it read-only on that host. Until that
     host's /etc/fstab has it (a copy bound over it there, in its own mount namespace only),
     nothing says it was meant to be writable: a question, no remount."""
-    from fleetdeck.hosts.inventory.load import HostSpec
+    from fleetdeck.hosts.inventory.records import HostSpec
     from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
 
     fs = loopfs(space_in_name=True)

@@ -83,7 +83,7 @@ async def test_this_vms_virtio_disks_have_no_smart_to_read() -> None:
 async def test_smart_over_ssh_reads_the_namespace_hosts_sysfs(
     netns_hosts: Callable[[int], list[NetnsHost]], ssh_keys: SshKeys, tmp_path: Path
 ) -> None:
-    from fleetdeck.hosts.inventory.load import HostSpec
+    from fleetdeck.hosts.inventory.records import HostSpec
     from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
 
     disks = this_machines_virtio_disks()

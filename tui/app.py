@@ -22,7 +22,7 @@ from fleetdeck.tui.host_screen import HostScreen
 if TYPE_CHECKING:
     from fleetdeck.checks.database.link import DbLink
     from fleetdeck.hosts.docker.link import DockerLink
-    from fleetdeck.hosts.inventory.load import HostSpec, Inventory
+    from fleetdeck.hosts.inventory.records import HostSpec, Inventory
     from fleetdeck.hosts.postgres.targets import PgTarget
     from fleetdeck.hosts.ssh import SSHOptions
 

@@ -20,7 +20,7 @@ from fleetdeck.checks.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from fleetdeck.checks.runner import Report
-    from fleetdeck.hosts.inventory.load import HostSpec, Inventory
+    from fleetdeck.hosts.inventory.records import HostSpec, Inventory
     from fleetdeck.hosts.postgres.targets import PgTarget
 
 
@@ -180,7 +180,8 @@ def _fleet_options(parser: argparse.ArgumentParser, defaults: bool = True) -> No
 
 def run_hosts(args: argparse.Namespace) -> int:
     from fleetdeck.checks.model import aligned
-    from fleetdeck.hosts.inventory.load import InventoryError, load_inventory
+    from fleetdeck.hosts.inventory.load import load_inventory
+    from fleetdeck.hosts.inventory.records import InventoryError
 
     try:
         inventory = load_inventory(args.inventory)
@@ -276,7 +277,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _selected(args: argparse.Namespace) -> tuple[Inventory, tuple[HostSpec, ...]] | None:
     """The inventory and the hosts the options pick; problems printed, None if unusable."""
-    from fleetdeck.hosts.inventory.load import InventoryError, load_inventory
+    from fleetdeck.hosts.inventory.load import load_inventory
+    from fleetdeck.hosts.inventory.records import InventoryError
 
     try:
         inventory = load_inventory(args.inventory)

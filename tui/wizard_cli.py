@@ -170,7 +170,7 @@ def add_parsers(
 
 
 def tier_option(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    from fleetdeck.hosts.inventory.load import TIERS
+    from fleetdeck.hosts.inventory.records import TIERS
 
     parser.add_argument(
         "--tier",
@@ -395,7 +395,8 @@ async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> _Opened
             return 3
         name = socket.gethostname()
         return _Opened(name, LocalShell(name), getattr(args, "tier", None))
-    from fleetdeck.hosts.inventory.load import InventoryError, load_inventory
+    from fleetdeck.hosts.inventory.load import load_inventory
+    from fleetdeck.hosts.inventory.records import InventoryError
     from fleetdeck.hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
 
     try:

@@ -17,7 +17,7 @@ import yaml
 
 from fleetdeck.hosts.inventory.ansible_book import PARSED_VARS, Book, Var, resolve
 from fleetdeck.hosts.inventory.limits import LimitError
-from fleetdeck.hosts.inventory.load import InventoryProblem, Origin, Parsed
+from fleetdeck.hosts.inventory.records import InventoryProblem, Origin, Parsed
 from fleetdeck.hosts.inventory.yaml_scan import YamlLoader, scan_yaml
 
 _LITERAL_MAX = 1024  # longer values stay text: literal_eval of megabytes costs gigabytes

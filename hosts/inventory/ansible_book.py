@@ -18,7 +18,7 @@ from typing import Any
 
 from fleetdeck.hosts.inventory.ansible_ranges import expand, split_port
 from fleetdeck.hosts.inventory.limits import MAX_HOSTS, MAX_NAMES_EXPANDED, MAX_NESTING, LimitError
-from fleetdeck.hosts.inventory.load import (
+from fleetdeck.hosts.inventory.records import (
     HostSpec,
     InventoryProblem,
     Origin,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetdeck.hosts.inventory.limits import MAX_HOSTS, LimitError, read_bounded
-from fleetdeck.hosts.inventory.load import (
+from fleetdeck.hosts.inventory.records import (
     HostSpec,
     InventoryProblem,
     Origin,

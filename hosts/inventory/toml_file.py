@@ -36,7 +36,7 @@ from typing import Any
 
 from fleetdeck.hosts.docker.endpoint import DockerEndpoint
 from fleetdeck.hosts.inventory.limits import MAX_HOSTS, LimitError, load_toml
-from fleetdeck.hosts.inventory.load import (
+from fleetdeck.hosts.inventory.records import (
     HostSpec,
     InventoryProblem,
     Origin,
