@@ -64,9 +64,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # fleetdeck, tests/dockerd.py a
 
 import asyncssh  # noqa: E402
 
-from hosts.docker import Container, DockerError, DockerLink, DockerSettings  # noqa: E402
-from hosts.inventory import HostSpec  # noqa: E402
-from hosts.ssh import SSHOptions, connect_host  # noqa: E402
+from fleetdeck.hosts.docker.link import Container, DockerError, DockerLink, DockerSettings  # noqa: E402
+from fleetdeck.hosts.inventory.records import HostSpec  # noqa: E402
+from fleetdeck.hosts.ssh import SSHOptions, connect_host  # noqa: E402
 
 from dockerd import (  # noqa: E402
     BUSYBOX,

@@ -57,14 +57,14 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # fleetdeck itself, and tests/p
 
 import psycopg  # noqa: E402
 
-from checks.config import Config  # noqa: E402
-from checks.db_link import DbLink  # noqa: E402
-from checks.db_maintenance import ESTIMATED  # noqa: E402
-from checks.db_wizard import DATABASE_WIZARD  # noqa: E402
-from checks.model import CheckContext  # noqa: E402
-from checks.wizards import WizardRun  # noqa: E402
-from hosts.metrics import SampleHistory  # noqa: E402
-from hosts.postgres import APPLICATION_NAME, PgTarget  # noqa: E402
+from fleetdeck.checks.config import Config  # noqa: E402
+from fleetdeck.checks.database.link import DbLink  # noqa: E402
+from fleetdeck.checks.database.maintenance import ESTIMATED  # noqa: E402
+from fleetdeck.checks.database.wizard import DATABASE_WIZARD  # noqa: E402
+from fleetdeck.checks.model import CheckContext  # noqa: E402
+from fleetdeck.checks.wizards import WizardRun  # noqa: E402
+from fleetdeck.hosts.metrics import SampleHistory  # noqa: E402
+from fleetdeck.hosts.postgres.session import APPLICATION_NAME, PgTarget  # noqa: E402
 
 from pgserver import MONITOR, SUPERUSER, PgFactory, PgServer  # noqa: E402
 

@@ -52,15 +52,16 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # fleetdeck itself, and tests/s
 
 import asyncssh  # noqa: E402
 
-from checks.config import Config  # noqa: E402
-from checks.runner import FLEET_CONCURRENCY  # noqa: E402
-from checks.watch import HostWatch  # noqa: E402
-from hosts.inventory import HostSpec, Inventory, load_inventory  # noqa: E402
-from hosts.link import HostLink  # noqa: E402
-from hosts.sample import HostInfo, Sample  # noqa: E402
-from hosts.shell import CommandResult  # noqa: E402
-from hosts.ssh import SSHOptions, SSHShell, connect_host  # noqa: E402
-from hosts.stream import StreamScripts  # noqa: E402
+from fleetdeck.checks.config import Config  # noqa: E402
+from fleetdeck.checks.runner import FLEET_CONCURRENCY  # noqa: E402
+from fleetdeck.checks.watch import HostWatch  # noqa: E402
+from fleetdeck.hosts.inventory.load import load_inventory  # noqa: E402
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory  # noqa: E402
+from fleetdeck.hosts.link import HostLink  # noqa: E402
+from fleetdeck.hosts.sample import HostInfo, Sample  # noqa: E402
+from fleetdeck.hosts.shell import CommandResult  # noqa: E402
+from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host  # noqa: E402
+from fleetdeck.hosts.stream import StreamScripts  # noqa: E402
 
 from sshd import NetnsHost, NetnsLab, SshKeys  # noqa: E402
 

@@ -167,11 +167,11 @@ def run_peer(host: Host) -> float:
 
 def run_tight(path: str, seconds: float) -> dict[str, Any]:
     """disk.usage with its du bound cut short, in process: it must say it is partial."""
-    from checks.config import Thresholds
-    from checks.diskusage import DISK_USAGE
-    from checks.model import CheckContext
-    from hosts.metrics import SampleHistory
-    from hosts.shell import LocalShell
+    from fleetdeck.checks.config import Thresholds
+    from fleetdeck.checks.model import CheckContext
+    from fleetdeck.checks.storage.diskusage import DISK_USAGE
+    from fleetdeck.hosts.metrics import SampleHistory
+    from fleetdeck.hosts.shell import LocalShell
 
     name = socket.gethostname()
     params = {"usage": path, "usage_seconds": f"{seconds:g}"}

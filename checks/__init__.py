@@ -3,9 +3,16 @@
 No Textual and no Rich here: the CLI's `check` command and the tests use this headless.
 """
 
-from checks.alerts import Alert, AlertState, AlertTracker, Transition
-from checks.config import Config, ConfigError, Level, Thresholds, load_config, parse_config
-from checks.model import (
+from fleetdeck.checks.alerts import Alert, AlertState, AlertTracker, Transition
+from fleetdeck.checks.config import (
+    Config,
+    ConfigError,
+    Level,
+    Thresholds,
+    load_config,
+    parse_config,
+)
+from fleetdeck.checks.model import (
     Check,
     CheckContext,
     Evidence,
@@ -13,10 +20,11 @@ from checks.model import (
     Fix,
     Risk,
     Status,
+    run_checks,
     worst_exit_code,
 )
-from checks.registry import CHECKS, find_check, run_checks
-from checks.resources import RESOURCE_CHECKS, Reading, SampleCheck, grade
+from fleetdeck.checks.registry import CHECKS, find_check
+from fleetdeck.checks.resources.checks import RESOURCE_CHECKS, Reading, SampleCheck, grade
 
 __all__ = [
     "CHECKS",

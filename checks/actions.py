@@ -30,11 +30,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from checks.audit import AuditError, AuditLog, Operator, excerpt, new_attempt_id
-from checks.hostcheck import free_blocks_bytes
-from checks.model import DbStep, Finding, Fix, Risk, Status, printable
-from hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
-from hosts.units import human_bytes
+from fleetdeck.checks.audit import AuditError, AuditLog, Operator, excerpt, new_attempt_id
+from fleetdeck.checks.hostcheck import free_blocks_bytes
+from fleetdeck.checks.model import DbStep, Finding, Fix, Risk, Status, printable
+from fleetdeck.hosts.shell import CommandResult, CommandTimeout, Shell, ShellError
+from fleetdeck.hosts.units import human_bytes
 
 VERIFY_TIMEOUT = 45.0
 """One re-run of the verifying check (longer than a wizard step's own 30 s)."""
@@ -59,7 +59,7 @@ class Outcome(enum.StrEnum):
 
 
 class Database(Protocol):
-    """Where a database fix's steps run (a `checks.db_link.DbLink`): `read` gives a pin's
+    """Where a database fix's steps run (a `checks.database.link.DbLink`): `read` gives a pin's
     value now (None: no such target any more) or raises `DatabaseError`; `execute` runs one
     step within `timeout` seconds and says how it went, never raising."""
 
@@ -85,7 +85,7 @@ class FixHost:
     tier: str | None = None
     database: Database | None = None
     docker: object | None = None
-    """The host's `hosts.docker.DockerLink`, for the container checks a fix re-runs."""
+    """The host's `hosts.docker.link.DockerLink`, for the container checks a fix re-runs."""
 
     @property
     def is_prod(self) -> bool:

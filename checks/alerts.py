@@ -11,7 +11,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from checks.model import Finding, Status
+from fleetdeck.checks.model import Finding, Status
 
 
 class AlertState(enum.StrEnum):

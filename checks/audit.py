@@ -28,8 +28,8 @@ from typing import Any
 
 import platformdirs
 
-from checks.model import bytes_escaped
-from checks.secrets import redact
+from fleetdeck.checks.model import bytes_escaped
+from fleetdeck.checks.secrets import redact
 
 FORMAT_VERSION = 1
 EXCERPT_LIMIT = 2000

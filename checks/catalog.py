@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from checks.config import Config
-from checks.container_wizard import CONTAINERS_WIZARD
-from checks.db_wizard import DATABASE_WIZARD
-from checks.network import NETWORK_WIZARD
-from checks.storage import STORAGE_WIZARD
-from checks.wizards import Wizard
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.containers.wizard import CONTAINERS_WIZARD
+from fleetdeck.checks.database.wizard import DATABASE_WIZARD
+from fleetdeck.checks.network.wizard import NETWORK_WIZARD
+from fleetdeck.checks.storage.wizard import STORAGE_WIZARD
+from fleetdeck.checks.wizards import Wizard
 
 WIZARDS: dict[str, Wizard] = {
     w.domain: w for w in (NETWORK_WIZARD, STORAGE_WIZARD, DATABASE_WIZARD, CONTAINERS_WIZARD)

@@ -2,12 +2,11 @@
 
 The file is TOML, by default `config.toml` in the user's config directory. Every error names
 the file, the line and the key, and a file with any error is refused whole: the console never
-starts on half a configuration. It is read within `hosts.limits` (size, nesting depth).
+starts on half a configuration. It is read within `hosts.inventory.limits` (size, nesting depth).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -16,18 +15,11 @@ from typing import Any
 
 import platformdirs
 
-from checks.containerconfig import ContainerThresholds, parse_container_thresholds
-from checks.dbconfig import DbThresholds, parse_db_thresholds
-from checks.storage_config import StorageConfig, parse_storage
-from hosts.limits import LimitError, load_toml, read_bounded
-
-
-@dataclass(frozen=True, slots=True)
-class Level:
-    """A warning and a critical threshold on one figure."""
-
-    warn: float
-    crit: float
+from fleetdeck.checks.containers.config import ContainerThresholds, parse_container_thresholds
+from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
+from fleetdeck.checks.settings import Level, finite
+from fleetdeck.checks.storage.config import StorageConfig, parse_storage
+from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +69,8 @@ def default_config_path() -> Path:
 # [thresholds.NAME] tables and what each may hold.
 _LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes", "time_to_full")
 _FALLING_TABLES = {"time_to_full"}  # lower is worse: warn must be above crit
-_DATABASE_TABLE = "database"  # [thresholds.database]: checks.dbconfig reads it
-_CONTAINERS_TABLE = "containers"  # [thresholds.containers]: checks.containerconfig reads it
+_DATABASE_TABLE = "database"  # [thresholds.database]: checks.database.config reads it
+_CONTAINERS_TABLE = "containers"  # [thresholds.containers]: checks.containers.config reads it
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
 _EXTRA_KEYS = {"cpu": {"window"}}
 _TOP_KEYS = {"thresholds", "alerts", "storage"}
@@ -141,7 +133,7 @@ def parse_config(text: str, path: Path) -> Config:
             dotted = f"thresholds.{name}.{key}"
             if key not in allowed:
                 raise fail(dotted, f"unknown key (known: {', '.join(sorted(allowed))})")
-            if not _is_number(value) or value < 0:
+            if not finite(value) or value < 0:
                 raise fail(dotted, f"expected a number >= 0, got {value!r}")
             if name in _PERCENT_TABLES and key != "window" and value > 100:
                 raise fail(dotted, f"a percentage cannot be over 100, got {value!r}")
@@ -164,7 +156,7 @@ def parse_config(text: str, path: Path) -> Config:
     for key, value in _table(data, "alerts", fail).items():
         if key not in _ALERT_KEYS:
             raise fail(f"alerts.{key}", "unknown key (known: for)")
-        if not _is_number(value) or value < 0:
+        if not finite(value) or value < 0:
             raise fail(f"alerts.{key}", f"expected seconds as a number >= 0, got {value!r}")
         alert_for = float(value)
     storage = parse_storage(data.get("storage", {}), fail)
@@ -182,13 +174,6 @@ def _table(data: dict[str, Any], name: str, fail: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise fail(name, f"expected a table such as [{name}]")
     return value
-
-
-def _is_number(value: object) -> bool:
-    """An int or a finite float: TOML allows nan and inf, which no threshold can mean."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value)
 
 
 def _line_of(text: str, dotted: str) -> int | None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from checks.model import CheckContext, Evidence, Finding, Status
-from hosts.procfs import ParseError
-from hosts.shell import CommandResult, CommandTimeout, OutputLost, Shell, ShellError
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.shell import CommandResult, CommandTimeout, OutputLost, Shell, ShellError
 
 COMMAND_TIMEOUT = 10.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import re
 import shlex
@@ -10,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from checks.config import Thresholds
-    from hosts.metrics import SampleHistory
-    from hosts.shell import Shell
+    from fleetdeck.checks.config import Thresholds
+    from fleetdeck.hosts.metrics import SampleHistory
+    from fleetdeck.hosts.shell import Shell
 
 
 class Status(enum.StrEnum):
@@ -240,9 +241,9 @@ class CheckContext:
     tier: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     database: object | None = None
-    """For the database wizard: the `checks.db_link.DbLink` its steps ask through."""
+    """For the database wizard: the `checks.database.link.DbLink` its steps ask through."""
     docker: object | None = None
-    """For the container checks: the host's `hosts.docker.DockerLink`."""
+    """For the container checks: the host's `hosts.docker.link.DockerLink`."""
 
 
 class Check(Protocol):
@@ -258,3 +259,27 @@ class Check(Protocol):
     def title(self) -> str: ...
 
     async def run(self, ctx: CheckContext) -> list[Finding]: ...
+
+
+CHECK_TIMEOUT = 30.0
+
+
+async def run_checks(
+    ctx: CheckContext, checks: Sequence[Check], timeout: float = CHECK_TIMEOUT
+) -> list[Finding]:
+    """Run checks; a check that fails or overruns becomes an UNKNOWN finding."""
+
+    async def one(check: Check) -> list[Finding]:
+        try:
+            async with asyncio.timeout(timeout):
+                return await check.run(ctx)
+        except TimeoutError:
+            reason = f"did not finish within {timeout:g} s"
+        except Exception as error:  # a bug in one check must not hide the others
+            reason = f"check failed: {type(error).__name__}: {error}"
+        return [Finding(check.id, Status.UNKNOWN, ctx.host, reason)]
+
+    # One after the other: today's checks read samples already taken and finish at once,
+    # so a task each would cost more than the checks (500 hosts x 6 checks every 2 s).
+    # Each still has its own timeout; checks that wait on I/O will want running side by side.
+    return [finding for check in checks for finding in await one(check)]

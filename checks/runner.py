@@ -12,22 +12,29 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from checks.config import Config
-from checks.model import CheckContext, Finding, Status, aligned, worst_exit_code
-from checks.registry import run_checks
-from hosts.inventory import HostSpec, Inventory
-from hosts.metrics import SampleHistory
-from hosts.proc_sampler import ProcSampler
-from hosts.samplers import SampleGarbage, Sampler
-from hosts.shell import Shell
-from hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
-from hosts.stream import StreamScripts
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import (
+    CheckContext,
+    Finding,
+    Status,
+    aligned,
+    run_checks,
+    worst_exit_code,
+)
+from fleetdeck.checks.registry import CHECKS
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.proc_sampler import ProcSampler
+from fleetdeck.hosts.samplers import SampleGarbage, Sampler
+from fleetdeck.hosts.shell import Shell
+from fleetdeck.hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
+from fleetdeck.hosts.stream import StreamScripts
 
 if TYPE_CHECKING:
     import asyncssh
 
-    from hosts.docker_endpoint import DockerEndpoint
-    from hosts.pgtargets import PgTarget
+    from fleetdeck.hosts.docker.endpoint import DockerEndpoint
+    from fleetdeck.hosts.postgres.targets import PgTarget
 
 SAMPLE_TIMEOUT = 15.0
 
@@ -113,7 +120,7 @@ async def _sampled(
         return HostReport(name, True, (Finding("host.sample", Status.UNKNOWN, name, str(error)),))
     except Exception as error:  # the report says why, and the exit status is UNKNOWN
         return HostReport(name, False, error=str(error) or type(error).__name__)
-    findings = await run_checks(CheckContext(name, history, config.thresholds))
+    findings = await run_checks(CheckContext(name, history, config.thresholds), CHECKS)
     if shell is not None:
         findings += await _storage(name, history, config, shell, labels)
     return HostReport(name, True, tuple(findings))
@@ -127,7 +134,7 @@ async def database_findings(
 ) -> list[Finding]:
     """The database checks of each target on host `name`, all at once: a target that cannot
     be reached is its own db.reachable CRIT, and nothing one target does stops the others."""
-    from checks.database import check_database
+    from fleetdeck.checks.database.checks import check_database
 
     async def one(target: PgTarget | None) -> list[Finding]:
         try:
@@ -148,11 +155,11 @@ async def container_findings(
     ssh: asyncssh.SSHClientConnection | None = None,
 ) -> list[Finding]:
     """The container checks of host `name`'s Docker engine, through `ssh` for a remote host.
-    A host with no Docker is one OK finding saying so (see `checks.container_checks`), so
+    A host with no Docker is one OK finding saying so (see `checks.containers.checks`), so
     Docker's absence never makes a healthy host's exit status worse."""
-    from checks.container_checks import ENGINE, ENGINE_ID
-    from checks.container_wizard import container_findings as run_steps
-    from hosts.docker import DockerLink
+    from fleetdeck.checks.containers.checks import ENGINE, ENGINE_ID
+    from fleetdeck.checks.containers.wizard import container_findings as run_steps
+    from fleetdeck.hosts.docker.link import DockerLink
 
     async def connection() -> asyncssh.SSHClientConnection:
         assert ssh is not None
@@ -172,8 +179,8 @@ async def container_findings(
 async def _storage(
     name: str, history: SampleHistory, config: Config, shell: Shell, labels: Sequence[str]
 ) -> list[Finding]:
-    from checks.catalog import configured_params
-    from checks.storage import STORAGE_WIZARD, storage_findings
+    from fleetdeck.checks.catalog import configured_params
+    from fleetdeck.checks.storage.wizard import STORAGE_WIZARD, storage_findings
 
     try:
         params = configured_params(STORAGE_WIZARD, config, name, labels)

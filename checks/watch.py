@@ -13,13 +13,13 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from checks.alerts import AlertTracker
-from checks.config import Config
-from checks.model import CheckContext, Finding
-from checks.registry import run_checks
-from hosts.metrics import Rates, SampleHistory
-from hosts.sample import HostInfo, Sample
-from hosts.samplers import Sampler
+from fleetdeck.checks.alerts import AlertTracker
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Finding, run_checks
+from fleetdeck.checks.registry import CHECKS
+from fleetdeck.hosts.metrics import Rates, SampleHistory
+from fleetdeck.hosts.sample import HostInfo, Sample
+from fleetdeck.hosts.samplers import Sampler
 
 Listener = Callable[["HostWatch"], None]
 
@@ -65,7 +65,7 @@ class HostWatch:
         return None if self.received is None else time.monotonic() - self.received
 
     def is_stale(self) -> bool:
-        """Data older than two intervals is never shown as current (DESIGN.md)."""
+        """Data older than two intervals is never shown as current (ARCHITECTURE.md)."""
         age = self.age()
         return age is not None and age > max(2 * self.interval, 2.0)
 
@@ -93,7 +93,7 @@ class HostWatch:
             self.error = None
             self.received = time.monotonic()
             ctx = CheckContext(self.name, self.history, self.config.thresholds)
-            self.findings = await run_checks(ctx)
+            self.findings = await run_checks(ctx, CHECKS)
             self.alerts.update(self.all_findings(), sample.at)
             self.polls += 1
         if self.info is None and self.error is None:

@@ -17,9 +17,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from checks.actions import Verifier
-from checks.model import Check, CheckContext, Finding, Fix, Status, worst_exit_code
-from checks.registry import run_checks
+from fleetdeck.checks.actions import Verifier
+from fleetdeck.checks.model import (
+    Check,
+    CheckContext,
+    Finding,
+    Fix,
+    Status,
+    run_checks,
+    worst_exit_code,
+)
 
 STEP_TIMEOUT = 30.0
 

@@ -3,9 +3,9 @@
 No Textual and no checks here: this layer runs headless and under the tests on its own.
 """
 
-from hosts.metrics import Rates, SampleHistory, counter_delta, cpu_percent, rates
-from hosts.proc_sampler import ProcSampler
-from hosts.sample import (
+from fleetdeck.hosts.metrics import Rates, SampleHistory, counter_delta, cpu_percent, rates
+from fleetdeck.hosts.proc_sampler import ProcSampler
+from fleetdeck.hosts.sample import (
     CpuTimes,
     DiskCounters,
     HostInfo,
@@ -16,8 +16,8 @@ from hosts.sample import (
     ProcessInfo,
     Sample,
 )
-from hosts.samplers import PsutilSampler, SampleError, Sampler
-from hosts.shell import CommandResult, CommandTimeout, LocalShell, Shell, ShellError
+from fleetdeck.hosts.samplers import PsutilSampler, SampleError, Sampler
+from fleetdeck.hosts.shell import CommandResult, CommandTimeout, LocalShell, Shell, ShellError
 
 __all__ = [
     "CommandResult",

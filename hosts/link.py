@@ -15,12 +15,12 @@ from collections.abc import Callable
 
 import asyncssh
 
-from hosts.inventory import HostSpec, Inventory
-from hosts.proc_sampler import ProcSampler
-from hosts.sample import HostInfo, Sample
-from hosts.samplers import SampleError, SampleGarbage
-from hosts.ssh import ConnectError, ConnState, SSHOptions, SSHShell, connect_host
-from hosts.stream import StreamScripts
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
+from fleetdeck.hosts.proc_sampler import ProcSampler
+from fleetdeck.hosts.sample import HostInfo, Sample
+from fleetdeck.hosts.samplers import SampleError, SampleGarbage
+from fleetdeck.hosts.ssh import ConnectError, ConnState, SSHOptions, SSHShell, connect_host
+from fleetdeck.hosts.stream import StreamScripts
 
 
 class HostLink:

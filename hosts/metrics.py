@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from hosts.sample import CpuTimes, ProcessInfo, Sample
+from fleetdeck.hosts.sample import CpuTimes, ProcessInfo, Sample
 
 _CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 

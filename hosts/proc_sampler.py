@@ -1,7 +1,7 @@
 """`ProcSampler`: samples any Linux host from the text of /proc and `df`.
 
 The host runs fixed POSIX sh scripts (below) that print the files between markers; the pure
-parsers of `hosts.procfs` turn the text into a `Sample`. Where the scripts run is a
+parsers of `hosts.linux.procfs` turn the text into a `Sample`. Where the scripts run is a
 `ScriptRunner`: once per call through any `Shell` (`ShellScripts`), or on one long-lived
 remote process per host (`hosts.stream.StreamScripts`), which costs the remote sshd no new
 channel per sample.
@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
-from hosts import procfs
-from hosts.sample import HostInfo, Mount, ProcessInfo, Sample
-from hosts.samplers import SampleError, SampleGarbage, keep_mount
-from hosts.shell import Shell, ShellError
+from fleetdeck.hosts.linux import procfs
+from fleetdeck.hosts.sample import HostInfo, Mount, ProcessInfo, Sample
+from fleetdeck.hosts.samplers import SampleError, SampleGarbage, keep_mount
+from fleetdeck.hosts.shell import Shell, ShellError
 
 MARKER = "@@fleetdeck:"
 

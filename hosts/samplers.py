@@ -20,8 +20,8 @@ from typing import Protocol
 
 import psutil
 
-from hosts import procfs
-from hosts.sample import (
+from fleetdeck.hosts.linux import procfs
+from fleetdeck.hosts.sample import (
     CpuTimes,
     DiskCounters,
     HostInfo,

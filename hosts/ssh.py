@@ -23,8 +23,8 @@ from pathlib import Path
 
 import asyncssh
 
-from hosts.inventory import HostSpec, Inventory, split_jumps
-from hosts.shell import (
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory, split_jumps
+from fleetdeck.hosts.shell import (
     CommandResult,
     CommandTimeout,
     OutputLost,

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import asyncssh
 
-from hosts.proc_sampler import MARKER, SCRIPTS
-from hosts.samplers import SampleError
-from hosts.shell import CommandResult, ShellError
+from fleetdeck.hosts.proc_sampler import MARKER, SCRIPTS
+from fleetdeck.hosts.samplers import SampleError
+from fleetdeck.hosts.shell import CommandResult, ShellError
 
 DONE = f"\n{MARKER}@done "
 OUT, STATUS = f"\n{MARKER}@out\n", f"\n{MARKER}@status\n"

@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from checks.config import Config  # noqa: E402
-from tui.app import Settings, make_app  # noqa: E402
-from widgets import ContainersPane  # noqa: E402
+from fleetdeck.checks.config import Config  # noqa: E402
+from fleetdeck.tui.app import Settings, make_app  # noqa: E402
+from fleetdeck.widgets import ContainersPane  # noqa: E402
 
 from dockerd import TEST_IMAGE, _answers, _Engine, busybox_tar, docker, import_image  # noqa: E402
 from recorded import until_wizard_done  # noqa: E402

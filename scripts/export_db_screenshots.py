@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import psycopg  # noqa: E402
 
-from checks.config import Config  # noqa: E402
-from checks.dbconfig import DbThresholds, Limit  # noqa: E402
-from tui.app import Settings, make_app  # noqa: E402
+from fleetdeck.checks.config import Config  # noqa: E402
+from fleetdeck.checks.database.config import DbThresholds  # noqa: E402
+from fleetdeck.checks.settings import Limit  # noqa: E402
+from fleetdeck.tui.app import Settings, make_app  # noqa: E402
 
 from pgserver import SUPERUSER, PgFactory, PgServer  # noqa: E402
 from recorded import until_wizard_done  # noqa: E402

@@ -53,7 +53,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from hosts.pgtargets import PgTarget
+from fleetdeck.hosts.postgres.targets import PgTarget
 
 SUPERUSER = "postgres"
 MONITOR = "fd_monitor"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from checks.config import Config
-from hosts.proc_sampler import DESCRIBE_SCRIPT, PROCESS_SCRIPT, SAMPLE_SCRIPT, ProcSampler
-from hosts.shell import CommandResult
-from tui.app import FleetdeckApp, Settings, make_app
+from fleetdeck.checks.config import Config
+from fleetdeck.hosts.proc_sampler import DESCRIBE_SCRIPT, PROCESS_SCRIPT, SAMPLE_SCRIPT, ProcSampler
+from fleetdeck.hosts.shell import CommandResult
+from fleetdeck.tui.app import FleetdeckApp, Settings, make_app
 
 DATA = Path(__file__).parent / "data"
 START = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC: the recorded samples' wall clock
@@ -89,8 +89,8 @@ async def until_shown(pilot: Pilot[None]) -> None:
 
 def recorded_fleet_app() -> FleetdeckApp:
     """A fleet of recorded hosts and one that cannot be sampled (its shell is missing)."""
-    from checks.watch import HostWatch
-    from hosts.shell import LocalShell
+    from fleetdeck.checks.watch import HostWatch
+    from fleetdeck.hosts.shell import LocalShell
 
     settings, config = Settings(interval=3600, storage_every=0), Config()
     broken = ProcSampler(LocalShell("edge-9", env={"PATH": "/nonexistent"}))
@@ -294,7 +294,7 @@ class RecordedStorageShell:
         return self._answer(key)
 
     def _answer(self, key: tuple[str, ...]) -> CommandResult:
-        from checks.diskio import READ_ARGV
+        from fleetdeck.checks.storage.diskio import READ_ARGV
 
         if key in _STORAGE_FILES:
             out, status, err = _STORAGE_FILES[key]
@@ -316,14 +316,14 @@ class RecordedStorageShell:
         return _result(key, 1, "", f"{key[0]}: not recorded")
 
     def _script(self, script: str, args: tuple[str, ...]) -> str | None:
-        from checks.cleanup import OPEN_SCRIPT, SAMPLE_SCRIPT
-        from checks.dockerspace import PIN_ARGV as DOCKER_PIN
-        from checks.expected_mounts import EXISTS_SCRIPT
-        from checks.mounts import PIN_SCRIPT as MOUNT_PIN
-        from checks.mounts import RESOLVE_SCRIPT
-        from checks.storage import DELETED_SCRIPT
-        from checks.storage import PIN_SCRIPT as HELD_PIN
-        from hosts.disks import SYSFS_SCRIPT
+        from fleetdeck.checks.storage.cleanup import OPEN_SCRIPT, SAMPLE_SCRIPT
+        from fleetdeck.checks.storage.dockerspace import PIN_ARGV as DOCKER_PIN
+        from fleetdeck.checks.storage.expected_mounts import EXISTS_SCRIPT
+        from fleetdeck.checks.storage.mounts import PIN_SCRIPT as MOUNT_PIN
+        from fleetdeck.checks.storage.mounts import RESOLVE_SCRIPT
+        from fleetdeck.checks.storage.wizard import DELETED_SCRIPT
+        from fleetdeck.checks.storage.wizard import PIN_SCRIPT as HELD_PIN
+        from fleetdeck.hosts.linux.disks import SYSFS_SCRIPT
 
         if script == SYSFS_SCRIPT and args == ("/sys",):
             return _text("sysfs-block.txt")
@@ -384,9 +384,9 @@ async def open_recorded_wizard(
     """Push the Wizard screen for `domain` (network or storage) on the recorded host and
     wait until every step has run. As `open_wizard` does, the screen gets the host's sample
     history, so the storage wizard's disk.space step grades the recorded samples."""
-    from checks.actions import FixHost
-    from checks.catalog import WIZARDS
-    from tui.wizard_screen import WizardScreen
+    from fleetdeck.checks.actions import FixHost
+    from fleetdeck.checks.catalog import WIZARDS
+    from fleetdeck.tui.wizard_screen import WizardScreen
 
     app = pilot.app
     assert isinstance(app, FleetdeckApp)

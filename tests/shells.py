@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from hosts.shell import CommandResult, LocalShell
+from fleetdeck.hosts.shell import CommandResult, LocalShell
 
 HOST = socket.gethostname()
 Answer = Callable[[tuple[str, ...]], CommandResult | None]

@@ -50,7 +50,7 @@ import asyncssh
 import pytest
 
 if TYPE_CHECKING:
-    from hosts.ssh import SSHShell
+    from fleetdeck.hosts.ssh import SSHShell
 
 SSHD = "/usr/sbin/sshd"
 """sshd re-executes itself for each connection, so it must be started by absolute path."""
@@ -1005,8 +1005,8 @@ async def ssh_shell(
 ) -> AsyncIterator[SSHShell]:
     """fleetdeck's own SSH shell on `host` as root (its key trusted in `known_hosts`), the
     way the console reaches an inventory host; closed on leaving."""
-    from hosts.inventory import HostSpec
-    from hosts.ssh import SSHOptions, SSHShell, connect_host
+    from fleetdeck.hosts.inventory.records import HostSpec
+    from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
 
     spec = HostSpec(name, host.address, port=host.port, user="root",
                     identity_files=(str(keys.client_key),))  # fmt: skip

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from checks.alerts import AlertState, AlertTracker
-from checks.model import Finding, Status
+from fleetdeck.checks.alerts import AlertState, AlertTracker
+from fleetdeck.checks.model import Finding, Status
 
 
 def _disk(status: Status, pct: int = 95) -> Finding:

@@ -13,8 +13,8 @@ import pytest
 from textual.app import App
 from textual.widgets import DataTable, Static
 
-from checks.audit import AuditLog, read_audit, shape_problem
-from tui.audit_screen import AuditScreen
+from fleetdeck.checks.audit import AuditLog, read_audit, shape_problem
+from fleetdeck.tui.audit_screen import AuditScreen
 
 ROOT = Path(__file__).parent.parent
 GOOD = 7
@@ -71,7 +71,7 @@ def test_fleetdeck_audit_shows_the_good_records_and_warns_of_each_bad_line(
     odd_log: Path,
 ) -> None:
     shown = subprocess.run(
-        [sys.executable, "-m", "tui", "audit", "--audit-log", str(odd_log)],
+        [sys.executable, "-m", "fleetdeck", "audit", "--audit-log", str(odd_log)],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
@@ -84,7 +84,7 @@ def test_fleetdeck_audit_shows_the_good_records_and_warns_of_each_bad_line(
         f"fleetdeck: warning: {odd_log}: line 10 skipped: not JSON (the line is cut short)",
     ]
     as_json = subprocess.run(
-        [sys.executable, "-m", "tui", "audit", "--json", "--audit-log", str(odd_log)],
+        [sys.executable, "-m", "fleetdeck", "audit", "--json", "--audit-log", str(odd_log)],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
     assert len(as_json.stdout.splitlines()) == GOOD, as_json.stdout
@@ -127,7 +127,11 @@ async def test_audit_screen_shows_the_seven_good_records_and_the_warning(odd_log
 def test_error_messages_show_control_characters_escaped(argv: list[str]) -> None:
     """Text an operator typed or a file holds comes back in errors: escaped there too."""
     shown = subprocess.run(
-        [sys.executable, "-m", "tui", *argv], capture_output=True, text=True, timeout=60, cwd=ROOT
+        [sys.executable, "-m", "fleetdeck", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert shown.returncode != 0 and shown.stderr
     assert "\x1b" not in shown.stderr + shown.stdout and "\x07" not in shown.stderr
@@ -149,7 +153,7 @@ def test_a_line_nested_too_deep_for_the_decoder_is_skipped_not_a_crash(tmp_path:
     (warning,) = reading.warnings()
     assert warning == "line 2 skipped: not an audit record (JSON nested too deep to read)"
     shown = subprocess.run(
-        [sys.executable, "-m", "tui", "audit", "--audit-log", str(path)],
+        [sys.executable, "-m", "fleetdeck", "audit", "--audit-log", str(path)],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr

@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from checks.config import Level, Thresholds
-from checks.model import CheckContext, Finding, Status, worst_exit_code
-from checks.registry import CHECKS, run_checks
-from hosts.metrics import SampleHistory
-from hosts.sample import CpuTimes, LoadAvg, Memory, Mount, Sample
+from fleetdeck.checks.config import Thresholds
+from fleetdeck.checks.model import CheckContext, Finding, Status, run_checks, worst_exit_code
+from fleetdeck.checks.registry import CHECKS
+from fleetdeck.checks.settings import Level
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.sample import CpuTimes, LoadAvg, Memory, Mount, Sample
 
 
 def _sample(at: float, busy: float = 0.0, idle: float = 0.0, **changes: object) -> Sample:
@@ -42,7 +43,7 @@ async def _run(
     history = SampleHistory()
     for sample in samples:
         history.add(sample)
-    found = await run_checks(CheckContext("web-1", history, thresholds or Thresholds()))
+    found = await run_checks(CheckContext("web-1", history, thresholds or Thresholds()), CHECKS)
     return {f.key: f for f in found}
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from checks.config import Config, ConfigError, Level, load_config
-from checks.dbconfig import DbThresholds, Limit
+from fleetdeck.checks.config import Config, ConfigError, load_config
+from fleetdeck.checks.database.config import DbThresholds
+from fleetdeck.checks.settings import Level, Limit
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -105,7 +106,7 @@ def test_the_default_location_is_the_user_config_dir(isolated_dirs: Path) -> Non
         ("[storage]\nbackup_max_age = 0\n", 2, "storage.backup_max_age", "from 0.01 to 87600"),
         ("[storage]\nbackup_max_age = nan\n", 2, "storage.backup_max_age", "87600, got nan"),
         ("[storage]\nusage = 'var'\n", 2, "storage.usage", "give an absolute path"),
-        # [thresholds.database]: checks.dbconfig's own rules, with the settings file's lines.
+        # [thresholds.database]: checks.database.config's own rules, with the settings file's lines.
         (
             "[thresholds.database]\ntop = 3\nidle = 60\n",
             3,
@@ -175,8 +176,8 @@ def test_storage_settings_add_up_from_everyone_to_group_to_host(tmp_path: Path) 
 def test_a_configured_path_with_a_comma_reaches_the_wizard_whole(tmp_path: Path) -> None:
     """A list from the file is one path per line: a comma in a path is no separator there.
     Typed text (the TUI field, one --backups) is still split at commas."""
-    from checks.catalog import configured_params
-    from checks.storage import STORAGE_WIZARD
+    from fleetdeck.checks.catalog import configured_params
+    from fleetdeck.checks.storage.wizard import STORAGE_WIZARD
 
     path = _write(tmp_path, '[storage]\nmounts = ["/"]\nbackups = ["/srv/data,old"]\n')
     config = load_config(path, required=True)

@@ -22,17 +22,25 @@ from typing import Any, TypeVar
 
 import pytest
 
-from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog
-from checks.config import ConfigError, Thresholds, parse_config
-from checks.container_checks import judge_state
-from checks.container_history import ContainerHistory, memory_trend, use_history
-from checks.container_intent import implied_stop
-from checks.container_wizard import CONTAINERS_WIZARD
-from checks.containerconfig import ContainerThresholds
-from checks.model import CheckContext, Finding, Fix, Status
-from checks.wizards import StepState, WizardRun
-from hosts.docker import (
+from fleetdeck.checks.actions import (
+    ActionGate,
+    ActionResult,
+    ConfirmRequest,
+    Decision,
+    FixHost,
+    Outcome,
+)
+from fleetdeck.checks.audit import AuditLog
+from fleetdeck.checks.config import ConfigError, Thresholds, parse_config
+from fleetdeck.checks.containers.checks import judge_state
+from fleetdeck.checks.containers.config import ContainerThresholds
+from fleetdeck.checks.containers.history import ContainerHistory, memory_trend, use_history
+from fleetdeck.checks.containers.intent import implied_stop
+from fleetdeck.checks.containers.wizard import CONTAINERS_WIZARD
+from fleetdeck.checks.model import CheckContext, Finding, Fix, Status
+from fleetdeck.checks.wizards import StepState, WizardRun
+from fleetdeck.hosts.docker.endpoint import DockerEndpoint
+from fleetdeck.hosts.docker.link import (
     Container,
     DockerLink,
     DockerSettings,
@@ -42,9 +50,8 @@ from hosts.docker import (
     hand_stop_from_events,
     parse_container,
 )
-from hosts.docker_endpoint import DockerEndpoint
-from hosts.metrics import SampleHistory
-from hosts.shell import LocalShell
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import LocalShell
 
 from dockerd import SOCKET, Dockerd, DockerObjects, docker
 from dockerd import docker_objects as docker_objects

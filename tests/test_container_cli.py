@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from textual.widgets import Input, OptionList, Static
 
-from checks.config import Config
-from tui.app import Settings, make_app
-from tui.confirm import ConfirmFix
-from tui.wizard_screen import WizardForm, WizardScreen
-from widgets import ContainersPane
+from fleetdeck.checks.config import Config
+from fleetdeck.tui.app import Settings, make_app
+from fleetdeck.tui.confirm import ConfirmFix
+from fleetdeck.tui.wizard_screen import WizardForm, WizardScreen
+from fleetdeck.widgets import ContainersPane
 
 from conftest import fleetdeck_bin
 from dockerd import SOCKET, Dockerd, DockerObjects, docker

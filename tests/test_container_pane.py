@@ -1,6 +1,6 @@
 """The containers pane and the Fleet screen's containers column against a real Docker engine.
 
-First what the pane reads (`checks.container_pane.read_containers`): containers grouped by
+First what the pane reads (`checks.containers.pane.read_containers`): containers grouped by
 their compose labels, an unhealthy one, one that exited with an error, CPU and memory from one
 stats reading. Then what it must take calmly: a daemon that accepts and never answers, no
 socket, `docker = "none"`, a socket this user may not open. Last, the pane on the local
@@ -25,17 +25,17 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from checks.config import Config
-from checks.container_pane import ContainerSnapshot, read_containers
-from checks.model import Status
-from hosts.docker import DockerLink, DockerSettings
-from hosts.docker_endpoint import DockerEndpoint, DockerFailure
-from hosts.inventory import HostSpec, Inventory
-from hosts.ssh import SSHOptions
-from tui.app import Settings, make_app, make_fleet_app
-from tui.fleet_screen import FleetContainersTable, FleetScreen
-from tui.host_screen import HostScreen
-from widgets import ContainersPane, ContainerTable, ProcessTable
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.containers.pane import ContainerSnapshot, read_containers
+from fleetdeck.checks.model import Status
+from fleetdeck.hosts.docker.endpoint import DockerEndpoint, DockerFailure
+from fleetdeck.hosts.docker.link import DockerLink, DockerSettings
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
+from fleetdeck.hosts.ssh import SSHOptions
+from fleetdeck.tui.app import Settings, make_app, make_fleet_app
+from fleetdeck.tui.fleet_screen import FleetContainersTable, FleetScreen
+from fleetdeck.tui.host_screen import HostScreen
+from fleetdeck.widgets import ContainersPane, ContainerTable, ProcessTable
 
 from conftest import REPO
 from dockerd import SOCKET, Dockerd, DockerObjects, docker
@@ -203,9 +203,9 @@ async def test_a_hung_daemon_no_socket_and_docker_none_are_said_plainly(
 
 DENIED_CONSOLE = """
 import asyncio, json
-from checks.config import Config
-from tui.app import Settings, make_app
-from widgets import ContainersPane
+from fleetdeck.checks.config import Config
+from fleetdeck.tui.app import Settings, make_app
+from fleetdeck.widgets import ContainersPane
 
 async def main():
     app = make_app(Settings(interval=0.5, storage_every=0), Config())
@@ -328,7 +328,7 @@ async def test_the_host_screen_raises_alerts_from_the_container_checks(
     """While the Host screen is open the container checks run on the pane's link: the
     unhealthy container is a finding, and an alert; the job that exited with an error, that
     nothing restarts and nobody labelled a one-shot job, is a warning with its exit."""
-    from widgets import FindingsTable
+    from fleetdeck.widgets import FindingsTable
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)

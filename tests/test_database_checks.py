@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from checks.database import (
+from fleetdeck.checks.database.checks import (
     CONNECTIONS,
     DB_CHECKS,
     IDLE_IN_TRANSACTION,
@@ -43,11 +43,12 @@ from checks.database import (
     run_db_checks,
     run_on,
 )
-from checks.dbconfig import DbThresholds, Limit, parse_db_thresholds
-from checks.dbqueries import Backend, lock_chains, read_activity, read_dead_tables
-from checks.model import Finding, Status
-from checks.secrets import redact
-from hosts.postgres import PgSession, PgTarget, open_session
+from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
+from fleetdeck.checks.database.queries import Backend, lock_chains, read_activity, read_dead_tables
+from fleetdeck.checks.model import Finding, Status
+from fleetdeck.checks.secrets import redact
+from fleetdeck.checks.settings import Limit
+from fleetdeck.hosts.postgres.session import PgSession, PgTarget, open_session
 
 from pgserver import LIMITED, MONITOR, PgFactory, PgServer, clear_libpq_env, password_target
 from pgserver import make_pg as make_pg

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hosts.pgdump import dump_database
-from hosts.pgtargets import PgTarget
+from fleetdeck.hosts.postgres.dump import dump_database
+from fleetdeck.hosts.postgres.targets import PgTarget
 
 from pgserver import SUPERUSER, PgServer, point_libpq_at
 from pgserver import pg as pg

@@ -23,19 +23,27 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog
-from checks.config import Thresholds
-from checks.db_link import DbLink
-from checks.db_maintenance import VACUUM
-from checks.db_wizard import DATABASE_WIZARD, pick_target
-from checks.dbconfig import DbThresholds, Limit
-from checks.dbqueries import Backend
-from checks.model import CheckContext, Finding, Fix, Status
-from checks.wizards import WizardRun
-from hosts.metrics import SampleHistory
-from hosts.postgres import PgTarget
-from hosts.shell import LocalShell
+from fleetdeck.checks.actions import (
+    ActionGate,
+    ActionResult,
+    ConfirmRequest,
+    Decision,
+    FixHost,
+    Outcome,
+)
+from fleetdeck.checks.audit import AuditLog
+from fleetdeck.checks.config import Thresholds
+from fleetdeck.checks.database.config import DbThresholds
+from fleetdeck.checks.database.link import DbLink
+from fleetdeck.checks.database.maintenance import VACUUM
+from fleetdeck.checks.database.queries import Backend
+from fleetdeck.checks.database.wizard import DATABASE_WIZARD, pick_target
+from fleetdeck.checks.model import CheckContext, Finding, Fix, Status
+from fleetdeck.checks.settings import Limit
+from fleetdeck.checks.wizards import WizardRun
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.postgres.session import PgTarget
+from fleetdeck.hosts.shell import LocalShell
 
 from pgserver import MONITOR, SUPERUSER, PgServer, clear_libpq_env, password_target
 from pgserver import pg as pg
@@ -291,7 +299,7 @@ async def test_a_reused_pid_is_refused_by_the_pin_and_by_the_statement(
         state_seconds=600.0,
         xact_start=xact_start,  # even the transaction matches: only the process differs
     )
-    from checks import db_fixes
+    from fleetdeck.checks.database import fixes as db_fixes
 
     fix, _ = db_fixes.terminate(offered, "db.idle_in_transaction", 0, pg.dbname)
     finding = Finding("db.idle_in_transaction", Status.WARN, offered.target, "idle", (), (fix,))

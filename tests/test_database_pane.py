@@ -1,6 +1,6 @@
 """The Host screen's database pane against real PostgreSQL servers started from initdb.
 
-First what it reads (`checks.db_pane.read_pane`) while an operator's usual trouble is set
+First what it reads (`checks.database.pane.read_pane`) while an operator's usual trouble is set
 up: a lock chain, a long query, a session idle in a transaction, a burst of commits. Then
 the bad input it must take calmly: a server that is down or stops under it, one that
 accepts the connection and never answers (SIGSTOP), an SSL mismatch, a database that does
@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from checks.config import Config
-from checks.db_link import DbLink
-from checks.db_pane import Counters, PaneSnapshot, rates, read_pane
-from hosts.postgres import PgTarget
-from tui.app import Settings, make_app
-from tui.host_screen import HostScreen
-from widgets import DatabasePane, ProcessTable
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.database.link import DbLink
+from fleetdeck.checks.database.pane import Counters, PaneSnapshot, rates, read_pane
+from fleetdeck.hosts.postgres.session import PgTarget
+from fleetdeck.tui.app import Settings, make_app
+from fleetdeck.tui.host_screen import HostScreen
+from fleetdeck.widgets import DatabasePane, ProcessTable
 
 from conftest import require_binary
 from pgserver import (

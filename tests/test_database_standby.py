@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from checks.database import INDEXES, REPLICATION, DbCheck, run_db_checks
-from checks.dbconfig import DbThresholds, Limit
-from checks.model import Finding, Status
-from hosts.postgres import open_session
+from fleetdeck.checks.database.checks import INDEXES, REPLICATION, DbCheck, run_db_checks
+from fleetdeck.checks.database.config import DbThresholds
+from fleetdeck.checks.model import Finding, Status
+from fleetdeck.checks.settings import Limit
+from fleetdeck.hosts.postgres.session import open_session
 
 from pgserver import LIMITED, MONITOR, PgFactory, PgServer, clear_libpq_env, password_target
 from pgserver import make_pg as make_pg

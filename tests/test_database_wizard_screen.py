@@ -14,11 +14,12 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static
 
-from checks.config import Config
-from checks.dbconfig import DbThresholds, Limit
-from tui.app import FleetdeckApp, Settings, make_app
-from tui.confirm import ConfirmFix
-from tui.wizard_screen import WizardForm, WizardScreen
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.database.config import DbThresholds
+from fleetdeck.checks.settings import Limit
+from fleetdeck.tui.app import FleetdeckApp, Settings, make_app
+from fleetdeck.tui.confirm import ConfirmFix
+from fleetdeck.tui.wizard_screen import WizardForm, WizardScreen
 
 from pgserver import PgServer, point_libpq_at
 from pgserver import pg as pg

@@ -17,9 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks.config import Config
-from checks.diskio import DISK_IO, device_findings, parse_io_seconds
-from checks.diskusage import (
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Status
+from fleetdeck.checks.storage.diskio import DISK_IO, device_findings, parse_io_seconds
+from fleetdeck.checks.storage.diskusage import (
     DISK_USAGE,
     Entry,
     Listing,
@@ -34,8 +35,7 @@ from checks.diskusage import (
     parse_usage_path,
     usage_finding,
 )
-from checks.model import CheckContext, Status
-from hosts.diskstats import (
+from fleetdeck.hosts.linux.diskstats import (
     WRAP,
     DiskStat,
     counter_step,
@@ -45,10 +45,10 @@ from hosts.diskstats import (
     parse_reading,
     partition_parent,
 )
-from hosts.metrics import SampleHistory
-from hosts.procfs import ParseError
-from hosts.shell import LocalShell, Shell
-from hosts.units import human_bytes
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import LocalShell, Shell
+from fleetdeck.hosts.units import human_bytes
 
 from conftest import require_binary, require_root
 from loopfs import LoopFs, MakeLoopFs
@@ -608,8 +608,8 @@ async def test_both_checks_work_over_ssh_on_a_namespace_host(
     """The namespace host sees this machine's /proc/diskstats, but not loop mounts made after
     its sshd started (its mount namespace does not receive them): the usage tree is a plain
     directory."""
-    from hosts.inventory import load_inventory
-    from hosts.ssh import SSHOptions, SSHShell, connect_host
+    from fleetdeck.hosts.inventory.load import load_inventory
+    from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
 
     require_root("run sshd in a network namespace")
     host = netns_lab.add_host("diskio")

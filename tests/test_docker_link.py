@@ -22,7 +22,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hosts.docker import (
+from fleetdeck.hosts.docker.endpoint import (
+    DockerEndpoint,
+    DockerError,
+    DockerFailure,
+    EndpointKind,
+    context_id,
+    resolve,
+)
+from fleetdeck.hosts.docker.link import (
     MAX_LINE,
     Container,
     DockerLink,
@@ -34,16 +42,9 @@ from hosts.docker import (
     parse_container,
     parse_time,
 )
-from hosts.docker_endpoint import (
-    DockerEndpoint,
-    DockerError,
-    DockerFailure,
-    EndpointKind,
-    context_id,
-    resolve,
-)
-from hosts.inventory import HostSpec, InventoryError, load_inventory
-from hosts.ssh import SSHOptions, connect_host
+from fleetdeck.hosts.inventory.load import load_inventory
+from fleetdeck.hosts.inventory.records import HostSpec, InventoryError
+from fleetdeck.hosts.ssh import SSHOptions, connect_host
 
 from conftest import REPO
 from dockerd import SOCKET, Dockerd, DockerObjects, docker
@@ -479,8 +480,8 @@ async def test_no_socket_and_no_endpoint_are_said_plainly(tmp_path: Path) -> Non
 
 DENIED_PROBE = """
 import asyncio, json, sys
-from hosts.docker import DockerLink, DockerError
-from hosts.docker_endpoint import DockerEndpoint
+from fleetdeck.hosts.docker.link import DockerLink, DockerError
+from fleetdeck.hosts.docker.endpoint import DockerEndpoint
 
 async def main():
     link = DockerLink("here", DockerEndpoint.parse(sys.argv[1]), env={})

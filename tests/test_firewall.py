@@ -19,16 +19,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks.firewall import (
+from fleetdeck.checks.network.firewall import (
     ChainPolicy,
     FirewallRule,
     Match,
     iptables_managed,
     parse_iptables_save,
 )
-from checks.nftables import parse_nft_chains, parse_nft_ruleset
-from checks.packetwalk import Flow, Leg, Ruleset
-from hosts.procfs import ParseError
+from fleetdeck.checks.network.nftables import parse_nft_chains, parse_nft_ruleset
+from fleetdeck.checks.network.packetwalk import Flow, Leg, Ruleset
+from fleetdeck.hosts.linux.procfs import ParseError
 
 from conftest import require_binary, require_root
 from host_json import JSON_KEYS, json_values

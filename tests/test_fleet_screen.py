@@ -7,14 +7,14 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from checks.config import Config
-from hosts.inventory import HostSpec, Inventory
-from hosts.ssh import SSHOptions
-from tui.app import Settings, make_fleet_app
-from tui.fleet_screen import FleetScreen
-from tui.host_screen import HostScreen
-from widgets import HostHeader
-from widgets.fleet_table import FleetTable
+from fleetdeck.checks.config import Config
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
+from fleetdeck.hosts.ssh import SSHOptions
+from fleetdeck.tui.app import Settings, make_fleet_app
+from fleetdeck.tui.fleet_screen import FleetScreen
+from fleetdeck.tui.host_screen import HostScreen
+from fleetdeck.widgets import HostHeader
+from fleetdeck.widgets.fleet_table import FleetTable
 
 from sshd import NetnsHost, NetnsLab, SshKeys, write_known_hosts
 

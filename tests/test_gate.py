@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog, Operator, read_audit
-from checks.model import Finding, Fix, Pin, Risk, Status
-from checks.secrets import redact
-from hosts.shell import LocalShell
+from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
+from fleetdeck.checks.audit import AuditLog, Operator, read_audit
+from fleetdeck.checks.model import Finding, Fix, Pin, Risk, Status
+from fleetdeck.checks.secrets import redact
+from fleetdeck.hosts.shell import LocalShell
 
 from loopfs import MakeLoopFs
 from loopfs import loopfs as loopfs
@@ -294,10 +294,10 @@ def test_console_killed_mid_fix_leaves_a_readable_interrupted_record(
     driver.write_text(
         textwrap.dedent(f"""
         import asyncio, pathlib
-        from checks.actions import ActionGate, Decision, FixHost
-        from checks.audit import AuditLog
-        from checks.model import Finding, Fix, Pin, Risk, Status
-        from hosts.shell import LocalShell
+        from fleetdeck.checks.actions import ActionGate, Decision, FixHost
+        from fleetdeck.checks.audit import AuditLog
+        from fleetdeck.checks.model import Finding, Fix, Pin, Risk, Status
+        from fleetdeck.hosts.shell import LocalShell
 
         async def yes(request):
             return Decision(True)
@@ -337,7 +337,7 @@ def test_console_killed_mid_fix_leaves_a_readable_interrupted_record(
     assert [r.outcome for r in reading.records] == ["interrupted", "refused"]
     assert reading.damaged_lines == [2]
     shown = subprocess.run(
-        [sys.executable, "-m", "tui", "audit", "--audit-log", str(audit_path)],
+        [sys.executable, "-m", "fleetdeck", "audit", "--audit-log", str(audit_path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hosts.inventory import HostSpec
-from hosts.link import HostLink
-from hosts.samplers import SampleError
-from hosts.ssh import ConnState, SSHOptions
+from fleetdeck.hosts.inventory.records import HostSpec
+from fleetdeck.hosts.link import HostLink
+from fleetdeck.hosts.samplers import SampleError
+from fleetdeck.hosts.ssh import ConnState, SSHOptions
 
 from sshd import SshdHost, SshKeys, write_known_hosts
 

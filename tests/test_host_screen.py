@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from textual.pilot import Pilot
 
-from checks.config import Config
-from hosts.proc_sampler import ProcSampler
-from hosts.shell import LocalShell
-from tui.app import FleetdeckApp, Settings, make_app
-from tui.host_screen import HostScreen
-from widgets import (
+from fleetdeck.checks.config import Config
+from fleetdeck.hosts.proc_sampler import ProcSampler
+from fleetdeck.hosts.shell import LocalShell
+from fleetdeck.tui.app import FleetdeckApp, Settings, make_app
+from fleetdeck.tui.host_screen import HostScreen
+from fleetdeck.widgets import (
     AlertsTable,
     CpuPane,
     DisksTable,
@@ -185,8 +185,8 @@ async def test_the_cursor_stays_on_its_row_when_the_rows_re_sort() -> None:
     with the process (and Enter names it), not with the line number."""
     from textual.app import App, ComposeResult
 
-    from widgets import Cell, RowTable
-    from widgets.row_table import Column
+    from fleetdeck.widgets import Cell, RowTable
+    from fleetdeck.widgets.row_table import Column
 
     class Table(RowTable):
         COLUMNS = (Column("name", "Name"),)
@@ -220,7 +220,7 @@ def test_host_text_with_newlines_and_escapes_cannot_break_a_row() -> None:
     """A command line with a newline (sh -c 'multi-line script') or an escape sequence
     (a process that renamed itself) shows on one line, harmless, escaped as everywhere else
     (checks.model.printable): what is there can be read, none of it acts."""
-    from widgets import Cell
+    from fleetdeck.widgets import Cell
 
     cell = Cell("sh -c fd() {\n  x\n}\x1b[2J\tend")
     assert cell.plain == "sh -c fd() {\\n  x\\n}\\x1b[2J\\tend"
@@ -228,7 +228,7 @@ def test_host_text_with_newlines_and_escapes_cannot_break_a_row() -> None:
 
 
 def test_a_row_names_its_finding_target_unless_the_summary_or_the_host_already_does() -> None:
-    from widgets.findings_tables import headline
+    from fleetdeck.widgets.findings_tables import headline
 
     assert headline("shop-db-1", "unhealthy: 3 failed probe(s)") == (
         "shop-db-1: unhealthy: 3 failed probe(s)"

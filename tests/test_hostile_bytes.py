@@ -15,15 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog, read_audit
-from checks.cleanup import OLD_LOGS, UNCOMPRESSED_LOGS
-from checks.config import Config
-from checks.model import Check, CheckContext, Finding, Status
-from checks.storage import DELETED
-from hosts.metrics import SampleHistory
-from hosts.shell import OutputLost, Shell
-from hosts.ssh import SSHShell
+from fleetdeck.checks.actions import (
+    ActionGate,
+    ActionResult,
+    ConfirmRequest,
+    Decision,
+    FixHost,
+    Outcome,
+)
+from fleetdeck.checks.audit import AuditLog, read_audit
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import Check, CheckContext, Finding, Status
+from fleetdeck.checks.storage.cleanup import OLD_LOGS, UNCOMPRESSED_LOGS
+from fleetdeck.checks.storage.wizard import DELETED
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import OutputLost, Shell
+from fleetdeck.hosts.ssh import SSHShell
 
 from shells import prefixed
 from sshd import NetnsLab, SshKeys, ssh_shell

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog
-from checks.config import Config
-from checks.model import CheckContext, Finding, Status
-from checks.network import ADDRESSES, ERRORS, LINK
-from hosts.metrics import SampleHistory
-from hosts.ssh import SSHShell
+from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
+from fleetdeck.checks.audit import AuditLog
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Finding, Status
+from fleetdeck.checks.network.wizard import ADDRESSES, ERRORS, LINK
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.ssh import SSHShell
 
 from conftest import fleetdeck_bin, require_root
 from sshd import NetnsHost, NetnsLab, SshKeys, ssh_shell, write_known_hosts

@@ -15,8 +15,8 @@ import pytest
 from psycopg import sql
 from test_database_cli import _config, _local, _wizard
 
-from checks.db_link import DbLink
-from checks.db_pane import PaneSnapshot, read_pane
+from fleetdeck.checks.database.link import DbLink
+from fleetdeck.checks.database.pane import PaneSnapshot, read_pane
 
 from conftest import fleetdeck_bin
 from pgserver import MONITOR, PgServer, clear_libpq_env, password_target

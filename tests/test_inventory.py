@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hosts.inventory import InventoryError, detect_format, load_inventory
+from fleetdeck.hosts.inventory.load import detect_format, load_inventory
+from fleetdeck.hosts.inventory.records import InventoryError
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -107,7 +108,7 @@ Host *
 """,
     )
     assert detect_format(config, config.read_text()) == "ssh-config"
-    from hosts import ssh_config
+    from fleetdeck.hosts.inventory import ssh_config
 
     found = ssh_config.parse(config, config.read_text())
     hosts = {h.name: h for h in found.hosts}
@@ -149,7 +150,7 @@ ansible_ssh_private_key_file=/nonexistent/key
 ntp_server=ntp.example.com
 """,
     )
-    from hosts import ansible
+    from fleetdeck.hosts.inventory import ansible
 
     found = ansible.parse_ini(path, path.read_text())
     hosts = {h.name: h for h in found.hosts}
@@ -276,7 +277,7 @@ def test_fleetdeck_hosts_lists_json_and_reports_problems(tmp_path: Path) -> None
 
 
 def test_a_toml_host_lists_its_postgresql_targets(tmp_path: Path) -> None:
-    from hosts.pgtargets import PgTarget
+    from fleetdeck.hosts.postgres.targets import PgTarget
 
     path = _write(
         tmp_path,

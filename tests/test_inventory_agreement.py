@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from hosts.inventory import HostSpec, load_inventory
+from fleetdeck.hosts.inventory.load import load_inventory
+from fleetdeck.hosts.inventory.records import HostSpec
 
 from conftest import require_binary
 

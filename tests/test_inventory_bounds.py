@@ -20,9 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checks.config import ConfigError, parse_config
-from hosts.inventory import InventoryError, load_inventory
-from hosts.limits import (
+from fleetdeck.checks.config import ConfigError, parse_config
+from fleetdeck.hosts.inventory.limits import (
     MAX_FILE_BYTES,
     MAX_HOSTS,
     MAX_HOSTS_PER_RANGE,
@@ -30,6 +29,8 @@ from hosts.limits import (
     MAX_NESTING,
     MAX_YAML_NODES,
 )
+from fleetdeck.hosts.inventory.load import load_inventory
+from fleetdeck.hosts.inventory.records import InventoryError
 
 from conftest import fleetdeck_bin
 
@@ -265,7 +266,7 @@ def test_any_text_is_settings_or_a_clean_refusal(text: str) -> None:
 
 
 def test_brackets_in_toml_strings_and_comments_are_not_nesting() -> None:
-    from hosts.limits import toml_too_deep
+    from fleetdeck.hosts.inventory.limits import toml_too_deep
 
     opened = "[" * (MAX_NESTING + 1)
     text = (
@@ -281,7 +282,7 @@ def test_brackets_in_toml_strings_and_comments_are_not_nesting() -> None:
 def test_yaml_anchors_used_within_the_budget_are_fine() -> None:
     """Ansible inventories share variables with anchors and merge keys: allowed, and the
     lines of keys come back by their path."""
-    from hosts.yaml_scan import scan_yaml
+    from fleetdeck.hosts.inventory.yaml_scan import scan_yaml
 
     lines = scan_yaml(
         "all:\n  vars: &common\n    ansible_user: ops\n  children:\n    web:\n"

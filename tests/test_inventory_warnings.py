@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from checks.config import Config
-from hosts.inventory import load_inventory
-from hosts.ssh import SSHOptions
-from tui.app import NOTICES_SHOWN, Settings, make_fleet_app
+from fleetdeck.checks.config import Config
+from fleetdeck.hosts.inventory.load import load_inventory
+from fleetdeck.hosts.ssh import SSHOptions
+from fleetdeck.tui.app import NOTICES_SHOWN, Settings, make_fleet_app
 
 from conftest import fleetdeck_bin
 

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from textual.pilot import Pilot
 
-from checks.config import Config
-from tui.app import Settings, make_app
-from tui.host_screen import HostScreen
-from tui.logs_screen import (
+from fleetdeck.checks.config import Config
+from fleetdeck.tui.app import Settings, make_app
+from fleetdeck.tui.host_screen import HostScreen
+from fleetdeck.tui.logs_screen import (
     LINE_CHARS,
     ErrorTally,
     LogBuffer,
@@ -26,7 +26,7 @@ from tui.logs_screen import (
     parse_filter,
     safe_text,
 )
-from widgets import ContainersPane
+from fleetdeck.widgets import ContainersPane
 
 from dockerd import Dockerd, DockerObjects, docker
 from dockerd import docker_objects as docker_objects

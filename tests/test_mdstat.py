@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hosts.mdstat import MdArray, MdMember, parse_mdstat
-from hosts.procfs import ParseError
+from fleetdeck.hosts.linux.mdstat import MdArray, MdMember, parse_mdstat
+from fleetdeck.hosts.linux.procfs import ParseError
 
 DATA = Path(__file__).parent / "data" / "mdstat"
 RECORDED = sorted(p.name for p in DATA.glob("*.txt"))

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from hosts.metrics import SampleHistory, counter_delta, cpu_percent, rates
-from hosts.sample import CpuTimes, DiskCounters, LoadAvg, Memory, NetCounters, ProcessInfo, Sample
+from fleetdeck.hosts.metrics import SampleHistory, counter_delta, cpu_percent, rates
+from fleetdeck.hosts.sample import (
+    CpuTimes,
+    DiskCounters,
+    LoadAvg,
+    Memory,
+    NetCounters,
+    ProcessInfo,
+    Sample,
+)
 
 
 def _sample(at: float, busy: float, idle: float, rx: int = 0, pid_cpu: float = 0.0) -> Sample:

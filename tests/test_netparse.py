@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks import netprobe
-from checks.netparse import (
+from fleetdeck.checks.network import probe as netprobe
+from fleetdeck.checks.network.parse import (
     PORTED_KINDS,
     Listener,
     ResolvConf,
@@ -33,7 +33,7 @@ from checks.netparse import (
     ports_of,
     search_names,
 )
-from hosts.procfs import ParseError
+from fleetdeck.hosts.linux.procfs import ParseError
 
 from host_json import json_values
 

@@ -566,11 +566,11 @@ def test_nftables_drop_rule_is_found_and_deleted_by_its_handle(lab: Lab, listene
 async def test_a_fix_that_overruns_over_ssh_is_killed_on_the_host(lab: Lab, tmp_path: Path) -> None:
     """Closing an SSH channel does not stop a remote command: the host's timeout(1) must,
     or a fix reported as failed could still finish minutes later."""
-    from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
-    from checks.audit import AuditLog
-    from checks.model import Finding, Fix, Pin, Risk, Status
-    from hosts.inventory import load_inventory
-    from hosts.ssh import SSHOptions, SSHShell, connect_host
+    from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
+    from fleetdeck.checks.audit import AuditLog
+    from fleetdeck.checks.model import Finding, Fix, Pin, Risk, Status
+    from fleetdeck.hosts.inventory.load import load_inventory
+    from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
 
     flag = tmp_path / "finished-late"  # the namespace host shares this filesystem
     (spec,) = load_inventory([lab.inventory]).select("client")  # fmt: skip

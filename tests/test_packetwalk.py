@@ -16,8 +16,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.firewall import ChainPolicy, FirewallRule, Match, parse_iptables_save
-from checks.firewall_step import (
+from fleetdeck.checks.model import Fix, Status
+from fleetdeck.checks.network.firewall import ChainPolicy, FirewallRule, Match, parse_iptables_save
+from fleetdeck.checks.network.firewall_owners import OWNERS, chain_owner, policy_owner, rule_owner
+from fleetdeck.checks.network.firewall_step import (
     Verdict,
     against_the_probe,
     grade_walk,
@@ -25,9 +27,7 @@ from checks.firewall_step import (
     nft_tables,
     path_evidence,
 )
-from checks.fwowners import OWNERS, chain_owner, policy_owner, rule_owner
-from checks.model import Fix, Status
-from checks.packetwalk import Flow, Grade, Leg, Ruleset, Walk
+from fleetdeck.checks.network.packetwalk import Flow, Grade, Leg, Ruleset, Walk
 
 FIREWALL = Path(__file__).parent / "data" / "firewall"
 NET = Path(__file__).parent / "data" / "net"
@@ -403,7 +403,7 @@ def test_a_drop_behind_the_first_one_is_said_so_one_deletion_is_not_taken_for_al
 
 
 def test_an_nft_verdict_map_may_apply_and_never_decides() -> None:
-    from checks.nftables import parse_nft_chains, parse_nft_ruleset
+    from fleetdeck.checks.network.nftables import parse_nft_chains, parse_nft_ruleset
 
     chain = {"family": "inet", "table": "t", "name": "input", "hook": "input", "prio": 0,
              "type": "filter", "policy": "accept"}  # fmt: skip

@@ -23,15 +23,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checks import cleanup, diskusage, dockerspace, firewall, journal, netparse, nftables
-from checks.audit import read_audit
-from checks.model import printable
-from checks.secrets import redact
-from checks.storage import parse_held
-from hosts import diskstats, docker_records, kernlog, mdstat, proc_sampler, procfs
-from hosts.docker_endpoint import parse_context_meta
-from hosts.procfs import ParseError
-from hosts.shell import decoded
+from fleetdeck.checks.audit import read_audit
+from fleetdeck.checks.model import printable
+from fleetdeck.checks.network import firewall, nftables
+from fleetdeck.checks.network import parse as netparse
+from fleetdeck.checks.secrets import redact
+from fleetdeck.checks.storage import cleanup, diskusage, dockerspace, journal
+from fleetdeck.checks.storage.wizard import parse_held
+from fleetdeck.hosts import proc_sampler
+from fleetdeck.hosts.docker import records as docker_records
+from fleetdeck.hosts.docker.endpoint import parse_context_meta
+from fleetdeck.hosts.linux import diskstats, kernlog, mdstat, procfs
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.shell import decoded
 
 DATA = Path(__file__).parent / "data"
 IDS = ("0123456789ab" * 5 + "abcd", "f" * 64)

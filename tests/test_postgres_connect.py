@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from hosts.inventory import HostSpec
-from hosts.pgtargets import PgTarget, parse_pgpass, parse_service_file, pgpass_password
-from hosts.postgres import (
+from fleetdeck.hosts.inventory.records import HostSpec
+from fleetdeck.hosts.postgres.session import (
     PgConnectError,
     PgFailure,
     PgQueryError,
@@ -29,7 +28,13 @@ from hosts.postgres import (
     classify,
     open_session,
 )
-from hosts.ssh import SSHOptions, connect_host
+from fleetdeck.hosts.postgres.targets import (
+    PgTarget,
+    parse_pgpass,
+    parse_service_file,
+    pgpass_password,
+)
+from fleetdeck.hosts.ssh import SSHOptions, connect_host
 
 from pgserver import LIMITED, MONITOR, SUPERUSER, PgFactory, PgServer
 from pgserver import make_pg as make_pg

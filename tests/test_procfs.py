@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hosts import procfs
-from hosts.procfs import ParseError
+from fleetdeck.hosts.linux import procfs
+from fleetdeck.hosts.linux.procfs import ParseError
 
 # --- recorded texts, as hosts print them -----------------------------------------------------
 
@@ -256,7 +256,7 @@ SAMPLER_DATA = Path(__file__).parent / "data" / "proc-sampler"
 def test_a_hung_nfs_mount_is_named_and_the_local_and_healthy_network_mounts_are_kept() -> None:
     """Recorded on a host with a never-answering mount of nfs1:/export at `/tmp/mywork/dead
     nfs` and a working tmpfs mounted as `nfs2:/healthy` (df -l leaves it to its own df)."""
-    from hosts.proc_sampler import MARKER, parse_mounts
+    from fleetdeck.hosts.proc_sampler import MARKER, parse_mounts
 
     text = (SAMPLER_DATA / "hung-nfs.txt").read_text()
     mounts = {m.mountpoint: m for m in parse_mounts(procfs.split_sections(text, MARKER))}
@@ -271,7 +271,7 @@ def test_a_hung_nfs_mount_is_named_and_the_local_and_healthy_network_mounts_are_
 
 def test_a_local_df_stopped_at_its_bound_says_so_and_keeps_what_answered() -> None:
     """Recorded with busybox's sh and df (no -l): its df of everything was killed (143)."""
-    from hosts.proc_sampler import MARKER, parse_mounts
+    from fleetdeck.hosts.proc_sampler import MARKER, parse_mounts
 
     text = (SAMPLER_DATA / "busybox-hung-nfs.txt").read_text()
     mounts = {m.mountpoint: m for m in parse_mounts(procfs.split_sections(text, MARKER))}
@@ -281,7 +281,7 @@ def test_a_local_df_stopped_at_its_bound_says_so_and_keeps_what_answered() -> No
 
 
 def test_separate_df_rows_never_double_a_mount_nor_report_what_df_passes_over() -> None:
-    from hosts.proc_sampler import parse_mounts
+    from fleetdeck.hosts.proc_sampler import parse_mounts
 
     row = "Filesystem Type 1024-blocks Used Available Capacity Mounted on\n"
     sections = {
@@ -302,6 +302,6 @@ def test_separate_df_rows_never_double_a_mount_nor_report_what_df_passes_over() 
 @settings(max_examples=200)
 @given(st.dictionaries(st.sampled_from(["df", "dfi", "dfstatus", "netdf", "dfhung"]), st.text()))
 def test_parse_mounts_never_crashes(sections: dict[str, str]) -> None:
-    from hosts.proc_sampler import parse_mounts
+    from fleetdeck.hosts.proc_sampler import parse_mounts
 
     assert all(m.mountpoint for m in parse_mounts(sections))

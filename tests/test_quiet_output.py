@@ -31,7 +31,10 @@ def test_a_headless_check_prints_json_and_nothing_on_stderr() -> None:
 def test_the_libraries_import_without_a_warning_even_when_warnings_are_errors() -> None:
     """What the console and the checks import, with every warning turned into an error: a
     library that starts warning on import fails here, not on an operator's terminal."""
-    modules = "tui.cli, asyncssh, docker, psycopg, textual, tui.app, checks.runner, hosts.ssh"
+    modules = (
+        "fleetdeck.tui.cli, asyncssh, docker, psycopg, textual, fleetdeck.tui.app, "
+        "fleetdeck.checks.runner, fleetdeck.hosts.ssh"
+    )
     result = _fresh("-W", "error", "-c", f"import {modules}", python=True)
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
@@ -39,7 +42,7 @@ def test_the_libraries_import_without_a_warning_even_when_warnings_are_errors() 
 def test_only_asyncssh_dsa_warning_is_silenced() -> None:
     """The same warning raised anywhere else (our code, say) still shows."""
     code = (
-        "import tui, warnings\n"
+        "import fleetdeck.tui, warnings\n"
         "from cryptography.utils import CryptographyDeprecationWarning as C\n"
         "warnings.warn('DSA is deprecated', C)\n"
         "warnings.warn('ours', UserWarning)\n"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from hosts.metrics import rates
-from hosts.proc_sampler import ProcSampler
-from hosts.samplers import PsutilSampler, SampleError
-from hosts.shell import LocalShell
+from fleetdeck.hosts.metrics import rates
+from fleetdeck.hosts.proc_sampler import ProcSampler
+from fleetdeck.hosts.samplers import PsutilSampler, SampleError
+from fleetdeck.hosts.shell import LocalShell
 
 
 async def _pair() -> tuple:  # type: ignore[type-arg]
@@ -83,7 +83,7 @@ async def test_a_host_without_a_shell_gives_a_sample_error_naming_it() -> None:
 def test_a_device_mapper_mount_is_matched_to_its_kernel_disk(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """LVM and LUKS mounts name /dev/mapper/... while /proc/diskstats says dm-N: the link
     between them is what the Disks pane needs for read and write rates."""
-    from hosts.samplers import kernel_disk_name
+    from fleetdeck.hosts.samplers import kernel_disk_name
 
     loop = next(p for p in sorted(__import__("glob").glob("/dev/loop[0-9]*")))
     link = tmp_path / "vg-root"
@@ -113,7 +113,7 @@ def test_a_hung_mount_is_unknown_and_never_holds_up_the_exit(tmp_path) -> None: 
     script = tmp_path / "hung.py"
     script.write_text(
         "import asyncio, os, time\n"
-        "from hosts.samplers import PsutilSampler\n"
+        "from fleetdeck.hosts.samplers import PsutilSampler\n"
         "def stat(path):\n"
         "    if path == '/':\n"
         "        time.sleep(60)\n"
@@ -161,7 +161,7 @@ def test_a_hung_network_or_fuse_mount_is_named_and_local_filesystems_still_come_
     """A dead NFS server used to cost the whole df: every filesystem vanished from the space
     data. Now the local ones come back as always, a working network mount too, and each
     hung mount reads as hung, within one df bound."""
-    from hosts.proc_sampler import DF_TIMEOUT
+    from fleetdeck.hosts.proc_sampler import DF_TIMEOUT
 
     nfs, fuse, share = tmp_path / "dead nfs", tmp_path / "s3", tmp_path / "share"
     for path in (nfs, fuse, share):
@@ -191,10 +191,10 @@ async def test_disk_usage_never_waits_on_a_hung_network_mount_to_choose_a_filesy
 ) -> None:
     """Without a `usage` path, what uses the space looks for the fullest local filesystem:
     its df is local only (-l), so a dead NFS server cannot stall it."""
-    from checks.config import Config
-    from checks.diskusage import DISK_USAGE
-    from checks.model import CheckContext
-    from hosts.metrics import SampleHistory
+    from fleetdeck.checks.config import Config
+    from fleetdeck.checks.model import CheckContext
+    from fleetdeck.checks.storage.diskusage import DISK_USAGE
+    from fleetdeck.hosts.metrics import SampleHistory
 
     dead = tmp_path / "nfs"
     dead.mkdir()

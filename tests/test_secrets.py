@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from checks.secrets import redact
+from fleetdeck.checks.secrets import redact
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hosts.shell import CommandTimeout, LocalShell, ShellError
+from fleetdeck.hosts.shell import CommandTimeout, LocalShell, ShellError
 
 
 async def test_argv_is_passed_as_is_never_through_a_shell() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hosts.inventory import HostSpec, Inventory
-from hosts.proc_sampler import ProcSampler
-from hosts.ssh import ConnectError, ConnState, SSHOptions, SSHShell, connect_host
-from hosts.stream import StreamScripts
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
+from fleetdeck.hosts.proc_sampler import ProcSampler
+from fleetdeck.hosts.ssh import ConnectError, ConnState, SSHOptions, SSHShell, connect_host
+from fleetdeck.hosts.stream import StreamScripts
 
 from sshd import JumpTopology, NetnsHost, NetnsLab, SshdHost, SshKeys, write_known_hosts
 
@@ -193,7 +193,7 @@ async def test_a_stream_that_ended_is_reopened_by_the_next_sample(
 async def test_a_lost_connection_is_a_sample_error_naming_the_host(
     fresh_loopback_sshd: SshdHost, ssh_keys: SshKeys, tmp_path: Path
 ) -> None:
-    from hosts.samplers import SampleError
+    from fleetdeck.hosts.samplers import SampleError
 
     connection = await connect_host(
         spec(fresh_loopback_sshd, ssh_keys), trusting(tmp_path, fresh_loopback_sshd)
@@ -210,7 +210,7 @@ async def test_a_lost_connection_is_a_sample_error_naming_the_host(
 async def test_ad_hoc_commands_run_on_the_open_stream_framed_with_their_status(
     loopback_sshd: SshdHost, ssh_keys: SshKeys, tmp_path: Path
 ) -> None:
-    from hosts.shell import ShellError
+    from fleetdeck.hosts.shell import ShellError
 
     connection = await connect_host(
         spec(loopback_sshd, ssh_keys), trusting(tmp_path, loopback_sshd)

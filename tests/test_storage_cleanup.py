@@ -20,9 +20,18 @@ from pathlib import Path
 
 import pytest
 
-from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog
-from checks.cleanup import (
+from fleetdeck.checks.actions import (
+    ActionGate,
+    ActionResult,
+    ConfirmRequest,
+    Decision,
+    FixHost,
+    Outcome,
+)
+from fleetdeck.checks.audit import AuditLog
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import Check, CheckContext, Finding, Status
+from fleetdeck.checks.storage.cleanup import (
     OLD_LOGS,
     UNCOMPRESSED_LOGS,
     LogFile,
@@ -32,8 +41,7 @@ from checks.cleanup import (
     parse_sample,
     parse_size,
 )
-from checks.config import Config
-from checks.dockerspace import (
+from fleetdeck.checks.storage.dockerspace import (
     DOCKER_SPACE,
     DfRow,
     parse_df_json,
@@ -42,14 +50,13 @@ from checks.dockerspace import (
     parse_prune_list,
     prune_frees,
 )
-from checks.journal import JOURNAL, in_scope, parse_journal_files, vacuumable
-from checks.model import Check, CheckContext, Finding, Status
-from hosts.inventory import HostSpec
-from hosts.metrics import SampleHistory
-from hosts.procfs import ParseError
-from hosts.shell import LocalShell, Shell
-from hosts.ssh import SSHOptions, SSHShell, connect_host
-from hosts.units import human_bytes
+from fleetdeck.checks.storage.journal import JOURNAL, in_scope, parse_journal_files, vacuumable
+from fleetdeck.hosts.inventory.records import HostSpec
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import LocalShell, Shell
+from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
+from fleetdeck.hosts.units import human_bytes
 
 from conftest import require_binary
 from dockerd import Dockerd, DockerObjects, docker

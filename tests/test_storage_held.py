@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from checks.config import Config
-from checks.model import CheckContext, Finding, Status
-from checks.storage import DELETED, RAID, SMART
-from hosts.metrics import SampleHistory
-from hosts.shell import CommandResult, LocalShell, Shell
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Finding, Status
+from fleetdeck.checks.storage.wizard import DELETED, RAID, SMART
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import CommandResult, LocalShell, Shell
 
 from loopfs import MakeLoopFs
 from loopfs import loopfs as loopfs
@@ -163,7 +163,7 @@ async def test_a_read_only_bind_mount_is_on_purpose_and_offered_nothing(
     ro_bind: tuple[Path, Path],
 ) -> None:
     """A container's `:ro` volume is a read-only bind of a directory: OK, no remount."""
-    from checks.mounts import READONLY
+    from fleetdeck.checks.storage.mounts import READONLY
 
     mountpoint, target = ro_bind
     found = {f.target: f for f in await READONLY.run(context(LocalShell(HOST)))}
@@ -176,9 +176,9 @@ async def test_a_read_only_bind_mount_is_on_purpose_and_offered_nothing(
 async def test_a_step_with_longer_bounds_of_its_own_is_not_cut_at_the_wizards_limit() -> None:
     """A listing bounded at 60 s must not end as "did not finish within 30 s": a step may
     carry its own limit. Here a real 0.5 s command under a 0.2 s wizard limit."""
-    from checks.hostcheck import ShellCheck
-    from checks.hostcheck import run as run_command
-    from checks.wizards import Step, Wizard, WizardRun
+    from fleetdeck.checks.hostcheck import ShellCheck
+    from fleetdeck.checks.hostcheck import run as run_command
+    from fleetdeck.checks.wizards import Step, Wizard, WizardRun
 
     async def slow(ctx: CheckContext, shell: Shell) -> list[Finding]:
         await run_command(shell, ("sleep", "0.5"))

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from checks.config import Config
-from checks.model import CheckContext, Finding, Status
-from checks.mounts import READONLY
-from checks.resources import RESOURCE_CHECKS
-from hosts.kernlog import escape, parse_mountinfo
-from hosts.metrics import SampleHistory
-from hosts.proc_sampler import ProcSampler
-from hosts.sample import Mount
-from hosts.samplers import PsutilSampler, inode_counts
-from hosts.shell import LocalShell, Shell
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Finding, Status
+from fleetdeck.checks.resources.checks import RESOURCE_CHECKS
+from fleetdeck.checks.storage.mounts import READONLY
+from fleetdeck.hosts.linux.kernlog import escape, parse_mountinfo
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.proc_sampler import ProcSampler
+from fleetdeck.hosts.sample import Mount
+from fleetdeck.hosts.samplers import PsutilSampler, inode_counts
+from fleetdeck.hosts.shell import LocalShell, Shell
 
 from loopfs import LoopFs, MakeLoopFs
 from loopfs import loopfs as loopfs
@@ -211,7 +211,7 @@ async def test_an_ext4_mounted_ro_by_hand_is_a_question_and_with_an_fstab_entry_
 def test_images_this_kernel_cannot_mount_are_left_out_of_a_remote_sample_too() -> None:
     """iso9660 and cramfs as a host's `df -PkT` and `df -Pi` print them (this test machine's
     kernel has neither module): no space figures, while an ext4 beside them keeps its own."""
-    from hosts.proc_sampler import parse_mounts
+    from fleetdeck.hosts.proc_sampler import parse_mounts
 
     df = (
         "Filesystem     Type     1024-blocks    Used Available Capacity Mounted on\n"

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog
-from checks.config import Config
-from checks.expected_mounts import MOUNTS
-from checks.model import CheckContext, Finding, Status
-from checks.mounts import READONLY
-from hosts.kernlog import (
+from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
+from fleetdeck.checks.audit import AuditLog
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Finding, Status
+from fleetdeck.checks.storage.expected_mounts import MOUNTS
+from fleetdeck.checks.storage.mounts import READONLY
+from fleetdeck.hosts.linux.kernlog import (
     BlockDevice,
     device_log,
     escape,
@@ -35,9 +35,9 @@ from hosts.kernlog import (
     parse_fstab,
     parse_mounts,
 )
-from hosts.metrics import SampleHistory
-from hosts.procfs import ParseError
-from hosts.shell import CommandResult, LocalShell, Shell
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import CommandResult, LocalShell, Shell
 
 from loopfs import LoopFs, MakeLoopFs, mounts
 from loopfs import loopfs as loopfs
@@ -555,8 +555,8 @@ async def test_read_only_mount_on_a_namespace_host_is_remounted_over_ssh(
     filesystem is made first; its operator remounted it read-only on that host. Until that
     host's /etc/fstab has it (a copy bound over it there, in its own mount namespace only),
     nothing says it was meant to be writable: a question, no remount."""
-    from hosts.inventory import HostSpec
-    from hosts.ssh import SSHOptions, SSHShell, connect_host
+    from fleetdeck.hosts.inventory.records import HostSpec
+    from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
 
     fs = loopfs(space_in_name=True)
     host = netns_lab.add_host("mountsrv")

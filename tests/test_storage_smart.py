@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from checks.config import Config
-from checks.model import CheckContext, Status
-from checks.smart import SMART, SYSFS_ARGV
-from hosts.disks import BlockDevice, DiskKind, disk_kind, parse_block_devices
-from hosts.metrics import SampleHistory
-from hosts.procfs import ParseError
-from hosts.shell import CommandResult, LocalShell, Shell
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Status
+from fleetdeck.checks.storage.smart import SMART, SYSFS_ARGV
+from fleetdeck.hosts.linux.disks import BlockDevice, DiskKind, disk_kind, parse_block_devices
+from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import CommandResult, LocalShell, Shell
 
 from shells import LocalWith, answered
 from sshd import NetnsHost, SshKeys, write_known_hosts
@@ -83,8 +83,8 @@ async def test_this_vms_virtio_disks_have_no_smart_to_read() -> None:
 async def test_smart_over_ssh_reads_the_namespace_hosts_sysfs(
     netns_hosts: Callable[[int], list[NetnsHost]], ssh_keys: SshKeys, tmp_path: Path
 ) -> None:
-    from hosts.inventory import HostSpec
-    from hosts.ssh import SSHOptions, SSHShell, connect_host
+    from fleetdeck.hosts.inventory.records import HostSpec
+    from fleetdeck.hosts.ssh import SSHOptions, SSHShell, connect_host
 
     disks = this_machines_virtio_disks()
     (host,) = netns_hosts(1)

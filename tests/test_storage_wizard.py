@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog
-from checks.config import Config
-from checks.model import CheckContext, Status
-from checks.storage import STORAGE_WIZARD
-from checks.wizards import WizardRun
-from hosts.kernlog import escape
-from hosts.metrics import SampleHistory
-from hosts.shell import CommandResult, LocalShell, Shell
+from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
+from fleetdeck.checks.audit import AuditLog
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Status
+from fleetdeck.checks.storage.wizard import STORAGE_WIZARD
+from fleetdeck.checks.wizards import WizardRun
+from fleetdeck.hosts.linux.kernlog import escape
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import CommandResult, LocalShell, Shell
 
 from loopfs import MakeLoopFs
 from loopfs import loopfs as loopfs
@@ -127,7 +127,7 @@ async def test_a_read_only_mount_with_a_space_in_its_name_is_critical(
     ],
 )
 async def test_raid_states_from_mdstat(recorded: str, status: Status, words: str) -> None:
-    from checks.storage import RAID
+    from fleetdeck.checks.storage.wizard import RAID
 
     ctx = context(with_file("/proc/mdstat", (MDSTAT / recorded).read_text()))
     findings = await RAID.run(ctx)
@@ -160,7 +160,7 @@ async def test_backups_stale_shrunken_and_corrupt_are_told_apart(loopfs: MakeLoo
     fs = loopfs(size_mib=16)
     backups = fs.make_backups()
     ctx = context(LocalShell(HOST), {"backups": f"{backups.directory}/*.sql.gz"})
-    from checks.backups import BACKUPS
+    from fleetdeck.checks.storage.backups import BACKUPS
 
     found = {f.target.rsplit("/", 1)[-1].split("-")[0]: f for f in await BACKUPS.run(ctx)}
     assert set(found) == {"orders", "billing", "users", "crm"}, found
@@ -191,7 +191,7 @@ async def test_old_logs_are_listed_then_removed_freeing_what_was_promised(
     fs = loopfs(size_mib=32)
     logs = fs.make_logs(old_days=10, fresh=3, old=4, size=1024 * 1024)
     ctx = context(LocalShell(HOST), {"logs": str(logs.directory), "older": "7"})
-    from checks.cleanup import OLD_LOGS
+    from fleetdeck.checks.storage.cleanup import OLD_LOGS
 
     (finding,) = await OLD_LOGS.run(ctx)
     assert finding.status is Status.WARN and "4 files older than 7 days, 4.0 MiB" in finding.summary
@@ -219,7 +219,7 @@ async def test_old_logs_fix_is_refused_when_the_list_changed(
     fs = loopfs(size_mib=16)
     logs = fs.make_logs(old_days=10, fresh=1, old=2)
     ctx = context(LocalShell(HOST), {"logs": str(logs.directory)})
-    from checks.cleanup import OLD_LOGS
+    from fleetdeck.checks.storage.cleanup import OLD_LOGS
 
     (finding,) = await OLD_LOGS.run(ctx)
     (fix,) = finding.fixes
@@ -241,7 +241,7 @@ async def test_space_and_inodes_on_full_filesystems_from_one_sample_taken_now(
     nearly.fill_to(95)
     full.fill_to(100)
     no_inodes.exhaust_inodes()
-    from checks.storage import SPACE
+    from fleetdeck.checks.storage.wizard import SPACE
 
     found = {f.key: f for f in await SPACE.run(context(LocalShell(HOST)))}
     space = found[("disk.space", str(nearly.mountpoint))]
@@ -317,9 +317,9 @@ def test_check_reports_storage_with_the_hosts_settings_and_no_storage_leaves_it_
 async def test_host_screen_shows_storage_findings_and_raises_their_alerts(
     loopfs: MakeLoopFs,
 ) -> None:
-    from tui.app import Settings, make_app
-    from tui.host_screen import HostScreen
-    from widgets import FindingsTable
+    from fleetdeck.tui.app import Settings, make_app
+    from fleetdeck.tui.host_screen import HostScreen
+    from fleetdeck.widgets import FindingsTable
 
     fs = loopfs(size_mib=16)
     fs.remount_ro()
@@ -353,7 +353,7 @@ async def test_a_big_old_log_tree_is_shown_in_part_and_pinned_whole_by_checksum(
         path = logs / f"app.{n}.log"
         path.write_text("x" * 100)
         os.utime(path, (0, 0))
-    from checks.cleanup import OLD_LOGS
+    from fleetdeck.checks.storage.cleanup import OLD_LOGS
 
     ctx = context(LocalShell(HOST), {"logs": str(logs), "older": "1"})
     (finding,) = await OLD_LOGS.run(ctx)
@@ -395,7 +395,7 @@ async def test_a_deleted_file_shared_by_two_processes_is_one_file_and_one_fix(
     holders = [_sleeper_holding(fd) for _ in range(2)]
     os.close(fd)
     try:
-        from checks.storage import DELETED
+        from fleetdeck.checks.storage.wizard import DELETED
 
         found = await DELETED.run(context(LocalShell(HOST)))
         ours = [f for f in found if str(path) in f.summary]
@@ -434,7 +434,7 @@ def _gzip_backup(path: Path, hours: float, size: int = 64 << 10) -> Path:
 
 
 def test_series_keep_short_numbers_and_drop_dates_and_times() -> None:
-    from checks.backups import series_of
+    from fleetdeck.checks.storage.backups import series_of
 
     assert series_of("shard1-20240110.sql.gz") == "shard1-#.sql.gz"
     assert series_of("shard2-20240110.sql.gz") == "shard2-#.sql.gz"
@@ -450,7 +450,7 @@ def test_series_keep_short_numbers_and_drop_dates_and_times() -> None:
 async def test_a_dead_job_of_one_shard_is_not_hidden_by_the_other(tmp_path: Path) -> None:
     """shard1 and shard2 differ by one digit: they are two series, and shard2's job that
     stopped three days ago is a warning of its own."""
-    from checks.backups import BACKUPS
+    from fleetdeck.checks.storage.backups import BACKUPS
 
     _gzip_backup(tmp_path / "shard1-20240110.sql.gz", 1)
     _gzip_backup(tmp_path / "shard1-20240109.sql.gz", 25)
@@ -467,7 +467,7 @@ async def test_a_dead_job_of_one_shard_is_not_hidden_by_the_other(tmp_path: Path
 async def test_a_backup_directory_given_as_a_symbolic_link_is_followed(
     loopfs: MakeLoopFs, tmp_path: Path
 ) -> None:
-    from checks.backups import BACKUPS
+    from fleetdeck.checks.storage.backups import BACKUPS
 
     backups = loopfs(size_mib=16).make_backups()
     link = tmp_path / "backup-link"
@@ -541,9 +541,9 @@ async def test_slow_read_back_tests_share_one_budget_and_age_verdicts_are_never_
     billing's stale verdict stands."""
     import time
 
-    from checks import backups as module
-    from checks.registry import run_checks
-    from checks.wizards import STEP_TIMEOUT
+    from fleetdeck.checks.model import run_checks
+    from fleetdeck.checks.storage import backups as module
+    from fleetdeck.checks.wizards import STEP_TIMEOUT
 
     monkeypatch.setattr(module, "INTEGRITY_SECONDS", 7.0)
     fs = loopfs(size_mib=32)
@@ -572,7 +572,7 @@ async def test_slow_read_back_tests_share_one_budget_and_age_verdicts_are_never_
 async def test_an_unchanged_backup_is_not_read_back_again(tmp_path: Path) -> None:
     """The Host screen checks storage every 5 minutes: a backup already read back whole (or
     found broken) is not read again until its size or time changes."""
-    from checks.backups import BACKUPS
+    from fleetdeck.checks.storage.backups import BACKUPS
 
     good = _gzip_backup(tmp_path / "orders-20240110.sql.gz", 1)
     broken = _gzip_backup(tmp_path / "crm-20240110.sql.gz", 1)
@@ -600,7 +600,7 @@ async def test_a_backup_whose_name_is_not_utf8_is_not_tested_nor_called_broken(
 ) -> None:
     """The shell reads names as UTF-8: café in Latin-1 comes back with U+FFFD and could
     not be named to gzip again. That file is reported untested, never a false CRIT."""
-    from checks.backups import BACKUPS
+    from fleetdeck.checks.storage.backups import BACKUPS
 
     latin1 = os.path.join(os.fsencode(tmp_path), b"caf\xe9-20240110.sql.gz")
     _gzip_backup(Path(os.fsdecode(latin1)), 1)

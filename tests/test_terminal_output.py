@@ -11,7 +11,7 @@ import sys
 import pytest
 from rich.console import Console
 
-from tui.terminal import escaped_output
+from fleetdeck.tui.terminal import escaped_output
 
 
 def test_rich_writes_plain_escaped_text_on_a_real_terminal() -> None:
@@ -51,7 +51,7 @@ def test_a_crash_is_reported_escaped_too(
 ) -> None:
     """A bug that lets an exception out, its message holding a host's text: the traceback
     goes through the escaping stream, not raw after it is put back."""
-    from tui import cli
+    from fleetdeck.tui import cli
 
     def crash(argv: list[str] | None) -> int:
         raise RuntimeError("no such host: evil\x1b]0;owned\x07")

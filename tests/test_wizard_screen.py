@@ -14,12 +14,12 @@ from pathlib import Path
 
 from textual.widgets import Input, OptionList, ProgressBar, Static
 
-from checks.config import Config
-from hosts.shell import CommandResult
-from tui.app import Settings, make_fleet_app
-from tui.audit_screen import AuditScreen
-from tui.confirm import ConfirmFix
-from tui.wizard_screen import WizardForm, WizardScreen
+from fleetdeck.checks.config import Config
+from fleetdeck.hosts.shell import CommandResult
+from fleetdeck.tui.app import Settings, make_fleet_app
+from fleetdeck.tui.audit_screen import AuditScreen
+from fleetdeck.tui.confirm import ConfirmFix
+from fleetdeck.tui.wizard_screen import WizardForm, WizardScreen
 
 from conftest import require_root
 from recorded import (
@@ -157,8 +157,8 @@ async def test_fix_on_a_prod_host_is_applied_after_the_name_is_typed(
             f'[[host]]\nname = "tuiprod"\naddress = "{host.address}"\nuser = "root"\n'
             f'identity_file = "{ssh_keys.client_key}"\ntier = "prod"\n'
         )
-        from hosts.inventory import load_inventory
-        from hosts.ssh import SSHOptions
+        from fleetdeck.hosts.inventory.load import load_inventory
+        from fleetdeck.hosts.ssh import SSHOptions
 
         loaded = load_inventory([inventory])
         options = SSHOptions(known_hosts=write_known_hosts(tmp_path / "known", host))

@@ -12,19 +12,19 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from checks.actions import ActionGate, ConfirmRequest, Decision, FixHost
-from checks.audit import AuditLog
-from checks.config import Config
-from checks.watch import HostWatch
-from hosts.samplers import PsutilSampler, Sampler
-from tui.host_screen import HostScreen
+from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, FixHost
+from fleetdeck.checks.audit import AuditLog
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.watch import HostWatch
+from fleetdeck.hosts.samplers import PsutilSampler, Sampler
+from fleetdeck.tui.host_screen import HostScreen
 
 if TYPE_CHECKING:
-    from checks.db_link import DbLink
-    from hosts.docker import DockerLink
-    from hosts.inventory import HostSpec, Inventory
-    from hosts.pgtargets import PgTarget
-    from hosts.ssh import SSHOptions
+    from fleetdeck.checks.database.link import DbLink
+    from fleetdeck.hosts.docker.link import DockerLink
+    from fleetdeck.hosts.inventory.records import HostSpec, Inventory
+    from fleetdeck.hosts.postgres.targets import PgTarget
+    from fleetdeck.hosts.ssh import SSHOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class FleetdeckApp(App[None]):
 
     async def _confirm(self, request: ConfirmRequest) -> Decision:
         """The gate's question, asked with the ConfirmFix modal."""
-        from tui.confirm import ConfirmFix
+        from fleetdeck.tui.confirm import ConfirmFix
 
         answer: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
 
@@ -96,7 +96,7 @@ class FleetdeckApp(App[None]):
         the shell its sampler reads through, or this machine for the local console."""
         sampler = watch.sampler
         if isinstance(sampler, PsutilSampler):
-            from hosts.shell import LocalShell
+            from fleetdeck.hosts.shell import LocalShell
 
             return FixHost(watch.name, LocalShell(watch.name), self.settings.tier)
         link_shell = getattr(sampler, "shell", None)
@@ -122,8 +122,8 @@ class FleetdeckApp(App[None]):
         """A link to one of the host's databases (the named one, its only one, or with
         `first` its first), through its SSH link's own connection for a remote host;
         ValueError says which to pick."""
-        from checks.db_link import DbLink
-        from checks.db_wizard import pick_target
+        from fleetdeck.checks.database.link import DbLink
+        from fleetdeck.checks.database.wizard import pick_target
 
         targets = [t for t in self.database_targets(watch) if t is not None]
         if first:
@@ -150,7 +150,7 @@ class FleetdeckApp(App[None]):
         the default: this machine's DOCKER_HOST, context or socket; a remote host's socket
         through its SSH link's own connection). One per host, kept for the console's life,
         so every screen shares its threads, its forward and its last stats reading."""
-        from hosts.docker import DockerLink
+        from fleetdeck.hosts.docker.link import DockerLink
 
         if watch.name not in self._docker:
             spec = getattr(watch.sampler, "spec", None)
@@ -171,8 +171,8 @@ class FleetdeckApp(App[None]):
     ) -> None:
         """Ask for the wizard's parameters, then run it on the watched host. `given` fills
         the form over the settings file's values (the container under the cursor)."""
-        from checks.catalog import WIZARDS
-        from tui.wizard_screen import WizardForm, WizardScreen
+        from fleetdeck.checks.catalog import WIZARDS
+        from fleetdeck.tui.wizard_screen import WizardForm, WizardScreen
 
         wizard = WIZARDS[domain]
 
@@ -197,7 +197,7 @@ class FleetdeckApp(App[None]):
             )
 
         if wizard.params:
-            from checks.catalog import configured_params
+            from fleetdeck.checks.catalog import configured_params
 
             spec = getattr(watch.sampler, "spec", None)
             try:
@@ -213,7 +213,7 @@ class FleetdeckApp(App[None]):
             start({})
 
     def open_audit(self) -> None:
-        from tui.audit_screen import AuditScreen
+        from fleetdeck.tui.audit_screen import AuditScreen
 
         self.push_screen(AuditScreen(self.gate.audit.path))
 
@@ -227,7 +227,7 @@ class FleetdeckApp(App[None]):
             self.push_screen(HostScreen(self.watches[0]))
         else:
             # Imported here: the local console never loads SSH, and stays lighter for it.
-            from tui.fleet_screen import FleetScreen
+            from fleetdeck.tui.fleet_screen import FleetScreen
 
             self.push_screen(
                 FleetScreen(self.watches, self._tags, self._groups, self.settings.interval)
@@ -291,8 +291,8 @@ def make_fleet_app(
 ) -> FleetdeckApp:
     """Build the console over inventory hosts: one self-reconnecting link and watch each,
     with at most FLEET_CONCURRENCY SSH handshakes at a time."""
-    from checks.runner import FLEET_CONCURRENCY
-    from hosts.link import HostLink
+    from fleetdeck.checks.runner import FLEET_CONCURRENCY
+    from fleetdeck.hosts.link import HostLink
 
     gate = asyncio.Semaphore(FLEET_CONCURRENCY)
     watches = [

@@ -13,8 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from checks.audit import AuditReading, AuditRecord, read_audit
-from checks.model import printable
+from fleetdeck.checks.audit import AuditReading, AuditRecord, read_audit
+from fleetdeck.checks.model import printable
 
 OUTCOME_STYLES = {
     "verified": "green",

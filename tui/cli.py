@@ -17,12 +17,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from checks.config import Config, ConfigError, load_config
+from fleetdeck.checks.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from checks.runner import Report
-    from hosts.inventory import HostSpec, Inventory
-    from hosts.pgtargets import PgTarget
+    from fleetdeck.checks.runner import Report
+    from fleetdeck.hosts.inventory.records import HostSpec, Inventory
+    from fleetdeck.hosts.postgres.targets import PgTarget
 
 
 def _version() -> str:
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="an inventory file; repeat for more",
     )
     hosts.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    from tui.wizard_cli import add_parsers, audit_option, tier_option
+    from fleetdeck.tui.wizard_cli import add_parsers, audit_option, tier_option
 
     audit_option(parser)
     tier_option(parser)
@@ -180,8 +180,9 @@ def _fleet_options(parser: argparse.ArgumentParser, defaults: bool = True) -> No
 
 
 def run_hosts(args: argparse.Namespace) -> int:
-    from checks.model import aligned
-    from hosts.inventory import InventoryError, load_inventory
+    from fleetdeck.checks.model import aligned
+    from fleetdeck.hosts.inventory.load import load_inventory
+    from fleetdeck.hosts.inventory.records import InventoryError
 
     try:
         inventory = load_inventory(args.inventory)
@@ -242,8 +243,8 @@ def _load(path: Path | None) -> Config:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from checks.runner import Report, check_host, to_json, to_table
-    from hosts.samplers import PsutilSampler
+    from fleetdeck.checks.runner import Report, check_host, to_json, to_table
+    from fleetdeck.hosts.samplers import PsutilSampler
 
     try:
         config = _load(args.config)
@@ -255,7 +256,7 @@ def run_check(args: argparse.Namespace) -> int:
         if report is None:
             return 3
     else:
-        from hosts.shell import LocalShell
+        from fleetdeck.hosts.shell import LocalShell
 
         host = socket.gethostname()
         shell = None if args.no_storage else LocalShell(host)
@@ -277,7 +278,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _selected(args: argparse.Namespace) -> tuple[Inventory, tuple[HostSpec, ...]] | None:
     """The inventory and the hosts the options pick; problems printed, None if unusable."""
-    from hosts.inventory import InventoryError, load_inventory
+    from fleetdeck.hosts.inventory.load import load_inventory
+    from fleetdeck.hosts.inventory.records import InventoryError
 
     try:
         inventory = load_inventory(args.inventory)
@@ -296,8 +298,8 @@ def _selected(args: argparse.Namespace) -> tuple[Inventory, tuple[HostSpec, ...]
 
 
 def _check_inventory(args: argparse.Namespace, config: Config) -> Report | None:
-    from checks.runner import check_fleet
-    from hosts.ssh import SSHOptions
+    from fleetdeck.checks.runner import check_fleet
+    from fleetdeck.hosts.ssh import SSHOptions
 
     selected = _selected(args)
     if selected is None:
@@ -330,7 +332,7 @@ def run_console(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from tui.app import Settings, make_app, make_fleet_app
+    from fleetdeck.tui.app import Settings, make_app, make_fleet_app
 
     # Textual sizes the screen with shutil.get_terminal_size, which believes COLUMNS and LINES
     # over the terminal. Exported ones (some shells, sudo and CI setups) would pin the console
@@ -345,7 +347,7 @@ def run_console(args: argparse.Namespace) -> int:
         postgres=args.postgres,
     )
     if args.inventory:
-        from hosts.ssh import SSHOptions
+        from fleetdeck.hosts.ssh import SSHOptions
 
         selected = _selected(args)
         if selected is None:
@@ -362,7 +364,7 @@ def run_console(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; everything it prints has control characters escaped."""
-    from tui.terminal import escaped_output
+    from fleetdeck.tui.terminal import escaped_output
 
     with escaped_output():
         try:
@@ -389,11 +391,11 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "hosts":
         return run_hosts(args)
     if args.command == "audit":
-        from tui.wizard_cli import run_audit
+        from fleetdeck.tui.wizard_cli import run_audit
 
         return run_audit(args)
     if args.command == "wizard":
-        from tui.wizard_cli import run_wizard
+        from fleetdeck.tui.wizard_cli import run_wizard
 
         try:
             config = _load(args.config)

@@ -17,8 +17,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from checks.actions import ConfirmRequest, Decision
-from checks.model import Risk
+from fleetdeck.checks.actions import ConfirmRequest, Decision
+from fleetdeck.checks.model import Risk
 
 
 class ConfirmFix(ModalScreen[Decision]):

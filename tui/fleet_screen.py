@@ -16,14 +16,14 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from checks.watch import HostWatch
-from tui.host_screen import HostScreen, docker_wanted
-from widgets.cells import Cell
-from widgets.fleet_table import FleetTable, HostRow, host_row
-from widgets.row_table import Column
+from fleetdeck.checks.watch import HostWatch
+from fleetdeck.tui.host_screen import HostScreen, docker_wanted
+from fleetdeck.widgets.cells import Cell
+from fleetdeck.widgets.fleet_table import FleetTable, HostRow, host_row
+from fleetdeck.widgets.row_table import Column
 
 if TYPE_CHECKING:
-    from checks.container_pane import ContainerSnapshot
+    from fleetdeck.checks.containers.pane import ContainerSnapshot
 
 SORTS = ("name", "state", "cpu", "mem", "disk", "alerts")
 GROUPINGS = ("none", "group", "tag")
@@ -139,7 +139,7 @@ class FleetScreen(Screen[None]):
         """The host's container list every DOCKER_EVERY s, in the host's own worker, while
         the host answers (a down host gets no extra connection attempts from here); at most
         DOCKER_AT_ONCE hosts at a time, each reading bounded in time."""
-        from checks.container_pane import ContainerSnapshot, read_containers
+        from fleetdeck.checks.containers.pane import ContainerSnapshot, read_containers
 
         link = self.app.docker_link(watch)  # type: ignore[attr-defined]
         wake = self._docker_wake[watch.name]

@@ -17,13 +17,13 @@ from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from checks.actions import FixHost
-from checks.model import CheckContext, Finding, Status
-from checks.watch import HostWatch
-from hosts.docker_endpoint import EndpointKind
-from hosts.metrics import SampleHistory
-from hosts.samplers import PsutilSampler
-from widgets import (
+from fleetdeck.checks.actions import FixHost
+from fleetdeck.checks.model import CheckContext, Finding, Status
+from fleetdeck.checks.watch import HostWatch
+from fleetdeck.hosts.docker.endpoint import EndpointKind
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.samplers import PsutilSampler
+from fleetdeck.widgets import (
     AlertsTable,
     ContainersPane,
     ContainerTable,
@@ -40,8 +40,8 @@ from widgets import (
 )
 
 if TYPE_CHECKING:
-    from checks.db_link import DbLink
-    from hosts.docker import DockerLink
+    from fleetdeck.checks.database.link import DbLink
+    from fleetdeck.hosts.docker.link import DockerLink
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
 DB_EVERY = 2.0
@@ -211,8 +211,8 @@ class HostScreen(Screen[None]):
     async def _watch_storage(self) -> None:
         """The storage checks every `storage_every` s while the screen is open, through the
         host's shell; a host with none (a recorded one) shows the sampled checks only."""
-        from checks.catalog import configured_params
-        from checks.storage import STORAGE_WIZARD, storage_findings
+        from fleetdeck.checks.catalog import configured_params
+        from fleetdeck.checks.storage.wizard import STORAGE_WIZARD, storage_findings
 
         watch = self.host_watch
         every: float = self.app.settings.storage_every  # type: ignore[attr-defined]
@@ -246,7 +246,7 @@ class HostScreen(Screen[None]):
         """Read the first PostgreSQL target into the database pane every `db_every` s (at
         once on `r`), over one read-only session kept for the screen's life. Each reading
         is bounded by the session's timeouts, and the UI never waits on it."""
-        from checks.db_pane import PaneSnapshot, read_pane
+        from fleetdeck.checks.database.pane import PaneSnapshot, read_pane
 
         pane = self.query_one(DatabasePane)
         app, watch = self.app, self.host_watch
@@ -271,7 +271,7 @@ class HostScreen(Screen[None]):
         on `r`; a host with no Docker every NO_DOCKER_EVERY s), through the link the console
         keeps for the host. Each reading is bounded (`read_containers`), and the UI never
         waits on it: a hung daemon shows as an error while the keys go on working."""
-        from checks.container_pane import ContainerSnapshot, read_containers
+        from fleetdeck.checks.containers.pane import ContainerSnapshot, read_containers
 
         pane = self.query_one(ContainersPane)
         link: DockerLink = self.app.docker_link(self.host_watch)  # type: ignore[attr-defined]
@@ -293,8 +293,8 @@ class HostScreen(Screen[None]):
         """The container checks every CONTAINER_CHECKS_EVERY s, on the link the pane reads
         through (and so with the readings it keeps): their findings join the host's, and
         raise alerts like the others. Nothing to check on a host without Docker."""
-        from checks.container_checks import ENGINE, ENGINE_ID
-        from checks.container_wizard import container_findings
+        from fleetdeck.checks.containers.checks import ENGINE, ENGINE_ID
+        from fleetdeck.checks.containers.wizard import container_findings
 
         watch = self.host_watch
         link: DockerLink = self.app.docker_link(watch)  # type: ignore[attr-defined]
@@ -340,7 +340,7 @@ class HostScreen(Screen[None]):
                 self._open_logs(line.id, line.name)
 
     def _open_logs(self, container_id: str, name: str) -> None:
-        from tui.logs_screen import LogsScreen
+        from fleetdeck.tui.logs_screen import LogsScreen
 
         link = self.app.docker_link(self.host_watch)  # type: ignore[attr-defined]
         self.app.push_screen(LogsScreen(link, container_id, name))

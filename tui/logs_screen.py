@@ -35,12 +35,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Input, Static
 
-from checks.model import printable
-from hosts.docker_endpoint import DockerError, DockerFailure
-from hosts.units import human_duration
+from fleetdeck.checks.model import printable
+from fleetdeck.hosts.docker.endpoint import DockerError, DockerFailure
+from fleetdeck.hosts.units import human_duration
 
 if TYPE_CHECKING:
-    from hosts.docker import DockerLink
+    from fleetdeck.hosts.docker.link import DockerLink
 
 TAIL = 500
 """Lines read back when the view opens."""
@@ -69,7 +69,7 @@ def safe_text(raw: bytes) -> str:
 
 def split_timestamp(raw: bytes) -> tuple[datetime | None, bytes]:
     """The engine's RFC 3339 timestamp (timestamps=True) and the line after it."""
-    from hosts.docker import parse_time
+    from fleetdeck.hosts.docker.link import parse_time
 
     head, space, rest = raw.partition(b" ")
     if space and 20 <= len(head) <= 40 and head[:4].isdigit():

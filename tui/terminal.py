@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from checks.model import printable
+from fleetdeck.checks.model import printable
 
 
 class Printable:

@@ -23,23 +23,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost, Outcome
-from checks.audit import AuditLog, AuditReading, default_audit_path, parse_time, read_audit
-from checks.catalog import WIZARDS, configured_params
-from checks.config import Config
-from checks.model import CheckContext, Finding, Fix, Status, aligned
-from checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
-from hosts.metrics import SampleHistory
-from hosts.shell import LocalShell, Shell
-from tui.terminal import Printable
+from fleetdeck.checks.actions import (
+    ActionGate,
+    ActionResult,
+    ConfirmRequest,
+    Decision,
+    FixHost,
+    Outcome,
+)
+from fleetdeck.checks.audit import (
+    AuditLog,
+    AuditReading,
+    default_audit_path,
+    parse_time,
+    read_audit,
+)
+from fleetdeck.checks.catalog import WIZARDS, configured_params
+from fleetdeck.checks.config import Config
+from fleetdeck.checks.model import CheckContext, Finding, Fix, Status, aligned
+from fleetdeck.checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
+from fleetdeck.hosts.metrics import SampleHistory
+from fleetdeck.hosts.shell import LocalShell, Shell
+from fleetdeck.tui.terminal import Printable
 
 if TYPE_CHECKING:
     import asyncssh
 
-    from checks.db_link import DbLink
-    from hosts.docker import DockerLink
-    from hosts.docker_endpoint import DockerEndpoint
-    from hosts.pgtargets import PgTarget
+    from fleetdeck.checks.database.link import DbLink
+    from fleetdeck.hosts.docker.endpoint import DockerEndpoint
+    from fleetdeck.hosts.docker.link import DockerLink
+    from fleetdeck.hosts.postgres.targets import PgTarget
 
 DB_DOMAIN = "database"
 CONTAINERS_DOMAIN = "containers"
@@ -157,7 +170,7 @@ def add_parsers(
 
 
 def tier_option(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    from hosts.inventory import TIERS
+    from fleetdeck.hosts.inventory.records import TIERS
 
     parser.add_argument(
         "--tier",
@@ -339,8 +352,8 @@ def _database(
     """The database wizard's target on the host (ValueError: which to pick)."""
     if domain != DB_DOMAIN:
         return None
-    from checks.db_link import DbLink
-    from checks.db_wizard import pick_target
+    from fleetdeck.checks.database.link import DbLink
+    from fleetdeck.checks.database.wizard import pick_target
 
     target = pick_target(opened.postgres, params.get("target"), opened.name)
     ssh = opened.ssh
@@ -363,7 +376,7 @@ def _docker(domain: str, opened: _Opened) -> DockerLink | None:
     (or the default), through the host's own SSH connection when it is remote."""
     if domain != CONTAINERS_DOMAIN:
         return None
-    from hosts.docker import DockerLink
+    from fleetdeck.hosts.docker.link import DockerLink
 
     ssh = opened.ssh
 
@@ -382,8 +395,9 @@ async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> _Opened
             return 3
         name = socket.gethostname()
         return _Opened(name, LocalShell(name), getattr(args, "tier", None))
-    from hosts.inventory import InventoryError, load_inventory
-    from hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
+    from fleetdeck.hosts.inventory.load import load_inventory
+    from fleetdeck.hosts.inventory.records import InventoryError
+    from fleetdeck.hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
 
     try:
         inventory = load_inventory(args.inventory)

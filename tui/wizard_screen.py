@@ -20,11 +20,11 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Label, OptionList, ProgressBar, Static
 
-from checks.actions import ActionGate, FixHost, Outcome
-from checks.config import Thresholds
-from checks.model import CheckContext, Status, printable
-from checks.wizards import StepResult, StepState, Wizard, WizardRun, step_icon
-from hosts.metrics import SampleHistory
+from fleetdeck.checks.actions import ActionGate, FixHost, Outcome
+from fleetdeck.checks.config import Thresholds
+from fleetdeck.checks.model import CheckContext, Status, printable
+from fleetdeck.checks.wizards import StepResult, StepState, Wizard, WizardRun, step_icon
+from fleetdeck.hosts.metrics import SampleHistory
 
 EVIDENCE_LINES = 40
 STATUS_STYLES = {
@@ -294,7 +294,7 @@ class WizardScreen(Screen[None]):
             await self.run.run(index + 1)  # later steps may depend on what just changed
 
     def action_audit(self) -> None:
-        from tui.audit_screen import AuditScreen
+        from fleetdeck.tui.audit_screen import AuditScreen
 
         self.app.push_screen(AuditScreen(self.gate.audit.path))
 

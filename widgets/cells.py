@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
-from checks.model import printable
+from fleetdeck.checks.model import printable
 
 
 class Cell(Text):

@@ -1,6 +1,6 @@
 """The containers pane of the Host screen: a host's containers by compose project and service,
 with state, health, restarts, CPU, memory against the limit, uptime, the OOM flag and ports,
-as `checks.container_pane` read them.
+as `checks.containers.pane` read them.
 
 It renders the snapshots it is handed and opens nothing. Above the table, one or two lines
 say what the table cannot: how many run and which need a look, or why there is nothing to
@@ -20,15 +20,15 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 
-from checks.containerconfig import ContainerThresholds
-from checks.dbconfig import Limit
-from checks.model import Status, printable
-from hosts.units import human_bytes, human_duration
-from widgets.cells import Cell, num
-from widgets.row_table import Column, RowTable
+from fleetdeck.checks.containers.config import ContainerThresholds
+from fleetdeck.checks.model import Status, printable
+from fleetdeck.checks.settings import Limit
+from fleetdeck.hosts.units import human_bytes, human_duration
+from fleetdeck.widgets.cells import Cell, num
+from fleetdeck.widgets.row_table import Column, RowTable
 
 if TYPE_CHECKING:  # the data layer pulls in the docker SDK; the console loads it later
-    from checks.container_pane import ContainerGroup, ContainerLine, ContainerSnapshot
+    from fleetdeck.checks.containers.pane import ContainerGroup, ContainerLine, ContainerSnapshot
 
 TROUBLES_SHOWN = 6
 

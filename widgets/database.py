@@ -1,5 +1,5 @@
 """The database pane of the Host screen: one PostgreSQL target's connections, running
-statements, lock chains, rates and replication, as `checks.db_pane` read them.
+statements, lock chains, rates and replication, as `checks.database.pane` read them.
 
 It renders the snapshots it is handed and opens nothing. A failed reading shows its cause in
 plain words above the last good reading, marked stale with its age; a reading that is late
@@ -20,11 +20,11 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widget import Widget
 
-from checks.model import printable
-from hosts.units import human_duration
+from fleetdeck.checks.model import printable
+from fleetdeck.hosts.units import human_duration
 
 if TYPE_CHECKING:  # the data layer pulls in psycopg and asyncssh; the console loads it later
-    from checks.db_pane import ChainView, PaneSnapshot, SessionLine
+    from fleetdeck.checks.database.pane import ChainView, PaneSnapshot, SessionLine
 
 WIDE = 90
 """From this width on, running statements show user@client and their wait event in full;

@@ -6,11 +6,11 @@ import time
 from collections.abc import Sequence
 from typing import ClassVar
 
-from checks.alerts import Alert
-from checks.model import Finding, Status
-from hosts.units import human_duration
-from widgets.cells import Cell, num
-from widgets.row_table import Column, RowTable
+from fleetdeck.checks.alerts import Alert
+from fleetdeck.checks.model import Finding, Status
+from fleetdeck.hosts.units import human_duration
+from fleetdeck.widgets.cells import Cell, num
+from fleetdeck.widgets.row_table import Column, RowTable
 
 
 def headline(target: str, summary: str, host: str = "") -> str:

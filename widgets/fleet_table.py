@@ -8,14 +8,14 @@ from typing import Any, ClassVar
 
 from textual.binding import Binding, BindingType
 
-from checks.alerts import AlertState
-from checks.model import Status
-from checks.watch import HostWatch
-from hosts.ssh import ConnState
-from hosts.units import human_duration
-from widgets.cells import Cell, num
-from widgets.findings_tables import SeverityTable
-from widgets.row_table import Column
+from fleetdeck.checks.alerts import AlertState
+from fleetdeck.checks.model import Status
+from fleetdeck.checks.watch import HostWatch
+from fleetdeck.hosts.ssh import ConnState
+from fleetdeck.hosts.units import human_duration
+from fleetdeck.widgets.cells import Cell, num
+from fleetdeck.widgets.findings_tables import SeverityTable
+from fleetdeck.widgets.row_table import Column
 
 
 @dataclass(frozen=True, slots=True)

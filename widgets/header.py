@@ -9,9 +9,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from checks.alerts import AlertState
-from hosts.sample import HostInfo
-from hosts.units import human_duration
+from fleetdeck.checks.alerts import AlertState
+from fleetdeck.hosts.sample import HostInfo
+from fleetdeck.hosts.units import human_duration
 
 
 class HostHeader(Widget):

@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 
 from textual.reactive import reactive
 
-from hosts.metrics import ProcessRate, Rates
-from hosts.sample import Mount
-from hosts.units import human_bytes, human_rate
-from widgets.cells import Cell, num
-from widgets.row_table import Column, RowTable
+from fleetdeck.hosts.metrics import ProcessRate, Rates
+from fleetdeck.hosts.sample import Mount
+from fleetdeck.hosts.units import human_bytes, human_rate
+from fleetdeck.widgets.cells import Cell, num
+from fleetdeck.widgets.row_table import Column, RowTable
 
 
 class DisksTable(RowTable):

@@ -21,7 +21,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from widgets.cells import Cell
+from fleetdeck.widgets.cells import Cell
 
 GAP = 2  # spaces between columns
 

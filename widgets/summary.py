@@ -16,10 +16,10 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from checks.model import Status
-from hosts.sample import LoadAvg, Memory
-from hosts.units import human_bytes
-from widgets.meters import meter
+from fleetdeck.checks.model import Status
+from fleetdeck.hosts.sample import LoadAvg, Memory
+from fleetdeck.hosts.units import human_bytes
+from fleetdeck.widgets.meters import meter
 
 STATUS_CLASSES = {s: f"-{s.value.lower()}" for s in Status}
 

@@ -1,0 +1,1 @@
+"""The Docker containers domain: the container checks, wizard, fixes, pane and settings table."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL domain: the database checks, wizard, fixes, pane and settings table."""

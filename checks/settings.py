@@ -1,0 +1,83 @@
+"""What every settings table is built from: threshold pairs and the checks of their values.
+
+The settings file's tables (`checks/config.py` for resources and alerts, `config.py` in each
+domain package for its own table) read their `{ warn, crit }` pairs and numbers with these,
+and raise `fail(dotted_key, problem)` so the error names the file, the line and the key. Only
+the vocabulary of statuses is imported: a settings module never needs a check to be read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fleetdeck.checks.model import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A warning and a critical threshold on one figure."""
+
+    warn: float
+    crit: float
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A warning and a critical threshold on one figure; higher is worse."""
+
+    warn: float
+    crit: float
+
+    def grade(self, value: float | None) -> Status:
+        if value is None:
+            return Status.OK
+        if value >= self.crit:
+            return Status.CRIT
+        return Status.WARN if value >= self.warn else Status.OK
+
+
+Fail = Callable[[str, str], Exception]
+
+
+def value_error(dotted: str, problem: str) -> Exception:
+    """The plain `fail` for a table read outside the settings file (no file or line)."""
+    return ValueError(f"{dotted}: {problem}")
+
+
+def parse_pair(
+    default: Any,
+    value: object,
+    dotted: str,
+    fail: Fail,
+    *,
+    percent: bool,
+    falling: bool = False,
+) -> tuple[float, float]:
+    """(warn, crit) from a `{ warn = N, crit = N }` table over `default`'s (anything with
+    warn and crit); `falling`: fewer is worse, so warn must not be below crit (hours
+    left); otherwise warn must not be above it."""
+    if not isinstance(value, Mapping):
+        raise fail(dotted, f"expected {{ warn = N, crit = N }}, got {value!r}")
+    numbers: dict[str, float] = {"warn": default.warn, "crit": default.crit}
+    for name, number in value.items():
+        if name not in numbers:
+            raise fail(f"{dotted}.{name}", "unknown key (known: warn, crit)")
+        if not finite(number) or number < 0:
+            raise fail(f"{dotted}.{name}", f"expected a number >= 0, got {number!r}")
+        if percent and number > 100:
+            raise fail(f"{dotted}.{name}", f"a percentage cannot be over 100, got {number!r}")
+        numbers[name] = float(number)
+    warn, crit = numbers["warn"], numbers["crit"]
+    if falling and warn < crit:
+        raise fail(f"{dotted}.warn", f"warn ({warn:g}) is below crit ({crit:g}): fewer is worse")
+    if not falling and warn > crit:
+        raise fail(f"{dotted}.warn", f"warn ({warn:g}) is above crit ({crit:g})")
+    return warn, crit
+
+
+def finite(value: Any) -> bool:
+    """An int or a finite float (TOML allows nan and inf, which no threshold can mean)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

@@ -1,0 +1,1 @@
+"""Sessions to PostgreSQL: targets, the bounded async session, and pg_dump."""
