@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,7 @@ class Tmux:
     def __init__(self, socket_name: str) -> None:
         self.tmux = require_binary("tmux", "tmux")
         self.socket = socket_name
+        self.exit_file: Path | None = None  # where the program's exit status is written
 
     def __call__(self, *args: str) -> str:
         result = subprocess.run(
@@ -41,10 +44,15 @@ class Tmux:
 
 
 @pytest.fixture
-def console() -> Iterator[Tmux]:
+def console(tmp_path: Path) -> Iterator[Tmux]:
     tmux = Tmux(f"fleetdeck-test-{os.getpid()}")
-    env = f"TERM=xterm-256color COLUMNS=80 LINES=24 {fleetdeck_bin()} --interval 0.5"
-    tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", env)
+    tmux.exit_file = tmp_path / "exit-status"
+    # A shell runs the console and writes down how it ended: it waits for its own child,
+    # where tmux, which learns a pane's exit status from SIGCHLD, was seen on this machine to
+    # leave a console that had quit unreaped for good (also before fleetdeck changed).
+    program = f"TERM=xterm-256color COLUMNS=80 LINES=24 {fleetdeck_bin()} --interval 0.5"
+    command = f"{program}; echo $? > {shlex.quote(str(tmux.exit_file))}"
+    tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", command)
     tmux("set-option", "-t", "console", "remain-on-exit", "on")
     try:
         yield tmux
@@ -90,14 +98,9 @@ def test_console_in_a_real_terminal_at_80x24_then_200x60_then_quit(console: Tmux
 
     console("send-keys", "-t", "console", "q")
     deadline = time.monotonic() + 20  # generous: a loaded CI machine once needed more than 10
-    # tmux marks the pane dead when the terminal closes, and learns the exit status a moment
-    # later when it reaps the process: wait for both.
-    state = "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"
-    while True:
-        dead, status, signal = console("display", "-p", "-t", "console", state).strip().split(":")
-        if dead == "1" and (status or signal):
-            break
+    assert console.exit_file is not None
+    while not console.exit_file.exists() or not console.exit_file.read_text().strip():
         assert time.monotonic() < deadline, "q did not quit the console"
         time.sleep(0.1)
-    ended = f"{dead}:{status}:{signal}"
-    assert ended == "1:0:", f"the console did not exit cleanly: dead:status:signal = {ended}"
+    status = console.exit_file.read_text().strip()
+    assert status == "0", f"the console did not exit cleanly: exit status {status}"
