@@ -119,9 +119,6 @@ class AuditLog:
         self.path = (path or default_audit_path()).expanduser()
         self._secrets = set(secrets)
 
-    def add_secret(self, value: str) -> None:
-        self._secrets.add(value)
-
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write one record and fsync it; raise `AuditError` naming the file if that fails."""
         record = {"v": FORMAT_VERSION, "time": utc_now(), **record}
