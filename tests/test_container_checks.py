@@ -377,17 +377,27 @@ async def test_unhealthy_exited_looping_oom_and_nearly_full_containers_each_have
     )
     fine = docker_objects.start("sleep", "3600", flags=["--memory", "64m"])
 
+    unmet: list[str] = []
+
     async def settled() -> bool:
         found = {c.id: c for c in await link.containers()}
-        return (
-            found[sick].health is Health.UNHEALTHY
-            and found[gave_up].state.value == "exited"
-            and found[gave_up].restart_count == 1
-            and found[oom].state.value == "exited"
-            and found[loops].restart_count >= 3
-        )
+        wanted = {
+            "sick unhealthy": found[sick].health is Health.UNHEALTHY,
+            "gave_up exited": found[gave_up].state.value == "exited",
+            "gave_up restarted once": found[gave_up].restart_count == 1,
+            "oom exited": found[oom].state.value == "exited",
+            "loops restarted 3 times": found[loops].restart_count >= 3,
+        }
+        unmet[:] = [what for what, met in wanted.items() if not met]
+        return not unmet
 
-    await until(settled, "the containers reached their states")
+    try:
+        await until(settled, "the containers reached their states", timeout=60)
+    except pytest.fail.Exception:
+        engine = docker("inspect", "--format", "{{.Name}} {{.State.Status}} "
+                        "{{.RestartCount}} {{json .State.Health}}", sick, gave_up, oom, loops,
+                        check=False).stdout  # fmt: skip
+        pytest.fail(f"not reached: {unmet}; the engine says:\n{engine}")
     await asyncio.sleep(1.5)  # the memory container has filled its /dev/shm by now
     run = await _wizard(link)
     names = {cid: _name(cid) for cid in (sick, gave_up, job, done, loops, oom, full, fine)}

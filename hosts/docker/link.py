@@ -236,8 +236,10 @@ class DockerLink:
 
     async def containers(self) -> list[Container]:
         """Every container, running or not, by name: one list call, plus an inspect of each
-        whose list entry (state, status text: see `_settled`) changed or whose inspect is
-        older than inspect_max_age. One removed in between is left out, not an error."""
+        whose list entry (state, status text: see `_settled`) changed, that is restarting (a
+        loop's entry reads "Restarting (1) seconds ago" at every turn, so only its inspect
+        shows the count growing), or whose inspect is older than inspect_max_age. One
+        removed in between is left out, not an error."""
         listed = await self.call(lambda api: api.containers(all=True))
         now = time.monotonic()
         keys = {c["Id"]: (str(c.get("State", "")), _settled(c.get("Status"))) for c in listed}
@@ -248,6 +250,7 @@ class DockerLink:
             for cid, key in keys.items()
             if (seen := self._inspected.get(cid)) is None
             or seen.key != key
+            or key[0] == "restarting"  # each restart lists alike: only inspect counts them
             or now - seen.at > self.settings.inspect_max_age
         ]
         gate = asyncio.Semaphore(self.settings.workers)  # time counts from the send, not the queue
