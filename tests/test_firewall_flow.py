@@ -175,11 +175,7 @@ def dockerd_in(netns: str) -> Iterator[Path]:
     docker0, its DOCKER chains and the DROP policy of FORWARD there. `nsenter --net` (not
     `ip netns exec`, which remounts /sys and hides the cgroups dockerd needs) enters the
     namespace; everything else of its own lives in a short temporary directory."""
-    dockerd = shutil.which("dockerd")
-    if dockerd is None:
-        pytest.skip(
-            "dockerd is not installed (apt-get install docker.io): Docker's chains untested"
-        )
+    dockerd = require_binary("dockerd", "docker.io")
     require_binary("nsenter", "util-linux")
     root = Path(tempfile.mkdtemp(prefix="fdtd", dir="/tmp"))  # containerd's socket path is short
     (root / "daemon.json").write_text("{}")  # not the machine's /etc/docker/daemon.json
