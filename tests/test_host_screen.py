@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
 from fleetdeck.checks.config import Config
+from fleetdeck.hosts.metrics import ProcessRate
 from fleetdeck.hosts.proc_sampler import ProcSampler
+from fleetdeck.hosts.sample import ProcessInfo
 from fleetdeck.hosts.shell import LocalShell
 from fleetdeck.tui.app import FleetdeckApp, Settings, make_app
 from fleetdeck.tui.host_screen import HostScreen
@@ -100,6 +103,29 @@ async def test_sort_keys_order_processes_by_cpu_memory_and_pid() -> None:
         assert "by CPU" in str(table.border_subtitle)
 
 
+async def test_memory_order_holds_when_rss_moves_below_what_the_column_shows() -> None:
+    """Seen in CI: a process whose RSS grew by a few KiB still read "9.0M", its row kept
+    the older RSS, and the memory column sorted out of place."""
+
+    def process(pid: int, rss: int) -> ProcessRate:
+        info = ProcessInfo(pid, "root", f"p{pid}", f"p{pid}", 0.0, rss, 1.0)
+        return ProcessRate(info, cpu=0.0, mem=rss / 2**34 * 100)
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield ProcessTable()
+
+    async with One().run_test() as pilot:
+        table = pilot.app.query_one(ProcessTable)
+        table.sort_by = "mem"
+        table.show([process(1, 9_400_320), process(2, 9_420_000)])
+        table.show([process(1, 9_449_472), process(2, 9_420_000)])
+        await pilot.pause()
+        index = table.column_index("mem")
+        assert [table.row(r)[index].sort_value for r in range(2)] == [9_449_472, 9_420_000]
+        assert [table.row(r)[0].sort_value for r in range(2)] == [1, 2]
+
+
 async def test_the_command_palette_reaches_the_screen_actions() -> None:
     app = make_app(Settings(interval=5), Config())
     async with app.run_test(size=(80, 24)) as pilot:
@@ -183,8 +209,6 @@ async def test_a_host_that_stops_answering_goes_stale_with_the_age_of_its_data(t
 async def test_the_cursor_stays_on_its_row_when_the_rows_re_sort() -> None:
     """The operator has a process under the cursor when the order changes: the cursor goes
     with the process (and Enter names it), not with the line number."""
-    from textual.app import App, ComposeResult
-
     from fleetdeck.widgets import Cell, RowTable
     from fleetdeck.widgets.row_table import Column
 

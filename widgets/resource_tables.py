@@ -127,14 +127,16 @@ class ProcessTable(RowTable):
             top = sorted(processes, key=lambda p: (-round(p.cpu, 1), p.info.pid))
             top = top[: self.LIMIT]
         # Most rows look the same from one second to the next: build cells only for rows
-        # whose figures, as shown, moved.
+        # whose figures moved. The exact RSS is part of the key, since rows are sorted by
+        # it: a cell that kept an older RSS behind the same "9.0M" would sort out of place.
         rows: dict[str, tuple[Cell, ...]] = {}
         cache: dict[str, tuple[tuple[str, ...], tuple[Cell, ...]]] = {}
         for p in top:
             key = f"{p.info.pid}:{p.info.started}"
             shown = (f"{p.cpu:.1f}", f"{p.mem:.1f}", human_bytes(p.info.rss))
+            figures = (*shown, str(p.info.rss))
             cached = self._cells.get(key)
-            if cached is None or cached[0] != shown:
+            if cached is None or cached[0] != figures:
                 cells = (
                     num(str(p.info.pid), p.info.pid),
                     Cell(p.info.user[:12]),
@@ -143,7 +145,7 @@ class ProcessTable(RowTable):
                     num(shown[2], p.info.rss),
                     Cell(p.info.command or p.info.name),
                 )
-                cached = (shown, cells)
+                cached = (figures, cells)
             cache[key] = cached
             rows[key] = cached[1]
         self._cells = cache
