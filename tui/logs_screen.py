@@ -199,7 +199,10 @@ class LogView(ScrollView, can_focus=True):
             self._strips.pop(self.shown.popleft().seq, None)
         self.virtual_size = Size(self._widest, len(self.shown))
         if self.follow:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            # After the next refresh, and forced: until the layout has seen the new height,
+            # the view has no scrollbar and refuses to scroll (seen on a loaded machine: a
+            # flood that arrived before the first layout left the view at the top).
+            self.scroll_end(animate=False, x_axis=False, force=True)
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
