@@ -138,7 +138,10 @@ def _release(device: str) -> list[str]:
             if lazy.returncode != 0:
                 errors.append(f"umount {target}: {lazy.stderr.strip()}")
     detach = _run("losetup", "--detach", device, check=False)
-    if detach.returncode != 0:
+    # "No such device or address": already detached, by an autoclear loop's last unmount
+    # or by another run cleaning the same leftovers; what matters is that it is gone.
+    gone = not Path(f"/sys/block/{Path(device).name}/loop/backing_file").exists()
+    if detach.returncode != 0 and not gone:
         errors.append(f"losetup --detach {device}: {detach.stderr.strip()}")
     return errors
 
