@@ -12,19 +12,10 @@ from dataclasses import dataclass
 
 from fleetdeck.checks.config import Thresholds
 from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status
-from fleetdeck.checks.settings import Level
+from fleetdeck.checks.settings import Limit
 from fleetdeck.hosts.metrics import TREND_MIN_SAMPLES, TREND_MIN_SPAN, SampleHistory, fill_trend
 from fleetdeck.hosts.sample import Sample
 from fleetdeck.hosts.units import human_bytes
-
-
-def grade(value: float, level: Level) -> Status:
-    """OK, WARN or CRIT for a figure against a warning and a critical threshold."""
-    if value >= level.crit:
-        return Status.CRIT
-    if value >= level.warn:
-        return Status.WARN
-    return Status.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +44,7 @@ class SampleCheck:
     id: str
     domain: str
     title: str
-    level: Callable[[Thresholds], Level]
+    level: Callable[[Thresholds], Limit]
     read: Reader
 
     async def run(self, ctx: CheckContext) -> list[Finding]:
@@ -66,7 +57,7 @@ class SampleCheck:
             if r.value is None:
                 status = Status.UNKNOWN
             else:
-                status = grade(r.value, level) if r.graded else Status.OK
+                status = level.grade(r.value) if r.graded else Status.OK
                 status = max(status, r.also, key=lambda s: s.rank)
             evidence: tuple[Evidence, ...] = ()
             if r.evidence is not None:
@@ -166,7 +157,7 @@ def _inodes_text(count: float) -> str:
 
 
 def time_to_full(
-    points: list[tuple[float, float]], left: float, level: Level, unit: Callable[[float], str]
+    points: list[tuple[float, float]], left: float, level: Limit, unit: Callable[[float], str]
 ) -> tuple[str, Status, str]:
     """(words for the summary, status, evidence line) for a filesystem's time to full at
     its recent rate: WARN under `level.warn` hours, CRIT under `level.crit` hours."""
@@ -185,11 +176,7 @@ def time_to_full(
         return f"not filling ({'shrinking' if per_hour < 0 else 'steady'})", Status.OK, detail
     hours = seconds / 3600
     words = f"filling at {unit(per_hour)}/h, full in about {_duration(hours)}"
-    if hours <= level.crit:
-        return words, Status.CRIT, detail
-    if hours <= level.warn:
-        return words, Status.WARN, detail
-    return words, Status.OK, detail
+    return words, level.grade(hours), detail
 
 
 def _duration(hours: float) -> str:
