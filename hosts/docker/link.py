@@ -42,9 +42,6 @@ import docker
 import docker.utils
 
 from fleetdeck.hosts.docker.dial import GRACE, classify, open_client, quiet
-from fleetdeck.hosts.docker.dial import _chain as _chain
-from fleetdeck.hosts.docker.dial import _denied as _denied
-from fleetdeck.hosts.docker.dial import _name as _name
 from fleetdeck.hosts.docker.endpoint import (
     DockerEndpoint,
     DockerError,
@@ -59,10 +56,7 @@ from fleetdeck.hosts.docker.events import (
     exit_recorded,
     hand_stop_from_events,
 )
-from fleetdeck.hosts.docker.logs import _END as _END
 from fleetdeck.hosts.docker.logs import MAX_LINE, QUEUED_LINES, LogStream
-from fleetdeck.hosts.docker.logs import _soon as _soon
-from fleetdeck.hosts.docker.records import _CONTAINER_ID as _CONTAINER_ID
 from fleetdeck.hosts.docker.records import (
     CGROUP_SCRIPT,
     UNLIMITED,
@@ -81,10 +75,6 @@ from fleetdeck.hosts.docker.records import (
     parse_time,
     to_stats,
 )
-from fleetdeck.hosts.docker.records import _cgroup_reading as _cgroup_reading
-from fleetdeck.hosts.docker.records import _enum as _enum
-from fleetdeck.hosts.docker.records import _number as _number
-from fleetdeck.hosts.docker.records import _port_key as _port_key
 from fleetdeck.hosts.shell import LocalShell, Shell, ShellError
 
 if TYPE_CHECKING:
@@ -133,10 +123,6 @@ TAIL_LINE = 4096
 """Bytes a log tail keeps per line asked for."""
 CGROUP_RETRY = 60.0
 """After the shell found no cgroup files, seconds before it is asked again."""
-# Private helpers keep their names from before the split here (this and the `_x as _x`
-# imports above), so code that reached for them still finds them; new code imports from
-# their own modules.
-_open_client = open_client
 
 
 @dataclass(frozen=True, slots=True)
