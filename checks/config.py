@@ -17,7 +17,7 @@ import platformdirs
 
 from fleetdeck.checks.containers.config import ContainerThresholds, parse_container_thresholds
 from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
-from fleetdeck.checks.settings import Level, finite
+from fleetdeck.checks.settings import Limit, finite
 from fleetdeck.checks.storage.config import StorageConfig, parse_storage
 from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
 
@@ -26,14 +26,14 @@ from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
 class Thresholds:
     """The numbers the resource checks compare against (defaults from runbook R04)."""
 
-    cpu: Level = Level(70, 90)
+    cpu: Limit = Limit(70, 90)
     cpu_window: float = 60.0
-    memory: Level = Level(80, 90)
-    swap: Level = Level(10, 50)
-    load: Level = Level(1.0, 2.0)
-    disk: Level = Level(80, 90)
-    inodes: Level = Level(80, 90)
-    time_to_full: Level = Level(24, 4)
+    memory: Limit = Limit(80, 90)
+    swap: Limit = Limit(10, 50)
+    load: Limit = Limit(1.0, 2.0)
+    disk: Limit = Limit(80, 90)
+    inodes: Limit = Limit(80, 90)
+    time_to_full: Limit = Limit(24, 4, falling=True)
     """Hours until a filesystem fills, at its recent rate: fewer is worse (warn > crit)."""
     containers: ContainerThresholds = field(default_factory=ContainerThresholds)
     """The container checks' thresholds, from `[thresholds.containers]`: here rather than
@@ -68,7 +68,6 @@ def default_config_path() -> Path:
 
 # [thresholds.NAME] tables and what each may hold.
 _LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes", "time_to_full")
-_FALLING_TABLES = {"time_to_full"}  # lower is worse: warn must be above crit
 _DATABASE_TABLE = "database"  # [thresholds.database]: checks.database.config reads it
 _CONTAINERS_TABLE = "containers"  # [thresholds.containers]: checks.containers.config reads it
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
@@ -137,14 +136,15 @@ def parse_config(text: str, path: Path) -> Config:
                 raise fail(dotted, f"expected a number >= 0, got {value!r}")
             if name in _PERCENT_TABLES and key != "window" and value > 100:
                 raise fail(dotted, f"a percentage cannot be over 100, got {value!r}")
-        level: Level = getattr(thresholds, name)
-        new = Level(float(table.get("warn", level.warn)), float(table.get("crit", level.crit)))
-        if name in _FALLING_TABLES and new.warn < new.crit:
+        level: Limit = getattr(thresholds, name)
+        warn, crit = float(table.get("warn", level.warn)), float(table.get("crit", level.crit))
+        new = replace(level, warn=warn, crit=crit)
+        if new.falling and new.warn < new.crit:
             raise fail(
                 f"thresholds.{name}.warn",
                 f"warn ({new.warn:g}) is below crit ({new.crit:g}): fewer hours is worse",
             )
-        if name not in _FALLING_TABLES and new.warn > new.crit:
+        if not new.falling and new.warn > new.crit:
             raise fail(
                 f"thresholds.{name}.warn", f"warn ({new.warn:g}) is above crit ({new.crit:g})"
             )

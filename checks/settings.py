@@ -17,26 +17,27 @@ from fleetdeck.checks.model import Status
 
 
 @dataclass(frozen=True, slots=True)
-class Level:
-    """A warning and a critical threshold on one figure."""
-
-    warn: float
-    crit: float
-
-
-@dataclass(frozen=True, slots=True)
 class Limit:
-    """A warning and a critical threshold on one figure; higher is worse."""
+    """A warning and a critical threshold on one figure, the one threshold type of every
+    settings table. Higher is worse (a percentage used, seconds waited), so warn is at most
+    crit; `falling=True` marks a figure where fewer is worse (hours left until a disk or a
+    memory limit is full), so warn is at least crit."""
 
     warn: float
     crit: float
+    falling: bool = False
 
     def grade(self, value: float | None) -> Status:
+        """OK, WARN or CRIT for a figure; None (nothing to judge) is OK."""
         if value is None:
             return Status.OK
-        if value >= self.crit:
+        if self.falling:
+            crit, warn = value <= self.crit, value <= self.warn
+        else:
+            crit, warn = value >= self.crit, value >= self.warn
+        if crit:
             return Status.CRIT
-        return Status.WARN if value >= self.warn else Status.OK
+        return Status.WARN if warn else Status.OK
 
 
 Fail = Callable[[str, str], Exception]
@@ -47,18 +48,9 @@ def value_error(dotted: str, problem: str) -> Exception:
     return ValueError(f"{dotted}: {problem}")
 
 
-def parse_pair(
-    default: Any,
-    value: object,
-    dotted: str,
-    fail: Fail,
-    *,
-    percent: bool,
-    falling: bool = False,
-) -> tuple[float, float]:
-    """(warn, crit) from a `{ warn = N, crit = N }` table over `default`'s (anything with
-    warn and crit); `falling`: fewer is worse, so warn must not be below crit (hours
-    left); otherwise warn must not be above it."""
+def parse_pair(default: Limit, value: object, dotted: str, fail: Fail, *, percent: bool) -> Limit:
+    """The Limit a `{ warn = N, crit = N }` table sets over `default`: warn must not be
+    above crit, or, for a `falling` default (fewer is worse: hours left), not below it."""
     if not isinstance(value, Mapping):
         raise fail(dotted, f"expected {{ warn = N, crit = N }}, got {value!r}")
     numbers: dict[str, float] = {"warn": default.warn, "crit": default.crit}
@@ -71,11 +63,12 @@ def parse_pair(
             raise fail(f"{dotted}.{name}", f"a percentage cannot be over 100, got {number!r}")
         numbers[name] = float(number)
     warn, crit = numbers["warn"], numbers["crit"]
+    falling = default.falling
     if falling and warn < crit:
         raise fail(f"{dotted}.warn", f"warn ({warn:g}) is below crit ({crit:g}): fewer is worse")
     if not falling and warn > crit:
         raise fail(f"{dotted}.warn", f"warn ({warn:g}) is above crit ({crit:g})")
-    return warn, crit
+    return Limit(warn, crit, falling)
 
 
 def finite(value: Any) -> bool:

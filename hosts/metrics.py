@@ -223,10 +223,6 @@ class SampleHistory:
     def latest(self) -> Sample | None:
         return self._samples[-1] if self._samples else None
 
-    @property
-    def latest_rates(self) -> Rates | None:
-        return self._rates[-1] if self._rates else None
-
     def mount_points(
         self, mountpoint: str, inodes: bool = False, window: float = 3600.0
     ) -> list[tuple[float, float]]:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from fleetdeck.hosts.linux import procfs
+from fleetdeck.hosts.linux.diskstats import disk_counters
 from fleetdeck.hosts.sample import HostInfo, Mount, ProcessInfo, Sample
 from fleetdeck.hosts.samplers import SampleError, SampleGarbage, keep_mount
 from fleetdeck.hosts.shell import Shell, ShellError
@@ -241,7 +242,7 @@ class ProcSampler:
             memory=memory,
             load=load,
             nets=procfs.parse_net_dev(s.get("netdev", "")),
-            disks=procfs.parse_diskstats(s.get("diskstats", "")),
+            disks=disk_counters(s.get("diskstats", "")),
             mounts=mounts,
             processes=processes,
         )

@@ -35,11 +35,6 @@ class CpuTimes:
             + self.steal
         )
 
-    @property
-    def idle_all(self) -> float:
-        """Time the CPU had nothing to run, waiting on I/O included."""
-        return self.idle + self.iowait
-
 
 @dataclass(frozen=True, slots=True)
 class Memory:

@@ -9,7 +9,7 @@ import pytest
 from fleetdeck.checks.config import Thresholds
 from fleetdeck.checks.model import CheckContext, Finding, Status, run_checks, worst_exit_code
 from fleetdeck.checks.registry import CHECKS
-from fleetdeck.checks.settings import Level
+from fleetdeck.checks.settings import Limit
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.sample import CpuTimes, LoadAvg, Memory, Mount, Sample
 
@@ -125,7 +125,7 @@ async def test_disk_space_and_inodes_per_mount() -> None:
 
 
 async def test_thresholds_from_the_config_change_the_grades() -> None:
-    strict = replace(Thresholds(), disk=Level(40, 45))
+    strict = replace(Thresholds(), disk=Limit(40, 45))
     assert (await _run(_sample(0), thresholds=strict))[("disk.space", "/")].status is Status.CRIT
 
 

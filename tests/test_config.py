@@ -8,7 +8,8 @@ import pytest
 
 from fleetdeck.checks.config import Config, ConfigError, load_config
 from fleetdeck.checks.database.config import DbThresholds
-from fleetdeck.checks.settings import Level, Limit
+from fleetdeck.checks.model import Status
+from fleetdeck.checks.settings import Limit
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -20,8 +21,8 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_no_file_means_the_r04_defaults(tmp_path: Path) -> None:
     config = load_config()
     assert config == Config()
-    assert config.thresholds.cpu == Level(70, 90)
-    assert config.thresholds.disk == Level(80, 90)
+    assert config.thresholds.cpu == Limit(70, 90)
+    assert config.thresholds.disk == Limit(80, 90)
 
 
 def test_overrides_are_read(tmp_path: Path) -> None:
@@ -31,9 +32,9 @@ def test_overrides_are_read(tmp_path: Path) -> None:
         "[thresholds.cpu]\nwindow = 120\n[alerts]\nfor = 5\n",
     )
     config = load_config(path, required=True)
-    assert config.thresholds.disk == Level(70, 85.5)
+    assert config.thresholds.disk == Limit(70, 85.5)
     assert config.thresholds.cpu_window == 120
-    assert config.thresholds.cpu == Level(70, 90)
+    assert config.thresholds.cpu == Limit(70, 90)
     assert config.alert_for == 5
 
 
@@ -55,7 +56,7 @@ def test_the_default_location_is_the_user_config_dir(isolated_dirs: Path) -> Non
     path = isolated_dirs / "xdg_config_home" / "fleetdeck" / "config.toml"
     path.parent.mkdir(parents=True)
     path.write_text("[thresholds.memory]\nwarn = 60\n")
-    assert load_config().thresholds.memory == Level(60, 90)
+    assert load_config().thresholds.memory == Limit(60, 90)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_storage_settings_add_up_from_everyone_to_group_to_host(tmp_path: Path) 
         "[thresholds.time_to_full]\nwarn = 48\n",
     )
     config = load_config(path, required=True)
-    assert config.thresholds.time_to_full == Level(48, 4)
+    assert config.thresholds.time_to_full == Limit(48, 4, falling=True)
     db = config.storage.for_host("db 01", ("web", "db"))
     assert db.mounts == ("/", "/var", "/var/lib/postgresql")
     assert db.backups == ("/srv/pg/*.gz", "/srv/extra")
@@ -194,3 +195,24 @@ def test_the_journal_keeps_its_own_days(tmp_path: Path) -> None:
     path = _write(tmp_path, "[storage]\nlog_days = 7\njournal_days = 30\n")
     params = load_config(path, required=True).storage.for_host("any").params()
     assert (params["older"], params["journal_days"]) == ("7", "30")
+
+
+def test_one_threshold_type_grades_rising_and_falling_figures() -> None:
+    """Limit grades both kinds of figure: higher is worse (a percentage used) and, with
+    `falling`, fewer is worse (hours left); each threshold itself already counts."""
+    used = Limit(80, 90)
+    assert [used.grade(v) for v in (None, 79.9, 80, 89.9, 90)] == [
+        Status.OK,
+        Status.OK,
+        Status.WARN,
+        Status.WARN,
+        Status.CRIT,
+    ]
+    left = Limit(24, 4, falling=True)
+    assert [left.grade(v) for v in (None, 24.1, 24, 4.1, 4)] == [
+        Status.OK,
+        Status.OK,
+        Status.WARN,
+        Status.WARN,
+        Status.CRIT,
+    ]

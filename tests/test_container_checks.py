@@ -34,7 +34,7 @@ from fleetdeck.checks.audit import AuditLog
 from fleetdeck.checks.config import ConfigError, Thresholds, parse_config
 from fleetdeck.checks.containers.checks import judge_state
 from fleetdeck.checks.containers.config import ContainerThresholds
-from fleetdeck.checks.containers.history import ContainerHistory, memory_trend, use_history
+from fleetdeck.checks.containers.history import ContainerHistory, history_for, memory_trend
 from fleetdeck.checks.containers.intent import implied_stop
 from fleetdeck.checks.containers.wizard import CONTAINERS_WIZARD
 from fleetdeck.checks.model import CheckContext, Finding, Fix, Status
@@ -671,8 +671,8 @@ async def test_memory_growing_in_steps_is_a_leak_suspicion_stated_with_its_slope
     cid = docker_objects.start("sh", "-c", grow, flags=["--memory", "256m"])
     steady = docker_objects.start("sleep", "3600")
     link = DockerLink(HOST, env={}, settings=DockerSettings(stats_from="cgroup"))
-    history = ContainerHistory(gap=0.0)
-    use_history(link, history)
+    history = history_for(link)  # the one the check reads, keeping every sample
+    history.gap = 0.0
     limits = ContainerThresholds(leak_samples=8, leak_span=4.0, leak_rate=5.0)
     try:
         for _ in range(12):

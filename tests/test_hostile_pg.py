@@ -17,6 +17,7 @@ from test_database_cli import _config, _local, _wizard
 
 from fleetdeck.checks.database.link import DbLink
 from fleetdeck.checks.database.pane import PaneSnapshot, read_pane
+from fleetdeck.checks.database.queries import qualify
 
 from conftest import fleetdeck_bin
 from pgserver import MONITOR, PgServer, clear_libpq_env, password_target
@@ -126,6 +127,13 @@ LOW = (
     "idle_in_transaction = { warn = 0.2, crit = 600 }\n"
     "long_query = { warn = 0.2, crit = 600 }\n"
 )
+
+
+def test_a_qualified_name_escapes_what_printable_escapes() -> None:
+    """A table's name in a confirmation reads as every other host text does: a bidi override,
+    a byte that was not UTF-8 and a line break all show as escapes, on one line."""
+    assert qualify("public", "orders\u202e\udcff\nx") == 'public."orders\\u202e\\xff\\nx"'
+    assert qualify("public", "orders") == "public.orders"
 
 
 def test_passwords_in_every_literal_form_are_masked_in_the_wizard_and_the_audit_log(

@@ -17,7 +17,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LAYERS = ("hosts", "checks", "widgets", "tui")  # each imports only itself and those before it
-CORE = {"model", "actions", "audit", "alerts", "wizards", "hostcheck", "secrets", "settings"}
+CORE = {
+    "model",
+    "actions",
+    "audit",
+    "alerts",
+    "wizards",
+    "hostcheck",
+    "secrets",
+    "settings",
+    "sampled",
+}
 ASSEMBLY = {"__init__", "catalog", "config", "registry", "runner", "watch"}
 DOMAINS = {"resources", "network", "storage", "database", "containers"}
 
@@ -29,8 +39,6 @@ KNOWN = {
     " each domain its own",
     ("fleetdeck.checks.resources.checks", "fleetdeck.checks.config"): "the resource checks"
     " read Thresholds (the same debt)",
-    ("fleetdeck.checks.storage.wizard", "fleetdeck.checks.resources.checks"): "the storage"
-    " wizard's space step reruns the disk.space and disk.inodes resource checks",
 }
 
 

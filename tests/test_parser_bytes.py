@@ -64,7 +64,7 @@ PARSERS: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "loadavg": (procfs.parse_loadavg, ()),
     "uptime": (procfs.parse_uptime, ("diskstats/uptime-pair-1.txt",)),
     "net_dev": (procfs.parse_net_dev, ("web-01/sample-2.txt",)),
-    "proc_diskstats": (procfs.parse_diskstats, ("diskstats/debian12-kernel6.18.txt",)),
+    "disk_counters": (diskstats.disk_counters, ("diskstats/debian12-kernel6.18.txt",)),
     "df_usage": (procfs.parse_df_usage, ("web-01/sample-1.txt",)),  # its df -PkT section
     "df_inodes": (procfs.parse_df_inodes, ()),
     "os_release": (procfs.parse_os_release, ()),

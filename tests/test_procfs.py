@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetdeck.hosts.linux import procfs
+from fleetdeck.hosts.linux.diskstats import disk_counters
 from fleetdeck.hosts.linux.procfs import ParseError
 
 # --- recorded texts, as hosts print them -----------------------------------------------------
@@ -100,12 +101,14 @@ def test_net_dev_reads_every_interface_even_huge_counters_and_odd_names() -> Non
 
 
 def test_diskstats_reads_bytes_and_busy_time_of_old_and_new_kernels() -> None:
-    disks = {d.name: d for d in procfs.parse_diskstats(DISKSTATS)}
+    disks = {d.name: d for d in disk_counters(DISKSTATS)}
     assert disks["vda"].read_bytes == 90000000 * 512
     assert disks["vda"].write_bytes == 70000000 * 512
     assert disks["vda"].busy_ms == 3000000
     assert disks["vda1"].busy_ms == 7  # 2.6 kernels print 11 fields only
     assert "loop0" in disks
+    (old,) = disk_counters("   3    1 hda1 10 20 30 40\n")  # a partition before 2.6.25
+    assert (old.reads, old.read_bytes, old.writes, old.write_bytes) == (10, 20 * 512, 30, 40 * 512)
 
 
 def test_df_keeps_mount_points_with_spaces_and_reports_unreadable_mounts() -> None:
@@ -202,7 +205,7 @@ def test_net_dev_unknown_interfaces_and_short_rows(rows: list[tuple[str, list[in
 @given(st.lists(st.tuples(names, st.lists(counters, min_size=0, max_size=17)), max_size=10))
 def test_diskstats_any_field_count(rows: list[tuple[str, list[int]]]) -> None:
     text = "\n".join(f"  8 0 {name} {' '.join(map(str, v))}" for name, v in rows)
-    for disk in procfs.parse_diskstats(text):
+    for disk in disk_counters(text):
         assert disk.read_bytes >= 0 and disk.write_bytes >= 0
 
 
@@ -238,7 +241,7 @@ def test_no_parser_crashes_on_garbage(text: str) -> None:
         procfs.parse_loadavg,
         procfs.parse_uptime,
         procfs.parse_net_dev,
-        procfs.parse_diskstats,
+        disk_counters,
         procfs.parse_df_usage,
         procfs.parse_df_inodes,
         procfs.parse_os_release,

@@ -260,7 +260,11 @@ class ContainersPane(Vertical):
     `-error` on a failed reading, `-stale` when data is old, `-absent` with no Docker."""
 
     DEFAULT_CSS = """
-    ContainersPane { height: auto; }
+    ContainersPane { height: auto; border: round $primary-muted; border-title-color: $text; }
+    ContainersPane:focus-within { border: round $accent; }
+    ContainersPane.-stale { border: round $warning; }
+    ContainersPane.-error { border: round $error; }
+    ContainersPane.-absent { border: round $panel; color: $text-muted; }
     ContainersPane > ContainerTable { height: auto; }
     ContainersPane.-absent > ContainerTable { display: none; }
     """

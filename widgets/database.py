@@ -200,7 +200,12 @@ class DatabasePane(VerticalScroll):
     The border turns to `-error` on a failed reading and `-stale` when data is old."""
 
     DEFAULT_CSS = """
-    DatabasePane { height: auto; padding: 0 1; }
+    DatabasePane {
+        height: auto; padding: 0 1; border: round $primary-muted; border-title-color: $text;
+    }
+    DatabasePane:focus { border: round $accent; }
+    DatabasePane.-stale { border: round $warning; }
+    DatabasePane.-error { border: round $error; }
     """
 
     def __init__(self, label: str = "", max_age: float = 4.0, **kwargs: Any) -> None:

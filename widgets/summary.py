@@ -128,7 +128,9 @@ class CpuPane(Vertical):
     """CPU: total with a history sparkline, and every core."""
 
     DEFAULT_CSS = """
-    CpuPane { height: auto; }
+    CpuPane { height: auto; border: round $primary-muted; border-title-color: $text; }
+    CpuPane.-warn { border: round $warning; }
+    CpuPane.-crit { border: round $error; }
     CpuPane HistoryLine { height: 1; }
     """
 
@@ -151,6 +153,10 @@ class CpuPane(Vertical):
 
 class MemoryPane(StatusLines):
     """Memory and swap as meters with used, available and total."""
+
+    DEFAULT_CSS = """
+    MemoryPane { border: round $primary-muted; border-title-color: $text; }
+    """
 
     memory: reactive[Memory | None] = reactive(None)
     mem_status: reactive[Status] = reactive(Status.OK)
@@ -201,6 +207,10 @@ class MemoryPane(StatusLines):
 
 class LoadPane(StatusLines):
     """Load averages over 1, 5 and 15 minutes, as they are and per core."""
+
+    DEFAULT_CSS = """
+    LoadPane { border: round $primary-muted; border-title-color: $text; }
+    """
 
     load: reactive[LoadAvg | None] = reactive(None)
     cores: reactive[int] = reactive(1)

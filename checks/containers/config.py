@@ -25,23 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fleetdeck.checks.model import Status
 from fleetdeck.checks.settings import Fail, Limit, finite, parse_pair, value_error
-
-
-@dataclass(frozen=True, slots=True)
-class Hours:
-    """Hours until something runs out: fewer is worse (warn above crit)."""
-
-    warn: float
-    crit: float
-
-    def grade(self, hours: float | None) -> Status:
-        if hours is None:
-            return Status.OK
-        if hours <= self.crit:
-            return Status.CRIT
-        return Status.WARN if hours <= self.warn else Status.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +53,7 @@ class ContainerThresholds:
     leak_fit: float = 0.9
     """R² of the least-squares line: growth that a straight line explains this well is
     steady, not a cache warming up and settling or a garbage collector's saw-tooth."""
-    time_to_limit: Hours = Hours(24, 4)
+    time_to_limit: Limit = Limit(24, 4, falling=True)
     """Hours until a steadily growing container reaches its memory limit at its slope."""
     verify_wait: float = 60.0
     """Seconds a restart or start is given to come back healthy (or running) before the
@@ -79,8 +63,8 @@ class ContainerThresholds:
     nothing restarts them, is not a finding (as the label `fleetdeck.oneshot=true`)."""
 
 
-LIMITS = ("memory",)
-HOURS = ("time_to_limit",)
+LIMITS = ("memory", "time_to_limit")
+PERCENT = frozenset({"memory"})
 WHOLE = {"restarts": (1, 1000), "leak_samples": (3, 10_000)}
 SECONDS = {
     "restart_window": (1.0, 7 * 86400.0),
@@ -90,7 +74,7 @@ SECONDS = {
 }
 RATIOS = {"leak_rate": (0.0, 1e6), "leak_fit": (0.0, 1.0)}
 NAMES = ("oneshot",)
-KNOWN = (*LIMITS, *HOURS, *WHOLE, *SECONDS, *RATIOS, *NAMES)
+KNOWN = (*LIMITS, *WHOLE, *SECONDS, *RATIOS, *NAMES)
 
 
 def parse_container_thresholds(
@@ -104,8 +88,9 @@ def parse_container_thresholds(
     changes: dict[str, Any] = {}
     for key, value in table.items():
         dotted = f"{where}.{key}"
-        if key in LIMITS or key in HOURS:
-            changes[key] = _pair(getattr(found, key), value, dotted, fail, falling=key in HOURS)
+        if key in LIMITS:
+            percent = key in PERCENT
+            changes[key] = parse_pair(getattr(found, key), value, dotted, fail, percent=percent)
         elif key in WHOLE:
             low, high = WHOLE[key]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -123,8 +108,3 @@ def parse_container_thresholds(
         else:
             raise fail(dotted, f"unknown key (known: {', '.join(KNOWN)})")
     return replace(found, **changes)
-
-
-def _pair(default: Limit | Hours, value: object, dotted: str, fail: Fail, *, falling: bool) -> Any:
-    warn, crit = parse_pair(default, value, dotted, fail, percent=not falling, falling=falling)
-    return Hours(warn, crit) if falling else Limit(warn, crit)

@@ -245,8 +245,3 @@ def history_for(link: object) -> ContainerHistory:
     if found is None:
         found = _HISTORIES[link] = ContainerHistory()
     return found
-
-
-def use_history(link: object, history: ContainerHistory) -> None:
-    """Give a link a history of one's own making (another `gap` or clock)."""
-    _HISTORIES[link] = history

@@ -71,10 +71,6 @@ class ContainerLine:
             return None
         return 100.0 * self.memory_used / self.memory_limit
 
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
 
 @dataclass(frozen=True, slots=True)
 class ContainerGroup:

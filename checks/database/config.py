@@ -85,8 +85,8 @@ def parse_db_thresholds(
     for key, value in table.items():
         dotted = f"{where}.{key}"
         if key in LIMITS:
-            limit = _limit(getattr(found, key), value, dotted, fail, percent=key in PERCENT)
-            changes[key] = limit
+            percent = key in PERCENT
+            changes[key] = parse_pair(getattr(found, key), value, dotted, fail, percent=percent)
         elif key in COUNTS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise fail(dotted, f"expected a whole number >= 0, got {value!r}")
@@ -96,7 +96,3 @@ def parse_db_thresholds(
         else:
             raise fail(dotted, f"unknown key (known: {known})")
     return replace(found, **changes)
-
-
-def _limit(default: Limit, value: object, dotted: str, fail: Fail, *, percent: bool) -> Limit:
-    return Limit(*parse_pair(default, value, dotted, fail, percent=percent))

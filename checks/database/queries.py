@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from psycopg import sql
 
+from fleetdeck.checks.model import printable
 from fleetdeck.hosts.postgres.session import APPLICATION_NAME
 
 MINE = "/* fleetdeck%"
@@ -551,7 +552,7 @@ def qualify(schema: str, name: str) -> str:
 
 def _quoted(name: str) -> str:
     text = name if _PLAIN.fullmatch(name) else '"' + name.replace('"', '""') + '"'
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return printable(text, one_line=True)
 
 
 def index_from_row(row: Mapping[str, Any]) -> IndexStat:

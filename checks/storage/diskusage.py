@@ -159,11 +159,6 @@ def relative(path: str, root: str) -> str:
     return path[len(prefix) :] if path.startswith(prefix) else path
 
 
-def shown(path: str) -> str:
-    """A path made one printable line: newlines, tabs and escapes show as \\n, \\t, \\x1b."""
-    return printable(path).replace("\n", "\\n").replace("\t", "\\t")
-
-
 # -- bounded listings -----------------------------------------------------------------------
 
 
@@ -221,7 +216,7 @@ class Usage:
 
 
 def _unknown_reason(usage: Usage) -> str | None:
-    du, path = usage.du, shown(usage.path)
+    du, path = usage.du, printable(usage.path, one_line=True)
     if du.stopped and not du.entries:
         return (
             f"du printed nothing under {path} within {du.seconds} s (its time bound): ask "
@@ -241,7 +236,7 @@ def _partial(listing: Listing) -> str:
 
 def _head(usage: Usage) -> str:
     """'/srv (chosen: …): 1.2 GiB under it (partial: du stopped after 20 s)'."""
-    head = shown(usage.path)
+    head = printable(usage.path, one_line=True)
     if usage.chosen and usage.space is not None:
         head += f" (chosen: the fullest local filesystem, {usage.space.percent} % used)"
     total = next((e.size for e in usage.du.entries if e.path == usage.path), None)
@@ -253,7 +248,10 @@ def _top_directories(usage: Usage) -> str:
     """The largest directly below the path (any depth if du was stopped before those)."""
     ranked = largest(usage.du.entries, len(usage.du.entries), usage.path)
     top = [e for e in ranked if "/" not in relative(e.path, usage.path)] or ranked
-    named = (f"{shown(relative(e.path, usage.path))} {human_bytes(e.size)}" for e in top)
+    named = (
+        f"{printable(relative(e.path, usage.path), one_line=True)} {human_bytes(e.size)}"
+        for e in top
+    )
     return ", ".join(list(named)[:SUMMARY_DIRS])
 
 
@@ -263,7 +261,7 @@ def summarise(usage: Usage, warn: float) -> tuple[Status, str]:
     if top := _top_directories(usage):
         parts.append(f"largest: {top}")
     if files := largest(usage.find.entries, 1):
-        found = f"largest file: {shown(relative(files[0].path, usage.path))} "
+        found = f"largest file: {printable(relative(files[0].path, usage.path), one_line=True)} "
         found += human_bytes(files[0].size) + (_partial(usage.find) if usage.find.stopped else "")
         parts.append(found)
     if count := len(usage.du.errors):
@@ -280,10 +278,12 @@ def _listing_text(listing: Listing, entries: Sequence[Entry], what: str) -> str:
     if listing.stopped:
         cut = f"PARTIAL: killed after {listing.seconds} s (its time bound); this is what it"
         lines.insert(0, cut + " had printed by then")
-    lines += [f"{human_bytes(e.size):>10}  {shown(e.path)}" for e in entries] or ["(none)"]
+    lines += [
+        f"{human_bytes(e.size):>10}  {printable(e.path, one_line=True)}" for e in entries
+    ] or ["(none)"]
     if listing.errors:
         lines += [f"{len(listing.errors)} errors, the first ones:"]
-        lines += [shown(error) for error in listing.errors[:5]]
+        lines += [printable(error, one_line=True) for error in listing.errors[:5]]
     return "\n".join(lines)
 
 
@@ -291,7 +291,7 @@ def usage_finding(usage: Usage, warn: float) -> Finding:
     """The finding for one path: status, summary and the top lists as evidence."""
     du, find = usage.du, usage.find
     if (reason := _unknown_reason(usage)) is not None:
-        errors = "\n".join(shown(e) for e in du.errors[:5]) or "(no output)"
+        errors = "\n".join(printable(e, one_line=True) for e in du.errors[:5]) or "(no output)"
         evidence = (Evidence(du.command, errors),)
         return Finding("disk.usage", Status.UNKNOWN, usage.path, reason, evidence)
     status, summary = summarise(usage, warn)
@@ -303,7 +303,9 @@ def usage_finding(usage: Usage, warn: float) -> Finding:
     ]
     if (space := usage.space) is not None:
         row = f"{space.source}: {space.percent} % used, {human_bytes(space.available)} free, "
-        listed.append(Evidence("df -P -B1", row + f"mounted on {shown(space.mountpoint)}"))
+        listed.append(
+            Evidence("df -P -B1", row + f"mounted on {printable(space.mountpoint, one_line=True)}")
+        )
     return Finding("disk.usage", status, usage.path, summary, tuple(listed))
 
 
@@ -324,7 +326,7 @@ async def _space(shell: Shell, argv: Sequence[str], path: str) -> tuple[Space, .
     rows = parse_df(result.stdout)
     if not rows:
         why = result.stderr.strip().splitlines() or [f"df exit status {result.exit_status}"]
-        raise StepFailed(f"cannot read {shown(path)}: {why[-1]}")
+        raise StepFailed(f"cannot read {printable(path, one_line=True)}: {why[-1]}")
     return rows
 
 

@@ -22,7 +22,7 @@ from fleetdeck.checks.model import (
     Status,
     printable,
 )
-from fleetdeck.checks.resources.checks import RESOURCE_CHECKS
+from fleetdeck.checks.sampled import DISK_INODES, DISK_SPACE
 from fleetdeck.checks.storage.backups import BACKUP_MAX_AGE_H, BACKUPS
 from fleetdeck.checks.storage.cleanup import LOG_DAYS, OLD_LOGS, UNCOMPRESSED_LOGS
 from fleetdeck.checks.storage.config import (
@@ -48,7 +48,6 @@ from fleetdeck.hosts.shell import Shell, ShellError
 from fleetdeck.hosts.units import human_bytes
 
 DOMAIN = "storage"
-DISK_SPACE, DISK_INODES = (c for c in RESOURCE_CHECKS if c.id in ("disk.space", "disk.inodes"))
 DELETED_MIN_BYTES = 1024 * 1024
 """Deleted files smaller than this are not worth a finding (every host has a few)."""
 

@@ -15,7 +15,7 @@ import os
 import pwd
 import stat
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 import docker.errors
@@ -23,9 +23,7 @@ import requests
 
 from fleetdeck.hosts.docker.endpoint import DockerFailure, Route
 from fleetdeck.hosts.docker.records import EngineInfo
-
-if TYPE_CHECKING:
-    from fleetdeck.hosts.docker.link import DockerSettings
+from fleetdeck.hosts.docker.settings import DockerSettings
 
 __all__ = ["GRACE", "classify", "open_client", "quiet"]
 

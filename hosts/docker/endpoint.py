@@ -15,28 +15,20 @@ contexts/meta/<sha256 of the name>/meta.json), else /var/run/docker.sock: the do
 order. On a remote host, "ssh". `ssh://` is refused on purpose: the docker
 SDK would open a second login through paramiko, around our known_hosts and keepalives.
 
-`forward` reaches a remote host's engine through the host's own asyncssh connection: a unix
-socket in a private 0700 directory here, forwarded to the socket (or port) there. Everything
-else only reads text and small files. The inventory imports this module, so asyncssh is
-imported only inside `forward` and the docker SDK not at all (hosts.docker.dial dials).
+This module only reads text and small files: the inventory imports it, so it imports neither
+asyncssh nor the docker SDK nor the SSH shell (`hosts.docker.forward` reaches a remote engine
+through the host's SSH connection, `hosts.docker.dial` dials).
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import asyncssh
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 SPELLINGS = '"ssh", "unix:///path", "tcp://address:port", "context:NAME" or "none"'
@@ -274,100 +266,3 @@ def _env_tls(env: Mapping[str, str]) -> TlsFiles | None:
     present = {f: str(base / f"{f}.pem") for f in ("ca", "cert", "key")}
     present = {f: p for f, p in present.items() if Path(p).is_file()}
     return TlsFiles(**present, verify=bool(env.get("DOCKER_TLS_VERIFY")))
-
-
-async def forward(
-    opener: Callable[[], Awaitable[asyncssh.SSHClientConnection]],
-    route: Route,
-    host: str,
-    timeout: float,
-) -> tuple[asyncssh.SSHClientConnection, asyncssh.SSHListener, str]:
-    """(connection, listener, private directory) of a forward of the route's socket or port
-    on the remote host to `<directory>/docker.sock` here (0700: only this user may dial it).
-    The remote end is tried first, so a missing, refused or denied socket is a DockerError
-    naming the cause, not a connection the SDK sees closed without a word."""
-    import asyncssh
-
-    where = route.where(host)
-    try:
-        connection = await opener()  # bounded by its own connect timeout: never cut it short
-    except Exception as error:  # the opener's own (SampleError, ConnectError)
-        raise DockerError(where, DockerFailure.SSH, f"no SSH connection: {error}") from None
-    try:
-        async with asyncio.timeout(timeout):
-            if route.is_unix:
-                _, writer = await connection.open_unix_connection(route.path)
-            else:
-                _, writer = await connection.open_connection(*route.tcp_address)
-            writer.close()
-    except asyncssh.ChannelOpenError as error:
-        raise await _why_refused(connection, route, host, error.reason, timeout) from None
-    except TimeoutError:
-        raise DockerError(
-            where, DockerFailure.TIMEOUT, f"sshd did not open {route.url} within {timeout:g} s"
-        ) from None
-    except (OSError, asyncssh.Error) as error:
-        reason = getattr(error, "reason", None) or str(error)
-        raise DockerError(where, DockerFailure.SSH, str(reason)) from None
-    directory = tempfile.mkdtemp(prefix="fleetdeck-docker-")  # mode 0700
-    local = os.path.join(directory, "docker.sock")
-    try:
-        if route.is_unix:
-            listener = await connection.forward_local_path(local, route.path)
-        else:
-            listener = await connection.forward_local_path_to_port(local, *route.tcp_address)
-    except (OSError, asyncssh.Error) as error:
-        shutil.rmtree(directory, ignore_errors=True)
-        reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
-        raise DockerError(where, DockerFailure.SSH, f"SSH forward: {reason}") from None
-    return connection, listener, directory
-
-
-_WHY = """p=$1
-if [ ! -e "$p" ]; then echo missing
-elif [ ! -S "$p" ]; then echo notsocket
-elif [ ! -r "$p" ] || [ ! -w "$p" ]; then echo denied "$(id -un)" "$(stat -c %U:%G:%a "$p")"
-else echo refused; fi"""
-
-
-async def _why_refused(
-    connection: asyncssh.SSHClientConnection, route: Route, host: str, reason: str, timeout: float
-) -> DockerError:
-    """Why the host's sshd could not open its Docker socket, asked of the host itself."""
-    from fleetdeck.hosts.ssh import SSHShell
-
-    where = route.where(host)
-    if not route.is_unix:
-        address = "{}:{}".format(*route.tcp_address)
-        return DockerError(where, DockerFailure.REFUSED, f"nothing listens on {address} there")
-    path = route.path
-    try:
-        answer = await SSHShell(host, connection).run(
-            ["sh", "-c", _WHY, "sh", path], timeout=timeout
-        )
-        words = answer.stdout.split()
-    except Exception:  # the question is a courtesy; sshd's reason stands
-        words = []
-    if words[:1] == ["missing"]:
-        return DockerError(
-            where,
-            DockerFailure.NOT_FOUND,
-            f"no socket at {path} on {host}: Docker is not installed or not running there",
-        )
-    if words[:1] == ["notsocket"]:
-        return DockerError(where, DockerFailure.CONFIG, f"{path} on {host} is not a socket")
-    if words[:1] == ["denied"]:
-        user = words[1] if len(words) > 1 else "the SSH user"
-        owner, _, mode = (words[2] if len(words) > 2 else "?:?:?").rpartition(":")
-        group = owner.partition(":")[2] or "docker"
-        return DockerError(
-            where,
-            DockerFailure.DENIED,
-            f"user {user} may not use {path} on {host} ({owner}, mode {mode}): add {user} "
-            f"to group {group} there, or log in as a user who may",
-        )
-    if words[:1] == ["refused"]:
-        return DockerError(
-            where, DockerFailure.REFUSED, f"nothing listens at {path} on {host} (Docker stopped)"
-        )
-    return DockerError(where, DockerFailure.SSH, f"sshd could not open {path}: {reason}")

@@ -36,15 +36,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import docker
 import docker.utils
 
 from fleetdeck.hosts.docker.dial import GRACE, classify, open_client, quiet
-from fleetdeck.hosts.docker.dial import _chain as _chain
-from fleetdeck.hosts.docker.dial import _denied as _denied
-from fleetdeck.hosts.docker.dial import _name as _name
 from fleetdeck.hosts.docker.endpoint import (
     DockerEndpoint,
     DockerError,
@@ -59,10 +56,7 @@ from fleetdeck.hosts.docker.events import (
     exit_recorded,
     hand_stop_from_events,
 )
-from fleetdeck.hosts.docker.logs import _END as _END
 from fleetdeck.hosts.docker.logs import MAX_LINE, QUEUED_LINES, LogStream
-from fleetdeck.hosts.docker.logs import _soon as _soon
-from fleetdeck.hosts.docker.records import _CONTAINER_ID as _CONTAINER_ID
 from fleetdeck.hosts.docker.records import (
     CGROUP_SCRIPT,
     UNLIMITED,
@@ -81,10 +75,7 @@ from fleetdeck.hosts.docker.records import (
     parse_time,
     to_stats,
 )
-from fleetdeck.hosts.docker.records import _cgroup_reading as _cgroup_reading
-from fleetdeck.hosts.docker.records import _enum as _enum
-from fleetdeck.hosts.docker.records import _number as _number
-from fleetdeck.hosts.docker.records import _port_key as _port_key
+from fleetdeck.hosts.docker.settings import DockerSettings
 from fleetdeck.hosts.shell import LocalShell, Shell, ShellError
 
 if TYPE_CHECKING:
@@ -133,29 +124,6 @@ TAIL_LINE = 4096
 """Bytes a log tail keeps per line asked for."""
 CGROUP_RETRY = 60.0
 """After the shell found no cgroup files, seconds before it is asked again."""
-# Private helpers keep their names from before the split here (this and the `_x as _x`
-# imports above), so code that reached for them still finds them; new code imports from
-# their own modules.
-_open_client = open_client
-
-
-@dataclass(frozen=True, slots=True)
-class DockerSettings:
-    """Limits of a link (seconds, counts)."""
-
-    timeout: float = 5.0
-    """Each API call: the SDK's socket timeout, and (plus GRACE) the outer limit."""
-    workers: int = 4
-    """Threads for API calls: all a dead daemon can ever hold."""
-    log_streams: int = 4
-    """Log streams open at once (each holds a thread of its own while it follows)."""
-    stats_concurrency: int = 32
-    """One-shot stats requests at once, for containers whose cgroup files are out of reach:
-    each waits for the engine's next 1 s collection, so N containers take about N/32 s."""
-    inspect_max_age: float = 60.0
-    """Re-inspect an unchanged container after this long (health streaks, `docker update`)."""
-    stats_from: Literal["auto", "cgroup", "api"] = "auto"
-    """"auto" (cgroup files, else the engine), "cgroup" or "api": for tests and benchmarks."""
 
 
 @dataclass(slots=True)
@@ -449,7 +417,7 @@ class DockerLink:
         route = self.route
         if not route.via_ssh:
             return route.url
-        from fleetdeck.hosts.docker.endpoint import forward
+        from fleetdeck.hosts.docker.forward import forward
 
         assert self.ssh is not None
         self._conn, self._listener, self._tmpdir = await forward(

@@ -6,8 +6,8 @@ a thread of its own rather than one of the link's few pool threads; lines cross 
 through a queue of at most QUEUED_LINES, and a line without end comes in MAX_LINE pieces, so
 memory stays bounded whatever the container writes. Apart from `hosts.docker.link` (which makes
 streams with `DockerLink.logs` and re-exports these names) because the thread hand-over is
-an idea of its own; the stream uses only the link's public side (`client`, `failure`,
-`settings`, `streams`, `where`).
+an idea of its own; the stream uses only the link's public side, `StreamOwner` (`client`,
+`failure`, `settings`, `streams`, `where`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fleetdeck.hosts.docker.dial import GRACE, quiet
 from fleetdeck.hosts.docker.endpoint import DockerError, DockerFailure
-
-if TYPE_CHECKING:
-    from fleetdeck.hosts.docker.link import DockerLink
+from fleetdeck.hosts.docker.settings import DockerSettings
 
 __all__ = ["MAX_LINE", "QUEUED_LINES", "LogStream"]
 
@@ -32,6 +30,22 @@ newlines never grows a buffer without end."""
 QUEUED_LINES = 1000
 """Lines read ahead of the consumer before the reading thread waits: the memory bound."""
 _END = object()
+
+
+class StreamOwner(Protocol):
+    """What a stream needs of the link that opened it (`DockerLink` is one): its client,
+    its limits, the set of its open streams, and how it names and words a failure."""
+
+    host: str
+    settings: DockerSettings
+    streams: set[LogStream]
+
+    @property
+    def where(self) -> str: ...
+
+    async def client(self) -> Any: ...
+
+    def failure(self, error: BaseException) -> DockerError: ...
 
 
 class LogStream:
@@ -46,7 +60,7 @@ class LogStream:
     leaving the block, `aclose()` or `link.close()` shuts the socket under that blocked read,
     so the thread ends at once. At most `log_streams` are open per link (else BUSY)."""
 
-    def __init__(self, link: DockerLink, container_id: str, options: dict[str, Any]) -> None:
+    def __init__(self, link: StreamOwner, container_id: str, options: dict[str, Any]) -> None:
         self.link = link
         self.container_id = container_id
         self.options = options

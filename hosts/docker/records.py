@@ -113,10 +113,6 @@ class Container:
     def pin(self) -> ContainerPin:
         return ContainerPin(self.id, self.started_raw)
 
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
     def age(self, now: datetime | None = None) -> float | None:
         """Seconds since it was created; None when the engine did not say."""
         if self.created_at is None:

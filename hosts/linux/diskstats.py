@@ -24,6 +24,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 
 from fleetdeck.hosts.linux.procfs import ParseError
+from fleetdeck.hosts.sample import DiskCounters
 
 __all__ = [
     "DiskRates",
@@ -31,6 +32,7 @@ __all__ = [
     "Reading",
     "counter_step",
     "device_rates",
+    "disk_counters",
     "io_rates",
     "parse_diskstats",
     "parse_reading",
@@ -102,6 +104,24 @@ def parse_diskstats(text: str) -> tuple[DiskStat, ...]:
     if not disks:
         raise ParseError("/proc/diskstats: no device lines")
     return disks
+
+
+def disk_counters(text: str) -> tuple[DiskCounters, ...]:
+    """The cumulative counters a `Sample` keeps per device, from /proc/diskstats text read
+    by the same rules as `parse_diskstats`. A text with no device line gives no devices
+    rather than an error: the rest of the host's sample is still good."""
+    return tuple(
+        DiskCounters(
+            name=d.name,
+            reads=d.reads,
+            writes=d.writes,
+            read_bytes=d.sectors_read * SECTOR_BYTES,
+            write_bytes=d.sectors_written * SECTOR_BYTES,
+            busy_ms=d.io_ms,
+        )
+        for line in text.splitlines()
+        if (d := _parse_line(line)) is not None
+    )
 
 
 def parse_reading(text: str) -> Reading:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from fleetdeck.hosts.sample import CpuTimes, DiskCounters, LoadAvg, Memory, Mount, NetCounters
+from fleetdeck.hosts.sample import CpuTimes, LoadAvg, Memory, Mount, NetCounters
 
-SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own size
 DEFAULT_USER_HZ = 100  # /proc/stat ticks; fixed at 100 on every Linux architecture in use
 
 
@@ -147,30 +146,6 @@ def parse_net_dev(text: str) -> tuple[NetCounters, ...]:
             )
         )
     return tuple(nets)
-
-
-def parse_diskstats(text: str) -> tuple[DiskCounters, ...]:
-    """Per-device I/O counters from /proc/diskstats."""
-    disks: list[DiskCounters] = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 7:
-            continue
-        numbers = _ints(fields[3:14])
-        if numbers is None:
-            continue
-        n = numbers + [0] * (11 - len(numbers))
-        disks.append(
-            DiskCounters(
-                name=fields[2],
-                reads=n[0],
-                read_bytes=n[2] * SECTOR_BYTES,
-                writes=n[4],
-                write_bytes=n[6] * SECTOR_BYTES,
-                busy_ms=n[9],
-            )
-        )
-    return tuple(disks)
 
 
 # `df -P` lines: the mount point is whatever follows the capacity column, spaces and all.
