@@ -17,6 +17,7 @@ import platformdirs
 
 from fleetdeck.checks.containers.config import ContainerThresholds, parse_container_thresholds
 from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
+from fleetdeck.checks.incidents import config as incidents_config
 from fleetdeck.checks.settings import Level, finite
 from fleetdeck.checks.storage.config import StorageConfig, parse_storage
 from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
@@ -50,6 +51,10 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     database: DbThresholds = field(default_factory=DbThresholds)
     """The PostgreSQL checks' thresholds, from `[thresholds.database]`."""
+    incidents: incidents_config.IncidentSettings = field(
+        default_factory=incidents_config.IncidentSettings
+    )
+    """Alert rules, response targets, flap damping and the state file, from `[alerts]`."""
     source: Path | None = None
 
 
@@ -153,9 +158,13 @@ def parse_config(text: str, path: Path) -> Config:
         if "window" in table:
             thresholds = replace(thresholds, cpu_window=float(table["window"]))
     alert_for = Config().alert_for
-    for key, value in _table(data, "alerts", fail).items():
+    alerts = _table(data, "alerts", fail)
+    for key, value in alerts.items():
+        if key in incidents_config.KEYS:
+            continue
         if key not in _ALERT_KEYS:
-            raise fail(f"alerts.{key}", "unknown key (known: for)")
+            known = ", ".join(sorted(_ALERT_KEYS | incidents_config.KEYS))
+            raise fail(f"alerts.{key}", f"unknown key (known: {known})")
         if not finite(value) or value < 0:
             raise fail(f"alerts.{key}", f"expected seconds as a number >= 0, got {value!r}")
         alert_for = float(value)
@@ -165,6 +174,7 @@ def parse_config(text: str, path: Path) -> Config:
         alert_for=alert_for,
         storage=storage,
         database=database,
+        incidents=incidents_config.parse_incident_settings(alerts, fail),
         source=path,
     )
 
