@@ -115,7 +115,7 @@ def build_report(
 def _md(text: object) -> str:
     """Host text in a Markdown table cell: one line, no pipe or markup breaking the table."""
     said = printable(str(text), one_line=True)
-    return re.sub(r"([|\\`*_\[\]<>])", r"\\\1", said)
+    return re.sub(r"([|\\`*_\[\]<])", r"\\\1", said)
 
 
 def _code(text: str) -> str:
