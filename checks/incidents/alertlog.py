@@ -233,8 +233,9 @@ class StoredAlert:
     silenced_by: Silence | None = field(default=None, compare=False)
 
     @property
-    def label_severity(self) -> str:
-        return self.labels.get("severity", "warning")
+    def key(self) -> tuple[str, str, str]:
+        """The same key as the tracker's `Alert.key`."""
+        return (self.host, self.check, self.target)
 
     def to_json(self) -> dict[str, object]:
         return {
