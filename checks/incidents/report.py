@@ -188,7 +188,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for action in report["actions"]:
         lines.append(
             f"- {_short(action['at'])}, {_md(action['who'])} on {_md(action['host'])}: "
-            f"{_md(action['title'])}: **{action['outcome']}**. {_md(action['message'])}"
+            f"{_md(action['title'])}: **{action['outcome']}**. "
+            + _md(action["message"].removeprefix(f"{action['outcome']}: "))
         )
         lines += [f"  - ran {_code(c)}" for c in action["commands"]]
         lines += [f"  - undo: {_code(u)}" for u in action["undo"]] or ["  - no undo command"]

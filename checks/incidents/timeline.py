@@ -56,6 +56,13 @@ class Action:
     message: str
     undo: tuple[str, ...]
 
+    @property
+    def said(self) -> str:
+        """The outcome and the gate's message, without saying the outcome twice."""
+        if self.message.startswith(f"{self.outcome}: "):
+            return self.message
+        return f"{self.outcome}: {self.message}" if self.message else self.outcome
+
     def to_json(self) -> dict[str, object]:
         return {
             "at": _iso(self.at),
@@ -105,28 +112,24 @@ def build_timeline(
     for row in rows:
         if row["host"] not in hosts and row["alert_id"] not in ids:
             continue
-        what = f"{row['host']} {row['check_id']} {row['target']}"
-        details: dict[str, object] = {"alert": row["alert_id"], "severity": row["severity"]}
+        what = f"{row['host']} {row['check_id']}"
+        summary = str(row["summary"])
+        if row["target"] not in summary:  # most summaries begin with their target
+            summary = f"{row['target']}: {summary}"
+        details: dict[str, object] = {
+            "alert": row["alert_id"],
+            "target": row["target"],
+            "severity": row["severity"],
+        }
         if row["state"] == "changed":
-            entries.append(
-                Entry(
-                    row["at"],
-                    "finding",
-                    "fleetdeck",
-                    f"{what} now {row['severity']}: {row['summary']}",
-                    details,
-                )
-            )
-            continue
-        entries.append(
-            Entry(
-                row["at"],
-                "alert",
-                "fleetdeck",
-                f"{what} {row['state']} ({row['severity']}): {row['summary']}",
-                details,
-            )
-        )
+            text = f"{what} now {row['severity']}: {summary}"
+            entries.append(Entry(row["at"], "finding", "fleetdeck", text, details))
+        elif row["state"] == "resolved":  # its summary is the last bad one: not said again
+            text = f"{what} {row['target']} resolved (was {row['severity']})"
+            entries.append(Entry(row["at"], "alert", "fleetdeck", text, details))
+        else:
+            text = f"{what} {row['state']} ({row['severity']}): {summary}"
+            entries.append(Entry(row["at"], "alert", "fleetdeck", text, details))
     acks = store.read(
         "SELECT k.*, a.host, a.check_id, a.target FROM acks k JOIN alerts a ON a.id = k.alert_id"
         " WHERE k.at BETWEEN ? AND ? ORDER BY k.at",
@@ -163,7 +166,7 @@ def build_timeline(
                     at,
                     "action",
                     action.who,
-                    f"{action.host}: {action.title}: {action.outcome}: {action.message}",
+                    f"{action.host}: {action.title}: {action.said}",
                     {"audit_id": action.id},
                 )
             )
