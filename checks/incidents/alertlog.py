@@ -65,6 +65,16 @@ class AlertRecorder:
         self.error = None
         self._seen = {a.key: _mark(a) for a in alerts}
 
+    def marks(self) -> dict[tuple[str, str, str], str]:
+        """What each of this host's alerts is shown as (acknowledged, silenced, flapping...),
+        by alert key, for the console's alert list; empty if the store cannot be read."""
+        try:
+            found = stored_alerts(self.store, flap_count=self.settings.flap_count)
+        except StoreError as error:
+            self.error = str(error)
+            return {}
+        return {a.key: a.shown for a in found if a.host == self.host}
+
     def _transition(self, db: sqlite3.Connection, transition: Transition) -> None:
         a = transition.alert
         rule = rule_for(self.settings.rules, a.host, self.groups, a.check, a.target)
