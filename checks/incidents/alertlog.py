@@ -69,11 +69,11 @@ class AlertRecorder:
         """What each of this host's alerts is shown as (acknowledged, silenced, flapping...),
         by alert key, for the console's alert list; empty if the store cannot be read."""
         try:
-            found = stored_alerts(self.store, flap_count=self.settings.flap_count)
+            found = stored_alerts(self.store, flap_count=self.settings.flap_count, host=self.host)
         except StoreError as error:
             self.error = str(error)
             return {}
-        return {a.key: a.shown for a in found if a.host == self.host}
+        return {a.key: a.shown for a in found}
 
     def _transition(self, db: sqlite3.Connection, transition: Transition) -> None:
         a = transition.alert
@@ -289,6 +289,7 @@ def stored_alerts(
     now: float | None = None,
     include_resolved: bool = False,
     ids: Sequence[int] = (),
+    host: str | None = None,
 ) -> list[StoredAlert]:
     """The alerts in the store, most urgent first: what `fleetdeck alerts`, the console's
     list and the war-room screen show."""
@@ -298,6 +299,9 @@ def stored_alerts(
     if ids:
         where = f"WHERE id IN ({','.join('?' * len(ids))})"
         params = tuple(ids)
+    if host is not None:
+        where = f"{where} {'AND' if where else 'WHERE'} host = ?"
+        params = (*params, host)
     rows = store.read(f"SELECT * FROM alerts {where}", params)
     active = silences(store, now)
     found = []
