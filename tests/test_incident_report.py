@@ -47,6 +47,11 @@ def test_i2_steps_set_acknowledge_and_resolve_times(tmp_path: Path) -> None:
     set_status(store, made.id, "resolved", "bob")
     reviewed = set_status(store, made.id, "reviewed", "carol")
     assert reviewed.resolved_at is not None and reviewed.reviewed_at is not None
+    _alerts(store, "api-2", Finding("load.per_core", Status.WARN, "", "load 3.1 per core"))
+    (alert,) = stored_alerts(store)
+    wider = update_incident(store, made.id, "bob", severity="P2", alert_ids=[alert.id])
+    assert wider.hosts == ("api-1", "api-2") and wider.alert_ids == (alert.id,)
+    assert wider.severity == "P2"
     with pytest.raises(IncidentError, match="unknown status 'fixed'"):
         set_status(store, made.id, "fixed", "bob")
     with pytest.raises(IncidentError, match="unknown severity 'P9'"):

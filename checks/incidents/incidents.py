@@ -219,9 +219,11 @@ def update_incident(
         for host in hosts:
             db.execute("INSERT OR IGNORE INTO incident_hosts VALUES (?, ?)", (number, host))
         for alert_id in alert_ids:
-            if db.execute("SELECT 1 FROM alerts WHERE id = ?", (alert_id,)).fetchone() is None:
+            found = db.execute("SELECT host FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            if found is None:
                 raise IncidentError(f"no alert {alert_id} in {store.path}")
             db.execute("INSERT OR IGNORE INTO incident_alerts VALUES (?, ?)", (number, alert_id))
+            db.execute("INSERT OR IGNORE INTO incident_hosts VALUES (?, ?)", (number, found[0]))
         if hosts or alert_ids:
             _event(
                 db,
