@@ -4,6 +4,8 @@ must not break the Markdown or the terminal, and what a war-room screen reads.""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import time
 from pathlib import Path
@@ -26,6 +28,7 @@ from fleetdeck.checks.incidents.report import build_report, render_markdown
 from fleetdeck.checks.incidents.silences import add_silence
 from fleetdeck.checks.incidents.store import Store
 from fleetdeck.checks.model import Finding, Status
+from fleetdeck.tui.cli import main
 
 
 def _alerts(store: Store, host: str, *findings: Finding) -> None:
@@ -129,3 +132,18 @@ def test_the_war_room_reads_incidents_alerts_and_actions(tmp_path: Path) -> None
     assert [(a.host, a.severity) for a in view.firing] == [("web-1", "CRIT"), ("db-1", "WARN")]
     assert view.counts["silenced"] == 1 and view.counts["firing"] == 2
     assert [r.id for r in view.actions] == [f"a{n}" for n in range(11, 1, -1)]
+
+
+def test_the_commands_name_the_file_that_cannot_be_used(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where a directory should be\n")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["alerts", "--state", str(blocked / "state.db")]) == 1
+    assert f"cannot open the state database {blocked / 'state.db'}" in err.getvalue()
+    settings = tmp_path / "config.toml"
+    settings.write_text('[[alerts.rules]]\nname = "x"\nseverity = "loud"\n')
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["--config", str(settings), "incident", "list"]) == 3
+    assert f"{settings}:3: alerts.rules.severity: in rule 'x': 'loud'" in err.getvalue()

@@ -121,6 +121,8 @@ class Store:
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+        except OSError as error:  # its directory cannot be made
+            raise StoreError(f"cannot open the state database {path}: {error.strerror}") from None
         except sqlite3.Error as error:
             raise StoreError(f"cannot open the state database {path}: {error}") from None
 
