@@ -113,7 +113,8 @@ runbook = "S5"
     (alert,) = listed["alerts"]
     assert (alert["host"], alert["check"], alert["target"]) == (HOST, "disk.space", mount)
     assert alert["state"] == "firing" and alert["severity"] == "CRIT"
-    assert alert["runbook"] == "S5" and alert["labels"]["team"] == "storage"
+    assert alert["runbook"] == "S5" and alert["wizard"] == "storage"
+    assert alert["labels"]["team"] == "storage"
     assert listed["counts"]["firing"] == 1
 
     # The operators, from their own shells: open, acknowledge, assess.

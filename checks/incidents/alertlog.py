@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fleetdeck.checks.alerts import Alert, AlertState, Transition
-from fleetdeck.checks.incidents.config import IncidentSettings
+from fleetdeck.checks.incidents.config import RUNBOOK_WIZARDS, IncidentSettings
 from fleetdeck.checks.incidents.rules import labels_of, rule_for
-from fleetdeck.checks.incidents.silences import Silence, silenced_by, silences
+from fleetdeck.checks.incidents.silences import Silence, SilenceIndex, silences
 from fleetdeck.checks.incidents.store import Store, StoreError, shared_store, state_path
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,7 @@ class StoredAlert:
             "summary": self.summary,
             "labels": dict(self.labels),
             "runbook": self.runbook,
+            "wizard": RUNBOOK_WIZARDS.get(self.runbook[0]) if self.runbook else None,
             "active_since": self.active_since,
             "fired_at": self.fired_at,
             "resolved_at": self.resolved_at,
@@ -303,11 +304,11 @@ def stored_alerts(
         where = f"{where} {'AND' if where else 'WHERE'} host = ?"
         params = (*params, host)
     rows = store.read(f"SELECT * FROM alerts {where}", params)
-    active = silences(store, now)
+    index = SilenceIndex(silences(store, now), now)
     found = []
     for row in rows:
         labels = json.loads(row["labels"])
-        silence = silenced_by(labels, active, now) if row["state"] != "resolved" else None
+        silence = index.silenced_by(labels) if row["state"] != "resolved" else None
         found.append(
             StoredAlert(
                 row["id"],
