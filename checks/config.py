@@ -190,15 +190,20 @@ def _line_of(text: str, dotted: str) -> int | None:
     """The line where a dotted key is set, found by following table headers.
 
     tomllib reports positions only for syntax errors, so for a well-formed file with a wrong
-    key we find the line ourselves: under `[a.b]`, `c = ...` sets `a.b.c`.
+    key we find the line ourselves: under `[a.b]`, `c = ...` sets `a.b.c`; under the second
+    `[[a.b]]`, it sets `a.b[1].c`.
     """
     table = ""
     best: int | None = None
     depth = 0  # how much of `dotted` the best line so far names: the longest match wins
+    arrays: dict[str, int] = {}  # [[a.b]] headers seen: the Nth one is table `a.b[N]`
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if header := re.fullmatch(r"\[+\s*([^\]]+?)\s*\]+", line):
             table = ".".join(p.strip().strip("\"'") for p in header[1].split("."))
+            if line.startswith("[["):
+                arrays[table] = arrays.get(table, -1) + 1
+                table = f"{table}[{arrays[table]}]"
             named = table
         else:
             key, sep, _ = line.partition("=")

@@ -146,4 +146,4 @@ def test_the_commands_name_the_file_that_cannot_be_used(tmp_path: Path) -> None:
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         assert main(["--config", str(settings), "incident", "list"]) == 3
-    assert f"{settings}:3: alerts.rules.severity: in rule 'x': 'loud'" in err.getvalue()
+    assert f"{settings}:3: alerts.rules[0].severity: in rule 'x': 'loud'" in err.getvalue()

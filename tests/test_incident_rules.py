@@ -90,37 +90,38 @@ def test_every_runbook_prefix_opens_a_wizard_that_exists() -> None:
     ("text", "line", "key", "problem"),
     [
         ("[alerts]\nfor = 30\nsilly = 1\n", 3, "alerts.silly", "unknown key (known: flap_count"),
-        ('[[alerts.rules]]\ncheck = "disk.*"\n', 1, "alerts.rules", "has no name"),
+        ('[[alerts.rules]]\ncheck = "disk.*"\n', 1, "alerts.rules[0]", "the rule has no name"),
         (
-            '[[alerts.rules]]\nname = "a"\nseverity = "huge"\n',
-            3,
-            "alerts.rules.severity",
-            "'huge' (known: critical, warning, info)",
+            '[[alerts.rules]]\nname = "a"\nseverity = "info"\n\n'
+            '[[alerts.rules]]\nname = "b"\nseverity = "huge"\n',
+            7,  # the second rule's, though the first sets a severity too
+            "alerts.rules[1].severity",
+            "in rule 'b': 'huge' (known: critical, warning, info)",
         ),
         (
             '[[alerts.rules]]\nname = "a"\nfor = "soon"\n',
             3,
-            "alerts.rules.for",
+            "alerts.rules[0].for",
             'expected a duration such as 90, "15m"',
         ),
         (
             '[[alerts.rules]]\nname = "a"\nrunbook = "Z9"\n',
             3,
-            "alerts.rules.runbook",
+            "alerts.rules[0].runbook",
             "Z9 opens no wizard",
         ),
         (
             '[[alerts.rules]]\nname = "a"\nhosts = "web1"\n',
             3,
-            "alerts.rules.hosts",
+            "alerts.rules[0].hosts",
             "expected a list of names",
         ),
-        ('[[alerts.rules]]\nname = "a"\nwhen = 1\n', 3, "alerts.rules.when", "unknown key"),
+        ('[[alerts.rules]]\nname = "a"\nwhen = 1\n', 3, "alerts.rules[0].when", "unknown key"),
         (
             '[[alerts.rules]]\nname = "a"\n[[alerts.rules]]\nname = "a"\n',
-            1,
-            "alerts.rules",
-            "two rules are named 'a'",
+            4,
+            "alerts.rules[1].name",
+            "a rule before it is named 'a' too",
         ),
         (
             '[alerts.targets]\nP5 = { acknowledge = "1m" }\n',

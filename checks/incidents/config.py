@@ -113,9 +113,9 @@ def parse_incident_settings(alerts: Mapping[str, Any], fail: Fail) -> IncidentSe
         raise fail("alerts.rules", "expected [[alerts.rules]] tables")
     parsed = tuple(_rule(rule, n, fail) for n, rule in enumerate(rules))
     names = [r.name for r in parsed]
-    for name in names:
-        if names.count(name) > 1:
-            raise fail("alerts.rules", f"two rules are named {name!r}")
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise fail(f"alerts.rules[{index}].name", f"a rule before it is named {name!r} too")
     targets = dict(settings.targets)
     given = alerts.get("targets", {})
     if not isinstance(given, Mapping):
@@ -156,51 +156,48 @@ def parse_incident_settings(alerts: Mapping[str, Any], fail: Fail) -> IncidentSe
 def _rule(rule: object, index: int, fail: Fail) -> Rule:
     dotted = f"alerts.rules[{index}]"
     if not isinstance(rule, Mapping):
-        raise fail("alerts.rules", "expected [[alerts.rules]] tables")
+        raise fail(dotted, "expected [[alerts.rules]] tables")
     for key in rule:
         if key not in _RULE_KEYS:
-            raise fail(
-                f"alerts.rules.{key}",
-                f"unknown key in {dotted} (known: {', '.join(sorted(_RULE_KEYS))})",
-            )
+            raise fail(f"{dotted}.{key}", f"unknown key (known: {', '.join(sorted(_RULE_KEYS))})")
 
     def text(key: str, default: str | None) -> str | None:
         value = rule.get(key, default)
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise fail(f"alerts.rules.{key}", f"in {dotted}: expected text, got {value!r}")
+            raise fail(f"{dotted}.{key}", f"expected text, got {value!r}")
         return value
 
     def texts(key: str) -> tuple[str, ...]:
         value = rule.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise fail(f"alerts.rules.{key}", f"in {dotted}: expected a list of names")
+            raise fail(f"{dotted}.{key}", "expected a list of names")
         return tuple(value)
 
     name = text("name", None)
     if name is None:
-        raise fail("alerts.rules", f"{dotted} has no name")
+        raise fail(dotted, "the rule has no name")
     severity = text("severity", None)
     if severity is not None and severity not in RULE_SEVERITIES:
         raise fail(
-            "alerts.rules.severity",
+            f"{dotted}.severity",
             f"in rule {name!r}: {severity!r} (known: {', '.join(RULE_SEVERITIES)})",
         )
     labels = rule.get("labels", {})
     if not isinstance(labels, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
     ):
-        raise fail("alerts.rules.labels", f'in rule {name!r}: expected {{ team = "web" }}')
+        raise fail(f"{dotted}.labels", f'in rule {name!r}: expected {{ team = "web" }}')
     runbook = text("runbook", None)
     if runbook is not None and not re.fullmatch(r"[A-Z]\d{1,2}", runbook):
-        raise fail("alerts.rules.runbook", f"in rule {name!r}: not a runbook id: {runbook!r}")
+        raise fail(f"{dotted}.runbook", f"in rule {name!r}: not a runbook id: {runbook!r}")
     if runbook is not None and runbook[0] not in RUNBOOK_WIZARDS:
         known = ", ".join(f"{p}* ({w})" for p, w in RUNBOOK_WIZARDS.items())
         raise fail(
-            "alerts.rules.runbook", f"in rule {name!r}: {runbook} opens no wizard (known: {known})"
+            f"{dotted}.runbook", f"in rule {name!r}: {runbook} opens no wizard (known: {known})"
         )
     for_seconds = None
     if "for" in rule:
-        for_seconds = parse_duration(rule["for"], "alerts.rules.for", fail)
+        for_seconds = parse_duration(rule["for"], f"{dotted}.for", fail)
     return Rule(
         name=name,
         check=text("check", "*") or "*",
