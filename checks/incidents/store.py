@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -177,12 +178,13 @@ class Store:
             self._db.close()
 
 
-_shared: dict[Path, Store] = {}
+_shared: weakref.WeakValueDictionary[Path, Store] = weakref.WeakValueDictionary()
 _shared_lock = threading.Lock()
 
 
 def shared_store(path: Path) -> Store:
-    """One `Store` per file in this process, so a fleet of watches shares one connection."""
+    """One `Store` per file in this process, so a fleet of watches shares one connection;
+    held weakly, so it is closed when the last watch using it is gone."""
     key = path.expanduser().resolve()
     with _shared_lock:
         store = _shared.get(key)
