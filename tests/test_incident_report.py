@@ -90,7 +90,8 @@ def test_the_report_says_late_and_keeps_host_text_from_breaking_it(tmp_path: Pat
     assert report["response"]["acknowledge"]["verdict"] == "overdue"
     assert report["response"]["resolve"]["verdict"] == "not yet"
     assert any("ended failed" in f for f in report["followups"])
-    assert any("is still firing" in f for f in report["followups"])
+    # 20 minutes on, nobody has evaluated web|1 since: its alert is stale, not "firing".
+    assert any(f"Alert {alert.id} " in f and "is still stale" in f for f in report["followups"])
     markdown = render_markdown(report)
     assert "\x1b" not in markdown and "\x07" not in markdown
     assert "\\x1b[31mred" in markdown.replace("\\[", "[")
@@ -129,8 +130,14 @@ def test_the_war_room_reads_incidents_alerts_and_actions(tmp_path: Path) -> None
     (only,) = view.incidents
     assert only.incident.id == made.id and only.acknowledge_late
     assert only.resolve_left == pytest.approx(4 * 3600 - 16 * 60, abs=1)
-    assert [(a.host, a.severity) for a in view.firing] == [("web-1", "CRIT"), ("db-1", "WARN")]
-    assert view.counts["silenced"] == 1 and view.counts["firing"] == 2
+    # 16 minutes on, no console has evaluated these hosts since: listed, but as stale.
+    assert [(a.host, a.severity, a.shown) for a in view.firing] == [
+        ("web-1", "CRIT", "stale"),
+        ("db-1", "WARN", "stale"),
+    ]
+    assert view.counts["silenced"] == 1 and view.counts["stale"] == 2
+    now = overview(store, IncidentSettings(), audit)
+    assert [(a.host, a.shown) for a in now.firing] == [("web-1", "firing"), ("db-1", "firing")]
     assert [r.id for r in view.actions] == [f"a{n}" for n in range(11, 1, -1)]
 
 

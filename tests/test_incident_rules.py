@@ -13,6 +13,7 @@ from fleetdeck.checks.alerts import AlertTracker
 from fleetdeck.checks.catalog import WIZARDS
 from fleetdeck.checks.config import ConfigError, load_config
 from fleetdeck.checks.incidents.alertlog import (
+    STALE_AFTER,
     AckError,
     AlertRecorder,
     acknowledge,
@@ -284,3 +285,19 @@ def test_a_changed_finding_under_a_standing_alert_is_recorded(tmp_path: Path) ->
 def test_bad_matchers_say_why(text: str, problem: str) -> None:
     with pytest.raises(MatcherError, match=problem.replace("(", r"\(")):
         parse_matcher(text)
+
+
+def test_an_alert_nobody_evaluates_any_more_is_shown_stale(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    recorder = AlertRecorder(store, "web1", IncidentSettings())
+    tracker = AlertTracker("web1", 0.0, hook=recorder)
+    tracker.update([_full()], 0.0)
+    (alert,) = stored_alerts(store)
+    assert alert.shown == "firing" and alert.evaluated_at is not None
+    later = alert.evaluated_at + STALE_AFTER + 1  # the console that raised it is gone
+    (gone,) = stored_alerts(store, now=later)
+    assert gone.shown == "stale" and counts([gone])["stale"] == 1
+    # A console still watching notes so every HEARTBEAT, though nothing changes.
+    tracker.update([_full()], 1.0)
+    (same,) = stored_alerts(store)
+    assert same.evaluated_at == alert.evaluated_at  # within the heartbeat: nothing written

@@ -15,7 +15,7 @@ import pytest
 
 from fleetdeck.checks.incidents.alertlog import stored_alerts
 from fleetdeck.checks.incidents.incidents import list_incidents
-from fleetdeck.checks.incidents.store import SCHEMA_VERSION, Store, StoreError
+from fleetdeck.checks.incidents.store import SCHEMA, SCHEMA_VERSION, Store, StoreError
 
 WRITER = Path(__file__).parent / "incident_writer.py"
 
@@ -112,3 +112,20 @@ def test_a_file_that_is_not_a_database_is_named_in_the_error(tmp_path: Path) -> 
     db.write_bytes(b"this is not SQLite\n" * 100)
     with pytest.raises(StoreError, match=rf"cannot open the state database {db}"):
         Store(db)
+
+
+def test_a_file_of_an_older_schema_is_brought_up_to_date_keeping_its_rows(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    raw = sqlite3.connect(db)
+    raw.executescript(SCHEMA[1])  # as the first release of the state database left it
+    raw.execute(
+        "INSERT INTO silences (kind, matcher, starts_at, ends_at, created_at, who, comment)"
+        " VALUES ('silence', '[[\"host\", \"=\", \"web1\"]]', 0, 9e9, 0, 'alice', 'kept')"
+    )
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    store = Store(db)
+    assert store.read("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 2
+    assert [r["comment"] for r in store.read("SELECT comment FROM silences")] == ["kept"]
+    assert store.read("SELECT count(*) FROM evaluations")[0][0] == 0

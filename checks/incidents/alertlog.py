@@ -25,8 +25,14 @@ from fleetdeck.checks.incidents.store import Store, StoreError, shared_store, st
 
 log = logging.getLogger(__name__)
 
-SHOWN_STATES = ("firing", "flapping", "acknowledged", "pending", "silenced", "resolved")
+SHOWN_STATES = ("firing", "flapping", "acknowledged", "pending", "stale", "silenced", "resolved")
 """What the list says of an alert, most urgent first."""
+HEARTBEAT = 60.0
+"""Seconds between the notes a recorder writes that its host's alerts are still evaluated,
+when nothing changes."""
+STALE_AFTER = 3 * HEARTBEAT
+"""An alert whose host nobody has evaluated for this long is shown as *stale*: the console
+that raised it is gone, and whether it still holds is unknown."""
 
 
 class AlertRecorder:
@@ -42,6 +48,7 @@ class AlertRecorder:
         self.error: str | None = None
         """Why the last write failed (the store is shared and may be busy or broken)."""
         self._seen: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._beat = float("-inf")
 
     def for_seconds(self, check: str, target: str) -> float | None:
         rule = rule_for(self.settings.rules, self.host, self.groups, check, target)
@@ -49,10 +56,17 @@ class AlertRecorder:
 
     def record(self, transitions: Sequence[Transition], alerts: Sequence[Alert]) -> None:
         changed = [a for a in alerts if self._seen.get(a.key) not in (None, _mark(a))]
-        if not transitions and not changed:
+        now = time.time()
+        beat = now - self._beat >= HEARTBEAT
+        if not transitions and not changed and not beat:
             return
         try:
             with self.store.write() as db:
+                db.execute(
+                    "INSERT INTO evaluations (host, at) VALUES (?, ?)"
+                    " ON CONFLICT (host) DO UPDATE SET at = excluded.at",
+                    (self.host, now),
+                )
                 for transition in transitions:
                     self._transition(db, transition)
                 for alert in changed:
@@ -64,6 +78,7 @@ class AlertRecorder:
             return
         self.error = None
         self._seen = {a.key: _mark(a) for a in alerts}
+        self._beat = now
 
     def marks(self) -> dict[tuple[str, str, str], str]:
         """What each of this host's alerts is shown as (acknowledged, silenced, flapping...),
@@ -241,6 +256,8 @@ class StoredAlert:
     acked_by: str | None = None
     ack_note: str | None = None
     silenced_by: Silence | None = field(default=None, compare=False)
+    evaluated_at: float | None = None
+    """When a console last evaluated this alert's host (None: never recorded)."""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -268,14 +285,17 @@ class StoredAlert:
             if self.acked_at is None
             else {"at": self.acked_at, "by": self.acked_by, "note": self.ack_note},
             "silenced_by": None if self.silenced_by is None else self.silenced_by.id,
+            "evaluated_at": self.evaluated_at,
         }
 
 
-def _shown(row: sqlite3.Row, silence: Silence | None, flap_count: int) -> str:
+def _shown(row: sqlite3.Row, silence: Silence | None, flap_count: int, now: float) -> str:
     if row["state"] == AlertState.RESOLVED:
         return "resolved"
     if silence is not None:
         return "silenced"
+    if row["evaluated_at"] is None or now - row["evaluated_at"] > STALE_AFTER:
+        return "stale"
     if row["acked_at"] is not None:
         return "acknowledged"
     if row["flaps"] >= flap_count:
@@ -303,7 +323,11 @@ def stored_alerts(
     if host is not None:
         where = f"{where} {'AND' if where else 'WHERE'} host = ?"
         params = (*params, host)
-    rows = store.read(f"SELECT * FROM alerts {where}", params)
+    rows = store.read(
+        "SELECT alerts.*, evaluations.at AS evaluated_at FROM alerts"
+        f" LEFT JOIN evaluations USING (host) {where}",
+        params,
+    )
     index = SilenceIndex(silences(store, now), now)
     found = []
     for row in rows:
@@ -317,7 +341,7 @@ def stored_alerts(
                 row["target"],
                 row["severity"],
                 row["state"],
-                _shown(row, silence, flap_count),
+                _shown(row, silence, flap_count, now),
                 row["summary"],
                 labels,
                 row["runbook"],
@@ -329,6 +353,7 @@ def stored_alerts(
                 row["acked_by"],
                 row["ack_note"],
                 silence,
+                row["evaluated_at"],
             )
         )
     rank = {"CRIT": 0, "WARN": 1, "UNKNOWN": 2}

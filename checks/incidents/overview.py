@@ -33,7 +33,8 @@ class OpenIncident:
 class Overview:
     incidents: list[OpenIncident]
     firing: list[StoredAlert]
-    """Firing, flapping and acknowledged alerts: the most severe, then the oldest, first."""
+    """Firing, flapping, acknowledged and stale alerts (firing when last seen, but nobody
+    evaluates their host now): the most severe, then the oldest, first."""
     counts: dict[str, int]
     """Alerts in each shown state, silenced ones included ("3 silenced")."""
     actions: list[AuditRecord]
@@ -64,7 +65,7 @@ def overview(
 ) -> Overview:
     now = time.time() if now is None else now
     alerts = stored_alerts(store, flap_count=settings.flap_count, now=now)
-    firing = [a for a in alerts if a.shown in ("firing", "flapping", "acknowledged")]
+    firing = [a for a in alerts if a.shown in ("firing", "flapping", "acknowledged", "stale")]
     rank = {"CRIT": 0, "WARN": 1, "UNKNOWN": 2}
     firing.sort(key=lambda a: (rank.get(a.severity, 3), a.active_since))
     records: list[AuditRecord] = []

@@ -25,8 +25,8 @@ STATE_ENV = "FLEETDECK_STATE_DB"
 BUSY_TIMEOUT_MS = 10_000
 """How long a writer waits for another one before giving up with a clear error."""
 
-SCHEMA_VERSION = 1
-_SCHEMA: dict[int, str] = {
+SCHEMA_VERSION = 2
+SCHEMA: dict[int, str] = {
     1: """
     CREATE TABLE alerts (
         id INTEGER PRIMARY KEY,
@@ -79,7 +79,12 @@ _SCHEMA: dict[int, str] = {
     );
     CREATE INDEX events_by_incident ON incident_events (incident_id, at);
     """,
+    2: """
+    CREATE TABLE evaluations (host TEXT PRIMARY KEY, at REAL NOT NULL);
+    """,
 }
+"""Each version's statements, run in order from the file's `user_version` up, in one
+transaction: version 2 adds when each host's alerts were last evaluated (stale alerts)."""
 
 
 class StoreError(Exception):
@@ -136,7 +141,7 @@ class Store:
                     f"knows {SCHEMA_VERSION})"
                 )
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _SCHEMA[step].split(";"):
+                for statement in SCHEMA[step].split(";"):
                     if statement.strip():
                         db.execute(statement)
             if version != SCHEMA_VERSION:
