@@ -8,8 +8,9 @@ firing one becomes *resolved*, kept on the list for a while so the operator sees
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from fleetdeck.checks.model import Finding, Status
 
@@ -47,13 +48,29 @@ class Transition:
     previous: AlertState | None
 
 
+class AlertHook(Protocol):
+    """What keeps alerts beyond the tracker (checks.incidents' state database): a rule's own
+    `for` duration, and every evaluation's changes, to be written down."""
+
+    def for_seconds(self, check: str, target: str) -> float | None: ...
+
+    def record(self, transitions: Sequence[Transition], alerts: Sequence[Alert]) -> None: ...
+
+
 class AlertTracker:
     """Keeps the alerts of one host from one evaluation of its findings to the next."""
 
-    def __init__(self, host: str, for_seconds: float, keep_resolved: float = 300.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        for_seconds: float,
+        keep_resolved: float = 300.0,
+        hook: AlertHook | None = None,
+    ) -> None:
         self.host = host
         self.for_seconds = for_seconds
         self.keep_resolved = keep_resolved
+        self.hook = hook
         self._alerts: dict[tuple[str, str, str], Alert] = {}
 
     def update(self, findings: Iterable[Finding], now: float) -> list[Transition]:
@@ -79,7 +96,9 @@ class AlertTracker:
                 changes.append(Transition(alert, None))
             else:
                 alert = replace(alert, severity=finding.status, summary=finding.summary)
-            if alert.state is AlertState.PENDING and now - alert.active_since >= self.for_seconds:
+            wait = self.hook.for_seconds(finding.check, finding.target) if self.hook else None
+            wait = self.for_seconds if wait is None else wait
+            if alert.state is AlertState.PENDING and now - alert.active_since >= wait:
                 alert = replace(alert, state=AlertState.FIRING, fired_at=now)
                 changes.append(Transition(alert, AlertState.PENDING))
             self._alerts[key] = alert
@@ -94,6 +113,8 @@ class AlertTracker:
                 changes.append(Transition(resolved, AlertState.FIRING))
             elif alert.resolved_at is not None and now - alert.resolved_at > self.keep_resolved:
                 del self._alerts[key]
+        if self.hook is not None:
+            self.hook.record(changes, self.alerts())
         return changes
 
     def alerts(self) -> list[Alert]:

@@ -17,6 +17,7 @@ import platformdirs
 
 from fleetdeck.checks.containers.config import ContainerThresholds, parse_container_thresholds
 from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
+from fleetdeck.checks.incidents import config as incidents_config
 from fleetdeck.checks.settings import Limit, finite
 from fleetdeck.checks.storage.config import StorageConfig, parse_storage
 from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
@@ -50,6 +51,10 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     database: DbThresholds = field(default_factory=DbThresholds)
     """The PostgreSQL checks' thresholds, from `[thresholds.database]`."""
+    incidents: incidents_config.IncidentSettings = field(
+        default_factory=incidents_config.IncidentSettings
+    )
+    """Alert rules, response targets, flap damping and the state file, from `[alerts]`."""
     source: Path | None = None
 
 
@@ -153,9 +158,13 @@ def parse_config(text: str, path: Path) -> Config:
         if "window" in table:
             thresholds = replace(thresholds, cpu_window=float(table["window"]))
     alert_for = Config().alert_for
-    for key, value in _table(data, "alerts", fail).items():
+    alerts = _table(data, "alerts", fail)
+    for key, value in alerts.items():
+        if key in incidents_config.KEYS:
+            continue
         if key not in _ALERT_KEYS:
-            raise fail(f"alerts.{key}", "unknown key (known: for)")
+            known = ", ".join(sorted(_ALERT_KEYS | incidents_config.KEYS))
+            raise fail(f"alerts.{key}", f"unknown key (known: {known})")
         if not finite(value) or value < 0:
             raise fail(f"alerts.{key}", f"expected seconds as a number >= 0, got {value!r}")
         alert_for = float(value)
@@ -165,6 +174,7 @@ def parse_config(text: str, path: Path) -> Config:
         alert_for=alert_for,
         storage=storage,
         database=database,
+        incidents=incidents_config.parse_incident_settings(alerts, fail),
         source=path,
     )
 
@@ -180,15 +190,20 @@ def _line_of(text: str, dotted: str) -> int | None:
     """The line where a dotted key is set, found by following table headers.
 
     tomllib reports positions only for syntax errors, so for a well-formed file with a wrong
-    key we find the line ourselves: under `[a.b]`, `c = ...` sets `a.b.c`.
+    key we find the line ourselves: under `[a.b]`, `c = ...` sets `a.b.c`; under the second
+    `[[a.b]]`, it sets `a.b[1].c`.
     """
     table = ""
     best: int | None = None
     depth = 0  # how much of `dotted` the best line so far names: the longest match wins
+    arrays: dict[str, int] = {}  # [[a.b]] headers seen: the Nth one is table `a.b[N]`
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if header := re.fullmatch(r"\[+\s*([^\]]+?)\s*\]+", line):
             table = ".".join(p.strip().strip("\"'") for p in header[1].split("."))
+            if line.startswith("[["):
+                arrays[table] = arrays.get(table, -1) + 1
+                table = f"{table}[{arrays[table]}]"
             named = table
         else:
             key, sep, _ = line.partition("=")

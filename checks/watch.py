@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from fleetdeck.checks.alerts import AlertTracker
 from fleetdeck.checks.config import Config
+from fleetdeck.checks.incidents.alertlog import alert_hook
 from fleetdeck.checks.model import CheckContext, Finding, run_checks
 from fleetdeck.checks.registry import CHECKS
 from fleetdeck.hosts.metrics import Rates, SampleHistory
@@ -35,7 +36,9 @@ class HostWatch:
         # Enough history to cover the CPU window at this interval, and ten minutes at least.
         window_samples = int(config.thresholds.cpu_window / interval) + 2
         self.history = SampleHistory(size=max(600, window_samples))
-        self.alerts = AlertTracker(name, config.alert_for)
+        self.alerts = AlertTracker(
+            name, config.alert_for, hook=alert_hook(config.incidents, name, sampler)
+        )
         self.findings: list[Finding] = []
         self.storage_findings: list[Finding] = []
         """The storage checks' findings, refreshed less often by whoever can ask the host

@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit_option(parser)
     tier_option(parser)
     add_parsers(commands, lambda p: _fleet_options(p, defaults=True))
+    from fleetdeck.tui import incident_cli
+
+    incident_cli.add_parsers(commands)
     return parser
 
 
@@ -390,6 +393,10 @@ def _main(argv: list[str] | None = None) -> int:
         return run_check(args)
     if args.command == "hosts":
         return run_hosts(args)
+    if args.command in ("alerts", "incident", "report"):
+        from fleetdeck.tui.incident_cli import run
+
+        return run(args)
     if args.command == "audit":
         from fleetdeck.tui.wizard_cli import run_audit
 

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from fleetdeck.checks.actions import FixHost
+from fleetdeck.checks.incidents.alertlog import AlertRecorder
 from fleetdeck.checks.model import CheckContext, Finding, Status
 from fleetdeck.checks.watch import HostWatch
 from fleetdeck.hosts.docker.endpoint import EndpointKind
@@ -38,6 +39,7 @@ from fleetdeck.widgets import (
     ProcessTable,
     RowTable,
 )
+from fleetdeck.widgets.findings_tables import alerts_subtitle
 
 if TYPE_CHECKING:
     from fleetdeck.checks.database.link import DbLink
@@ -410,8 +412,10 @@ class HostScreen(Screen[None]):
             processes.show(rates.processes)
         self.query_one(FindingsTable).show(watch.all_findings(), watch.name)
         alerts = watch.alerts.alerts()
-        self.query_one(AlertsTable).show(alerts, now=sample.at)
-        subtitle = f"{len(alerts)}" if alerts else "none"
+        hook = watch.alerts.hook  # acks and silences from the state database, if it is kept
+        marks = hook.marks() if isinstance(hook, AlertRecorder) else {}
+        self.query_one(AlertsTable).show(alerts, now=sample.at, marks=marks)
+        subtitle = alerts_subtitle(alerts, marks)
         table = self.query_one(AlertsTable)
         if table.border_subtitle != subtitle:  # setting it repaints the table, even unchanged
             table.border_subtitle = subtitle

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from fleetdeck.checks.alerts import Alert
@@ -33,6 +33,9 @@ class SeverityTable(RowTable):
         "state--firing",
         "state--pending",
         "state--resolved",
+        "state--acknowledged",
+        "state--silenced",
+        "state--flapping",
     }
     DEFAULT_CSS = """
     SeverityTable > .severity--ok { color: $success; }
@@ -42,6 +45,9 @@ class SeverityTable(RowTable):
     SeverityTable > .state--firing { text-style: bold; }
     SeverityTable > .state--pending { text-style: italic; }
     SeverityTable > .state--resolved { color: $text-muted; }
+    SeverityTable > .state--acknowledged { text-style: none; }
+    SeverityTable > .state--silenced { color: $text-muted; text-style: italic; }
+    SeverityTable > .state--flapping { text-style: bold italic; }
     """
 
     def status_cell(self, status: Status) -> Cell:
@@ -76,8 +82,25 @@ class FindingsTable(SeverityTable):
         )
 
 
+AlertKey = tuple[str, str, str]
+
+
+def alerts_subtitle(alerts: Sequence[Alert], marks: Mapping[AlertKey, str]) -> str:
+    """The alert list's border title: how many, and how many of them are silenced or
+    acknowledged ("4, 3 silenced"): a silenced alert is counted and listed, never hidden."""
+    if not alerts:
+        return "none"
+    said = [str(len(alerts))]
+    for state in ("silenced", "acknowledged"):
+        count = sum(1 for a in alerts if marks.get(a.key) == state)
+        if count:
+            said.append(f"{count} {state}")
+    return ", ".join(said)
+
+
 class AlertsTable(SeverityTable):
-    """Alerts: severity, state (pending, firing, resolved), since when, and what."""
+    """Alerts: severity, state (pending, firing, resolved; acknowledged, silenced or flapping
+    from the state database), since when, and what."""
 
     COLUMNS = (
         Column("severity", "Sev"),
@@ -87,13 +110,21 @@ class AlertsTable(SeverityTable):
         Column("check", "Check"),
     )
 
-    def show(self, alerts: Sequence[Alert], now: float | None = None) -> None:
-        """Show alerts in the order given (the tracker sorts firing first)."""
+    def show(
+        self,
+        alerts: Sequence[Alert],
+        now: float | None = None,
+        marks: Mapping[AlertKey, str] | None = None,
+    ) -> None:
+        """Show alerts in the order given (the tracker sorts firing first); `marks` says
+        what people made of them (`AlertRecorder.marks`), which the State column shows."""
         now = time.time() if now is None else now
+        marks = marks or {}
         rows = {}
         for a in alerts:
-            state = Cell(a.state.value)
-            state.stylize(self.get_component_rich_style(f"state--{a.state.value}", partial=True))
+            said = a.state.value if a.state.value == "resolved" else marks.get(a.key, a.state.value)
+            state = Cell(said)
+            state.stylize(self.get_component_rich_style(f"state--{said}", partial=True))
             rows["|".join(a.key)] = (
                 self.status_cell(a.severity),
                 state,
