@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-only", action="store_true", help="never change anything (war-room screens)"
     )
     parser.add_argument(
+        "-w",
+        "--war-room",
+        action="store_true",
+        help="the war-room screen: incidents, alerts, fleet and latest actions, rotating on a "
+        "timer; always read-only",
+    )
+    parser.add_argument(
         "--postgres",
         action="store_true",
         help="without an inventory: watch this machine's PostgreSQL too (the database pane "
@@ -345,9 +352,10 @@ def run_console(args: argparse.Namespace) -> int:
 
     settings = Settings(
         interval=args.interval,
-        read_only=args.read_only,
+        read_only=args.read_only or args.war_room,
         audit_log=args.audit_log,
         postgres=args.postgres,
+        war_room=args.war_room,
     )
     if args.inventory:
         from fleetdeck.hosts.ssh import SSHOptions
