@@ -48,28 +48,28 @@ def _record(store: Store, host: str, rows: list[tuple[str, str, Status, str, flo
     assert recorder.error is None, recorder.error
 
 
-def build_state(audit: Path, state: Path | None = None) -> Path:
-    """The state database (default: the isolated data dir's) and the audit log; returns the
-    database's path."""
+def build_state(audit: Path, state: Path | None = None, now: float = NOW) -> Path:
+    """The state database (default: the isolated data dir's) and the audit log, dated against
+    `now`; returns the database's path."""
     path = state or default_state_path()
     store = Store(path)
     by_host: dict[str, list[tuple[str, str, Status, str, float]]] = {}
     for host, check, target, status, said, ago in ALERTS:
-        by_host.setdefault(host, []).append((check, target, status, said, NOW - ago * MINUTE))
+        by_host.setdefault(host, []).append((check, target, status, said, now - ago * MINUTE))
     for host, rows in by_host.items():
         _record(store, host, rows)
-    ids = {(a.host, a.check): a.id for a in stored_alerts(store, now=NOW)}
+    ids = {(a.host, a.check): a.id for a in stored_alerts(store, now=now)}
     acknowledge(store, ids[("lb-02", "load")], "bob", "looking at it")
     add_silence(store, "host=cache-03,target=/srv", 7200, "carol", "archive job",
-                starts_at=NOW - 10 * MINUTE)  # fmt: skip
+                starts_at=now - 10 * MINUTE)  # fmt: skip
     disk = open_incident(store, "Checkout database out of disk", "P1", "alice",
                          alert_ids=[ids[("db-01", "disk.space")]], owner="alice")  # fmt: skip
     set_status(store, disk.id, "responding", "alice")
     slow = open_incident(store, "Cache evictions slow the shop", "P2", "bob", hosts=["cache-03"])
     with store.write() as db:  # onto NOW's clock (see the module's docstring)
         db.execute("UPDATE incidents SET opened_at = ?, acknowledged_at = ? WHERE id = ?",
-                   (NOW - 40 * MINUTE, NOW - 36 * MINUTE, disk.id))  # fmt: skip
-        db.execute("UPDATE incidents SET opened_at = ? WHERE id = ?", (NOW - 75 * MINUTE, slow.id))
+                   (now - 40 * MINUTE, now - 36 * MINUTE, disk.id))  # fmt: skip
+        db.execute("UPDATE incidents SET opened_at = ? WHERE id = ?", (now - 75 * MINUTE, slow.id))
     store.close()
     log = AuditLog(audit)
     for ago, who, host, title, outcome, message in (
@@ -78,7 +78,7 @@ def build_state(audit: Path, state: Path | None = None) -> Path:
         (3, "alice", "db-01", "gzip old logs in /var/log/postgresql", "verified",
          "verified: 78% used"),
     ):  # fmt: skip
-        when = dt.datetime.fromtimestamp(NOW - ago * MINUTE, dt.UTC).isoformat()
+        when = dt.datetime.fromtimestamp(now - ago * MINUTE, dt.UTC).isoformat()
         log.append({"time": when, "id": f"attempt-{ago}", "event": outcome, "outcome": outcome,
                     "operator": {"user": who}, "host": host, "title": title,
                     "message": message})  # fmt: skip

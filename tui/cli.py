@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetdeck.tui import incident_cli
 
     incident_cli.add_parsers(commands)
+    from fleetdeck.tui import serve
+
+    serve.add_parser(commands, [_common(defaults=False)], lambda p: _fleet_options(p, False))
     return parser
 
 
@@ -347,8 +350,11 @@ def run_console(args: argparse.Namespace) -> int:
     # Textual sizes the screen with shutil.get_terminal_size, which believes COLUMNS and LINES
     # over the terminal. Exported ones (some shells, sudo and CI setups) would pin the console
     # to its first size and ignore every resize; the terminal itself always knows better.
-    for name in ("COLUMNS", "LINES"):
-        os.environ.pop(name, None)
+    # Under `fleetdeck serve` there is no terminal: COLUMNS is the browser's width, which
+    # textual-serve hands its web driver that way.
+    if "TEXTUAL_DRIVER" not in os.environ:
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
 
     settings = Settings(
         interval=args.interval,
@@ -405,6 +411,10 @@ def _main(argv: list[str] | None = None) -> int:
         from fleetdeck.tui.incident_cli import run
 
         return run(args)
+    if args.command == "serve":
+        from fleetdeck.tui import serve
+
+        return serve.run(args)
     if args.command == "audit":
         from fleetdeck.tui.wizard_cli import run_audit
 
