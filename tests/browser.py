@@ -106,9 +106,9 @@ async def chromium(binary: str, width: int, height: int) -> AsyncIterator[Page]:
     group) and its profile removed on the way out."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="fleetdeck-chromium-") as profile:
-        process = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}",
-             f"--window-size={width},{height}", "about:blank"],
+        process = await asyncio.create_subprocess_exec(
+            binary, *FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}",
+            f"--window-size={width},{height}", "about:blank",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
@@ -122,10 +122,12 @@ async def chromium(binary: str, width: int, height: int) -> AsyncIterator[Page]:
                         page.close()
         finally:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            await process.wait()
 
 
-async def _first_page(session: aiohttp.ClientSession, port: int, process: subprocess.Popen[bytes]) -> str:  # fmt: skip
+async def _first_page(
+    session: aiohttp.ClientSession, port: int, process: asyncio.subprocess.Process
+) -> str:
     """The blank tab's DevTools websocket, once Chromium answers (bounded: 60 s)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

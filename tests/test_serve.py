@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -24,12 +24,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 from browser import chromium, free_port
-from conftest import REPO, fleetdeck_bin, require_binary
 from PIL import Image
 from war_room_data import build_state
 
 from fleetdeck.tui.cli import build_parser
 from fleetdeck.tui.serve import console_argv
+
+from conftest import REPO, fleetdeck_bin, require_binary
 
 SHOT = REPO / "screenshots" / "serve-war-room-chromium.png"
 

@@ -129,7 +129,10 @@ class AlertBoard(SeverityTable):
     """Alerts from every source: severity, age, source, host, what fires, its state."""
 
     can_focus = False
-    DEFAULT_CSS = BOARD_CSS.format(name="AlertBoard")
+    COMPONENT_CLASSES: ClassVar[set[str]] = SeverityTable.COMPONENT_CLASSES | {"state--stale"}
+    DEFAULT_CSS = BOARD_CSS.format(name="AlertBoard") + """
+    AlertBoard > .state--stale { color: $warning; text-style: italic; }
+    """
     COLUMNS = (
         Column("severity", "Sev"),
         Column("age", "Age", "right"),
