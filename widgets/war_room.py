@@ -130,9 +130,12 @@ class AlertBoard(SeverityTable):
 
     can_focus = False
     COMPONENT_CLASSES: ClassVar[set[str]] = SeverityTable.COMPONENT_CLASSES | {"state--stale"}
-    DEFAULT_CSS = BOARD_CSS.format(name="AlertBoard") + """
+    DEFAULT_CSS = (
+        BOARD_CSS.format(name="AlertBoard")
+        + """
     AlertBoard > .state--stale { color: $warning; text-style: italic; }
     """
+    )
     COLUMNS = (
         Column("severity", "Sev"),
         Column("age", "Age", "right"),
