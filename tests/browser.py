@@ -131,7 +131,7 @@ async def _first_page(
     """The blank tab's DevTools websocket, once Chromium answers (bounded: 60 s)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process.returncode is not None:
             raise RuntimeError(f"chromium exited with status {process.returncode}")
         try:
             async with session.get(f"http://127.0.0.1:{port}/json/list") as response:

@@ -9,6 +9,7 @@ FLEETDECK_WRITE_SCREENSHOTS=1 also writes the screenshot to screenshots/ for the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import queue
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 import pytest
@@ -67,7 +69,14 @@ def served(tmp_path: Path) -> Iterator[Served]:
     output: list[str] = []
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
-    threading.Thread(target=lambda: [lines.put(x) for x in process.stdout], daemon=True).start()
+    everything: list[str] = []  # every line, as the server goes on logging
+
+    def read(stdout: IO[str]) -> None:
+        for line in stdout:
+            everything.append(line)
+            lines.put(line)
+
+    threading.Thread(target=read, args=(process.stdout,), daemon=True).start()
     try:
         deadline = time.monotonic() + 60
         url = None
@@ -86,7 +95,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.1)
-        yield Served(url, url.split("token=", 1)[1], output)
+        yield Served(url, url.split("token=", 1)[1], everything)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -126,6 +135,13 @@ async def test_requests_without_the_token_are_refused(served: Served) -> None:
         address = pair[0] or pair[1]
         assert address.startswith(served.base), address
     assert "googleapis" not in page
+    # The access log names each request, never the token (the terminal showed it once).
+    for _ in range(100):  # the access log's line is written after the response
+        if any("token=***" in line for line in served.output):
+            break
+        await asyncio.sleep(0.05)
+    logged = "".join(served.output[2:])
+    assert "GET /?token=***" in logged and served.token not in logged
 
 
 async def test_websocket_from_another_site_is_refused(served: Served) -> None:

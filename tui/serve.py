@@ -71,9 +71,20 @@ class TokenServer(Server):
         return response
 
     def initialize_logging(self) -> None:
-        """One plain line per request on stderr (textual-serve's rich tracebacks would print
-        every local variable of a failing request)."""
+        """One plain line per request on stderr, the token masked (textual-serve's rich
+        tracebacks would print every local variable of a failing request)."""
         logging.basicConfig(level=logging.INFO, format="fleetdeck serve: %(message)s")
+        token = self.token
+
+        def masked(record: logging.LogRecord) -> bool:
+            record.msg = str(record.msg).replace(token, "***")
+            record.args = tuple(
+                a.replace(token, "***") if isinstance(a, str) else a for a in record.args or ()
+            )
+            return True
+
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(masked)
 
     async def on_startup(self, app: web.Application) -> None:
         print(f"fleetdeck serve: each browser tab runs {self.command}", flush=True)
