@@ -74,13 +74,13 @@ async def test_the_war_room_shows_incidents_alerts_fleet_and_actions(tmp_path: P
             ["WARN", "12m", "fleetdeck", "cache-03", "memory", "firing"],
             ["WARN", "5m", "fleetdeck", "lb-02", "load", "acknowledged"],
         ]  # the silenced /srv inodes alert is counted on its tile, not listed as firing
-        silenced = screen.query_one("#tile-silenced", Tile)
+        silenced = screen.query_one(".wr-tiles .tile-silenced", Tile)
         assert "1 acknowledged" in str(silenced.query_one(".tile--caption", Static).render())
         assert silenced.query_one("Digits").value == "1"  # type: ignore[attr-defined]
-        assert screen.query_one("#tile-crit", Tile).has_class("-bad")
-        down = screen.query_one("#tile-down", Tile)
+        assert screen.query_one(".wr-tiles .tile-crit", Tile).has_class("-bad")
+        down = screen.query_one(".wr-tiles .tile-down", Tile)
         assert down.has_class("-bad") and down.query_one("Digits").value == "1"  # type: ignore[attr-defined]
-        assert screen.query_one("#tile-up", Tile).query_one("Digits").value == "2"  # type: ignore[attr-defined]
+        assert screen.query_one(".wr-tiles .tile-up", Tile).query_one("Digits").value == "2"  # type: ignore[attr-defined]
         actions = cells(screen.query_one(ActionBoard))
         assert [row[:5] for row in actions] == [
             ["3m ago", "alice", "db-01", "gzip old logs in /var/log/postgresql", "verified"],
@@ -213,7 +213,7 @@ async def test_an_unreadable_state_database_is_unknown_not_quiet(
         band = text_of(screen.query_one(IncidentBand))
         assert band.startswith("UNKNOWN: the state database cannot be read:")
         assert str(broken) in band
-        crit = screen.query_one("#tile-crit", Tile)
+        crit = screen.query_one(".wr-tiles .tile-crit", Tile)
         assert crit.query_one("Digits").value == "?"  # type: ignore[attr-defined]
         assert crit.has_class("-warn")
 

@@ -13,9 +13,10 @@ from war_room_data import build_state, war_room_app
 def test_war_room_at_200x60(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A wall screen: the banner 'FLEETDECK WAR ROOM  READ-ONLY: every fix is refused...';
     the P1 (red badge) 'Checkout database out of disk · db-01', responding, acknowledged in
-    4m against 15m; the P2 (amber) unacknowledged 15m past its 1h target, in red; the tab line
-    '▶ Alerts', 'next: Fleet health in 20 s'; big tiles CRIT 1 (red), WARN 2 (amber),
-    SILENCED 1 with '1 acknowledged'; the alerts, db-01's disk first, lb-02's acknowledged."""
+    4m against 15m; the P2 (amber) unacknowledged 15m past its 1h target, in red; wide enough
+    for all six tiles in one row on top: CRIT 1 (red), WARN 2 (amber), SILENCED 1 ('1
+    acknowledged'), UP 2 'of 3 hosts', DOWN 1 'edge-9' (red), STALE 0 (green); the tab line
+    '▶ Alerts', 'next: Fleet health in 20 s'; the alerts, db-01's disk first."""
     audit = tmp_path / "audit.jsonl"
     build_state(audit)
     assert snap_compare(war_room_app(audit), terminal_size=(200, 60), run_before=until_board)

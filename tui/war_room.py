@@ -38,6 +38,10 @@ from fleetdeck.widgets.war_room import ActionBoard, AlertBoard, IncidentBand
 
 VIEWS = {"alerts": "Alerts", "fleet": "Fleet health", "actions": "Latest actions"}
 """The rotating views, in turn, with the names the tab line shows."""
+ALERT_TILES = ("CRIT", "WARN", "SILENCED")
+FLEET_TILES = ("UP", "DOWN", "STALE")
+WIDE = (160, 50)
+"""From this size (columns, rows) all six tiles stay on top and the views show no tiles."""
 ROTATE_EVERY = 20.0
 REFRESH_EVERY = 5.0
 
@@ -115,25 +119,37 @@ class WarRoomScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="wr-banner")
         yield IncidentBand(id="wr-incidents")
+        with Horizontal(id="wr-summary"):  # a wide screen: every tile, whatever the view
+            yield from self._tiles(*ALERT_TILES, *FLEET_TILES)
         yield Static(id="wr-tabs")
         with ContentSwitcher(initial="alerts", id="wr-views"):
             with Vertical(id="alerts"):
                 with Horizontal(classes="wr-tiles"):
-                    yield Tile("CRIT", id="tile-crit")
-                    yield Tile("WARN", id="tile-warn")
-                    yield Tile("SILENCED", id="tile-silenced")
+                    yield from self._tiles(*ALERT_TILES)
                 yield AlertBoard(id="wr-alerts")
             with Vertical(id="fleet"):
                 with Horizontal(classes="wr-tiles"):
-                    yield Tile("UP", id="tile-up")
-                    yield Tile("DOWN", id="tile-down")
-                    yield Tile("STALE", id="tile-stale")
+                    yield from self._tiles(*FLEET_TILES)
                 hosts = FleetTable(id="wr-hosts")
                 hosts.can_focus = False
                 yield hosts
             with Vertical(id="actions"):
                 yield ActionBoard(id="wr-actions")
         yield Footer()
+
+    @staticmethod
+    def _tiles(*labels: str) -> ComposeResult:
+        for label in labels:
+            yield Tile(label, classes=f"tile-{label.lower()}")
+
+    def _show_tile(self, name: str, figure: int | str, caption: str, state: str) -> None:
+        """Both copies of a tile: the view's and the wide screen's summary row."""
+        for tile in self.query(f".tile-{name}").results(Tile):
+            tile.show(figure, caption, state)
+
+    def on_resize(self) -> None:
+        """Wide and tall enough (a wall screen, 200x60): every tile in one row on top."""
+        self.set_class(self.size.width >= WIDE[0] and self.size.height >= WIDE[1], "-wide")
 
     def on_mount(self) -> None:
         for watch in self.watches:
@@ -211,14 +227,20 @@ class WarRoomScreen(Screen[None]):
         stale = sum(r.rank == 2 for r in rows)
         connecting = len(rows) - up - down - stale
         more = f", {connecting} connecting" if connecting else ""
-        self.query_one("#tile-up", Tile).show(
-            up, f"of {len(rows)} hosts{more}", "-good" if up == len(rows) else "-muted"
+        self._show_tile(
+            "up", up, f"of {len(rows)} hosts{more}", "-good" if up == len(rows) else "-muted"
         )
-        self.query_one("#tile-down", Tile).show(
-            down, ", ".join(r.name for r in rows if r.rank == 3), "-bad" if down else "-good"
+        self._show_tile(
+            "down",
+            down,
+            ", ".join(r.name for r in rows if r.rank == 3),
+            "-bad" if down else "-good",
         )
-        self.query_one("#tile-stale", Tile).show(
-            stale, ", ".join(r.name for r in rows if r.rank == 2), "-warn" if stale else "-good"
+        self._show_tile(
+            "stale",
+            stale,
+            ", ".join(r.name for r in rows if r.rank == 2),
+            "-warn" if stale else "-good",
         )
         self.query_one("#wr-hosts", FleetTable).show(sorted(rows, key=_worst_first), [])
 
@@ -238,15 +260,15 @@ class WarRoomScreen(Screen[None]):
         warn = [a for a in board.alerts if a.severity == "WARN"]
         counts = board.overview.counts if board.overview else {}
         if board.overview is None:
-            for tile in ("#tile-crit", "#tile-warn", "#tile-silenced"):
-                self.query_one(tile, Tile).show("?", "state database unreadable", "-warn")
+            for name in ("crit", "warn", "silenced"):
+                self._show_tile(name, "?", "state database unreadable", "-warn")
         else:
             crit_state, warn_state = ("-bad" if crit else "-good"), ("-warn" if warn else "-good")
-            self.query_one("#tile-crit", Tile).show(len(crit), _oldest(crit, now), crit_state)
-            self.query_one("#tile-warn", Tile).show(len(warn), _oldest(warn, now), warn_state)
+            self._show_tile("crit", len(crit), _oldest(crit, now), crit_state)
+            self._show_tile("warn", len(warn), _oldest(warn, now), warn_state)
             acked = counts.get("acknowledged", 0)
-            self.query_one("#tile-silenced", Tile).show(
-                counts.get("silenced", 0), f"{acked} acknowledged", "-muted"
+            self._show_tile(
+                "silenced", counts.get("silenced", 0), f"{acked} acknowledged", "-muted"
             )
         self.query_one("#wr-alerts", AlertBoard).show(board.alerts, now)
         actions = board.overview.actions if board.overview else []
