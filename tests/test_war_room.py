@@ -294,3 +294,20 @@ def test_fleetdeck_w_in_a_real_terminal_is_the_read_only_war_room(tmp_path: Path
     finally:
         tmux("kill-server")
     assert audit.read_text() == before
+
+
+async def test_a_quiet_fleet_is_quiet(tmp_path: Path) -> None:
+    """Nothing recorded yet (a fresh state database, no audit log): 'No open incident', CRIT
+    and WARN 0 in green, no alert and no action listed; the fleet still counts its hosts."""
+    app = war_room_app(tmp_path / "audit.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await until_board(pilot)
+        assert screen.board is not None and screen.board.error is None
+        assert text_of(screen.query_one(IncidentBand)).strip() == "No open incident"
+        for name in ("crit", "warn"):
+            tile = screen.query_one(f".wr-tiles .tile-{name}", Tile)
+            assert tile.query_one("Digits").value == "0"  # type: ignore[attr-defined]
+            assert tile.has_class("-good")
+        assert screen.query_one(AlertBoard).row_count == 0
+        assert screen.query_one(ActionBoard).row_count == 0
+        assert screen.query_one(".wr-tiles .tile-up", Tile).query_one("Digits").value == "2"  # type: ignore[attr-defined]
