@@ -89,12 +89,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
             found = re.search(r"open (http://\S+)", line)
             url = found.group(1) if found else None
         assert url is not None, f"serve printed no URL in 60 s: {''.join(output)}"
-        # The URL is printed as the server starts, a moment before it listens.
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
         yield Served(url, url.split("token=", 1)[1], everything)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -207,3 +201,18 @@ def test_serve_runs_the_console_read_only_unless_fixes_are_allowed() -> None:
     assert given[given.index("--audit-log") + 1] == "a.jsonl"
     top = console_argv(build_parser().parse_args(["-w", "--interval", "5", "serve"]))
     assert "--war-room" in top and top[top.index("--interval") + 1] == "5.0"
+
+
+def test_a_port_in_use_is_a_clear_error_and_no_url(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [fleetdeck_bin(), "serve", "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "address already in use" in result.stderr
+    assert "token=" not in result.stdout

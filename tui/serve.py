@@ -17,10 +17,12 @@ websocket. Around it, fleetdeck adds what a console that can change hosts needs:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hmac
 import logging
 import secrets
 import shlex
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -87,8 +89,25 @@ class TokenServer(Server):
             handler.addFilter(masked)
 
     async def on_startup(self, app: web.Application) -> None:
+        """Nothing: textual-serve prints its banner here, before it listens."""
+
+    def serve(self, debug: bool = False) -> None:
+        """textual-serve's `serve`, saying where to go only once the port is listening (its
+        own says so before binding, which may then fail)."""
+        self.debug = debug
+        self.initialize_logging()
+        loop = asyncio.new_event_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, self.request_exit)
         print(f"fleetdeck serve: each browser tab runs {self.command}", flush=True)
-        print(f"fleetdeck serve: open {self.url}", flush=True)
+        web.run_app(
+            self._make_app(),
+            host=self.host,
+            port=self.port,
+            handle_signals=False,
+            loop=loop,
+            print=lambda *_: print(f"fleetdeck serve: open {self.url}", flush=True),
+        )
 
 
 def add_parser(
