@@ -17,8 +17,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LAYERS = ("hosts", "checks", "widgets", "tui")  # each imports only itself and those before it
-CORE = {"model", "actions", "audit", "alerts", "wizards", "hostcheck", "secrets", "settings"}
-ASSEMBLY = {"__init__", "catalog", "config", "registry", "runner", "watch"}
+CORE = {
+    "model",
+    "actions",
+    "audit",
+    "alerts",
+    "wizards",
+    "hostcheck",
+    "secrets",
+    "settings",
+    "access",
+    "domain",
+}
+ASSEMBLY = {"__init__", "catalog", "config", "registry", "runner", "watch", "scheduler"}
 DOMAINS = {"resources", "network", "storage", "database", "containers"}
 
 # Imports the rules refuse that are still there, each with what removes it. The test fails

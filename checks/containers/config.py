@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleetdeck.checks.model import Status
-from fleetdeck.checks.settings import Fail, Limit, finite, parse_pair, value_error
+from fleetdeck.checks.settings import Fail, Limit, SettingsTable, finite, parse_pair, value_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +128,7 @@ def parse_container_thresholds(
 def _pair(default: Limit | Hours, value: object, dotted: str, fail: Fail, *, falling: bool) -> Any:
     warn, crit = parse_pair(default, value, dotted, fail, percent=not falling, falling=falling)
     return Hours(warn, crit) if falling else Limit(warn, crit)
+
+
+TABLE = SettingsTable("containers", ("thresholds", "containers"), parse_container_thresholds)
+"""`[thresholds.containers]`: the container domain's settings (a `ContainerThresholds`)."""

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from fleetdeck.checks.settings import Fail, Limit, parse_pair, value_error
+from fleetdeck.checks.settings import Fail, Limit, SettingsTable, parse_pair, value_error
 
 GIB = 1024**3
 MIB = 1024**2
@@ -100,3 +100,7 @@ def parse_db_thresholds(
 
 def _limit(default: Limit, value: object, dotted: str, fail: Fail, *, percent: bool) -> Limit:
     return Limit(*parse_pair(default, value, dotted, fail, percent=percent))
+
+
+TABLE = SettingsTable("database", ("thresholds", "database"), parse_db_thresholds)
+"""`[thresholds.database]`: the database domain's settings (a `DbThresholds`)."""
