@@ -348,7 +348,9 @@ async def test_the_host_screen_raises_alerts_from_the_container_checks(
             if alerted():
                 break
             await pilot.pause(0.1)
-        seen = [(f.check, f.target, f.status.name) for f in watch.domain_findings.get("containers", [])]
+        seen = [
+            (f.check, f.target, f.status.name) for f in watch.domain_findings.get("containers", [])
+        ]
         assert alerted(), (seen, watch.alerts.alerts())
         findings = {(f.check, f.target): f for f in watch.domain_findings["containers"]}
         assert "unhealthy" in findings["container.state", names["db"]].summary
