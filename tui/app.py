@@ -102,6 +102,11 @@ class FleetdeckApp(App[None]):
             )
         return self._access[watch.name]
 
+    def cadences(self) -> Mapping[str, float]:
+        """The console's own cadences for domains' periodic checks on a Host screen, over
+        their declared ones: `storage_every` (0: never)."""
+        return {"storage": self.settings.storage_every}
+
     def database_link(
         self, watch: HostWatch, target: str = "", dump_dir: str = "", *, first: bool = False
     ) -> DbLink:

@@ -109,7 +109,7 @@ class FleetScreen(FleetdeckScreen[None]):
         self.groups = groups
         self.interval = interval
         self._rows: dict[str, HostRow] = {}
-        self.docker = {n for n, w in self.watches.items() if self.app.access(w).wants_docker}
+        self.docker = {n for n, w in self.watches.items() if self.console.access(w).wants_docker}
         """Hosts whose engine the containers column reads (none: no column at all)."""
         self.containers: dict[str, ContainerSnapshot] = {}
         self._docker_wake = {name: asyncio.Event() for name in self.docker}
@@ -141,7 +141,7 @@ class FleetScreen(FleetdeckScreen[None]):
         DOCKER_AT_ONCE hosts at a time, each reading bounded in time."""
         from fleetdeck.checks.containers.pane import ContainerSnapshot, read_containers
 
-        link = self.app.docker_link(watch)
+        link = self.console.docker_link(watch)
         wake = self._docker_wake[watch.name]
         while True:
             wake.clear()
@@ -273,7 +273,7 @@ class FleetScreen(FleetdeckScreen[None]):
         self.grouping = GROUPINGS[(GROUPINGS.index(self.grouping) + 1) % len(GROUPINGS)]
 
     def action_audit(self) -> None:
-        self.app.open_audit()
+        self.console.open_audit()
 
     def action_refresh_now(self) -> None:
         for watch in self.watches.values():

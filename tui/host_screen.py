@@ -122,7 +122,7 @@ class HostScreen(FleetdeckScreen[None]):
             with Vertical(id="col-main"):
                 yield AlertsTable(id="alerts")
                 yield ProcessTable(id="processes")
-                access = self.app.access(self.host_watch)
+                access = self.console.access(self.host_watch)
                 for domain in _domains():  # each domain's pane, if the host wants it
                     if domain.pane is not None and domain.pane.wanted(access):
                         max_age = 2 * max(self.interval, domain.pane.every) + 1
@@ -210,11 +210,11 @@ class HostScreen(FleetdeckScreen[None]):
 
         scheduler = DomainScheduler(
             self.host_watch,
-            self.app.access(self.host_watch),
+            self.console.access(self.host_watch),
             _domains(),
             updated=lambda: self._show(self.host_watch),
             bad_settings=bad_settings,
-            every={"storage": self.app.settings.storage_every},
+            every=self.console.cadences(),
             shown=lambda name: bool(self.query(f"#{name}")),
             quiet=self._pane_absent,
         )
@@ -233,7 +233,7 @@ class HostScreen(FleetdeckScreen[None]):
         from fleetdeck.checks.database.pane import PaneSnapshot, read_pane
 
         pane = self.query_one(DatabasePane)
-        app, watch = self.app, self.host_watch
+        app, watch = self.console, self.host_watch
         link: DbLink = app.database_link(watch, first=True)
         link.settings = replace(link.settings, read_only=True)
         self._db_link = link
@@ -258,7 +258,7 @@ class HostScreen(FleetdeckScreen[None]):
         from fleetdeck.checks.containers.pane import ContainerSnapshot, read_containers
 
         pane = self.query_one(ContainersPane)
-        link: DockerLink = self.app.docker_link(self.host_watch)
+        link: DockerLink = self.console.docker_link(self.host_watch)
         while True:
             self._docker_wake.clear()
             try:
@@ -297,7 +297,7 @@ class HostScreen(FleetdeckScreen[None]):
     def _open_logs(self, container_id: str, name: str) -> None:
         from fleetdeck.tui.logs_screen import LogsScreen
 
-        link = self.app.docker_link(self.host_watch)
+        link = self.console.docker_link(self.host_watch)
         self.app.push_screen(LogsScreen(link, container_id, name))
 
     def action_wizard(self, domain: str) -> None:
@@ -308,10 +308,10 @@ class HostScreen(FleetdeckScreen[None]):
         line = panes.first().selected if domain == "containers" and panes else None
         if line is not None:
             initial["container"] = line.name
-        self.app.open_wizard(self.host_watch, domain, initial)
+        self.console.open_wizard(self.host_watch, domain, initial)
 
     def action_audit(self) -> None:
-        self.app.open_audit()
+        self.console.open_audit()
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:  # opened from the Fleet screen
