@@ -138,3 +138,13 @@ def test_every_registered_settings_table_is_read_by_the_settings_file() -> None:
     )
     assert config.database.connections.warn == 50
     assert set(config.domains) == {t.domain for t in DOMAIN_TABLES}
+
+
+def test_every_declared_inventory_key_is_one_the_inventory_reads() -> None:
+    """A domain's `inventory_keys` name keys of an inventory host's entry that the TOML
+    reader knows (hosts/ sits below checks/ and cannot read the declarations itself)."""
+    from fleetdeck.hosts.inventory.toml_file import HOST_KEYS
+
+    declared = {key for d in catalog.DOMAINS for key in d.inventory_keys}
+    assert declared == {"postgres", "docker"}
+    assert declared <= HOST_KEYS

@@ -222,6 +222,8 @@ class HostScreen(FleetdeckScreen[None]):
 
     def _pane_absent(self, name: str) -> bool:
         """Whether the domain's pane says its service is not on this host (no Docker)."""
+        if name not in PANES:
+            return False
         panes = self.query(f"#{name}")
         return bool(panes) and PANES[name].absent(panes.first(Widget))
 
