@@ -64,6 +64,10 @@ class Config:
     """Each domain's settings by domain name, as its `SettingsTable` parsed them."""
     source: Path | None = None
 
+    def with_domain(self, name: str, settings: object) -> Config:
+        """A copy with one domain's settings replaced (a test's lowered thresholds)."""
+        return replace(self, domains={**self.domains, name: settings})
+
     @property
     def storage(self) -> StorageConfig:
         """The storage checks' settings, from `[storage]`."""
