@@ -145,8 +145,7 @@ class HostScreen(FleetdeckScreen[None]):
             "disks": "3 Disks",
             "network": "4 Network",
             "findings": "5 Findings",
-            "database": "6 Database",
-            "containers": "7 Containers",
+            **{d.name: f"{PANES[d.name].key} {d.title}" for d in _domains() if d.name in PANES},
         }
         for widget_id, title in titles.items():
             for widget in self.query(f"#{widget_id}"):

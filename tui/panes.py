@@ -17,8 +17,10 @@ from fleetdeck.widgets import ContainersPane, DatabasePane
 
 @dataclass(frozen=True, slots=True)
 class PaneWidget:
-    """`make(access, config, max_age, id)` builds the pane; `absent(pane)` reads it."""
+    """`make(access, config, max_age, id)` builds the pane; `absent(pane)` reads it; `key`
+    is the Host screen's key that jumps to it, shown before the domain's title."""
 
+    key: str
     make: Callable[[HostAccess, Config, float, str], Widget]
     absent: Callable[[Widget], bool]
 
@@ -42,6 +44,6 @@ def _no_docker(pane: Widget) -> bool:
 
 
 PANES: dict[str, PaneWidget] = {
-    "database": PaneWidget(_database, _never),
-    "containers": PaneWidget(_containers, _no_docker),
+    "database": PaneWidget("6", _database, _never),
+    "containers": PaneWidget("7", _containers, _no_docker),
 }
