@@ -97,20 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
         "else the default); a host with no Docker is OK.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    check.add_argument(
-        "--no-storage",
-        action="store_true",
-        help="only the checks graded from samples: leave out the storage checks that ask the "
-        "host (RAID, mounts, held-open files, I/O, SMART, what uses the space, backups...) "
-        "and the container checks",
-    )
-    check.add_argument(
-        "--no-containers",
-        action="store_true",
-        help="leave out the container checks (state and health, restart loops, memory "
-        "against the limit, memory growth) that ask the host's Docker engine. Thresholds: "
-        "[thresholds.containers]",
-    )
+    from fleetdeck.checks.catalog import DOMAINS
+
+    for domain in DOMAINS:
+        if domain.switch is not None:
+            check.add_argument(f"--no-{domain.name}", action="store_true", help=domain.switch)
     check.add_argument(
         "--postgres",
         action="store_true",
@@ -245,9 +236,17 @@ def _load(path: Path | None) -> Config:
     return load_config(path, required=path is not None)
 
 
+def _skipped(args: argparse.Namespace) -> frozenset[str]:
+    """The domains `check` leaves out: those whose `--no-NAME` switch is given, and those
+    that switch also turns off (`--no-storage` leaves out the container checks too)."""
+    from fleetdeck.checks.catalog import DOMAINS
+
+    off = {d.name for d in DOMAINS if getattr(args, f"no_{d.name}", False)}
+    return frozenset(d.name for d in DOMAINS if d.name in off or off & set(d.also_off_with))
+
+
 def run_check(args: argparse.Namespace) -> int:
-    from fleetdeck.checks.runner import Report, check_host, to_json, to_table
-    from fleetdeck.hosts.samplers import PsutilSampler
+    from fleetdeck.checks.runner import Report, check_local, to_json, to_table
 
     try:
         config = _load(args.config)
@@ -259,21 +258,8 @@ def run_check(args: argparse.Namespace) -> int:
         if report is None:
             return 3
     else:
-        from fleetdeck.hosts.shell import LocalShell
-
         host = socket.gethostname()
-        shell = None if args.no_storage else LocalShell(host)
-        databases = (None,) if args.postgres else ()
-        containers = not (args.no_storage or args.no_containers)
-        checked = check_host(
-            host,
-            PsutilSampler(),
-            config,
-            args.interval,
-            shell,
-            databases=databases,
-            containers=containers,
-        )
+        checked = check_local(host, config, args.interval, args.postgres, _skipped(args))
         report = Report((asyncio.run(checked),))
     print(to_json(report) if args.json else to_table(report))
     return report.exit_code
@@ -309,10 +295,7 @@ def _check_inventory(args: argparse.Namespace, config: Config) -> Report | None:
         return None
     inventory, hosts = selected
     options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
-    storage = not args.no_storage
-    fleet = check_fleet(
-        inventory, hosts, options, config, args.interval, storage, not args.no_containers
-    )
+    fleet = check_fleet(inventory, hosts, options, config, args.interval, _skipped(args))
     return asyncio.run(fleet)
 
 
