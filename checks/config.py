@@ -18,6 +18,7 @@ import platformdirs
 from fleetdeck.checks.containers.config import ContainerThresholds, parse_container_thresholds
 from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
 from fleetdeck.checks.settings import Level, finite
+from fleetdeck.checks.sources.config import SourcesConfig, parse_sources
 from fleetdeck.checks.storage.config import StorageConfig, parse_storage
 from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
 
@@ -50,6 +51,8 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     database: DbThresholds = field(default_factory=DbThresholds)
     """The PostgreSQL checks' thresholds, from `[thresholds.database]`."""
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    """Prometheus and Alertmanager, from `[[sources.*]]`."""
     source: Path | None = None
 
 
@@ -73,7 +76,7 @@ _DATABASE_TABLE = "database"  # [thresholds.database]: checks.database.config re
 _CONTAINERS_TABLE = "containers"  # [thresholds.containers]: checks.containers.config reads it
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
 _EXTRA_KEYS = {"cpu": {"window"}}
-_TOP_KEYS = {"thresholds", "alerts", "storage"}
+_TOP_KEYS = {"thresholds", "alerts", "storage", "sources"}
 _ALERT_KEYS = {"for"}
 
 
@@ -165,6 +168,7 @@ def parse_config(text: str, path: Path) -> Config:
         alert_for=alert_for,
         storage=storage,
         database=database,
+        sources=parse_sources(data.get("sources", {}), fail),
         source=path,
     )
 
