@@ -39,6 +39,7 @@ with warnings.catch_warnings():
 BINARIES = ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "amtool")
 USER = "fleetdeck"
 START_TIMEOUT = 60.0
+COLLECTORS = ("cpu", "meminfo", "loadavg", "filesystem", "netdev", "uname", "os", "stat")
 
 
 @dataclass
@@ -128,7 +129,19 @@ def start_stack(directory: Path) -> PromStack:
             "prometheus-node-exporter",
             f"--web.listen-address=127.0.0.1:{node_port}",
             "--collector.disable-defaults",
-            *(f"--collector.{c}" for c in ("cpu", "meminfo", "loadavg", "filesystem", "netdev")),
+            *(
+                f"--collector.{c}"
+                for c in (
+                    "cpu",
+                    "meminfo",
+                    "loadavg",
+                    "filesystem",
+                    "netdev",
+                    "uname",
+                    "os",
+                    "stat",
+                )
+            ),
         ],
     )
     (directory / "alertmanager.yml").write_text(
@@ -180,6 +193,9 @@ def start_stack(directory: Path) -> PromStack:
             f"--web.config.file={directory / 'web.yml'}",
             f"--storage.tsdb.path={directory / 'prom-data'}",
             f"--web.listen-address=127.0.0.1:{prom_port}",
+            # An alert sent before the Alertmanager was found is sent again a second later,
+            # not a minute later (the default)
+            "--rules.alert.resend-delay=1s",
         ],
     )
     stack = PromStack(

@@ -147,7 +147,8 @@ class HttpSource:
             with opener.open(request, timeout=self.timeout) as response:
                 length = response.headers.get("Content-Length")
                 if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                    raise SourceGarbage(url, f"answer of {length} bytes, over {self.max_bytes}")
+                    too_big = f"answer of {length} bytes, over the {self.max_bytes} allowed"
+                    raise SourceGarbage(url, too_big)
                 raw: bytes = response.read(self.max_bytes + 1)
         except urllib.error.HTTPError as error:
             detail = printable_excerpt(error.read(EXCERPT + 1))
@@ -166,5 +167,5 @@ class HttpSource:
         except (ConnectionError, OSError) as error:
             raise SourceError(url, f"connection failed: {error.strerror or error}") from None
         if len(raw) > self.max_bytes:
-            raise SourceGarbage(url, f"answer over {self.max_bytes} bytes")
+            raise SourceGarbage(url, f"answer over the {self.max_bytes} bytes allowed")
         return raw
