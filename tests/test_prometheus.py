@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from prom import prom_stack as prom_stack
 
 from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, Outcome
 from fleetdeck.checks.audit import AuditLog
+from fleetdeck.checks.config import Config
 from fleetdeck.checks.model import Status
 from fleetdeck.checks.sources.alerts import (
     ALERT_CHECK,
@@ -30,17 +32,24 @@ from fleetdeck.checks.sources.alerts import (
     read_alertmanager,
     read_prometheus,
 )
+from fleetdeck.checks.sources.config import PromSource
 from fleetdeck.checks.sources.silence import (
     alert_finding,
     expire_fix,
     silence_host,
     silence_verifier,
 )
+from fleetdeck.hosts.inventory.records import HostSpec, Inventory
 from fleetdeck.hosts.prometheus import Alertmanager, Auth, HttpSource, Prometheus, SourceError
 from fleetdeck.hosts.prometheus.api import parse_vector
 from fleetdeck.hosts.prometheus.http import SourceGarbage
 from fleetdeck.hosts.prometheus.sampler import PromFleet, PromSampler
 from fleetdeck.hosts.samplers import SampleError
+from fleetdeck.hosts.ssh import SSHOptions
+from fleetdeck.tui.app import Settings
+from fleetdeck.tui.host_screen import HostScreen
+from fleetdeck.tui.prom_fleet import discover, make_prom_fleet_app
+from fleetdeck.widgets import HostHeader
 
 T = TypeVar("T")
 DEADLINE = 60.0
@@ -347,3 +356,35 @@ async def test_a_target_prometheus_cannot_scrape_samples_as_down_naming_the_sour
     lonely = PromSampler(fleet, hosts[0])
     with pytest.raises(SampleError, match="not in the inventory"):
         await lonely.shell()
+
+
+async def test_the_console_watches_prometheus_hosts_and_says_which_have_no_ssh(
+    prom_stack: PromStack,
+) -> None:
+    source = PromSource(
+        HttpSource(
+            prom_stack.prometheus, Auth(username=USER, password_file=prom_stack.password_file)
+        )
+    )
+    hosts = await eventually(lambda: discover(source), lambda h: h == ["127.0.0.1"], "hosts")
+    app = make_prom_fleet_app(Settings(interval=0.5), Config(), source, hosts)
+    async with app.run_test(size=(100, 30)) as pilot:
+        [watch] = app.watches  # one host: its Host screen, as for one SSH host
+        assert isinstance(app.screen, HostScreen)
+        header = app.screen.query_one(HostHeader)
+        waited = 0.0
+        while watch.polls < 2 or header.info is None:
+            assert waited < DEADLINE, f"no samples from Prometheus: {watch.error}"
+            await pilot.pause(0.2)
+            waited += 0.2
+        assert watch.error is None and watch.rates is not None
+        assert header.info.hostname == socket.gethostname()
+        with pytest.raises(SampleError, match="not in the inventory"):
+            await app.open_fix_host(watch)
+
+    spec = HostSpec("web-01", "127.0.0.1", 22, "root")
+    with_ssh = make_prom_fleet_app(
+        Settings(), Config(), source, hosts, Inventory((spec,)), SSHOptions()
+    )
+    [watch] = with_ssh.watches
+    assert isinstance(watch.sampler, PromSampler) and watch.sampler.spec is spec

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from fleetdeck.checks.runner import Report
     from fleetdeck.hosts.inventory.records import HostSpec, Inventory
     from fleetdeck.hosts.postgres.targets import PgTarget
+    from fleetdeck.tui.app import Settings
 
 
 def _version() -> str:
@@ -80,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="without an inventory: watch this machine's PostgreSQL too (the database pane "
         "and wizard), the libpq way (PG* variables, the default socket, ~/.pgpass); with one, "
         "each host's [[host.postgres]] targets are watched anyway",
+    )
+    parser.add_argument(
+        "--prometheus",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="watch the hosts this Prometheus scrapes node_exporter on, through PromQL "
+        "(without URL: the settings' first [[sources.prometheus]]); inventory hosts keep SSH "
+        "for wizards and fixes",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser(
@@ -346,6 +356,8 @@ def run_console(args: argparse.Namespace) -> int:
         audit_log=args.audit_log,
         postgres=args.postgres,
     )
+    if args.prometheus is not None:
+        return _prometheus_console(args, config, settings)
     if args.inventory:
         from fleetdeck.hosts.ssh import SSHOptions
 
@@ -358,6 +370,35 @@ def run_console(args: argparse.Namespace) -> int:
         app = make_fleet_app(settings, config, inventory, hosts, options)
     else:
         app = make_app(settings, config, socket.gethostname())
+    app.run()
+    return app.return_code or 0
+
+
+def _prometheus_console(args: argparse.Namespace, config: Config, settings: Settings) -> int:
+    """The console over Prometheus's node_exporter hosts (and the inventory's SSH links)."""
+    from fleetdeck.checks.sources.config import pick_prometheus
+    from fleetdeck.hosts.prometheus.http import SourceError
+    from fleetdeck.hosts.ssh import SSHOptions
+    from fleetdeck.tui.prom_fleet import discover, make_prom_fleet_app
+
+    source = pick_prometheus(config.sources, args.prometheus or None)
+    if source is None:
+        print("fleetdeck: --prometheus without URL needs [[sources.prometheus]]", file=sys.stderr)
+        return 2
+    try:
+        hosts = asyncio.run(discover(source))
+    except SourceError as error:
+        print(f"fleetdeck: Prometheus: {error}", file=sys.stderr)
+        return 2
+    if not hosts:
+        print(f"fleetdeck: {source.http.url} has no targets in job {source.job!r}", file=sys.stderr)
+        return 2
+    selected = _selected(args) if args.inventory else None
+    if args.inventory and selected is None:
+        return 2
+    options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
+    inventory = selected[0] if selected else None
+    app = make_prom_fleet_app(settings, config, source, hosts, inventory, options)
     app.run()
     return app.return_code or 0
 

@@ -105,3 +105,14 @@ def _entry(kind: str, index: int, entry: object, fail: Fail) -> tuple[HttpSource
         password_env=entry.get("password_env"),
     )
     return HttpSource(url.rstrip("/"), auth, float(timeout)), str(entry.get("job", "node"))
+
+
+def pick_prometheus(sources: SourcesConfig, url: str | None) -> PromSource | None:
+    """The Prometheus `--prometheus` names: a settings source with that URL (its credentials
+    and job), a bare URL without credentials, or with no URL the settings' first source."""
+    if url is None:
+        return sources.prometheus[0] if sources.prometheus else None
+    for source in sources.prometheus:
+        if source.http.url == url.rstrip("/"):
+            return source
+    return PromSource(HttpSource(url.rstrip("/")))
