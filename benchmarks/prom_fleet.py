@@ -3,7 +3,8 @@
 Starts, on loopback and in a temporary directory (never the machine's units):
 - node_exporter (Debian's prometheus-node-exporter) once, to record a real text exposition
   of this machine, cut down to the metric families fleetdeck's PromQL sampler reads;
-- a tiny HTTP server (this script's own thread) serving that recorded text to every scrape;
+- a tiny HTTP server (`python -m http.server`, a process of its own, so its work is not
+  counted as fleetdeck's) serving that recorded text to every scrape;
 - Prometheus (Debian's prometheus) scraping it as --hosts targets, each with its own
   `instance` label (`host-0001:9100` ...), every --scrape seconds.
 
@@ -18,7 +19,7 @@ The SSH side is `benchmarks/fanout.py`'s sampling measurement (HostWatch.run ove
 hosts in network namespaces, at 20 hosts); pass its figure with --ssh-ms-per-host (default:
 the last one in benchmarks/README.md) to print the comparison, linear in the host count.
 
-    python benchmarks/prom_fleet.py [--hosts 1000] [--rounds 10] [--scrape 10] [--json]
+    python benchmarks/prom_fleet.py [--hosts 1000] [--rounds 10] [--scrape 30] [--json]
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import http.server
 import json
 import os
 import resource
@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -47,7 +46,7 @@ sys.path[:0] = [str(REPO)]
 from fleetdeck.checks.config import Config  # noqa: E402
 from fleetdeck.checks.watch import HostWatch  # noqa: E402
 from fleetdeck.hosts.prometheus.api import Prometheus  # noqa: E402
-from fleetdeck.hosts.prometheus.http import HttpSource  # noqa: E402
+from fleetdeck.hosts.prometheus.http import HttpSource, SourceError  # noqa: E402
 from fleetdeck.hosts.prometheus.sampler import PromFleet, PromSampler  # noqa: E402
 
 FAMILIES = (
@@ -114,22 +113,18 @@ def record_exposition(directory: Path) -> bytes:
     return ("\n".join(kept) + "\n").encode()
 
 
-def serve(body: bytes) -> tuple[http.server.ThreadingHTTPServer, int]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, int(server.server_address[1])
+def serve(directory: Path, body: bytes) -> tuple[subprocess.Popen[bytes], int]:
+    """`python -m http.server` serving the recorded exposition as /metrics.txt."""
+    (directory / "www").mkdir()
+    (directory / "www" / "metrics.txt").write_bytes(body)  # .txt: served as text/plain
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+        cwd=directory / "www",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return server, port
 
 
 def proc_cpu(pid: int) -> float:
@@ -146,11 +141,17 @@ async def measure(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any
     prometheus = Prometheus(HttpSource(url, timeout=60))
     deadline = time.monotonic() + args.settle
     while True:
-        [count] = await prometheus.query('count(up{job="node"} == 1)') or [None]
+        try:
+            [count] = await prometheus.query('count(up{job="node"} == 1)') or [None]
+        except SourceError:  # not listening yet
+            count = None
         if count is not None and count.value >= args.hosts:
             break
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {count.value if count else 0} of {args.hosts} targets up")
+            errors = {t.last_error for t in await prometheus.targets() if t.health != "up"}
+            raise SystemExit(
+                f"only {count.value if count else 0} of {args.hosts} targets up: {errors}"
+            )
         await asyncio.sleep(1)
     fleet = PromFleet(prometheus, "node", max_age=0.5)
     hosts = await fleet.hosts()
@@ -186,7 +187,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--scrape", type=float, default=10.0, help="scrape interval, seconds")
+    parser.add_argument("--scrape", type=float, default=30.0, help="scrape interval, seconds")
     parser.add_argument("--idle", type=float, default=10.0, help="idle stretch measured, s")
     parser.add_argument("--settle", type=float, default=120.0)
     parser.add_argument("--ssh-ms-per-host", type=float, default=SSH_MS_PER_HOST)
@@ -198,7 +199,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fd-prom-bench-") as tmp:
         directory = Path(tmp)
         body = record_exposition(directory)
-        server, exporter_port = serve(body)
+        server, exporter_port = serve(directory, body)
         port = free_port()
         statics = "".join(
             f"      - targets: ['127.0.0.1:{exporter_port}']\n"
@@ -206,8 +207,10 @@ def main() -> int:
             for i in range(args.hosts)
         )
         (directory / "prometheus.yml").write_text(
-            f"global:\n  scrape_interval: {args.scrape:g}s\n"
-            f"scrape_configs:\n  - job_name: node\n    static_configs:\n{statics}"
+            f"global:\n  scrape_interval: {int(args.scrape * 1000)}ms\n"
+            f"  scrape_timeout: {int(args.scrape * 800)}ms\n"
+            "scrape_configs:\n  - job_name: node\n    metrics_path: /metrics.txt\n"
+            f"    static_configs:\n{statics}"
         )
         prom = subprocess.Popen(
             [
@@ -221,13 +224,12 @@ def main() -> int:
             cwd=directory,
         )
         try:
-            time.sleep(2)
             result = asyncio.run(measure(args, f"http://127.0.0.1:{port}", prom.pid))
             rss = int(Path(f"/proc/{prom.pid}/status").read_text().split("VmRSS:")[1].split()[0])
         finally:
-            prom.terminate()
-            prom.wait(30)
-            server.shutdown()
+            for process in (prom, server):
+                process.terminate()
+                process.wait(30)
     result.update(
         date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         exposition_bytes=len(body),
