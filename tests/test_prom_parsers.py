@@ -23,34 +23,13 @@ from fleetdeck.hosts.prometheus.sampler import host_names, split_batch, to_sampl
 
 URL = "http://source.example:9090/api"
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+KEYS = ["status", "data", "resultType", "result", "metric", "value", "alerts", "labels",
+        "state", "activeTargets", "matchers", "name", "id", "silencedBy", "x"]  # fmt: skip
 json_values = st.recursive(
     scalars,
     lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "status",
-                    "data",
-                    "resultType",
-                    "result",
-                    "metric",
-                    "value",
-                    "alerts",
-                    "labels",
-                    "state",
-                    "activeTargets",
-                    "matchers",
-                    "name",
-                    "id",
-                    "silencedBy",
-                    "x",
-                ]
-            ),
-            inner,
-            max_size=5,
-        )
-    ),  # fmt: skip
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)
+    ),
     max_leaves=20,
 )
 
