@@ -16,8 +16,9 @@ refresh: wall time, this process's CPU time (getrusage), Prometheus's CPU time (
 and subtracted), and the bytes of JSON read.
 
 The SSH side is `benchmarks/fanout.py`'s sampling measurement (HostWatch.run over real sshd
-hosts in network namespaces, at 20 hosts); pass its figure with --ssh-ms-per-host (default:
-the last one in benchmarks/README.md) to print the comparison, linear in the host count.
+hosts in network namespaces, at 20 hosts); pass its figures with --ssh-ms-per-host and
+--ssh-sampling-ms-per-host (defaults: the last run in benchmarks/README.md) to print the
+comparison, linear in the host count.
 
     python benchmarks/prom_fleet.py [--hosts 1000] [--rounds 10] [--scrape 30] [--json]
 """
@@ -66,6 +67,8 @@ FAMILIES = (
 )
 SSH_MS_PER_HOST = 1.27
 """fanout.py's HostWatch.run CPU per host-sample (benchmarks/README.md, 2026-11-23, 20 hosts)."""
+SSH_SAMPLING_MS_PER_HOST = 0.81
+"""fanout.py's HostLink.sample CPU per host-sample, the same run."""
 
 
 def free_port() -> int:
@@ -167,6 +170,10 @@ async def measure(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any
     rounds = []
     for _ in range(args.rounds):
         await asyncio.sleep(1.0)  # the batch expires (max_age 0.5 s): each round asks anew
+        cpu = own_cpu()
+        await asyncio.gather(*(w.sampler.sample() for w in watches))  # sampling alone
+        sampling = own_cpu() - cpu
+        await asyncio.sleep(1.0)
         before = fleet.refreshes
         cpu, prom, wall = own_cpu(), proc_cpu(pid), time.monotonic()
         await asyncio.gather(*(w.poll() for w in watches))
@@ -175,6 +182,7 @@ async def measure(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any
             {
                 "wall_s": wall,
                 "client_cpu_s": own_cpu() - cpu,
+                "sampling_cpu_s": sampling,
                 "prometheus_cpu_s": max(proc_cpu(pid) - prom - scrape_rate * wall, 0.0),
                 "batches": fleet.refreshes - before,
                 "failed": sum(1 for w in watches if w.error),
@@ -191,6 +199,8 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=10.0, help="idle stretch measured, s")
     parser.add_argument("--settle", type=float, default=120.0)
     parser.add_argument("--ssh-ms-per-host", type=float, default=SSH_MS_PER_HOST)
+    parser.add_argument("--ssh-sampling-ms-per-host", type=float, default=SSH_SAMPLING_MS_PER_HOST)
+    parser.add_argument("--ssh-hosts", type=int, default=20, help="hosts fanout.py measured")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for binary in ("prometheus", "prometheus-node-exporter"):
@@ -259,19 +269,24 @@ def main() -> int:
     print(f"{'per refresh of the whole fleet':40} {'median':>8} {'min':>8} {'max':>8}")
     for key, label in (
         ("wall_s", "wall s"),
-        ("client_cpu_s", "fleetdeck CPU s"),
+        ("sampling_cpu_s", "fleetdeck CPU s, sampling alone"),
+        ("client_cpu_s", "fleetdeck CPU s, + checks and alerts"),
         ("prometheus_cpu_s", "Prometheus CPU s (over scraping)"),
     ):
         values = [r[key] for r in rounds]
         print(f"{label:40} {med(key):8.3f} {min(values):8.3f} {max(values):8.3f}")
     print(f"{'PromQL batches per refresh':40} {med('batches'):8.0f}")
     print(f"{'hosts failed (any round)':40} {max(r['failed'] for r in rounds):8d}")
-    print(
-        f"\nover SSH (fanout.py's HostWatch.run, {args.ssh_ms_per_host} ms CPU per host-sample, "
-        f"linear): {ssh_cpu:.2f} s of fleetdeck CPU per refresh of {n} hosts and {n} SSH "
-        f"connections; through Prometheus {med('client_cpu_s'):.2f} s "
-        f"({ssh_cpu / max(med('client_cpu_s'), 1e-9):.1f}x less) and 6 queries"
-    )
+    ssh_sampling = args.ssh_sampling_ms_per_host * n / 1000
+    print(f"\nover SSH (fanout.py, {args.ssh_hosts} hosts, linear in the host count):")
+    for label, ssh, prom in (
+        ("sampling alone", ssh_sampling, med("sampling_cpu_s")),
+        ("+ checks and alerts", ssh_cpu, med("client_cpu_s")),
+    ):
+        print(
+            f"  {label:22} {ssh:6.2f} s of fleetdeck CPU per refresh of {n} hosts over "
+            f"{n} SSH connections; through Prometheus {prom:6.2f} s ({prom / ssh:.2f} of it)"
+        )
     return 0
 
 

@@ -143,7 +143,12 @@ def parse_vector(url: str, answer: object) -> list[VectorItem]:
         except (TypeError, ValueError):
             raise SourceGarbage(url, f"series value {pair[1]!r} is not a number") from None
         if math.isfinite(value):
-            items.append(VectorItem(_labels(url, series.get("metric"), "metric"), value))
+            metric = series.get("metric")
+            # Prometheus's labels are strings already: kept as they are, since a fleet's
+            # batch holds a hundred thousand series and copying each cost more than the JSON
+            if not isinstance(metric, dict) or not all(type(v) is str for v in metric.values()):
+                metric = _labels(url, metric, "metric")
+            items.append(VectorItem(metric, value))
     return items
 
 

@@ -185,7 +185,9 @@ def _mount(key: tuple[str, str, str], values: Mapping[str, float]) -> Mount:
     mountpoint, device, fstype = key
     size, free = int(values.get("size_bytes", 0)), int(values.get("free_bytes", 0))
     files, files_free = values.get("files"), values.get("files_free")
-    has_inodes = files is not None and files_free is not None and 0 <= files_free <= files > 0
+    inodes_total = inodes_used = None
+    if files is not None and files_free is not None and 0 <= files_free <= files and files > 0:
+        inodes_total, inodes_used = int(files), int(files - files_free)  # else no inode limit
     return Mount(
         mountpoint=mountpoint,
         device=device,
@@ -193,10 +195,8 @@ def _mount(key: tuple[str, str, str], values: Mapping[str, float]) -> Mount:
         total=size,
         used=max(size - free, 0),
         free=int(values.get("avail_bytes", 0)),
-        inodes_total=int(files) if has_inodes and files is not None else None,
-        inodes_used=int(files - files_free)
-        if has_inodes and files is not None and files_free is not None
-        else None,
+        inodes_total=inodes_total,
+        inodes_used=inodes_used,
     )
 
 
@@ -246,26 +246,21 @@ class PromFleet:
             answers = await asyncio.gather(*(self.prometheus.query(q) for q in queries.values()))
             found = dict(zip(queries, answers, strict=True))
             names = host_names(i.labels.get("instance", "") for a in answers for i in a)
-            info: dict[str, dict[str, object]] = defaultdict(dict)
-            for item in found["uname"]:
-                info[names[item.labels.get("instance", "")]].update(
-                    hostname=item.labels.get("nodename", ""), kernel=item.labels.get("release", "")
+
+            def by_host(kind: str) -> dict[str, VectorItem]:
+                return {names[i.labels.get("instance", "")]: i for i in found[kind]}
+
+            uname, os_info, boot = by_host("uname"), by_host("os"), by_host("boot")
+            self._info = {}
+            for name in uname.keys() | os_info.keys() | boot.keys():
+                system = uname[name].labels if name in uname else {}
+                release = os_info[name].labels if name in os_info else {}
+                self._info[name] = HostInfo(
+                    hostname=system.get("nodename", name),
+                    os=release.get("pretty_name", release.get("name", "")),
+                    kernel=system.get("release", ""),
+                    boot_time=boot[name].value if name in boot else 0.0,
                 )
-            for item in found["os"]:
-                info[names[item.labels.get("instance", "")]]["os"] = item.labels.get(
-                    "pretty_name", item.labels.get("name", "")
-                )
-            for item in found["boot"]:
-                info[names[item.labels.get("instance", "")]]["boot_time"] = item.value
-            self._info = {
-                name: HostInfo(
-                    hostname=str(v.get("hostname", name)),
-                    os=str(v.get("os", "")),
-                    kernel=str(v.get("kernel", "")),
-                    boot_time=float(v.get("boot_time", 0.0)),  # type: ignore[arg-type]
-                )
-                for name, v in info.items()
-            }
         return self._info.get(host)
 
 
