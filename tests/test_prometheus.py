@@ -22,7 +22,7 @@ from prom import prom_stack as prom_stack
 from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, Outcome
 from fleetdeck.checks.audit import AuditLog
 from fleetdeck.checks.config import Config
-from fleetdeck.checks.model import Status
+from fleetdeck.checks.model import Fix, Status
 from fleetdeck.checks.sources.alerts import (
     ALERT_CHECK,
     SOURCE_CHECK,
@@ -34,6 +34,7 @@ from fleetdeck.checks.sources.alerts import (
 )
 from fleetdeck.checks.sources.config import PromSource
 from fleetdeck.checks.sources.silence import (
+    CreateSilence,
     alert_finding,
     expire_fix,
     silence_host,
@@ -89,6 +90,13 @@ async def firing(stack: PromStack) -> SourceAlert:
         read, lambda a: any(x.name == "FleetdeckAlwaysFiring" for x in a), "the rule's alert"
     )
     return next(a for a in alerts if a.name == "FleetdeckAlwaysFiring")
+
+
+def _comment(fix: Fix) -> str:
+    """The comment a silence fix writes (with its own token): how its silence is found."""
+    step = fix.statements[0].query
+    assert isinstance(step, CreateSilence)
+    return step.comment
 
 
 class Yes:
@@ -206,7 +214,7 @@ async def test_read_only_refuses_a_silence_and_alertmanager_gets_none(
     gate = ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=Yes(), read_only=True)
     result = await gate.apply(silence_host(am), finding, fix, silence_verifier(am, fix))
     assert result.outcome is Outcome.REFUSED
-    assert not [s for s in await am.silences() if fix.target in s.comment]
+    assert not [s for s in await am.silences() if s.comment == _comment(fix)]
 
 
 async def test_a_silence_for_an_alert_that_is_gone_is_aborted_by_its_pin(
@@ -222,7 +230,7 @@ async def test_a_silence_for_an_alert_that_is_gone_is_aborted_by_its_pin(
     gate = ActionGate(audit=AuditLog(tmp_path / "audit.jsonl"), confirm=Yes())
     result = await gate.apply(silence_host(am), finding, fix, silence_verifier(am, fix))
     assert result.outcome is Outcome.ABORTED, result.message
-    assert not [s for s in await am.silences() if fix.target in s.comment]
+    assert not [s for s in await am.silences() if s.comment == _comment(fix)]
 
 
 async def test_a_wrong_password_is_an_error_naming_the_url_and_unknown(

@@ -66,7 +66,7 @@ def silence_fix(alert: SourceAlert, seconds: float, operator: str, note: str = "
         title=f"Silence {alert.name}",
         risk=Risk.SAFE,
         commands=(),
-        target=token,
+        target=_alert_target(alert),
         pin=Pin(
             what="alert fingerprint and start",
             argv=(),
@@ -166,8 +166,9 @@ def silence_verifier(am: Alertmanager, fix: Fix) -> Verifier:
 
     async def verify() -> Finding | None:
         silences = await am.silences()
-        if fix.id == "am.silence.create":
-            ours = [s for s in silences if s.comment.startswith(f"fleetdeck {fix.target}:")]
+        step = fix.statements[0].query if fix.statements else None
+        if isinstance(step, CreateSilence):  # ours: the comment carries the fix's own token
+            ours = [s for s in silences if s.comment == step.comment]
             active = [s for s in ours if s.state == "active"]
             if active:
                 summary = f"silence {active[0].id} active until {active[0].ends_at}"
@@ -185,5 +186,8 @@ def silence_verifier(am: Alertmanager, fix: Fix) -> Verifier:
 def alert_finding(alert: SourceAlert, seconds: float, operator: str, note: str = "") -> Finding:
     """An Alertmanager alert as the finding the gate is handed, with its silence fix."""
     fix = silence_fix(alert, seconds, operator, note)
-    target = printable(f"{alert.name} {alert.instance}".strip())
-    return Finding(SILENCE_CHECK, alert.severity, target, alert.summary, fixes=(fix,))
+    return Finding(SILENCE_CHECK, alert.severity, fix.target, alert.summary, fixes=(fix,))
+
+
+def _alert_target(alert: SourceAlert) -> str:
+    return printable(f"{alert.name} {alert.instance}".strip(), one_line=True)
