@@ -48,6 +48,7 @@ from fleetdeck.hosts.prometheus.sampler import PromFleet, PromSampler
 from fleetdeck.hosts.samplers import SampleError
 from fleetdeck.hosts.ssh import SSHOptions
 from fleetdeck.tui.app import Settings
+from fleetdeck.tui.cli import main
 from fleetdeck.tui.host_screen import HostScreen
 from fleetdeck.tui.prom_fleet import discover, make_prom_fleet_app
 from fleetdeck.widgets import HostHeader
@@ -396,3 +397,15 @@ async def test_the_console_watches_prometheus_hosts_and_says_which_have_no_ssh(
     )
     [watch] = with_ssh.watches
     assert isinstance(watch.sampler, PromSampler) and watch.sampler.spec is spec
+
+
+def test_the_console_refuses_to_start_on_a_prometheus_it_cannot_read(
+    prom_stack: PromStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = f"http://{prom_stack.dead_target}"
+    assert main(["--prometheus", dead]) == 2
+    assert f"fleetdeck: Prometheus: {dead}/api/v1/query" in capsys.readouterr().err
+    assert main(["--prometheus", prom_stack.prometheus]) == 2  # no credentials given: 401
+    assert "HTTP 401" in capsys.readouterr().err
+    assert main(["--prometheus"]) == 2  # no URL and no [[sources.prometheus]]
+    assert "needs [[sources.prometheus]]" in capsys.readouterr().err
