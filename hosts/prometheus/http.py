@@ -130,15 +130,20 @@ class HttpSource:
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             async with asyncio.timeout(self.timeout + 1.0):
-                raw = await asyncio.to_thread(self._fetch, request)
+                return await asyncio.to_thread(self._fetch_json, request)
         except TimeoutError:
             raise SourceError(url, f"no answer in {self.timeout:g} s") from None
+
+    def _fetch_json(self, request: urllib.request.Request) -> Any:
+        """The answer decoded in the worker thread too (megabytes for a fleet's batch)."""
+        raw = self._fetch(request)
         if not raw.strip():
             return None
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):
-            raise SourceGarbage(url, f"not JSON: {printable_excerpt(raw)!r}") from None
+            excerpt = printable_excerpt(raw)
+            raise SourceGarbage(request.full_url, f"not JSON: {excerpt!r}") from None
 
     def _fetch(self, request: urllib.request.Request) -> bytes:
         url = request.full_url
