@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from fleetdeck.checks.runner import Report
     from fleetdeck.hosts.inventory.records import HostSpec, Inventory
     from fleetdeck.hosts.postgres.targets import PgTarget
-    from fleetdeck.tui.app import Settings
 
 
 def _version() -> str:
@@ -357,7 +356,12 @@ def run_console(args: argparse.Namespace) -> int:
         postgres=args.postgres,
     )
     if args.prometheus is not None:
-        return _prometheus_console(args, config, settings)
+        from fleetdeck.tui.prom_fleet import run_prom_console
+
+        chosen = _selected(args) if args.inventory else None
+        if args.inventory and chosen is None:
+            return 2
+        return run_prom_console(args, config, settings, chosen[0] if chosen else None)
     if args.inventory:
         from fleetdeck.hosts.ssh import SSHOptions
 
@@ -370,35 +374,6 @@ def run_console(args: argparse.Namespace) -> int:
         app = make_fleet_app(settings, config, inventory, hosts, options)
     else:
         app = make_app(settings, config, socket.gethostname())
-    app.run()
-    return app.return_code or 0
-
-
-def _prometheus_console(args: argparse.Namespace, config: Config, settings: Settings) -> int:
-    """The console over Prometheus's node_exporter hosts (and the inventory's SSH links)."""
-    from fleetdeck.checks.sources.config import pick_prometheus
-    from fleetdeck.hosts.prometheus.http import SourceError
-    from fleetdeck.hosts.ssh import SSHOptions
-    from fleetdeck.tui.prom_fleet import discover, make_prom_fleet_app
-
-    source = pick_prometheus(config.sources, args.prometheus or None)
-    if source is None:
-        print("fleetdeck: --prometheus without URL needs [[sources.prometheus]]", file=sys.stderr)
-        return 2
-    try:
-        hosts = asyncio.run(discover(source))
-    except SourceError as error:
-        print(f"fleetdeck: Prometheus: {error}", file=sys.stderr)
-        return 2
-    if not hosts:
-        print(f"fleetdeck: {source.http.url} has no targets in job {source.job!r}", file=sys.stderr)
-        return 2
-    selected = _selected(args) if args.inventory else None
-    if args.inventory and selected is None:
-        return 2
-    options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
-    inventory = selected[0] if selected else None
-    app = make_prom_fleet_app(settings, config, source, hosts, inventory, options)
     app.run()
     return app.return_code or 0
 

@@ -8,15 +8,18 @@ only when the operator opens a wizard or a fix on it; the others say they have n
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import sys
 from collections.abc import Sequence
 
 from fleetdeck.checks.config import Config
-from fleetdeck.checks.sources.config import PromSource
+from fleetdeck.checks.sources.config import PromSource, pick_prometheus
 from fleetdeck.checks.watch import HostWatch
 from fleetdeck.hosts.inventory.records import HostSpec, Inventory
 from fleetdeck.hosts.link import HostLink
 from fleetdeck.hosts.prometheus.api import Prometheus
+from fleetdeck.hosts.prometheus.http import SourceError
 from fleetdeck.hosts.prometheus.sampler import PromFleet, PromSampler
 from fleetdeck.hosts.ssh import SSHOptions
 from fleetdeck.tui.app import FleetdeckApp, Settings
@@ -48,3 +51,26 @@ def make_prom_fleet_app(
         link = HostLink(found, options, inventory, gate) if found and options else None
         watches.append(HostWatch(host, PromSampler(fleet, host, link), config, settings.interval))
     return FleetdeckApp(settings, config, watches)
+
+
+def run_prom_console(
+    args: argparse.Namespace, config: Config, settings: Settings, inventory: Inventory | None
+) -> int:
+    """`fleetdeck --prometheus [URL]`: find the hosts, build the console, run it; a source
+    that cannot be read stops it with the URL and the cause (exit 2)."""
+    source = pick_prometheus(config.sources, args.prometheus or None)
+    if source is None:
+        print("fleetdeck: --prometheus without URL needs [[sources.prometheus]]", file=sys.stderr)
+        return 2
+    try:
+        hosts = asyncio.run(discover(source))
+    except SourceError as error:
+        print(f"fleetdeck: Prometheus: {error}", file=sys.stderr)
+        return 2
+    if not hosts:
+        print(f"fleetdeck: {source.http.url} has no targets in job {source.job!r}", file=sys.stderr)
+        return 2
+    options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
+    app = make_prom_fleet_app(settings, config, source, hosts, inventory, options)
+    app.run()
+    return app.return_code or 0
