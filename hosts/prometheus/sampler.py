@@ -211,7 +211,7 @@ class PromFleet:
         self._batch: Batch | None = None
         self._taken = 0.0
         self._pending: asyncio.Task[Batch] | None = None
-        self._info: dict[str, HostInfo] | None = None
+        self._info_task: asyncio.Task[dict[str, HostInfo]] | None = None
 
     @property
     def url(self) -> str:
@@ -240,28 +240,35 @@ class PromFleet:
         return sorted((await self.batch()).hosts)
 
     async def info(self, host: str) -> HostInfo | None:
-        """What node_exporter says a host is (uname, OS, boot time), asked once for all."""
-        if self._info is None:
-            queries = info_queries(self.job)
-            answers = await asyncio.gather(*(self.prometheus.query(q) for q in queries.values()))
-            found = dict(zip(queries, answers, strict=True))
-            names = host_names(i.labels.get("instance", "") for a in answers for i in a)
+        """What node_exporter says a host is (uname, OS, boot time): asked once for the
+        whole fleet, however many hosts' watches ask at the same moment (a thousand watches
+        starting together would otherwise send three thousand queries)."""
+        task = self._info_task
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            self._info_task = task = asyncio.create_task(self._read_info())
+        return (await asyncio.shield(task)).get(host)
 
-            def by_host(kind: str) -> dict[str, VectorItem]:
-                return {names[i.labels.get("instance", "")]: i for i in found[kind]}
+    async def _read_info(self) -> dict[str, HostInfo]:
+        queries = info_queries(self.job)
+        answers = await asyncio.gather(*(self.prometheus.query(q) for q in queries.values()))
+        found = dict(zip(queries, answers, strict=True))
+        names = host_names(i.labels.get("instance", "") for a in answers for i in a)
 
-            uname, os_info, boot = by_host("uname"), by_host("os"), by_host("boot")
-            self._info = {}
-            for name in uname.keys() | os_info.keys() | boot.keys():
-                system = uname[name].labels if name in uname else {}
-                release = os_info[name].labels if name in os_info else {}
-                self._info[name] = HostInfo(
-                    hostname=system.get("nodename", name),
-                    os=release.get("pretty_name", release.get("name", "")),
-                    kernel=system.get("release", ""),
-                    boot_time=boot[name].value if name in boot else 0.0,
-                )
-        return self._info.get(host)
+        def by_host(kind: str) -> dict[str, VectorItem]:
+            return {names[i.labels.get("instance", "")]: i for i in found[kind]}
+
+        uname, os_info, boot = by_host("uname"), by_host("os"), by_host("boot")
+        info = {}
+        for name in uname.keys() | os_info.keys() | boot.keys():
+            system = uname[name].labels if name in uname else {}
+            release = os_info[name].labels if name in os_info else {}
+            info[name] = HostInfo(
+                hostname=system.get("nodename", name),
+                os=release.get("pretty_name", release.get("name", "")),
+                kernel=system.get("release", ""),
+                boot_time=boot[name].value if name in boot else 0.0,
+            )
+        return info
 
 
 class ShellLink(Protocol):
