@@ -22,6 +22,7 @@ from fleetdeck.checks.database.config import TABLE as DATABASE_TABLE
 from fleetdeck.checks.database.config import DbThresholds
 from fleetdeck.checks.incidents import config as incidents_config
 from fleetdeck.checks.settings import Limit, SettingsTable, finite, value_error
+from fleetdeck.checks.sources.config import SourcesConfig, parse_sources
 from fleetdeck.checks.storage.config import TABLE as STORAGE_TABLE
 from fleetdeck.checks.storage.config import StorageConfig
 from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
@@ -67,6 +68,8 @@ class Config:
         default_factory=incidents_config.IncidentSettings
     )
     """Alert rules, response targets, flap damping and the state file, from `[alerts]`."""
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    """Prometheus and Alertmanager, from `[[sources.*]]`."""
     source: Path | None = None
 
     def with_domain(self, name: str, settings: object) -> Config:
@@ -105,7 +108,7 @@ def default_config_path() -> Path:
 _LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes", "time_to_full")
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
 _EXTRA_KEYS = {"cpu": {"window"}}
-_TOP_KEYS = {"thresholds", "alerts", *(t.path[0] for t in DOMAIN_TABLES)}
+_TOP_KEYS = {"thresholds", "alerts", "sources", *(t.path[0] for t in DOMAIN_TABLES)}
 # Domain tables under [thresholds] ([thresholds.database]) and at the top ([storage]).
 _UNDER_THRESHOLDS = {t.path[1]: t for t in DOMAIN_TABLES if t.path[0] == "thresholds"}
 _AT_TOP = tuple(t for t in DOMAIN_TABLES if len(t.path) == 1)
@@ -206,6 +209,7 @@ def parse_config(text: str, path: Path) -> Config:
         alert_for=alert_for,
         domains=domains,
         incidents=incidents_config.parse_incident_settings(alerts, fail),
+        sources=parse_sources(data.get("sources", {}), fail),
         source=path,
     )
 

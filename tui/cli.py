@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
         "and wizard), the libpq way (PG* variables, the default socket, ~/.pgpass); with one, "
         "each host's [[host.postgres]] targets are watched anyway",
     )
+    parser.add_argument(
+        "--prometheus",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="watch the hosts this Prometheus scrapes node_exporter on, through PromQL "
+        "(without URL: the settings' first [[sources.prometheus]]); inventory hosts keep SSH "
+        "for wizards and fixes",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser(
         "check",
@@ -332,6 +341,13 @@ def run_console(args: argparse.Namespace) -> int:
         audit_log=args.audit_log,
         postgres=args.postgres,
     )
+    if args.prometheus is not None:
+        from fleetdeck.tui.prom_fleet import run_prom_console
+
+        chosen = _selected(args) if args.inventory else None
+        if args.inventory and chosen is None:
+            return 2
+        return run_prom_console(args, config, settings, chosen[0] if chosen else None)
     if args.inventory:
         from fleetdeck.hosts.ssh import SSHOptions
 
