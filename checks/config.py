@@ -238,6 +238,8 @@ def _line_of(text: str, dotted: str) -> int | None:
             table = ".".join(p.strip().strip("\"'") for p in header[1].split("."))
             if line.startswith("[["):
                 arrays[table] = arrays.get(table, -1) + 1
+                if table == dotted and best is None:  # the array itself: its first table
+                    best, depth = number, len(table)
                 table = f"{table}[{arrays[table]}]"
             named = table
         else:

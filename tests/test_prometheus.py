@@ -389,7 +389,7 @@ async def test_the_console_watches_prometheus_hosts_and_says_which_have_no_ssh(
         assert watch.error is None and watch.rates is not None
         assert header.info.hostname == socket.gethostname()
         with pytest.raises(SampleError, match="not in the inventory"):
-            await app.open_fix_host(watch)
+            await app.access(watch).fix_host()
 
     spec = HostSpec("web-01", "127.0.0.1", 22, "root")
     with_ssh = make_prom_fleet_app(
@@ -397,6 +397,9 @@ async def test_the_console_watches_prometheus_hosts_and_says_which_have_no_ssh(
     )
     [watch] = with_ssh.watches
     assert isinstance(watch.sampler, PromSampler) and watch.sampler.spec is spec
+    # Its Docker engine and databases are reached through that SSH link, never this machine.
+    access = with_ssh.access(watch)
+    assert access.ssh is not None and access.has_shell
 
 
 def test_the_console_refuses_to_start_on_a_prometheus_it_cannot_read(

@@ -65,7 +65,7 @@ def parse_sources(value: object, fail: Fail) -> SourcesConfig:
 
 
 def _entry(kind: str, index: int, entry: object, fail: Fail) -> tuple[HttpSource, str]:
-    where = f"sources.{kind}"
+    where = f"sources.{kind}[{index}]"
     if not isinstance(entry, dict):
         raise fail(where, "expected a table")
     for key, item in entry.items():

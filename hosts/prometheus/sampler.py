@@ -293,6 +293,13 @@ class PromSampler:
         """The inventory's entry for the host (its tier, its databases), when it has one."""
         return getattr(self.link, "spec", None)
 
+    @property
+    def connection(self) -> object | None:
+        """The SSH link's connection getter, for a forward to the host's Docker engine or
+        database. Without it a host from the inventory would be given a Docker link with no
+        SSH under it, which dials this machine's engine in its name."""
+        return getattr(self.link, "connection", None)
+
     async def sample(self) -> Sample:
         try:
             batch = await self.fleet.batch()
