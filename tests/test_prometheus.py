@@ -173,6 +173,9 @@ async def test_a_silence_made_through_the_gate_is_in_alertmanager_and_expires_th
     result = await gate.apply(silence_host(am), finding, fix, silence_verifier(am, fix))
     assert result.outcome is Outcome.VERIFIED, result.message
     assert any('alertname="FleetdeckAlwaysFiring"' in line for line in confirm.shown[0])
+    # The operator reads an API call on the Alertmanager, not a psql statement.
+    steps = [line for line in confirm.shown[0] if line.startswith("  ") and "silence" in line]
+    assert steps and all(line.startswith("  api> ") for line in steps), confirm.shown[0]
     silence_id = result.after.summary.split()[1] if result.after else ""
 
     listed = prom_stack.amtool("silence", "query", "-o", "json")

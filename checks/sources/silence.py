@@ -26,6 +26,8 @@ from fleetdeck.hosts.shell import LocalShell
 
 SILENCE_CHECK = "am.silence"
 SILENCE_TIMEOUT = 15.0
+API_PROMPT = "api>"
+"""The prompt a silence's step is shown at: a call to the Alertmanager's API, not psql."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,13 @@ def silence_fix(alert: SourceAlert, seconds: float, operator: str, note: str = "
         verify=SILENCE_CHECK,
         impact=f"Alertmanager stops notifying for {alert.name} until the silence ends",
         timeout=SILENCE_TIMEOUT,
-        statements=(DbStep(printable(shown), CreateSilence(matchers, seconds, operator, comment)),),
+        statements=(
+            DbStep(
+                printable(shown),
+                CreateSilence(matchers, seconds, operator, comment),
+                prompt=API_PROMPT,
+            ),
+        ),
         settle=5.0,
     )
 
@@ -102,7 +110,9 @@ def expire_fix(silence: Silence, source: str) -> Fix:
         timeout=SILENCE_TIMEOUT,
         statements=(
             DbStep(
-                printable(f"expire silence {silence.id} on {source}"), ExpireSilence(silence.id)
+                printable(f"expire silence {silence.id} on {source}"),
+                ExpireSilence(silence.id),
+                prompt=API_PROMPT,
             ),
         ),
         settle=5.0,
