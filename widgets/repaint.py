@@ -1,4 +1,5 @@
-"""Repaint only the lines of a widget that changed.
+"""Fewer bytes to the terminal: repaint only the lines of a widget that changed, and draw
+scrollbars with fewer segments.
 
 Textual repaints a widget's whole region, borders and blank lines included, whenever the
 widget refreshes, and writes every cell of that region to the terminal: it keeps no copy of
@@ -11,12 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.color import Color
+from rich.segment import Segment, Segments
 from rich.text import Text
 from textual.geometry import Region
+from textual.scrollbar import ScrollBarRender
 from textual.widget import Widget
 
 Lines = tuple[tuple[str, str, tuple[object, ...]], ...]
 """What a person sees of each line: its text, base style and styled spans."""
+
+_BACK, _BAR = Color.parse("#555555"), Color.parse("bright_magenta")  # Textual's defaults
 
 
 def text_lines(text: Text | Sequence[Text]) -> Lines:
@@ -57,3 +63,31 @@ def set_border_subtitle(widget: Widget, subtitle: str) -> None:
     offset = widget.content_offset  # refresh regions are in content coordinates
     bottom = widget.outer_size.height - 1
     widget.refresh(Region(-offset.x, bottom - offset.y, widget.outer_size.width, 1))
+
+
+class CompactScrollBarRender(ScrollBarRender):
+    """Textual's scrollbar with runs of same-styled cells joined into one segment.
+
+    Textual writes every segment with its full colour codes and a reset, and its scrollbar
+    makes one segment per cell: a 70-column horizontal bar was over 500 bytes each time
+    it was drawn, and a layout draws every bar on screen. Joined, it draws the same cells
+    in a tenth of that."""
+
+    @classmethod
+    def render_bar(
+        cls,
+        size: int = 25,
+        virtual_size: float = 50,
+        window_size: float = 20,
+        position: float = 0,
+        thickness: int = 1,
+        vertical: bool = True,
+        back_color: Color = _BACK,
+        bar_color: Color = _BAR,
+    ) -> Segments:
+        bar = super().render_bar(
+            size, virtual_size, window_size, position, thickness, vertical, back_color, bar_color
+        )
+        if vertical:  # one line per cell: nothing to join
+            return bar
+        return Segments(Segment.simplify(bar.segments), new_lines=bar.new_lines)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.segment import Segment
-from textual import events
+from textual import events, on
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -22,6 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from fleetdeck.widgets.cells import Cell
+from fleetdeck.widgets.repaint import CompactScrollBarRender
 
 GAP = 2  # spaces between columns
 
@@ -161,6 +162,11 @@ class RowTable(ScrollView, can_focus=True):
             self.refresh_lines(len(order) + 1, len(old_order) - len(order))
 
     # -- drawing --------------------------------------------------------------------------
+
+    @on(events.Mount)
+    def _compact_scrollbar(self) -> None:
+        # Textual's documented way to draw one widget's scrollbar with another renderer.
+        self.horizontal_scrollbar.renderer = CompactScrollBarRender  # type: ignore[misc]
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
