@@ -211,6 +211,9 @@ class HostScreen(Screen[None]):
     async def _watch_storage(self) -> None:
         """The storage checks every `storage_every` s while the screen is open, through the
         host's shell; a host with none (a recorded one) shows the sampled checks only."""
+        # The catalog imports every domain (half a second): off the event loop, so the
+        # first screen is drawn meanwhile.
+        await asyncio.to_thread(__import__, "fleetdeck.checks.catalog")
         from fleetdeck.checks.catalog import configured_params
         from fleetdeck.checks.storage.wizard import STORAGE_WIZARD, storage_findings
 
