@@ -131,8 +131,9 @@ class RowTable(ScrollView, can_focus=True):
             del self._strips[gone]
         # Columns only ever widen: a rate going from "0 B/s" to "12.5 KiB/s" and back must not
         # make the columns jump about (nor cost a layout of the whole screen every second).
+        # So only the rows that changed can widen them (10,000 alerts: the rest were counted).
         widths = list(self._widths)
-        for cells in self._rows.values():
+        for cells in (self._rows[k] for k in changed):
             for i, cell in enumerate(cells[: len(widths)]):
                 widths[i] = max(widths[i], cell.cell_len)
         for i, column in enumerate(self.COLUMNS):
@@ -155,7 +156,11 @@ class RowTable(ScrollView, can_focus=True):
             self.cursor_row = order.index(held)
         elif self.cursor_row >= len(order):
             self.cursor_row = max(len(order) - 1, 0)
-        for index, key in enumerate(order):
+        # Only lines in view are repainted: rows scrolled off are drawn from the kept rows
+        # when they come into view (10,000 alerts were 10,000 refreshes a second).
+        top = self.scroll_offset.y
+        for index in range(top, min(top + self.size.height, len(order))):
+            key = order[index]
             if key in changed or index >= len(old_order) or old_order[index] != key:
                 self.refresh_line(index + 1)
         if len(old_order) > len(order):
