@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,7 +64,9 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the words to parse, without the wizards' options
+    (and their imports) unless the words may name the wizard or ask for help."""
     parser = argparse.ArgumentParser(
         prog="fleetdeck",
         description="Terminal operations console: live resources, findings and alerts.",
@@ -139,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit_option(parser)
     tier_option(parser)
-    add_parsers(commands, lambda p: _fleet_options(p, defaults=True))
+    wizards = words is None or bool({"wizard", "-h", "--help"} & set(words))
+    add_parsers(commands, lambda p: _fleet_options(p, defaults=True), wizards)
     from fleetdeck.tui import incident_cli
 
     incident_cli.add_parsers(commands)
@@ -381,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(words)
+        args = build_parser(words).parse_args(words)
     except SystemExit as done:
         # A usage mistake is argparse's exit 2, which Nagios reads as CRITICAL: `check`
         # exits 3 (UNKNOWN) instead, so a typo in a monitoring command pages nobody.

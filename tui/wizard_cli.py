@@ -38,7 +38,6 @@ from fleetdeck.checks.audit import (
     parse_time,
     read_audit,
 )
-from fleetdeck.checks.catalog import WIZARDS, configured_params
 from fleetdeck.checks.config import Config
 from fleetdeck.checks.model import CheckContext, Finding, Fix, Status, aligned
 from fleetdeck.checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
@@ -113,20 +112,11 @@ class Answers:
         return Decision(True, typed)
 
 
-def add_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    fleet_options: Callable[[argparse.ArgumentParser], None],
-) -> None:
-    wizard = commands.add_parser(
-        "wizard",
-        help="run a guided troubleshooting wizard; fixes only after you confirm",
-        description="Run a wizard's steps on one host (this machine, or --host from -i), print "
-        "the evidence, and offer each fix with a y/N prompt (answers are read line by line "
-        "when stdin is not a terminal; no answer means no). Exit status is the worst step "
-        "left at the end: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
-    )
+def _wizard_options(wizard: argparse.ArgumentParser) -> None:
+    """The domain argument and every wizard's parameters, from the catalog."""
+    from fleetdeck.checks.catalog import WIZARDS
+
     wizard.add_argument("domain", choices=sorted(WIZARDS), help="which wizard")
-    fleet_options(wizard)
     seen: set[str] = set()
     for domain, each in sorted(WIZARDS.items()):
         for param in each.params:
@@ -139,6 +129,29 @@ def add_parsers(
                     action="append" if param.many else "store",
                     help=f"{domain}: {param.help}" + (" (repeat for more)" if param.many else ""),
                 )
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    fleet_options: Callable[[argparse.ArgumentParser], None],
+    wizards: bool = True,
+) -> None:
+    """The `wizard` and `audit` commands. `wizards=False` leaves out the wizard's domains
+    and options, whose catalog imports every domain (asyncssh, the docker SDK, psycopg:
+    half a second), for a command line that does not run a wizard."""
+    wizard = commands.add_parser(
+        "wizard",
+        help="run a guided troubleshooting wizard; fixes only after you confirm",
+        description="Run a wizard's steps on one host (this machine, or --host from -i), print "
+        "the evidence, and offer each fix with a y/N prompt (answers are read line by line "
+        "when stdin is not a terminal; no answer means no). Exit status is the worst step "
+        "left at the end: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
+    )
+    fleet_options(wizard)
+    if not wizards:
+        wizard.add_argument("domain", help="which wizard")
+    else:
+        _wizard_options(wizard)
     wizard.add_argument("--json", action="store_true", help="print the result as JSON")
     tier_option(wizard, defaults=False)
     wizard.add_argument(
@@ -255,6 +268,8 @@ def format_audit(reading: AuditReading) -> str:
 
 
 def run_wizard(args: argparse.Namespace, config: Config) -> int:
+    from fleetdeck.checks.catalog import WIZARDS
+
     wizard = WIZARDS[args.domain]
     try:
         params = wizard.parse_params({p.name: _given(args, p.name) for p in wizard.params})
@@ -275,6 +290,8 @@ def _given(args: argparse.Namespace, name: str) -> str | None:
 
 
 async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str]) -> int:
+    from fleetdeck.checks.catalog import WIZARDS, configured_params
+
     async with AsyncExitStack() as stack:
         access = await _open_host(args, stack)
         if isinstance(access, int):
