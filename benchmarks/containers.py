@@ -93,7 +93,7 @@ STEADY_MAX_AGE = 3600.0
 """The steady row's inspect_max_age: past the run, so none of its refreshes re-inspects (the
 default, 60 s, re-inspects each container once a minute: the re-inspect row is that refresh)."""
 DEFAULT_MAX_AGE = DockerSettings().inspect_max_age
-PANE_EVERY = 2.0  # tui/host_screen.py's DOCKER_EVERY: the pane reads at most this often
+PANE_EVERY = 2.0  # checks/containers/domain.py PANE_EVERY: the pane reads at most this often
 TICK = os.sysconf("SC_CLK_TCK")
 SHIM = "containerd-shim"  # comm is cut at 15 characters: containerd-shim-runc-v2
 

@@ -6,11 +6,14 @@ the same size. After a warm-up that is not counted, the script measures for N se
 * CPU %: user+system CPU time of the process tree under the pane (the pane's process and all
   its descendants, read from /proc/<pid>/stat, reaped children included through cutime and
   cstime), divided by wall time, in % of one core;
-* peak RSS: the largest sum of the tree's resident set sizes, sampled every 0.5 s.
+* peak RSS: the largest sum of the tree's resident set sizes, sampled every 0.5 s;
+* bytes written to the terminal: everything the tool wrote to its pane during the window,
+  copied by `tmux pipe-pane -o` (the tool's own stdout and stderr both reach the pane: Textual
+  draws on stderr, so nothing is redirected).
 
 The tmux server's own CPU (drawing what the tool writes) is shown apart, not in CPU %.
 
-    python benchmarks/idle_cost.py [--seconds 30] [--size 80x24] [--json]
+    python benchmarks/idle_cost.py [--seconds 30] [--size 120x40,200x60] [--rounds 2] [--json]
 
 Needs Linux, tmux and root for installing htop with apt-get when it is missing. Glances is
 installed with pip into a venv of its own (see --peers-venv), never into the project's.
@@ -76,11 +79,13 @@ class Measurement:
     cpu_percent: float
     peak_rss_mib: float
     tmux_cpu_percent: float
+    terminal_bytes: int
     system_busy_percent: float
     busiest: str
     processes: list[str] = field(default_factory=list)
     cpu_ratio: float | None = None
     rss_ratio: float | None = None
+    bytes_ratio: float | None = None
 
 
 # --- /proc ----------------------------------------------------------------------------------
@@ -223,6 +228,13 @@ class TmuxPane:
             line for i, line in enumerate(lines) if line.strip() or (i and lines[i - 1].strip())
         ]
         return "\n".join(kept).strip()
+
+    def pipe_to(self, path: Path | None) -> None:
+        """Copy what the program writes to its pane into `path` from now on (None: stop)."""
+        if path is None:
+            self.tmux("pipe-pane", "-t", "bench")
+        else:
+            self.tmux("pipe-pane", "-o", "-t", "bench", f"cat > {shlex.quote(str(path))}")
 
     def stop(self) -> None:
         """Kill this server and remove its socket (tmux leaves it behind when killed)."""
@@ -417,7 +429,7 @@ def watch(pane: TmuxPane, tool: Tool, root: int, seconds: float) -> list[Snapsho
     return shots
 
 
-def summarize(tool: Tool, shots: list[Snapshot]) -> Measurement:
+def summarize(tool: Tool, shots: list[Snapshot], written: int) -> Measurement:
     first, last = shots[0], shots[-1]
     wall = last.at - first.at
     used = tree_ticks(last.members) - tree_ticks(first.members)
@@ -439,6 +451,7 @@ def summarize(tool: Tool, shots: list[Snapshot]) -> Measurement:
         cpu_percent=round(100 * used / CLK_TCK / wall, 2),
         peak_rss_mib=round(max(shot.rss for shot in shots) / 2**20, 1),
         tmux_cpu_percent=round(100 * (last.server_ticks - first.server_ticks) / CLK_TCK / wall, 2),
+        terminal_bytes=written,
         system_busy_percent=round(100 * busy[0] / max(1, busy[1]), 1),
         busiest=f"{busiest.pid} {cmdline(busiest.pid)}",
         processes=sorted(f"{s.pid} {s.comm}" for s in seen.values()),
@@ -450,9 +463,15 @@ def measure(tool: Tool, size: tuple[int, int], seconds: float, warmup: float) ->
     with running(tool, size) as pane:
         time.sleep(warmup)
         root = check_alive(pane, tool, "after the warm-up")
-        shots = watch(pane, tool, root, seconds)
+        with tempfile.TemporaryDirectory(prefix="fleetdeck-bench-") as tmp:
+            copy = Path(tmp, "pane.bytes")
+            pane.pipe_to(copy)
+            shots = watch(pane, tool, root, seconds)
+            pane.pipe_to(None)
+            time.sleep(0.2)  # let cat write out what it still holds
+            written = copy.stat().st_size if copy.exists() else 0
         check_alive(pane, tool, "at the end of the run")
-        return summarize(tool, shots)
+        return summarize(tool, shots, written)
 
 
 def add_ratios(results: list[Measurement]) -> None:
@@ -462,6 +481,9 @@ def add_ratios(results: list[Measurement]) -> None:
     for m in results:
         m.cpu_ratio = round(m.cpu_percent / base.cpu_percent, 2) if base.cpu_percent else None
         m.rss_ratio = round(m.peak_rss_mib / base.peak_rss_mib, 2) if base.peak_rss_mib else None
+        m.bytes_ratio = (
+            round(m.terminal_bytes / base.terminal_bytes, 2) if base.terminal_bytes else None
+        )
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -480,14 +502,25 @@ def align(row: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def table(results: list[Measurement], size: tuple[int, int], repo: str) -> str:
-    head = ("tool", "CPU %", "peak RSS MiB", "CPU vs fleetdeck", "RSS vs fleetdeck", "tmux CPU %")
+    head = (
+        "tool",
+        "CPU %",
+        "peak RSS MiB",
+        "bytes/s",
+        "CPU vs fleetdeck",
+        "RSS vs fleetdeck",
+        "bytes vs fleetdeck",
+        "tmux CPU %",
+    )
     rows = [
         (
             m.tool,
             f"{m.cpu_percent:.2f}",
             f"{m.peak_rss_mib:.1f}",
+            f"{m.terminal_bytes / m.seconds:,.0f}",
             ratio(m.cpu_ratio),
             ratio(m.rss_ratio),
+            ratio(m.bytes_ratio),
             f"{m.tmux_cpu_percent:.2f}",
         )
         for m in results
@@ -509,13 +542,42 @@ def table(results: list[Measurement], size: tuple[int, int], repo: str) -> str:
     return "\n".join(lines + notes)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
-        raise argparse.ArgumentTypeError(f"size must look like 120x40, not {text!r}")
-    if int(width) < 20 or int(height) < 5:
-        raise argparse.ArgumentTypeError("size must be at least 20x5")
-    return int(width), int(height)
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """`120x40` or `120x40,200x60`."""
+    sizes = []
+    for item in text.split(","):
+        width, sep, height = item.strip().lower().partition("x")
+        if not sep or not width.isdigit() or not height.isdigit():
+            raise argparse.ArgumentTypeError(f"size must look like 120x40, not {item!r}")
+        if int(width) < 20 or int(height) < 5:
+            raise argparse.ArgumentTypeError("size must be at least 20x5")
+        sizes.append((int(width), int(height)))
+    return sizes
+
+
+def mean_of(rounds: list[list[Measurement]]) -> list[Measurement]:
+    """Each tool's figures averaged over the rounds (the first round's notes kept)."""
+    merged = []
+    for first in rounds[0]:
+        same = [m for run in rounds for m in run if m.tool == first.tool]
+        n = len(same)
+        merged.append(
+            Measurement(
+                tool=first.tool,
+                command=first.command,
+                version=first.version,
+                seconds=round(sum(m.seconds for m in same) / n, 2),
+                cpu_percent=round(sum(m.cpu_percent for m in same) / n, 2),
+                peak_rss_mib=max(m.peak_rss_mib for m in same),
+                tmux_cpu_percent=round(sum(m.tmux_cpu_percent for m in same) / n, 2),
+                terminal_bytes=round(sum(m.terminal_bytes for m in same) / n),
+                system_busy_percent=round(sum(m.system_busy_percent for m in same) / n, 1),
+                busiest=first.busiest,
+                processes=first.processes,
+            )
+        )
+    add_ratios(merged)
+    return merged
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -523,7 +585,18 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--seconds", type=float, default=30.0, help="measured seconds per tool (default 30)")
     add("--warmup", type=float, default=3.0, help="uncounted seconds after start (default 3)")
-    add("--size", type=parse_size, default=(120, 40), help="pane size WxH (default 120x40)")
+    add(
+        "--size",
+        type=parse_sizes,
+        default=[(120, 40)],
+        help="pane size WxH, or several separated by commas (default 120x40)",
+    )
+    add(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs of every tool per size, in alternating order; the table shows each and the mean",
+    )
     add("--fleetdeck", metavar="CMD", help="fleetdeck command (`--interval 1` is appended)")
     add("--glances", metavar="CMD", help="Glances command to use instead of the peers venv")
     add("--peers-venv", type=Path, default=default_peers_venv(), help="venv for Glances")
@@ -549,19 +622,44 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"idle_cost: unknown tool(s) {', '.join(unknown)}; pick from {TOOLS}")
     if args.seconds <= 0 or args.warmup < 0:
         raise SystemExit("idle_cost: --seconds must be > 0 and --warmup >= 0")
+    if args.rounds < 1:
+        raise SystemExit("idle_cost: --rounds must be at least 1")
     repo = repo_state()
+    reports = []
     try:
-        results = [measure(t, args.size, args.seconds, args.warmup) for t in prepare(args, names)]
+        tools = prepare(args, names)
+        for size in args.size:
+            rounds = []
+            for n in range(args.rounds):
+                # Alternate the order so that neither tool always runs on a warmer machine.
+                order = tools if n % 2 == 0 else tools[::-1]
+                run = [measure(t, size, args.seconds, args.warmup) for t in order]
+                run.sort(key=lambda m: names.index(m.tool))
+                add_ratios(run)
+                rounds.append(run)
+            reports.append((size, rounds))
     except BenchError as error:
         print(f"idle_cost: error: {error}", file=sys.stderr)
         return 1
-    add_ratios(results)
     if args.json:
-        size = {"width": args.size[0], "height": args.size[1]}
-        report = {"size": size, "repo": repo, "results": [asdict(m) for m in results]}
-        print(json.dumps(report, indent=2))
-    else:
-        print(table(results, args.size, repo))
+        out = [
+            {
+                "size": {"width": size[0], "height": size[1]},
+                "repo": repo,
+                "rounds": [[asdict(m) for m in run] for run in rounds],
+                "mean": [asdict(m) for m in mean_of(rounds)],
+            }
+            for size, rounds in reports
+        ]
+        print(json.dumps(out, indent=2))
+        return 0
+    for size, rounds in reports:
+        if len(rounds) > 1:
+            for n, run in enumerate(rounds, 1):
+                print(f"round {n}, {size[0]}x{size[1]}")
+                print(table(run, size, repo).split("\n\n")[0] + "\n")
+            print(f"mean of {len(rounds)} rounds, {size[0]}x{size[1]}")
+        print(table(mean_of(rounds), size, repo) + "\n")
     return 0
 
 

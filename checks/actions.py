@@ -129,9 +129,7 @@ class ConfirmRequest:
         if self.fix.statements:
             where = self.host.database.where if self.host.database else "no database session"
             lines[-1] = f"runs on {where}:"
-            lines += [
-                f"  {'$' if step.dump_to else '=#'} {step.shown}" for step in self.fix.statements
-            ]
+            lines += [f"  {step.at_prompt}" for step in self.fix.statements]
         if self.fix.undo:
             lines += ["undo (kept in the audit log):"]
             lines += [f"  $ {shlex.join(argv)}" for argv in self.fix.undo]

@@ -1,20 +1,25 @@
-"""The wizards fleetdeck offers, by domain: what `fleetdeck wizard DOMAIN` and the TUI list,
-and the parameters the settings file gives them for a host."""
+"""The registered domains: the one list the console, `fleetdeck check` and `fleetdeck wizard`
+iterate (see `checks/domain.py`), the wizards they offer by name, and the parameters the
+settings file gives a wizard for a host."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from fleetdeck.checks.config import Config
-from fleetdeck.checks.containers.wizard import CONTAINERS_WIZARD
-from fleetdeck.checks.database.wizard import DATABASE_WIZARD
-from fleetdeck.checks.network.wizard import NETWORK_WIZARD
-from fleetdeck.checks.storage.wizard import STORAGE_WIZARD
+from fleetdeck.checks.containers.domain import CONTAINERS
+from fleetdeck.checks.database.domain import DATABASE
+from fleetdeck.checks.domain import Domain
+from fleetdeck.checks.network.domain import NETWORK
+from fleetdeck.checks.resources.domain import RESOURCES
+from fleetdeck.checks.storage.domain import STORAGE
 from fleetdeck.checks.wizards import Wizard
 
-WIZARDS: dict[str, Wizard] = {
-    w.domain: w for w in (NETWORK_WIZARD, STORAGE_WIZARD, DATABASE_WIZARD, CONTAINERS_WIZARD)
-}
+DOMAINS: tuple[Domain, ...] = (RESOURCES, NETWORK, STORAGE, DATABASE, CONTAINERS)
+"""Every domain, in the order their findings are reported. A new domain is added here (and
+its settings table, if any, in `checks/config.py`)."""
+
+WIZARDS: dict[str, Wizard] = {d.name: d.wizard for d in DOMAINS if d.wizard is not None}
 
 
 def configured_params(

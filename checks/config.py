@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-from fleetdeck.checks.containers.config import ContainerThresholds, parse_container_thresholds
-from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
+from fleetdeck.checks.containers.config import TABLE as CONTAINERS_TABLE
+from fleetdeck.checks.containers.config import ContainerThresholds
+from fleetdeck.checks.database.config import TABLE as DATABASE_TABLE
+from fleetdeck.checks.database.config import DbThresholds
 from fleetdeck.checks.incidents import config as incidents_config
-from fleetdeck.checks.settings import Limit, finite
-from fleetdeck.checks.storage.config import StorageConfig, parse_storage
+from fleetdeck.checks.settings import Limit, SettingsTable, finite, value_error
+from fleetdeck.checks.sources.config import SourcesConfig, parse_sources
+from fleetdeck.checks.storage.config import TABLE as STORAGE_TABLE
+from fleetdeck.checks.storage.config import StorageConfig
 from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
+
+DOMAIN_TABLES: tuple[SettingsTable, ...] = (STORAGE_TABLE, DATABASE_TABLE, CONTAINERS_TABLE)
+"""Every domain's settings table, in the order the settings file is checked. This is the
+settings half of the registration (`checks/catalog.py` holds the other, which loads the
+checks); a test holds the two lists to the same domains."""
+
+
+def _defaults() -> dict[str, object]:
+    return {table.domain: table.parse({}, value_error) for table in DOMAIN_TABLES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +51,9 @@ class Thresholds:
     time_to_full: Limit = Limit(24, 4, falling=True)
     """Hours until a filesystem fills, at its recent rate: fewer is worse (warn > crit)."""
     containers: ContainerThresholds = field(default_factory=ContainerThresholds)
-    """The container checks' thresholds, from `[thresholds.containers]`: here rather than
-    beside `Config.database`, because the checks read them from `CheckContext.thresholds`
-    wherever they run (the command line, the console's wizard screen)."""
+    """The container checks' thresholds, from `[thresholds.containers]` (also
+    `Config.domains["containers"]`): here too, because the checks read them from
+    `CheckContext.thresholds` wherever they run (the command line, the wizard screen)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +62,33 @@ class Config:
 
     thresholds: Thresholds = field(default_factory=Thresholds)
     alert_for: float = 30.0
-    storage: StorageConfig = field(default_factory=StorageConfig)
-    database: DbThresholds = field(default_factory=DbThresholds)
-    """The PostgreSQL checks' thresholds, from `[thresholds.database]`."""
+    domains: Mapping[str, object] = field(default_factory=_defaults)
+    """Each domain's settings by domain name, as its `SettingsTable` parsed them."""
     incidents: incidents_config.IncidentSettings = field(
         default_factory=incidents_config.IncidentSettings
     )
     """Alert rules, response targets, flap damping and the state file, from `[alerts]`."""
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    """Prometheus and Alertmanager, from `[[sources.*]]`."""
     source: Path | None = None
+
+    def with_domain(self, name: str, settings: object) -> Config:
+        """A copy with one domain's settings replaced (a test's lowered thresholds)."""
+        return replace(self, domains={**self.domains, name: settings})
+
+    @property
+    def storage(self) -> StorageConfig:
+        """The storage checks' settings, from `[storage]`."""
+        found = self.domains[STORAGE_TABLE.domain]
+        assert isinstance(found, StorageConfig)
+        return found
+
+    @property
+    def database(self) -> DbThresholds:
+        """The PostgreSQL checks' thresholds, from `[thresholds.database]`."""
+        found = self.domains[DATABASE_TABLE.domain]
+        assert isinstance(found, DbThresholds)
+        return found
 
 
 class ConfigError(Exception):
@@ -73,11 +106,12 @@ def default_config_path() -> Path:
 
 # [thresholds.NAME] tables and what each may hold.
 _LEVEL_TABLES = ("cpu", "memory", "swap", "load", "disk", "inodes", "time_to_full")
-_DATABASE_TABLE = "database"  # [thresholds.database]: checks.database.config reads it
-_CONTAINERS_TABLE = "containers"  # [thresholds.containers]: checks.containers.config reads it
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
 _EXTRA_KEYS = {"cpu": {"window"}}
-_TOP_KEYS = {"thresholds", "alerts", "storage"}
+_TOP_KEYS = {"thresholds", "alerts", "sources", *(t.path[0] for t in DOMAIN_TABLES)}
+# Domain tables under [thresholds] ([thresholds.database]) and at the top ([storage]).
+_UNDER_THRESHOLDS = {t.path[1]: t for t in DOMAIN_TABLES if t.path[0] == "thresholds"}
+_AT_TOP = tuple(t for t in DOMAIN_TABLES if len(t.path) == 1)
 _ALERT_KEYS = {"for"}
 
 
@@ -118,17 +152,14 @@ def parse_config(text: str, path: Path) -> Config:
         if key not in _TOP_KEYS:
             raise fail(key, f"unknown setting (known: {', '.join(sorted(_TOP_KEYS))})")
     thresholds = Thresholds()
-    database = DbThresholds()
+    domains = _defaults()
     for name, table in _table(data, "thresholds", fail).items():
-        if name == _DATABASE_TABLE:
-            database = parse_db_thresholds(table, fail)
-            continue
-        if name == _CONTAINERS_TABLE:
-            containers = parse_container_thresholds(table, fail)
-            thresholds = replace(thresholds, containers=containers)
+        if name in _UNDER_THRESHOLDS:
+            domain = _UNDER_THRESHOLDS[name]
+            domains[domain.domain] = domain.parse(table, fail)
             continue
         if name not in _LEVEL_TABLES:
-            known = ", ".join((*_LEVEL_TABLES, _DATABASE_TABLE, _CONTAINERS_TABLE))
+            known = ", ".join((*_LEVEL_TABLES, *_UNDER_THRESHOLDS))
             raise fail(f"thresholds.{name}", f"unknown threshold (known: {known})")
         if not isinstance(table, dict):
             raise fail(f"thresholds.{name}", "expected a table such as [thresholds.cpu]")
@@ -168,13 +199,17 @@ def parse_config(text: str, path: Path) -> Config:
         if not finite(value) or value < 0:
             raise fail(f"alerts.{key}", f"expected seconds as a number >= 0, got {value!r}")
         alert_for = float(value)
-    storage = parse_storage(data.get("storage", {}), fail)
+    for domain in _AT_TOP:
+        domains[domain.domain] = domain.parse(data.get(domain.path[0], {}), fail)
+    containers = domains[CONTAINERS_TABLE.domain]
+    assert isinstance(containers, ContainerThresholds)
+    thresholds = replace(thresholds, containers=containers)
     return Config(
         thresholds=thresholds,
         alert_for=alert_for,
-        storage=storage,
-        database=database,
+        domains=domains,
         incidents=incidents_config.parse_incident_settings(alerts, fail),
+        sources=parse_sources(data.get("sources", {}), fail),
         source=path,
     )
 
@@ -203,6 +238,8 @@ def _line_of(text: str, dotted: str) -> int | None:
             table = ".".join(p.strip().strip("\"'") for p in header[1].split("."))
             if line.startswith("[["):
                 arrays[table] = arrays.get(table, -1) + 1
+                if table == dotted and best is None:  # the array itself: its first table
+                    best, depth = number, len(table)
                 table = f"{table}[{arrays[table]}]"
             named = table
         else:

@@ -138,6 +138,13 @@ class DbStep:
     """How long the statement may wait for a lock; None: the gate's short default."""
     on_failure: str = ""
     """What the operator must know when the step fails (what it may have left behind)."""
+    prompt: str = ""
+    """The prompt the step is shown at; empty: `=#` (psql), or `$` for a dump."""
+
+    @property
+    def at_prompt(self) -> str:
+        """The step as the operator reads it, behind the prompt of what runs it."""
+        return f"{self.prompt or ('$' if self.dump_to else '=#')} {self.shown}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +214,7 @@ class Fix:
     def prompt_lines(self) -> tuple[str, ...]:
         """The command lines behind the prompt they run at: `$` a shell, `=#` psql."""
         return tuple(f"$ {shlex.join(argv)}" for argv in self.commands) + tuple(
-            f"{'$' if step.dump_to else '=#'} {step.shown}" for step in self.statements
+            step.at_prompt for step in self.statements
         )
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
+from fleetdeck.checks.access import HostAccess
 from fleetdeck.checks.config import Config
 from fleetdeck.checks.model import (
     CheckContext,
@@ -26,15 +26,8 @@ from fleetdeck.hosts.inventory.records import HostSpec, Inventory
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.proc_sampler import ProcSampler
 from fleetdeck.hosts.samplers import SampleGarbage, Sampler
-from fleetdeck.hosts.shell import Shell
-from fleetdeck.hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
+from fleetdeck.hosts.ssh import ConnectError, SSHOptions, connect_host
 from fleetdeck.hosts.stream import StreamScripts
-
-if TYPE_CHECKING:
-    import asyncssh
-
-    from fleetdeck.hosts.docker.endpoint import DockerEndpoint
-    from fleetdeck.hosts.postgres.targets import PgTarget
 
 SAMPLE_TIMEOUT = 15.0
 
@@ -74,40 +67,41 @@ async def check_host(
     sampler: Sampler,
     config: Config,
     spacing: float,
-    shell: Shell | None = None,
-    labels: Sequence[str] = (),
-    databases: Sequence[PgTarget | None] = (),
-    ssh: asyncssh.SSHClientConnection | None = None,
-    containers: bool = False,
-    docker: DockerEndpoint | None = None,
+    access: HostAccess,
+    skip: Collection[str] = (),
 ) -> HostReport:
     """Two samples `spacing` seconds apart (CPU is a rate), then every registered check;
-    with a shell, the storage checks too (settings from `[storage]` for this host); the
-    database checks of each of `databases` (None: this machine's libpq defaults), reached
-    through `ssh` for a remote host; with `containers`, the container checks of the host's
-    Docker engine (`docker`, or the default one); the last two at the same time as the
-    samples."""
-    sampled = _sampled(name, sampler, config, spacing, shell, labels)
-    extra: list[Awaitable[list[Finding]]] = []
-    if databases:
-        extra.append(database_findings(name, databases, config, ssh))
-    if containers:
-        extra.append(container_findings(name, config, docker, ssh))
-    if not extra:
-        return await sampled
-    report, found = await asyncio.gather(sampled, asyncio.gather(*extra))
+    then every registered domain's periodic checks (but those in `skip`) that the host can
+    run (`scheduler.available`): those that need the samples after them, over that
+    history, the others at the same time as the samples."""
+    from fleetdeck.checks.catalog import DOMAINS
+    from fleetdeck.checks.scheduler import available, run_once
+
+    domains = [d for d in DOMAINS if d.name not in skip and available(d, access)]
+    after = [d for d in domains if d.periodic is not None and "samples" in d.periodic.needs]
+    beside = [d for d in domains if d not in after]
+
+    async def sampled() -> HostReport:
+        report, history = await _sampled(name, sampler, config, spacing)
+        if history is None:
+            return report
+        more = [await run_once(d, history, config, access) for d in after]
+        return replace(report, findings=report.findings + tuple(f for m in more for f in m))
+
+    if not beside:
+        return await sampled()
+    empty = SampleHistory(size=2)
+    report, found = await asyncio.gather(
+        sampled(), asyncio.gather(*(run_once(d, empty, config, access) for d in beside))
+    )
     more = tuple(finding for group in found for finding in group)
     return replace(report, findings=report.findings + more)
 
 
 async def _sampled(
-    name: str,
-    sampler: Sampler,
-    config: Config,
-    spacing: float,
-    shell: Shell | None,
-    labels: Sequence[str],
-) -> HostReport:
+    name: str, sampler: Sampler, config: Config, spacing: float
+) -> tuple[HostReport, SampleHistory | None]:
+    """The host's report from its samples, and their history (None when it has none)."""
     history = SampleHistory(size=4)
     try:
         async with asyncio.timeout(SAMPLE_TIMEOUT + spacing):
@@ -115,79 +109,27 @@ async def _sampled(
             await asyncio.sleep(spacing)
             history.add(await sampler.sample())
     except TimeoutError:
-        return HostReport(name, False, error=f"{name}: sampling timed out")
+        return HostReport(name, False, error=f"{name}: sampling timed out"), None
     except SampleGarbage as error:  # reachable, but what it says cannot be read
-        return HostReport(name, True, (Finding("host.sample", Status.UNKNOWN, name, str(error)),))
+        finding = Finding("host.sample", Status.UNKNOWN, name, str(error))
+        return HostReport(name, True, (finding,)), None
     except Exception as error:  # the report says why, and the exit status is UNKNOWN
-        return HostReport(name, False, error=str(error) or type(error).__name__)
+        return HostReport(name, False, error=str(error) or type(error).__name__), None
     findings = await run_checks(CheckContext(name, history, config.thresholds), CHECKS)
-    if shell is not None:
-        findings += await _storage(name, history, config, shell, labels)
-    return HostReport(name, True, tuple(findings))
+    return HostReport(name, True, tuple(findings)), history
 
 
-async def database_findings(
-    name: str,
-    targets: Sequence[PgTarget | None],
-    config: Config,
-    ssh: asyncssh.SSHClientConnection | None = None,
-) -> list[Finding]:
-    """The database checks of each target on host `name`, all at once: a target that cannot
-    be reached is its own db.reachable CRIT, and nothing one target does stops the others."""
-    from fleetdeck.checks.database.checks import check_database
+async def check_local(
+    name: str, config: Config, spacing: float, postgres: bool, skip: Collection[str] = ()
+) -> HostReport:
+    """This machine, through psutil and a local shell; with `postgres`, libpq's defaults."""
+    from fleetdeck.hosts.samplers import PsutilSampler
 
-    async def one(target: PgTarget | None) -> list[Finding]:
-        try:
-            return await check_database(target, name, config.database, ssh=ssh)
-        except Exception as error:  # a bug or an odd server: that target's UNKNOWN, no crash
-            label = target.label if target is not None else "postgres"
-            said = f"database checks stopped: {type(error).__name__}: {error}"
-            return [Finding("db.reachable", Status.UNKNOWN, label, said)]
-
-    results = await asyncio.gather(*(one(t) for t in targets))
-    return [finding for result in results for finding in result]
-
-
-async def container_findings(
-    name: str,
-    config: Config,
-    endpoint: DockerEndpoint | None = None,
-    ssh: asyncssh.SSHClientConnection | None = None,
-) -> list[Finding]:
-    """The container checks of host `name`'s Docker engine, through `ssh` for a remote host.
-    A host with no Docker is one OK finding saying so (see `checks.containers.checks`), so
-    Docker's absence never makes a healthy host's exit status worse."""
-    from fleetdeck.checks.containers.checks import ENGINE, ENGINE_ID
-    from fleetdeck.checks.containers.wizard import container_findings as run_steps
-    from fleetdeck.hosts.docker.link import DockerLink
-
-    async def connection() -> asyncssh.SSHClientConnection:
-        assert ssh is not None
-        return ssh
-
-    link = DockerLink(name, endpoint, ssh=connection if ssh is not None else None)
-    ctx = CheckContext(name, SampleHistory(size=2), config.thresholds, docker=link)
+    access = HostAccess.local(name, postgres=postgres)
     try:
-        return await run_steps(ctx)
-    except Exception as error:  # a bug or an odd engine: that host's UNKNOWN, no crash
-        said = f"container checks stopped: {type(error).__name__}: {error}"
-        return [Finding(ENGINE_ID, Status.UNKNOWN, ENGINE, said)]
+        return await check_host(name, PsutilSampler(), config, spacing, access, skip)
     finally:
-        await link.close()
-
-
-async def _storage(
-    name: str, history: SampleHistory, config: Config, shell: Shell, labels: Sequence[str]
-) -> list[Finding]:
-    from fleetdeck.checks.catalog import configured_params
-    from fleetdeck.checks.storage.wizard import STORAGE_WIZARD, storage_findings
-
-    try:
-        params = configured_params(STORAGE_WIZARD, config, name, labels)
-    except ValueError as error:
-        return [Finding("storage.settings", Status.UNKNOWN, name, str(error))]
-    ctx = CheckContext(name, history, config.thresholds, shell, None, params)
-    return await storage_findings(ctx)
+        await access.close()
 
 
 FLEET_CONCURRENCY = 32  # connection attempts at once: OpenSSH's MaxStartups starts at 10:30
@@ -199,13 +141,12 @@ async def check_fleet(
     options: SSHOptions,
     config: Config,
     spacing: float,
-    storage: bool = True,
-    containers: bool = True,
+    skip: Collection[str] = (),
 ) -> Report:
     """Every host at once (bounded), each through one SSH connection and one stream; one
-    host's failure is that host's entry, never the others'. The PostgreSQL targets a host
-    lists, and its Docker engine (with `storage` and `containers`), are checked through the
-    same connection (a forward)."""
+    host's failure is that host's entry, never the others'. The domains' checks (but those
+    in `skip`) reach the host through the same connection (its PostgreSQL targets and its
+    Docker engine through a forward)."""
     gate = asyncio.Semaphore(FLEET_CONCURRENCY)
 
     async def one(spec: HostSpec) -> HostReport:
@@ -214,22 +155,12 @@ async def check_fleet(
                 connection = await connect_host(spec, options, inventory)
             except ConnectError as error:
                 return HostReport(spec.name, False, error=str(error))
+        access = HostAccess.over_ssh(spec, connection)
         try:
             sampler = ProcSampler(StreamScripts(spec.name, connection))
-            shell = SSHShell(spec.name, connection) if storage else None
-            return await check_host(
-                spec.name,
-                sampler,
-                config,
-                spacing,
-                shell,
-                spec.labels,
-                databases=spec.postgres,
-                ssh=connection,
-                containers=storage and containers,
-                docker=spec.docker,
-            )
+            return await check_host(spec.name, sampler, config, spacing, access, skip)
         finally:
+            await access.close()  # the Docker link, before the connection it forwards over
             connection.close()
 
     return Report(tuple(await asyncio.gather(*(one(h) for h in hosts))))

@@ -74,3 +74,20 @@ def parse_pair(default: Limit, value: object, dotted: str, fail: Fail, *, percen
 def finite(value: Any) -> bool:
     """An int or a finite float (TOML allows nan and inf, which no threshold can mean)."""
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsTable:
+    """A domain's table in the settings file: where it sits (`("storage",)` for `[storage]`,
+    `("thresholds", "database")` for `[thresholds.database]`) and the parser that turns it
+    into the domain's settings object, raising `fail(dotted_key, problem)` at the first key
+    it cannot use. An absent table is parsed as an empty one: the defaults. `checks/config.py`
+    reads every domain's table through this, so reading the settings file loads no check."""
+
+    domain: str
+    path: tuple[str, ...]
+    parse: Callable[[object, Fail], object]
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)

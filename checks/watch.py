@@ -40,11 +40,10 @@ class HostWatch:
             name, config.alert_for, hook=alert_hook(config.incidents, name, sampler)
         )
         self.findings: list[Finding] = []
-        self.storage_findings: list[Finding] = []
-        """The storage checks' findings, refreshed less often by whoever can ask the host
-        (the Host screen); they count for alerts like the others."""
-        self.container_findings: list[Finding] = []
-        """The container checks' findings, the same way (the Host screen's containers pane)."""
+        self.domain_findings: dict[str, list[Finding]] = {}
+        """The domains' periodic checks' findings by domain, refreshed at their own cadence
+        by whoever can ask the host (the Host screen's `DomainScheduler`); they count for
+        alerts like the others."""
         self.info: HostInfo | None = None
         self.rates: Rates | None = None
         self.error: str | None = None
@@ -56,8 +55,8 @@ class HostWatch:
         self._wake = asyncio.Event()
 
     def all_findings(self) -> list[Finding]:
-        """The sampled checks' findings, then the storage and container checks'."""
-        return [*self.findings, *self.storage_findings, *self.container_findings]
+        """The sampled checks' findings, then each domain's, in the order they registered."""
+        return [*self.findings, *(f for found in self.domain_findings.values() for f in found)]
 
     @property
     def latest(self) -> Sample | None:

@@ -113,7 +113,7 @@ async def shoot(name: str, size: tuple[int, int], first: str, keys: tuple[str, .
                     break
                 await pilot.pause(0.1)
             for _ in range(150):  # the first run of the container checks: their alerts
-                if app.watches[0].container_findings:
+                if app.watches[0].domain_findings.get("containers"):
                     break
                 await pilot.pause(0.1)
             await pilot.pause(1.0)

@@ -16,7 +16,6 @@ import contextlib
 import os
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +66,7 @@ async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...], audit: 
         idle_in_transaction=Limit(1, 600), long_query=Limit(1, 600), lock_wait=Limit(1, 600)
     )
     settings = Settings(interval=1.0, storage_every=0, postgres=True, audit_log=audit)
-    app = make_app(settings, replace(Config(), database=low), HOST)
+    app = make_app(settings, Config().with_domain("database", low), HOST)
     async with app.run_test(size=size) as pilot:
         await pilot.pause(3.0)  # two samples and two database readings (TPS needs both)
         if "wizard" in name or "confirm" in name:

@@ -348,16 +348,18 @@ async def test_the_host_screen_raises_alerts_from_the_container_checks(
             if alerted():
                 break
             await pilot.pause(0.1)
-        seen = [(f.check, f.target, f.status.name) for f in watch.container_findings]
+        seen = [
+            (f.check, f.target, f.status.name) for f in watch.domain_findings.get("containers", [])
+        ]
         assert alerted(), (seen, watch.alerts.alerts())
-        findings = {(f.check, f.target): f for f in watch.container_findings}
+        findings = {(f.check, f.target): f for f in watch.domain_findings["containers"]}
         assert "unhealthy" in findings["container.state", names["db"]].summary
         job = findings["container.state", names["job"]]
         assert job.status is Status.WARN and job.summary.startswith("exited with exit code 3 at ")
         keys = screen.query_one(FindingsTable).row_keys
         assert f"container.state|{names['db']}" in keys, keys
     # Nobody refreshes them once the screen is gone: they must not keep alerts firing.
-    assert watch.container_findings == []
+    assert watch.domain_findings.get("containers", []) == []
 
 
 async def test_a_hung_daemon_never_freezes_the_screen(

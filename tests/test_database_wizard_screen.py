@@ -7,7 +7,6 @@ transaction once the operator confirms and types the host name; the step turns g
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,7 @@ def _app(tmp_path: Path) -> FleetdeckApp:
     settings = Settings(
         interval=1.0, audit_log=tmp_path / "audit.jsonl", storage_every=0, postgres=True
     )
-    return make_app(settings, replace(Config(), database=low), HOST)
+    return make_app(settings, Config().with_domain("database", low), HOST)
 
 
 def _detail(app: FleetdeckApp) -> str:

@@ -201,6 +201,10 @@ def test_serve_runs_the_console_read_only_unless_fixes_are_allowed() -> None:
     assert given[given.index("--audit-log") + 1] == "a.jsonl"
     top = console_argv(build_parser().parse_args(["-w", "--interval", "5", "serve"]))
     assert "--war-room" in top and top[top.index("--interval") + 1] == "5.0"
+    prom = ["--prometheus", "http://127.0.0.1:9090", "serve"]
+    assert "--prometheus=http://127.0.0.1:9090" in console_argv(build_parser().parse_args(prom))
+    settings_first = build_parser().parse_args(["--prometheus", "--interval", "2", "serve"])
+    assert "--prometheus" in console_argv(settings_first)  # the settings' first Prometheus
 
 
 def test_a_port_in_use_is_a_clear_error_and_no_url(tmp_path: Path) -> None:

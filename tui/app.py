@@ -13,6 +13,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from fleetdeck.checks.access import HostAccess
 from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, FixHost
 from fleetdeck.checks.audit import AuditLog
 from fleetdeck.checks.config import Config
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from fleetdeck.checks.database.link import DbLink
     from fleetdeck.hosts.docker.link import DockerLink
     from fleetdeck.hosts.inventory.records import HostSpec, Inventory
-    from fleetdeck.hosts.postgres.targets import PgTarget
     from fleetdeck.hosts.ssh import SSHOptions
 
 
@@ -78,7 +78,7 @@ class FleetdeckApp(App[None]):
         self.watches = tuple(watches)
         self._tags = tags or {}
         self._groups = groups or {}
-        self._docker: dict[str, DockerLink] = {}
+        self._access: dict[str, HostAccess] = {}
         # The one gate every fix passes; read-only is enforced there, not by the screens.
         self.gate = ActionGate(
             audit=AuditLog(settings.audit_log), confirm=self._confirm, read_only=settings.read_only
@@ -97,80 +97,44 @@ class FleetdeckApp(App[None]):
         self.push_screen(ConfirmFix(request), callback=answered)
         return await answer
 
-    async def open_fix_host(self, watch: HostWatch) -> FixHost:
-        """Where wizards and fixes for a watched host run: its SSH link's own connection,
-        the shell its sampler reads through, or this machine for the local console."""
-        sampler = watch.sampler
-        if isinstance(sampler, PsutilSampler):
-            from fleetdeck.hosts.shell import LocalShell
+    def access(self, watch: HostWatch) -> HostAccess:
+        """The one way to reach a watched host: its shell, SSH connection, Docker link and
+        database targets, made the first time a screen asks and kept for the console's
+        life, so every screen shares its Docker link (its threads, its forward and its last
+        stats reading)."""
+        if watch.name not in self._access:
+            self._access[watch.name] = HostAccess.for_sampler(
+                watch.name, watch.sampler, self.settings.tier, self.settings.postgres
+            )
+        return self._access[watch.name]
 
-            return FixHost(watch.name, LocalShell(watch.name), self.settings.tier)
-        link_shell = getattr(sampler, "shell", None)
-        if callable(link_shell):  # a HostLink: reconnects if need be, raises if it cannot
-            spec = getattr(sampler, "spec", None)
-            return FixHost(watch.name, await link_shell(), getattr(spec, "tier", None))
-        scripts_shell = getattr(getattr(sampler, "scripts", None), "shell", None)
-        if scripts_shell is not None:
-            return FixHost(watch.name, scripts_shell, None)
-        raise RuntimeError(f"{watch.name}: no shell to run a wizard on")
-
-    def database_targets(self, watch: HostWatch) -> tuple[PgTarget | None, ...]:
-        """The PostgreSQL targets of a watched host: its inventory's `[[host.postgres]]`;
-        for the local console, libpq's defaults (None) when started with --postgres."""
-        spec = getattr(watch.sampler, "spec", None)
-        if spec is not None:
-            return tuple(spec.postgres)
-        return (None,) if self.settings.postgres else ()
+    def cadences(self) -> Mapping[str, float]:
+        """The console's own cadences for domains' periodic checks on a Host screen, over
+        their declared ones: `storage_every` (0: never)."""
+        return {"storage": self.settings.storage_every}
 
     def database_link(
         self, watch: HostWatch, target: str = "", dump_dir: str = "", *, first: bool = False
     ) -> DbLink:
-        """A link to one of the host's databases (the named one, its only one, or with
-        `first` its first), through its SSH link's own connection for a remote host;
-        ValueError says which to pick."""
-        from fleetdeck.checks.database.link import DbLink
-        from fleetdeck.checks.database.wizard import pick_target
+        """A link to one of the host's databases (see `checks.database.domain`)."""
+        from fleetdeck.checks.database.domain import database_link
 
-        targets = [t for t in self.database_targets(watch) if t is not None]
-        if first:
-            chosen = targets[0] if targets else None
-        else:
-            chosen = pick_target(targets, target or None, watch.name)
-        connection = getattr(watch.sampler, "connection", None)
-        return DbLink(
-            chosen,
-            watch.name,
-            ssh=connection if callable(connection) else None,
-            thresholds=self.config.database,
-            dump_dir=dump_dir,
-        )
+        access = self.access(watch)
+        return database_link(access, self.config.database, target, dump_dir, first=first)
+
+    def docker_link(self, watch: HostWatch) -> DockerLink:
+        """The link to a watched host's Docker engine, one per host (`HostAccess`)."""
+        return self.access(watch).docker_link()
 
     async def open_database_host(self, watch: HostWatch, params: dict[str, str]) -> FixHost:
         """Where the database wizard runs: the host's shell, and a link to the database
         that `params` name (target, dump_dir)."""
         link = self.database_link(watch, params.get("target", ""), params.get("dump_dir", ""))
-        return replace(await self.open_fix_host(watch), database=link)
-
-    def docker_link(self, watch: HostWatch) -> DockerLink:
-        """The link to a watched host's Docker engine: its inventory's `docker` endpoint (or
-        the default: this machine's DOCKER_HOST, context or socket; a remote host's socket
-        through its SSH link's own connection). One per host, kept for the console's life,
-        so every screen shares its threads, its forward and its last stats reading."""
-        from fleetdeck.hosts.docker.link import DockerLink
-
-        if watch.name not in self._docker:
-            spec = getattr(watch.sampler, "spec", None)
-            connection = getattr(watch.sampler, "connection", None)
-            self._docker[watch.name] = DockerLink(
-                watch.name,
-                getattr(spec, "docker", None),
-                ssh=connection if callable(connection) else None,
-            )
-        return self._docker[watch.name]
+        return replace(await self.access(watch).fix_host(), database=link)
 
     async def open_docker_host(self, watch: HostWatch) -> FixHost:
         """Where the container wizard runs: the host's shell, and its Docker link."""
-        return replace(await self.open_fix_host(watch), docker=self.docker_link(watch))
+        return replace(await self.access(watch).fix_host(), docker=self.docker_link(watch))
 
     def open_wizard(
         self, watch: HostWatch, domain: str = "network", given: Mapping[str, str] | None = None
@@ -189,7 +153,7 @@ class FleetdeckApp(App[None]):
                 "database": lambda: self.open_database_host(watch, params),
                 "containers": lambda: self.open_docker_host(watch),
             }
-            opener = openers.get(domain, lambda: self.open_fix_host(watch))
+            opener = openers.get(domain, self.access(watch).fix_host)
             self.push_screen(
                 WizardScreen(
                     wizard,
@@ -224,9 +188,10 @@ class FleetdeckApp(App[None]):
         self.push_screen(AuditScreen(self.gate.audit.path))
 
     async def on_unmount(self) -> None:
-        """Close every Docker link as the console exits: log streams, SSH forwards, threads."""
-        links, self._docker = list(self._docker.values()), {}
-        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+        """Close every host's access as the console exits: the Docker links' log streams,
+        SSH forwards and threads."""
+        accesses, self._access = list(self._access.values()), {}
+        await asyncio.gather(*(a.close() for a in accesses), return_exceptions=True)
 
     def on_mount(self) -> None:
         if self.settings.war_room:

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,7 +64,9 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the words to parse, without the wizards' options
+    (and their imports) unless the words may name the wizard or ask for help."""
     parser = argparse.ArgumentParser(
         prog="fleetdeck",
         description="Terminal operations console: live resources, findings and alerts.",
@@ -88,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
         "and wizard), the libpq way (PG* variables, the default socket, ~/.pgpass); with one, "
         "each host's [[host.postgres]] targets are watched anyway",
     )
+    parser.add_argument(
+        "--prometheus",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="watch the hosts this Prometheus scrapes node_exporter on, through PromQL "
+        "(without URL: the settings' first [[sources.prometheus]]); inventory hosts keep SSH "
+        "for wizards and fixes",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser(
         "check",
@@ -104,20 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         "else the default); a host with no Docker is OK.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    check.add_argument(
-        "--no-storage",
-        action="store_true",
-        help="only the checks graded from samples: leave out the storage checks that ask the "
-        "host (RAID, mounts, held-open files, I/O, SMART, what uses the space, backups...) "
-        "and the container checks",
-    )
-    check.add_argument(
-        "--no-containers",
-        action="store_true",
-        help="leave out the container checks (state and health, restart loops, memory "
-        "against the limit, memory growth) that ask the host's Docker engine. Thresholds: "
-        "[thresholds.containers]",
-    )
+    from fleetdeck.checks.catalog import DOMAINS
+
+    for domain in DOMAINS:
+        if domain.switch is not None:
+            check.add_argument(f"--no-{domain.name}", action="store_true", help=domain.switch)
     check.add_argument(
         "--postgres",
         action="store_true",
@@ -146,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit_option(parser)
     tier_option(parser)
-    add_parsers(commands, lambda p: _fleet_options(p, defaults=True))
+    wizards = words is None or bool({"wizard", "-h", "--help"} & set(words))
+    add_parsers(commands, lambda p: _fleet_options(p, defaults=True), wizards)
     from fleetdeck.tui import incident_cli
 
     incident_cli.add_parsers(commands)
@@ -255,9 +259,17 @@ def _load(path: Path | None) -> Config:
     return load_config(path, required=path is not None)
 
 
+def _skipped(args: argparse.Namespace) -> frozenset[str]:
+    """The domains `check` leaves out: those whose `--no-NAME` switch is given, and those
+    that switch also turns off (`--no-storage` leaves out the container checks too)."""
+    from fleetdeck.checks.catalog import DOMAINS
+
+    off = {d.name for d in DOMAINS if getattr(args, f"no_{d.name}", False)}
+    return frozenset(d.name for d in DOMAINS if d.name in off or off & set(d.also_off_with))
+
+
 def run_check(args: argparse.Namespace) -> int:
-    from fleetdeck.checks.runner import Report, check_host, to_json, to_table
-    from fleetdeck.hosts.samplers import PsutilSampler
+    from fleetdeck.checks.runner import Report, check_local, to_json, to_table
 
     try:
         config = _load(args.config)
@@ -269,21 +281,8 @@ def run_check(args: argparse.Namespace) -> int:
         if report is None:
             return 3
     else:
-        from fleetdeck.hosts.shell import LocalShell
-
         host = socket.gethostname()
-        shell = None if args.no_storage else LocalShell(host)
-        databases = (None,) if args.postgres else ()
-        containers = not (args.no_storage or args.no_containers)
-        checked = check_host(
-            host,
-            PsutilSampler(),
-            config,
-            args.interval,
-            shell,
-            databases=databases,
-            containers=containers,
-        )
+        checked = check_local(host, config, args.interval, args.postgres, _skipped(args))
         report = Report((asyncio.run(checked),))
     print(to_json(report) if args.json else to_table(report))
     return report.exit_code
@@ -319,10 +318,7 @@ def _check_inventory(args: argparse.Namespace, config: Config) -> Report | None:
         return None
     inventory, hosts = selected
     options = SSHOptions(known_hosts=args.known_hosts, accept_new=args.accept_new)
-    storage = not args.no_storage
-    fleet = check_fleet(
-        inventory, hosts, options, config, args.interval, storage, not args.no_containers
-    )
+    fleet = check_fleet(inventory, hosts, options, config, args.interval, _skipped(args))
     return asyncio.run(fleet)
 
 
@@ -363,6 +359,13 @@ def run_console(args: argparse.Namespace) -> int:
         postgres=args.postgres,
         war_room=args.war_room,
     )
+    if args.prometheus is not None:
+        from fleetdeck.tui.prom_fleet import run_prom_console
+
+        chosen = _selected(args) if args.inventory else None
+        if args.inventory and chosen is None:
+            return 2
+        return run_prom_console(args, config, settings, chosen[0] if chosen else None)
     if args.inventory:
         from fleetdeck.hosts.ssh import SSHOptions
 
@@ -396,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(words)
+        args = build_parser(words).parse_args(words)
     except SystemExit as done:
         # A usage mistake is argparse's exit 2, which Nagios reads as CRITICAL: `check`
         # exits 3 (UNKNOWN) instead, so a typo in a monitoring command pages nobody.

@@ -13,11 +13,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from fleetdeck.checks.watch import HostWatch
-from fleetdeck.tui.host_screen import HostScreen, docker_wanted
+from fleetdeck.tui.base import FleetdeckScreen
+from fleetdeck.tui.host_screen import HostScreen
 from fleetdeck.widgets.cells import Cell
 from fleetdeck.widgets.fleet_table import FleetTable, HostRow, host_row
 from fleetdeck.widgets.row_table import Column
@@ -71,7 +71,7 @@ class FleetContainersTable(FleetTable):
         return joined
 
 
-class FleetScreen(Screen[None]):
+class FleetScreen(FleetdeckScreen[None]):
     """One row per host: state, CPU, memory, worst disk, load per core, alerts. Each host's
     watch polls on its own schedule, so a dead host never holds up the others."""
 
@@ -109,7 +109,7 @@ class FleetScreen(Screen[None]):
         self.groups = groups
         self.interval = interval
         self._rows: dict[str, HostRow] = {}
-        self.docker = {n for n, w in self.watches.items() if docker_wanted(w)}
+        self.docker = {n for n, w in self.watches.items() if self.console.access(w).wants_docker}
         """Hosts whose engine the containers column reads (none: no column at all)."""
         self.containers: dict[str, ContainerSnapshot] = {}
         self._docker_wake = {name: asyncio.Event() for name in self.docker}
@@ -141,7 +141,7 @@ class FleetScreen(Screen[None]):
         DOCKER_AT_ONCE hosts at a time, each reading bounded in time."""
         from fleetdeck.checks.containers.pane import ContainerSnapshot, read_containers
 
-        link = self.app.docker_link(watch)  # type: ignore[attr-defined]
+        link = self.console.docker_link(watch)
         wake = self._docker_wake[watch.name]
         while True:
             wake.clear()
@@ -273,7 +273,7 @@ class FleetScreen(Screen[None]):
         self.grouping = GROUPINGS[(GROUPINGS.index(self.grouping) + 1) % len(GROUPINGS)]
 
     def action_audit(self) -> None:
-        self.app.open_audit()  # type: ignore[attr-defined]
+        self.console.open_audit()
 
     def action_refresh_now(self) -> None:
         for watch in self.watches.values():

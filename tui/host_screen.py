@@ -14,16 +14,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
-from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from fleetdeck.checks.actions import FixHost
 from fleetdeck.checks.incidents.alertlog import AlertRecorder
-from fleetdeck.checks.model import CheckContext, Finding, Status
+from fleetdeck.checks.model import Finding, Status
 from fleetdeck.checks.watch import HostWatch
-from fleetdeck.hosts.docker.endpoint import EndpointKind
 from fleetdeck.hosts.metrics import SampleHistory
-from fleetdeck.hosts.samplers import PsutilSampler
+from fleetdeck.tui.base import FleetdeckScreen
+from fleetdeck.tui.panes import PANES
 from fleetdeck.widgets import (
     AlertsTable,
     ContainersPane,
@@ -43,31 +42,28 @@ from fleetdeck.widgets.findings_tables import alerts_subtitle
 
 if TYPE_CHECKING:
     from fleetdeck.checks.database.link import DbLink
+    from fleetdeck.checks.domain import Domain
     from fleetdeck.hosts.docker.link import DockerLink
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
-DB_EVERY = 2.0
-"""The database pane reads at most this often (seconds), whatever the host's interval."""
-DOCKER_EVERY = 2.0
-"""The containers pane reads at most this often (seconds), whatever the host's interval."""
 NO_DOCKER_EVERY = 30.0
 """How often a host without Docker is asked again (`r` asks at once)."""
-CONTAINER_CHECKS_EVERY = 10.0
-"""Seconds between runs of the container checks (C1, C3, C5) while the screen is open: their
-findings raise alerts; the restart-loop and memory-growth checks read the pane's readings."""
 
 
-def docker_wanted(watch: HostWatch) -> bool:
-    """Whether a watched host has a Docker engine to show: an inventory host unless it says
-    `docker = "none"`, and the local console (which says plainly when it finds none). A
-    recorded host has none: this machine's engine is not its."""
-    spec = getattr(watch.sampler, "spec", None)
-    if spec is not None:
-        return spec.docker is None or spec.docker.kind is not EndpointKind.NONE
-    return isinstance(watch.sampler, PsutilSampler)
+def _domains() -> tuple[Domain, ...]:
+    """The registered domains, imported when a Host screen is built: the console's import
+    stays light, and the list is the one `fleetdeck check` iterates."""
+    from fleetdeck.checks.catalog import DOMAINS
+
+    return DOMAINS
 
 
-class HostScreen(Screen[None]):
+def _pane_every(name: str) -> float:
+    pane = next(d.pane for d in _domains() if d.name == name and d.pane is not None)
+    return pane.every
+
+
+class HostScreen(FleetdeckScreen[None]):
     """One host's resources, as its `HostWatch` sees them. The screen polls the watch itself
     (`owns_watch`, the local console) or shows one the Fleet screen already polls."""
 
@@ -128,17 +124,12 @@ class HostScreen(Screen[None]):
             with Vertical(id="col-main"):
                 yield AlertsTable(id="alerts")
                 yield ProcessTable(id="processes")
-                targets = self.app.database_targets(self.host_watch)  # type: ignore[attr-defined]
-                if targets:
-                    label = targets[0].label if targets[0] is not None else "postgres"
-                    yield DatabasePane(label, max_age=2 * self.db_every + 1, id="database")
-                if docker_wanted(self.host_watch):
-                    yield ContainersPane(
-                        self.host_watch.name,
-                        max_age=2 * self.docker_every + 1,
-                        memory=self.host_watch.config.thresholds.containers.memory,
-                        id="containers",
-                    )
+                access = self.console.access(self.host_watch)
+                for domain in _domains():  # each domain's pane, if the host wants it
+                    if domain.pane is not None and domain.pane.wanted(access):
+                        max_age = 2 * max(self.interval, domain.pane.every) + 1
+                        config = self.host_watch.config
+                        yield PANES[domain.name].make(access, config, max_age, domain.name)
             with Vertical(id="col-side"):
                 yield DisksTable(id="disks")
                 yield NetworkTable(id="network")
@@ -156,8 +147,7 @@ class HostScreen(Screen[None]):
             "disks": "3 Disks",
             "network": "4 Network",
             "findings": "5 Findings",
-            "database": "6 Database",
-            "containers": "7 Containers",
+            **{d.name: f"{PANES[d.name].key} {d.title}" for d in _domains() if d.name in PANES},
         }
         for widget_id, title in titles.items():
             for widget in self.query(f"#{widget_id}"):
@@ -166,12 +156,11 @@ class HostScreen(Screen[None]):
         self._stop_listening = self.host_watch.listen(self._show)
         if self.host_watch.polls or self.host_watch.error:
             self._show(self.host_watch)
-        self._watch_storage()
+        self._run_domains()
         if self.query(DatabasePane):
             self._watch_database()
         if self.query(ContainersPane):
             self._watch_containers()
-            self._check_containers()
         if self.owns_watch:
             self.run_worker(self.host_watch.run(), group="watch", exit_on_error=False)
         else:
@@ -181,23 +170,22 @@ class HostScreen(Screen[None]):
         if self._stop_listening is not None:
             self._stop_listening()
         # Nobody refreshes them once the screen is gone: they must not keep alerts firing.
-        self.host_watch.storage_findings = []
-        self.host_watch.container_findings = []
+        self.host_watch.domain_findings.clear()
         self.host_watch.sampler.processes = False
+        self.workers.cancel_group(self, "domains")
         self.workers.cancel_group(self, "database")
         self.workers.cancel_group(self, "containers")
-        self.workers.cancel_group(self, "container-checks")
         link, self._db_link = self._db_link, None
         if link is not None:
             await link.close()  # bounded: a silent server's connection is dropped, not awaited
 
     @property
     def db_every(self) -> float:
-        return max(self.interval, DB_EVERY)
+        return max(self.interval, _pane_every("database"))
 
     @property
     def docker_every(self) -> float:
-        return max(self.interval, DOCKER_EVERY)
+        return max(self.interval, _pane_every("containers"))
 
     @on(Resize)
     def _check_size(self, event: Resize) -> None:
@@ -209,39 +197,36 @@ class HostScreen(Screen[None]):
                 f"fleetdeck needs at least {MIN_WIDTH}x{MIN_HEIGHT}; 80x24 shows everything."
             )
 
-    @work(exclusive=True, group="storage", exit_on_error=False)
-    async def _watch_storage(self) -> None:
-        """The storage checks every `storage_every` s while the screen is open, through the
-        host's shell; a host with none (a recorded one) shows the sampled checks only."""
-        from fleetdeck.checks.catalog import configured_params
-        from fleetdeck.checks.storage.wizard import STORAGE_WIZARD, storage_findings
+    @work(exclusive=True, group="domains", exit_on_error=False)
+    async def _run_domains(self) -> None:
+        """Every registered domain's periodic checks, each at its cadence, while the screen
+        is open (`checks.scheduler`): the storage checks every `storage_every` s through
+        the host's shell (a host with none, a recorded one, shows the sampled checks only),
+        the container checks on the link the containers pane reads through. Their findings
+        join the host's and raise alerts like the others."""
+        from fleetdeck.checks.scheduler import DomainScheduler
 
-        watch = self.host_watch
-        every: float = self.app.settings.storage_every  # type: ignore[attr-defined]
-        while every > 0:
-            try:
-                host: FixHost = await self.app.open_fix_host(watch)  # type: ignore[attr-defined]
-            except RuntimeError:
-                return  # a host with no shell (recorded data): the sampled checks only
-            except Exception as error:  # the host cannot be reached just now
-                watch.storage_findings = [
-                    Finding("storage.checks", Status.UNKNOWN, watch.name, f"not run: {error}")
-                ]
-            else:
-                spec = getattr(watch.sampler, "spec", None)
-                config = watch.config
-                try:
-                    labels = getattr(spec, "labels", ())
-                    params = configured_params(STORAGE_WIZARD, config, watch.name, labels)
-                except ValueError as error:
-                    self.notify(str(error), title="settings", severity="warning")
-                    params = {}
-                ctx = CheckContext(
-                    watch.name, watch.history, config.thresholds, host.shell, host.tier, params
-                )
-                watch.storage_findings = await storage_findings(ctx)
-            self._show(watch)
-            await asyncio.sleep(every)
+        def bad_settings(error: ValueError) -> None:
+            self.notify(str(error), title="settings", severity="warning")
+
+        scheduler = DomainScheduler(
+            self.host_watch,
+            self.console.access(self.host_watch),
+            _domains(),
+            updated=lambda: self._show(self.host_watch),
+            bad_settings=bad_settings,
+            every=self.console.cadences(),
+            shown=lambda name: bool(self.query(f"#{name}")),
+            quiet=self._pane_absent,
+        )
+        await scheduler.run()
+
+    def _pane_absent(self, name: str) -> bool:
+        """Whether the domain's pane says its service is not on this host (no Docker)."""
+        if name not in PANES:
+            return False
+        panes = self.query(f"#{name}")
+        return bool(panes) and PANES[name].absent(panes.first(Widget))
 
     @work(exclusive=True, group="database", exit_on_error=False)
     async def _watch_database(self) -> None:
@@ -251,8 +236,8 @@ class HostScreen(Screen[None]):
         from fleetdeck.checks.database.pane import PaneSnapshot, read_pane
 
         pane = self.query_one(DatabasePane)
-        app, watch = self.app, self.host_watch
-        link: DbLink = app.database_link(watch, first=True)  # type: ignore[attr-defined]
+        app, watch = self.console, self.host_watch
+        link: DbLink = app.database_link(watch, first=True)
         link.settings = replace(link.settings, read_only=True)
         self._db_link = link
         snapshot: PaneSnapshot | None = None
@@ -276,7 +261,7 @@ class HostScreen(Screen[None]):
         from fleetdeck.checks.containers.pane import ContainerSnapshot, read_containers
 
         pane = self.query_one(ContainersPane)
-        link: DockerLink = self.app.docker_link(self.host_watch)  # type: ignore[attr-defined]
+        link: DockerLink = self.console.docker_link(self.host_watch)
         while True:
             self._docker_wake.clear()
             try:
@@ -289,35 +274,6 @@ class HostScreen(Screen[None]):
             every = NO_DOCKER_EVERY if pane.status.absent else self.docker_every
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._docker_wake.wait(), every)
-
-    @work(exclusive=True, group="container-checks", exit_on_error=False)
-    async def _check_containers(self) -> None:
-        """The container checks every CONTAINER_CHECKS_EVERY s, on the link the pane reads
-        through (and so with the readings it keeps): their findings join the host's, and
-        raise alerts like the others. Nothing to check on a host without Docker."""
-        from fleetdeck.checks.containers.checks import ENGINE, ENGINE_ID
-        from fleetdeck.checks.containers.wizard import container_findings
-
-        watch = self.host_watch
-        link: DockerLink = self.app.docker_link(watch)  # type: ignore[attr-defined]
-        pane = self.query_one(ContainersPane)
-        # A first look once the pane has read twice, so restarts have a reading to be
-        # counted from rather than a probe of their own.
-        await asyncio.sleep(2 * self.docker_every + 1)
-        while True:
-            if pane.status.absent:
-                watch.container_findings = []
-            else:
-                limits = watch.config.thresholds
-                ctx = CheckContext(watch.name, watch.history, limits, docker=link)
-                try:
-                    found = await container_findings(ctx)
-                except Exception as error:  # a bug must not stop the checks for good
-                    said = f"container checks stopped: {type(error).__name__}: {error}"
-                    found = [Finding(ENGINE_ID, Status.UNKNOWN, ENGINE, said)]
-                watch.container_findings = found
-            self._show(watch)
-            await asyncio.sleep(CONTAINER_CHECKS_EVERY)
 
     def action_refresh_now(self) -> None:
         self.host_watch.poll_now()
@@ -344,7 +300,7 @@ class HostScreen(Screen[None]):
     def _open_logs(self, container_id: str, name: str) -> None:
         from fleetdeck.tui.logs_screen import LogsScreen
 
-        link = self.app.docker_link(self.host_watch)  # type: ignore[attr-defined]
+        link = self.console.docker_link(self.host_watch)
         self.app.push_screen(LogsScreen(link, container_id, name))
 
     def action_wizard(self, domain: str) -> None:
@@ -355,10 +311,10 @@ class HostScreen(Screen[None]):
         line = panes.first().selected if domain == "containers" and panes else None
         if line is not None:
             initial["container"] = line.name
-        self.app.open_wizard(self.host_watch, domain, initial)  # type: ignore[attr-defined]
+        self.console.open_wizard(self.host_watch, domain, initial)
 
     def action_audit(self) -> None:
-        self.app.open_audit()  # type: ignore[attr-defined]
+        self.console.open_audit()
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:  # opened from the Fleet screen

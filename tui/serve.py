@@ -174,6 +174,8 @@ def console_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--accept-new")
     if args.postgres:
         argv.append("--postgres")
+    if args.prometheus is not None:  # a fleet watched through PromQL (given before `serve`)
+        argv.append(f"--prometheus={args.prometheus}" if args.prometheus else "--prometheus")
     if args.war_room:
         argv.append("--war-room")
     if args.war_room or not args.allow_fixes:

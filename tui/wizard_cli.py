@@ -19,10 +19,10 @@ import sys
 import threading
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from fleetdeck.checks.access import HostAccess
 from fleetdeck.checks.actions import (
     ActionGate,
     ActionResult,
@@ -38,21 +38,14 @@ from fleetdeck.checks.audit import (
     parse_time,
     read_audit,
 )
-from fleetdeck.checks.catalog import WIZARDS, configured_params
 from fleetdeck.checks.config import Config
 from fleetdeck.checks.model import CheckContext, Finding, Fix, Status, aligned
 from fleetdeck.checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
 from fleetdeck.hosts.metrics import SampleHistory
-from fleetdeck.hosts.shell import LocalShell, Shell
 from fleetdeck.tui.terminal import Printable
 
 if TYPE_CHECKING:
-    import asyncssh
-
     from fleetdeck.checks.database.link import DbLink
-    from fleetdeck.hosts.docker.endpoint import DockerEndpoint
-    from fleetdeck.hosts.docker.link import DockerLink
-    from fleetdeck.hosts.postgres.targets import PgTarget
 
 DB_DOMAIN = "database"
 CONTAINERS_DOMAIN = "containers"
@@ -119,20 +112,11 @@ class Answers:
         return Decision(True, typed)
 
 
-def add_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    fleet_options: Callable[[argparse.ArgumentParser], None],
-) -> None:
-    wizard = commands.add_parser(
-        "wizard",
-        help="run a guided troubleshooting wizard; fixes only after you confirm",
-        description="Run a wizard's steps on one host (this machine, or --host from -i), print "
-        "the evidence, and offer each fix with a y/N prompt (answers are read line by line "
-        "when stdin is not a terminal; no answer means no). Exit status is the worst step "
-        "left at the end: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
-    )
+def _wizard_options(wizard: argparse.ArgumentParser) -> None:
+    """The domain argument and every wizard's parameters, from the catalog."""
+    from fleetdeck.checks.catalog import WIZARDS
+
     wizard.add_argument("domain", choices=sorted(WIZARDS), help="which wizard")
-    fleet_options(wizard)
     seen: set[str] = set()
     for domain, each in sorted(WIZARDS.items()):
         for param in each.params:
@@ -145,6 +129,29 @@ def add_parsers(
                     action="append" if param.many else "store",
                     help=f"{domain}: {param.help}" + (" (repeat for more)" if param.many else ""),
                 )
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    fleet_options: Callable[[argparse.ArgumentParser], None],
+    wizards: bool = True,
+) -> None:
+    """The `wizard` and `audit` commands. `wizards=False` leaves out the wizard's domains
+    and options, whose catalog imports every domain (asyncssh, the docker SDK, psycopg:
+    half a second), for a command line that does not run a wizard."""
+    wizard = commands.add_parser(
+        "wizard",
+        help="run a guided troubleshooting wizard; fixes only after you confirm",
+        description="Run a wizard's steps on one host (this machine, or --host from -i), print "
+        "the evidence, and offer each fix with a y/N prompt (answers are read line by line "
+        "when stdin is not a terminal; no answer means no). Exit status is the worst step "
+        "left at the end: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
+    )
+    fleet_options(wizard)
+    if not wizards:
+        wizard.add_argument("domain", help="which wizard")
+    else:
+        _wizard_options(wizard)
     wizard.add_argument("--json", action="store_true", help="print the result as JSON")
     tier_option(wizard, defaults=False)
     wizard.add_argument(
@@ -261,6 +268,8 @@ def format_audit(reading: AuditReading) -> str:
 
 
 def run_wizard(args: argparse.Namespace, config: Config) -> int:
+    from fleetdeck.checks.catalog import WIZARDS
+
     wizard = WIZARDS[args.domain]
     try:
         params = wizard.parse_params({p.name: _given(args, p.name) for p in wizard.params})
@@ -281,22 +290,25 @@ def _given(args: argparse.Namespace, name: str) -> str | None:
 
 
 async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str]) -> int:
+    from fleetdeck.checks.catalog import WIZARDS, configured_params
+
     async with AsyncExitStack() as stack:
-        opened = await _open_host(args, stack)
-        if isinstance(opened, int):
-            return opened
-        name, shell, tier, labels = opened.name, opened.shell, opened.tier, opened.labels
+        access = await _open_host(args, stack)
+        if isinstance(access, int):
+            return access
+        stack.push_async_callback(access.close)  # before the SSH connection it forwards over
+        fix_host = await access.fix_host()
+        name, shell, tier = access.name, fix_host.shell, fix_host.tier
         try:  # the command line wins over the settings file, parameter by parameter
-            params = {**configured_params(WIZARDS[args.domain], config, name, labels), **given}
-            database = _database(args.domain, opened, params, config)
+            wizard = WIZARDS[args.domain]
+            params = {**configured_params(wizard, config, name, access.labels), **given}
+            database = _database(args.domain, access, params, config)
         except ValueError as error:
             print(f"fleetdeck: {error}", file=sys.stderr)
             return 3
         if database is not None:
             stack.push_async_callback(database.close)
-        docker = _docker(args.domain, opened)
-        if docker is not None:
-            stack.push_async_callback(docker.close)  # before the SSH connection it forwards over
+        docker = access.docker_link() if args.domain == CONTAINERS_DOMAIN else None
         ctx = CheckContext(
             name, SampleHistory(size=2), config.thresholds, shell, tier, params, database, docker
         )
@@ -333,71 +345,29 @@ async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str
         return run.exit_code
 
 
-@dataclass(frozen=True, slots=True)
-class _Opened:
-    """The host a wizard works on, as `_open_host` reached it."""
-
-    name: str
-    shell: Shell
-    tier: str | None
-    labels: tuple[str, ...] = ()
-    postgres: tuple[PgTarget, ...] = ()
-    ssh: asyncssh.SSHClientConnection | None = None
-    docker: DockerEndpoint | None = None
-
-
 def _database(
-    domain: str, opened: _Opened, params: dict[str, str], config: Config
+    domain: str, access: HostAccess, params: dict[str, str], config: Config
 ) -> DbLink | None:
     """The database wizard's target on the host (ValueError: which to pick)."""
     if domain != DB_DOMAIN:
         return None
-    from fleetdeck.checks.database.link import DbLink
-    from fleetdeck.checks.database.wizard import pick_target
+    from fleetdeck.checks.database.domain import database_link
 
-    target = pick_target(opened.postgres, params.get("target"), opened.name)
-    ssh = opened.ssh
-
-    async def connection() -> asyncssh.SSHClientConnection:
-        assert ssh is not None
-        return ssh
-
-    return DbLink(
-        target,
-        opened.name,
-        ssh=connection if ssh is not None else None,
-        thresholds=config.database,
-        dump_dir=params.get("dump_dir", ""),
+    return database_link(
+        access, config.database, params.get("target", ""), params.get("dump_dir", "")
     )
 
 
-def _docker(domain: str, opened: _Opened) -> DockerLink | None:
-    """The containers wizard's link to the host's engine: the inventory's `docker` endpoint
-    (or the default), through the host's own SSH connection when it is remote."""
-    if domain != CONTAINERS_DOMAIN:
-        return None
-    from fleetdeck.hosts.docker.link import DockerLink
-
-    ssh = opened.ssh
-
-    async def connection() -> asyncssh.SSHClientConnection:
-        assert ssh is not None
-        return ssh
-
-    return DockerLink(opened.name, opened.docker, ssh=connection if ssh is not None else None)
-
-
-async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> _Opened | int:
+async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> HostAccess | int:
     """The host to work on: this machine, or one host of the inventory over SSH."""
     if not args.inventory:
         if args.host:
             print("fleetdeck: --host needs an inventory (-i FILE)", file=sys.stderr)
             return 3
-        name = socket.gethostname()
-        return _Opened(name, LocalShell(name), getattr(args, "tier", None))
+        return HostAccess.local(socket.gethostname(), getattr(args, "tier", None))
     from fleetdeck.hosts.inventory.load import load_inventory
     from fleetdeck.hosts.inventory.records import InventoryError
-    from fleetdeck.hosts.ssh import ConnectError, SSHOptions, SSHShell, connect_host
+    from fleetdeck.hosts.ssh import ConnectError, SSHOptions, connect_host
 
     try:
         inventory = load_inventory(args.inventory)
@@ -423,8 +393,7 @@ async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> _Opened
         print(f"fleetdeck: {error}", file=sys.stderr)
         return Status.CRIT.exit_code
     stack.callback(connection.close)
-    shell = SSHShell(spec.name, connection)
-    return _Opened(spec.name, shell, spec.tier, spec.labels, spec.postgres, connection, spec.docker)
+    return HostAccess.over_ssh(spec, connection)
 
 
 async def _offer_fixes(

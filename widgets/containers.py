@@ -25,6 +25,7 @@ from fleetdeck.checks.model import Status, printable
 from fleetdeck.checks.settings import Limit
 from fleetdeck.hosts.units import human_bytes, human_duration
 from fleetdeck.widgets.cells import Cell, num
+from fleetdeck.widgets.repaint import Lines, refresh_changed, text_lines
 from fleetdeck.widgets.row_table import Column, RowTable
 
 if TYPE_CHECKING:  # the data layer pulls in the docker SDK; the console loads it later
@@ -187,6 +188,7 @@ class ContainerStatus(Widget):
         self.max_age = max_age
         self.latest: ContainerSnapshot | None = None
         self.good: ContainerSnapshot | None = None
+        self._shown: tuple[Lines, tuple[bool, ...]] | None = None
 
     @property
     def absent(self) -> bool:
@@ -208,6 +210,25 @@ class ContainerStatus(Widget):
 
     def render(self) -> Group:
         return Group(*self.lines())
+
+    def repaint(self) -> None:
+        """Redraw after a reading or a tick of the age: nothing when the lines read the
+        same, a layout of the screen only when the lines may take another height (one more
+        or fewer, or a wrapped one changed), else only the lines that changed."""
+        lines = self.lines()
+        shown, wraps = text_lines(lines), tuple(not line.no_wrap for line in lines)
+        before, self._shown = self._shown, (shown, wraps)
+        if before is None or before[1] != wraps or not self.size:
+            self.refresh(layout=True)  # another number of lines, or not drawn yet
+            return
+        old_lines = before[0]  # as many as now: the same lines wrap
+        if any(w and old != new for old, new, w in zip(old_lines, shown, wraps, strict=True)):
+            self.refresh(layout=True)
+        elif any(wraps):  # a wrapped line above moves the others down: no line-for-line map
+            if old_lines != shown:
+                self.refresh()
+        else:
+            refresh_changed(self, old_lines, shown)
 
     def _line(self, text: str, style: str = "", wrap: bool = False) -> Text:
         styled = self.get_component_rich_style(f"containers--{style}") if style else ""
@@ -321,7 +342,7 @@ class ContainersPane(Vertical):
             if self.border_subtitle != subtitle:
                 self.border_subtitle = subtitle
         self._set_state()
-        status.refresh(layout=True)
+        status.repaint()
 
     def _set_state(self) -> None:
         status = self.status
@@ -333,4 +354,4 @@ class ContainersPane(Vertical):
         was = self.has_class("-stale") or self.has_class("-error")
         self._set_state()
         if was or self.status.stale:
-            self.status.refresh(layout=True)  # the age shown goes on growing
+            self.status.repaint()  # the age shown goes on growing

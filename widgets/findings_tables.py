@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from fleetdeck.checks.alerts import Alert
 from fleetdeck.checks.model import Finding, Status
@@ -110,6 +110,10 @@ class AlertsTable(SeverityTable):
         Column("check", "Check"),
     )
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cells: dict[str, tuple[tuple[object, ...], tuple[Cell, ...]]] = {}
+
     def show(
         self,
         alerts: Sequence[Alert],
@@ -117,19 +121,36 @@ class AlertsTable(SeverityTable):
         marks: Mapping[AlertKey, str] | None = None,
     ) -> None:
         """Show alerts in the order given (the tracker sorts firing first); `marks` says
-        what people made of them (`AlertRecorder.marks`), which the State column shows."""
+        what people made of them (`AlertRecorder.marks`), which the State column shows.
+        Cells are built only for alerts whose shown text moved (an age past a minute moves
+        once a minute): with thousands of alerts, building every row each second was most
+        of the console's CPU, and a row handed over unchanged is not compared again."""
         now = time.time() if now is None else now
         marks = marks or {}
-        rows = {}
+        rows: dict[str, tuple[Cell, ...]] = {}
+        cache: dict[str, tuple[tuple[object, ...], tuple[Cell, ...]]] = {}
         for a in alerts:
+            key = "|".join(a.key)
             said = a.state.value if a.state.value == "resolved" else marks.get(a.key, a.state.value)
-            state = Cell(said)
-            state.stylize(self.get_component_rich_style(f"state--{said}", partial=True))
-            rows["|".join(a.key)] = (
-                self.status_cell(a.severity),
-                state,
-                num(human_duration(now - a.active_since), a.active_since),
-                Cell(headline(a.target, a.summary, a.host)),
-                Cell(a.check),
-            )
+            since = human_duration(now - a.active_since)
+            shown = (a.severity, said, since, a.active_since, a.target, a.summary, a.host)
+            cached = self._cells.get(key)
+            if cached is None or cached[0] != shown:
+                state = Cell(said)
+                state.stylize(self.get_component_rich_style(f"state--{said}", partial=True))
+                cells = (
+                    self.status_cell(a.severity),
+                    state,
+                    num(since, a.active_since),
+                    Cell(headline(a.target, a.summary, a.host)),
+                    Cell(a.check),
+                )
+                cached = (shown, cells)
+            cache[key] = cached
+            rows[key] = cached[1]
+        self._cells = cache
         self.set_rows(rows)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cells.clear()  # the state and severity colours come from TCSS

@@ -11,6 +11,7 @@ from fleetdeck.hosts.metrics import ProcessRate, Rates
 from fleetdeck.hosts.sample import Mount
 from fleetdeck.hosts.units import human_bytes, human_rate
 from fleetdeck.widgets.cells import Cell, num
+from fleetdeck.widgets.repaint import set_border_subtitle
 from fleetdeck.widgets.row_table import Column, RowTable
 
 
@@ -112,7 +113,8 @@ class ProcessTable(RowTable):
 
     def _subtitle(self) -> None:
         shown = min(self.total, self.LIMIT)
-        self.border_subtitle = f"top {shown} of {self.total} by {self.SORT_NAMES[self.sort_by]}"
+        sort = self.SORT_NAMES[self.sort_by]
+        set_border_subtitle(self, f"top {shown} of {self.total} by {sort}")
 
     def show(self, processes: Sequence[ProcessRate]) -> None:
         self._processes = processes

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.segment import Segment
-from textual import events
+from textual import events, on
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -22,6 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from fleetdeck.widgets.cells import Cell
+from fleetdeck.widgets.repaint import CompactScrollBarRender
 
 GAP = 2  # spaces between columns
 
@@ -130,8 +131,9 @@ class RowTable(ScrollView, can_focus=True):
             del self._strips[gone]
         # Columns only ever widen: a rate going from "0 B/s" to "12.5 KiB/s" and back must not
         # make the columns jump about (nor cost a layout of the whole screen every second).
+        # So only the rows that changed can widen them (10,000 alerts: the rest were counted).
         widths = list(self._widths)
-        for cells in self._rows.values():
+        for cells in (self._rows[k] for k in changed):
             for i, cell in enumerate(cells[: len(widths)]):
                 widths[i] = max(widths[i], cell.cell_len)
         for i, column in enumerate(self.COLUMNS):
@@ -154,13 +156,22 @@ class RowTable(ScrollView, can_focus=True):
             self.cursor_row = order.index(held)
         elif self.cursor_row >= len(order):
             self.cursor_row = max(len(order) - 1, 0)
-        for index, key in enumerate(order):
+        # Only lines in view are repainted: rows scrolled off are drawn from the kept rows
+        # when they come into view (10,000 alerts were 10,000 refreshes a second).
+        top = self.scroll_offset.y
+        for index in range(top, min(top + self.size.height, len(order))):
+            key = order[index]
             if key in changed or index >= len(old_order) or old_order[index] != key:
                 self.refresh_line(index + 1)
         if len(old_order) > len(order):
             self.refresh_lines(len(order) + 1, len(old_order) - len(order))
 
     # -- drawing --------------------------------------------------------------------------
+
+    @on(events.Mount)
+    def _compact_scrollbar(self) -> None:
+        # Textual's documented way to draw one widget's scrollbar with another renderer.
+        self.horizontal_scrollbar.renderer = CompactScrollBarRender  # type: ignore[misc]
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset

@@ -7,7 +7,7 @@ component class, so the colours live in TCSS.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
@@ -20,6 +20,7 @@ from fleetdeck.checks.model import Status
 from fleetdeck.hosts.sample import LoadAvg, Memory
 from fleetdeck.hosts.units import human_bytes
 from fleetdeck.widgets.meters import meter
+from fleetdeck.widgets.repaint import Lines, refresh_changed, text_lines
 
 STATUS_CLASSES = {s: f"-{s.value.lower()}" for s in Status}
 
@@ -45,9 +46,28 @@ class StatusLines(Widget):
     StatusLines > .status--unknown { color: $text-muted; }
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._painted: tuple[int, Lines] | None = None
+
     def style_for(self, status: Status | str) -> Style:
         name = status.value.lower() if isinstance(status, Status) else status
         return self.get_component_rich_style(f"status--{name}")
+
+    def repaint_changed(self) -> None:
+        """Refresh only the lines whose text or colour changed since the last call: the
+        figures here are declared with `repaint=False` and their watchers call this, since
+        a whole refresh rewrites every line of the pane on the terminal."""
+        rendered = self.render() if self.is_mounted and self.size else None
+        if not isinstance(rendered, Text):
+            self._painted = None  # not drawn yet: the first paint draws it whole
+            self.refresh()
+            return
+        width = self.size.width
+        after = text_lines(rendered)
+        before = self._painted[1] if self._painted and self._painted[0] == width else None
+        refresh_changed(self, before, after)
+        self._painted = width, after
 
 
 class CpuBars(StatusLines):
@@ -57,20 +77,27 @@ class CpuBars(StatusLines):
 
     BLOCKS = " ▁▂▃▄▅▆▇█"
 
-    total: reactive[float | None] = reactive(None)
-    cores: reactive[tuple[float, ...]] = reactive(())
-    status: reactive[Status] = reactive(Status.OK)
+    total: reactive[float | None] = reactive(None, repaint=False)
+    cores: reactive[tuple[float, ...]] = reactive((), repaint=False)
+    status: reactive[Status] = reactive(Status.OK, repaint=False)
     max_lines: reactive[int] = reactive(4, layout=True)
 
-    # A new figure only repaints this widget; only a change in how many lines it needs (the
-    # first sample, another core count) is worth a layout of the whole screen.
+    # A new figure only repaints the lines it changed; only a change in how many lines the
+    # widget needs (the first sample, another core count) is worth a layout of the screen.
     def watch_total(self, old: float | None, new: float | None) -> None:
         if (old is None) != (new is None):
             self.refresh(layout=True)
+        else:
+            self.repaint_changed()
 
     def watch_cores(self, old: tuple[float, ...], new: tuple[float, ...]) -> None:
         if len(old) != len(new):
             self.refresh(layout=True)
+        else:
+            self.repaint_changed()
+
+    def watch_status(self) -> None:
+        self.repaint_changed()
 
     def on_resize(self) -> None:
         self.refresh(layout=True)  # cores per line follow the width
@@ -158,9 +185,18 @@ class MemoryPane(StatusLines):
     MemoryPane { border: round $primary-muted; border-title-color: $text; }
     """
 
-    memory: reactive[Memory | None] = reactive(None)
-    mem_status: reactive[Status] = reactive(Status.OK)
-    swap_status: reactive[Status] = reactive(Status.OK)
+    memory: reactive[Memory | None] = reactive(None, repaint=False)
+    mem_status: reactive[Status] = reactive(Status.OK, repaint=False)
+    swap_status: reactive[Status] = reactive(Status.OK, repaint=False)
+
+    def watch_memory(self) -> None:
+        self.repaint_changed()
+
+    def watch_mem_status(self) -> None:
+        self.repaint_changed()
+
+    def watch_swap_status(self) -> None:
+        self.repaint_changed()
 
     def show(self, memory: Memory, mem_status: Status, swap_status: Status) -> None:
         """Take new figures; repaint only if what is shown would change (memory moves by a
@@ -212,9 +248,18 @@ class LoadPane(StatusLines):
     LoadPane { border: round $primary-muted; border-title-color: $text; }
     """
 
-    load: reactive[LoadAvg | None] = reactive(None)
-    cores: reactive[int] = reactive(1)
-    status: reactive[Status] = reactive(Status.OK)
+    load: reactive[LoadAvg | None] = reactive(None, repaint=False)
+    cores: reactive[int] = reactive(1, repaint=False)
+    status: reactive[Status] = reactive(Status.OK, repaint=False)
+
+    def watch_load(self) -> None:
+        self.repaint_changed()
+
+    def watch_cores(self) -> None:
+        self.repaint_changed()
+
+    def watch_status(self) -> None:
+        self.repaint_changed()
 
     def render(self) -> Text:
         load = self.load

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fleetdeck.checks.settings import Fail, Limit, finite, parse_pair, value_error
+from fleetdeck.checks.settings import Fail, Limit, SettingsTable, finite, parse_pair, value_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +108,7 @@ def parse_container_thresholds(
         else:
             raise fail(dotted, f"unknown key (known: {', '.join(KNOWN)})")
     return replace(found, **changes)
+
+
+TABLE = SettingsTable("containers", ("thresholds", "containers"), parse_container_thresholds)
+"""`[thresholds.containers]`: the container domain's settings (a `ContainerThresholds`)."""

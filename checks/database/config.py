@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from fleetdeck.checks.settings import Fail, Limit, parse_pair, value_error
+from fleetdeck.checks.settings import Fail, Limit, SettingsTable, parse_pair, value_error
 
 GIB = 1024**3
 MIB = 1024**2
@@ -96,3 +96,7 @@ def parse_db_thresholds(
         else:
             raise fail(dotted, f"unknown key (known: {known})")
     return replace(found, **changes)
+
+
+TABLE = SettingsTable("database", ("thresholds", "database"), parse_db_thresholds)
+"""`[thresholds.database]`: the database domain's settings (a `DbThresholds`)."""

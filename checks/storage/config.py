@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from fleetdeck.checks.settings import SettingsTable
+
 # -- the wizard's parsers of paths, days and hours (its steps and the settings file use these) --
 
 
@@ -199,3 +201,7 @@ def _parsed(parse: Callable[[str], str], value: object, dotted: str, fail: Fail)
         return parse(str(value))
     except ValueError as error:
         raise fail(dotted, f"{error}, got {value!r}") from None
+
+
+TABLE = SettingsTable("storage", ("storage",), parse_storage)
+"""`[storage]`: the storage domain's settings (a `StorageConfig`)."""

@@ -1,0 +1,82 @@
+"""`Domain`: everything the rest of fleetdeck needs to know about one domain, said in one place.
+
+A domain (storage, database, containers...) declares itself once, in its package's
+`domain.py`: its name (the wizard's name in `fleetdeck wizard NAME`, the key of its settings
+and findings, the `--no-NAME` switch of `fleetdeck check`), its title, its wizard, its
+periodic checks and their cadence, its settings table, its inventory keys and its pane. The
+assembly modules iterate the registered domains (`checks/catalog.py` holds the one list);
+none of them names a domain. No Textual here: a domain with a pane declares its headless
+reader, and the console finds the widget by the domain's name (`tui/panes.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from fleetdeck.checks.access import HostAccess
+from fleetdeck.checks.model import CheckContext, Finding
+from fleetdeck.checks.settings import SettingsTable
+from fleetdeck.checks.wizards import Wizard
+
+Need = Literal["shell", "docker", "database", "samples", "params"]
+"""What of a host periodic checks need: its shell (the context gets it with the host's tier;
+a host with none is left out), its Docker link (the context gets it), database targets (a
+host with none is left out; the checks build their links from `HostAccess`), its samples (in
+`fleetdeck check` they run after the host is sampled, over that history; otherwise at the
+same time, over an empty one), the wizard's parameters the settings file gives the host."""
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRun:
+    """What one run of a domain's periodic checks is given: the check context (host, samples,
+    thresholds, and what the checks `need`: shell, tier, parameters, Docker link), the host's
+    access (for links of the domain's own, such as its databases) and the domain's settings
+    (what its `SettingsTable` parsed, or None for a domain without one)."""
+
+    ctx: CheckContext
+    access: HostAccess
+    settings: object
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """A domain's checks run on every host: by `fleetdeck check` once, and on an open Host
+    screen every `every` seconds (None: only by `fleetdeck check`). Their findings join the
+    host's and raise alerts like the sampled ones. `run` keeps its own failures as findings:
+    what it raises is turned into an UNKNOWN `<domain>.checks` finding by the caller."""
+
+    run: Callable[[DomainRun], Awaitable[list[Finding]]]
+    every: float | None
+    needs: frozenset[Need] = frozenset()
+    after_pane_reads: int = 0
+    """On the Host screen, the first run waits for this many readings of the domain's pane
+    (so that checks reading the pane's link have readings to count from)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pane:
+    """A domain's pane on the Host screen: shown when `wanted(access)`, read at most every
+    `every` seconds through the domain's headless reader; the widget is the console's."""
+
+    every: float
+    wanted: Callable[[HostAccess], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """One domain's declaration (see the module's docstring)."""
+
+    name: str
+    title: str
+    wizard: Wizard | None = None
+    periodic: Periodic | None = None
+    settings: SettingsTable | None = None
+    inventory_keys: tuple[str, ...] = ()
+    """The keys of an inventory host's TOML entry that belong to this domain."""
+    pane: Pane | None = None
+    switch: str | None = None
+    """The help of `fleetdeck check --no-NAME`; None: the domain has no such switch."""
+    also_off_with: tuple[str, ...] = ()
+    """Other domains whose `--no-X` switch leaves this one out too."""

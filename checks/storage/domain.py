@@ -1,0 +1,27 @@
+"""The storage domain's declaration: its wizard, its checks on every host, its settings."""
+
+from __future__ import annotations
+
+from fleetdeck.checks.domain import Domain, DomainRun, Periodic
+from fleetdeck.checks.model import Finding
+from fleetdeck.checks.storage.config import TABLE
+from fleetdeck.checks.storage.wizard import STORAGE_WIZARD, storage_findings
+
+STORAGE_EVERY = 300.0
+"""Seconds between runs on an open Host screen (the console's `storage_every` overrides)."""
+
+
+async def _periodic(run: DomainRun) -> list[Finding]:
+    return await storage_findings(run.ctx)
+
+
+STORAGE = Domain(
+    "storage",
+    "Storage",
+    wizard=STORAGE_WIZARD,
+    periodic=Periodic(_periodic, STORAGE_EVERY, frozenset({"shell", "samples", "params"})),
+    settings=TABLE,
+    switch="only the checks graded from samples: leave out the storage checks that ask the "
+    "host (RAID, mounts, held-open files, I/O, SMART, what uses the space, backups...) "
+    "and the container checks",
+)
