@@ -226,11 +226,11 @@ async def test_another_alert_source_joins_the_board_and_a_broken_one_is_shown(
     audit = tmp_path / "audit.jsonl"
     build_state(audit)
 
-    def alertmanager() -> list[BoardAlert]:
+    async def alertmanager() -> list[BoardAlert]:
         return [BoardAlert("alertmanager", "api-7", "HighErrorRate", "CRIT", "firing",
                            NOW - 3600, "5xx above 5%")]  # fmt: skip
 
-    def broken() -> list[BoardAlert]:
+    async def broken() -> list[BoardAlert]:
         raise ConnectionError("connection refused")
 
     app = war_room_app(audit)
@@ -259,13 +259,14 @@ async def test_another_alert_source_joins_the_board_and_a_broken_one_is_shown(
     assert rows[-1][6] == "ConnectionError: connection refused"
 
 
-def test_board_alerts_order_most_severe_then_oldest() -> None:
+async def test_board_alerts_order_most_severe_then_oldest() -> None:
     def alert(severity: str, since: float) -> BoardAlert:
         return BoardAlert("x", "h", f"{severity} {since:g}", severity, "firing", since, "")
 
-    merged = board_alerts(
-        [], [("x", lambda: [alert("WARN", 1), alert("CRIT", 5), alert("CRIT", 2)])], 10
-    )
+    async def source() -> list[BoardAlert]:
+        return [alert("WARN", 1), alert("CRIT", 5), alert("CRIT", 2)]
+
+    merged = await board_alerts([], [("x", source)], 10)
     assert [a.name for a in merged] == ["CRIT 2", "CRIT 5", "WARN 1"]
 
 

@@ -195,7 +195,7 @@ class FleetdeckApp(App[None]):
 
     def on_mount(self) -> None:
         if self.settings.war_room:
-            from fleetdeck.tui.war_room import WarRoomScreen
+            from fleetdeck.tui.war_room import WarRoomScreen, alertmanager_sources
 
             self.push_screen(
                 WarRoomScreen(
@@ -203,6 +203,7 @@ class FleetdeckApp(App[None]):
                     self.config.incidents,
                     self.gate.audit.path,
                     read_only=self.gate.read_only,
+                    sources=alertmanager_sources(self.config.sources.alertmanager),
                     clock=self.clock,
                 )
             )

@@ -11,7 +11,9 @@ are read in a thread every `refresh_every` seconds; the fleet comes from the app
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,20 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Static
 
-from fleetdeck.checks.incidents.board import AlertSource, BoardAlert, board_alerts
+from fleetdeck.checks.incidents.board import (
+    AlertSource,
+    BoardAlert,
+    board_alerts,
+    board_order,
+    from_stored,
+)
 from fleetdeck.checks.incidents.config import IncidentSettings
 from fleetdeck.checks.incidents.overview import Overview, overview
-from fleetdeck.checks.incidents.store import Store, StoreError, shared_store, state_path
+from fleetdeck.checks.incidents.store import StoreError, shared_store, state_path
+from fleetdeck.checks.sources.alerts import SourceAlert, read_alertmanager
 from fleetdeck.checks.watch import HostWatch
+from fleetdeck.hosts.prometheus.api import Alertmanager
+from fleetdeck.hosts.prometheus.http import HttpSource
 from fleetdeck.hosts.units import human_duration
 from fleetdeck.widgets.fleet_table import FleetTable, HostRow, host_row
 from fleetdeck.widgets.tiles import Tile
@@ -55,17 +66,49 @@ class Board:
     error: str | None
 
 
-def _read(
-    path: Path, settings: IncidentSettings, audit: Path, sources: Sequence[tuple[str, AlertSource]],
-    now: float,
-) -> Board:  # fmt: skip
-    """Runs in a thread: SQLite and the audit file are blocking reads."""
+def _read(path: Path, settings: IncidentSettings, audit: Path, now: float) -> Overview | str:
+    """Runs in a thread: SQLite and the audit file are blocking reads. The overview, or why
+    the state database cannot be read."""
     try:
-        store: Store = shared_store(path)
-        seen = overview(store, settings, audit, now=now)
+        return overview(shared_store(path), settings, audit, now=now)
     except (StoreError, OSError) as error:
-        return Board(None, board_alerts([], sources, now), str(error))
-    return Board(seen, board_alerts(seen.firing, sources, now), None)
+        return str(error)
+
+
+def alertmanager_sources(sources: Sequence[HttpSource]) -> list[tuple[str, AlertSource]]:
+    """The settings' `[[sources.alertmanager]]` as the board's sources: their alerts, each
+    labelled with where it came from (silenced ones kept, to be counted)."""
+
+    def source(http: HttpSource) -> AlertSource:
+        async def alerts() -> list[BoardAlert]:
+            found, problems = await read_alertmanager(Alertmanager(http))
+            if problems:
+                raise ConnectionError(problems[0].summary)
+            return [_from_alertmanager(a) for a in found]
+
+        return alerts
+
+    return [(f"alertmanager {_host_of(s.url)}", source(s)) for s in sources]
+
+
+def _host_of(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc or url
+
+
+def _from_alertmanager(alert: SourceAlert) -> BoardAlert:
+    try:
+        since = dt.datetime.fromisoformat(alert.starts_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        since = time.time()  # a start time it could not read: shown as new, not hidden
+    return BoardAlert(
+        f"alertmanager {_host_of(alert.source)}",
+        alert.instance or "-",
+        alert.name,
+        alert.severity.value,
+        "silenced" if alert.silenced else "firing",
+        since,
+        alert.summary,
+    )
 
 
 def _worst_first(row: HostRow) -> tuple[object, ...]:
@@ -249,16 +292,25 @@ class WarRoomScreen(Screen[None]):
         """Read the state database and the audit log in a thread, then show them."""
         path = state_path(self.settings.state)
         now = self.clock()
-        read = (path, self.settings, self.audit, self.sources, now)
-        self.board = await asyncio.to_thread(_read, *read)
+        seen, alerts = await asyncio.gather(
+            asyncio.to_thread(_read, path, self.settings, self.audit, now),
+            board_alerts([], self.sources, now),
+        )
+        if isinstance(seen, str):
+            self.board = Board(None, alerts, seen)
+        else:
+            own = [from_stored(a) for a in seen.firing]
+            self.board = Board(seen, sorted([*own, *alerts], key=board_order), None)
         self._show_board(self.board, now)
 
     def _show_board(self, board: Board, now: float) -> None:
         incidents = board.overview.incidents if board.overview else []
         self.query_one(IncidentBand).show(incidents, board.error)
-        crit = [a for a in board.alerts if a.severity == "CRIT"]
-        warn = [a for a in board.alerts if a.severity == "WARN"]
+        listed = [a for a in board.alerts if a.state != "silenced"]
+        crit = [a for a in listed if a.severity == "CRIT"]
+        warn = [a for a in listed if a.severity == "WARN"]
         counts = board.overview.counts if board.overview else {}
+        silenced = counts.get("silenced", 0) + len(board.alerts) - len(listed)
         if board.overview is None:
             for name in ("crit", "warn", "silenced"):
                 self._show_tile(name, "?", "state database unreadable", "-warn")
@@ -267,10 +319,8 @@ class WarRoomScreen(Screen[None]):
             self._show_tile("crit", len(crit), _oldest(crit, now), crit_state)
             self._show_tile("warn", len(warn), _oldest(warn, now), warn_state)
             acked = counts.get("acknowledged", 0)
-            self._show_tile(
-                "silenced", counts.get("silenced", 0), f"{acked} acknowledged", "-muted"
-            )
-        self.query_one("#wr-alerts", AlertBoard).show(board.alerts, now)
+            self._show_tile("silenced", silenced, f"{acked} acknowledged", "-muted")
+        self.query_one("#wr-alerts", AlertBoard).show(listed, now)
         actions = board.overview.actions if board.overview else []
         self.query_one("#wr-actions", ActionBoard).show(actions, now)
         warnings = board.overview.audit_warnings if board.overview else []

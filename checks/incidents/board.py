@@ -9,7 +9,8 @@ record saying why, so a dead source is never shown as "no alerts".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from fleetdeck.checks.incidents.alertlog import StoredAlert
@@ -30,14 +31,17 @@ class BoardAlert:
     severity: str
     """CRIT, WARN or UNKNOWN (other engines' severities mapped onto these)."""
     state: str
-    """firing, flapping, acknowledged or stale."""
+    """firing, flapping, acknowledged, stale; or silenced (counted, not listed)."""
     since: float
     """When it became active (epoch seconds): its age on the board."""
     summary: str
 
 
-AlertSource = Callable[[], Sequence[BoardAlert]]
+AlertSource = Callable[[], Awaitable[Sequence[BoardAlert]]]
 """A source the war room asks on each refresh; it may raise, which the board shows."""
+
+SOURCE_TIMEOUT = 15.0
+"""Seconds one source may take before the board shows it as unreadable."""
 
 
 def from_stored(alert: StoredAlert) -> BoardAlert:
@@ -54,17 +58,29 @@ def from_stored(alert: StoredAlert) -> BoardAlert:
     )
 
 
-def board_alerts(
+async def board_alerts(
     own: Sequence[StoredAlert], sources: Sequence[tuple[str, AlertSource]], now: float
 ) -> list[BoardAlert]:
-    """fleetdeck's alerts and each named source's, the most severe then the oldest first.
-    A source that raises is one UNKNOWN line naming it and the error."""
-    found = [from_stored(a) for a in own]
-    for label, source in sources:
+    """fleetdeck's alerts and each named source's (asked at once, each bounded in time), the
+    most severe then the oldest first. A source that fails is one UNKNOWN line naming it and
+    the error."""
+
+    async def ask(label: str, source: AlertSource) -> Sequence[BoardAlert]:
         try:
-            found.extend(source())
+            async with asyncio.timeout(SOURCE_TIMEOUT):
+                return await source()
         except Exception as error:  # a broken source is shown, never taken for silence
             said = f"{type(error).__name__}: {error}".rstrip(": ")
-            found.append(BoardAlert(label, "-", "source unreadable", "UNKNOWN", "stale", now, said))
-    found.sort(key=lambda a: (SEVERITY_RANK.get(a.severity, 3), a.since, a.host, a.name))
-    return found
+            if isinstance(error, TimeoutError):
+                said = f"no answer in {SOURCE_TIMEOUT:g} s"
+            return [BoardAlert(label, "-", "source unreadable", "UNKNOWN", "stale", now, said)]
+
+    found = [from_stored(a) for a in own]
+    for answer in await asyncio.gather(*(ask(label, source) for label, source in sources)):
+        found.extend(answer)
+    return sorted(found, key=board_order)
+
+
+def board_order(alert: BoardAlert) -> tuple[int, float, str, str]:
+    """The most severe first, then the oldest."""
+    return (SEVERITY_RANK.get(alert.severity, 3), alert.since, alert.host, alert.name)
