@@ -92,6 +92,7 @@ print(json.dumps({
     "modules": found,
     "foreign": {n: importlib.util.find_spec(n) is not None for n in %r},
     "tcss": sorted(p.name for p in Path(fleetdeck.tui.__file__).parent.glob("*.tcss")),
+    "page": (Path(fleetdeck.tui.__file__).parent / "serve_page" / "app_index.html").is_file(),
 }))
 """
 
@@ -110,6 +111,7 @@ def test_the_wheel_installs_fleetdeck_and_no_other_top_level_name(tmp_path: Path
     assert result["foreign"] == dict.fromkeys(FOLDERS, False)
     assert set(result["modules"]) == _our_modules()  # every module went in, and imports
     assert result["tcss"] == sorted(p.name for p in (REPO / "tui").glob("*.tcss"))
+    assert result["page"], "fleetdeck serve's page (tui/serve_page/) is not in the wheel"
     version = subprocess.run(
         [python.parent / "fleetdeck", "--version"], cwd=tmp_path, capture_output=True, text=True
     )

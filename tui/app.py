@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, ClassVar
@@ -40,6 +41,8 @@ class Settings:
     """Seconds between runs of the storage checks on an open Host screen; 0: never."""
     postgres: bool = False
     """The local console also watches this machine's PostgreSQL, with libpq's defaults."""
+    war_room: bool = False
+    """Open on the war-room screen (tui/war_room.py); the CLI makes it read-only too."""
 
 
 NOTICES_SHOWN = 3
@@ -63,8 +66,11 @@ class FleetdeckApp(App[None]):
         tags: dict[str, tuple[str, ...]] | None = None,
         groups: dict[str, tuple[str, ...]] | None = None,
         notices: Sequence[str] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
+        self.clock = clock
+        """The wall clock the war room shows ages against; tests fix it."""
         self.settings = settings
         self.notices = tuple(notices)
         """Inventory warnings (a missing identity file...) to show as toasts on start."""
@@ -188,7 +194,20 @@ class FleetdeckApp(App[None]):
         await asyncio.gather(*(a.close() for a in accesses), return_exceptions=True)
 
     def on_mount(self) -> None:
-        if len(self.watches) == 1:
+        if self.settings.war_room:
+            from fleetdeck.tui.war_room import WarRoomScreen, alertmanager_sources
+
+            self.push_screen(
+                WarRoomScreen(
+                    self.watches,
+                    self.config.incidents,
+                    self.gate.audit.path,
+                    read_only=self.gate.read_only,
+                    sources=alertmanager_sources(self.config.sources.alertmanager),
+                    clock=self.clock,
+                )
+            )
+        elif len(self.watches) == 1:
             self.push_screen(HostScreen(self.watches[0]))
         else:
             # Imported here: the local console never loads SSH, and stays lighter for it.

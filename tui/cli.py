@@ -78,6 +78,13 @@ def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--read-only", action="store_true", help="never change anything (war-room screens)"
     )
     parser.add_argument(
+        "-w",
+        "--war-room",
+        action="store_true",
+        help="the war-room screen: incidents, alerts, fleet and latest actions, rotating on a "
+        "timer; always read-only",
+    )
+    parser.add_argument(
         "--postgres",
         action="store_true",
         help="without an inventory: watch this machine's PostgreSQL too (the database pane "
@@ -147,6 +154,9 @@ def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
     from fleetdeck.tui import incident_cli
 
     incident_cli.add_parsers(commands)
+    from fleetdeck.tui import serve
+
+    serve.add_parser(commands, [_common(defaults=False)], lambda p: _fleet_options(p, False))
     return parser
 
 
@@ -336,14 +346,18 @@ def run_console(args: argparse.Namespace) -> int:
     # Textual sizes the screen with shutil.get_terminal_size, which believes COLUMNS and LINES
     # over the terminal. Exported ones (some shells, sudo and CI setups) would pin the console
     # to its first size and ignore every resize; the terminal itself always knows better.
-    for name in ("COLUMNS", "LINES"):
-        os.environ.pop(name, None)
+    # Under `fleetdeck serve` there is no terminal: COLUMNS is the browser's width, which
+    # textual-serve hands its web driver that way.
+    if "TEXTUAL_DRIVER" not in os.environ:
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
 
     settings = Settings(
         interval=args.interval,
-        read_only=args.read_only,
+        read_only=args.read_only or args.war_room,
         audit_log=args.audit_log,
         postgres=args.postgres,
+        war_room=args.war_room,
     )
     if args.prometheus is not None:
         from fleetdeck.tui.prom_fleet import run_prom_console
@@ -400,6 +414,10 @@ def _main(argv: list[str] | None = None) -> int:
         from fleetdeck.tui.incident_cli import run
 
         return run(args)
+    if args.command == "serve":
+        from fleetdeck.tui import serve
+
+        return serve.run(args)
     if args.command == "audit":
         from fleetdeck.tui.wizard_cli import run_audit
 
