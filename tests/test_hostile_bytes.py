@@ -177,8 +177,14 @@ async def test_a_process_named_with_a_tab_cannot_hide_its_deleted_file_nor_fake_
     hider, live = disguised
     ctx = context(odd_shell)
     findings = await DELETED.run(ctx)
+    # The live process also holds pytest's capture file (its fd 2, unlinked): only its
+    # live file named "... (deleted)" must be nowhere, neither listed nor a target.
+    (live_fd,) = (n for n in os.listdir(f"/proc/{live}/fd") if os.readlink(
+        f"/proc/{live}/fd/{n}").endswith("/live (deleted)"))  # fmt: skip
     text = [f.summary for f in findings] + [e.output for f in findings for e in f.evidence]
     assert not [line for line in text if "live (deleted)" in line], findings
+    assert not [line for line in text if f"pid {live} (live) fd {live_fd}" in line], findings
+    assert f"pid {live} fd {live_fd}" not in [f.target for f in findings], findings
     shown = "held\\n1\\t3\\t5\\t1:1\\t1\\tfake\\tx (deleted)"
     (finding,) = [f for f in findings if shown in f.summary]
     assert finding.target.startswith(f"pid {hider} fd "), finding
