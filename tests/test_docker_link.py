@@ -219,7 +219,10 @@ async def test_containers_show_health_exits_restart_loops_oom_and_compose_labels
                 found[unhealthy].health is Health.UNHEALTHY
                 and found[exits].state is State.EXITED
                 and found[loops].restart_count >= 2
+                # The engine may record the OOM kill a moment after the exit (two events):
+                # the link shows it once recorded, not a stale "killed" (_oom_may_follow).
                 and found[oom].state is State.EXITED
+                and found[oom].oom_killed
             )
             return found if ready else None
 
@@ -337,6 +340,38 @@ async def test_a_listing_never_serves_an_older_reading_than_an_inspect_gave(
         assert after is not None and after.started_at != before.started_at
         (listed,) = [c for c in await link.containers() if c.id == cid]
         assert listed.started_at == after.started_at and listed.pin.holds(after)
+    finally:
+        await link.close()
+
+
+async def test_a_container_killed_but_not_yet_marked_oom_is_read_again_until_it_settles(
+    dockerd: Dockerd, docker_objects: DockerObjects
+) -> None:
+    """Docker records an exit and its OOM kill from two events, and on a busy host the OOM
+    flag can land after the list already says "Exited (137)": the entry does not change when
+    it does. So an exit 137 not marked OOM is inspected afresh at each refresh while it
+    settles (oom_settle), where another exit is served from the cache. `docker update` stands
+    in for the late flag here: an inspect that changes while the list entry does not."""
+    killed = docker_objects.start("sh", "-c", "exit 137")
+    failed = docker_objects.start("sh", "-c", "exit 3")
+    link = local(oom_settle=3600.0, inspect_max_age=3600.0)
+    try:
+
+        async def exited() -> dict[str, Container] | None:
+            found = {c.id: c for c in await link.containers()}
+            done = all(found[cid].state is State.EXITED for cid in (killed, failed))
+            return found if done else None
+
+        before = await until(exited, "both containers exited")
+        assert (before[killed].exit_code, before[killed].oom_killed) == (137, False)
+        assert before[killed].memory_limit == before[failed].memory_limit == 0  # no limit
+        for cid in (killed, failed):
+            await asyncio.to_thread(
+                docker, "update", "--memory", "32m", "--memory-swap", "64m", cid
+            )
+        after = {c.id: c for c in await link.containers()}
+        assert after[killed].memory_limit == 32 * 2**20  # read again: it may yet be an OOM
+        assert after[failed].memory_limit == 0  # an exit 3 is final: the cached inspect
     finally:
         await link.close()
 

@@ -112,9 +112,10 @@ async def test_a_deleted_file_named_in_bytes_that_are_not_utf8_is_warned_and_tru
     held: subprocess.Popen[str], odd_shell: SSHShell, tmp_path: Path
 ) -> None:
     ctx = context(odd_shell)
-    found = [f for f in await DELETED.run(ctx) if f.target.startswith(f"pid {held.pid} ")]
+    found = [f for f in await DELETED.run(ctx) if f"{SHOWN} (deleted)" in f.summary]
     assert len(found) == 1, found
     (finding,) = found
+    assert finding.target.startswith(f"pid {held.pid} fd "), finding
     assert finding.status is Status.WARN, finding
     assert f"{SHOWN} (deleted) holds 2.0 MiB" in finding.summary, finding.summary
     assert "\ufffd" not in finding.summary and finding.fixes
@@ -176,11 +177,19 @@ async def test_a_process_named_with_a_tab_cannot_hide_its_deleted_file_nor_fake_
     hider, live = disguised
     ctx = context(odd_shell)
     findings = await DELETED.run(ctx)
-    assert not [f for f in findings if f.target.startswith(f"pid {live} ")], findings
-    (finding,) = [f for f in findings if f.target.startswith(f"pid {hider} ")]
+    # The live process also holds pytest's capture file (its fd 2, unlinked): only its
+    # live file named "... (deleted)" must be nowhere, neither listed nor a target.
+    (live_fd,) = (n for n in os.listdir(f"/proc/{live}/fd") if os.readlink(
+        f"/proc/{live}/fd/{n}").endswith("/live (deleted)"))  # fmt: skip
+    text = [f.summary for f in findings] + [e.output for f in findings for e in f.evidence]
+    assert not [line for line in text if "live (deleted)" in line], findings
+    assert not [line for line in text if f"pid {live} (live) fd {live_fd}" in line], findings
+    assert f"pid {live} fd {live_fd}" not in [f.target for f in findings], findings
+    shown = "held\\n1\\t3\\t5\\t1:1\\t1\\tfake\\tx (deleted)"
+    (finding,) = [f for f in findings if shown in f.summary]
+    assert finding.target.startswith(f"pid {hider} fd "), finding
     assert finding.status is Status.WARN and finding.fixes, finding
-    shown = "held\\n1\\t3\\t5\\t1:1\\t1\\tfake\\tx (deleted) holds 2.0 MiB, open by ta b"
-    assert shown in finding.summary, finding.summary
+    assert f"{shown} holds 2.0 MiB, open by ta b" in finding.summary, finding.summary
     result = await apply(DELETED, ctx, finding, tmp_path / "audit.jsonl")
     assert result.outcome is Outcome.VERIFIED, result.message
     (fd,) = (n for n in os.listdir(f"/proc/{hider}/fd") if ODD_NAME in os.readlink(

@@ -124,6 +124,8 @@ TAIL_LINE = 4096
 """Bytes a log tail keeps per line asked for."""
 CGROUP_RETRY = 60.0
 """After the shell found no cgroup files, seconds before it is asked again."""
+KILLED = 128 + 9
+"""A container's exit code when its main process died of SIGKILL (the OOM killer's signal)."""
 
 
 @dataclass(slots=True)
@@ -137,6 +139,8 @@ class _Inspected:
     """The list entry it stands for (state, settled status); None when read on its own."""
     at: float = 0.0
     """When that list was read (monotonic seconds)."""
+    since: float = 0.0
+    """When the list first showed that entry (monotonic seconds)."""
 
 
 class DockerLink:
@@ -220,6 +224,7 @@ class DockerLink:
             or seen.key != key
             or key[0] == "restarting"  # each restart lists alike: only inspect counts them
             or now - seen.at > self.settings.inspect_max_age
+            or _oom_may_follow(seen, now - self.settings.oom_settle)
         ]
         gate = asyncio.Semaphore(self.settings.workers)  # time counts from the send, not the queue
 
@@ -230,6 +235,8 @@ class DockerLink:
         await asyncio.gather(*map(inspect, stale))  # each keeps its answer in _inspected
         for cid in stale:
             if (held := self._inspected.get(cid)) is not None:
+                if held.key != keys[cid]:
+                    held.since = now
                 held.key, held.at = keys[cid], now
         found = [self._inspected[cid].container for cid in keys if cid in self._inspected]
         return sorted(found, key=lambda c: c.name)
@@ -252,8 +259,8 @@ class DockerLink:
         held = self._inspected.get(container.id)
         if held is not None and held.sent > sent:
             return held.container  # a request sent after this one has answered already
-        key, at = (held.key, held.at) if held is not None else (None, 0.0)
-        self._inspected[container.id] = _Inspected(container, sent, key, at)
+        key, at, since = (held.key, held.at, held.since) if held is not None else (None, 0, 0)
+        self._inspected[container.id] = _Inspected(container, sent, key, at, since)
         return container
 
     async def events(
@@ -485,6 +492,25 @@ class DockerLink:
 
 
 # -- the list refresh: what counts as a changed container
+
+
+def _oom_may_follow(seen: _Inspected, settle_from: float) -> bool:
+    """Whether an inspect that reads "exited 137, not OOM-killed" may still turn into "OOM
+    killed" with no change in the list entry. The engine records the exit and the OOM kill
+    from two events that containerd's shim sends on separate paths (its OOM watcher publishes
+    directly, the exit goes through its event queue), so on a busy host the exit can land
+    first and the OOM flag a moment later; cached until the entry changes, the first reading
+    would show a plain kill for up to inspect_max_age. Only while the list has shown it so
+    since `settle_from` (settings' oom_settle), so a container stopped with SIGKILL is not
+    inspected at every refresh for good."""
+    container = seen.container
+    return (
+        container.state is State.EXITED
+        and container.exit_code == KILLED
+        and not container.oom_killed
+        and seen.since > settle_from
+    )
+
 
 _SECONDS = re.compile(r"\b(?:\d+ seconds|1 second|Less than a second)\b")
 

@@ -27,5 +27,9 @@ class DockerSettings:
     each waits for the engine's next 1 s collection, so N containers take about N/32 s."""
     inspect_max_age: float = 60.0
     """Re-inspect an unchanged container after this long (health streaks, `docker update`)."""
+    oom_settle: float = 10.0
+    """Re-inspect a container listed as exited by SIGKILL (137), not marked OOM-killed, at
+    each refresh for this long after the list first showed it so: the engine may record the
+    OOM kill a moment after the exit (see `hosts.docker.link._oom_may_follow`)."""
     stats_from: Literal["auto", "cgroup", "api"] = "auto"
     """"auto" (cgroup files, else the engine), "cgroup" or "api": for tests and benchmarks."""
