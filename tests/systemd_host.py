@@ -34,6 +34,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+
 from sshd import NetnsLab, SshdError, SshKeys, _kill_tree, _write_key_pair
 
 CACHE = Path(os.environ.get("FLEETDECK_TEST_CACHE", "/var/cache/fleetdeck-tests"))
@@ -66,7 +67,8 @@ Description=fleetdeck lab: a service that fails at start
 
 [Service]
 Type=exec
-ExecStart=/bin/sh -c 'echo "<3>fd-broken: cannot open /srv/data/shard-4711.db: error 13 at 0x7ffd1c2a" >&2; exit 3'
+ExecStart=/bin/sh -c \\
+  'echo "<3>fd-broken: cannot open /srv/data/shard-4711.db: error 13 at 0x7ffd1c2a" >&2; exit 3'
 
 [Install]
 WantedBy=multi-user.target
@@ -77,7 +79,8 @@ Description=fleetdeck lab: a service that crashes a moment after each start
 StartLimitIntervalSec=0
 
 [Service]
-ExecStart=/bin/sh -c 'sleep 1; echo "<3>fd-flappy: lost connection to 10.0.0.$$$$ after $$$$ ms" >&2; exit 1'
+ExecStart=/bin/sh -c \\
+  'sleep 1; echo "<3>fd-flappy: lost connection to 10.0.0.$$$$ after $$$$ ms" >&2; exit 1'
 Restart=always
 RestartSec=1
 
@@ -89,7 +92,8 @@ WantedBy=multi-user.target
 Description=fleetdeck lab: a service that starts once its stale lock is gone
 
 [Service]
-ExecStartPre=/bin/sh -c 'if [ -e {STALE_LOCK} ]; then echo "<3>fd-recover: stale lock {STALE_LOCK} held" >&2; exit 1; fi'
+ExecStartPre=/bin/sh -c 'if [ -e {STALE_LOCK} ]; then \\
+  echo "<3>fd-recover: stale lock {STALE_LOCK} held" >&2; exit 1; fi'
 ExecStart=/bin/sleep infinity
 
 [Install]
@@ -252,11 +256,13 @@ class SystemdHost:
         while True:
             if self._process.poll() is not None:
                 raise SshdError(f"systemd-nspawn for {self.name} exited:\n{self.log()[-4000:]}")
-            with contextlib.suppress(OSError):
-                with socket.create_connection((self.address, self.port), timeout=1) as probe:
-                    probe.settimeout(2)
-                    if probe.recv(4).startswith(b"SSH-"):
-                        return
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.address, self.port), timeout=1) as probe,
+            ):
+                probe.settimeout(2)
+                if probe.recv(4).startswith(b"SSH-"):
+                    return
             if time.monotonic() > deadline:
                 raise SshdError(
                     f"{self.name}'s sshd did not answer within {BOOT_TIMEOUT:.0f} s of boot:\n"

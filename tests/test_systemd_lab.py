@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sshd import SshClient, SshKeys
 from systemd_host import SystemdHost
+
+from sshd import SshClient, SshKeys
 
 
 def test_lab_boots_systemd_reached_over_ssh(

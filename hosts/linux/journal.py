@@ -83,7 +83,9 @@ def _entry(record: dict[str, object]) -> Entry:
         at=int(stamp) / 1e6 if stamp.isdecimal() else None,
         unit=unit,
         priority=int(priority) if priority.isdecimal() else None,
-        message="(message too large for journalctl to print)" if message is None else _field(message),
+        message="(message too large for journalctl to print)"
+        if message is None
+        else _field(message),
         cursor=_field(record.get("__CURSOR")),
     )
 
