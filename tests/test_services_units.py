@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from sshd import NetnsHost, SshKeys, ssh_shell
-from systemd_host import STALE_LOCK, SystemdHost
 
 from fleetdeck.checks.actions import ActionGate, ActionResult, ConfirmRequest, Decision, FixHost
 from fleetdeck.checks.audit import AuditLog
@@ -20,6 +18,9 @@ from fleetdeck.checks.services.units import NO_SYSTEMD, UNITS, UNITS_ID
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.shell import Shell
 from fleetdeck.hosts.ssh import SSHShell
+
+from sshd import NetnsHost, SshKeys, ssh_shell
+from systemd_host import STALE_LOCK, SystemdHost
 
 WAIT = 60.0
 """Longest wait for the lab's units to reach a state (a deadline, never an assertion)."""
@@ -59,7 +60,9 @@ async def yes(request: ConfirmRequest) -> Decision:
     return Decision(True, request.host.name)
 
 
-async def apply(shell: Shell, finding: Finding, fix_id: str, audit: Path, **params: str) -> ActionResult:
+async def apply(
+    shell: Shell, finding: Finding, fix_id: str, audit: Path, **params: str
+) -> ActionResult:
     """A finding's fix through the real gate, verified by the units check on its unit."""
 
     async def verify() -> Finding | None:
@@ -112,7 +115,9 @@ async def test_important_unit_not_running_is_critical_and_started_through_the_ga
     assert stopped.status is Status.CRIT
     assert "inactive" in stopped.summary
     assert [f.id for f in stopped.fixes] == ["service.start"]
-    result = await apply(lab_shell, stopped, "service.start", tmp_path / "audit.jsonl", units="fd-healthy\n")
+    result = await apply(
+        lab_shell, stopped, "service.start", tmp_path / "audit.jsonl", units="fd-healthy\n"
+    )
     assert result.outcome.value == "verified", result.message
     assert await sh(lab_shell, "systemctl", "is-active", "fd-healthy") == "active"
 

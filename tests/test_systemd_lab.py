@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from systemd_host import SystemdHost
-
 from sshd import SshClient, SshKeys
+from systemd_host import SystemdHost
 
 
 def test_lab_boots_systemd_reached_over_ssh(
