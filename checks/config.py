@@ -17,6 +17,7 @@ import platformdirs
 
 from fleetdeck.checks.containers.config import ContainerThresholds, parse_container_thresholds
 from fleetdeck.checks.database.config import DbThresholds, parse_db_thresholds
+from fleetdeck.checks.services.config import ServicesConfig, parse_services
 from fleetdeck.checks.settings import Level, finite
 from fleetdeck.checks.storage.config import StorageConfig, parse_storage
 from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
@@ -48,6 +49,7 @@ class Config:
     thresholds: Thresholds = field(default_factory=Thresholds)
     alert_for: float = 30.0
     storage: StorageConfig = field(default_factory=StorageConfig)
+    services: ServicesConfig = field(default_factory=ServicesConfig)
     database: DbThresholds = field(default_factory=DbThresholds)
     """The PostgreSQL checks' thresholds, from `[thresholds.database]`."""
     source: Path | None = None
@@ -73,7 +75,9 @@ _DATABASE_TABLE = "database"  # [thresholds.database]: checks.database.config re
 _CONTAINERS_TABLE = "containers"  # [thresholds.containers]: checks.containers.config reads it
 _PERCENT_TABLES = {"cpu", "memory", "swap", "disk", "inodes"}
 _EXTRA_KEYS = {"cpu": {"window"}}
-_TOP_KEYS = {"thresholds", "alerts", "storage"}
+_TOP_KEYS = {"thresholds", "alerts", "storage", "services"}
+_SERVICES_PROBE_KEYS = {"http", "tls", "security", "limits"}
+"""[services] keys the endpoint probes' settings module reads (not parse_services)."""
 _ALERT_KEYS = {"for"}
 
 
@@ -160,10 +164,12 @@ def parse_config(text: str, path: Path) -> Config:
             raise fail(f"alerts.{key}", f"expected seconds as a number >= 0, got {value!r}")
         alert_for = float(value)
     storage = parse_storage(data.get("storage", {}), fail)
+    services = parse_services(data.get("services", {}), fail, _SERVICES_PROBE_KEYS)
     return Config(
         thresholds=thresholds,
         alert_for=alert_for,
         storage=storage,
+        services=services,
         database=database,
         source=path,
     )

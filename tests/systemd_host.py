@@ -40,8 +40,9 @@ from sshd import NetnsLab, SshdError, SshKeys, _kill_tree, _write_key_pair
 CACHE = Path(os.environ.get("FLEETDECK_TEST_CACHE", "/var/cache/fleetdeck-tests"))
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server")
-"""What the root needs beyond minbase: systemd to boot, dbus for systemctl, sshd to be reached."""
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3")
+"""What the root needs beyond minbase: systemd to boot, dbus for systemctl, sshd to be
+reached, python3 for the network wizard's connect probe (the service wizard reuses it)."""
 BUILD_TIMEOUT = 1800.0
 """debootstrap downloads ~60 MB and unpacks it; on a slow CI mirror it can take minutes."""
 BOOT_TIMEOUT = 90.0

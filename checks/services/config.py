@@ -87,37 +87,40 @@ class Recovery:
     disks: tuple[str, ...] = ()
     clean: tuple[Clean, ...] = ()
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "unit": self.unit,
-                "ports": list(self.ports),
-                "disks": list(self.disks),
-                "clean": [{"run": list(c.run), "check": list(c.check)} for c in self.clean],
-            }
-        )
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "unit": self.unit,
+            "ports": list(self.ports),
+            "disks": list(self.disks),
+            "clean": [{"run": list(c.run), "check": list(c.check)} for c in self.clean],
+        }
 
 
 def parse_recovery(text: str) -> str:
-    """The wizard's `recovery` parameter: a recovery entry as JSON (the settings file gives
-    it; `--recovery` on the command line takes the same), checked and normalised."""
+    """The service wizard's `recovery` parameter: the host's recovery entries as a JSON list
+    (the settings file gives it; `--recovery` takes the same), checked and normalised."""
     try:
         data = json.loads(text)
     except ValueError:
-        raise ValueError("a recovery entry as JSON") from None
-    return _recovery(
-        data, "recovery", lambda key, problem: ValueError(f"{key}: {problem}")
-    ).to_json()
+        raise ValueError("recovery entries as a JSON list") from None
+    if not isinstance(data, list):
+        raise ValueError("recovery entries as a JSON list")
+    entries = [_recovery(v, f"recovery[{i}]", _value_error) for i, v in enumerate(data)]
+    return json.dumps([entry.to_dict() for entry in entries])
 
 
-def recovery_from_json(text: str) -> Recovery:
-    data = json.loads(text)
-    return Recovery(
-        unit=data["unit"],
-        ports=tuple(data["ports"]),
-        disks=tuple(data["disks"]),
-        clean=tuple(Clean(tuple(c["run"]), tuple(c["check"])) for c in data["clean"]),
-    )
+def _value_error(key: str, problem: str) -> Exception:
+    return ValueError(f"{key}: {problem}")
+
+
+def recoveries(text: str) -> dict[str, Recovery]:
+    """The `recovery` parameter (as `parse_recovery` gave it back) by unit."""
+    found = {}
+    for data in json.loads(text) if text else []:
+        clean = tuple(Clean(tuple(c["run"]), tuple(c["check"])) for c in data["clean"])
+        entry = Recovery(data["unit"], tuple(data["ports"]), tuple(data["disks"]), clean)
+        found[entry.unit] = entry
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,7 @@ class ServicesSettings:
     log_files: tuple[str, ...] = ()
     recovery: Mapping[str, Recovery] = field(default_factory=dict)
 
-    def params(self, unit: str = "") -> dict[str, str]:
+    def params(self) -> dict[str, str]:
         """As the checks' and the service wizard's parameters (strings, lists one per line)."""
         found = {
             "units": "".join(f"{u}\n" for u in self.units),
@@ -144,10 +147,8 @@ class ServicesSettings:
             "log_crit": str(self.log_crit or DEFAULT_LOG_CRIT),
             "log_files": "".join(f"{p}\n" for p in self.log_files),
         }
-        if unit:
-            name = parse_unit_name(unit)
-            if name in self.recovery:
-                found["recovery"] = self.recovery[name].to_json()
+        if self.recovery:
+            found["recovery"] = json.dumps([r.to_dict() for r in self.recovery.values()])
         return {key: value for key, value in found.items() if value}
 
 

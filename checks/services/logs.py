@@ -205,10 +205,10 @@ class UnitLog:
     async def poll(self) -> list[bytes]:
         """The new lines (also kept in `lines`); [] with `error` set when the read failed."""
         where = ("--after-cursor", self.cursor) if self.cursor else ("-n", str(self.tail))
-        argv = (
+        argv: tuple[str, ...] = (
             "journalctl", "--no-pager", "-q", "-u", self.unit, "-o", "json", *where,
         )  # fmt: skip
-        if self.cursor:
+        if self.cursor:  # the newest POLL_ENTRIES after it: a flood never comes in whole
             argv = (*argv, "-n", str(POLL_ENTRIES))
         try:
             result = await self.shell.run(argv, timeout=JOURNAL_TIMEOUT)

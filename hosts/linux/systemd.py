@@ -107,8 +107,8 @@ class UnitState:
         return self.load in ("not-found", "masked", "error", "bad-setting")
 
 
-def parse_show(text: str) -> list[UnitState]:
-    """The blocks of `systemctl show -p ...` for several units, in their order."""
+def parse_blocks(text: str) -> list[dict[str, str]]:
+    """`systemctl show` output as one dict of properties per unit, in order."""
     blocks: list[dict[str, str]] = [{}]
     for line in text.splitlines():
         if not line.strip():
@@ -119,7 +119,12 @@ def parse_show(text: str) -> list[UnitState]:
         if not sep or not key.isidentifier():
             raise ParseError(f"not a property line: {line[:120]!r}")
         blocks[-1][key] = value
-    return [_state(block) for block in blocks if block]
+    return [block for block in blocks if block]
+
+
+def parse_show(text: str) -> list[UnitState]:
+    """The blocks of `systemctl show -p ...` for several units, in their order."""
+    return [_state(block) for block in parse_blocks(text)]
 
 
 def _state(block: dict[str, str]) -> UnitState:
