@@ -14,9 +14,9 @@
     ports = ["db.internal:5432"]        # what it must reach (the network wizard's connect step)
     disks = ["/var/lib/app"]            # mounts it uses (the storage wizard's mounts step)
     clean = [                           # clean-state commands, each run through the gate
-      { run = ["rm", "-f", "/var/lib/app/stale.lock"],
-        check = ["test", "!", "-e", "/var/lib/app/stale.lock"] },
-    ]
+      { run = ["rm", "-f", "/var/lib/app/stale.lock"], check = [
+          "test", "!", "-e", "/var/lib/app/stale.lock"] },
+    ]                                   # (TOML: an inline table breaks only inside a value)
 
     [services.groups.web]               # hosts in the group (or with the tag) "web"
     units = ["nginx"]
