@@ -232,6 +232,9 @@ class SystemdHost:
         (ssh / "sshd_config.d").mkdir(exist_ok=True)
         (ssh / "sshd_config.d/fleetdeck.conf").write_text(SSHD_CONFIG)
         self.path("/etc/hostname").write_text(f"{self.name}\n")
+        # minbase has no locale file, and pam_env logs an error for it at every SSH login:
+        # that would be the journal's newest error line whenever a test had just logged in.
+        self.path("/etc/default/locale").write_text("LANG=C.UTF-8\n")
         units = self.path("/etc/systemd/system")
         wants = units / "multi-user.target.wants"
         wants.mkdir(parents=True, exist_ok=True)
