@@ -162,3 +162,15 @@ async def test_host_without_systemd_says_so_and_stays_ok(
         findings = await UNITS.run(context(shell, units="nginx\n"))
     assert [(f.check, f.status) for f in findings] == [(UNITS_ID, Status.OK)]
     assert findings[0].summary.startswith(NO_SYSTEMD)
+
+
+async def test_the_sweep_runs_units_and_logs_with_the_settings_params(lab_shell: SSHShell) -> None:
+    from fleetdeck.checks.services.config import ServicesSettings
+    from fleetdeck.checks.services.sweep import services_findings
+
+    params = ServicesSettings(units=("fd-healthy.service",), log_minutes=30).params()
+    findings = await services_findings(context(lab_shell, **params))
+    by = {(f.check, f.target): f.status for f in findings}
+    assert by[UNITS_ID, "fd-healthy.service"] is Status.OK
+    assert by[UNITS_ID, "fd-broken.service"] is Status.CRIT
+    assert by["services.logs", "sysd"] in (Status.WARN, Status.CRIT)
