@@ -161,8 +161,17 @@ class SystemdHost:
     It has what `tests.sshd.ssh_shell` and `write_known_hosts` read from an sshd host:
     `name`, `address`, `port`, `known_hosts_line`."""
 
-    def __init__(self, lab: NetnsLab, keys: SshKeys, workdir: Path, name: str = "sysd") -> None:
+    def __init__(
+        self,
+        lab: NetnsLab,
+        keys: SshKeys,
+        workdir: Path,
+        name: str = "sysd",
+        units: Mapping[str, str] = LAB_UNITS,
+    ) -> None:
         require_systemd_tools()
+        self.units = units
+        """Unit files written to /etc/systemd/system and enabled (the benchmark adds many)."""
         self.name = name
         self.port = 22
         self.workdir = workdir
@@ -238,7 +247,7 @@ class SystemdHost:
         units = self.path("/etc/systemd/system")
         wants = units / "multi-user.target.wants"
         wants.mkdir(parents=True, exist_ok=True)
-        for unit, text in LAB_UNITS.items():
+        for unit, text in self.units.items():
             (units / unit).write_text(text)
             (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
         lock = self.path(STALE_LOCK)
