@@ -11,10 +11,11 @@
   the test wrote, so fleetdeck reaches it over real SSH exactly as it reaches the other hosts.
   nspawn runs with `--register=no --keep-unit`: this machine's systemd (if it has one) is
   never asked to start anything; the container's PID, mount, UTS and IPC namespaces are its own.
-- The units inside (LAB_UNITS): one healthy, one that fails at boot, one that flaps
-  (Restart=always, exits after a moment), one that fails until its stale lock file is
-  removed (the clean-state command). Their error lines reach the container's journald at
-  priority err, so `journalctl -p err` has real lines.
+- The units inside (LAB_UNITS): one healthy, one that fails at boot, one that requires it
+  (so it cannot start either), one that flaps (Restart=always, exits after a moment), one
+  that fails until its stale lock file is removed (the clean-state command). Their error
+  lines reach the container's journald at priority err, so `journalctl -p err` has real
+  lines.
 - The fixture `systemd_host`: one booted host for the session.
 """
 
@@ -84,6 +85,18 @@ ExecStart=/bin/sh -c \\
   'sleep 1; echo "<3>fd-flappy: lost connection to 10.0.0.$$$$ after $$$$ ms" >&2; exit 1'
 Restart=always
 RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+""",
+    "fd-needy.service": """\
+[Unit]
+Description=fleetdeck lab: a service that requires the failing one
+Requires=fd-broken.service
+After=fd-broken.service
+
+[Service]
+ExecStart=/bin/sleep infinity
 
 [Install]
 WantedBy=multi-user.target

@@ -137,3 +137,29 @@ async def test_cli_service_wizard_takes_the_recovery_entry_from_the_settings(
     assert steps["services.clean"]["findings"][0]["fixes"][0]["commands"] == [f"rm -f {STALE_LOCK}"]
     assert steps["net.connect"]["findings"][0]["summary"].startswith("the settings name no ports")
     assert process.returncode == 2
+
+
+async def test_a_required_unit_that_is_down_is_named_by_the_wizard(lab_shell: SSHShell) -> None:
+    wizard = WIZARDS["service"]
+    params = wizard.parse_params({"unit": "fd-needy"})
+    ctx = CheckContext("sysd", SampleHistory(size=2), Config().thresholds, lab_shell, None, params)
+    run = WizardRun(wizard, ctx)
+    await run.run()
+    unit = run.results[run.index_of("services.unit")].findings[0]
+    assert unit.status is Status.CRIT and unit.summary == "is inactive (dead)"
+    assert any("failed with result 'dependency'" in e.output for e in unit.evidence)
+    (needed,) = run.results[run.index_of("services.requires")].findings
+    assert needed.status is Status.CRIT and needed.target == "fd-broken.service"
+    assert needed.summary.startswith("required by fd-needy.service but failed")
+    ports = run.results[run.index_of("net.connect")].findings[0]
+    assert ports.status is Status.OK and ports.summary.startswith("the settings name no ports")
+
+
+async def test_the_wizard_stops_at_a_unit_that_does_not_exist(lab_shell: SSHShell) -> None:
+    wizard = WIZARDS["service"]
+    params = wizard.parse_params({"unit": "no-such-thing"})
+    ctx = CheckContext("sysd", SampleHistory(size=2), Config().thresholds, lab_shell, None, params)
+    run = WizardRun(wizard, ctx)
+    await run.run()
+    assert run.results[0].findings[0].summary == "no such unit (not-found)"
+    assert all(r.state is StepState.SKIPPED for r in run.results[1:])
