@@ -143,3 +143,13 @@ def test_show_blocks_round_trip(props: dict[str, str]) -> None:
     text = "\n".join(f"{k}={v}" for k, v in block.items()) + "\n\n"
     (state,) = parse_show(text)
     assert state.id == "x.service"
+
+
+@given(st.text(), st.one_of(st.none(), st.floats(0, 4e9)))
+def test_any_journal_message_becomes_a_log_view_line(message: str, at: float | None) -> None:
+    from fleetdeck.hosts.linux.journal import Entry
+
+    line = Entry(at, "a.service", 3, message, "").line()
+    assert line.startswith(b"- ") if at is None else line[:4].isdigit() and line[10:11] == b"T"
+    parsed = parse_json_lines(json.dumps({"MESSAGE": message, "__REALTIME_TIMESTAMP": "1"}))
+    assert parsed.entries[0].message == message

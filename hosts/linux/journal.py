@@ -44,7 +44,7 @@ class Entry:
             if self.at is not None
             else "-"
         )
-        return f"{stamp} {self.message}".encode(errors="surrogateescape")
+        return f"{stamp} {self.message}".encode(errors="replace")  # JSON may hold lone surrogates
 
 
 @dataclass(frozen=True, slots=True)
