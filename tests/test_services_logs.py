@@ -96,6 +96,19 @@ async def test_a_units_log_is_followed_from_its_cursor_in_a_bounded_buffer(
     assert len(log.lines) == 8
 
 
+async def test_follow_yields_lines_as_they_come_like_a_container_log_stream(
+    lab_shell: SSHShell,
+) -> None:
+    log = UnitLog(lab_shell, "fd-flappy", tail=2)
+    seen: list[bytes] = []
+    async with asyncio.timeout(WAIT):
+        async for line in log.follow(interval=0.5):
+            seen.append(line)
+            if len(seen) == 4:  # the two of the tail, and two written since
+                break
+    assert b"fd-flappy" in b"".join(seen) and len(set(seen)) == 4
+
+
 async def test_a_host_without_a_journal_reads_the_files_the_settings_name(
     netns_hosts: Callable[[int], list[NetnsHost]], ssh_keys: SshKeys, tmp_path: Path
 ) -> None:

@@ -17,9 +17,10 @@ connection is a failed poll, said as such, and the next one resumes from the cur
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from fleetdeck.checks.hostcheck import ShellCheck, StepFailed, host_time, run, why
@@ -180,6 +181,8 @@ LOGS = ShellCheck(LOGS_ID, "Error lines in the journal, grouped", _check_logs, D
 TAIL = 500
 KEEP = 5000
 POLL_ENTRIES = 2000
+FOLLOW_EVERY = 1.0
+"""Seconds between two polls while following."""
 
 
 @dataclass(slots=True)
@@ -227,3 +230,12 @@ class UnitLog:
         self.dropped += max(overflow, 0)
         self.lines.extend(new)
         return new
+
+    async def follow(self, interval: float = FOLLOW_EVERY) -> AsyncIterator[bytes]:
+        """Every line from the tail on, as `async for line in log.follow()`, the way a
+        container's `LogStream` is read: a poll each `interval` seconds, for as long as the
+        reader reads; a failed poll leaves `error` set and the next one tries again."""
+        while True:
+            for line in await self.poll():
+                yield line
+            await asyncio.sleep(interval)
