@@ -151,8 +151,9 @@ def debian_root() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (root / "lib/systemd/systemd").exists():
             return root
+        for left in CACHE.glob(f"debroot-{key}.building-*"):  # a build killed midway
+            shutil.rmtree(left, ignore_errors=True)  # (the lock is ours: nobody builds now)
         building = CACHE / f"debroot-{key}.building-{os.getpid()}"
-        shutil.rmtree(building, ignore_errors=True)
         command = [
             "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
             SUITE, str(building), MIRROR,
