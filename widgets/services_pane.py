@@ -5,6 +5,10 @@ It renders the snapshots it is handed and opens nothing. The head line counts wh
 first, then the important units that are fine. A failed reading shows its cause above the
 last good reading, marked stale with its age. Lines are cut at the pane's width, never
 wrapped (the error excepted, which must be read whole); at 80 columns the description goes.
+
+Focused, the pane has a cursor on one unit (up/down, home/end): `selected` is that unit, for
+the screen's keys that act on one (its log on enter, the service wizard); the cursor stays
+on the same unit across readings while it is listed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rich.console import Group
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widget import Widget
 
 from fleetdeck.checks.model import Status, printable
@@ -30,10 +35,18 @@ NAME = (26, 36)
 ICONS = {Status.OK: "✔", Status.WARN: "▲", Status.CRIT: "✖", Status.UNKNOWN: "?"}
 
 
-class ServicesPane(Widget):
+class ServicesPane(Widget, can_focus=True):
     """The pane's text: the latest snapshot, or the last good one under the latest error."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "move(-1)", "Up", show=False),
+        Binding("down", "move(1)", "Down", show=False),
+        Binding("home", "move(-1_000_000)", "First", show=False),
+        Binding("end", "move(1_000_000)", "Last", show=False),
+        Binding("enter", "screen.logs", "Unit's log"),
+    ]
     COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "services--cursor",
         "services--title",
         "services--head",
         "services--dim",
@@ -51,6 +64,7 @@ class ServicesPane(Widget):
     ServicesPane > .services--crit { color: $error; }
     ServicesPane > .services--error { color: $error; text-style: bold; }
     ServicesPane > .services--stale { color: $warning; text-style: bold reverse; }
+    ServicesPane > .services--cursor { text-style: reverse; }
     """
 
     def __init__(self, max_age: float = 30.0, **kwargs: Any) -> None:
@@ -58,13 +72,30 @@ class ServicesPane(Widget):
         self.max_age = max_age
         self.latest: ServicesSnapshot | None = None
         self.good: ServicesSnapshot | None = None
+        self.cursor = 0
 
     def show(self, snapshot: ServicesSnapshot) -> None:
         """Take a reading: a good one replaces what is shown; a failed one goes above it."""
         self.latest = snapshot
         if snapshot.error is None:
+            before = self.selected
             self.good = snapshot
+            names = [line.name for line in snapshot.lines]
+            if before is not None and before.name in names:
+                self.cursor = names.index(before.name)
+            self.cursor = max(0, min(self.cursor, len(names) - 1))
         self.refresh(layout=True)
+
+    @property
+    def selected(self) -> UnitLine | None:
+        """The unit under the cursor, or None when no unit is listed."""
+        lines = self.good.lines if self.good is not None else ()
+        return lines[self.cursor] if lines else None
+
+    def action_move(self, by: int) -> None:
+        lines = self.good.lines if self.good is not None else ()
+        self.cursor = max(0, min(self.cursor + by, len(lines) - 1))
+        self.refresh()
 
     @property
     def stale(self) -> bool:
@@ -72,6 +103,12 @@ class ServicesPane(Widget):
             return False
         failed = self.latest is not None and self.latest.error is not None
         return failed or time.monotonic() - self.good.at > self.max_age
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
 
     def render(self) -> Group:
         return Group(*self.lines(self.content_size.width or 80))
@@ -121,6 +158,8 @@ class ServicesPane(Widget):
             self._line(f"  {'unit':<{name}} {'state':<12} {'restarts':>8} {'for':>7}  why", "dim")
         )
         said += [self._unit(line, width) for line in s.lines]
+        if self.has_focus and s.lines:
+            said[2 + self.cursor].stylize(self._style("cursor"))
         return said
 
     def _unit(self, line: UnitLine, width: int) -> Text:
