@@ -56,7 +56,11 @@ class ServicesPane(Widget, can_focus=True):
         "services--stale",
     }
     DEFAULT_CSS = """
-    ServicesPane { height: auto; }
+    ServicesPane {
+        height: auto; padding: 0 1; border: round $primary-muted; border-title-color: $text;
+    }
+    ServicesPane:focus { border: round $accent; }
+    ServicesPane.-error { border: round $error; }
     ServicesPane > .services--title { text-style: bold; }
     ServicesPane > .services--head { color: $text-accent; text-style: bold; }
     ServicesPane > .services--dim { color: $text-muted; }
@@ -77,6 +81,7 @@ class ServicesPane(Widget, can_focus=True):
     def show(self, snapshot: ServicesSnapshot) -> None:
         """Take a reading: a good one replaces what is shown; a failed one goes above it."""
         self.latest = snapshot
+        self.set_class(snapshot.error is not None, "-error")
         if snapshot.error is None:
             before = self.selected
             self.good = snapshot
