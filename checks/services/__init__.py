@@ -1,0 +1,1 @@
+"""The services domain: systemd units, health endpoints, certificates, logs, security and limits."""
