@@ -39,9 +39,9 @@ class Certificate:
         for pattern in (n.lower() for n in self.names):
             if pattern == wanted:
                 return True
-            if pattern.startswith("*.") and "." in wanted:
-                if wanted.split(".", 1)[1] == pattern[2:] and not _is_address(wanted):
-                    return True
+            wild = pattern.startswith("*.") and "." in wanted and not _is_address(wanted)
+            if wild and wanted.split(".", 1)[1] == pattern[2:]:
+                return True
         return False
 
 
