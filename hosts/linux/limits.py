@@ -1,6 +1,6 @@
 """Pure parsers of the kernel's limits on open files: /proc/sys/fs/file-nr, a process's
-/proc/PID/limits, the per-process descriptor counts a `find` over /proc/*/fd gives, and the
-`path:value` lines `grep -H . FILES` prints for sysctl files."""
+/proc/PID/limits, the per-process descriptor counts (`find /proc/*/fd | cut | uniq -c`), and
+the `path:value` lines `grep -H . FILES` prints for sysctl files."""
 
 from __future__ import annotations
 
@@ -39,13 +39,12 @@ def parse_open_files_limit(text: str) -> tuple[int | None, int | None]:
 
 
 def parse_fd_counts(text: str) -> dict[int, int]:
-    """PID to open descriptors from `/proc/PID/fd/N` paths, one per line (a `find` listing)."""
+    """PID to open descriptors from `uniq -c` lines (`  4000 123`: count, then PID)."""
     counts: dict[int, int] = {}
     for line in text.splitlines():
-        parts = line.split("/")
-        if len(parts) == 5 and parts[1] == "proc" and parts[2].isdecimal() and parts[3] == "fd":
-            pid = int(parts[2])
-            counts[pid] = counts.get(pid, 0) + 1
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdecimal() and fields[1].isdecimal():
+            counts[int(fields[1])] = counts.get(int(fields[1]), 0) + int(fields[0])
     return counts
 
 
@@ -76,11 +75,11 @@ def parse_process_limits(text: str) -> dict[int, ProcessLimit]:
     return found
 
 
-def parse_grep_values(text: str) -> dict[str, int]:
-    """`path:number` lines (from `grep -H . FILES`) as path to number; others skipped."""
-    values: dict[str, int] = {}
+def parse_grep_values(text: str) -> dict[str, str]:
+    """`path:value` lines (from `grep -H . FILES`) as path to value; others skipped."""
+    values: dict[str, str] = {}
     for line in text.splitlines():
-        path, sep, value = line.rpartition(":")
-        if sep and value.strip().isdecimal():
-            values[path] = int(value.strip())
+        path, sep, value = line.partition(":")
+        if sep and path.startswith("/"):
+            values[path] = value.strip()
     return values

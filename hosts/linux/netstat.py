@@ -1,10 +1,7 @@
-"""Pure parsers of the kernel's network counters and listening queues: `nstat -asz` and
-`ss -ltnH`.
-
-`nstat -a` prints absolute counters (`-s` leaves its history file alone, so a reading never
-changes what the next `nstat` run on the host shows as a delta). For a listening socket `ss`
-puts the accept queue's current length in Recv-Q and its configured backlog (already capped
-by net.core.somaxconn) in Send-Q.
+"""Pure parsers of the kernel's network counters and listening queues: /proc/net/netstat
+(what `nstat` reads, without nstat's history file, which a reading would move) and
+`ss -ltnH`, which for a listening socket puts the accept queue's current length in Recv-Q and
+its backlog (the listen() argument, capped by net.core.somaxconn) in Send-Q.
 """
 
 from __future__ import annotations
@@ -14,15 +11,22 @@ from dataclasses import dataclass
 from fleetdeck.hosts.linux.procfs import ParseError
 
 
-def parse_nstat(text: str) -> dict[str, int]:
-    """Counter name to value from `nstat -asz` (`#kernel` header and odd lines skipped)."""
+def parse_proc_netstat(text: str) -> dict[str, int]:
+    """Counters of /proc/net/netstat (or /proc/net/snmp): each `Prefix: names` line is
+    followed by a `Prefix: values` line; `TcpExt: ListenOverflows` becomes
+    `TcpExtListenOverflows`, as nstat names it."""
     counters: dict[str, int] = {}
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and not fields[0].startswith("#") and fields[1].isdecimal():
-            counters[fields[0]] = int(fields[1])
+    lines = text.splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        prefix, _, heads = names.partition(":")
+        other, _, numbers = values.partition(":")
+        if prefix != other or not prefix:
+            continue
+        for name, number in zip(heads.split(), numbers.split(), strict=False):
+            if number.isdecimal():
+                counters[prefix + name] = int(number)
     if not counters:
-        raise ParseError("nstat: no counters in its output")
+        raise ParseError("/proc/net/netstat: no counters in it")
     return counters
 
 
