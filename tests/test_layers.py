@@ -17,7 +17,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LAYERS = ("hosts", "checks", "widgets", "tui")  # each imports only itself and those before it
-CORE = {"model", "actions", "audit", "alerts", "wizards", "hostcheck", "secrets", "settings"}
+CORE = {
+    "model",
+    "actions",
+    "audit",
+    "alerts",
+    "wizards",
+    "hostcheck",
+    "secrets",
+    "settings",
+    "owners",
+}
 ASSEMBLY = {"__init__", "catalog", "config", "registry", "runner", "watch"}
 DOMAINS = {"resources", "network", "storage", "database", "containers", "services"}
 
