@@ -23,6 +23,7 @@ from fleetdeck.checks.services.probe_config import HttpEndpoint, ProbeSettings, 
 from fleetdeck.checks.services.tls import tls_check
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.shell import LocalShell, Shell
+
 from sshd import NetnsHost, SshKeys, ssh_shell
 from tlscerts import Authority, Leaf
 
@@ -78,7 +79,7 @@ def web_host(
         for story, leaf in leaves.items()
     ]
     process = _start_webd(
-        host.netns, ["--http", str(HTTP_PORT), *sum((["--tls", t] for t in tls), [])]
+        host.netns, ["--http", str(HTTP_PORT), *(arg for t in tls for arg in ("--tls", t))]
     )
     try:
         yield host
@@ -186,16 +187,18 @@ async def test_certificates_of_endpoints_are_graded_by_days_name_and_chain(
 async def test_https_health_endpoints_get_the_tls_check_and_files_are_read_by_glob(
     web_host: NetnsHost, ssh_keys: SshKeys, tmp_path: Path, leaves: dict[str, Leaf]
 ) -> None:
+    where = leaves["valid"].cert.parent
     settings = ProbeSettings(
         http=(HttpEndpoint(f"https://127.0.0.1:{TLS_PORTS['expiring']}/ok"),),
         tls=(
-            TlsTarget(files=(str(leaves["valid"].cert), f"{leaves['expired'].cert.parent}/exp*d.pem"),
-                      warn_days=30, crit_days=7),
+            TlsTarget(files=(str(leaves["valid"].cert), f"{where}/exp*d.pem")),
             TlsTarget(files=("/nonexistent/*.pem",)),
         ),
     )  # fmt: skip
     async with shell_on(web_host, ssh_keys, tmp_path) as shell:
         found = by_target(await tls_check(settings).run(context(shell)))
+    # The glob: expired.pem matches, expiring.pem does not.
+    assert f"{where}/expiring.pem" not in found
     assert found[str(leaves["valid"].cert)].status is Status.OK
     assert found[str(leaves["expired"].cert)].status is Status.CRIT
     assert found["/nonexistent/*.pem"].status is Status.UNKNOWN

@@ -115,7 +115,7 @@ class Authority:
                 f"{name}.csr",
                 "-out",
                 f"{name}.pem",
-            ],  # fmt: skip
+            ],
             cwd=self.dir,
             capture_output=True,
             text=True,
