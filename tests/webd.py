@@ -1,9 +1,11 @@
-"""A small real web server for the HTTP health and TLS tests, run inside a namespace host:
+"""A small real web server for the HTTP health, TLS and security tests, run inside a
+namespace host:
 
-    python3 tests/webd.py --http PORT [--tls PORT:CHAIN:KEY ...]
+    python3 tests/webd.py --http PORT [--tls PORT:CHAIN:KEY ...] [--access-log PATH]
 
 On every port: /ok answers 200 "ok", /fail 503, /slow 200 after SLOW seconds, /moved 302 to
-/ok, /denied 401; a TLS port serves the certificates of CHAIN (the leaf first, then whatever
+/ok, /denied 401; with --access-log each request is written there in the combined format, as
+nginx does. A TLS port serves the certificates of CHAIN (the leaf first, then whatever
 intermediates the file holds: leaving one out is the "missing intermediate" story). It prints
 "ready" once every port listens, and serves until killed.
 """
@@ -18,6 +20,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SLOW = 1.0
+ACCESS_LOG: str | None = None
+LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -41,6 +45,15 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Each request in the combined log format, as nginx writes it, when asked to."""
+        if ACCESS_LOG is None:
+            return
+        when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+        line = f'{self.client_address[0]} - - [{when}] "{self.requestline}" {code} {size} "-" "-"\n'
+        with LOCK, open(ACCESS_LOG, "a") as log:
+            log.write(line)
+
 
 def serve(port: int, context: ssl.SSLContext | None) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -53,7 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, action="append", default=[])
     parser.add_argument("--tls", action="append", default=[])
+    parser.add_argument("--access-log")
     args = parser.parse_args()
+    global ACCESS_LOG
+    ACCESS_LOG = args.access_log
     for port in args.http:
         serve(port, None)
     for spec in args.tls:
