@@ -72,7 +72,8 @@ def test_fleet_screen_grouped_by_group(snap_compare) -> None:  # type: ignore[no
 def test_network_wizard_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """The network wizard on recorded state (target 10.0.0.5:8080, listen 8080): ✖ link
     (spare0 down), ✔ route (the target is this host; the dead default gateways it does not
-    use are named, not graded), ✖ firewall, ✖ connect, ▲ listen (127.0.0.1 only), the rest ✔;
+    use are named, not graded), ✖ firewall, ✖ connect, ✔ loss and latency (pings to itself),
+    ▲ listen (127.0.0.1 only), the rest ✔;
     the progress bar full; the firewall step selected: the iptables and ip6tables DROPs that
     decide the IPv4 and IPv6 flows from other hosts, and the loopback accept of its own."""
 
