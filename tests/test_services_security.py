@@ -60,11 +60,11 @@ async def test_failed_logins_with_a_wrong_key_are_counted_with_their_source_and_
     ))  # fmt: skip
     try:
         ssh_client.trust(host)
-        offset = len(host.log().encode())
+        offset = host.log_path.stat().st_size
         assert ssh_client.run(host, "true").returncode == 0
         as_syslog(host, offset, auth_log, datetime.now(UTC))
         (quiet, *_) = await review(host, ssh_keys, tmp_path, settings)
-        offset = len(host.log().encode())
+        offset = host.log_path.stat().st_size
         wrong = ssh_client.with_identity(ssh_keys.wrong_key)
         wrong.trust(host)
         for _ in range(3):
