@@ -19,7 +19,13 @@ import pytest
 from fleetdeck.checks.config import Config
 from fleetdeck.checks.model import CheckContext, Finding, Status
 from fleetdeck.checks.services.http import http_check
-from fleetdeck.checks.services.probe_config import HttpEndpoint, ProbeSettings, TlsTarget
+from fleetdeck.checks.services.probe_config import (
+    HttpEndpoint,
+    ProbeSettings,
+    SecuritySettings,
+    TlsTarget,
+)
+from fleetdeck.checks.services.probes import probe_findings
 from fleetdeck.checks.services.tls import tls_check
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.shell import LocalShell, Shell
@@ -206,3 +212,26 @@ async def test_https_health_endpoints_get_the_tls_check_and_files_are_read_by_gl
     # CA, which is said, beside the days that make it CRIT.
     automatic = found[f"127.0.0.1:{TLS_PORTS['expiring']}"]
     assert automatic.status is Status.CRIT and "expires in 5.0 days" in automatic.summary
+
+
+async def test_one_sweep_runs_every_probe_and_a_healthy_host_has_nothing_to_say(
+    web_host: NetnsHost, ssh_keys: SshKeys, tmp_path: Path, authority: Authority
+) -> None:
+    auth_log = tmp_path / "auth.log"
+    auth_log.write_text("")
+    settings = ProbeSettings(
+        http=(HttpEndpoint(f"http://127.0.0.1:{HTTP_PORT}/ok", body="ok"),),
+        tls=(
+            TlsTarget(
+                endpoint=f"127.0.0.1:{TLS_PORTS['valid']}", name=NAME, ca_file=str(authority.root)
+            ),
+        ),
+        security=SecuritySettings(auth_logs=(str(auth_log),)),
+    )
+    async with shell_on(web_host, ssh_keys, tmp_path) as shell:
+        found = await probe_findings(context(shell), settings)
+    checks = {f.check for f in found}
+    assert {"http.health", "tls.expiry", "security.ssh_logins", "limits.files",
+            "limits.conntrack", "limits.listen"} <= checks, found  # fmt: skip
+    mine = [f for f in found if f.check != "limits.fds"]  # the fds are the whole machine's
+    assert all(f.status is Status.OK for f in mine), [f for f in mine if f.status is not Status.OK]
