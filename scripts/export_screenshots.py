@@ -38,8 +38,8 @@ SHOTS = [
     ("storage-80x24-readonly", (80, 24), ("down",)),
     ("storage-160x45", (160, 45), ()),
     ("storage-confirm-100x30", (100, 30), ("down",) * 7 + ("f",)),
-    ("services-pane-80x24", (80, 24), ("8",)),
-    ("services-pane-160x50", (160, 50), ("8",)),
+    ("services-pane-80x24", (80, 24), ("r", "8")),
+    ("services-pane-160x50", (160, 50), ("r", "8")),
 ]
 
 

@@ -164,6 +164,19 @@ WIZARD_PARAMS = {"target": "10.0.0.5:8080", "listen": "8080"}
 only, and a DROP rule (and two REJECTs) on INPUT would stop it anyway."""
 
 
+LOCAL_PINGS = (
+    "PING 10.0.0.5 (10.0.0.5) 56(84) bytes of data.\n"
+    + "".join(
+        f"64 bytes from 10.0.0.5: icmp_seq={n} ttl=64 time=0.0{30 + n % 7} ms\n"
+        for n in range(1, 21)
+    )
+    + "\n--- 10.0.0.5 ping statistics ---\n"
+    "20 packets transmitted, 20 received, 0% packet loss, time 3869ms\n"
+    "rtt min/avg/max/mdev = 0.030/0.033/0.036/0.002 ms\n"
+)
+"""N7's 20 pings from web-01 to its own address 10.0.0.5, which no firewall rule drops."""
+
+
 class RecordedNetShell:
     """A `Shell` that answers the network wizard's commands with recorded output
     (tests/data/net): the real parsers and checks run on it, only the host is fixed."""
@@ -203,6 +216,10 @@ class RecordedNetShell:
             out = '{"host": "10.0.0.5", "port": 8080, "address": "10.0.0.5", "ok": false, '
             out += '"ms": 3001.2, "error": "timeout"}'
             return self._answer(argv, 0, out)
+        if argv[0] == "ping" and argv[-1] == "10.0.0.5":  # itself: ICMP is not dropped
+            return self._answer(argv, 0, LOCAL_PINGS)
+        if argv[0] == "iperf3":
+            return self._answer(argv, 127, "", "sh: 1: iperf3: not found")
         if argv[0] == "ping" and argv[-1] == "10.0.0.1":
             return self._answer(argv, 0, "rtt min/avg/max/mdev = 0.311/0.402/0.493/0.091 ms\n")
         if argv[0] == "ping":

@@ -29,6 +29,7 @@ CORE = {
     "sampled",
     "access",
     "domain",
+    "owners",
 }
 ASSEMBLY = {"__init__", "catalog", "config", "registry", "runner", "watch", "scheduler"}
 DOMAINS = {"resources", "network", "storage", "database", "containers", "incidents", "services"}
@@ -85,7 +86,10 @@ def _checks_part(module: str) -> tuple[str, str] | None:
 
 
 def _is_settings(module: str) -> bool:
-    return module.endswith((".config", ".settings")) and _checks_part(module) is not None
+    """A settings module: `config`, `settings`, or one part of a domain's table
+    (`services/probe_config.py`, the probes' keys of `[services]`)."""
+    settings = module.endswith((".config", ".settings", "_config"))
+    return settings and _checks_part(module) is not None
 
 
 def _refusal(source: str, target: str) -> str | None:

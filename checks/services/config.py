@@ -30,17 +30,19 @@ up. Clean-state commands are argv lists, never shell text: they reach the host a
 arguments. Each has a `check`, a command that exits 0 once the state is clean, which shows
 whether the command is needed and verifies it after it ran.
 
-Keys of `[services]` that other settings modules read (the endpoint probes': `PROBE_KEYS`)
-are passed in `leave`, so this module neither reads nor refuses them.
+Keys of `[services]` that other settings modules read (the endpoint probes': `PROBE_KEYS`,
+`checks/services/probe_config.py`) are passed in `leave`, so this module neither reads nor
+refuses them; `TABLE` reads both halves into one `ServicesConfig`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fleetdeck.checks.services.probe_config import PROBE_KEYS, ProbeConfig, parse_probes
 from fleetdeck.checks.settings import Fail, SettingsTable
 from fleetdeck.hosts.linux.systemd import parse_unit_name
 
@@ -159,6 +161,8 @@ class ServicesConfig:
     everyone: ServicesSettings = field(default_factory=ServicesSettings)
     groups: Mapping[str, ServicesSettings] = field(default_factory=dict)
     hosts: Mapping[str, ServicesSettings] = field(default_factory=dict)
+    probes: ProbeConfig = field(default_factory=ProbeConfig)
+    """The probes' keys (`http`, `tls`, `security`, `limits`), per group and host too."""
 
     def for_host(self, name: str, labels: Sequence[str] = ()) -> ServicesSettings:
         merged = self.everyone
@@ -292,14 +296,10 @@ def _clean(value: object, dotted: str, fail: Fail) -> Clean:
     return Clean(argvs[0], argvs[1])
 
 
-PROBE_KEYS = frozenset({"http", "tls", "security", "limits"})
-"""`[services]` keys reserved for the endpoint probes' settings (HTTP health, TLS, the
-security review, limits): `parse_services` leaves them to that module's parser, which joins
-`TABLE`'s when the probes are merged."""
-
-
 def _parse(table: object, fail: Fail) -> ServicesConfig:
-    return parse_services(table, fail, PROBE_KEYS)
+    """Both halves of `[services]`: the units' and logs' keys here, the probes' in
+    `probe_config`."""
+    return replace(parse_services(table, fail, PROBE_KEYS), probes=parse_probes(table, fail))
 
 
 def _params(settings: object, host: str, labels: Sequence[str]) -> dict[str, str]:
