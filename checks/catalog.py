@@ -5,6 +5,7 @@ settings file gives a wizard for a host."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from fleetdeck.checks.config import Config
 from fleetdeck.checks.containers.domain import CONTAINERS
@@ -12,24 +13,57 @@ from fleetdeck.checks.database.domain import DATABASE
 from fleetdeck.checks.domain import Domain
 from fleetdeck.checks.network.domain import NETWORK
 from fleetdeck.checks.resources.domain import RESOURCES
+from fleetdeck.checks.services.domain import SERVICES
+from fleetdeck.checks.services.wizard import service_wizard
 from fleetdeck.checks.storage.domain import STORAGE
 from fleetdeck.checks.wizards import Wizard
 
-DOMAINS: tuple[Domain, ...] = (RESOURCES, NETWORK, STORAGE, DATABASE, CONTAINERS)
+# The service wizard runs the network and storage wizards' own checks on a unit's
+# dependencies; a domain imports no other domain, so they are handed in here.
+_LENT = tuple(d.wizard for d in (NETWORK, STORAGE) if d.wizard is not None)
+_SERVICES = replace(SERVICES, wizard=service_wizard(*_LENT))
+
+DOMAINS: tuple[Domain, ...] = (RESOURCES, NETWORK, STORAGE, DATABASE, CONTAINERS, _SERVICES)
 """Every domain, in the order their findings are reported. A new domain is added here (and
 its settings table, if any, in `checks/config.py`)."""
 
-WIZARDS: dict[str, Wizard] = {d.name: d.wizard for d in DOMAINS if d.wizard is not None}
+WIZARDS: dict[str, Wizard] = {d.wizard.domain: d.wizard for d in DOMAINS if d.wizard is not None}
+"""The wizards by the name `fleetdeck wizard NAME` takes: the wizard's own (`Wizard.domain`),
+which is its domain's name but where the wizard is about one thing of the domain (`service`,
+one unit, in the `services` domain)."""
+
+
+def domain_params(
+    domain: Domain, config: Config, host: str, labels: Sequence[str]
+) -> dict[str, str]:
+    """The parameters a domain's settings give a host, for its periodic checks (`needs`
+    "params"): those its wizard takes, checked by it (ValueError), and the others as the
+    settings table gives them, which the checks reading them check (the services sweep's
+    `restarts`, `log_minutes`... that the service wizard does not take)."""
+    table = domain.settings
+    if table is None or table.params is None:
+        return {}
+    given = table.params(config.domains[domain.name], host, labels)
+    if domain.wizard is None:
+        return dict(given)
+    known = {p.name for p in domain.wizard.params}
+    others = {k: v for k, v in given.items() if k not in known and v}
+    return {**others, **configured_params(domain.wizard, config, host, labels)}
 
 
 def configured_params(
     wizard: Wizard, config: Config, host: str, labels: Sequence[str]
 ) -> dict[str, str]:
-    """The wizard's parameters that the settings file gives for this host ([storage])."""
+    """The wizard's parameters that the settings file gives for this host: those of its
+    domain's settings table (`SettingsTable.params`), such as `[storage]` or `[services]`."""
+    domain = next((d for d in DOMAINS if d.wizard is wizard), None)
+    table = domain.settings if domain is not None else None
+    if domain is None or table is None or table.params is None:
+        return {}
     known = {p.name for p in wizard.params}
-    given = config.storage.for_host(host, labels).params()
+    given = table.params(config.domains[domain.name], host, labels)
     try:
         return wizard.parse_params({k: v for k, v in given.items() if k in known})
     except ValueError as error:
         where = config.source or "the settings file"
-        raise ValueError(f"{where}: [storage] for {host}: {error}") from None
+        raise ValueError(f"{where}: [{table.dotted}] for {host}: {error}") from None

@@ -21,13 +21,19 @@ from fleetdeck.checks.containers.config import ContainerThresholds
 from fleetdeck.checks.database.config import TABLE as DATABASE_TABLE
 from fleetdeck.checks.database.config import DbThresholds
 from fleetdeck.checks.incidents import config as incidents_config
+from fleetdeck.checks.services.config import TABLE as SERVICES_TABLE
 from fleetdeck.checks.settings import Limit, SettingsTable, finite, value_error
 from fleetdeck.checks.sources.config import SourcesConfig, parse_sources
 from fleetdeck.checks.storage.config import TABLE as STORAGE_TABLE
 from fleetdeck.checks.storage.config import StorageConfig
 from fleetdeck.hosts.inventory.limits import LimitError, load_toml, read_bounded
 
-DOMAIN_TABLES: tuple[SettingsTable, ...] = (STORAGE_TABLE, DATABASE_TABLE, CONTAINERS_TABLE)
+DOMAIN_TABLES: tuple[SettingsTable, ...] = (
+    STORAGE_TABLE,
+    DATABASE_TABLE,
+    CONTAINERS_TABLE,
+    SERVICES_TABLE,
+)
 """Every domain's settings table, in the order the settings file is checked. This is the
 settings half of the registration (`checks/catalog.py` holds the other, which loads the
 checks); a test holds the two lists to the same domains."""

@@ -25,7 +25,8 @@ Need = Literal["shell", "docker", "database", "samples", "params"]
 a host with none is left out), its Docker link (the context gets it), database targets (a
 host with none is left out; the checks build their links from `HostAccess`), its samples (in
 `fleetdeck check` they run after the host is sampled, over that history; otherwise at the
-same time, over an empty one), the wizard's parameters the settings file gives the host."""
+same time, over an empty one), the parameters the domain's settings give the host
+(`SettingsTable.params`; those its wizard takes checked by it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 
 from fleetdeck.checks.access import HostAccess
-from fleetdeck.checks.catalog import configured_params
+from fleetdeck.checks.catalog import domain_params
 from fleetdeck.checks.config import Config
 from fleetdeck.checks.domain import Domain, DomainRun
 from fleetdeck.checks.model import CheckContext, Finding, Status
@@ -52,9 +52,9 @@ async def open_run(
     needs = domain.periodic.needs
     fix = await access.fix_host() if "shell" in needs else None
     params: dict[str, str] = {}
-    if "params" in needs and domain.wizard is not None:
+    if "params" in needs:
         try:
-            params = configured_params(domain.wizard, config, access.name, access.labels)
+            params = domain_params(domain, config, access.name, access.labels)
         except ValueError as error:
             params = bad_settings(error)
     ctx = CheckContext(

@@ -9,7 +9,7 @@ the vocabulary of statuses is imported: a settings module never needs a check to
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,9 @@ class SettingsTable:
     domain: str
     path: tuple[str, ...]
     parse: Callable[[object, Fail], object]
+    params: Callable[[object, str, Sequence[str]], Mapping[str, str]] | None = None
+    """The domain's wizard parameters its parsed settings give one host (by name and
+    labels), for the wizard and for periodic checks that need `params`; None: none."""
 
     @property
     def dotted(self) -> str:

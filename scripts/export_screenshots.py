@@ -1,5 +1,6 @@
 """Refresh screenshots/ from the recorded host (tests/data/web-01, and its network and
-storage state in tests/data/net and tests/data/storage), the same data the snapshot tests
+storage state in tests/data/net and tests/data/storage, its systemd in tests/data/services),
+the same data the snapshot tests
 use, so the README shows exactly what the console draws.
 
     .venv/bin/python scripts/export_screenshots.py
@@ -37,13 +38,22 @@ SHOTS = [
     ("storage-80x24-readonly", (80, 24), ("down",)),
     ("storage-160x45", (160, 45), ()),
     ("storage-confirm-100x30", (100, 30), ("down",) * 7 + ("f",)),
+    ("services-pane-80x24", (80, 24), ("r", "8")),
+    ("services-pane-160x50", (160, 50), ("r", "8")),
 ]
 
 
 async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...]) -> Path:
     fleet, storage = name.startswith("fleet"), name.startswith("storage")
     wizard = storage or name.startswith("wizard")
-    app = recorded_fleet_app() if fleet else recorded_wizard_app() if wizard else recorded_app()
+    systemd = name.startswith("services")  # the host answers as the systemd lab did
+    app = (
+        recorded_fleet_app()
+        if fleet
+        else recorded_wizard_app()
+        if wizard
+        else recorded_app(systemd=systemd)
+    )
     async with app.run_test(size=size) as pilot:
         await (until_fleet_shown if fleet else until_shown)(pilot)
         if wizard:

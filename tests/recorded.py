@@ -9,8 +9,9 @@ host are fixed. Everything that talks to a live system is tested elsewhere again
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -25,10 +26,14 @@ START = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC: the recorded samples' wall c
 
 
 class RecordedShell:
-    """A `Shell` that answers fleetdeck's three scripts with recorded output, in turn."""
+    """A `Shell` that answers fleetdeck's three scripts with recorded output, in turn, and
+    other commands from `commands` (argv joined by NUL: what the host answered); a command
+    not recorded fails with 127, as on a host without it (`test -d /run/systemd/system`
+    there says: no systemd)."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, commands: Mapping[str, CommandResult] | None = None) -> None:
         self._host = host
+        self._commands = dict(commands or {})
         folder = DATA / host
         self._answers = {
             DESCRIBE_SCRIPT: [(folder / "describe.txt").read_text()],
@@ -53,16 +58,34 @@ class RecordedShell:
         self, argv: Sequence[str], *, timeout: float = 10.0, stdin: str | None = None
     ) -> CommandResult:
         script = argv[-1]
+        if script not in self._answers:
+            said = self._commands.get("\0".join(argv))
+            if said is None:
+                return CommandResult(tuple(argv), 127, "", f"{argv[0]}: not recorded", 0.01)
+            return said
         answers = self._answers[script]
         index = min(self._calls[script], len(answers) - 1)
         self._calls[script] += 1
         return CommandResult(tuple(argv), 0, answers[index], "", 0.01)
 
 
-def recorded_sampler(host: str = "web-01") -> ProcSampler:
+def systemd_commands() -> dict[str, CommandResult]:
+    """What the systemd lab (tests/systemd_host.py) answered to the Services pane's reader
+    and the services sweep, with `[services] units = ["fd-healthy", "nginx"]` (recorded 25 s
+    after boot: fd-broken and fd-recover failed, fd-flappy restarted 11 times, no nginx)."""
+    recorded = json.loads((DATA / "services" / "host-commands.json").read_text())
+    return {
+        key: CommandResult(tuple(key.split("\0")), r["status"], r["stdout"], r["stderr"], 0.01)
+        for key, r in recorded.items()
+    }
+
+
+def recorded_sampler(
+    host: str = "web-01", commands: Mapping[str, CommandResult] | None = None
+) -> ProcSampler:
     """A sampler that sees the recorded host: one sample a second on the recorded clock; past
     the last recording it repeats it at the same time, which adds nothing to the history."""
-    shell = RecordedShell(host)
+    shell = RecordedShell(host, commands)
 
     def clock() -> float:
         return START + min(shell.samples_taken, shell.samples_recorded - 1)
@@ -70,18 +93,39 @@ def recorded_sampler(host: str = "web-01") -> ProcSampler:
     return ProcSampler(shell, processes=True, clock=clock)
 
 
-def recorded_app(host: str = "web-01") -> FleetdeckApp:
-    """The console on a recorded host, refreshing only when asked: the same picture each run."""
+def recorded_app(host: str = "web-01", *, systemd: bool = False) -> FleetdeckApp:
+    """The console on a recorded host, refreshing only when asked: the same picture each run.
+    `systemd`: the host also answers as the systemd lab did (`systemd_commands`), with the
+    settings the recording was made with; otherwise it has no systemd."""
     # The recording holds no storage commands' output: the Host screen shows the sampled
     # checks only (the storage checks are tested on real filesystems).
     settings = Settings(interval=3600, storage_every=0)
-    return make_app(settings, Config(), host, recorded_sampler(host))
+    config = Config()
+    commands = None
+    if systemd:
+        from fleetdeck.checks.config import parse_config
+
+        text = '[services]\nunits = ["fd-healthy", "nginx"]\n'
+        config, commands = parse_config(text, Path("recorded.toml")), systemd_commands()
+    return make_app(settings, config, host, recorded_sampler(host, commands))
 
 
 async def until_shown(pilot: Pilot[None]) -> None:
-    """Wait until both recorded samples are on the screen."""
+    """Wait until both recorded samples are on the screen, and the first run of the domains'
+    periodic checks and the first reading of the Services pane (the recorded host has a
+    shell: the services domain asks it, and hears "no systemd" unless it was recorded)."""
+    from fleetdeck.widgets.services_pane import ServicesPane
+
+    def done() -> bool:
+        screen = pilot.app.screen
+        if getattr(screen, "polls", 0) < 2:
+            return False
+        watch = getattr(screen, "host_watch", None)
+        swept = watch is None or all(watch.domain_findings.values())
+        return swept and all(p.latest is not None for p in screen.query(ServicesPane))
+
     for _ in range(200):
-        if getattr(pilot.app.screen, "polls", 0) >= 2:
+        if done():
             break
         await pilot.pause(0.05)
     await pilot.pause(0.1)
@@ -118,6 +162,19 @@ NET = DATA / "net"
 WIZARD_PARAMS = {"target": "10.0.0.5:8080", "listen": "8080"}
 """The recorded wizard's story: a service that should answer on 8080 listens on 127.0.0.1
 only, and a DROP rule (and two REJECTs) on INPUT would stop it anyway."""
+
+
+LOCAL_PINGS = (
+    "PING 10.0.0.5 (10.0.0.5) 56(84) bytes of data.\n"
+    + "".join(
+        f"64 bytes from 10.0.0.5: icmp_seq={n} ttl=64 time=0.0{30 + n % 7} ms\n"
+        for n in range(1, 21)
+    )
+    + "\n--- 10.0.0.5 ping statistics ---\n"
+    "20 packets transmitted, 20 received, 0% packet loss, time 3869ms\n"
+    "rtt min/avg/max/mdev = 0.030/0.033/0.036/0.002 ms\n"
+)
+"""N7's 20 pings from web-01 to its own address 10.0.0.5, which no firewall rule drops."""
 
 
 class RecordedNetShell:
@@ -159,6 +216,10 @@ class RecordedNetShell:
             out = '{"host": "10.0.0.5", "port": 8080, "address": "10.0.0.5", "ok": false, '
             out += '"ms": 3001.2, "error": "timeout"}'
             return self._answer(argv, 0, out)
+        if argv[0] == "ping" and argv[-1] == "10.0.0.5":  # itself: ICMP is not dropped
+            return self._answer(argv, 0, LOCAL_PINGS)
+        if argv[0] == "iperf3":
+            return self._answer(argv, 127, "", "sh: 1: iperf3: not found")
         if argv[0] == "ping" and argv[-1] == "10.0.0.1":
             return self._answer(argv, 0, "rtt min/avg/max/mdev = 0.311/0.402/0.493/0.091 ms\n")
         if argv[0] == "ping":

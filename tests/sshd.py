@@ -631,6 +631,15 @@ class NetnsLab:
         rename. They go when the namespace goes.
         """
         name = self._check_new_name(name or self._free_name("ns"))
+        netns, address, port = self.add_namespace(name, etc=etc)
+        return self._start_host(name, address, netns, uplink=(self.switch, port), reachable=True)
+
+    def add_namespace(
+        self, name: str, *, etc: Mapping[str, str] = {}
+    ) -> tuple[str, ipaddress.IPv4Address, str]:
+        """A namespace `fdt<pid><tag>-NAME` on the bridge with the next address and nothing
+        running in it: (namespace, address, its port on the switch). `add_host` starts sshd
+        there; a booted systemd (tests/systemd_host.py) brings its own. `close()` removes it."""
         address = self._allocate(low=True)
         netns, port = f"{self.prefix}-{name}", self._port_name()
         self._add_netns(netns)
@@ -645,7 +654,7 @@ class NetnsLab:
         _ip("-n", self.switch, "link", "set", port, "master", SWITCH_BRIDGE, "up")
         _ip("-n", netns, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", "eth0")
         _ip("-n", netns, "link", "set", "eth0", "up")
-        return self._start_host(name, address, netns, uplink=(self.switch, port), reachable=True)
+        return netns, address, port
 
     def add_hosts(self, count: int) -> list[NetnsHost]:
         return [self.add_host() for _ in range(count)]

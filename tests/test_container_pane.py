@@ -308,7 +308,7 @@ async def test_the_local_console_groups_marks_and_opens_logs_at_80x24_and_200x50
 
         await pilot.press("l")
         await _until(pilot, lambda: type(app.screen).__name__ == "LogsScreen", 5)
-        assert app.screen.container_id == next(c for c, w in shop.items() if w == "cache")  # type: ignore[attr-defined]
+        assert app.screen.source.container_id == next(c for c, w in shop.items() if w == "cache")  # type: ignore[attr-defined]
         await pilot.press("escape")
         await _until(pilot, lambda: app.screen is screen, 5)
 

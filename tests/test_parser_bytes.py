@@ -31,9 +31,20 @@ from fleetdeck.checks.secrets import redact
 from fleetdeck.checks.storage import cleanup, diskusage, dockerspace, journal
 from fleetdeck.checks.storage.wizard import parse_held
 from fleetdeck.hosts import proc_sampler
+from fleetdeck.hosts.certs import read_certificates
 from fleetdeck.hosts.docker import records as docker_records
 from fleetdeck.hosts.docker.endpoint import parse_context_meta
-from fleetdeck.hosts.linux import diskstats, kernlog, mdstat, procfs
+from fleetdeck.hosts.linux import (
+    accesslog,
+    authlog,
+    diskstats,
+    kernlog,
+    limits,
+    mdstat,
+    netstat,
+    ping,
+    procfs,
+)
 from fleetdeck.hosts.linux.procfs import ParseError
 from fleetdeck.hosts.shell import decoded
 
@@ -120,12 +131,23 @@ PARSERS: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "docker_df_table": (dockerspace.parse_df_table, ("docker/df-table.txt",)),
     "prune_list": (dockerspace.parse_prune_list, ("storage/docker-prune-list.txt",)),
     "journal_files": (journal.parse_journal_files, ("journal/find-listing.txt",)),
+    "proc_netstat": (netstat.parse_proc_netstat, ("services/proc-net-netstat.txt",)),
+    "ss_listeners": (netstat.parse_ss_listeners, ("services/ss-ltnH.txt",)),
+    "file_nr": (limits.parse_file_nr, ("services/file-nr.txt",)),
+    "open_files_limit": (limits.parse_open_files_limit, ("services/proc-limits.txt",)),
+    "process_limits": (limits.parse_process_limits, ()),
+    "fd_counts": (limits.parse_fd_counts, ()),
+    "grep_values": (limits.parse_grep_values, ()),
+    "ping": (ping.parse_ping, ("services/ping.txt",)),
+    "failed_logins": (lambda t: authlog.parse_failed_logins(t, 0, 2e9), ("services/auth.log",)),
+    "access_log": (lambda t: accesslog.parse_access_log(t, 0), ()),
+    "certificates": (read_certificates, ()),
     "audit_log": (_audit, ()),
     "printable": (printable, ()),
     "redact": (redact, ()),
 }
 
-CLEAN: dict[str, type[Exception]] = {"context_meta": ValueError}
+CLEAN: dict[str, type[Exception]] = {"context_meta": ValueError, "certificates": ValueError}
 """The error a parser may raise on output it cannot read: `ParseError`, or what its
 docstring names (a docker context's meta.json: ValueError, saying what is wrong)."""
 

@@ -9,6 +9,9 @@ storage state (tests/data/net, tests/data/storage).
 from __future__ import annotations
 
 import pytest
+from textual.pilot import Pilot
+
+from fleetdeck.widgets.services_pane import ServicesPane
 
 from recorded import (
     open_recorded_wizard,
@@ -41,6 +44,42 @@ def test_host_screen_at_200x60(snap_compare) -> None:  # type: ignore[no-untyped
     table. Right: Disks (with '/srv/backup disk' and the stale NFS mount), Network (eth0
     about 1.2 MiB/s in, errors '3 +1'), and the Findings, worst first."""
     assert snap_compare(recorded_app(), terminal_size=(200, 60), run_before=until_shown)
+
+
+async def _services_shown(pilot: Pilot[None]) -> None:
+    """The samples, the Services pane's first reading and the sweep's findings are on the
+    screen (the sweep's limits take a second: `r` samples again, so the alerts count its
+    findings), and 8 has brought the pane into view with its cursor on the first unit."""
+    await until_shown(pilot)
+    screen = pilot.app.screen
+    pane = screen.query_one(ServicesPane)
+    for _ in range(200):
+        if pane.good is not None and screen.host_watch.domain_findings.get("services"):  # type: ignore[attr-defined]
+            break
+        await pilot.pause(0.05)
+    await pilot.press("r")  # a sample now: the alerts count the sweep's findings
+    await pilot.pause(0.3)
+    await pilot.press("8")
+    await pilot.pause(0.2)
+
+
+def test_services_pane_on_the_host_screen_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The recorded systemd lab at 80x24 after 8: the Services pane in view with its focus
+    border, its head '72 units · 2 failed · 1 flapping · 1 of 2 important down', nginx
+    (named, not found) first under the cursor, the failed fd-broken and fd-recover in red,
+    fd-flappy (11 restarts) in yellow, fd-healthy important and running; the header counts
+    the services findings among the 11 pending alerts; the footer offers the unit's log."""
+    app = recorded_app(systemd=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_services_shown)
+
+
+def test_services_pane_on_the_host_screen_at_160x50(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The same at 160x50: tables side by side, the Services pane under Processes (too
+    narrow there for the descriptions), the services findings among the alerts and in the
+    Findings table (the journal's 17 error lines WARN; the probes' listen queues UNKNOWN:
+    the lab's root has no `ss`)."""
+    app = recorded_app(systemd=True)
+    assert snap_compare(app, terminal_size=(160, 50), run_before=_services_shown)
 
 
 def test_processes_sorted_by_memory(snap_compare) -> None:  # type: ignore[no-untyped-def]
@@ -83,7 +122,8 @@ def test_fleet_screen_grouped_by_group(snap_compare) -> None:  # type: ignore[no
 def test_network_wizard_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """The network wizard on recorded state (target 10.0.0.5:8080, listen 8080): ✖ link
     (spare0 down), ✔ route (the target is this host; the dead default gateways it does not
-    use are named, not graded), ✖ firewall, ✖ connect, ▲ listen (127.0.0.1 only), the rest ✔;
+    use are named, not graded), ✖ firewall, ✖ connect, ✔ loss and latency (pings to itself),
+    ▲ listen (127.0.0.1 only), the rest ✔;
     the progress bar full; the firewall step selected: the iptables and ip6tables DROPs that
     decide the IPv4 and IPv6 flows from other hosts, and the loopback accept of its own."""
 

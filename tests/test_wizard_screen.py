@@ -47,9 +47,10 @@ async def test_steps_show_live_icons_progress_evidence_and_fixes(tmp_path: Path)
         prompts = [str(steps.get_option_at_index(i).prompt) for i in range(steps.option_count)]
         assert prompts[0] == "✖ Link: carrier and admin state"
         assert prompts[4] == "✖ Firewall rules on the port"
-        assert prompts[6] == "▲ Listening socket of the service"
-        assert prompts[7] == "✔ Interface errors and drops"
-        assert screen.query_one(ProgressBar).progress == 8
+        assert prompts[6] == "✔ Loss, latency and throughput to the target"
+        assert prompts[7] == "▲ Listening socket of the service"
+        assert prompts[8] == "✔ Interface errors and drops"
+        assert screen.query_one(ProgressBar).progress == 9
         await pilot.press("down", "down", "down", "down")
         detail = _detail(app)
         # the rule that decides, in rule order: not every rule that names the port

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from fleetdeck.checks.database.link import DbLink
     from fleetdeck.checks.domain import Domain
     from fleetdeck.hosts.docker.link import DockerLink
+    from fleetdeck.tui.logs_screen import LogSource
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
 NO_DOCKER_EVERY = 30.0
@@ -56,6 +57,18 @@ def _domains() -> tuple[Domain, ...]:
     from fleetdeck.checks.catalog import DOMAINS
 
     return DOMAINS
+
+
+def _pane_bindings() -> list[BindingType]:
+    """Each domain pane's jump key, and the key of the wizard its cursor fills
+    (`tui/panes.py`)."""
+    found: list[BindingType] = []
+    for name, pane in PANES.items():
+        found.append(Binding(pane.key, f"jump('{name}')", name.title(), show=False))
+        if pane.wizard is not None and pane.wizard_key:
+            what = f"{pane.wizard.title()} wizard"
+            found.append(Binding(pane.wizard_key, f"wizard('{pane.wizard}')", what, show=False))
+    return found
 
 
 def _pane_every(name: str) -> float:
@@ -75,7 +88,6 @@ class HostScreen(FleetdeckScreen[None]):
         Binding("w", "wizard('network')", "Network wizard"),
         Binding("d", "wizard('storage')", "Disk wizard", show=False),
         Binding("b", "wizard('database')", "Database wizard", show=False),
-        Binding("o", "wizard('containers')", "Container wizard", show=False),
         Binding("l", "logs", "Logs", show=False),
         Binding("a", "audit", "Audit log", show=False),
         Binding("1", "jump('alerts')", "Alerts", show=False),
@@ -83,8 +95,7 @@ class HostScreen(FleetdeckScreen[None]):
         Binding("3", "jump('disks')", "Disks", show=False),
         Binding("4", "jump('network')", "Network", show=False),
         Binding("5", "jump('findings')", "Findings", show=False),
-        Binding("6", "jump('database')", "Database", show=False),
-        Binding("7", "jump('containers')", "Containers", show=False),
+        *_pane_bindings(),
         Binding("escape", "back", "Fleet", show=False),
     ]
 
@@ -101,6 +112,7 @@ class HostScreen(FleetdeckScreen[None]):
         self._db_link: DbLink | None = None
         self._db_wake = asyncio.Event()
         self._docker_wake = asyncio.Event()
+        self._pane_wakes: dict[str, asyncio.Event] = {}
 
     @property
     def polls(self) -> int:
@@ -161,6 +173,9 @@ class HostScreen(FleetdeckScreen[None]):
             self._watch_database()
         if self.query(ContainersPane):
             self._watch_containers()
+        for name, pane in PANES.items():
+            if pane.read is not None and self.query(f"#{name}"):
+                self._read_pane(name)
         if self.owns_watch:
             self.run_worker(self.host_watch.run(), group="watch", exit_on_error=False)
         else:
@@ -175,6 +190,7 @@ class HostScreen(FleetdeckScreen[None]):
         self.workers.cancel_group(self, "domains")
         self.workers.cancel_group(self, "database")
         self.workers.cancel_group(self, "containers")
+        self.workers.cancel_group(self, "panes")
         link, self._db_link = self._db_link, None
         if link is not None:
             await link.close()  # bounded: a silent server's connection is dropped, not awaited
@@ -275,20 +291,52 @@ class HostScreen(FleetdeckScreen[None]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._docker_wake.wait(), every)
 
+    @work(group="panes", exit_on_error=False)
+    async def _read_pane(self, name: str) -> None:
+        """Read the host into a domain's pane through its reader (`PaneWidget.read`) every
+        max(interval, the domain's pane cadence) s, at once on `r`. The reader shows its own
+        failures in the pane; a bug in it is said and the next reading tries again."""
+        read = PANES[name].read
+        assert read is not None
+        pane = self.query_one(f"#{name}")
+        access = self.console.access(self.host_watch)
+        wake = self._pane_wakes.setdefault(name, asyncio.Event())
+        every = max(self.interval, _pane_every(name))
+        while True:
+            wake.clear()
+            try:
+                await read(pane, access, self.host_watch.config)
+            except Exception as error:  # a bug must not stop the pane for the screen's life
+                said = f"{self.host_name}: the {name} pane: {type(error).__name__}: {error}"
+                self.notify(said, severity="error")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), every)
+
     def action_refresh_now(self) -> None:
         self.host_watch.poll_now()
         self._db_wake.set()
         self._docker_wake.set()
+        for wake in self._pane_wakes.values():
+            wake.set()
+
+    def _panes_under(self) -> list[tuple[str, Widget]]:
+        """The domain panes on the screen, the one that has the focus (or holds it) first."""
+        shown = [(name, w) for name in PANES for w in self.query(f"#{name}")]
+        focus = self.focused.ancestors_with_self if self.focused is not None else []
+        held = [(n, w) for n, w in shown if w in focus]
+        return held + [(n, w) for n, w in shown if (n, w) not in held]
 
     def action_logs(self) -> None:
-        """The log of the container under the containers pane's cursor."""
-        panes = self.query(ContainersPane)
-        line = panes.first().selected if panes else None
-        if line is None:
-            where = "no containers pane" if not panes else "no container to show"
-            self.notify(f"{self.host_name}: {where}", severity="warning")
-            return
-        self._open_logs(line.id, line.name)
+        """The log of what is under the cursor of the focused pane (or of the first pane
+        that has a log and something under its cursor): a container, a unit."""
+        access = self.console.access(self.host_watch)
+        for name, pane in self._panes_under():
+            log = PANES[name].log
+            source = log(pane, access) if log is not None else None
+            if source is not None:
+                self._open_source(source)
+                return
+        self.notify(f"{self.host_name}: no container or unit to show", severity="warning")
 
     @on(RowTable.Selected)
     def _row_opened(self, event: RowTable.Selected) -> None:
@@ -298,19 +346,25 @@ class HostScreen(FleetdeckScreen[None]):
                 self._open_logs(line.id, line.name)
 
     def _open_logs(self, container_id: str, name: str) -> None:
-        from fleetdeck.tui.logs_screen import LogsScreen
+        from fleetdeck.tui.logs_screen import ContainerLog
 
         link = self.console.docker_link(self.host_watch)
-        self.app.push_screen(LogsScreen(link, container_id, name))
+        self._open_source(ContainerLog(link, container_id, name))
+
+    def _open_source(self, source: LogSource) -> None:
+        from fleetdeck.tui.logs_screen import LogsScreen
+
+        self.app.push_screen(LogsScreen(source))
 
     def action_wizard(self, domain: str) -> None:
-        """Open a wizard's form; the containers wizard's names the container under the
-        pane's cursor, so the operator who spotted it need not type its name."""
+        """Open a wizard's form; a pane that fills it (`PaneWidget.given`) names what is
+        under its cursor (a container, a unit), so the operator who spotted it need not
+        type its name."""
         initial: dict[str, str] = {}
-        panes = self.query(ContainersPane)
-        line = panes.first().selected if domain == "containers" and panes else None
-        if line is not None:
-            initial["container"] = line.name
+        for name, pane in self._panes_under():
+            if PANES[name].wizard == domain:
+                initial = {**PANES[name].given(pane)}
+                break
         self.console.open_wizard(self.host_watch, domain, initial)
 
     def action_audit(self) -> None:

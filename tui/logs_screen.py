@@ -1,4 +1,6 @@
-"""The logs view: one container's log, tailed and followed, filtered, its errors counted.
+"""The logs view: one log (a container's, a unit's), tailed and followed, filtered, its
+errors counted. Where the lines come from is a `LogSource`: `ContainerLog` here, a unit's
+journal in `tui/panes.py`.
 
 The engine sends raw bytes: invalid UTF-8, escape sequences, carriage returns, a 64 KiB line
 without a newline. Each line is decoded with replacement characters, cut at LINE_CHARS, and
@@ -6,8 +8,8 @@ every control character (and bidirectional override) becomes a visible escape su
 \\x1b, so what a container prints can never drive the terminal; lines are Text, never markup.
 
 The view keeps the last KEEP lines (it says how many older ones it dropped), counts the
-lines that look like errors over the last WINDOW seconds (by the engine's own timestamps),
-and keeps following across restarts: when the container stops, the stream ends, and the
+lines that look like errors over the last WINDOW seconds (by the lines' own timestamps),
+and keeps following across restarts: when a container stops, the stream ends, and the
 view waits for it to run again and resumes from the last line it has.
 """
 
@@ -18,10 +20,10 @@ import itertools
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -260,8 +262,90 @@ class LogView(ScrollView, can_focus=True):
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
 
 
+StateReport = Callable[[str, str | None], None]
+"""How a source says what its stream is doing ("following", "retrying...") and why not."""
+
+
+class LogSource(Protocol):
+    """Where a Logs screen's lines come from. `name` says whose log it is and `where` where
+    it is read (printable text: "web", "(3f2a9c) on web-01"). `follow` reads the last `tail`
+    lines and then what comes, adding each raw line (`RFC3339-time message` bytes) to the
+    buffer and yielding what the buffer kept, for as long as the screen reads; it says its
+    state through `state` and ends when the log does (the container was removed)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def where(self) -> str: ...
+
+    def follow(
+        self, buffer: LogBuffer, tail: int, state: StateReport
+    ) -> AsyncIterator[LogLine]: ...
+
+
+class ContainerLog:
+    """A container's log through the host's `DockerLink`, followed across restarts."""
+
+    def __init__(self, link: DockerLink, container_id: str, name: str) -> None:
+        self.link = link
+        self.container_id = container_id
+        self.name = printable(name)
+
+    @property
+    def where(self) -> str:
+        return f"({self.container_id[:12]}) on {self.link.host}"
+
+    async def follow(
+        self, buffer: LogBuffer, tail: int, state: StateReport
+    ) -> AsyncIterator[LogLine]:
+        """Read the log and follow it; after the stream ends (the container stopped) or
+        fails, look again every RETRY s and resume from the last line shown."""
+        link = self.link
+        while True:
+            since = buffer.last_at
+            buffer.skip_until = since
+            try:
+                async with link.logs(
+                    self.container_id,
+                    tail=tail if since is None else None,
+                    since=since,
+                    follow=True,
+                    timestamps=True,
+                ) as lines:
+                    state("following", None)
+                    async for raw in lines:
+                        line = buffer.add(raw)
+                        if line is not None:
+                            yield line
+            except DockerError as error:
+                if error.failure is DockerFailure.GONE:
+                    state("the container was removed: its log ends here", str(error))
+                    return
+                state(f"retrying every {RETRY:g} s", str(error))
+            else:
+                state("the log ended: the container stopped; waiting for it to run", None)
+            if not await self._until_running(state):
+                state("the container was removed: its log ends here", None)
+                return
+
+    async def _until_running(self, state: StateReport) -> bool:
+        """Wait until the container runs again (True) or is removed (False)."""
+        while True:
+            await asyncio.sleep(RETRY)
+            try:
+                container = await self.link.inspect(self.container_id)
+            except DockerError as error:
+                state(f"retrying every {RETRY:g} s", str(error))
+                continue
+            if container is None:
+                return False
+            if str(container.state) in ("running", "restarting", "paused"):
+                return True
+
+
 class LogsScreen(Screen[None]):
-    """One container's log: tail, follow, filter with `/`, error lines counted."""
+    """One log (a `LogSource`): tail, follow, filter with `/`, error lines counted."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
@@ -272,9 +356,7 @@ class LogsScreen(Screen[None]):
 
     def __init__(
         self,
-        link: DockerLink,
-        container_id: str,
-        name: str,
+        source: LogSource,
         *,
         tail: int = TAIL,
         keep: int = KEEP,
@@ -282,9 +364,7 @@ class LogsScreen(Screen[None]):
         window: float = WINDOW,
     ) -> None:
         super().__init__()
-        self.link = link
-        self.container_id = container_id
-        self.container_name = printable(name)
+        self.source = source
         self.tail = tail
         self.buffer = LogBuffer(keep, errors, window)
         self.window = window
@@ -316,46 +396,9 @@ class LogsScreen(Screen[None]):
 
     @work(exclusive=True, group="logs", exit_on_error=False)
     async def _follow(self) -> None:
-        """Read the log and follow it; after the stream ends (the container stopped) or
-        fails, look again every RETRY s and resume from the last line shown."""
-        link, buffer = self.link, self.buffer
-        while True:
-            since = buffer.last_at
-            buffer.skip_until = since
-            try:
-                tail = self.tail if since is None else None
-                async with link.logs(
-                    self.container_id, tail=tail, since=since, follow=True, timestamps=True
-                ) as lines:
-                    self._state("following", None)
-                    async for raw in lines:
-                        line = buffer.add(raw)
-                        if line is not None:
-                            self._pending.append(line)
-            except DockerError as error:
-                if error.failure is DockerFailure.GONE:
-                    self._state("the container was removed: its log ends here", str(error))
-                    return
-                self._state(f"retrying every {RETRY:g} s", str(error))
-            else:
-                self._state("the log ended: the container stopped; waiting for it to run", None)
-            if not await self._until_running():
-                self._state("the container was removed: its log ends here", None)
-                return
-
-    async def _until_running(self) -> bool:
-        """Wait until the container runs again (True) or is removed (False)."""
-        while True:
-            await asyncio.sleep(RETRY)
-            try:
-                container = await self.link.inspect(self.container_id)
-            except DockerError as error:
-                self._state(f"retrying every {RETRY:g} s", str(error))
-                continue
-            if container is None:
-                return False
-            if str(container.state) in ("running", "restarting", "paused"):
-                return True
+        """Read the source into the buffer; the view shows what came at each FLUSH."""
+        async for line in self.source.follow(self.buffer, self.tail, self._state):
+            self._pending.append(line)
 
     def _state(self, state: str, error: str | None) -> None:
         self.stream_state, self.stream_error = state, error
@@ -373,8 +416,8 @@ class LogsScreen(Screen[None]):
         if not self.is_mounted:
             return
         view, buffer = self.view, self.buffer
-        title = Text(f"Logs of {self.container_name} ", style="bold", no_wrap=True)
-        title.append(f"({self.container_id[:12]}) on {self.link.host} · ", style="")
+        title = Text(f"Logs of {self.source.name} ", style="bold", no_wrap=True)
+        title.append(f"{self.source.where} · ", style="")
         follow = self.stream_state if view.follow else "paused (End or f follows)"
         title.append(follow)
         self.query_one("#logs-title", Static).update(title)

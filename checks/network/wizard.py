@@ -20,6 +20,7 @@ from fleetdeck.checks.hostcheck import evidence as _evidence
 from fleetdeck.checks.hostcheck import required as _required
 from fleetdeck.checks.hostcheck import run as _run
 from fleetdeck.checks.model import CheckContext, Evidence, Finding, Fix, Pin, Risk, Status
+from fleetdeck.checks.network.between import BETWEEN
 from fleetdeck.checks.network.firewall_step import check_firewall
 from fleetdeck.checks.network.parse import (
     PORTED_KINDS,
@@ -887,6 +888,12 @@ NETWORK_WIZARD = Wizard(
             CONNECT,
             "Refused means nothing listens (or a REJECT); a timeout means a firewall "
             "drops the packets or the host is down.",
+            requires=("target",),
+        ),
+        Step(
+            BETWEEN,
+            "Loss of more than a ping or two, or jitter near the latency itself, points at "
+            "a congested or failing path; iperf3 measures throughput where both ends run it.",
             requires=("target",),
         ),
         Step(

@@ -203,5 +203,10 @@ def _parsed(parse: Callable[[str], str], value: object, dotted: str, fail: Fail)
         raise fail(dotted, f"{error}, got {value!r}") from None
 
 
-TABLE = SettingsTable("storage", ("storage",), parse_storage)
+def _params(settings: object, host: str, labels: Sequence[str]) -> dict[str, str]:
+    assert isinstance(settings, StorageConfig)
+    return settings.for_host(host, labels).params()
+
+
+TABLE = SettingsTable("storage", ("storage",), parse_storage, _params)
 """`[storage]`: the storage domain's settings (a `StorageConfig`)."""

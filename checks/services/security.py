@@ -1,0 +1,161 @@
+"""The security review (runbook R09): failed SSH logins of the last hour with their top
+sources and users, bursts of 401 and 403 answers in the access logs the settings name, and
+fail2ban's jails with their banned addresses where fail2ban runs.
+
+Failed logins come from the journal when the host keeps one (`journalctl -t sshd`), else
+from the auth logs (`auth_logs`, by default /var/log/auth.log and /var/log/secure); a host
+with neither is UNKNOWN saying so, never "no failures". Only the last 8 MiB of a log is read.
+Nothing here changes anything: a banned address is shown with fail2ban's own unban command
+(`checks/owners.py`), for the operator to run. The database's connections by client address
+belong to the database domain, which this domain does not import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from fleetdeck.checks.hostcheck import ShellCheck, host_time
+from fleetdeck.checks.hostcheck import evidence as evidence_of
+from fleetdeck.checks.hostcheck import run as run_command
+from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status, printable
+from fleetdeck.checks.owners import FAIL2BAN
+from fleetdeck.checks.services.probe_config import AUTH_LOGS, DENIED, FAILED_LOGINS, ProbeSettings
+from fleetdeck.checks.settings import Limit
+from fleetdeck.hosts.linux.accesslog import parse_access_log
+from fleetdeck.hosts.linux.authlog import parse_failed_logins
+from fleetdeck.hosts.shell import Shell
+
+DOMAIN = "services"
+LOGINS_ID, DENIED_ID, FAIL2BAN_ID = "security.ssh_logins", "security.denied", "security.fail2ban"
+WINDOW = 3600.0
+TAIL_BYTES = 8 << 20
+TOP = 5
+_READ_TAILS = (
+    'limit=$1; shift; for f; do [ -r "$f" ] || continue; printf "==> %s\\n" "$f"; '
+    'tail -c "$limit" -- "$f"; echo; done'
+)
+_JAIL_LIST = re.compile(r"Jail list:\s*(.*)$", re.M)
+_BANNED = re.compile(r"Currently banned:\s*(\d+)", re.M)
+_BANNED_LIST = re.compile(r"Banned IP list:\s*(.*)$", re.M)
+
+
+def top(values: Iterable[str], count: int = TOP) -> str:
+    """`a (3), b (1)`: the most frequent values, each made printable."""
+    return ", ".join(
+        f"{printable(value, one_line=True)} ({n})"
+        for value, n in Counter(values).most_common(count)
+    )
+
+
+async def _tails(shell: Shell, paths: Sequence[str]) -> tuple[dict[str, str], Evidence]:
+    result = await run_command(shell, ("sh", "-c", _READ_TAILS, "sh", str(TAIL_BYTES), *paths), 20)
+    found: dict[str, str] = {}
+    for section in result.stdout.split("==> ")[1:]:
+        path, _, text = section.partition("\n")
+        found[path] = text
+    return found, Evidence(result.command, f"read: {', '.join(found) or 'none of them'}")
+
+
+async def login_findings(shell: Shell, settings: ProbeSettings, now: float) -> list[Finding]:
+    """Failed SSH logins since an hour ago, by the journal or the auth logs."""
+    since = now - WINDOW
+    probe = await run_command(shell, ("journalctl", "-q", "--no-pager", "-n", "1"))
+    if probe.ok and probe.stdout.strip():
+        argv = (
+            "journalctl", "-q", "--no-pager", "-o", "short-iso", f"--since=@{since:.0f}",
+            "-t", "sshd", "-t", "sshd-session",
+        )  # fmt: skip
+        result = await run_command(shell, argv, timeout=20)
+        text, proof = result.stdout, evidence_of(result, 2000)
+        source = "the journal"
+    else:
+        paths = settings.security.auth_logs or AUTH_LOGS
+        tails, proof = await _tails(shell, paths)
+        if not tails:
+            reason = f"no journal, and none of {', '.join(paths)} can be read"
+            return [Finding(LOGINS_ID, Status.UNKNOWN, "ssh logins", reason, (proof,))]
+        text, source = "\n".join(tails.values()), ", ".join(tails)
+    failures = parse_failed_logins(text, since, now)
+    status = (settings.security.failed_logins or FAILED_LOGINS).grade(len(failures))
+    summary = f"{len(failures)} failed SSH logins in the last hour ({source})"
+    if failures:
+        summary += (
+            f"; sources: {top(f.address for f in failures)}; users: {top(f.user for f in failures)}"
+        )
+    return [Finding(LOGINS_ID, status, "ssh logins", summary, (proof,))]
+
+
+async def denied_findings(
+    shell: Shell, paths: Sequence[str], limit: Limit, now: float
+) -> list[Finding]:
+    """401 and 403 answers of the last hour in each access log, with their top sources."""
+    if not paths:
+        return []
+    tails, proof = await _tails(shell, paths)
+    found: list[Finding] = []
+    for path in paths:
+        if path not in tails:
+            found.append(Finding(DENIED_ID, Status.UNKNOWN, path, "cannot be read", (proof,)))
+            continue
+        requests = parse_access_log(tails[path], now - WINDOW)
+        denied = [r for r in requests if r.status in (401, 403)]
+        summary = f"{len(denied)} of {len(requests)} requests answered 401/403 in the last hour"
+        if denied:
+            summary += f"; sources: {top(r.address for r in denied)}"
+        found.append(Finding(DENIED_ID, limit.grade(len(denied)), path, summary, (proof,)))
+    return found
+
+
+async def fail2ban_findings(shell: Shell) -> list[Finding]:
+    """Each jail's banned count and addresses; nothing when fail2ban is not installed."""
+    status = await run_command(shell, ("fail2ban-client", "status"))
+    if status.exit_status == 127:
+        return []
+    if not status.ok:
+        summary = f"fail2ban is installed but does not answer: {status.stderr.strip()[:120]}"
+        return [Finding(FAIL2BAN_ID, Status.WARN, "fail2ban", printable(summary, one_line=True))]
+    match = _JAIL_LIST.search(status.stdout)
+    jails = [j.strip() for j in match.group(1).split(",") if j.strip()] if match else []
+    found: list[Finding] = []
+    for jail in jails:
+        result = await run_command(shell, ("fail2ban-client", "status", jail))
+        count = _BANNED.search(result.stdout)
+        listed = _BANNED_LIST.search(result.stdout)
+        name = printable(jail, one_line=True)
+        if not result.ok or count is None:
+            found.append(Finding(FAIL2BAN_ID, Status.UNKNOWN, f"jail {name}",
+                                 "status unread", (evidence_of(result),)))  # fmt: skip
+            continue
+        addresses = listed.group(1).split() if listed else []
+        summary = f"{count.group(1)} banned"
+        if addresses:
+            shown = printable(", ".join(addresses[:TOP]), one_line=True)
+            unban = FAIL2BAN.unblock.format(jail=name, address="ADDRESS")
+            summary += f" ({shown}{', ...' if len(addresses) > TOP else ''}); to unban: {unban}"
+        found.append(
+            Finding(FAIL2BAN_ID, Status.OK, f"jail {name}", summary, (evidence_of(result),))
+        )
+    return found
+
+
+async def security_findings(
+    ctx: CheckContext, shell: Shell, settings: ProbeSettings
+) -> list[Finding]:
+    """The whole review on one host, times by the host's clock."""
+    now = await host_time(shell)
+    found = await login_findings(shell, settings, now)
+    limit = settings.security.denied or DENIED
+    found += await denied_findings(shell, settings.security.access_logs, limit, now)
+    found += await fail2ban_findings(shell)
+    return found
+
+
+def security_check(settings: ProbeSettings) -> ShellCheck:
+    """The security review (`security.ssh_logins`, `security.denied`, `security.fail2ban`)."""
+
+    async def body(ctx: CheckContext, shell: Shell) -> list[Finding]:
+        return await security_findings(ctx, shell, settings)
+
+    return ShellCheck("security", "Security review", body, DOMAIN)
