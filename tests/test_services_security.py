@@ -4,9 +4,10 @@ counted from a real web server's access log."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from fleetdeck.checks.services.probe_config import ProbeSettings, SecuritySettin
 from fleetdeck.checks.services.security import security_check
 from fleetdeck.checks.settings import Limit
 from fleetdeck.hosts.metrics import SampleHistory
-from fleetdeck.hosts.shell import Shell
+from fleetdeck.hosts.shell import CommandResult, LocalShell, Shell
 
 from sshd import NetnsHost, NetnsLab, SshClient, SshKeys, ssh_shell
 
@@ -91,6 +92,50 @@ async def test_without_a_journal_or_an_auth_log_the_logins_are_unknown(
     (finding, *_) = await review(host, ssh_keys, tmp_path, settings)
     assert finding.status is Status.UNKNOWN
     assert finding.summary == f"no journal, and none of {missing} can be read"
+
+
+class NoSshdShell:
+    """This machine's shell in a network namespace of its own, where no sshd runs, and not
+    come in over SSH: a host nobody logs in to over the network."""
+
+    def __init__(self, netns: str) -> None:
+        self.netns = netns
+        self.shell = LocalShell("no-sshd", env={"SSH_CONNECTION": ""})
+
+    @property
+    def host(self) -> str:
+        return self.shell.host
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 30.0, stdin: str | None = None
+    ) -> CommandResult:
+        wrapped = ("ip", "netns", "exec", self.netns, *argv)
+        return await self.shell.run(wrapped, timeout=timeout, stdin=stdin)
+
+
+@pytest.fixture
+def empty_netns() -> Iterator[str]:
+    netns = f"fdt{os.getpid()}-nosshd"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        yield netns
+    finally:
+        subprocess.run(["ip", "netns", "delete", netns], check=True)
+
+
+async def test_a_host_where_no_ssh_server_runs_has_no_logins_to_review(
+    empty_netns: str, tmp_path: Path
+) -> None:
+    """An ordinary machine with neither a journal nor an auth log, and no sshd: quiet, saying
+    why; the UNKNOWN above is for a host whose sshd logs nowhere fleetdeck can read."""
+    missing = str(tmp_path / "no-such.log")
+    settings = ProbeSettings(security=SecuritySettings(auth_logs=(missing,)))
+    findings = await security_check(settings).run(context(NoSshdShell(empty_netns)))
+    (logins,) = [f for f in findings if f.check == "security.ssh_logins"]
+    if logins.summary.startswith("0 failed"):  # this machine keeps a journal after all
+        return
+    assert logins.status is Status.OK, logins
+    assert logins.summary == "no SSH server runs on this host: no logins to review"
 
 
 @pytest.fixture

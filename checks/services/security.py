@@ -3,8 +3,10 @@ sources and users, bursts of 401 and 403 answers in the access logs the settings
 fail2ban's jails with their banned addresses where fail2ban runs.
 
 Failed logins come from the journal when the host keeps one (`journalctl -t sshd`), else
-from the auth logs (`auth_logs`, by default /var/log/auth.log and /var/log/secure); a host
-with neither is UNKNOWN saying so, never "no failures". Only the last 8 MiB of a log is read.
+from the auth logs (`auth_logs`, by default /var/log/auth.log and /var/log/secure). A host
+with neither is UNKNOWN saying so, never "no failures", unless no SSH server runs there at
+all (no `sshd` in the host's network namespace, and the shell did not come in over SSH):
+then there are no logins to review, and it says that. Only the last 8 MiB of a log is read.
 Nothing here changes anything: a banned address is shown with fail2ban's own unban command
 (`checks/owners.py`), for the operator to run. The database's connections by client address
 belong to the database domain, which this domain does not import.
@@ -36,6 +38,16 @@ _READ_TAILS = (
     'limit=$1; shift; for f; do [ -r "$f" ] || continue; printf "==> %s\\n" "$f"; '
     'tail -c "$limit" -- "$f"; echo; done'
 )
+_SSHD_HERE = (
+    '[ -n "$SSH_CONNECTION" ] && { echo yes; exit 0; }; '
+    "me=$(readlink /proc/self/ns/net) || { echo unknown; exit 0; }; seen=no; "
+    "for d in /proc/[0-9]*; do "
+    '[ "$(cat "$d/comm" 2>/dev/null)" = sshd ] || continue; '
+    'ns=$(readlink "$d/ns/net" 2>/dev/null) || { seen=unknown; continue; }; '
+    '[ "$ns" = "$me" ] && { echo yes; exit 0; }; done; echo "$seen"'
+)
+"""Whether an SSH server runs in the host's network namespace: yes, no, or unknown (an
+sshd whose namespace this user may not read)."""
 _JAIL_LIST = re.compile(r"Jail list:\s*(.*)$", re.M)
 _BANNED = re.compile(r"Currently banned:\s*(\d+)", re.M)
 _BANNED_LIST = re.compile(r"Banned IP list:\s*(.*)$", re.M)
@@ -74,8 +86,13 @@ async def login_findings(shell: Shell, settings: ProbeSettings, now: float) -> l
         paths = settings.security.auth_logs or AUTH_LOGS
         tails, proof = await _tails(shell, paths)
         if not tails:
+            sshd = await run_command(shell, ("sh", "-c", _SSHD_HERE))
+            looked = Evidence(sshd.command, f"an SSH server here: {sshd.stdout.strip()}")
+            if sshd.ok and sshd.stdout.strip() == "no":
+                said = "no SSH server runs on this host: no logins to review"
+                return [Finding(LOGINS_ID, Status.OK, "ssh logins", said, (proof, looked))]
             reason = f"no journal, and none of {', '.join(paths)} can be read"
-            return [Finding(LOGINS_ID, Status.UNKNOWN, "ssh logins", reason, (proof,))]
+            return [Finding(LOGINS_ID, Status.UNKNOWN, "ssh logins", reason, (proof, looked))]
         text, source = "\n".join(tails.values()), ", ".join(tails)
     failures = parse_failed_logins(text, since, now)
     status = (settings.security.failed_logins or FAILED_LOGINS).grade(len(failures))
