@@ -303,7 +303,7 @@ def test_check_reports_storage_with_the_hosts_settings_and_no_storage_leaves_it_
     assert ("disk.space", str(fs.mountpoint)) in by_key
     assert not any(f["check"] == "disk.usage" for f in findings)  # no usage path configured
 
-    code, sampled_only = check("--no-storage")
+    code, sampled_only = check("--no-storage", "--no-services", "--no-containers")
     assert {f["check"] for f in sampled_only} <= {
         "cpu.usage",
         "mem.usage",
