@@ -9,9 +9,10 @@ the vocabulary of statuses is imported: a settings module never needs a check to
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import reduce
+from typing import Any, TypeVar
 
 from fleetdeck.checks.model import Status
 
@@ -94,3 +95,55 @@ class SettingsTable:
     @property
     def dotted(self) -> str:
         return ".".join(self.path)
+
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+
+def first(value: T | None, fallback: T | None) -> T | None:
+    """The more specific table's value where it gives one, else the one it is laid over."""
+    return value if value is not None else fallback
+
+
+def parse_per_host(
+    table: object,
+    section: str,
+    fail: Fail,
+    parse: Callable[[dict[str, Any], str], S],
+    leave: Collection[str] = (),
+) -> tuple[S, dict[str, S], dict[str, S]]:
+    """A table such as `[storage]` with its `[storage.groups.NAME]` and `[storage.hosts.NAME]`
+    tables: each parsed by `parse(table, dotted_name)`, leaving out the keys in `leave` (read
+    by another settings module). Returns everyone's settings, the groups' and the hosts'."""
+    if not isinstance(table, dict):
+        raise fail(section, f"expected a table such as [{section}]")
+    skip = {"groups", "hosts", *leave}
+    everyone = parse({k: v for k, v in table.items() if k not in skip}, section)
+    nested: dict[str, dict[str, S]] = {"groups": {}, "hosts": {}}
+    for kind, found in nested.items():
+        entries = table.get(kind, {})
+        if not isinstance(entries, dict):
+            raise fail(f"{section}.{kind}", f"expected tables such as [{section}.{kind}.NAME]")
+        for name, entry in entries.items():
+            dotted = f"{section}.{kind}.{name}"
+            if not isinstance(entry, dict):
+                raise fail(dotted, f"expected a table such as [{dotted}]")
+            found[name] = parse({k: v for k, v in entry.items() if k not in leave}, dotted)
+    return everyone, nested["groups"], nested["hosts"]
+
+
+def for_host(
+    everyone: S,
+    groups: Mapping[str, S],
+    hosts: Mapping[str, S],
+    merge: Callable[[S, S], S],
+    name: str,
+    labels: Sequence[str] = (),
+) -> S:
+    """One host's settings: everyone's, then its groups' (and tags') in order, then its own
+    table, each laid over the last with `merge(under, over)`."""
+    layers = [groups[label] for label in labels if label in groups]
+    if name in hosts:
+        layers.append(hosts[name])
+    return reduce(merge, layers, everyone)

@@ -40,10 +40,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from fleetdeck.checks.services.probe_config import PROBE_KEYS, ProbeConfig, parse_probes
-from fleetdeck.checks.settings import Fail, SettingsTable
+from fleetdeck.checks.settings import Fail, SettingsTable, for_host, parse_per_host
 from fleetdeck.hosts.linux.systemd import parse_unit_name
 
 DEFAULT_RESTARTS = 3
@@ -165,22 +166,21 @@ class ServicesConfig:
     """The probes' keys (`http`, `tls`, `security`, `limits`), per group and host too."""
 
     def for_host(self, name: str, labels: Sequence[str] = ()) -> ServicesSettings:
-        merged = self.everyone
-        layers = [self.groups[label] for label in labels if label in self.groups]
-        if name in self.hosts:
-            layers.append(self.hosts[name])
-        for layer in layers:
-            merged = ServicesSettings(
-                units=tuple(dict.fromkeys((*merged.units, *layer.units))),
-                restarts=layer.restarts or merged.restarts,
-                flap_minutes=layer.flap_minutes or merged.flap_minutes,
-                log_minutes=layer.log_minutes or merged.log_minutes,
-                log_warn=layer.log_warn or merged.log_warn,
-                log_crit=layer.log_crit or merged.log_crit,
-                log_files=tuple(dict.fromkeys((*merged.log_files, *layer.log_files))),
-                recovery={**merged.recovery, **layer.recovery},
-            )
-        return merged
+        """The settings of one host: its groups (and tags) in order, then its own table."""
+        return for_host(self.everyone, self.groups, self.hosts, _merge, name, labels)
+
+
+def _merge(merged: ServicesSettings, layer: ServicesSettings) -> ServicesSettings:
+    return ServicesSettings(
+        units=tuple(dict.fromkeys((*merged.units, *layer.units))),
+        restarts=layer.restarts or merged.restarts,
+        flap_minutes=layer.flap_minutes or merged.flap_minutes,
+        log_minutes=layer.log_minutes or merged.log_minutes,
+        log_warn=layer.log_warn or merged.log_warn,
+        log_crit=layer.log_crit or merged.log_crit,
+        log_files=tuple(dict.fromkeys((*merged.log_files, *layer.log_files))),
+        recovery={**merged.recovery, **layer.recovery},
+    )
 
 
 _NUMBERS: dict[str, tuple[type, float, float]] = {
@@ -196,23 +196,8 @@ _KEYS = ("units", "log_files", "recovery", *_NUMBERS)
 def parse_services(table: object, fail: Fail, leave: Collection[str] = ()) -> ServicesConfig:
     """Validate `[services]`; `fail(dotted_key, problem)` builds the error to raise; keys in
     `leave` belong to another settings module (see the module's docstring)."""
-    if not isinstance(table, dict):
-        raise fail("services", "expected a table such as [services]")
-    skip = {"groups", "hosts", *leave}
-    everyone = _settings({k: v for k, v in table.items() if k not in skip}, "services", fail)
-    nested: dict[str, dict[str, ServicesSettings]] = {"groups": {}, "hosts": {}}
-    for kind, found in nested.items():
-        entries = table.get(kind, {})
-        if not isinstance(entries, dict):
-            raise fail(f"services.{kind}", f"expected tables such as [services.{kind}.NAME]")
-        for name, entry in entries.items():
-            dotted = f"services.{kind}.{name}"
-            if not isinstance(entry, dict):
-                raise fail(dotted, f"expected a table such as [{dotted}]")
-            found[name] = _settings(
-                {k: v for k, v in entry.items() if k not in leave}, dotted, fail
-            )
-    return ServicesConfig(everyone, nested["groups"], nested["hosts"])
+    parse = partial(_settings, fail=fail)
+    return ServicesConfig(*parse_per_host(table, "services", fail, parse, leave))
 
 
 def _settings(table: dict[str, Any], where: str, fail: Fail) -> ServicesSettings:

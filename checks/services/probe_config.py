@@ -45,10 +45,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
-from fleetdeck.checks.settings import Fail, Limit, finite, parse_pair
+from fleetdeck.checks.settings import (
+    Fail,
+    Limit,
+    finite,
+    first,
+    for_host,
+    parse_pair,
+    parse_per_host,
+)
 
 PROBE_KEYS = ("http", "tls", "security", "limits")
 HTTP_KEYS = ("url", "expect", "body", "warn_ms", "crit_ms")
@@ -124,55 +133,33 @@ class ProbeConfig:
 
     def for_host(self, name: str, labels: Sequence[str] = ()) -> ProbeSettings:
         """The settings of one host: its groups (and tags) in order, then its own table."""
-        merged = self.everyone
-        layers = [self.groups[label] for label in labels if label in self.groups]
-        if name in self.hosts:
-            layers.append(self.hosts[name])
-        for layer in layers:
-            s, m = layer.security, merged.security
-            lim, mlim = layer.limits, merged.limits
-            merged = ProbeSettings(
-                http=tuple(dict.fromkeys((*merged.http, *layer.http))),
-                tls=tuple(dict.fromkeys((*merged.tls, *layer.tls))),
-                security=SecuritySettings(
-                    _first(s.failed_logins, m.failed_logins),
-                    _first(s.denied, m.denied),
-                    _first(s.auth_logs, m.auth_logs),
-                    tuple(dict.fromkeys((*m.access_logs, *s.access_logs))),
-                ),
-                limits=LimitsSettings(
-                    _first(lim.fds, mlim.fds),
-                    _first(lim.file_nr, mlim.file_nr),
-                    _first(lim.conntrack, mlim.conntrack),
-                ),
-            )
-        return merged
+        return for_host(self.everyone, self.groups, self.hosts, _merge, name, labels)
 
 
-T = TypeVar("T")
-
-
-def _first(value: T | None, fallback: T | None) -> T | None:
-    return value if value is not None else fallback
+def _merge(merged: ProbeSettings, layer: ProbeSettings) -> ProbeSettings:
+    s, m = layer.security, merged.security
+    lim, mlim = layer.limits, merged.limits
+    return ProbeSettings(
+        http=tuple(dict.fromkeys((*merged.http, *layer.http))),
+        tls=tuple(dict.fromkeys((*merged.tls, *layer.tls))),
+        security=SecuritySettings(
+            first(s.failed_logins, m.failed_logins),
+            first(s.denied, m.denied),
+            first(s.auth_logs, m.auth_logs),
+            tuple(dict.fromkeys((*m.access_logs, *s.access_logs))),
+        ),
+        limits=LimitsSettings(
+            first(lim.fds, mlim.fds),
+            first(lim.file_nr, mlim.file_nr),
+            first(lim.conntrack, mlim.conntrack),
+        ),
+    )
 
 
 def parse_probes(table: object, fail: Fail) -> ProbeConfig:
     """The probes' keys of the `[services]` table (others are left to its other reader);
     `fail(dotted_key, problem)` builds the error to raise."""
-    if not isinstance(table, dict):
-        raise fail("services", "expected a table such as [services]")
-    everyone = _settings(table, "services", fail)
-    nested: dict[str, dict[str, ProbeSettings]] = {"groups": {}, "hosts": {}}
-    for kind, found in nested.items():
-        entries = table.get(kind, {})
-        if not isinstance(entries, dict):
-            raise fail(f"services.{kind}", f"expected tables such as [services.{kind}.NAME]")
-        for name, entry in entries.items():
-            dotted = f"services.{kind}.{name}"
-            if not isinstance(entry, dict):
-                raise fail(dotted, f"expected a table such as [{dotted}]")
-            found[name] = _settings(entry, dotted, fail)
-    return ProbeConfig(everyone, nested["groups"], nested["hosts"])
+    return ProbeConfig(*parse_per_host(table, "services", fail, partial(_settings, fail=fail)))
 
 
 def _settings(table: dict[str, Any], where: str, fail: Fail) -> ProbeSettings:

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
-from fleetdeck.checks.settings import SettingsTable
+from fleetdeck.checks.settings import Fail, SettingsTable, first, for_host, parse_per_host
 
 # -- the wizard's parsers of paths, days and hours (its steps and the settings file use these) --
 
@@ -122,51 +123,24 @@ class StorageConfig:
 
     def for_host(self, name: str, labels: Sequence[str] = ()) -> StorageSettings:
         """The settings of one host: its groups (and tags) in order, then its own table."""
-        merged = self.everyone
-        layers = [self.groups[label] for label in labels if label in self.groups]
-        if name in self.hosts:
-            layers.append(self.hosts[name])
-        for layer in layers:
-            merged = StorageSettings(
-                mounts=tuple(dict.fromkeys((*merged.mounts, *layer.mounts))),
-                backups=tuple(dict.fromkeys((*merged.backups, *layer.backups))),
-                backup_max_age=_first(layer.backup_max_age, merged.backup_max_age),
-                logs=_first(layer.logs, merged.logs),
-                log_days=_first(layer.log_days, merged.log_days),
-                journal_days=_first(layer.journal_days, merged.journal_days),
-                usage=_first(layer.usage, merged.usage),
-            )
-        return merged
+        return for_host(self.everyone, self.groups, self.hosts, _merge, name, labels)
 
 
-T = TypeVar("T")
-
-
-def _first(value: T | None, fallback: T | None) -> T | None:
-    return value if value is not None else fallback
-
-
-Fail = Callable[[str, str], Exception]
+def _merge(merged: StorageSettings, layer: StorageSettings) -> StorageSettings:
+    return StorageSettings(
+        mounts=tuple(dict.fromkeys((*merged.mounts, *layer.mounts))),
+        backups=tuple(dict.fromkeys((*merged.backups, *layer.backups))),
+        backup_max_age=first(layer.backup_max_age, merged.backup_max_age),
+        logs=first(layer.logs, merged.logs),
+        log_days=first(layer.log_days, merged.log_days),
+        journal_days=first(layer.journal_days, merged.journal_days),
+        usage=first(layer.usage, merged.usage),
+    )
 
 
 def parse_storage(table: object, fail: Fail) -> StorageConfig:
     """Validate the `[storage]` table; `fail(dotted_key, problem)` builds the error to raise."""
-    if not isinstance(table, dict):
-        raise fail("storage", "expected a table such as [storage]")
-    everyone = _settings(
-        {k: v for k, v in table.items() if k not in ("groups", "hosts")}, "storage", fail
-    )
-    nested: dict[str, dict[str, StorageSettings]] = {"groups": {}, "hosts": {}}
-    for kind, found in nested.items():
-        entries = table.get(kind, {})
-        if not isinstance(entries, dict):
-            raise fail(f"storage.{kind}", f"expected tables such as [storage.{kind}.NAME]")
-        for name, entry in entries.items():
-            dotted = f"storage.{kind}.{name}"
-            if not isinstance(entry, dict):
-                raise fail(dotted, f"expected a table such as [{dotted}]")
-            found[name] = _settings(entry, dotted, fail)
-    return StorageConfig(everyone, nested["groups"], nested["hosts"])
+    return StorageConfig(*parse_per_host(table, "storage", fail, partial(_settings, fail=fail)))
 
 
 def _settings(table: dict[str, Any], where: str, fail: Fail) -> StorageSettings:
