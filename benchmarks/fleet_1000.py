@@ -75,6 +75,8 @@ class Cost:
     samples: int
     cpu_seconds: float
     rss_mib: float
+    server_seconds: float
+    load: float
 
     @property
     def ms_per_sample(self) -> float:
@@ -90,8 +92,8 @@ def log(message: str) -> None:
 
 
 @contextlib.contextmanager
-def fleet_server(directory: Path, keys: SshKeys) -> Iterator[tuple[int, str]]:
-    """The server running: (its port, its host key's public line)."""
+def fleet_server(directory: Path, keys: SshKeys) -> Iterator[tuple[int, str, int]]:
+    """The server running: (its port, its host key's public line, its pid)."""
     key = asyncssh.generate_private_key("ssh-ed25519")
     key.write_private_key(directory / "host_key")
     (directory / "client_key.pub").write_bytes(keys.authorized_keys.read_bytes())
@@ -112,7 +114,7 @@ def fleet_server(directory: Path, keys: SshKeys) -> Iterator[tuple[int, str]]:
                 )
             time.sleep(0.05)
         port = int((directory / "port").read_text())
-        yield port, key.export_public_key("openssh").decode().strip()
+        yield port, key.export_public_key("openssh").decode().strip(), process.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -169,22 +171,27 @@ def all_up(total: int) -> Callable[[str], bool]:
 
 
 def measure(
-    pane: TmuxPane, directory: Path, total: int, real: int, interval: float, seconds: float
-) -> Cost:
-    """The console's CPU per host-sample and RSS over `seconds`, every host up."""
+    pane: TmuxPane, directory: Path, total: int, real: int, interval: float, seconds: float,
+    server: int,
+) -> Cost:  # fmt: skip
+    """The console's CPU per host-sample and RSS over `seconds`, every host up; the fleet
+    server's CPU and the load average beside it."""
     root = pane.pane_pid()
-    members = tree(root, all_stats())
+    stats = all_stats()
+    members = tree(root, stats)
     start, count = time.monotonic(), served(directory)
-    ticks = tree_ticks(members)
+    ticks, server_ticks = tree_ticks(members), stats[server].own_ticks
     time.sleep(seconds)
-    members = tree(root, all_stats())
+    stats = all_stats()
+    members = tree(root, stats)
     used = (tree_ticks(members) - ticks) / CLK_TCK
+    server_used = (stats[server].own_ticks - server_ticks) / CLK_TCK
     wall = time.monotonic() - start
     samples = served(directory) - count + round(real * wall / interval)
     if not all_up(total)(pane.tmux("capture-pane", "-p", "-t", "bench", check=False)):
         log(f"warning: not every host was up at the end of the window:\n{pane.screen()[:600]}")
     rss = sum(s.rss_bytes for s in members.values()) / 2**20
-    return Cost(total, wall, samples, used, rss)
+    return Cost(total, wall, samples, used, rss, server_used, os.getloadavg()[0])
 
 
 def timed(pane: TmuxPane, presses: int, last: str) -> list[tuple[str, list[float]]]:
@@ -241,7 +248,7 @@ def run(args: argparse.Namespace, directory: Path) -> list[str]:
             log(f"starting {args.real} real sshd hosts in namespaces")
             lab = stack.enter_context(NetnsLab(directory / "lab", keys))
             real = lab.add_hosts(args.real)
-        port, key_line = stack.enter_context(fleet_server(directory, keys))
+        port, key_line, server = stack.enter_context(fleet_server(directory, keys))
         costs: list[Cost] = []
         keys_out: list[tuple[str, list[float]]] = []
         for n in (args.small, args.hosts):
@@ -258,7 +265,9 @@ def run(args: argparse.Namespace, directory: Path) -> list[str]:
                     raise SystemExit(f"fleet_1000: not all {total} hosts up:\n{pane.screen()}")
                 log(f"all {total} up after {time.monotonic() - started:.1f} s; warming up")
                 time.sleep(args.warmup)
-                costs.append(measure(pane, directory, total, len(real), args.interval, args.seconds))
+                costs.append(
+                    measure(pane, directory, total, len(real), args.interval, args.seconds, server)
+                )
                 if n == args.hosts:
                     keys_out = timed(pane, args.presses, f"h{n - 1:04d}")
             finally:
@@ -291,12 +300,13 @@ def report(
         f"warm-up, pane {SIZE[0]}x{SIZE[1]}, {args.real} real sshd hosts in each fleet",
         "",
         f"{'hosts':>6} {'host-samples':>13} {'samples/s':>10} {'CPU % of a core':>16} "
-        f"{'ms CPU/host-sample':>19} {'RSS MiB':>8}",
+        f"{'ms CPU/host-sample':>19} {'RSS MiB':>8} {'server CPU %':>13} {'load 1 min':>11}",
     ]
     for c in costs:
         out.append(
             f"{c.hosts:>6} {c.samples:>13,} {c.samples / c.seconds:>10.1f} "
             f"{c.core_percent:>16.1f} {c.ms_per_sample:>19.2f} {c.rss_mib:>8.1f}"
+            f" {100 * c.server_seconds / c.seconds:>13.1f} {c.load:>11.2f}"
         )
     per_host = (big.rss_mib - small.rss_mib) * 1024 / max(big.hosts - small.hosts, 1)
     out.append(f"memory per host: {per_host:.0f} KiB (RSS difference / host difference)")

@@ -9,8 +9,9 @@ The answers are this machine's own: at start the server runs fleetdeck's real sc
 (`hosts/proc_sampler.SCRIPTS`) once with `sh` and keeps what they printed. Each `sample`
 answer is that recorded text with the figures the Fleet screen shows changed per host and
 per round, so rows move as on a real fleet: the CPU counters of /proc/stat advance by a
-busy share that differs per host and drifts each round, MemAvailable and the load average
-differ per host and move, the root filesystem's use differs per host, and uptime grows.
+busy share that differs per host (2-70 %) and wanders a few points each round, memory use
+(20-85 %), the load average and the root filesystem's use (10-92 %: a few hosts over the
+disk thresholds) differ per host and wander too, and uptime grows.
 So the console parses, checks and draws real text for 1,000 hosts while the server costs
 one process, not 1,000 sshd logins and 1,000 shells reading /proc.
 
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
 import re
 import signal
@@ -74,20 +77,21 @@ class Host:
         self.last = self.started
         stat = dict(sections(recorded["sample"])).get("stat", "")
         self.cores = sum(1 for line in stat.splitlines() if re.match(r"cpu\d", line)) or 1
-        self.ticks = [[float(self.seed % 100_000), 0.0, float(self.seed % 50_000), 1e6]] * (
-            self.cores
-        )
-        self.ticks = [list(t) for t in self.ticks]  # user, system, iowait, idle per core
+        # user, system, iowait, idle ticks per core, from a start that differs per host
+        self.ticks = [[float(self.seed % 100_000), 0.0, 0.0, 1e6] for _ in range(self.cores)]
 
-    def share(self, spread: int) -> float:
-        """A figure in [0, 1) that differs per host and drifts from round to round."""
-        return ((self.seed % spread) + 7 * self.round) % 100 / 100
+    def share(self, spread: int, low: float, high: float) -> float:
+        """A figure between `low` and `high` that differs per host (from its name) and
+        wanders a few points from round to round, as a quiet fleet's figures do."""
+        base = (self.seed % spread) / spread
+        wander = 0.03 * math.sin(self.round / 3 + self.seed % 7)
+        return low + (high - low) * min(max(base + wander, 0.0), 1.0)
 
     def sample(self) -> str:
         self.round += 1
         now = time.monotonic()
         elapsed, self.last = (now - self.last) * HZ, now
-        busy = 0.05 + 0.9 * self.share(97)
+        busy = self.share(97, 0.02, 0.7)
         for core in self.ticks:
             core[0] += elapsed * busy * 0.8
             core[1] += elapsed * busy * 0.2
@@ -99,8 +103,10 @@ class Host:
             elif name == "meminfo":
                 body = self._meminfo(body)
             elif name == "loadavg":
-                load = self.cores * (0.1 + 1.5 * self.share(89))
-                body = f"{load:.2f} {load * 0.9:.2f} {load * 0.8:.2f} 1/{200 + self.seed % 300} 4242\n"
+                load = self.cores * self.share(89, 0.05, 1.2)
+                body = (
+                    f"{load:.2f} {load * 0.9:.2f} {load * 0.8:.2f} 1/{200 + self.seed % 300} 4242\n"
+                )
             elif name == "uptime":
                 up = 86_400 + self.seed % 1_000_000 + now - self.started
                 body = f"{up:.2f} {up * self.cores * 0.9:.2f}\n"
@@ -124,7 +130,7 @@ class Host:
     def _meminfo(self, body: str) -> str:
         found = re.search(r"^MemTotal:\s+(\d+)", body, re.M)
         total = int(found[1]) if found else 8_000_000
-        free = int(total * (0.05 + 0.9 * self.share(83)))
+        free = int(total * (1 - self.share(83, 0.2, 0.85)))
         body = re.sub(r"^(MemAvailable:\s+)\d+", rf"\g<1>{free}", body, flags=re.M)
         return re.sub(r"^(MemFree:\s+)\d+", rf"\g<1>{free // 2}", body, flags=re.M)
 
@@ -134,7 +140,7 @@ class Host:
             parts = line.split()
             if len(parts) == 7 and parts[6] == "/" and parts[2].isdecimal():
                 size = int(parts[2])
-                used = int(size * (0.1 + 0.85 * ((self.seed % 71) / 71)))
+                used = int(size * self.share(71, 0.1, 0.92))
                 percent = -(-100 * used // max(size, 1))
                 parts[3:6] = [str(used), str(size - used), f"{percent}%"]
                 line = " ".join(parts)
@@ -209,10 +215,8 @@ async def main(directory: Path) -> None:
     while not stop.is_set():
         (directory / "stats.tmp").write_text(json.dumps(COUNTS))
         os.replace(directory / "stats.tmp", stats)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
-        except TimeoutError:
-            pass
     server.close()
 
 
