@@ -14,7 +14,7 @@ where Textual draws, goes to the pane) and measures, at a small fleet and at the
 * RSS of the console's tree after the window; per host, the difference between the two
   fleets divided by the difference in hosts;
 * at the big fleet, key to screen: the time from `tmux send-keys` to the pane showing the
-  key's effect, polled every 5 ms (`big_lists.press`): `s` (sort, until the table's title
+  key's effect, polled every 5 ms (`big_lists.wait_for`): `s` (sort, until the table's title
   names the next sort), `g` (group, until it names the grouping), `/` (until the filter box
   is open), typing a host name (until the summary says one host matches), Escape (until the
   filter is gone), Enter (until the Host screen's CPU pane is on screen) and Escape back
@@ -50,7 +50,7 @@ sys.path[:0] = [str(BENCH), str(REPO), str(REPO / "tests")]
 
 warnings.filterwarnings("ignore", module="asyncssh")  # its DSA imports warn on each start
 import asyncssh  # noqa: E402
-from big_lists import TIMEOUT, press, wait_for  # noqa: E402
+from big_lists import TIMEOUT, wait_for  # noqa: E402
 from idle_cost import (  # noqa: E402
     CLK_TCK,
     TmuxPane,
@@ -66,6 +66,7 @@ from sshd import NetnsHost, NetnsLab, SshKeys  # noqa: E402
 
 SIZE = (160, 50)
 READY_TIMEOUT = 300.0
+SETTLE = 60.0
 
 
 @dataclass
@@ -200,14 +201,20 @@ def timed(pane: TmuxPane, presses: int, last: str) -> list[tuple[str, list[float
     sorts = ("name", "state", "cpu", "mem", "disk", "alerts")
     results: dict[str, list[float]] = {}
 
-    def note(what: str, seconds: Callable[[], float]) -> None:
-        """A press's time; one that shows nothing within big_lists' TIMEOUT counts as that
-        bound (a console too busy to answer is a result, not a reason to stop)."""
+    def note(what: str, keys: str, seen: Callable[[str], bool], literal: bool = False) -> None:
+        """Write `keys` to the pane and time it until `seen` holds. A press that shows
+        nothing within big_lists' TIMEOUT counts as that bound (a console too busy to
+        answer is a result, not a reason to stop), and the next press waits, untimed and
+        up to SETTLE s, for its effect, so that it starts from the screen it expects."""
+        start = time.monotonic()
+        pane.tmux("send-keys", "-t", "bench", *(["-l"] if literal else []), keys)
         try:
-            spent = seconds()
+            spent = wait_for(pane, seen, what, start)
         except SystemExit as error:
             log(f"{what}: {str(error).splitlines()[0]}")
             spent = TIMEOUT
+            with contextlib.suppress(SystemExit):
+                wait_for(pane, seen, what, time.monotonic() - TIMEOUT + SETTLE)
         results.setdefault(what, []).append(spent * 1000)
 
     def shows(text: str) -> Callable[[str], bool]:
@@ -220,32 +227,15 @@ def timed(pane: TmuxPane, presses: int, last: str) -> list[tuple[str, list[float
     for _ in range(presses):
         for _ in range(len(sorts)):
             sort = (sort + 1) % len(sorts)
-            wanted = f"sorted by {sorts[sort]}"
-            note("s (sort)", lambda w=wanted: press(pane, "s", shows(w), w))
-        note("g (group by group)", lambda: press(pane, "g", shows("grouped by group"), "groups"))
-        note("g (group by tag)", lambda: press(pane, "g", shows("grouped by tag"), "tags"))
-        note(
-            "g (no grouping)",
-            lambda: press(pane, "g", lacks("grouped by", "sorted by"), "no grouping"),
-        )
-        note(
-            "/ (filter box)", lambda: press(pane, "/", shows("filter by name or tag"), "filter box")
-        )
-        start = time.monotonic()
-        pane.tmux("send-keys", "-t", "bench", "-l", last)
-        note(
-            f"type '{last}' (filtered)",
-            lambda t=start: wait_for(pane, shows(f"showing 1 matching '{last}'"), "the filter", t),
-        )
-        note(
-            "Escape (filter cleared)",
-            lambda: press(pane, "Escape", lacks("showing", "sorted by"), "filter cleared"),
-        )
-        note("Enter (open host)", lambda: press(pane, "Enter", shows("─ CPU "), "the Host screen"))
-        note(
-            "Escape (back to fleet)",
-            lambda: press(pane, "Escape", lacks("─ CPU ", "hosts ·"), "the Fleet screen"),
-        )
+            note("s (sort)", "s", shows(f"sorted by {sorts[sort]}"))
+        note("g (group by group)", "g", shows("grouped by group"))
+        note("g (group by tag)", "g", shows("grouped by tag"))
+        note("g (no grouping)", "g", lacks("grouped by", "sorted by"))
+        note("/ (filter box)", "/", shows("filter by name or tag"))
+        note(f"type '{last}' (filtered)", last, shows(f"showing 1 matching '{last}'"), True)
+        note("Escape (filter cleared)", "Escape", lacks("showing", "sorted by"))
+        note("Enter (open host)", "Enter", shows("─ CPU "))
+        note("Escape (back to fleet)", "Escape", lacks("─ CPU ", "hosts ·"))
     return list(results.items())
 
 
