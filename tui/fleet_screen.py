@@ -188,12 +188,22 @@ class FleetScreen(FleetdeckScreen[None]):
         )
 
     def refresh_table(self) -> None:
+        """Every host's row read again from its watch, then arranged and shown."""
         labels = {n: (*self.tags.get(n, ()), *self.groups.get(n, ())) for n in self.watches}
         rows = [host_row(w, labels[n]) for n, w in self.watches.items()]
         self._rows = {r.name: r for r in rows}
         table = self.query_one(FleetTable)
         if isinstance(table, FleetContainersTable):
             table.containers = {r.name: self._container_column(r) for r in rows}
+        self._arrange()
+
+    def _arrange(self) -> None:
+        """The rows read last, filtered, sorted and grouped as asked, on the table. A sort,
+        group or filter key arranges these (at most a refresh interval old, as between two
+        refreshes) instead of reading every watch again: at 1,000 hosts that reading was
+        most of the time a key took to answer."""
+        rows = list(self._rows.values())
+        table = self.query_one(FleetTable)
         wanted = self.filter_text.lower()
         if wanted:
             rows = [
@@ -282,13 +292,13 @@ class FleetScreen(FleetdeckScreen[None]):
             wake.set()
 
     def watch_sort_by(self) -> None:
-        self.refresh_table()
+        self._arrange()
 
     def watch_grouping(self) -> None:
-        self.refresh_table()
+        self._arrange()
 
     def watch_filter_text(self) -> None:
-        self.refresh_table()
+        self._arrange()
 
     @on(FleetTable.Highlighted)
     def _moved(self) -> None:
