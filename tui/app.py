@@ -195,7 +195,8 @@ class FleetdeckApp(App[None]):
 
     def on_mount(self) -> None:
         if self.settings.war_room:
-            from fleetdeck.tui.war_room import WarRoomScreen, alertmanager_sources
+            from fleetdeck.tui.alert_sources import alertmanager_sources
+            from fleetdeck.tui.war_room import WarRoomScreen
 
             self.push_screen(
                 WarRoomScreen(
