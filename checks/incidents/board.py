@@ -46,6 +46,11 @@ SOURCE_TIMEOUT = 15.0
 """Seconds one source may take before the board shows it as unreadable."""
 
 
+def unreadable(label: str, why: str, now: float) -> BoardAlert:
+    """The one line a source that could not be read is shown as: never "no alerts"."""
+    return BoardAlert(label, "-", UNREADABLE, "UNKNOWN", "stale", now, why)
+
+
 def from_stored(alert: StoredAlert) -> BoardAlert:
     """A fleetdeck alert from the state database."""
     name = alert.check if alert.target in ("", alert.host) else f"{alert.check} {alert.target}"
@@ -75,7 +80,7 @@ async def board_alerts(
             said = f"{type(error).__name__}: {error}".rstrip(": ")
             if isinstance(error, TimeoutError):
                 said = f"no answer in {SOURCE_TIMEOUT:g} s"
-            return [BoardAlert(label, "-", UNREADABLE, "UNKNOWN", "stale", now, said)]
+            return [unreadable(label, said, now)]
 
     found = [from_stored(a) for a in own]
     for answer in await asyncio.gather(*(ask(label, source) for label, source in sources)):
