@@ -16,6 +16,7 @@ from test_console_incidents import column, until
 from textual.pilot import Pilot
 
 from fleetdeck.checks.config import load_config
+from fleetdeck.checks.incidents.board import BoardAlert
 from fleetdeck.checks.watch import HostWatch
 from fleetdeck.hosts.prometheus.api import Alertmanager
 from fleetdeck.hosts.prometheus.http import HttpSource
@@ -24,6 +25,7 @@ from fleetdeck.tui.app import FleetdeckApp, Settings
 from fleetdeck.tui.confirm import ConfirmFix
 from fleetdeck.tui.host_screen import HostScreen
 from fleetdeck.widgets import AlertsTable
+from fleetdeck.widgets.fleet_table import FleetTable
 
 ALERT = "FleetdeckAlwaysFiring"
 
@@ -52,12 +54,18 @@ async def on_alert(pilot: Pilot[None], screen: HostScreen) -> AlertsTable:
             break
         await pilot.press("r")
         await pilot.pause(0.5)
-    summaries = column(table, "summary")
-    assert any(ALERT in s for s in summaries), summaries
     await pilot.press("1")
-    for _ in range(next(i for i, s in enumerate(summaries) if ALERT in s)):
-        await pilot.press("down")
-    return table
+    for _ in range(20):  # this machine's own alerts may come and go above it: until on it
+        summaries = column(table, "summary")
+        assert any(ALERT in s for s in summaries), summaries
+        await pilot.press("home")
+        for _ in range(next(i for i, s in enumerate(summaries) if ALERT in s)):
+            await pilot.press("down")
+        under = table.under_cursor()
+        if isinstance(under, BoardAlert) and under.name == ALERT:
+            return table
+        await pilot.pause(0.1)
+    raise AssertionError(f"the cursor did not stay on {ALERT}: {column(table, 'summary')}")
 
 
 async def test_alertmanager_alerts_on_the_host_screen_and_silenced_through_the_gate(
@@ -116,3 +124,33 @@ async def test_alertmanager_alerts_on_the_host_screen_and_silenced_through_the_g
     assert len(active) == 1 and active[0].comment.startswith("fleetdeck ")
     records = [json.loads(line) for line in (writable / "audit.jsonl").read_text().splitlines()]
     assert records[-1]["outcome"] == "verified", records
+
+
+async def test_the_fleet_screen_counts_alertmanager_alerts_of_its_host(
+    prom_stack: PromStack, tmp_path: Path
+) -> None:
+    """NodeExporterUp (critical) is about instance 127.0.0.1:PORT: counted on the host of
+    that name, not on another; both sample this machine, so their own alerts count alike."""
+    app = console(tmp_path, prom_stack.alertmanager, read_only=True)
+    app.watches = (
+        HostWatch("127.0.0.1", PsutilSampler(), app.config, 0.3),
+        HostWatch("otherhost", PsutilSampler(), app.config, 0.3),
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(FleetTable)
+        await until(pilot, lambda: table.row_count == 2)
+        names, alerts = column(table, "host"), column(table, "alerts")
+
+        def critical(host: str) -> int:
+            said = [w for w in alerts[names.index(host)].split() if w.endswith("C")]
+            return int(said[0][:-1]) if said else 0
+
+        def counted() -> bool:
+            nonlocal names, alerts
+            names, alerts = column(table, "host"), column(table, "alerts")
+            if critical("127.0.0.1") != critical("otherhost") + 1:
+                app.read_sources_now()
+                return False
+            return True
+
+        await until(pilot, counted, lambda: (names, alerts))
