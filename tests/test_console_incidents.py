@@ -57,6 +57,8 @@ async def test_incident_ack_silence_and_runbook_from_the_host_screen(tmp_path: P
         screen = app.screen
         assert isinstance(screen, HostScreen)
         table = screen.query_one(AlertsTable)
+        offered = {c.title for c in app.get_system_commands(screen)}  # the command palette
+        assert {"Open incident", "Acknowledge alert", "Silence alert"} <= offered
         await until(
             pilot,
             lambda: "disk.space · S2" in column(table, "check"),
