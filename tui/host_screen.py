@@ -119,6 +119,8 @@ class HostScreen(FleetdeckScreen[None]):
         self._db_wake = asyncio.Event()
         self._docker_wake = asyncio.Event()
         self._pane_wakes: dict[str, asyncio.Event] = {}
+        self._runbooks: dict[tuple[str, str, str], str | None] = {}
+        """Each alert's rule's runbook id, by alert key (None: no rule or no runbook)."""
         self.source_alerts: dict[BoardAlert, SourceAlert] = {}
         """The Alertmanager alerts the alert list shows, by their row."""
 
@@ -457,10 +459,12 @@ class HostScreen(FleetdeckScreen[None]):
         hook = watch.alerts.hook  # acks and silences from the state database, if it is kept
         marks = hook.marks() if isinstance(hook, AlertRecorder) else {}
         others, said = self._source_alerts()
-        runbooks = {}
-        if isinstance(hook, AlertRecorder):
-            rules = {a.key: hook.rule(a.check, a.target) for a in alerts}
-            runbooks = {k: r.runbook for k, r in rules.items() if r and r.runbook}
+        if isinstance(hook, AlertRecorder) and hook.settings.rules:
+            for a in alerts:  # rules do not change while the console runs: once per alert
+                if a.key not in self._runbooks:
+                    rule = hook.rule(a.check, a.target)
+                    self._runbooks[a.key] = rule.runbook if rule else None
+        runbooks = {a.key: r for a in alerts if (r := self._runbooks.get(a.key))}
         self.query_one(AlertsTable).show(
             alerts, now=sample.at, marks=marks, others=others, runbooks=runbooks
         )
