@@ -84,6 +84,8 @@ async def read_sources(sources: Sequence[HttpSource]) -> SourceReading:
                 found, problems = await read_alertmanager(Alertmanager(http))
         except TimeoutError:
             return [], f"no answer in {SOURCE_TIMEOUT:g} s"
+        except Exception as error:  # a broken source is shown, never taken for silence
+            return [], f"{type(error).__name__}: {error}".rstrip(": ")
         return found, problems[0].summary if problems else None
 
     answers = await asyncio.gather(*(ask(s) for s in sources))
