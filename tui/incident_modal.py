@@ -65,6 +65,10 @@ class OpenIncident(ModalScreen[tuple[str, str] | None]):
             )
             yield Static("Enter opens it, Tab moves, Escape cancels", id="hint")
 
+    def on_mount(self) -> None:
+        # The start of a long title says what it is about: show it, not its tail.
+        self.query_one("#title", Input).cursor_position = 0
+
     @on(Input.Submitted)
     def _submit(self) -> None:
         title = self.query_one("#title", Input).value.strip()
