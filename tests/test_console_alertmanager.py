@@ -14,9 +14,12 @@ from prom import PromStack
 from prom import prom_stack as prom_stack
 from test_console_incidents import column, until
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from fleetdeck.checks.config import load_config
 from fleetdeck.checks.incidents.board import BoardAlert
+from fleetdeck.checks.incidents.incidents import list_incidents
+from fleetdeck.checks.incidents.store import Store
 from fleetdeck.checks.watch import HostWatch
 from fleetdeck.hosts.prometheus.api import Alertmanager
 from fleetdeck.hosts.prometheus.http import HttpSource
@@ -24,6 +27,7 @@ from fleetdeck.hosts.samplers import PsutilSampler
 from fleetdeck.tui.app import FleetdeckApp, Settings
 from fleetdeck.tui.confirm import ConfirmFix
 from fleetdeck.tui.host_screen import HostScreen
+from fleetdeck.tui.incident_modal import OpenIncident
 from fleetdeck.widgets import AlertsTable
 from fleetdeck.widgets.fleet_table import FleetTable
 
@@ -120,6 +124,20 @@ async def test_alertmanager_alerts_on_the_host_screen_and_silenced_through_the_g
         row = next(i for i, s in enumerate(column(table, "summary")) if ALERT in s)
         assert column(table, "state")[row] == "silenced"  # listed, not hidden
         assert "alertmanager: 0 firing, 1 silenced" in str(table.border_subtitle)
+
+        table = await on_alert(pilot, screen)  # an incident from it: named in a note
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, OpenIncident))
+        assert app.screen.query_one("#title", Input).value.startswith(f"testhost: {ALERT}: ")
+        await pilot.press("enter")
+        store = Store(writable / "state.db")
+        await until(pilot, lambda: list_incidents(store))
+        (incident,) = list_incidents(store)
+        assert (incident.severity, incident.hosts) == ("P3", ("testhost",))  # a warning
+        notes = store.read("SELECT text FROM incident_events WHERE kind = 'note'")
+        assert [n["text"] for n in notes] == [
+            f"opened from alertmanager {where}'s alert {ALERT}: a rule that always fires"
+        ]
     active = [s for s in await am.silences() if s.state == "active"]
     assert len(active) == 1 and active[0].comment.startswith("fleetdeck ")
     records = [json.loads(line) for line in (writable / "audit.jsonl").read_text().splitlines()]

@@ -16,7 +16,7 @@ from fleetdeck.checks.alerts import Alert
 from fleetdeck.checks.audit import Operator
 from fleetdeck.checks.incidents.alertlog import AckError, AlertRecorder, acknowledge, stored_alerts
 from fleetdeck.checks.incidents.board import UNREADABLE, BoardAlert
-from fleetdeck.checks.incidents.incidents import IncidentError, open_incident
+from fleetdeck.checks.incidents.incidents import IncidentError, add_note, open_incident
 from fleetdeck.checks.incidents.silences import MatcherError, add_silence
 from fleetdeck.checks.incidents.store import Store, StoreError, shared_store, state_path
 from fleetdeck.hosts.units import human_duration
@@ -84,6 +84,9 @@ def open_incident_from(screen: HostScreen) -> None:
             number = _stored_id(store, alert) if isinstance(alert, Alert) else None
             ids = [number] if number is not None else []
             made = open_incident(store, answer[0], answer[1], _who(), hosts=[host], alert_ids=ids)
+            if isinstance(alert, BoardAlert):  # not in the state database: named in a note
+                said = f"opened from {alert.source}'s alert {alert.name}: {alert.summary}"
+                add_note(store, made.id, _who(), said)
         except (IncidentError, StoreError) as error:
             screen.notify(str(error), title="incident", severity="error")
             return
