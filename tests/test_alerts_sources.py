@@ -15,7 +15,7 @@ from prom import prom_stack as prom_stack
 
 from fleetdeck.checks.model import Status
 from fleetdeck.checks.sources.alerts import SourceAlert
-from fleetdeck.tui.alert_sources import alert_hosts, for_host
+from fleetdeck.tui.alert_sources import SourceReading, alert_hosts
 
 
 def _alerts(settings: Path, state: Path, *more: str) -> subprocess.CompletedProcess[str]:
@@ -86,5 +86,6 @@ def test_an_alert_is_about_its_instance_host_or_hostname() -> None:
     assert alert_hosts(_alert({"alertname": "Watchdog"})) == set()
     web = _alert({"instance": "web1.example:9100"})
     other = _alert({"instance": "web10:9100"})
-    assert for_host([web, other], "web1.example", "10.0.0.1") == [web]
-    assert for_host([web, other], "web1") == []
+    reading = SourceReading((web, other))
+    assert reading.about("WEB1.example", "10.0.0.1") == [web]
+    assert reading.about("web1", "") == []

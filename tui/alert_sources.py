@@ -14,7 +14,7 @@ import asyncio
 import datetime as dt
 import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fleetdeck.checks.incidents.board import SOURCE_TIMEOUT, AlertSource, BoardAlert
@@ -73,6 +73,22 @@ class SourceReading:
     failed: tuple[tuple[str, str], ...] = ()
     """(source label, why) of each Alertmanager that gave no answer."""
     at: float = field(default_factory=time.time)
+    by_host: Mapping[str, tuple[SourceAlert, ...]] = field(init=False, repr=False)
+    """The alerts by each host name they are about (`alert_hosts`): a fleet of a thousand
+    rows finds its own without going through every alert for each."""
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[SourceAlert]] = {}
+        for alert in self.alerts:
+            for name in alert_hosts(alert):
+                index.setdefault(name, []).append(alert)
+        object.__setattr__(self, "by_host", {k: tuple(v) for k, v in index.items()})
+
+    def about(self, *names: str) -> list[SourceAlert]:
+        """The alerts about a host known by any of `names` (its inventory name, its
+        address), each once, in the reading's order."""
+        found = {id(a) for n in names if n for a in self.by_host.get(n.lower(), ())}
+        return [a for a in self.alerts if id(a) in found] if found else []
 
 
 async def read_sources(sources: Sequence[HttpSource]) -> SourceReading:
@@ -108,9 +124,3 @@ def alert_hosts(alert: SourceAlert) -> set[str]:
         except ValueError:  # an instance that is no host:port: taken as it is
             named.add(instance)
     return {n.lower() for n in named if n}
-
-
-def for_host(alerts: Iterable[SourceAlert], *names: str) -> list[SourceAlert]:
-    """The alerts about a host known by any of `names` (its inventory name, its address)."""
-    wanted = {n.lower() for n in names if n}
-    return [a for a in alerts if alert_hosts(a) & wanted]

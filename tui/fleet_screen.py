@@ -194,11 +194,9 @@ class FleetScreen(FleetdeckScreen[None]):
         reading = self.console.source_reading
         if reading is None:
             return {}
-        from fleetdeck.tui.alert_sources import for_host
-
         spec = getattr(watch.sampler, "spec", None)
         found: dict[Status, int] = {}
-        for alert in for_host(reading.alerts, watch.name, getattr(spec, "address", "")):
+        for alert in reading.about(watch.name, getattr(spec, "address", "")):
             if not alert.silenced:
                 found[alert.severity] = found.get(alert.severity, 0) + 1
         return found

@@ -484,10 +484,10 @@ class HostScreen(FleetdeckScreen[None]):
         if reading is None:
             return [], ""
         from fleetdeck.checks.sources.alerts import counts
-        from fleetdeck.tui.alert_sources import board_alert, for_host
+        from fleetdeck.tui.alert_sources import board_alert
 
         spec = getattr(self.host_watch.sampler, "spec", None)
-        mine = for_host(reading.alerts, self.host_name, getattr(spec, "address", ""))
+        mine = reading.about(self.host_name, getattr(spec, "address", ""))
         self.source_alerts = {board_alert(a): a for a in mine}
         failed = [unreadable(label, why, reading.at) for label, why in reading.failed]
         return [*self.source_alerts, *failed], f"; alertmanager: {counts(mine)}"
