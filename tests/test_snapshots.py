@@ -202,3 +202,18 @@ def test_storage_confirm_truncate_modal(snap_compare) -> None:  # type: ignore[n
         await pilot.pause(0.3)
 
     assert snap_compare(recorded_wizard_app(), terminal_size=(100, 30), run_before=run_before)
+
+
+async def _incident_asked(pilot: Pilot[None]) -> None:
+    """1 puts the focus on the alert list (its cursor on the first, CRIT alert), i asks."""
+    await until_shown(pilot)
+    await pilot.press("1")
+    await pilot.press("i")
+    await pilot.pause(0.3)
+
+
+def test_open_incident_modal_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """`i` on the recorded host's first alert: the modal over the Host screen, its title
+    prefilled 'web-01: ' and the alert's headline, severity P2 (a CRIT alert), the hint
+    'Enter opens it, Tab moves, Escape cancels'."""
+    assert snap_compare(recorded_app(), terminal_size=(80, 24), run_before=_incident_asked)

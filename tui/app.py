@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from fleetdeck.hosts.docker.link import DockerLink
     from fleetdeck.hosts.inventory.records import HostSpec, Inventory
     from fleetdeck.hosts.ssh import SSHOptions
+    from fleetdeck.tui.alert_sources import SourceReading
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class Settings:
 
 
 NOTICES_SHOWN = 3
+SOURCES_EVERY = 15.0
+"""Seconds between two readings of the Alertmanagers (`r` on a Host screen asks at once)."""
 
 
 class FleetdeckApp(App[None]):
@@ -79,6 +83,10 @@ class FleetdeckApp(App[None]):
         self._tags = tags or {}
         self._groups = groups or {}
         self._access: dict[str, HostAccess] = {}
+        self.source_reading: SourceReading | None = None
+        """The latest reading of every `[[sources.alertmanager]]` (`_read_sources`); None
+        before the first, or with none configured."""
+        self._sources_wake = asyncio.Event()
         # The one gate every fix passes; read-only is enforced there, not by the screens.
         self.gate = ActionGate(
             audit=AuditLog(settings.audit_log), confirm=self._confirm, read_only=settings.read_only
@@ -193,9 +201,30 @@ class FleetdeckApp(App[None]):
         accesses, self._access = list(self._access.values()), {}
         await asyncio.gather(*(a.close() for a in accesses), return_exceptions=True)
 
+    def read_sources_now(self) -> None:
+        """Ask the Alertmanagers again at once (`r`, after a silence)."""
+        self._sources_wake.set()
+
+    async def _read_sources(self) -> None:
+        """One worker per console: every Alertmanager's alerts every SOURCES_EVERY s (each
+        read bounded in time), kept in `source_reading` for the screens that list alerts; a
+        failed one is kept as failed, named, and the UI never waits on it."""
+        # Imported here: the HTTP clients load only for a console that has sources.
+        from fleetdeck.tui.alert_sources import read_sources
+
+        sources = self.config.sources.alertmanager
+        while True:
+            self._sources_wake.clear()
+            self.source_reading = await read_sources(sources)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sources_wake.wait(), SOURCES_EVERY)
+
     def on_mount(self) -> None:
+        if self.config.sources.alertmanager and not self.settings.war_room:
+            self.run_worker(self._read_sources(), group="sources", exit_on_error=False)
         if self.settings.war_room:
-            from fleetdeck.tui.war_room import WarRoomScreen, alertmanager_sources
+            from fleetdeck.tui.alert_sources import alertmanager_sources
+            from fleetdeck.tui.war_room import WarRoomScreen
 
             self.push_screen(
                 WarRoomScreen(

@@ -16,9 +16,12 @@ from textual.screen import Screen
 
 if TYPE_CHECKING:
     from fleetdeck.checks.access import HostAccess
+    from fleetdeck.checks.actions import ActionGate
+    from fleetdeck.checks.config import Config
     from fleetdeck.checks.database.link import DbLink
     from fleetdeck.checks.watch import HostWatch
     from fleetdeck.hosts.docker.link import DockerLink
+    from fleetdeck.tui.alert_sources import SourceReading
 
 ResultType = TypeVar("ResultType")
 
@@ -42,6 +45,14 @@ class Console(Protocol):
     ) -> None: ...
 
     def open_audit(self) -> None: ...
+
+    config: Config
+    gate: ActionGate
+    """The one gate every fix passes (read-only refuses there)."""
+    source_reading: SourceReading | None
+    """The latest reading of the Alertmanagers, if any are configured."""
+
+    def read_sources_now(self) -> None: ...
 
 
 class FleetdeckScreen(Screen[ResultType]):

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.widgets import Footer, Input, Static
 
+from fleetdeck.checks.model import Status
 from fleetdeck.checks.watch import HostWatch
 from fleetdeck.tui.base import FleetdeckScreen
 from fleetdeck.tui.host_screen import HostScreen
@@ -187,10 +188,23 @@ class FleetScreen(FleetdeckScreen[None]):
             said + (f"; {'; '.join(named)}" if named else "") + (f"; +{more}" if more > 0 else "")
         )
 
+    def _source_counts(self, watch: HostWatch) -> dict[Status, int]:
+        """The host's Alertmanager alerts that fire (silenced ones not), by severity, from
+        the console's latest reading: counted in its row beside fleetdeck's own."""
+        reading = self.console.source_reading
+        if reading is None:
+            return {}
+        spec = getattr(watch.sampler, "spec", None)
+        found: dict[Status, int] = {}
+        for alert in reading.about(watch.name, getattr(spec, "address", "")):
+            if not alert.silenced:
+                found[alert.severity] = found.get(alert.severity, 0) + 1
+        return found
+
     def refresh_table(self) -> None:
         """Every host's row read again from its watch, then arranged and shown."""
         labels = {n: (*self.tags.get(n, ()), *self.groups.get(n, ())) for n in self.watches}
-        rows = [host_row(w, labels[n]) for n, w in self.watches.items()]
+        rows = [host_row(w, labels[n], self._source_counts(w)) for n, w in self.watches.items()]
         self._rows = {r.name: r for r in rows}
         table = self.query_one(FleetTable)
         if isinstance(table, FleetContainersTable):

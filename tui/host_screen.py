@@ -17,7 +17,9 @@ from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
+from fleetdeck.checks.alerts import Alert, AlertState
 from fleetdeck.checks.incidents.alertlog import AlertRecorder
+from fleetdeck.checks.incidents.board import BoardAlert, unreadable
 from fleetdeck.checks.model import Finding, Status
 from fleetdeck.checks.watch import HostWatch
 from fleetdeck.hosts.metrics import SampleHistory
@@ -43,6 +45,7 @@ from fleetdeck.widgets.findings_tables import alerts_subtitle
 if TYPE_CHECKING:
     from fleetdeck.checks.database.link import DbLink
     from fleetdeck.checks.domain import Domain
+    from fleetdeck.checks.sources.alerts import SourceAlert
     from fleetdeck.hosts.docker.link import DockerLink
     from fleetdeck.tui.logs_screen import LogSource
 
@@ -96,6 +99,9 @@ class HostScreen(FleetdeckScreen[None]):
         Binding("4", "jump('network')", "Network", show=False),
         Binding("5", "jump('findings')", "Findings", show=False),
         *_pane_bindings(),
+        Binding("i", "open_incident", "Open incident", show=False),
+        Binding("A", "acknowledge", "Acknowledge alert", show=False),
+        Binding("S", "silence", "Silence alert", show=False),
         Binding("escape", "back", "Fleet", show=False),
     ]
 
@@ -113,6 +119,10 @@ class HostScreen(FleetdeckScreen[None]):
         self._db_wake = asyncio.Event()
         self._docker_wake = asyncio.Event()
         self._pane_wakes: dict[str, asyncio.Event] = {}
+        self._runbooks: dict[tuple[str, str, str], str | None] = {}
+        """Each alert's rule's runbook id, by alert key (None: no rule or no runbook)."""
+        self.source_alerts: dict[BoardAlert, SourceAlert] = {}
+        """The Alertmanager alerts the alert list shows, by their row."""
 
     @property
     def polls(self) -> int:
@@ -314,6 +324,7 @@ class HostScreen(FleetdeckScreen[None]):
 
     def action_refresh_now(self) -> None:
         self.host_watch.poll_now()
+        self.console.read_sources_now()
         self._db_wake.set()
         self._docker_wake.set()
         for wake in self._pane_wakes.values():
@@ -340,6 +351,14 @@ class HostScreen(FleetdeckScreen[None]):
 
     @on(RowTable.Selected)
     def _row_opened(self, event: RowTable.Selected) -> None:
+        if isinstance(event.table, AlertsTable):  # Enter on an alert: its runbook's wizard
+            from fleetdeck.tui.alert_actions import open_runbook
+
+            alert = event.table.shown.get(event.key)
+            if isinstance(alert, Alert):
+                open_runbook(self, alert)
+            elif alert is not None:
+                self.notify(f"{alert.source}: no runbook wizard for its alerts")
         if isinstance(event.table, ContainerTable):
             line = event.table.lines.get(event.key)
             if line is not None:
@@ -366,6 +385,21 @@ class HostScreen(FleetdeckScreen[None]):
                 initial = {**PANES[name].given(pane)}
                 break
         self.console.open_wizard(self.host_watch, domain, initial)
+
+    def action_open_incident(self) -> None:
+        from fleetdeck.tui.alert_actions import open_incident_from
+
+        open_incident_from(self)
+
+    def action_acknowledge(self) -> None:
+        from fleetdeck.tui.alert_actions import acknowledge_under_cursor
+
+        acknowledge_under_cursor(self)
+
+    def action_silence(self) -> None:
+        from fleetdeck.tui.alert_actions import silence_under_cursor
+
+        silence_under_cursor(self)
 
     def action_audit(self) -> None:
         self.console.open_audit()
@@ -424,9 +458,36 @@ class HostScreen(FleetdeckScreen[None]):
         alerts = watch.alerts.alerts()
         hook = watch.alerts.hook  # acks and silences from the state database, if it is kept
         marks = hook.marks() if isinstance(hook, AlertRecorder) else {}
-        self.query_one(AlertsTable).show(alerts, now=sample.at, marks=marks)
-        subtitle = alerts_subtitle(alerts, marks)
+        others, said = self._source_alerts()
+        if isinstance(hook, AlertRecorder) and hook.settings.rules:
+            for a in alerts:  # rules do not change while the console runs: once per alert
+                if a.key not in self._runbooks:
+                    rule = hook.rule(a.check, a.target)
+                    self._runbooks[a.key] = rule.runbook if rule else None
+        runbooks = {a.key: r for a in alerts if (r := self._runbooks.get(a.key))}
+        self.query_one(AlertsTable).show(
+            alerts, now=sample.at, marks=marks, others=others, runbooks=runbooks
+        )
+        subtitle = alerts_subtitle(alerts, marks) + said
         table = self.query_one(AlertsTable)
         if table.border_subtitle != subtitle:  # setting it repaints the table, even unchanged
             table.border_subtitle = subtitle
-        header.alert_counts = watch.alerts.counts()
+        tally = watch.alerts.counts()
+        tally[AlertState.FIRING] += sum(1 for a in others if a.state == "firing")
+        header.alert_counts = tally
+
+    def _source_alerts(self) -> tuple[list[BoardAlert], str]:
+        """The Alertmanagers' alerts about this host (by its name or address), from the
+        console's latest reading, and what the list's subtitle adds ("; alertmanager: 1
+        firing, 0 silenced"); each source that could not be read is one UNKNOWN row."""
+        reading = self.console.source_reading
+        if reading is None:
+            return [], ""
+        from fleetdeck.checks.sources.alerts import counts
+        from fleetdeck.tui.alert_sources import board_alert
+
+        spec = getattr(self.host_watch.sampler, "spec", None)
+        mine = reading.about(self.host_name, getattr(spec, "address", ""))
+        self.source_alerts = {board_alert(a): a for a in mine}
+        failed = [unreadable(label, why, reading.at) for label, why in reading.failed]
+        return [*self.source_alerts, *failed], f"; alertmanager: {counts(mine)}"

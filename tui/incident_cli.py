@@ -6,15 +6,18 @@ database from the command line (headless: no Textual). Who acted is the OS user 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from fleetdeck.checks.config import ConfigError, load_config
 from fleetdeck.checks.incidents.alertlog import AckError, acknowledge, counts, stored_alerts
+from fleetdeck.checks.incidents.board import UNREADABLE, BoardAlert, board_alerts
 from fleetdeck.checks.incidents.config import IncidentSettings, parse_duration
 from fleetdeck.checks.incidents.incidents import (
     IncidentError,
@@ -36,7 +39,9 @@ from fleetdeck.checks.incidents.silences import (
 from fleetdeck.checks.incidents.store import Store, StoreError, state_path
 from fleetdeck.checks.model import aligned
 from fleetdeck.checks.settings import value_error
+from fleetdeck.hosts.prometheus.http import HttpSource
 from fleetdeck.hosts.units import human_duration
+from fleetdeck.tui.alert_sources import alertmanager_sources
 from fleetdeck.tui.wizard_cli import audit_option, since_time
 
 _STATUSES = [s.value for s in IncidentStatus if s is not IncidentStatus.OPENED]
@@ -65,7 +70,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "alerts",
         help="alerts kept in the state database: list, acknowledge, silence",
         description="List the alerts every console on this machine recorded, with their "
-        "state (firing, flapping, acknowledged, pending, silenced) and how many are silenced.",
+        "state (firing, flapping, acknowledged, pending, silenced) and how many are silenced; "
+        "then every [[sources.alertmanager]]'s alerts with their source (silenced ones too; a "
+        "source that cannot be read is one line naming it).",
     )
     _state_options(alerts)
     alerts.add_argument("--json", action="store_true", help="print JSON")
@@ -170,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     who = args.who or _user()
     try:
         if args.command == "alerts":
-            return _alerts(args, store, settings, who)
+            return _alerts(args, store, settings, who, config.sources.alertmanager)
         if args.command == "incident":
             return _incident(args, store, who)
         return _report(args, store, settings)
@@ -188,7 +195,14 @@ def _user() -> str:
         return f"uid {os.getuid()}"
 
 
-def _alerts(args: argparse.Namespace, store: Store, settings: IncidentSettings, who: str) -> int:
+def _alerts(
+    args: argparse.Namespace,
+    store: Store,
+    settings: IncidentSettings,
+    who: str,
+    sources: Sequence[HttpSource] = (),
+) -> int:
+    """The alerts verbs; the listing adds every `[[sources.alertmanager]]`'s alerts."""
     if args.verb == "ack":
         acknowledge(store, args.id, who, args.note)
         print(f"alert {args.id} acknowledged by {who}")
@@ -241,8 +255,10 @@ def _alerts(args: argparse.Namespace, store: Store, settings: IncidentSettings, 
         store, flap_count=settings.flap_count, now=now, include_resolved=args.all
     )
     tally = counts(alerts)
+    others = asyncio.run(board_alerts([], alertmanager_sources(sources), now)) if sources else []
     if args.json:
-        print(json.dumps({"alerts": [a.to_json() for a in alerts], "counts": tally}, indent=2))
+        listed = {"alerts": [a.to_json() for a in alerts], "counts": tally}
+        print(json.dumps({**listed, "sources": [_source_json(a) for a in others]}, indent=2))
         return 0
     rows = [["ID", "STATE", "SEV", "HOST", "CHECK", "TARGET", "SINCE", "SUMMARY"]]
     for a in alerts:
@@ -262,7 +278,37 @@ def _alerts(args: argparse.Namespace, store: Store, settings: IncidentSettings, 
         print("\n".join(aligned(rows)))
     said = [f"{n} {state}" for state, n in tally.items() if n]
     print(", ".join(said) if said else "no alerts")
+    if others:
+        _print_sources(others, now)
     return 0
+
+
+def _source_json(alert: BoardAlert) -> dict[str, object]:
+    return {
+        "source": alert.source,
+        "host": alert.host,
+        "alert": alert.name,
+        "severity": alert.severity,
+        "state": alert.state,
+        "since": alert.since,
+        "summary": alert.summary,
+    }
+
+
+def _print_sources(alerts: Sequence[BoardAlert], now: float) -> None:
+    """The other engines' alerts, after fleetdeck's own: silenced ones listed and counted; a
+    source that could not be read is its line (`source unreadable`, UNKNOWN, why)."""
+    rows = [["SOURCE", "STATE", "SEV", "HOST", "ALERT", "SINCE", "SUMMARY"]]
+    rows += [
+        [a.source, a.state, a.severity, a.host, a.name, human_duration(now - a.since), a.summary]
+        for a in alerts
+    ]
+    print()
+    print("\n".join(aligned(rows)))
+    unread = sum(1 for a in alerts if a.name == UNREADABLE)
+    silenced = sum(1 for a in alerts if a.state == "silenced")
+    said = f"{len(alerts) - unread - silenced} firing, {silenced} silenced"
+    print(said + (f", {unread} source(s) unreadable" if unread else ""))
 
 
 def _incident(args: argparse.Namespace, store: Store, who: str) -> int:

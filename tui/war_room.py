@@ -11,9 +11,7 @@ are read in a thread every `refresh_every` seconds; the fleet comes from the app
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +36,7 @@ from fleetdeck.checks.incidents.board import (
 from fleetdeck.checks.incidents.config import IncidentSettings
 from fleetdeck.checks.incidents.overview import Overview, overview
 from fleetdeck.checks.incidents.store import StoreError, shared_store, state_path
-from fleetdeck.checks.sources.alerts import SourceAlert, read_alertmanager
 from fleetdeck.checks.watch import HostWatch
-from fleetdeck.hosts.prometheus.api import Alertmanager
-from fleetdeck.hosts.prometheus.http import HttpSource
 from fleetdeck.hosts.units import human_duration
 from fleetdeck.widgets.fleet_table import FleetTable, HostRow, host_row
 from fleetdeck.widgets.tiles import Tile
@@ -73,42 +68,6 @@ def _read(path: Path, settings: IncidentSettings, audit: Path, now: float) -> Ov
         return overview(shared_store(path), settings, audit, now=now)
     except (StoreError, OSError) as error:
         return str(error)
-
-
-def alertmanager_sources(sources: Sequence[HttpSource]) -> list[tuple[str, AlertSource]]:
-    """The settings' `[[sources.alertmanager]]` as the board's sources: their alerts, each
-    labelled with where it came from (silenced ones kept, to be counted)."""
-
-    def source(http: HttpSource) -> AlertSource:
-        async def alerts() -> list[BoardAlert]:
-            found, problems = await read_alertmanager(Alertmanager(http))
-            if problems:
-                raise ConnectionError(problems[0].summary)
-            return [_from_alertmanager(a) for a in found]
-
-        return alerts
-
-    return [(f"alertmanager {_host_of(s.url)}", source(s)) for s in sources]
-
-
-def _host_of(url: str) -> str:
-    return urllib.parse.urlsplit(url).netloc or url
-
-
-def _from_alertmanager(alert: SourceAlert) -> BoardAlert:
-    try:
-        since = dt.datetime.fromisoformat(alert.starts_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        since = time.time()  # a start time it could not read: shown as new, not hidden
-    return BoardAlert(
-        f"alertmanager {_host_of(alert.source)}",
-        alert.instance or "-",
-        alert.name,
-        alert.severity.value,
-        "silenced" if alert.silenced else "firing",
-        since,
-        alert.summary,
-    )
 
 
 def _worst_first(row: HostRow) -> tuple[object, ...]:

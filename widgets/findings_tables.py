@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fleetdeck.checks.alerts import Alert
 from fleetdeck.checks.model import Finding, Status
 from fleetdeck.hosts.units import human_duration
 from fleetdeck.widgets.cells import Cell, num
 from fleetdeck.widgets.row_table import Column, RowTable
+
+if TYPE_CHECKING:
+    from fleetdeck.checks.incidents.board import BoardAlert
 
 
 def headline(target: str, summary: str, host: str = "") -> str:
@@ -113,15 +116,23 @@ class AlertsTable(SeverityTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._cells: dict[str, tuple[tuple[object, ...], tuple[Cell, ...]]] = {}
+        self.shown: dict[str, Alert | BoardAlert] = {}
+        """Each row's alert, by row key."""
 
     def show(
         self,
         alerts: Sequence[Alert],
         now: float | None = None,
         marks: Mapping[AlertKey, str] | None = None,
+        others: Sequence[BoardAlert] = (),
+        runbooks: Mapping[AlertKey, str] | None = None,
     ) -> None:
         """Show alerts in the order given (the tracker sorts firing first); `marks` says
         what people made of them (`AlertRecorder.marks`), which the State column shows.
+        `others` are other engines' alerts about the host (Alertmanager's, by row key), after
+        fleetdeck's, their source in the Check column; a source that could not be read is one
+        UNKNOWN row naming it. `runbooks` are the runbook ids of the alerts' rules, shown
+        after the check ("disk.space · S2"; Enter opens its wizard).
         Cells are built only for alerts whose shown text moved (an age past a minute moves
         once a minute): with thousands of alerts, building every row each second was most
         of the console's CPU, and a row handed over unchanged is not compared again."""
@@ -133,7 +144,9 @@ class AlertsTable(SeverityTable):
             key = "|".join(a.key)
             said = a.state.value if a.state.value == "resolved" else marks.get(a.key, a.state.value)
             since = human_duration(now - a.active_since)
-            shown = (a.severity, said, since, a.active_since, a.target, a.summary, a.host)
+            runbook = (runbooks or {}).get(a.key)
+            check = f"{a.check} · {runbook}" if runbook else a.check
+            shown = (a.severity, said, since, a.active_since, a.target, a.summary, a.host, check)
             cached = self._cells.get(key)
             if cached is None or cached[0] != shown:
                 state = Cell(said)
@@ -143,13 +156,34 @@ class AlertsTable(SeverityTable):
                     state,
                     num(since, a.active_since),
                     Cell(headline(a.target, a.summary, a.host)),
-                    Cell(a.check),
+                    Cell(check),
                 )
                 cached = (shown, cells)
             cache[key] = cached
             rows[key] = cached[1]
+        by_key: dict[str, Alert | BoardAlert] = {"|".join(a.key): a for a in alerts}
+        for b in others:
+            key = f"{b.source}|{b.name}|{b.host}|{b.since}"
+            by_key[key] = b
+            since = human_duration(now - b.since)
+            state = Cell(b.state)
+            if f"state--{b.state}" in self.COMPONENT_CLASSES:
+                state.stylize(self.get_component_rich_style(f"state--{b.state}", partial=True))
+            rows[key] = (
+                self.status_cell(Status(b.severity)),
+                state,
+                num(since, b.since),
+                Cell(headline(b.name, b.summary)),
+                Cell(b.source),
+            )
         self._cells = cache
+        self.shown = by_key
         self.set_rows(rows)
+
+    def under_cursor(self) -> Alert | BoardAlert | None:
+        """The alert the cursor is on: fleetdeck's own, or another engine's."""
+        keys = self.row_keys
+        return self.shown.get(keys[self.cursor_row]) if self.cursor_row < len(keys) else None
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

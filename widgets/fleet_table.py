@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,11 +34,14 @@ class HostRow:
     detail: str
 
 
-def host_row(watch: HostWatch, labels: Sequence[str] = ()) -> HostRow:
-    """A host's row: current figures only when its data is fresh."""
+def host_row(
+    watch: HostWatch, labels: Sequence[str] = (), others: Mapping[Status, int] | None = None
+) -> HostRow:
+    """A host's row: current figures only when its data is fresh. `others` are other
+    engines' firing alerts about the host (Alertmanager's), counted with its own."""
     link_state = getattr(watch.sampler, "state", None)
     sample, rates = watch.latest, watch.rates
-    alerts: dict[Status, int] = {}
+    alerts: dict[Status, int] = dict(others or {})
     for alert in watch.alerts.alerts():
         if alert.state is not AlertState.RESOLVED:
             alerts[alert.severity] = alerts.get(alert.severity, 0) + 1

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fleetdeck.checks.alerts import Alert, AlertState, Transition
-from fleetdeck.checks.incidents.config import RUNBOOK_WIZARDS, IncidentSettings
+from fleetdeck.checks.incidents.config import RUNBOOK_WIZARDS, IncidentSettings, Rule
 from fleetdeck.checks.incidents.rules import labels_of, rule_for
 from fleetdeck.checks.incidents.silences import Silence, SilenceIndex, silences
 from fleetdeck.checks.incidents.store import Store, StoreError, shared_store, state_path
@@ -50,8 +50,12 @@ class AlertRecorder:
         self._seen: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._beat = float("-inf")
 
+    def rule(self, check: str, target: str) -> Rule | None:
+        """The rule covering this host's alert (its `for`, its runbook), if any."""
+        return rule_for(self.settings.rules, self.host, self.groups, check, target)
+
     def for_seconds(self, check: str, target: str) -> float | None:
-        rule = rule_for(self.settings.rules, self.host, self.groups, check, target)
+        rule = self.rule(check, target)
         return rule.for_seconds if rule else None
 
     def record(self, transitions: Sequence[Transition], alerts: Sequence[Alert]) -> None:

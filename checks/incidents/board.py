@@ -40,8 +40,15 @@ class BoardAlert:
 AlertSource = Callable[[], Awaitable[Sequence[BoardAlert]]]
 """A source the war room asks on each refresh; it may raise, which the board shows."""
 
+UNREADABLE = "source unreadable"
+"""The name of the one line a source that failed is shown as."""
 SOURCE_TIMEOUT = 15.0
 """Seconds one source may take before the board shows it as unreadable."""
+
+
+def unreadable(label: str, why: str, now: float) -> BoardAlert:
+    """The one line a source that could not be read is shown as: never "no alerts"."""
+    return BoardAlert(label, "-", UNREADABLE, "UNKNOWN", "stale", now, why)
 
 
 def from_stored(alert: StoredAlert) -> BoardAlert:
@@ -73,7 +80,7 @@ async def board_alerts(
             said = f"{type(error).__name__}: {error}".rstrip(": ")
             if isinstance(error, TimeoutError):
                 said = f"no answer in {SOURCE_TIMEOUT:g} s"
-            return [BoardAlert(label, "-", "source unreadable", "UNKNOWN", "stale", now, said)]
+            return [unreadable(label, said, now)]
 
     found = [from_stored(a) for a in own]
     for answer in await asyncio.gather(*(ask(label, source) for label, source in sources)):
