@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
+from fleetdeck.checks.access import HostAccess
+from fleetdeck.checks.actions import FixHost
 from fleetdeck.checks.config import Config
 from fleetdeck.checks.containers.domain import CONTAINERS
 from fleetdeck.checks.database.domain import DATABASE
@@ -55,6 +57,21 @@ WIZARDS: Mapping[str, Wizard] = _Wizards([d.wizard for d in DOMAINS if d.wizard 
 """The wizards by the name `fleetdeck wizard NAME` takes: the wizard's own (`Wizard.domain`),
 which is its domain's name but where the wizard is about one thing of the domain (`service`,
 one unit, in the `services` domain)."""
+
+
+def equip_host(
+    name: str, host: FixHost, access: HostAccess, config: Config, params: Mapping[str, str]
+) -> FixHost:
+    """The host wizard `name` runs on: `host` (its shell) with what else its declaration says
+    the wizard needs (`WizardRef.equip`), given its domain's settings and the wizard's
+    parameters. ValueError: the parameters do not say which (which database to pick)."""
+    for domain in DOMAINS:
+        ref = domain.wizard
+        if ref is not None and ref.name == name:
+            if ref.equip is None:
+                return host
+            return ref.equip(host, access, config.domains.get(domain.name), params)
+    raise KeyError(name)
 
 
 def domain_params(

@@ -15,11 +15,12 @@ its checks when it first runs, so that reading the list (the Host screen's `comp
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from fleetdeck.checks.access import HostAccess
+from fleetdeck.checks.actions import FixHost
 from fleetdeck.checks.model import CheckContext, Finding
 from fleetdeck.checks.settings import SettingsTable
 
@@ -57,6 +58,9 @@ class Periodic:
     run: Callable[[DomainRun], Awaitable[list[Finding]]]
     every: float | None
     needs: frozenset[Need] = frozenset()
+    every_setting: str | None = None
+    """The console's setting (a field of `tui.app.Settings`) that overrides `every` on the
+    Host screen, such as `storage_every`; None: `every` holds."""
     after_pane_reads: int = 0
     """On the Host screen, the first run waits for this many readings of the domain's pane
     (so that checks reading the pane's link have readings to count from)."""
@@ -71,19 +75,28 @@ class Pane:
     wanted: Callable[[HostAccess], bool]
 
 
+Equip = Callable[[FixHost, HostAccess, object, Mapping[str, str]], FixHost]
+"""See `WizardRef.equip`."""
+
+
 class WizardRef:
     """A domain's wizard, named but not built until it is wanted: a wizard's steps import
     what they talk to (psycopg, the Docker SDK, asyncssh), and the registered domains are
     read before the console's first frame and by `fleetdeck check --help`, which need none
     of it. `name` is what `fleetdeck wizard NAME` takes (the built wizard's `domain`);
-    `load` builds it once, imports included, and hands the same wizard every time after."""
+    `load` builds it once, imports included, and hands the same wizard every time after.
+    `equip` gives the host a wizard runs on what of it the wizard needs beyond its shell (the
+    database its parameters name, the Docker link), from the host's access, its domain's
+    settings and the wizard's parameters; None: the shell is enough. ValueError: the
+    parameters do not say which (which database to pick)."""
 
-    __slots__ = ("_build", "_built", "name")
+    __slots__ = ("_build", "_built", "equip", "name")
 
-    def __init__(self, name: str, build: Callable[[], Wizard]) -> None:
+    def __init__(self, name: str, build: Callable[[], Wizard], equip: Equip | None = None) -> None:
         self.name = name
         self._build = build
         self._built: Wizard | None = None
+        self.equip = equip
 
     def load(self) -> Wizard:
         if self._built is None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+
 from fleetdeck.checks.access import HostAccess
+from fleetdeck.checks.actions import FixHost
 from fleetdeck.checks.containers.config import TABLE
 from fleetdeck.checks.domain import Domain, DomainRun, Pane, Periodic, WizardRef
 from fleetdeck.checks.model import Finding, Status
@@ -36,6 +40,13 @@ async def _periodic(run: DomainRun) -> list[Finding]:
         return [Finding(ENGINE_ID, Status.UNKNOWN, ENGINE, said)]
 
 
+def _equip(
+    host: FixHost, access: HostAccess, settings: object, params: Mapping[str, str]
+) -> FixHost:
+    """The container wizard asks the host's Docker engine, through its one link."""
+    return replace(host, docker=access.docker_link())
+
+
 def _wanted(access: HostAccess) -> bool:
     return access.wants_docker
 
@@ -43,7 +54,7 @@ def _wanted(access: HostAccess) -> bool:
 CONTAINERS = Domain(
     "containers",
     "Containers",
-    wizard=WizardRef("containers", _wizard),
+    wizard=WizardRef("containers", _wizard, _equip),
     periodic=Periodic(_periodic, CHECKS_EVERY, frozenset({"docker"}), after_pane_reads=2),
     settings=TABLE,
     inventory_keys=("docker",),

@@ -4,9 +4,12 @@ pane (the Host screen shows the pane and runs no periodic database checks)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fleetdeck.checks.access import HostAccess
+from fleetdeck.checks.actions import FixHost
 from fleetdeck.checks.database.config import TABLE, DbThresholds
 from fleetdeck.checks.domain import Domain, DomainRun, Pane, Periodic, WizardRef
 from fleetdeck.checks.model import Finding, Status
@@ -70,6 +73,15 @@ def database_link(
     return DbLink(chosen, access.name, ssh=access.ssh, thresholds=thresholds, dump_dir=dump_dir)
 
 
+def _equip(
+    host: FixHost, access: HostAccess, settings: object, params: Mapping[str, str]
+) -> FixHost:
+    """The database wizard runs on the database its parameters name (`target`, `dump_dir`)."""
+    assert isinstance(settings, DbThresholds)
+    link = database_link(access, settings, params.get("target", ""), params.get("dump_dir", ""))
+    return replace(host, database=link)
+
+
 def _wanted(access: HostAccess) -> bool:
     return bool(access.postgres)
 
@@ -77,7 +89,7 @@ def _wanted(access: HostAccess) -> bool:
 DATABASE = Domain(
     "database",
     "Database",
-    wizard=WizardRef("database", _wizard),
+    wizard=WizardRef("database", _wizard, _equip),
     periodic=Periodic(_periodic, None, frozenset({"database"})),
     settings=TABLE,
     inventory_keys=("postgres",),

@@ -27,7 +27,12 @@ STORAGE = Domain(
     "storage",
     "Storage",
     wizard=WizardRef("storage", _wizard),
-    periodic=Periodic(_periodic, STORAGE_EVERY, frozenset({"shell", "samples", "params"})),
+    periodic=Periodic(
+        _periodic,
+        STORAGE_EVERY,
+        frozenset({"shell", "samples", "params"}),
+        every_setting="storage_every",
+    ),
     settings=TABLE,
     switch="only the checks graded from samples: leave out the storage checks that ask the "
     "host (RAID, mounts, held-open files, I/O, SMART, what uses the space, backups...) "
