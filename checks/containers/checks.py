@@ -126,7 +126,7 @@ class ContainerCheck:
         if link is None:
             said = "no Docker link to check through (the wizard was given none)"
             return [Finding(self.id, Status.UNKNOWN, ENGINE, said)]
-        limits = ctx.thresholds.containers
+        limits = container_thresholds(ctx)
         patterns = tuple(p for p in ctx.params.get("container", "").splitlines() if p)
         scan = Scan(link, history_for(link), limits, patterns, ctx.params.get("focus", ""))
         try:
@@ -360,6 +360,15 @@ async def _state(scan: Scan) -> list[Finding]:
     if not findings:
         findings.append(Finding(STATE_ID, Status.OK, ENGINE, _all_well(found, scan)))
     return findings
+
+
+def container_thresholds(ctx: CheckContext) -> ContainerThresholds:
+    """The container checks' thresholds: the settings file's `[thresholds.containers]`,
+    which the context's thresholds carry when they are the settings file's
+    (`checks.config.Thresholds`, which the core does not know); the defaults when a caller
+    gave the resource checks' numbers only."""
+    found = getattr(ctx.thresholds, "containers", None)
+    return found if isinstance(found, ContainerThresholds) else ContainerThresholds()
 
 
 def _doubtful(c: Container, scan: Scan) -> bool:
