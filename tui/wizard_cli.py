@@ -131,7 +131,7 @@ def add_parsers(
     wizards: bool = True,
 ) -> None:
     """The `wizard` and `audit` commands. `wizards=False` leaves out the wizard's domains
-    and options, whose catalog imports every domain (asyncssh, the docker SDK, psycopg:
+    and options, which build every wizard (importing asyncssh, the docker SDK, psycopg:
     half a second), for a command line that does not run a wizard."""
     wizard = commands.add_parser(
         "wizard",
