@@ -4,33 +4,74 @@ settings file gives a wizard for a host."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
+from fleetdeck.checks.access import HostAccess
+from fleetdeck.checks.actions import FixHost
 from fleetdeck.checks.config import Config
 from fleetdeck.checks.containers.domain import CONTAINERS
 from fleetdeck.checks.database.domain import DATABASE
-from fleetdeck.checks.domain import Domain
+from fleetdeck.checks.domain import Domain, WizardRef
 from fleetdeck.checks.network.domain import NETWORK
 from fleetdeck.checks.resources.domain import RESOURCES
 from fleetdeck.checks.services.domain import SERVICES
-from fleetdeck.checks.services.wizard import service_wizard
 from fleetdeck.checks.storage.domain import STORAGE
 from fleetdeck.checks.wizards import Wizard
 
-# The service wizard runs the network and storage wizards' own checks on a unit's
-# dependencies; a domain imports no other domain, so they are handed in here.
-_LENT = tuple(d.wizard for d in (NETWORK, STORAGE) if d.wizard is not None)
-_SERVICES = replace(SERVICES, wizard=service_wizard(*_LENT))
+
+def _service_wizard() -> Wizard:
+    """The service wizard runs the network and storage wizards' own checks on a unit's
+    dependencies; a domain imports no other domain, so they are handed in here."""
+    from fleetdeck.checks.services.wizard import service_wizard
+
+    lent = tuple(d.wizard.load() for d in (NETWORK, STORAGE) if d.wizard is not None)
+    return service_wizard(*lent)
+
+
+_SERVICES = replace(SERVICES, wizard=WizardRef("service", _service_wizard))
 
 DOMAINS: tuple[Domain, ...] = (RESOURCES, NETWORK, STORAGE, DATABASE, CONTAINERS, _SERVICES)
 """Every domain, in the order their findings are reported. A new domain is added here (and
 its settings table, if any, in `checks/config.py`)."""
 
-WIZARDS: dict[str, Wizard] = {d.wizard.domain: d.wizard for d in DOMAINS if d.wizard is not None}
+
+class _Wizards(Mapping[str, Wizard]):
+    """The domains' wizards by name, each built (and its imports made) when first looked up:
+    listing the names builds none (`WizardRef`)."""
+
+    def __init__(self, refs: Sequence[WizardRef]) -> None:
+        self._refs = {ref.name: ref for ref in refs}
+
+    def __getitem__(self, name: str) -> Wizard:
+        return self._refs[name].load()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
+WIZARDS: Mapping[str, Wizard] = _Wizards([d.wizard for d in DOMAINS if d.wizard is not None])
 """The wizards by the name `fleetdeck wizard NAME` takes: the wizard's own (`Wizard.domain`),
 which is its domain's name but where the wizard is about one thing of the domain (`service`,
 one unit, in the `services` domain)."""
+
+
+def equip_host(
+    name: str, host: FixHost, access: HostAccess, config: Config, params: Mapping[str, str]
+) -> FixHost:
+    """The host wizard `name` runs on: `host` (its shell) with what else its declaration says
+    the wizard needs (`WizardRef.equip`), given its domain's settings and the wizard's
+    parameters. ValueError: the parameters do not say which (which database to pick)."""
+    for domain in DOMAINS:
+        ref = domain.wizard
+        if ref is not None and ref.name == name:
+            if ref.equip is None:
+                return host
+            return ref.equip(host, access, config.domains.get(domain.name), params)
+    raise KeyError(name)
 
 
 def domain_params(
@@ -46,9 +87,10 @@ def domain_params(
     given = table.params(config.domains[domain.name], host, labels)
     if domain.wizard is None:
         return dict(given)
-    known = {p.name for p in domain.wizard.params}
+    wizard = domain.wizard.load()
+    known = {p.name for p in wizard.params}
     others = {k: v for k, v in given.items() if k not in known and v}
-    return {**others, **configured_params(domain.wizard, config, host, labels)}
+    return {**others, **configured_params(wizard, config, host, labels)}
 
 
 def configured_params(
@@ -56,7 +98,9 @@ def configured_params(
 ) -> dict[str, str]:
     """The wizard's parameters that the settings file gives for this host: those of its
     domain's settings table (`SettingsTable.params`), such as `[storage]` or `[services]`."""
-    domain = next((d for d in DOMAINS if d.wizard is wizard), None)
+    domain = next(
+        (d for d in DOMAINS if d.wizard is not None and d.wizard.name == wizard.domain), None
+    )
     table = domain.settings if domain is not None else None
     if domain is None or table is None or table.params is None:
         return {}

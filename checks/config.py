@@ -22,7 +22,13 @@ from fleetdeck.checks.database.config import TABLE as DATABASE_TABLE
 from fleetdeck.checks.database.config import DbThresholds
 from fleetdeck.checks.incidents import config as incidents_config
 from fleetdeck.checks.services.config import TABLE as SERVICES_TABLE
-from fleetdeck.checks.settings import Limit, SettingsTable, finite, value_error
+from fleetdeck.checks.settings import (
+    Limit,
+    ResourceThresholds,
+    SettingsTable,
+    finite,
+    value_error,
+)
 from fleetdeck.checks.sources.config import SourcesConfig, parse_sources
 from fleetdeck.checks.storage.config import TABLE as STORAGE_TABLE
 from fleetdeck.checks.storage.config import StorageConfig
@@ -44,18 +50,10 @@ def _defaults() -> dict[str, object]:
 
 
 @dataclass(frozen=True, slots=True)
-class Thresholds:
-    """The numbers the resource checks compare against (defaults from runbook R04)."""
+class Thresholds(ResourceThresholds):
+    """The settings file's `[thresholds]`: the resource checks' numbers
+    (`checks.settings.ResourceThresholds`) and the container checks' table."""
 
-    cpu: Limit = Limit(70, 90)
-    cpu_window: float = 60.0
-    memory: Limit = Limit(80, 90)
-    swap: Limit = Limit(10, 50)
-    load: Limit = Limit(1.0, 2.0)
-    disk: Limit = Limit(80, 90)
-    inodes: Limit = Limit(80, 90)
-    time_to_full: Limit = Limit(24, 4, falling=True)
-    """Hours until a filesystem fills, at its recent rate: fewer is worse (warn > crit)."""
     containers: ContainerThresholds = field(default_factory=ContainerThresholds)
     """The container checks' thresholds, from `[thresholds.containers]` (also
     `Config.domains["containers"]`): here too, because the checks read them from

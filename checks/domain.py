@@ -7,18 +7,25 @@ periodic checks and their cadence, its settings table, its inventory keys and it
 assembly modules iterate the registered domains (`checks/catalog.py` holds the one list);
 none of them names a domain. No Textual here: a domain with a pane declares its headless
 reader, and the console finds the widget by the domain's name (`tui/panes.py`).
+
+A declaration is cheap to import: its wizard is a `WizardRef` and its periodic run imports
+its checks when it first runs, so that reading the list (the Host screen's `compose`,
+`fleetdeck check --help`) loads no client library (asyncssh, the Docker SDK, psycopg).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fleetdeck.checks.access import HostAccess
+from fleetdeck.checks.actions import FixHost
 from fleetdeck.checks.model import CheckContext, Finding
 from fleetdeck.checks.settings import SettingsTable
-from fleetdeck.checks.wizards import Wizard
+
+if TYPE_CHECKING:
+    from fleetdeck.checks.wizards import Wizard
 
 Need = Literal["shell", "docker", "database", "samples", "params"]
 """What of a host periodic checks need: its shell (the context gets it with the host's tier;
@@ -51,6 +58,9 @@ class Periodic:
     run: Callable[[DomainRun], Awaitable[list[Finding]]]
     every: float | None
     needs: frozenset[Need] = frozenset()
+    every_setting: str | None = None
+    """The console's setting (a field of `tui.app.Settings`) that overrides `every` on the
+    Host screen, such as `storage_every`; None: `every` holds."""
     after_pane_reads: int = 0
     """On the Host screen, the first run waits for this many readings of the domain's pane
     (so that checks reading the pane's link have readings to count from)."""
@@ -65,13 +75,45 @@ class Pane:
     wanted: Callable[[HostAccess], bool]
 
 
+Equip = Callable[[FixHost, HostAccess, object, Mapping[str, str]], FixHost]
+"""See `WizardRef.equip`."""
+
+
+class WizardRef:
+    """A domain's wizard, named but not built until it is wanted: a wizard's steps import
+    what they talk to (psycopg, the Docker SDK, asyncssh), and the registered domains are
+    read before the console's first frame and by `fleetdeck check --help`, which need none
+    of it. `name` is what `fleetdeck wizard NAME` takes (the built wizard's `domain`);
+    `load` builds it once, imports included, and hands the same wizard every time after.
+    `equip` gives the host a wizard runs on what of it the wizard needs beyond its shell (the
+    database its parameters name, the Docker link), from the host's access, its domain's
+    settings and the wizard's parameters; None: the shell is enough. ValueError: the
+    parameters do not say which (which database to pick)."""
+
+    __slots__ = ("_build", "_built", "equip", "name")
+
+    def __init__(self, name: str, build: Callable[[], Wizard], equip: Equip | None = None) -> None:
+        self.name = name
+        self._build = build
+        self._built: Wizard | None = None
+        self.equip = equip
+
+    def load(self) -> Wizard:
+        if self._built is None:
+            built = self._build()
+            if built.domain != self.name:
+                raise ValueError(f"wizard {self.name!r} built as {built.domain!r}")
+            self._built = built
+        return self._built
+
+
 @dataclass(frozen=True, slots=True)
 class Domain:
     """One domain's declaration (see the module's docstring)."""
 
     name: str
     title: str
-    wizard: Wizard | None = None
+    wizard: WizardRef | None = None
     periodic: Periodic | None = None
     settings: SettingsTable | None = None
     inventory_keys: tuple[str, ...] = ()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from fleetdeck.checks.config import Thresholds
+    from fleetdeck.checks.settings import ResourceThresholds
     from fleetdeck.hosts.metrics import SampleHistory
     from fleetdeck.hosts.shell import Shell
 
@@ -243,7 +243,9 @@ class CheckContext:
 
     host: str
     history: SampleHistory
-    thresholds: Thresholds
+    thresholds: ResourceThresholds
+    """The resource checks' numbers; from the settings file, its `checks.config.Thresholds`,
+    which also carries the container checks' table (`checks.containers.checks`)."""
     shell: Shell | None = None
     tier: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)

@@ -41,6 +41,25 @@ class Limit:
         return Status.WARN if warn else Status.OK
 
 
+@dataclass(frozen=True, slots=True)
+class ResourceThresholds:
+    """The numbers the resource checks compare against (defaults from runbook R04): what
+    every check finds in `CheckContext.thresholds`. The settings file's `[thresholds]`
+    (`checks.config.Thresholds`) is one of these with the container checks' table beside
+    them; the core reads only these, so it never imports the assembly that knows every
+    domain."""
+
+    cpu: Limit = Limit(70, 90)
+    cpu_window: float = 60.0
+    memory: Limit = Limit(80, 90)
+    swap: Limit = Limit(10, 50)
+    load: Limit = Limit(1.0, 2.0)
+    disk: Limit = Limit(80, 90)
+    inodes: Limit = Limit(80, 90)
+    time_to_full: Limit = Limit(24, 4, falling=True)
+    """Hours until a filesystem fills, at its recent rate: fewer is worse (warn > crit)."""
+
+
 Fail = Callable[[str, str], Exception]
 
 

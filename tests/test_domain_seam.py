@@ -9,6 +9,8 @@ CRIT, and a file that cannot be read UNKNOWN, so each outcome is seen for real."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,27 @@ def test_every_declared_inventory_key_is_one_the_inventory_reads() -> None:
     declared = {key for d in catalog.DOMAINS for key in d.inventory_keys}
     assert declared == {"postgres", "docker"}
     assert declared <= HOST_KEYS
+
+
+LIGHT = """
+import sys
+from fleetdeck.checks import catalog
+from fleetdeck.tui.cli import build_parser
+
+build_parser(["check", "--help"])
+clients = {"asyncssh", "docker", "psycopg", "aiohttp"}
+assert not clients & set(sys.modules), sorted(clients & set(sys.modules))
+for name in catalog.WIZARDS:
+    assert catalog.WIZARDS[name].domain == name, name
+assert {"asyncssh", "docker", "psycopg"} <= set(sys.modules)
+"""
+
+
+def test_the_declarations_import_no_client_library_until_a_wizard_is_built() -> None:
+    """The Host screen's `compose` reads the registered domains before the first frame, and
+    every start builds the command line: neither imports asyncssh, the Docker SDK, psycopg
+    or aiohttp. Building the wizards by name does (each `WizardRef` builds the wizard its
+    name says), so the check above is not vacuous. In a fresh interpreter: this one has them
+    all loaded by the other tests."""
+    done = subprocess.run([sys.executable, "-c", LIGHT], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

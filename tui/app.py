@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, ClassVar
 
@@ -118,8 +118,16 @@ class FleetdeckApp(App[None]):
 
     def cadences(self) -> Mapping[str, float]:
         """The console's own cadences for domains' periodic checks on a Host screen, over
-        their declared ones: `storage_every` (0: never)."""
-        return {"storage": self.settings.storage_every}
+        their declared ones: the `Settings` field a domain's `Periodic.every_setting` names,
+        such as `storage_every` (0: never)."""
+        from fleetdeck.checks.catalog import DOMAINS
+
+        fields = {
+            d.name: d.periodic.every_setting
+            for d in DOMAINS
+            if d.periodic is not None and d.periodic.every_setting is not None
+        }
+        return {name: float(getattr(self.settings, field)) for name, field in fields.items()}
 
     def database_link(
         self, watch: HostWatch, target: str = "", dump_dir: str = "", *, first: bool = False
@@ -134,22 +142,12 @@ class FleetdeckApp(App[None]):
         """The link to a watched host's Docker engine, one per host (`HostAccess`)."""
         return self.access(watch).docker_link()
 
-    async def open_database_host(self, watch: HostWatch, params: dict[str, str]) -> FixHost:
-        """Where the database wizard runs: the host's shell, and a link to the database
-        that `params` name (target, dump_dir)."""
-        link = self.database_link(watch, params.get("target", ""), params.get("dump_dir", ""))
-        return replace(await self.access(watch).fix_host(), database=link)
-
-    async def open_docker_host(self, watch: HostWatch) -> FixHost:
-        """Where the container wizard runs: the host's shell, and its Docker link."""
-        return replace(await self.access(watch).fix_host(), docker=self.docker_link(watch))
-
     def open_wizard(
         self, watch: HostWatch, domain: str = "network", given: Mapping[str, str] | None = None
     ) -> None:
         """Ask for the wizard's parameters, then run it on the watched host. `given` fills
         the form over the settings file's values (the container under the cursor)."""
-        from fleetdeck.checks.catalog import WIZARDS
+        from fleetdeck.checks.catalog import WIZARDS, equip_host
         from fleetdeck.tui.wizard_screen import WizardForm, WizardScreen
 
         wizard = WIZARDS[domain]
@@ -157,11 +155,13 @@ class FleetdeckApp(App[None]):
         def start(params: dict[str, str] | None) -> None:
             if params is None:
                 return
-            openers = {
-                "database": lambda: self.open_database_host(watch, params),
-                "containers": lambda: self.open_docker_host(watch),
-            }
-            opener = openers.get(domain, self.access(watch).fix_host)
+            access = self.access(watch)
+
+            async def opener() -> FixHost:
+                """The host's shell, with what else the wizard needs of it (its database,
+                its Docker link: the domain's declaration says)."""
+                return equip_host(domain, await access.fix_host(), access, self.config, params)
+
             self.push_screen(
                 WizardScreen(
                     wizard,

@@ -66,7 +66,8 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
 
 def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The whole command line; given the words to parse, without the wizards' options
-    (and their imports) unless the words may name the wizard or ask for help."""
+    (and the wizards' imports) unless the words may name the `wizard` command: the help of
+    another command, or the commands' list, shows none of them."""
     parser = argparse.ArgumentParser(
         prog="fleetdeck",
         description="Terminal operations console: live resources, findings and alerts.",
@@ -149,7 +150,7 @@ def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     audit_option(parser)
     tier_option(parser)
-    wizards = words is None or bool({"wizard", "-h", "--help"} & set(words))
+    wizards = words is None or "wizard" in words
     add_parsers(commands, lambda p: _fleet_options(p, defaults=True), wizards)
     from fleetdeck.tui import incident_cli
 

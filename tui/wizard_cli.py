@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from fleetdeck.checks.access import HostAccess
 from fleetdeck.checks.actions import (
@@ -43,12 +43,6 @@ from fleetdeck.checks.model import CheckContext, Finding, Fix, Status, aligned
 from fleetdeck.checks.wizards import StepResult, StepState, WizardRun, step_icon, to_json
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.tui.terminal import Printable
-
-if TYPE_CHECKING:
-    from fleetdeck.checks.database.link import DbLink
-
-DB_DOMAIN = "database"
-CONTAINERS_DOMAIN = "containers"
 
 EVIDENCE_LINES = 12
 OK_LINES = 4
@@ -137,7 +131,7 @@ def add_parsers(
     wizards: bool = True,
 ) -> None:
     """The `wizard` and `audit` commands. `wizards=False` leaves out the wizard's domains
-    and options, whose catalog imports every domain (asyncssh, the docker SDK, psycopg:
+    and options, which build every wizard (importing asyncssh, the docker SDK, psycopg:
     half a second), for a command line that does not run a wizard."""
     wizard = commands.add_parser(
         "wizard",
@@ -290,27 +284,33 @@ def _given(args: argparse.Namespace, name: str) -> str | None:
 
 
 async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str]) -> int:
-    from fleetdeck.checks.catalog import WIZARDS, configured_params
+    from fleetdeck.checks.catalog import WIZARDS, configured_params, equip_host
 
     async with AsyncExitStack() as stack:
         access = await _open_host(args, stack)
         if isinstance(access, int):
             return access
         stack.push_async_callback(access.close)  # before the SSH connection it forwards over
-        fix_host = await access.fix_host()
-        name, shell, tier = access.name, fix_host.shell, fix_host.tier
+        name, shell = access.name, await access.fix_host()
         try:  # the command line wins over the settings file, parameter by parameter
             wizard = WIZARDS[args.domain]
             params = {**configured_params(wizard, config, name, access.labels), **given}
-            database = _database(args.domain, access, params, config)
+            host = equip_host(args.domain, shell, access, config, params)
         except ValueError as error:
             print(f"fleetdeck: {error}", file=sys.stderr)
             return 3
-        if database is not None:
-            stack.push_async_callback(database.close)
-        docker = access.docker_link() if args.domain == CONTAINERS_DOMAIN else None
+        close = getattr(host.database, "close", None)  # a link the wizard opened
+        if close is not None:
+            stack.push_async_callback(close)
         ctx = CheckContext(
-            name, SampleHistory(size=2), config.thresholds, shell, tier, params, database, docker
+            name,
+            SampleHistory(size=2),
+            config.thresholds,
+            host.shell,
+            host.tier,
+            params,
+            host.database,
+            host.docker,
         )
         run = WizardRun(WIZARDS[args.domain], ctx)
         out = Printable(sys.stdout)
@@ -332,7 +332,6 @@ async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str
             confirm=answers.confirm,
             read_only=getattr(args, "read_only", False),
         )
-        host = FixHost(name, shell, tier, database, docker)
         actions = await _offer_fixes(run, gate, host, Printable(sys.stderr))
         if args.json:
             doc = to_json(run)
@@ -343,19 +342,6 @@ async def _wizard(args: argparse.Namespace, config: Config, given: dict[str, str
             for result in run.results:
                 _print_step(out, result, brief=True)
         return run.exit_code
-
-
-def _database(
-    domain: str, access: HostAccess, params: dict[str, str], config: Config
-) -> DbLink | None:
-    """The database wizard's target on the host (ValueError: which to pick)."""
-    if domain != DB_DOMAIN:
-        return None
-    from fleetdeck.checks.database.domain import database_link
-
-    return database_link(
-        access, config.database, params.get("target", ""), params.get("dump_dir", "")
-    )
 
 
 async def _open_host(args: argparse.Namespace, stack: AsyncExitStack) -> HostAccess | int:

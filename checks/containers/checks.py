@@ -36,6 +36,8 @@ from fleetdeck.checks.containers.history import ContainerHistory, history_for
 from fleetdeck.checks.containers.intent import ONESHOT_LABEL, hand_stop, job, log_tail
 from fleetdeck.checks.model import CheckContext, Evidence, Finding, Fix, Status, printable
 from fleetdeck.hosts.docker.link import (
+    KILLED,
+    TERMINATED,
     Container,
     DockerError,
     DockerFailure,
@@ -124,7 +126,7 @@ class ContainerCheck:
         if link is None:
             said = "no Docker link to check through (the wizard was given none)"
             return [Finding(self.id, Status.UNKNOWN, ENGINE, said)]
-        limits = ctx.thresholds.containers
+        limits = container_thresholds(ctx)
         patterns = tuple(p for p in ctx.params.get("container", "").splitlines() if p)
         scan = Scan(link, history_for(link), limits, patterns, ctx.params.get("focus", ""))
         try:
@@ -308,7 +310,7 @@ def judge_state(
         return Status.WARN, f"{summary}; nothing restarts it (restart policy no)", ""
     if c.state is State.EXITED and reason:
         # 0, SIGTERM, SIGKILL: stopped (by hand, or `docker stop`); any other code: crashed.
-        crashed = c.exit_code not in (0, 128 + 9, 128 + 15)
+        crashed = c.exit_code not in (0, KILLED, TERMINATED)
         status = Status.CRIT if crashed else Status.WARN
         how = "exited" if crashed else "stopped"
         return status, f"{how} ({ended}): {reason}", "start"
@@ -360,11 +362,20 @@ async def _state(scan: Scan) -> list[Finding]:
     return findings
 
 
+def container_thresholds(ctx: CheckContext) -> ContainerThresholds:
+    """The container checks' thresholds: the settings file's `[thresholds.containers]`,
+    which the context's thresholds carry when they are the settings file's
+    (`checks.config.Thresholds`, which the core does not know); the defaults when a caller
+    gave the resource checks' numbers only."""
+    found = getattr(ctx.thresholds, "containers", None)
+    return found if isinstance(found, ContainerThresholds) else ContainerThresholds()
+
+
 def _doubtful(c: Container, scan: Scan) -> bool:
     """Whether to read the container afresh: it may not be as it should be, or it was killed
     (exit 137) and the listing may predate the engine's OOM flag (Docker records the exit
     and the OOM event apart, and the link's cache keeps an exited container's inspect)."""
-    killed = c.state is State.EXITED and c.exit_code == 128 + 9 and not c.oom_killed
+    killed = c.state is State.EXITED and c.exit_code == KILLED and not c.oom_killed
     return killed or judge_state(c, False, None, job(c, scan.limits)) is not None
 
 

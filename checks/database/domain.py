@@ -4,14 +4,16 @@ pane (the Host screen shows the pane and runs no periodic database checks)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fleetdeck.checks.access import HostAccess
-from fleetdeck.checks.database.checks import check_database
+from fleetdeck.checks.actions import FixHost
 from fleetdeck.checks.database.config import TABLE, DbThresholds
-from fleetdeck.checks.database.wizard import DATABASE_WIZARD, pick_target
-from fleetdeck.checks.domain import Domain, DomainRun, Pane, Periodic
+from fleetdeck.checks.domain import Domain, DomainRun, Pane, Periodic, WizardRef
 from fleetdeck.checks.model import Finding, Status
+from fleetdeck.checks.wizards import Wizard
 from fleetdeck.hosts.postgres.targets import PgTarget
 
 if TYPE_CHECKING:
@@ -21,9 +23,17 @@ PANE_EVERY = 2.0
 """The database pane reads at most this often (seconds), whatever the host's interval."""
 
 
+def _wizard() -> Wizard:
+    from fleetdeck.checks.database.wizard import DATABASE_WIZARD
+
+    return DATABASE_WIZARD
+
+
 async def _periodic(run: DomainRun) -> list[Finding]:
     """The database checks of each of the host's targets, all at once: a target that cannot
     be reached is its own db.reachable CRIT, and nothing one target does stops the others."""
+    from fleetdeck.checks.database.checks import check_database
+
     thresholds = run.settings
     assert isinstance(thresholds, DbThresholds)
     access = run.access
@@ -53,6 +63,7 @@ def database_link(
     its first; none configured: libpq's defaults here), through the host's SSH connection
     for a remote host; ValueError says which to pick."""
     from fleetdeck.checks.database.link import DbLink
+    from fleetdeck.checks.database.wizard import pick_target
 
     targets = [t for t in access.postgres if t is not None]
     if first:
@@ -62,6 +73,15 @@ def database_link(
     return DbLink(chosen, access.name, ssh=access.ssh, thresholds=thresholds, dump_dir=dump_dir)
 
 
+def _equip(
+    host: FixHost, access: HostAccess, settings: object, params: Mapping[str, str]
+) -> FixHost:
+    """The database wizard runs on the database its parameters name (`target`, `dump_dir`)."""
+    assert isinstance(settings, DbThresholds)
+    link = database_link(access, settings, params.get("target", ""), params.get("dump_dir", ""))
+    return replace(host, database=link)
+
+
 def _wanted(access: HostAccess) -> bool:
     return bool(access.postgres)
 
@@ -69,7 +89,7 @@ def _wanted(access: HostAccess) -> bool:
 DATABASE = Domain(
     "database",
     "Database",
-    wizard=DATABASE_WIZARD,
+    wizard=WizardRef("database", _wizard, _equip),
     periodic=Periodic(_periodic, None, frozenset({"database"})),
     settings=TABLE,
     inventory_keys=("postgres",),

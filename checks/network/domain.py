@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from fleetdeck.checks.domain import Domain
-from fleetdeck.checks.network.wizard import NETWORK_WIZARD
+from fleetdeck.checks.domain import Domain, WizardRef
+from fleetdeck.checks.wizards import Wizard
 
-NETWORK = Domain("network", "Network", wizard=NETWORK_WIZARD)
+
+def _wizard() -> Wizard:
+    from fleetdeck.checks.network.wizard import NETWORK_WIZARD
+
+    return NETWORK_WIZARD
+
+
+NETWORK = Domain("network", "Network", wizard=WizardRef("network", _wizard))

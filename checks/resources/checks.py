@@ -12,16 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from fleetdeck.checks.config import Thresholds
 from fleetdeck.checks.model import Check, CheckContext, Evidence, Finding
 from fleetdeck.checks.sampled import DISK_INODES, DISK_SPACE, Reading, sample_findings
-from fleetdeck.checks.settings import Limit
+from fleetdeck.checks.settings import Limit, ResourceThresholds
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.sample import Sample
 from fleetdeck.hosts.units import human_bytes
 
 # A reader gets the whole history (CPU is a rate over a window) and its latest sample.
-Reader = Callable[[SampleHistory, Sample, Thresholds], Iterator[Reading]]
+Reader = Callable[[SampleHistory, Sample, ResourceThresholds], Iterator[Reading]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +30,7 @@ class SampleCheck:
     id: str
     domain: str
     title: str
-    level: Callable[[Thresholds], Limit]
+    level: Callable[[ResourceThresholds], Limit]
     read: Reader
 
     async def run(self, ctx: CheckContext) -> list[Finding]:
@@ -41,7 +40,7 @@ class SampleCheck:
         )
 
 
-def _cpu(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+def _cpu(history: SampleHistory, sample: Sample, t: ResourceThresholds) -> Iterator[Reading]:
     over = history.cpu_over(t.cpu_window)
     if over is None:
         yield Reading("cpu", 0.0, "CPU: measuring (needs two samples)", graded=False)
@@ -57,7 +56,7 @@ def _cpu(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Read
     yield Reading("cpu", mean, summary, evidence, graded=filled)
 
 
-def _memory(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+def _memory(history: SampleHistory, sample: Sample, t: ResourceThresholds) -> Iterator[Reading]:
     mem = sample.memory
     summary = (
         f"memory {mem.percent:.0f}% used, {human_bytes(mem.available)} available "
@@ -67,7 +66,7 @@ def _memory(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[R
     yield Reading("memory", mem.percent, summary, Evidence("/proc/meminfo", output))
 
 
-def _swap(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+def _swap(history: SampleHistory, sample: Sample, t: ResourceThresholds) -> Iterator[Reading]:
     mem = sample.memory
     if not mem.swap_total:
         yield Reading("swap", 0.0, "no swap configured")
@@ -80,7 +79,7 @@ def _swap(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Rea
     yield Reading("swap", mem.swap_percent, summary, Evidence("/proc/meminfo", output))
 
 
-def _load(history: SampleHistory, sample: Sample, t: Thresholds) -> Iterator[Reading]:
+def _load(history: SampleHistory, sample: Sample, t: ResourceThresholds) -> Iterator[Reading]:
     load, cores = sample.load, sample.core_count
     # The 5-minute figure: a burst of one minute is not yet a loaded host.
     per_core = load.five / cores

@@ -7,8 +7,6 @@ from fleetdeck.checks.access import HostAccess
 from fleetdeck.checks.domain import Domain, DomainRun, Pane, Periodic
 from fleetdeck.checks.model import Finding
 from fleetdeck.checks.services.config import TABLE, ServicesConfig
-from fleetdeck.checks.services.probes import probe_findings
-from fleetdeck.checks.services.sweep import services_findings
 
 CHECKS_EVERY = 30.0
 """Seconds between sweeps while a Host screen is open: a dozen commands over the host's
@@ -23,6 +21,9 @@ async def _periodic(run: DomainRun) -> list[Finding]:
     """The services sweeps, in order: the units and the journal (`services_findings`, with
     the `[services]` parameters), then the probes (HTTP health, TLS, the security review,
     the limits: `probe_findings`, with the host's `http`, `tls`, `security` and `limits`)."""
+    from fleetdeck.checks.services.probes import probe_findings
+    from fleetdeck.checks.services.sweep import services_findings
+
     settings = run.settings
     assert isinstance(settings, ServicesConfig)
     probes = settings.probes.for_host(run.access.name, run.access.labels)

@@ -126,6 +126,8 @@ CGROUP_RETRY = 60.0
 """After the shell found no cgroup files, seconds before it is asked again."""
 KILLED = 128 + 9
 """A container's exit code when its main process died of SIGKILL (the OOM killer's signal)."""
+TERMINATED = 128 + 15
+"""A container's exit code when its main process died of SIGTERM (`docker stop`'s signal)."""
 
 
 @dataclass(slots=True)
