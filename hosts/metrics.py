@@ -8,9 +8,11 @@ zero instead. No rate is ever negative or absurd.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from math import isnan, nan
 
 from fleetdeck.hosts.sample import CpuTimes, ProcessInfo, Sample
 
@@ -196,32 +198,84 @@ def least_squares(points: Sequence[tuple[float, float]]) -> tuple[float, float] 
     return cov / var_t, min(fit, 1.0)
 
 
+_MountId = tuple[str, str, int, int | None]
+"""A mount as `mount_points` tells filesystems apart: mountpoint, device, size, inodes."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Point:
+    """What the long history keeps of one sample: its time, CPU counters and each mount's
+    fill, as one array of floats (`at`, the 8 CPU fields, then used and inodes used per
+    mount, NaN for none), beside the mounts it describes. A whole Sample (interfaces,
+    disks, processes) is about 10 KiB; this is a few hundred bytes."""
+
+    mounts: tuple[_MountId, ...]
+    figures: array[float]
+
+    @property
+    def at(self) -> float:
+        return self.figures[0]
+
+    def cpu(self) -> CpuTimes:
+        return CpuTimes(*self.figures[1 : 1 + len(_CPU_FIELDS)])
+
+
+def _point(sample: Sample, before: _Point | None) -> _Point:
+    """The compact record of `sample`. Only the first mount at each mountpoint counts, and
+    not when it could not be read (as `mount_points` always read them). Each mount's
+    identity, and the tuple of them, is the previous point's object when it did not
+    change, so a window of points shares them rather than keeping 600 copies."""
+    mounts: list[_MountId] = []
+    figures = array("d", [sample.at, *(getattr(sample.cpu, f) for f in _CPU_FIELDS)])
+    known = {m[0]: m for m in before.mounts} if before is not None else {}
+    seen: set[str] = set()
+    for m in sample.mounts:
+        if m.mountpoint in seen:
+            continue
+        seen.add(m.mountpoint)
+        if m.error is not None:
+            continue
+        identity = (m.mountpoint, m.device, m.total, m.inodes_total)
+        was = known.get(m.mountpoint)
+        mounts.append(was if was is not None and was == identity else identity)
+        figures.append(float(m.used))
+        figures.append(nan if m.inodes_used is None else float(m.inodes_used))
+    kept = tuple(mounts)
+    if before is not None and before.mounts == kept:
+        kept = before.mounts
+    return _Point(kept, figures)
+
+
 class SampleHistory:
-    """The last N samples of one host, oldest first, with rates between neighbours."""
+    """The last N samples of one host, oldest first, with rates between neighbours.
+
+    Only the latest sample is kept whole (screens and checks read it; the next rates need
+    it). For the rest of the window a compact `_Point` each: what `cpu_over` and
+    `mount_points` read. So a host's history stays a few hundred KiB at 600 samples,
+    instead of 6 MiB of whole samples (benchmarks/README.md, history_memory.py)."""
 
     def __init__(self, size: int = 600) -> None:
-        self._samples: deque[Sample] = deque(maxlen=size)
-        self._rates: deque[Rates] = deque(maxlen=size)
+        self._latest: Sample | None = None
+        self._points: deque[_Point] = deque(maxlen=size)
+        self._cpu: deque[float] = deque(maxlen=size)
 
     def __len__(self) -> int:
-        return len(self._samples)
-
-    def __iter__(self) -> Iterator[Sample]:
-        return iter(self._samples)
+        return len(self._points)
 
     def add(self, sample: Sample) -> Rates | None:
         """Keep a sample; return the rates since the one before it, if any."""
-        found = rates(self._samples[-1], sample) if self._samples else None
-        if self._samples and found is None:
+        found = rates(self._latest, sample) if self._latest is not None else None
+        if self._latest is not None and found is None:
             return None  # out of order (clock stepped back): ignore rather than mislead
-        self._samples.append(sample)
+        self._points.append(_point(sample, self._points[-1] if self._points else None))
+        self._latest = sample
         if found is not None:
-            self._rates.append(found)
+            self._cpu.append(found.cpu)
         return found
 
     @property
     def latest(self) -> Sample | None:
-        return self._samples[-1] if self._samples else None
+        return self._latest
 
     def mount_points(
         self, mountpoint: str, inodes: bool = False, window: float = 3600.0
@@ -229,42 +283,43 @@ class SampleHistory:
         """(time, used bytes or inodes) of one mount over the last `window` seconds, since
         the filesystem there last changed (another device or size: a remount, a resize),
         so a swapped filesystem never reads as one that filled in a minute."""
-        newest = self._samples[-1].at if self._samples else 0.0
+        newest = self._points[-1].at if self._points else 0.0
         found: list[tuple[float, float]] = []
-        identity: tuple[str, int, int | None] | None = None
-        for sample in reversed(self._samples):
-            if newest - sample.at > window:
+        identity: _MountId | None = None
+        column = 1 + len(_CPU_FIELDS) + (1 if inodes else 0)
+        for point in reversed(self._points):
+            if newest - point.at > window:
                 break
-            m = next((m for m in sample.mounts if m.mountpoint == mountpoint), None)
-            if m is None or m.error is not None:
+            index = next((i for i, m in enumerate(point.mounts) if m[0] == mountpoint), None)
+            if index is None:
                 continue
-            now = (m.device, m.total, m.inodes_total)
+            now = point.mounts[index]
             if identity is None:
                 identity = now
             elif now != identity:
                 break
-            used = m.inodes_used if inodes else m.used
-            if used is not None:
-                found.append((sample.at, float(used)))
+            used = point.figures[column + 2 * index]
+            if not isnan(used):
+                found.append((point.at, used))
         found.reverse()
         return found
 
     def cpu_series(self) -> list[float]:
         """Total CPU % for each interval kept, oldest first."""
-        return [r.cpu for r in self._rates]
+        return list(self._cpu)
 
     def cpu_over(self, seconds: float) -> tuple[float, float] | None:
         """(mean CPU %, seconds covered) over the most recent `seconds` of history."""
-        if not self._samples or len(self._samples) < 2:
+        if len(self._points) < 2:
             return None
-        newest = self._samples[-1]
+        newest = self._points[-1]
         # Mean of busy share over a span = busy time over total time: sum the counters' deltas
         # from the oldest sample inside the window to the newest.
         oldest = newest
-        for sample in reversed(self._samples):
-            if newest.at - sample.at > seconds:
+        for point in reversed(self._points):
+            if newest.at - point.at > seconds:
                 break
-            oldest = sample
+            oldest = point
         if oldest is newest:
-            oldest = self._samples[-2]
-        return cpu_percent(oldest.cpu, newest.cpu), newest.at - oldest.at
+            oldest = self._points[-2]
+        return cpu_percent(oldest.cpu(), newest.cpu()), newest.at - oldest.at
