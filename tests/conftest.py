@@ -23,7 +23,7 @@ from sshd import (  # noqa: F401
     ssh_client,
     ssh_keys,
 )
-from systemd_host import systemd_host  # noqa: F401
+from systemd_host import lab_shell, systemd_host  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -30,13 +30,15 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 import asyncssh
 import pytest
 
-from sshd import NetnsLab, SshdError, SshKeys, _kill_tree, _write_key_pair
+from fleetdeck.hosts.ssh import SSHShell
+
+from sshd import NetnsLab, SshdError, SshKeys, _kill_tree, _write_key_pair, ssh_shell
 
 CACHE = Path(os.environ.get("FLEETDECK_TEST_CACHE", "/var/cache/fleetdeck-tests"))
 SUITE = "bookworm"
@@ -308,3 +310,13 @@ def systemd_host(
         yield host
     finally:
         host.close()
+
+
+@pytest.fixture
+async def lab_shell(
+    systemd_host: SystemdHost, ssh_keys: SshKeys, tmp_path: Path
+) -> AsyncIterator[SSHShell]:
+    """fleetdeck's SSH shell on the booted systemd host, as a test's `ctx.shell`."""
+    known = tmp_path / "known_hosts"
+    async with ssh_shell(systemd_host, ssh_keys, known, "sysd") as shell:  # type: ignore[arg-type]
+        yield shell

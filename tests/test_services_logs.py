@@ -5,7 +5,7 @@ a host without a journal reading the files the settings name."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,18 +18,8 @@ from fleetdeck.hosts.shell import Shell
 from fleetdeck.hosts.ssh import SSHShell
 
 from sshd import NetnsHost, SshKeys, ssh_shell
-from systemd_host import SystemdHost
 
 WAIT = 60.0
-
-
-@pytest.fixture
-async def lab_shell(
-    systemd_host: SystemdHost, ssh_keys: SshKeys, tmp_path: Path
-) -> AsyncIterator[SSHShell]:
-    known = tmp_path / "known_hosts"
-    async with ssh_shell(systemd_host, ssh_keys, known, "sysd") as shell:  # type: ignore[arg-type]
-        yield shell
 
 
 def age(line: str) -> int:

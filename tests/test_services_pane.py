@@ -4,10 +4,9 @@ and its widget as a person sees it at 80x24 and 160x50."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from textual.app import App, ComposeResult
 
 from fleetdeck.checks.model import Status
@@ -16,16 +15,6 @@ from fleetdeck.hosts.ssh import SSHShell
 from fleetdeck.widgets.services_pane import ServicesPane
 
 from sshd import NetnsHost, SshKeys, ssh_shell
-from systemd_host import SystemdHost
-
-
-@pytest.fixture
-async def lab_shell(
-    systemd_host: SystemdHost, ssh_keys: SshKeys, tmp_path: Path
-) -> AsyncIterator[SSHShell]:
-    known = tmp_path / "known_hosts"
-    async with ssh_shell(systemd_host, ssh_keys, known, "sysd") as shell:  # type: ignore[arg-type]
-        yield shell
 
 
 async def test_reader_lists_failed_and_important_units_worst_first(lab_shell: SSHShell) -> None:

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
 from fleetdeck.checks.audit import AuditLog
@@ -22,7 +19,7 @@ from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.ssh import SSHShell
 
 from conftest import fleetdeck_bin
-from sshd import SshKeys, ssh_shell, write_known_hosts
+from sshd import SshKeys, write_known_hosts
 from systemd_host import STALE_LOCK, SystemdHost
 
 RECOVERY = [
@@ -33,15 +30,6 @@ RECOVERY = [
         "clean": [{"run": ["rm", "-f", STALE_LOCK], "check": ["test", "!", "-e", STALE_LOCK]}],
     }
 ]
-
-
-@pytest.fixture
-async def lab_shell(
-    systemd_host: SystemdHost, ssh_keys: SshKeys, tmp_path: Path
-) -> AsyncIterator[SSHShell]:
-    known = tmp_path / "known_hosts"
-    async with ssh_shell(systemd_host, ssh_keys, known, "sysd") as shell:  # type: ignore[arg-type]
-        yield shell
 
 
 async def broken_by_a_stale_lock(host: SystemdHost, shell: SSHShell) -> None:
