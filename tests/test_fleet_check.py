@@ -140,9 +140,13 @@ def test_a_host_that_answers_garbage_is_unknown_and_the_others_are_not_affected(
         unknown = [f for f in report[good.name]["findings"] if f["status"] == "UNKNOWN"]
         assert unknown == [], unknown
         # The liar's sshd still forwards its Docker socket (this machine's), so its
-        # container checks run as on any host; everything else is the one sample finding.
+        # container checks run as on any host. Its sample is the one UNKNOWN saying what
+        # could not be read, and the domains that ask it through its shell (services) get
+        # no answer from it: UNKNOWN with that reason, never a false OK.
         liars = report["liar"]["findings"]
-        (finding,) = [f for f in liars if not f["check"].startswith("container.")]
+        (finding,) = [f for f in liars if f["check"] == "host.sample"]
+        asked = [f for f in liars if not f["check"].startswith(("container.", "host."))]
+        assert all(f["status"] == "UNKNOWN" and "no answer" in f["summary"] for f in asked), asked
         assert report["liar"]["reachable"] is True
         assert (finding["check"], finding["status"]) == ("host.sample", "UNKNOWN")
         assert "liar: unreadable answer: /proc/stat" in finding["summary"]

@@ -43,11 +43,15 @@ _SSHD_HERE = (
     "me=$(readlink /proc/self/ns/net) || { echo unknown; exit 0; }; seen=no; "
     "for d in /proc/[0-9]*; do "
     '[ "$(cat "$d/comm" 2>/dev/null)" = sshd ] || continue; '
-    'ns=$(readlink "$d/ns/net" 2>/dev/null) || { seen=unknown; continue; }; '
+    'ns=$(readlink "$d/ns/net" 2>/dev/null) || { grep -qs "^State:.*[ZX]" "$d/status" '
+    '|| { [ -e "$d" ] && seen=unknown; }; continue; }; '
     '[ "$ns" = "$me" ] && { echo yes; exit 0; }; done; echo "$seen"'
 )
 """Whether an SSH server runs in the host's network namespace: yes, no, or unknown (an
-sshd whose namespace this user may not read)."""
+sshd whose namespace this user may not read). One that exited meanwhile, or a zombie (which
+has no namespaces left to read), is passed over."""
+_PRESENT = 'for f; do [ -e "$f" ] && echo "$f"; done; true'
+"""Which of the logs named exist, one a line."""
 _JAIL_LIST = re.compile(r"Jail list:\s*(.*)$", re.M)
 _BANNED = re.compile(r"Currently banned:\s*(\d+)", re.M)
 _BANNED_LIST = re.compile(r"Banned IP list:\s*(.*)$", re.M)
@@ -86,13 +90,7 @@ async def login_findings(shell: Shell, settings: ProbeSettings, now: float) -> l
         paths = settings.security.auth_logs or AUTH_LOGS
         tails, proof = await _tails(shell, paths)
         if not tails:
-            sshd = await run_command(shell, ("sh", "-c", _SSHD_HERE))
-            looked = Evidence(sshd.command, f"an SSH server here: {sshd.stdout.strip()}")
-            if sshd.ok and sshd.stdout.strip() == "no":
-                said = "no SSH server runs on this host: no logins to review"
-                return [Finding(LOGINS_ID, Status.OK, "ssh logins", said, (proof, looked))]
-            reason = f"no journal, and none of {', '.join(paths)} can be read"
-            return [Finding(LOGINS_ID, Status.UNKNOWN, "ssh logins", reason, (proof, looked))]
+            return await _no_log(shell, paths, settings.security.auth_logs is not None, proof)
         text, source = "\n".join(tails.values()), ", ".join(tails)
     failures = parse_failed_logins(text, since, now)
     status = (settings.security.failed_logins or FAILED_LOGINS).grade(len(failures))
@@ -102,6 +100,33 @@ async def login_findings(shell: Shell, settings: ProbeSettings, now: float) -> l
             f"; sources: {top(f.address for f in failures)}; users: {top(f.user for f in failures)}"
         )
     return [Finding(LOGINS_ID, status, "ssh logins", summary, (proof,))]
+
+
+async def _no_log(
+    shell: Shell, paths: Sequence[str], named: bool, proof: Evidence
+) -> list[Finding]:
+    """No journal and no auth log to read. UNKNOWN where a log is there but cannot be read,
+    or where the settings name one that is missing; quiet, saying why, where no SSH server
+    runs, or where none of the usual logs exists (sshd's logins are recorded nowhere here:
+    a fact about the host, said in the finding, not output that could not be read)."""
+    found = await run_command(shell, ("sh", "-c", f"({_SSHD_HERE}); {_PRESENT}", "sh", *paths))
+    sshd, *present = found.stdout.splitlines() or ["unknown"]
+    looked = Evidence(found.command, f"an SSH server here: {sshd}; logs there: {present}")
+    evidence = (proof, looked)
+    if present:
+        reason = f"no journal, and {', '.join(present)} cannot be read"
+        return [Finding(LOGINS_ID, Status.UNKNOWN, "ssh logins", reason, evidence)]
+    if found.ok and sshd == "no":
+        said = "no SSH server runs on this host: no logins to review"
+        return [Finding(LOGINS_ID, Status.OK, "ssh logins", said, evidence)]
+    if named or not found.ok:
+        reason = f"no journal, and none of {', '.join(paths)} can be read"
+        return [Finding(LOGINS_ID, Status.UNKNOWN, "ssh logins", reason, evidence)]
+    said = (
+        f"sshd's logins are recorded nowhere here (no journal, no {' or '.join(paths)}): "
+        "nothing to review; name its log in [services.security] auth_logs if it has one"
+    )
+    return [Finding(LOGINS_ID, Status.OK, "ssh logins", said, evidence)]
 
 
 async def denied_findings(
