@@ -233,6 +233,15 @@ def dockerd() -> Iterator[Dockerd]:
             engine.stop()
 
 
+def memory_limit(size: str) -> list[str]:
+    """`docker run` flags for a hard memory limit with no swap. The engine's default
+    allowance is twice `--memory` in memory and swap together: on a host with swap, a
+    container filling its /dev/shm past the limit is swapped, not OOM-killed (CI's machine
+    let 24 MiB through a 16 MiB limit and the container exited 0), and a nearly full one
+    reads less than it holds."""
+    return ["--memory", size, "--memory-swap", size, "--memory-swappiness", "0"]
+
+
 class DockerObjects:
     """Containers and images made for one test, all removed by `remove_all()`."""
 

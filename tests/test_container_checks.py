@@ -53,7 +53,7 @@ from fleetdeck.hosts.docker.link import (
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.shell import LocalShell
 
-from dockerd import SOCKET, Dockerd, DockerObjects, docker
+from dockerd import SOCKET, Dockerd, DockerObjects, docker, memory_limit
 from dockerd import docker_objects as docker_objects
 from dockerd import dockerd as dockerd
 from sshd import NAME_PREFIX
@@ -370,10 +370,10 @@ async def test_unhealthy_exited_looping_oom_and_nearly_full_containers_each_have
     done = docker_objects.start("true")  # exit 0, no restart policy: as it should be
     loops = docker_objects.start("sh", "-c", "exit 1", flags=["--restart", "always"])
     oom = docker_objects.start(
-        "sh", "-c", "head -c 24m /dev/zero > /dev/shm/fill", flags=["--memory", "16m"]
+        "sh", "-c", "head -c 24m /dev/zero > /dev/shm/fill", flags=memory_limit("16m")
     )
     full = docker_objects.start(
-        "sh", "-c", "head -c 14m /dev/zero > /dev/shm/fill; sleep 3600", flags=["--memory", "16m"]
+        "sh", "-c", "head -c 14m /dev/zero > /dev/shm/fill; sleep 3600", flags=memory_limit("16m")
     )
     fine = docker_objects.start("sleep", "3600", flags=["--memory", "64m"])
 

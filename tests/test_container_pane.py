@@ -38,7 +38,7 @@ from fleetdeck.tui.host_screen import HostScreen
 from fleetdeck.widgets import ContainersPane, ContainerTable, ProcessTable
 
 from conftest import REPO
-from dockerd import SOCKET, Dockerd, DockerObjects, docker
+from dockerd import SOCKET, Dockerd, DockerObjects, docker, memory_limit
 from dockerd import docker_objects as docker_objects
 from dockerd import dockerd as dockerd
 from sshd import NetnsHost, NetnsLab, SshKeys, write_known_hosts
@@ -80,7 +80,7 @@ def shop(docker_objects: DockerObjects) -> dict[str, str]:
             "sh",
             "-c",
             "head -c 12m /dev/zero > /dev/shm/fill; sleep 3600",
-            flags=["--memory", "16m"],
+            flags=memory_limit("16m"),
             what="cache",
         ),
     }

@@ -47,7 +47,7 @@ from fleetdeck.hosts.inventory.records import HostSpec, InventoryError
 from fleetdeck.hosts.ssh import SSHOptions, connect_host
 
 from conftest import REPO
-from dockerd import SOCKET, Dockerd, DockerObjects, docker
+from dockerd import SOCKET, Dockerd, DockerObjects, docker, memory_limit
 from dockerd import docker_objects as docker_objects
 from dockerd import dockerd as dockerd
 from sshd import NetnsLab, SshKeys, write_known_hosts
@@ -197,10 +197,10 @@ async def test_containers_show_health_exits_restart_loops_oom_and_compose_labels
     exits = docker_objects.start("sh", "-c", "exit 3")
     loops = docker_objects.start("sh", "-c", "exit 1", flags=["--restart", "always"])
     full = docker_objects.start(
-        "sh", "-c", "head -c 14m /dev/zero > /dev/shm/fill; sleep 3600", flags=["--memory", "16m"]
+        "sh", "-c", "head -c 14m /dev/zero > /dev/shm/fill; sleep 3600", flags=memory_limit("16m")
     )
     oom = docker_objects.start(
-        "sh", "-c", "head -c 24m /dev/zero > /dev/shm/fill", flags=["--memory", "16m"]
+        "sh", "-c", "head -c 24m /dev/zero > /dev/shm/fill", flags=memory_limit("16m")
     )
     web = docker_objects.start(
         "sleep",
@@ -251,7 +251,7 @@ async def test_stats_read_cgroups_in_one_command_and_agree_with_the_engine(
     dockerd: Dockerd, docker_objects: DockerObjects
 ) -> None:
     full = docker_objects.start(
-        "sh", "-c", "head -c 14m /dev/zero > /dev/shm/fill; sleep 3600", flags=["--memory", "16m"]
+        "sh", "-c", "head -c 14m /dev/zero > /dev/shm/fill; sleep 3600", flags=memory_limit("16m")
     )
     busy = docker_objects.start("sh", "-c", "while :; do :; done")
     idle = docker_objects.start("sleep", "3600")
