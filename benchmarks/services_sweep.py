@@ -8,11 +8,18 @@ the lab's failing and flapping ones. Then, over one SSH connection, --rounds tim
 2. the peer: `systemctl list-units --failed` and `journalctl -p err --since -15min`, the
    least an operator runs for the same answer (no restart counts, no grouping).
 
-Prints the median and worst wall time of each and the ratio. The endpoint half of the
-issue's benchmark (20 health endpoints against a curl loop) belongs to the endpoint probes.
+Then, on a plain namespace host of the same lab (tests/sshd.py: the machine's sshd in a
+network namespace, so the machine's curl is there) running tests/webd.py on --endpoints
+loopback ports, over one SSH connection, --rounds times each:
+
+3. fleetdeck's `http.health` check over those endpoints (`checks.services.http`);
+4. the peer: one shell loop of `curl -sS -o /dev/null -w '%{http_code} %{time_total}'`
+   over the same URLs, the least an operator types for the same statuses and times.
+
+Prints the median and worst wall time of each and the ratios.
 
     sudo .venv/bin/python benchmarks/services_sweep.py             # about a minute
-    sudo .venv/bin/python benchmarks/services_sweep.py --units 300 --rounds 10 --json
+    sudo .venv/bin/python benchmarks/services_sweep.py --units 300 --endpoints 20 --rounds 10 --json
 
 Needs root, debootstrap, systemd-nspawn and iproute2 (./scripts/test installs them); the
 Debian root is built once and cached (/var/cache/fleetdeck-tests).
@@ -24,6 +31,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,9 +42,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fleetdeck.hosts.shell import Shell
 
+    from sshd import NetnsLab, SshKeys
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+WEBD = ROOT / "tests" / "webd.py"
+FIRST_PORT = 8100
+"""The endpoints listen on FIRST_PORT and up, on the web host's loopback."""
 
 ONESHOT = """\
 [Unit]
@@ -72,7 +85,69 @@ async def booted(shell: Shell, limit: float = 120.0) -> None:
     raise SystemExit(f"systemd was still starting units after {limit:g} s")
 
 
-async def measure(units: int, rounds: int) -> dict[str, object]:
+def start_webd(netns: str, ports: list[int]) -> subprocess.Popen[str]:
+    """tests/webd.py serving /ok on each port of the namespace's loopback, once it is ready."""
+    serving = [arg for port in ports for arg in ("--http", str(port))]
+    webd = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, str(WEBD), *serving],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert webd.stdout is not None
+    if webd.stdout.readline().strip() != "ready":
+        webd.kill()
+        raise SystemExit("tests/webd.py did not start")
+    return webd
+
+
+async def endpoints_half(
+    lab: NetnsLab, keys: SshKeys, workdir: Path, endpoints: int, rounds: int
+) -> dict[str, object]:
+    """fleetdeck's `http.health` over `endpoints` loopback URLs against a curl loop."""
+    from fleetdeck.checks.config import Config
+    from fleetdeck.checks.model import CheckContext, Status
+    from fleetdeck.checks.services.http import http_check
+    from fleetdeck.checks.services.probe_config import HttpEndpoint, ProbeSettings
+    from fleetdeck.hosts.metrics import SampleHistory
+
+    from sshd import ssh_shell
+
+    host = lab.add_host("web")
+    ports = [FIRST_PORT + n for n in range(endpoints)]
+    urls = [f"http://127.0.0.1:{port}/ok" for port in ports]
+    assert host.netns is not None
+    webd = start_webd(host.netns, ports)
+    try:
+        async with ssh_shell(host, keys, workdir / "known-web", "web") as shell:
+            settings = ProbeSettings(http=tuple(HttpEndpoint(url) for url in urls))
+            check = http_check(settings)
+            ctx = CheckContext("web", SampleHistory(size=2), Config().thresholds, shell)
+            found = await check.run(ctx)
+            healthy = sum(f.status is Status.OK for f in found)
+            if healthy != endpoints:
+                raise SystemExit(f"only {healthy} of {endpoints} endpoints answered OK: {found}")
+            loop = (
+                "for u in " + " ".join(urls) + "; do curl -sS -o /dev/null --max-time 4 "
+                "-w '%{http_code} %{time_total}\\n' \"$u\"; done"
+            )
+            peer = await shell.run(("sh", "-c", loop), timeout=60)
+            if peer.stdout.count("200 ") != endpoints:
+                raise SystemExit(f"the curl loop did not get {endpoints} answers: {peer.stdout}")
+            probes = await timed(rounds, lambda: check.run(ctx))
+            curls = await timed(rounds, lambda: shell.run(("sh", "-c", loop), timeout=60))
+    finally:
+        webd.kill()
+        webd.wait(timeout=5)
+    return {
+        "endpoints": endpoints,
+        "http_median_s": round(statistics.median(probes), 3),
+        "http_worst_s": round(max(probes), 3),
+        "curl_loop_median_s": round(statistics.median(curls), 3),
+        "curl_loop_worst_s": round(max(curls), 3),
+        "http_ratio": round(statistics.median(probes) / statistics.median(curls), 2),
+    }
+
+
+async def measure(units: int, rounds: int, endpoints: int) -> dict[str, object]:
     from fleetdeck.checks.config import Config
     from fleetdeck.checks.model import CheckContext
     from fleetdeck.checks.services.config import ServicesSettings
@@ -106,6 +181,7 @@ async def measure(units: int, rounds: int) -> dict[str, object]:
                     manual = await timed(rounds, peer)
             finally:
                 host.close()
+            web = await endpoints_half(lab, keys, Path(workdir), endpoints, rounds)
     return {
         "units": units + len(LAB_UNITS),
         "rounds": rounds,
@@ -115,16 +191,18 @@ async def measure(units: int, rounds: int) -> dict[str, object]:
         "peer_median_s": round(statistics.median(manual), 3),
         "peer_worst_s": round(max(manual), 3),
         "ratio": round(statistics.median(sweep) / statistics.median(manual), 2),
+        **web,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=300)
+    parser.add_argument("--endpoints", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = asyncio.run(measure(args.units, args.rounds))
+    result = asyncio.run(measure(args.units, args.rounds, args.endpoints))
     if args.json:
         print(json.dumps(result))
         return
