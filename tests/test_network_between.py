@@ -3,13 +3,17 @@ far host's replies dropped at random inside its namespace, beside the clean path
 throughput when the far host runs a server, and said not measured when not.
 
 The loss is made by nftables (`numgen random`), not `tc netem`: this test machine's kernel
-has no sch_netem ("Specified qdisc kind is unknown"), and netem's delay with it, so the delay
-itself is not tested here; the figures ping gives are."""
+has no sch_netem ("Specified qdisc kind is unknown"). The delay is made the way a congested
+uplink makes it: a token bucket (`tc qdisc ... tbf`, which the kernel has) on the far host's
+link, kept full by a paced stream of datagrams, so its replies wait in the queue (and, the
+queue being full, some are dropped, as on a real congested link)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,9 +71,58 @@ async def test_replies_lost_at_random_are_seen_where_the_clean_path_was_ok(
     loss = int(lossy.summary.split(": ", 1)[1].split("%", 1)[0])
     assert loss > 0
     assert lossy.status is (Status.CRIT if loss >= 20 else Status.WARN)
-    low, average, high, _ = lossy.summary.split("rtt min/avg/max/mdev ", 1)[1].split("/")
-    assert 0 < float(low) <= float(average) <= float(high.split(" ")[0]), lossy.summary
+    low, average, high, _ = _rtt(lossy)
+    assert 0 < low <= average <= high, lossy.summary
     assert float(lossy.summary.split("jitter ", 1)[1].split(" ms")[0]) >= 0, lossy.summary
+
+
+SHAPED = ("tbf", "rate", "200kbit", "burst", "4kb", "latency", "300ms")
+"""A 200 kbit/s link whose queue holds up to 300 ms of traffic."""
+STREAM = """
+import socket, sys, time
+out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+while True:  # 100 KB/s, four times what the link passes: its queue stays full
+    out.sendto(bytes(1000), (sys.argv[1], 9))
+    time.sleep(0.01)
+"""
+
+
+@contextlib.contextmanager
+def congested(host: NetnsHost, toward: NetnsHost) -> Iterator[None]:
+    """`host`'s link shaped (SHAPED) and kept full by STREAM toward `toward` meanwhile."""
+    netns = ["ip", "netns", "exec", str(host.netns)]
+    subprocess.run([*netns, "tc", "qdisc", "add", "dev", "eth0", "root", *SHAPED], check=True)
+    stream = subprocess.Popen([*netns, sys.executable, "-c", STREAM, str(toward.address)])
+    try:
+        yield
+    finally:
+        stream.kill()
+        stream.wait(timeout=5)
+        subprocess.run([*netns, "tc", "qdisc", "del", "dev", "eth0", "root"], check=True)
+
+
+def _rtt(finding: Finding) -> tuple[float, float, float, float]:
+    low, average, high, mdev = finding.summary.split("rtt min/avg/max/mdev ", 1)[1].split("/")
+    return float(low), float(average), float(high), float(mdev.split(" ")[0])
+
+
+async def test_a_congested_link_shows_in_the_round_trip_times_and_its_drops_as_loss(
+    pair: tuple[NetnsHost, NetnsHost], ssh_keys: SshKeys, tmp_path: Path
+) -> None:
+    near, far = pair
+    (clean,) = await between(near, far, ssh_keys, tmp_path)
+    with congested(far, toward=near):
+        (queued,) = await between(near, far, ssh_keys, tmp_path)
+    assert clean.status is Status.OK, clean
+    # A full queue drops what comes next, replies too, as a congested uplink does: the loss
+    # is graded as any loss is. The replies that got through waited behind up to 300 ms of
+    # datagrams, where a round trip on the bare bridge takes well under a millisecond;
+    # latency is told, not graded (the module says why).
+    loss = int(queued.summary.split(": ", 1)[1].split("%", 1)[0])
+    assert queued.status is (Status.CRIT if loss >= 20 else Status.WARN if loss else Status.OK), (
+        queued.summary
+    )
+    assert _rtt(queued)[1] > 100 > 10 * _rtt(clean)[1], (clean.summary, queued.summary)
 
 
 @pytest.fixture
