@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from fleetdeck.checks.database.base import DbCheck, DbContext
-from fleetdeck.checks.database.queries import Backend
+from fleetdeck.checks.database.queries import Backend, ServerInfo
 from fleetdeck.checks.database.wording import hidden_note, plural, worst
 from fleetdeck.checks.model import Evidence, Finding, Status, aligned, printable
 
@@ -87,8 +87,8 @@ def group_clients(
 
 
 def _named(counts: Counter[str]) -> str:
-    """`app 5, report 1 and 2 more`: the first few by count."""
-    common = counts.most_common()
+    """`app 5, report 1 and 2 more`: the first few by count (then by name)."""
+    common = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     text = ", ".join(f"{name} {n}" for name, n in common[:NAMED])
     return text + (f" and {len(common) - NAMED} more" if len(common) > NAMED else "")
 
@@ -148,16 +148,16 @@ async def _clients(db: DbContext) -> list[Finding]:
     listed = {s.address for s in (*sources[: th.top], *unexpected[: th.top])}
     shown = [s for s in sources if s.address in listed]
     rest = [s for s in sources if s.address not in listed]
-    evidence = (_evidence(db, shown, rest, usable, activity.own),)
+    evidence = (_evidence(db, server, shown, rest, activity.own),)
     return [Finding("db.clients", final, db.label, summary, evidence)]
 
 
 def _evidence(
-    db: DbContext, shown: list[Source], rest: list[Source], usable: int, own: int
+    db: DbContext, server: ServerInfo, shown: list[Source], rest: list[Source], own: int
 ) -> Evidence:
     """The addresses `shown` (the top ones and the unexpected) as a table, the `rest`
     counted, then what they were judged against."""
-    th = db.thresholds
+    th, usable = db.thresholds, server.usable
     rows = [("address", "kind", "conns", "share", "users", "databases")]
     for s in shown:
         share = f"{100.0 * s.count / usable:.0f} %"
@@ -169,7 +169,8 @@ def _evidence(
     expected = ", ".join(str(n) for n in th.expected_clients)
     limit = th.client_share
     lines += [
-        f"slots for ordinary users: {usable} (max_connections less the reserved ones); "
+        f"slots for ordinary users: {usable} (max_connections {server.setting('max_connections')}"
+        f" less {server.reserved} reserved); "
         f"one address holding {limit.warn:g} % of them is WARN, {limit.crit:g} % CRIT",
         f"expected_clients: {expected}"
         if expected
