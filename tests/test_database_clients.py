@@ -18,6 +18,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from psycopg import sql
 
 from fleetdeck.checks.database.checks import CLIENTS, DB_CHECKS, run_db_checks
@@ -260,6 +262,30 @@ def test_where_an_address_stands() -> None:
     assert kind_of("fd00::5", expected) == "expected"
     assert kind_of("10.0.2.7", expected) == "unexpected"
     assert kind_of("10.0.2.7", ()) == "remote"
+
+
+ADDRESSES = st.one_of(
+    st.none(),
+    st.just("local socket"),
+    st.ip_addresses().map(str),
+    st.text(max_size=40),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(ADDRESSES, st.text(max_size=20), st.booleans()), max_size=30))
+def test_any_activity_groups_into_counts_that_add_up_with_names_made_printable(
+    rows: list[tuple[str | None, str, bool]],
+) -> None:
+    nets = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+    clients = tuple(_backend(a, u, hidden=h) for a, u, h in rows)
+    sources = group_clients(clients, nets)
+    assert sum(s.count for s in sources) == len(rows)
+    assert [s.count for s in sources] == sorted((s.count for s in sources), reverse=True)
+    kinds = {"local", "expected", "unexpected", "hidden"}
+    assert {s.kind for s in sources} <= kinds
+    for source in sources:
+        assert not any(c in name for name in (source.address, *source.users) for c in RAW)
 
 
 def test_clients_are_grouped_most_first_and_hidden_ones_apart() -> None:

@@ -78,8 +78,8 @@ def group_clients(
     """The client connections by address, the most connections first (then by address)."""
     sources: dict[str, Source] = {}
     for backend in clients:
-        address = None if backend.hidden else backend.client
-        key = address or HIDDEN
+        address = (None if backend.hidden else backend.client) or None
+        key = printable(address, one_line=True) if address else HIDDEN
         source = sources.setdefault(key, Source(key, kind_of(address, expected)))
         source.users[printable(backend.user or "?", one_line=True)] += 1
         source.databases[printable(backend.database or "?", one_line=True)] += 1
