@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql
+from test_database_cli import _check, _config, _findings, _local
 
 from fleetdeck.checks.database.checks import CLIENTS, DB_CHECKS, run_db_checks
 from fleetdeck.checks.database.clients import group_clients, kind_of
@@ -238,6 +239,29 @@ async def test_db_clients_runs_with_every_database_check(
         findings = await run_db_checks(session, HOST, label="orders")
     (found,) = [f for f in findings if f.check == "db.clients"]
     assert found.status is Status.OK, _text(found)
+
+
+def test_fleetdeck_check_postgres_grades_by_the_settings_file(pg: PgServer, tmp_path: Path) -> None:
+    """`fleetdeck check --postgres` runs db.clients with `[thresholds.database]`'s keys; a
+    network written with host bits is refused naming the key."""
+    pg.open_sessions(5)
+    env = _local(pg, tmp_path, pg.passwords[MONITOR])
+    config = _config(
+        tmp_path,
+        '[thresholds.database]\nclient_share = { warn = 5 }\nexpected_clients = ["192.0.2.0/24"]\n',
+    )
+    result = _check(env, "--postgres", "--no-storage", "--json", "--config", config)
+    assert result.returncode in (0, 1, 2, 3), result.stderr
+    (found,) = [f for f in _findings(result) if f["check"] == "db.clients"]
+    assert found["status"] == "WARN", found
+    assert found["summary"].startswith("127.0.0.1 holds 5 of 97 slots (5 %, as postgres 5); ")
+
+    config = _config(tmp_path, '[thresholds.database]\nexpected_clients = ["10.0.1.5/24"]\n')
+    result = _check(env, "--postgres", "--no-storage", "--json", "--config", config)
+    assert result.returncode != 0
+    assert "thresholds.database.expected_clients[0]: 10.0.1.5/24 has host bits set" in (
+        result.stderr
+    ), result.stderr
 
 
 # -- pure parts ---------------------------------------------------------------------------------
