@@ -12,6 +12,7 @@ pins), a table or index its schema-qualified name, a database its name, a standb
 fleetdeck's own sessions are in no list and no count (see `checks.database.queries`).
 
 This module runs the checks; they live in `checks.database.sessions` (D1-D3),
+`checks.database.clients` (connections by client address, R09),
 `checks.database.replication` (replication, D4) and `checks.database.maintenance` (D5-D7), on
 `checks.database.base` (`DbContext`, `DbCheck`) and `checks.database.wording`. Every name other
 modules use is importable from here.
@@ -32,6 +33,7 @@ from fleetdeck.checks.database.base import (
     cannot_read,
     unreachable,
 )
+from fleetdeck.checks.database.clients import CLIENTS
 from fleetdeck.checks.database.config import DbThresholds
 from fleetdeck.checks.database.maintenance import INDEXES, SIZE, VACUUM, WRAPAROUND_CHECK
 from fleetdeck.checks.database.replication import REPLICATION, SLOW_STATEMENTS
@@ -52,6 +54,7 @@ from fleetdeck.hosts.postgres.session import (
 )
 
 __all__ = [
+    "CLIENTS",
     "CONNECTIONS",
     "DB_CHECKS",
     "DOMAIN",
@@ -80,6 +83,7 @@ __all__ = [
 DB_CHECKS: tuple[DbCheck, ...] = (
     REACHABLE,
     CONNECTIONS,
+    CLIENTS,
     IDLE_IN_TRANSACTION,
     LONG_QUERIES,
     LOCK_CHAIN,

@@ -6,18 +6,25 @@
     long_query = { warn = 60, crit = 600 }        # seconds one statement has been running
     dead_rows = 10_000                            # fewer dead rows than this: never a finding
     unused_index_age = 604_800                    # seconds of statistics before "unused" (7 days)
-    top = 5                                       # statements and tables listed
+    top = 5                                       # statements, tables and client addresses listed
+    client_share = { warn = 50, crit = 80 }       # % of the slots one client address holds
+    expected_clients = ["10.0.1.0/24"]            # addresses or networks the clients come from
+    unexpected_clients = { warn = 1, crit = 20 }  # connections from other (non-local) addresses
 
 Every `{ warn, crit }` pair may also be written as a table (`[thresholds.database.long_query]`).
 Durations are seconds, sizes bytes, statement times milliseconds, percentages 0-100; warn is
-never above crit. `parse_db_thresholds` checks a table the way `checks.storage.config` does:
-`fail(dotted_key, problem)` builds the error to raise, so the settings file names the line.
+never above crit. `expected_clients` is a list of addresses or networks (`10.0.1.5`,
+`10.0.1.0/24`, `fd00::/64`); the local socket and loopback are always expected, and with no
+list no address is judged for where it comes from. `parse_db_thresholds` checks a table the
+way `checks.storage.config` does: `fail(dotted_key, problem)` builds the error to raise, so
+the settings file names the line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from fleetdeck.checks.settings import Fail, Limit, SettingsTable, parse_pair, value_error
@@ -64,12 +71,26 @@ class DbThresholds:
     """Seconds the usage statistics must go back before an index never scanned is called
     unused: a weekly job's index is used once a week."""
     top: int = 5
-    """How many statements, tables and indexes a finding lists."""
+    """How many statements, tables, indexes and client addresses a finding lists."""
+    client_share: Limit = Limit(50, 80)
+    """% of the slots ordinary users may take that the connections from one client address
+    (the local socket counts as one) hold. A pool sized past half the server leaves no room
+    for a second instance of its application during a rolling deploy, and a leak from one
+    application server shows here before db.connections reaches its 80 %."""
+    expected_clients: tuple[IPv4Network | IPv6Network, ...] = ()
+    """The addresses and networks clients are expected to connect from, besides the local
+    socket and loopback; empty: none is judged for where it comes from (only listed)."""
+    unexpected_clients: Limit = Limit(1, 20)
+    """Connections from non-local addresses outside `expected_clients` (when it is set): one
+    is already worth a look in a security review (R09); twenty is a client, not a probe."""
 
 
 LIMITS = tuple(f.name for f in fields(DbThresholds) if f.type in ("Limit", Limit))
-COUNTS = tuple(f.name for f in fields(DbThresholds) if f.name not in LIMITS)
-PERCENT = frozenset({"connections", "dead_ratio"})
+NETWORKS = ("expected_clients",)
+COUNTS = tuple(f.name for f in fields(DbThresholds) if f.name not in (*LIMITS, *NETWORKS))
+PERCENT = frozenset({"connections", "dead_ratio", "client_share"})
+MAX_NETWORKS = 1000
+"""More entries than this in `expected_clients` is a mistake (a generated file), not a list."""
 
 
 def parse_db_thresholds(
@@ -81,7 +102,7 @@ def parse_db_thresholds(
         raise fail(where, f"expected a table such as [{where}]")
     found = DbThresholds()
     changes: dict[str, Any] = {}
-    known = ", ".join((*LIMITS, *COUNTS))
+    known = ", ".join((*LIMITS, *COUNTS, *NETWORKS))
     for key, value in table.items():
         dotted = f"{where}.{key}"
         if key in LIMITS:
@@ -93,9 +114,28 @@ def parse_db_thresholds(
             if key == "top" and not 1 <= value <= 100:
                 raise fail(dotted, f"expected 1 to 100 rows, got {value!r}")
             changes[key] = value
+        elif key in NETWORKS:
+            changes[key] = parse_networks(value, dotted, fail)
         else:
             raise fail(dotted, f"unknown key (known: {known})")
     return replace(found, **changes)
+
+
+def parse_networks(value: object, dotted: str, fail: Fail) -> tuple[IPv4Network | IPv6Network, ...]:
+    """A list of addresses and networks (`10.0.1.5`, `10.0.1.0/24`, `fd00::/64`); a network
+    with host bits set (`10.0.1.5/24`) is refused, as it is more likely a typo than meant."""
+    if not isinstance(value, list) or len(value) > MAX_NETWORKS:
+        raise fail(dotted, f"expected a list of up to {MAX_NETWORKS} addresses or networks")
+    networks = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            said = f"expected an address such as 10.0.1.0/24, got {item!r}"
+            raise fail(f"{dotted}[{index}]", said)
+        try:
+            networks.append(ip_network(item.strip()))
+        except ValueError as error:
+            raise fail(f"{dotted}[{index}]", str(error)) from None
+    return tuple(networks)
 
 
 TABLE = SettingsTable("database", ("thresholds", "database"), parse_db_thresholds)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 
 from fleetdeck.checks.database.base import DbCheck
+from fleetdeck.checks.database.clients import CLIENTS
 from fleetdeck.checks.database.fixes import default_dump_dir
 from fleetdeck.checks.database.maintenance import INDEXES, SIZE, VACUUM, WRAPAROUND_CHECK
 from fleetdeck.checks.database.replication import REPLICATION, SLOW_STATEMENTS
@@ -72,6 +73,12 @@ DATABASE_WIZARD = Wizard(
             CONNECTIONS,
             "D2: near max_connections new clients are refused: find who holds the connections "
             "(by user and client) and fix the pool, or end idle ones",
+        ),
+        _step(
+            CLIENTS,
+            "R09: who connects from where: an address holding much of the server is a pool "
+            "or a leak to fix at that client; one not in expected_clients is a security "
+            "question (pg_hba.conf decides who may connect)",
         ),
         _step(
             LOCK_CHAIN,
