@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sys
@@ -39,6 +40,15 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         path.mkdir()
         monkeypatch.setenv(name, str(path))
     yield tmp_path
+
+
+@pytest.fixture(autouse=True)
+def unfrozen_gc() -> Iterator[None]:
+    """A console frees its start-up objects from collection (`tui.app.settle_gc`): right for
+    one console per process, but here every test's app would stay frozen, and uncollected,
+    for the rest of the session. Each test's freeze is undone when it ends."""
+    yield
+    gc.unfreeze()
 
 
 def require_binary(name: str, package: str) -> str:

@@ -88,6 +88,16 @@ async def test_sort_keys_order_processes_by_cpu_memory_and_pid() -> None:
         await pilot.press("p")
         await pilot.pause(0.1)
         assert column("pid") == sorted(column("pid"))
+        await pilot.press("c")
+        await _until(pilot, lambda: screen.polls >= 3)
+        assert column("cpu") == sorted(column("cpu"), reverse=True)
+        assert "by CPU" in str(table.border_subtitle)
+
+        # The cursor keys, on rows that hold still: on a live list a sample landing between
+        # a key and the check re-sorts the rows, and the cursor follows its process there
+        # (by design: seen in CI, "end" then row 97 of 100).
+        app.workers.cancel_group(screen, "watch")
+        await pilot.pause()
         table.focus()
         table.move_cursor(0)
         await pilot.press("j", "j", "k")
@@ -97,10 +107,6 @@ async def test_sort_keys_order_processes_by_cpu_memory_and_pid() -> None:
         assert table.scroll_offset.y > 0  # the cursor stays in view
         await pilot.press("home")
         assert (table.cursor_row, table.scroll_offset.y) == (0, 0)
-        await pilot.press("c")
-        await _until(pilot, lambda: screen.polls >= 3)
-        assert column("cpu") == sorted(column("cpu"), reverse=True)
-        assert "by CPU" in str(table.border_subtitle)
 
 
 async def test_memory_order_holds_when_rss_moves_below_what_the_column_shows() -> None:
