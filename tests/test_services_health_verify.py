@@ -23,8 +23,8 @@ from fleetdeck.checks.audit import AuditLog
 from fleetdeck.checks.catalog import WIZARDS
 from fleetdeck.checks.config import Config
 from fleetdeck.checks.model import CheckContext, Status
+from fleetdeck.checks.services.health_config import health_param
 from fleetdeck.checks.services.probe_config import HttpEndpoint
-from fleetdeck.checks.services.unit_health import health_param
 from fleetdeck.checks.services.wizard import START
 from fleetdeck.checks.wizards import WizardRun
 from fleetdeck.hosts.metrics import SampleHistory

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from fleetdeck.checks.services.health_config import HEALTH, health_param
 from fleetdeck.checks.services.probe_config import PROBE_KEYS, ProbeConfig, parse_probes
-from fleetdeck.checks.services.unit_health import HEALTH, health_param
 from fleetdeck.checks.settings import Fail, SettingsTable, for_host, parse_per_host
 from fleetdeck.hosts.linux.systemd import parse_unit_name
 

@@ -6,7 +6,8 @@ An endpoint belongs to a unit when its `[[services.http]]` entry says `unit = "N
 entries come from the same per-group and per-host merging as every other endpoint, and the
 `http.health` sweep keeps probing them as before. The units check and the wizard read them
 from the `health` parameter (the host's entries that name a unit, as a JSON list, which the
-settings give and `--health` takes), so they need no settings of their own.
+settings give and `--health` takes: `health_config.py`), so they need no settings of their
+own.
 
 Each endpoint is asked with the http probe (`http.ask`, curl or python3 on the host) and
 graded as `http.health` grades it. The check is re-run by the gate every second of its
@@ -17,51 +18,13 @@ endpoint is verified by its state alone, as before.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from fleetdeck.checks.model import Evidence, Status
 from fleetdeck.checks.services.http import ask, grade
-from fleetdeck.checks.services.probe_config import HttpEndpoint, parse_http
+from fleetdeck.checks.services.probe_config import HttpEndpoint
 from fleetdeck.hosts.shell import Shell
-
-HEALTH = "health"
-"""The parameter that carries the endpoints that name a unit."""
-
-
-def health_param(endpoints: Sequence[HttpEndpoint]) -> str:
-    """The endpoints that name a unit, as the `health` parameter ("" when none does)."""
-    owned = [asdict(e) for e in endpoints if e.unit]
-    return json.dumps(owned) if owned else ""
-
-
-def parse_health(text: str) -> str:
-    """The `health` parameter (`--health`), checked as the settings' entries are, normalised."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ValueError("health endpoints as a JSON list of [[services.http]] tables") from None
-    if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
-        raise ValueError("health endpoints as a JSON list of [[services.http]] tables")
-    endpoints = [parse_http(e, f"health[{i}]", _value_error) for i, e in enumerate(data)]
-    missing = next((i for i, e in enumerate(endpoints) if not e.unit), None)
-    if missing is not None:
-        raise ValueError(f"health[{missing}].unit: missing: the unit the endpoint belongs to")
-    return health_param(endpoints)
-
-
-def _value_error(key: str, problem: str) -> Exception:
-    return ValueError(f"{key}: {problem}")
-
-
-def endpoints_by_unit(params: Mapping[str, str]) -> dict[str, tuple[HttpEndpoint, ...]]:
-    """The `health` parameter (as `parse_health` or `health_param` gave it) by unit."""
-    found: dict[str, tuple[HttpEndpoint, ...]] = {}
-    for data in json.loads(params.get(HEALTH) or "[]"):
-        endpoint = HttpEndpoint(**data)
-        found[endpoint.unit] = (*found.get(endpoint.unit, ()), endpoint)
-    return found
 
 
 @dataclass(frozen=True, slots=True)

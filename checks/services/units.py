@@ -16,8 +16,8 @@ finding for the host says how many units were looked at. The important units and
 being verified (`focus`, `unit`) always get a finding of their own, so a fix's verification
 finds one: a unit counts as back once it has stayed active STABLE seconds and each of its
 health endpoints (`[[services.http]]` entries with `unit`, in the `health` parameter:
-`unit_health.py`) answers as configured. Those endpoints are asked for that unit only: the
-sweep's `http.health` asks every endpoint anyway.
+`health_config.py`, asked by `unit_health.py`) answers as configured. Those endpoints are
+asked for that unit only: the sweep's `http.health` asks every endpoint anyway.
 
 Fixes, through the gate: restart (failed, flapping), start (an important unit that is not
 running), reset-failed (a failed unit nobody named important: the failure is forgotten and
@@ -39,8 +39,9 @@ from fleetdeck.checks.services.config import (
     DEFAULT_FLAP_MINUTES,
     DEFAULT_RESTARTS,
 )
+from fleetdeck.checks.services.health_config import endpoints_by_unit
 from fleetdeck.checks.services.probe_config import HttpEndpoint
-from fleetdeck.checks.services.unit_health import Health, answering, endpoints_by_unit
+from fleetdeck.checks.services.unit_health import Health, answering
 from fleetdeck.hosts.linux.procfs import ParseError
 from fleetdeck.hosts.linux.systemd import (
     SHOW_PROPERTIES,

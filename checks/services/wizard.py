@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from fleetdeck.checks.hostcheck import ShellCheck, StepFailed, evidence, host_time, run, why
 from fleetdeck.checks.model import Check, CheckContext, Finding, Fix, Pin, Risk, Status
 from fleetdeck.checks.services.config import Recovery, parse_recovery, recoveries
-from fleetdeck.checks.services.unit_health import HEALTH, endpoints_by_unit, parse_health
+from fleetdeck.checks.services.health_config import HEALTH, endpoints_by_unit, parse_health
 from fleetdeck.checks.services.units import (
     DOMAIN,
     LIST_TIMEOUT,
