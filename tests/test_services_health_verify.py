@@ -107,6 +107,7 @@ async def web_units(systemd_host: SystemdHost, lab_shell: SSHShell) -> AsyncIter
         await sh(lab_shell, "systemctl", "reset-failed", *UNITS)
         for name in UNITS:
             systemd_host.path(f"/etc/systemd/system/{name}").unlink()
+        server.unlink()
         await sh(lab_shell, "systemctl", "daemon-reload")
 
 
