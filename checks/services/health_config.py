@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 
 from fleetdeck.checks.services.probe_config import HttpEndpoint, parse_http
+from fleetdeck.checks.settings import value_error
 
 HEALTH = "health"
 """The parameter that carries the endpoints that name a unit."""
@@ -31,15 +32,11 @@ def parse_health(text: str) -> str:
         raise ValueError("health endpoints as a JSON list of [[services.http]] tables") from None
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
         raise ValueError("health endpoints as a JSON list of [[services.http]] tables")
-    endpoints = [parse_http(e, f"health[{i}]", _value_error) for i, e in enumerate(data)]
+    endpoints = [parse_http(e, f"health[{i}]", value_error) for i, e in enumerate(data)]
     missing = next((i for i, e in enumerate(endpoints) if not e.unit), None)
     if missing is not None:
         raise ValueError(f"health[{missing}].unit: missing: the unit the endpoint belongs to")
     return health_param(endpoints)
-
-
-def _value_error(key: str, problem: str) -> Exception:
-    return ValueError(f"{key}: {problem}")
 
 
 def endpoints_by_unit(params: Mapping[str, str]) -> dict[str, tuple[HttpEndpoint, ...]]:
