@@ -83,8 +83,10 @@ Description=fleetdeck lab: a service that crashes a moment after each start
 StartLimitIntervalSec=0
 
 [Service]
-ExecStart=/bin/sh -c \\
-  'sleep 1; echo "<3>fd-flappy: lost connection to 10.0.0.$$$$ after $$$$ ms" >&2; exit 1'
+# The address stays one (its last part under 250) however high the PID grows, so the log's
+# folding sees one kind of line at every turn.
+ExecStart=/bin/sh -c 'sleep 1; octet=$$(($$$$ %% 250)); \\
+  echo "<3>fd-flappy: lost connection to 10.0.0.$$octet after $$$$ ms" >&2; exit 1'
 Restart=always
 RestartSec=1
 

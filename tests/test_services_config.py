@@ -27,9 +27,18 @@ clean = [{ run = ["rm", "-f", "/var/lib/app/stale.lock"], check = [
 [[services.http]]
 url = "http://127.0.0.1:8080/health"
 
+[[services.http]]
+url = "http://127.0.0.1:8081/ready"
+unit = "app"
+
 [services.groups.web]
 units = ["php8.2-fpm"]
 restarts = 5
+
+[[services.groups.web.http]]
+url = "http://127.0.0.1:9000/ping"
+expect = 204
+unit = "php8.2-fpm"
 
 [services.hosts.web-01]
 units = ["nginx"]
@@ -63,6 +72,26 @@ def test_settings_merge_from_everyone_through_groups_to_the_host(tmp_path: Path)
     )
 
 
+def test_endpoints_that_name_a_unit_reach_its_checks_and_the_wizard_as_health(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(SETTINGS)
+    config = load_config(path, required=True)
+    domain = next(d for d in DOMAINS if d.name == "services")
+    web = json.loads(domain_params(domain, config, "web-01", ["web"])["health"])
+    assert [(e["unit"], e["url"], e["expect"]) for e in web] == [
+        ("app.service", "http://127.0.0.1:8081/ready", 200),
+        ("php8.2-fpm.service", "http://127.0.0.1:9000/ping", 204),
+    ]  # the endpoint without a unit stays http.health's alone
+    wizard = configured_params(WIZARDS["service"], config, "web-01", ["web"])
+    assert json.loads(wizard["health"]) == web
+    other = json.loads(domain_params(domain, config, "db-01", ["db"])["health"])
+    assert [e["unit"] for e in other] == ["app.service"]
+    with pytest.raises(ValueError, match=r"health\[0\]\.unit: missing"):
+        WIZARDS["service"].parse_params({"health": '[{"url": "http://127.0.0.1/"}]'})
+
+
 @pytest.mark.parametrize(
     ("text", "key", "words"),
     [
@@ -78,6 +107,10 @@ def test_settings_merge_from_everyone_through_groups_to_the_host(tmp_path: Path)
          "services.recovery[0].clean[0].run", "list of arguments"),
         ('[[services.recovery]]\nunit = "app"\nclean = [{ run = ["rm", "x"] }]',
          "services.recovery[0].clean[0]", "check"),
+        ('[[services.http]]\nurl = "http://127.0.0.1/"\nunit = "-rf"', "services.http[0].unit",
+         "a unit name"),
+        ('[[services.http]]\nurl = "http://127.0.0.1/"\nunit = 5', "services.http[0].unit",
+         "expected text"),
     ],
 )  # fmt: skip
 def test_bad_settings_name_the_key(tmp_path: Path, text: str, key: str, words: str) -> None:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from fleetdeck.checks.services.health_config import HEALTH, health_param
 from fleetdeck.checks.services.probe_config import PROBE_KEYS, ProbeConfig, parse_probes
 from fleetdeck.checks.settings import Fail, SettingsTable, for_host, parse_per_host
 from fleetdeck.hosts.linux.systemd import parse_unit_name
@@ -288,8 +289,12 @@ def _parse(table: object, fail: Fail) -> ServicesConfig:
 
 
 def _params(settings: object, host: str, labels: Sequence[str]) -> dict[str, str]:
+    """The host's `[services]` parameters, with its endpoints that name a unit as `health`
+    (what the units check and the service wizard verify a restart or start by)."""
     assert isinstance(settings, ServicesConfig)
-    return settings.for_host(host, labels).params()
+    params = settings.for_host(host, labels).params()
+    health = health_param(settings.probes.for_host(host, labels).http)
+    return {**params, HEALTH: health} if health else params
 
 
 TABLE = SettingsTable("services", ("services",), _parse, _params)

@@ -7,6 +7,9 @@ certificates, the security review's thresholds and logs, and the limits' thresho
     body = "ok"                                # text the body must hold (optional)
     warn_ms = 500                              # slower than this is WARN (default 500)
     crit_ms = 2000                             # slower than this is CRIT (default 2000)
+    unit = "app"                               # the systemd unit it belongs to (optional):
+                                               # a restart or start of it is verified by
+                                               # this endpoint answering too
 
     [[services.tls]]                           # a TLS endpoint, asked from the host
     endpoint = "127.0.0.1:8443"                # HOST:PORT
@@ -58,9 +61,10 @@ from fleetdeck.checks.settings import (
     parse_pair,
     parse_per_host,
 )
+from fleetdeck.hosts.linux.systemd import parse_unit_name
 
 PROBE_KEYS = ("http", "tls", "security", "limits")
-HTTP_KEYS = ("url", "expect", "body", "warn_ms", "crit_ms")
+HTTP_KEYS = ("url", "expect", "body", "warn_ms", "crit_ms", "unit")
 TLS_KEYS = ("endpoint", "name", "ca_file", "files", "warn_days", "crit_days")
 SECURITY_KEYS = ("failed_logins", "denied", "auth_logs", "access_logs")
 LIMITS_KEYS = ("fds", "file_nr", "conntrack")
@@ -80,6 +84,8 @@ class HttpEndpoint:
     body: str = ""
     warn_ms: float = 500.0
     crit_ms: float = 2000.0
+    unit: str = ""
+    """The systemd unit that serves it (its full name), or "": its fixes are verified by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +172,7 @@ def _settings(table: dict[str, Any], where: str, fail: Fail) -> ProbeSettings:
     http = _array(table.get("http", []), f"{where}.http", fail)
     tls = _array(table.get("tls", []), f"{where}.tls", fail)
     return ProbeSettings(
-        http=tuple(_http(e, f"{where}.http[{i}]", fail) for i, e in enumerate(http)),
+        http=tuple(parse_http(e, f"{where}.http[{i}]", fail) for i, e in enumerate(http)),
         tls=tuple(_tls(e, f"{where}.tls[{i}]", fail) for i, e in enumerate(tls)),
         security=_security(table.get("security", {}), f"{where}.security", fail),
         limits=_limits(table.get("limits", {}), f"{where}.limits", fail),
@@ -235,7 +241,8 @@ def _number(value: object, dotted: str, fail: Fail, low: float, high: float) -> 
     return float(value)  # type: ignore[arg-type]
 
 
-def _http(entry: dict[str, Any], dotted: str, fail: Fail) -> HttpEndpoint:
+def parse_http(entry: dict[str, Any], dotted: str, fail: Fail) -> HttpEndpoint:
+    """One `[[services.http]]` table, checked; also how the `health` parameter is read back."""
     _known(entry, HTTP_KEYS, dotted, fail)
     if "url" not in entry:
         raise fail(f"{dotted}.url", "missing: the endpoint's URL")
@@ -252,6 +259,9 @@ def _http(entry: dict[str, Any], dotted: str, fail: Fail) -> HttpEndpoint:
         if not isinstance(entry["body"], str) or "\0" in entry["body"]:
             raise fail(f"{dotted}.body", f"expected text, got {entry['body']!r}")
         found = replace(found, body=entry["body"])
+    if "unit" in entry:
+        _checked(parse_unit_name, entry["unit"], f"{dotted}.unit", fail)
+        found = replace(found, unit=parse_unit_name(entry["unit"]))
     warn = _number(entry.get("warn_ms", found.warn_ms), f"{dotted}.warn_ms", fail, 1, 600000)
     crit = _number(entry.get("crit_ms", found.crit_ms), f"{dotted}.crit_ms", fail, 1, 600000)
     if warn > crit:

@@ -14,13 +14,18 @@ A host without systemd (no /run/systemd/system, as sd_booted(3) tells) says so a
 A finding is about one unit (the target is its full name); with nothing wrong, one OK
 finding for the host says how many units were looked at. The important units and the one
 being verified (`focus`, `unit`) always get a finding of their own, so a fix's verification
-finds one: a unit counts as back once it has stayed active STABLE seconds.
+finds one: a unit counts as back once it has stayed active STABLE seconds and each of its
+health endpoints (`[[services.http]]` entries with `unit`, in the `health` parameter:
+`health_config.py`, asked by `unit_health.py`) answers as configured. Those endpoints are
+asked for that unit only: the sweep's `http.health` asks every endpoint anyway.
 
 Fixes, through the gate: restart (failed, flapping), start (an important unit that is not
 running), reset-failed (a failed unit nobody named important: the failure is forgotten and
 the unit stays stopped). Each is pinned on the unit's InvocationID: a unit that someone else
 restarted since it was shown (a new invocation) aborts the fix. A flapping unit gets a new
 invocation at every turn of its loop, so its restart is pinned on its unit file instead.
+A unit that runs while its endpoint does not answer is offered a restart, pinned on its
+invocation.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from fleetdeck.checks.services.config import (
     DEFAULT_FLAP_MINUTES,
     DEFAULT_RESTARTS,
 )
+from fleetdeck.checks.services.health_config import endpoints_by_unit
+from fleetdeck.checks.services.probe_config import HttpEndpoint
+from fleetdeck.checks.services.unit_health import Health, answering
 from fleetdeck.hosts.linux.procfs import ParseError
 from fleetdeck.hosts.linux.systemd import (
     SHOW_PROPERTIES,
@@ -53,7 +61,8 @@ NO_SYSTEMD = "no systemd on this host"
 STABLE = 5.0
 """Seconds a unit must have been active to count as back after a fix."""
 SETTLE = STABLE + 20.0
-"""How long the gate keeps verifying a restart or start (the unit's own start, then STABLE)."""
+"""How long the gate keeps verifying a restart or start (the unit's own start, then STABLE,
+while its health endpoints are asked again each second until they answer)."""
 STATUS_LINES = 10
 """Journal lines `systemctl status` adds to the evidence."""
 EVIDENCE_UNITS = 12
@@ -179,6 +188,18 @@ def settled(state: UnitState, now: float) -> tuple[Status, str]:
     return Status.OK, f"active ({state.sub})" + (f" for {human_duration(up)}" if up else "")
 
 
+async def settled_answering(
+    shell: Shell, state: UnitState, now: float, endpoints: Sequence[HttpEndpoint]
+) -> tuple[tuple[Status, str], Health | None]:
+    """A unit that should run, with its endpoints' answers once it runs (`settled`, then
+    `Health.joined`); the Health is None when there was nothing to ask."""
+    graded = settled(state, now)
+    if graded[0] is Status.CRIT or not endpoints:
+        return graded, None
+    health = await answering(shell, endpoints)
+    return health.joined(graded), health
+
+
 def _since(at: float | None, now: float, word: str = "") -> str:
     if at is None:
         return ""
@@ -205,7 +226,19 @@ def file_pin(state: UnitState) -> Pin:
     )
 
 
-def restart(state: UnitState, verify: str, *, flapping: bool = False) -> Fix:
+def _verified_by(endpoints: Sequence[HttpEndpoint]) -> str:
+    """How the fix is verified, for its impact line."""
+    answered = "".join(f" and {e.url} answers {e.expect}" for e in endpoints)
+    return f"verified once it has stayed active {STABLE:g} s{answered}"
+
+
+def restart(
+    state: UnitState,
+    verify: str,
+    *,
+    flapping: bool = False,
+    health: Sequence[HttpEndpoint] = (),
+) -> Fix:
     return Fix(
         id="service.restart",
         title=f"Restart {state.id}",
@@ -215,13 +248,13 @@ def restart(state: UnitState, verify: str, *, flapping: bool = False) -> Fix:
         pin=file_pin(state) if flapping else invocation_pin(state),
         verify=verify,
         impact=f"stops {state.id} if it runs and starts it again: what it serves is down "
-        f"meanwhile; verified once it has stayed active {STABLE:g} s",
+        f"meanwhile; {_verified_by(health)}",
         timeout=90.0,
         settle=SETTLE,
     )
 
 
-def start(state: UnitState, verify: str) -> Fix:
+def start(state: UnitState, verify: str, health: Sequence[HttpEndpoint] = ()) -> Fix:
     return Fix(
         id="service.start",
         title=f"Start {state.id}",
@@ -231,7 +264,7 @@ def start(state: UnitState, verify: str) -> Fix:
         pin=invocation_pin(state),
         verify=verify,
         impact=f"starts {state.id} (and the units it requires); nothing running is stopped; "
-        f"verified once it has stayed active {STABLE:g} s",
+        f"{_verified_by(health)}",
         timeout=90.0,
         settle=SETTLE,
     )
@@ -250,16 +283,23 @@ def reset_failed(state: UnitState, verify: str) -> Fix:
     )
 
 
-def fixes_for(state: UnitState, status: Status, limits: Limits, verify: str) -> tuple[Fix, ...]:
+def fixes_for(
+    state: UnitState,
+    status: Status,
+    limits: Limits,
+    verify: str,
+    health: Sequence[HttpEndpoint] = (),
+) -> tuple[Fix, ...]:
+    """The fixes a unit in trouble is offered; `health`: its endpoints, which verify them."""
     if status is Status.OK or state.missing:
         return ()
     if state.active == "failed":
         if state.id in limits.important:
-            return (restart(state, verify),)
-        return (restart(state, verify), reset_failed(state, verify))
+            return (restart(state, verify, health=health),)
+        return (restart(state, verify, health=health), reset_failed(state, verify))
     if state.sub == "auto-restart" or state.active == "active":
-        return (restart(state, verify, flapping=True),)
-    return (start(state, verify),)
+        return (restart(state, verify, flapping=True, health=health),)
+    return (start(state, verify, health),)
 
 
 # -- the check ------------------------------------------------------------------------------
@@ -279,16 +319,19 @@ async def _check_units(ctx: CheckContext, shell: Shell) -> list[Finding]:
         limits = Limits.from_params(ctx.params)
         wanted = {parse_unit_name(ctx.params["unit"])} if ctx.params.get("unit") else set()
         focus = {parse_unit_name(ctx.params["focus"])} if ctx.params.get("focus") else set()
-    except ValueError as error:
+        health = endpoints_by_unit(ctx.params)
+    except (ValueError, TypeError) as error:
         raise StepFailed(f"bad parameter: {error}") from None
     reading = await read_units(shell, sorted(limits.important | wanted | focus))
     findings: list[Finding] = []
     with_evidence = 0
     for state in reading.states.values():
         graded = grade(state, reading.now, limits)
+        endpoints = health.get(state.id, ())
         fixes: tuple[Fix, ...] = ()
+        answered: tuple[Evidence, ...] = ()
         if graded is not None:
-            fixes = fixes_for(state, graded[0], limits, UNITS_ID)
+            fixes = fixes_for(state, graded[0], limits, UNITS_ID, endpoints)
         elif state.id in wanted | focus:
             # The unit being verified or recovered: one that runs must have stayed up; one
             # stopped and not failed (after reset-failed, a oneshot that ran) is fine, unless
@@ -296,12 +339,13 @@ async def _check_units(ctx: CheckContext, shell: Shell) -> list[Finding]:
             if state.active == "inactive" and state.id not in wanted | limits.important:
                 graded = Status.OK, "stopped, not failed"
             else:
-                graded = settled(state, reading.now)
-                fixes = (
-                    fixes_for(state, Status.CRIT, limits, UNITS_ID)
-                    if graded[0] is Status.CRIT
-                    else ()
-                )
+                graded, asked = await settled_answering(shell, state, reading.now, endpoints)
+                if asked is not None:
+                    answered = asked.evidence
+                    if asked.failing:  # it runs, but what it serves does not answer
+                        fixes = (restart(state, UNITS_ID, health=endpoints),)
+                elif graded[0] is Status.CRIT:
+                    fixes = fixes_for(state, Status.CRIT, limits, UNITS_ID, endpoints)
         elif state.id in limits.important:
             graded = Status.OK, f"active ({state.sub})"
         if graded is None:
@@ -311,6 +355,7 @@ async def _check_units(ctx: CheckContext, shell: Shell) -> list[Finding]:
         if status is not Status.OK and with_evidence < EVIDENCE_UNITS:
             with_evidence += 1
             proof = (await status_evidence(shell, state.id),)
+        proof += answered
         findings.append(Finding(UNITS_ID, status, state.id, summary, proof, fixes))
     if not any(f.status is not Status.OK for f in findings):
         important = f", {len(limits.important)} important" if limits.important else ""

@@ -14,7 +14,10 @@
    file removed under a running service is a new fault), and pinned on the unit's state and
    invocation as shown.
 5. Start and verify: start (or restart, for a failed unit) through the gate, verified by the
-   unit staying active.
+   unit staying active and, when the settings give it health endpoints (`[[services.http]]`
+   entries with `unit = NAME`, the `health` parameter), each of them answering as configured;
+   the finding shows each endpoint's answer (status and milliseconds). A unit that runs while
+   its endpoint does not answer is offered a restart.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ from dataclasses import dataclass, replace
 from fleetdeck.checks.hostcheck import ShellCheck, StepFailed, evidence, host_time, run, why
 from fleetdeck.checks.model import Check, CheckContext, Finding, Fix, Pin, Risk, Status
 from fleetdeck.checks.services.config import Recovery, parse_recovery, recoveries
+from fleetdeck.checks.services.health_config import HEALTH, endpoints_by_unit, parse_health
 from fleetdeck.checks.services.units import (
     DOMAIN,
     LIST_TIMEOUT,
     Limits,
     fixes_for,
     grade,
+    restart,
     settled,
+    settled_answering,
     show,
     status_evidence,
 )
@@ -56,6 +62,11 @@ PARAMS = (
         "recovery",
         "the unit's dependencies and clean-state commands: [[services.recovery]] in the settings",
         parse_recovery,
+    ),
+    Param(
+        HEALTH,
+        "the unit's health endpoints: [[services.http]] entries with unit = ... in the settings",
+        parse_health,
     ),
 )
 
@@ -218,15 +229,25 @@ async def _check_start(ctx: CheckContext, shell: Shell) -> list[Finding]:
     if state.missing:
         return [Finding(START_ID, Status.CRIT, unit, f"no such unit ({state.load})")]
     limits = Limits.from_params(ctx.params)
-    status, summary = grade(state, now, limits) or settled(state, now)
+    endpoints = endpoints_by_unit(ctx.params).get(unit, ())
+    graded, asked = grade(state, now, limits), None
+    if graded is None:
+        graded, asked = await settled_answering(shell, state, now, endpoints)
+    status, summary = graded
+    offered = (
+        () if status is Status.OK else fixes_for(state, Status.CRIT, limits, START_ID, endpoints)
+    )
     fixes = tuple(
         fix
-        for fix in (() if status is Status.OK else fixes_for(state, Status.CRIT, limits, START_ID))
+        for fix in offered
         if fix.id != "service.reset_failed"  # the wizard brings the unit back, not forgets it
     )
-    if state.active == "active" and status is Status.WARN and "flapping" not in summary:
+    if asked is not None and asked.failing:  # it runs, but what it serves does not answer
+        fixes = (restart(state, START_ID, health=endpoints),)
+    elif state.active == "active" and status is Status.WARN and "flapping" not in summary:
         fixes = ()  # just started: it is being watched, not restarted again
-    return [Finding(START_ID, status, unit, summary, (await status_evidence(shell, unit),), fixes)]
+    proof = (await status_evidence(shell, unit), *(asked.evidence if asked else ()))
+    return [Finding(START_ID, status, unit, summary, proof, fixes)]
 
 
 UNIT = ShellCheck(UNIT_ID, "The unit: state and last log lines", _check_unit, DOMAIN)
