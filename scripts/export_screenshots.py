@@ -1,7 +1,7 @@
 """Refresh screenshots/ from the recorded host (tests/data/web-01, and its network and
-storage state in tests/data/net and tests/data/storage, its systemd in tests/data/services),
-the same data the snapshot tests
-use, so the README shows exactly what the console draws.
+storage state in tests/data/net and tests/data/storage, its systemd, service wizard and TLS
+endpoints in tests/data/services), the same data the snapshot tests use, so the README
+shows exactly what the console draws.
 
     .venv/bin/python scripts/export_screenshots.py
 """
@@ -40,24 +40,32 @@ SHOTS = [
     ("storage-confirm-100x30", (100, 30), ("down",) * 7 + ("f",)),
     ("services-pane-80x24", (80, 24), ("r", "8")),
     ("services-pane-160x50", (160, 50), ("r", "8")),
+    ("service-wizard-80x24-clean-state", (80, 24), ("down",) * 4),
+    ("service-wizard-160x45", (160, 45), ()),
+    ("service-wizard-160x45-start", (160, 45), ("down",) * 5),
+    ("tls-findings-80x24", (80, 24), ("5", "down", "down")),
+    ("tls-findings-200x60", (200, 60), ()),
 ]
 
 
 async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...]) -> Path:
     fleet, storage = name.startswith("fleet"), name.startswith("storage")
-    wizard = storage or name.startswith("wizard")
+    service = name.startswith("service-wizard")
+    wizard = storage or service or name.startswith("wizard")
     systemd = name.startswith("services")  # the host answers as the systemd lab did
+    tls = name.startswith("tls")  # and to the TLS check as the namespace host did
     app = (
         recorded_fleet_app()
         if fleet
         else recorded_wizard_app()
         if wizard
-        else recorded_app(systemd=systemd)
+        else recorded_app(systemd=systemd, tls=tls)
     )
     async with app.run_test(size=size) as pilot:
         await (until_fleet_shown if fleet else until_shown)(pilot)
         if wizard:
-            await open_recorded_wizard(pilot, domain="storage" if storage else "network")
+            domain = "storage" if storage else "service" if service else "network"
+            await open_recorded_wizard(pilot, domain=domain)
         for key in keys:
             await pilot.press(key)
         await pilot.pause(0.2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -69,15 +69,42 @@ class RecordedShell:
         return CommandResult(tuple(argv), 0, answers[index], "", 0.01)
 
 
-def systemd_commands() -> dict[str, CommandResult]:
-    """What the systemd lab (tests/systemd_host.py) answered to the Services pane's reader
-    and the services sweep, with `[services] units = ["fd-healthy", "nginx"]` (recorded 25 s
-    after boot: fd-broken and fd-recover failed, fd-flappy restarted 11 times, no nginx)."""
-    recorded = json.loads((DATA / "services" / "host-commands.json").read_text())
+def recorded_commands(name: str) -> dict[str, CommandResult]:
+    """Commands and what the host answered, from tests/data/services/NAME (a JSON object of
+    argv joined by NUL -> status, stdout, stderr), as `scripts/record_services.py` wrote it."""
+    recorded = json.loads((DATA / "services" / name).read_text())
     return {
         key: CommandResult(tuple(key.split("\0")), r["status"], r["stdout"], r["stderr"], 0.01)
         for key, r in recorded.items()
     }
+
+
+def systemd_commands() -> dict[str, CommandResult]:
+    """What the systemd lab (tests/systemd_host.py) answered to the Services pane's reader
+    and the services sweep, with `[services] units = ["fd-healthy", "nginx"]` (recorded 25 s
+    after boot: fd-broken and fd-recover failed, fd-flappy restarted 11 times, no nginx)."""
+    return recorded_commands("host-commands.json")
+
+
+SERVICE_WIZARD_UNIT = "fd-recover"
+SERVICE_RECOVERY = (
+    '[{"unit": "fd-recover", "ports": ["127.0.0.1:22"], "disks": ["/"], '
+    '"clean": [{"run": ["rm", "-f", "/var/lib/fd-recover/stale.lock"], '
+    '"check": ["test", "!", "-e", "/var/lib/fd-recover/stale.lock"]}]}]'
+)
+"""The service wizard's story on the systemd lab: fd-recover failed at boot on its stale
+lock (tests/systemd_host.py STALE_LOCK); the settings' recovery entry names the port it
+needs (the lab's sshd), the mount it uses, and the lock's removal as its clean state."""
+
+TLS_CA = "/tmp/fleetdeck-tls-lab/root.pem"
+"""Where `scripts/record_services.py` made the test CA (tests/tlscerts.py) the recorded
+endpoints are checked against: the settings' ca_file, part of the recorded argv."""
+TLS_SETTINGS = "".join(
+    f'[[services.tls]]\nendpoint = "127.0.0.1:{port}"\nname = "svc.test"\nca_file = "{TLS_CA}"\n'
+    for port in (8443, 8444, 8447)
+)
+"""The TLS story (tests/test_services_http_tls.py's certificates, served by tests/webd.py):
+8443 valid for 90 days, 8444 expiring in 5 days, 8447 sent without its intermediate."""
 
 
 def recorded_sampler(
@@ -93,20 +120,25 @@ def recorded_sampler(
     return ProcSampler(shell, processes=True, clock=clock)
 
 
-def recorded_app(host: str = "web-01", *, systemd: bool = False) -> FleetdeckApp:
+def recorded_app(host: str = "web-01", *, systemd: bool = False, tls: bool = False) -> FleetdeckApp:
     """The console on a recorded host, refreshing only when asked: the same picture each run.
     `systemd`: the host also answers as the systemd lab did (`systemd_commands`), with the
-    settings the recording was made with; otherwise it has no systemd."""
+    settings the recording was made with; otherwise it has no systemd. `tls`: the settings
+    name `TLS_SETTINGS`' endpoints and the host answers the TLS check as the namespace host
+    serving them did (tests/data/services/tls-commands.json)."""
+    from fleetdeck.checks.config import parse_config
+
     # The recording holds no storage commands' output: the Host screen shows the sampled
     # checks only (the storage checks are tested on real filesystems).
     settings = Settings(interval=3600, storage_every=0)
     config = Config()
     commands = None
     if systemd:
-        from fleetdeck.checks.config import parse_config
-
         text = '[services]\nunits = ["fd-healthy", "nginx"]\n'
         config, commands = parse_config(text, Path("recorded.toml")), systemd_commands()
+    elif tls:
+        config = parse_config(TLS_SETTINGS, Path("recorded.toml"))
+        commands = recorded_commands("tls-commands.json")
     return make_app(settings, config, host, recorded_sampler(host, commands))
 
 
@@ -439,27 +471,37 @@ def recorded_wizard_app(read_only: bool = False, audit_log: Path | None = None) 
 
 async def open_recorded_wizard(
     pilot: Pilot[None],
-    shell: RecordedNetShell | RecordedStorageShell | None = None,
+    shell: RecordedNetShell | RecordedStorageShell | RecordedShell | None = None,
     domain: str = "network",
 ) -> None:
-    """Push the Wizard screen for `domain` (network or storage) on the recorded host and
-    wait until every step has run. As `open_wizard` does, the screen gets the host's sample
-    history, so the storage wizard's disk.space step grades the recorded samples."""
+    """Push the Wizard screen for `domain` (network, storage or service) on the recorded
+    host and wait until every step has run. As `open_wizard` does, the screen gets the
+    host's sample history, so the storage wizard's disk.space step grades the recorded
+    samples. The service wizard hears what the systemd lab answered
+    (tests/data/services/wizard-commands.json) about `SERVICE_WIZARD_UNIT`, with the
+    parameters `u` on the Services pane gives it: the unit and the settings' recovery entry."""
     from fleetdeck.checks.actions import FixHost
     from fleetdeck.checks.catalog import WIZARDS
     from fleetdeck.tui.wizard_screen import WizardScreen
 
     app = pilot.app
     assert isinstance(app, FleetdeckApp)
-    storage = domain == "storage"
-    host_shell = shell or (RecordedStorageShell() if storage else RecordedNetShell())
+    wizard = WIZARDS[domain]
+    shells: dict[str, Callable[[], RecordedNetShell | RecordedStorageShell | RecordedShell]] = {
+        "network": RecordedNetShell,
+        "storage": RecordedStorageShell,
+        "service": lambda: RecordedShell("web-01", recorded_commands("wizard-commands.json")),
+    }
+    host_shell = shell or shells[domain]()
+    service = {"unit": f"{SERVICE_WIZARD_UNIT}.service", "recovery": SERVICE_RECOVERY}
+    params = {"network": WIZARD_PARAMS, "storage": STORAGE_PARAMS, "service": service}[domain]
 
     async def open_host() -> FixHost:
         return FixHost("web-01", host_shell, "prod")
 
     screen = WizardScreen(
-        WIZARDS[domain],
-        dict(STORAGE_PARAMS if storage else WIZARD_PARAMS),
+        wizard,
+        wizard.parse_params(params),
         "web-01",
         open_host,
         app.gate,

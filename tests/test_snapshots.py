@@ -3,7 +3,8 @@
 The recorded host has trouble on purpose: / at 93 % (CRIT), the PostgreSQL volume out of
 inodes (CRIT), memory at 82 % and CPU at 83 % (WARN), a mount with a space in its name and
 an NFS mount with a stale handle (UNKNOWN). The wizards run on its recorded network and
-storage state (tests/data/net, tests/data/storage).
+storage state (tests/data/net, tests/data/storage); the Services pane, the service wizard
+and the TLS findings on what the systemd lab and a TLS server answered (tests/data/services).
 """
 
 from __future__ import annotations
@@ -80,6 +81,65 @@ def test_services_pane_on_the_host_screen_at_160x50(snap_compare) -> None:  # ty
     the lab's root has no `ss`)."""
     app = recorded_app(systemd=True)
     assert snap_compare(app, terminal_size=(160, 50), run_before=_services_shown)
+
+
+def test_service_wizard_clean_state_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The service wizard on the systemd lab's fd-recover, failed at boot on its stale lock
+    (tests/data/services/wizard-commands.json): ✖ the unit, ✔ the units it requires, the
+    port it needs and its mount, ▲ clean state, ✖ start; the clean-state step selected:
+    WARN, `test ! -e` on the lock exits 1, and the settings' `rm -f` of the lock offered as
+    fix [1] (disruptive), with its command."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot, domain="service")
+        await pilot.press("down", "down", "down", "down")
+
+    assert snap_compare(recorded_wizard_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_service_wizard_at_160x45(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """Wide: the unit step selected: fd-recover.service CRIT, failed (result: exit-code)
+    21 s ago, then `systemctl status` and the journal's last lines as evidence, the unit's
+    own 'stale lock /var/lib/fd-recover/stale.lock held' among them."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot, domain="service")
+
+    assert snap_compare(recorded_wizard_app(), terminal_size=(160, 45), run_before=run_before)
+
+
+def test_service_wizard_start_step_at_160x45(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The start step selected: the unit CRIT (failed), 'Restart fd-recover.service'
+    offered as fix [1] with `systemctl restart fd-recover.service`, the status as evidence."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await open_recorded_wizard(pilot, domain="service")
+        await pilot.press(*["down"] * 5)
+
+    assert snap_compare(recorded_wizard_app(), terminal_size=(160, 45), run_before=run_before)
+
+
+def test_tls_findings_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The recorded host with three TLS endpoints in the settings, answered as a namespace
+    host serving tests/tlscerts.py's certificates did (tests/data/services/tls-commands.json):
+    after 5, the Findings table with the cursor on '127.0.0.1:8444: expires in 5.0 days'
+    CRIT, and '127.0.0.1:8447: chain incomplete: no certificate for issuer' CRIT under it."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until_shown(pilot)
+        await pilot.press("5", "down", "down")
+        await pilot.pause(0.2)
+
+    assert snap_compare(recorded_app(tls=True), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_tls_findings_at_200x60(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The same at 200x60: both TLS CRITs pending among the Alerts with their check,
+    tls.expiry; the Findings end with the valid endpoint, '127.0.0.1:8443: 90 days left' OK."""
+    assert snap_compare(recorded_app(tls=True), terminal_size=(200, 60), run_before=until_shown)
 
 
 def test_processes_sorted_by_memory(snap_compare) -> None:  # type: ignore[no-untyped-def]
