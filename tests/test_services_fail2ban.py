@@ -37,6 +37,7 @@ from fleetdeck.checks.model import CheckContext, Finding, Risk, Status
 from fleetdeck.checks.services.fail2ban import (
     FAIL2BAN_ID,
     FIXES_PER_JAIL,
+    offerable,
     parse_jail,
     parse_jails,
     unban_verifier,
@@ -382,3 +383,11 @@ def test_the_parsers_read_any_text_without_failing(text: str) -> None:
     assert jails is None or all(j and "," not in j for j in jails)
     read = parse_jail(text)
     assert read is None or (read[0] >= 0 and all(a.strip() == a and a for a in read[1]))
+
+
+def test_an_unban_is_offered_only_for_what_reads_as_an_address_in_a_jail_name() -> None:
+    read = ["10.231.24.11", "2001:db8::7", "198.51.100.0/24", "x;reboot", "-h", "10.0.0.300"]
+    assert offerable("sshd", read) == ["10.231.24.11", "2001:db8::7", "198.51.100.0/24"]
+    assert offerable("nginx-http-auth", ["10.0.0.1"]) == ["10.0.0.1"]
+    assert offerable("-sshd", ["10.0.0.1"]) == []
+    assert offerable("ssh d", ["10.0.0.1"]) == []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
+from collections.abc import Sequence
 
 from fleetdeck.checks.actions import Verifier
 from fleetdeck.checks.hostcheck import evidence as evidence_of
@@ -67,14 +68,18 @@ def banned_argv(jail: str) -> tuple[str, ...]:
     return ("fail2ban-client", "get", jail, "banip", "\\n")
 
 
-def _offerable(jail: str, address: str) -> bool:
-    """Whether an unban of this address can be put in a command as it was read: a jail name
-    of fail2ban's kind and an address or network, nothing a shell or the client would read
-    as something else."""
+def offerable(jail: str, addresses: Sequence[str]) -> list[str]:
+    """The banned addresses whose unban can be put in a command as they were read: those of
+    a jail named as fail2ban names jails, that are an address or a network, nothing a shell
+    or the client would read as something else."""
     if not _JAIL_NAME.match(jail):
-        return False
+        return []
+    return [address for address in addresses if _is_address(address)]
+
+
+def _is_address(text: str) -> bool:
     try:
-        ipaddress.ip_network(address, strict=False)
+        ipaddress.ip_network(text, strict=False)
     except ValueError:
         return False
     return True
@@ -148,17 +153,11 @@ async def _jail(shell: Shell, jail: str) -> Finding:
         shown = printable(", ".join(addresses[:SHOWN]), one_line=True)
         by_hand = FAIL2BAN.unblock.format(jail=name, address="ADDRESS")
         summary += f" ({shown}{', ...' if len(addresses) > SHOWN else ''}); to unban: {by_hand}"
-    fixes = tuple(unban(jail, a) for a in addresses if _offerable(jail, a))
-    if len(fixes) > FIXES_PER_JAIL:
+    offered = offerable(jail, addresses)
+    if len(offered) > FIXES_PER_JAIL:
         summary += f"; an unban is offered for the first {FIXES_PER_JAIL} only"
-    return Finding(
-        FAIL2BAN_ID,
-        Status.OK,
-        f"jail {name}",
-        summary,
-        (evidence_of(result),),
-        fixes[:FIXES_PER_JAIL],
-    )
+    fixes = tuple(unban(jail, a) for a in offered[:FIXES_PER_JAIL])
+    return Finding(FAIL2BAN_ID, Status.OK, f"jail {name}", summary, (evidence_of(result),), fixes)
 
 
 async def fail2ban_findings(shell: Shell) -> list[Finding]:
