@@ -43,9 +43,17 @@ from sshd import NetnsLab, SshdError, SshKeys, _kill_tree, _write_key_pair, ssh_
 CACHE = Path(os.environ.get("FLEETDECK_TEST_CACHE", "/var/cache/fleetdeck-tests"))
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3")
+PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "python3",
+    "fail2ban", "python3-systemd", "nftables", "netbase",
+)  # fmt: skip
 """What the root needs beyond minbase: systemd to boot, dbus for systemctl, sshd to be
-reached, python3 for the network wizard's connect probe (the service wizard reuses it)."""
+reached, python3 for the network wizard's connect probe (the service wizard reuses it);
+fail2ban for the security review's jails, with what debootstrap leaves out of its
+Recommends: python3-systemd for its journal backend and nftables for its ban action, and
+netbase, whose /etc/services names the `ssh` port its rules match (every real Debian has it).
+fail2ban is masked in every host but the one that asks for it (`SystemdHost(fail2ban=...)`):
+a ban on the lab client's address would lock every other test out."""
 BUILD_TIMEOUT = 1800.0
 """debootstrap downloads ~60 MB and unpacks it; on a slow CI mirror it can take minutes."""
 BOOT_TIMEOUT = 90.0
@@ -119,6 +127,9 @@ WantedBy=multi-user.target
 """,
 }
 
+FAIL2BAN_JAIL_FILE = "fleetdeck.local"
+"""A host's own jail settings, in /etc/fail2ban/jail.d (read after defaults-debian.conf)."""
+
 SSHD_CONFIG = """\
 # fleetdeck test lab: the test's host key and client key only.
 HostKey /etc/ssh/fleetdeck_host_ed25519_key
@@ -186,10 +197,14 @@ class SystemdHost:
         workdir: Path,
         name: str = "sysd",
         units: Mapping[str, str] = LAB_UNITS,
+        fail2ban: str | None = None,
     ) -> None:
         require_systemd_tools()
         self.units = units
         """Unit files written to /etc/systemd/system and enabled (the benchmark adds many)."""
+        self.fail2ban = fail2ban
+        """The text of /etc/fail2ban/jail.d/fleetdeck.local, and fail2ban started at boot;
+        None: fail2ban.service masked (installed, never started)."""
         self.name = name
         self.port = 22
         self.workdir = workdir
@@ -268,10 +283,23 @@ class SystemdHost:
         for unit, text in self.units.items():
             (units / unit).write_text(text)
             (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+        self._set_up_fail2ban(units)
         lock = self.path(STALE_LOCK)
         lock.parent.mkdir(parents=True, exist_ok=True)
         lock.write_text("pid 4242\n")
         return host_key
+
+    def _set_up_fail2ban(self, units: Path) -> None:
+        """Mask fail2ban, or write the host's jail file and start it at boot. The package's
+        postinst enabled it in the cached root; a mask in the overlay wins over that."""
+        service = units / "fail2ban.service"
+        if self.fail2ban is None:
+            service.symlink_to("/dev/null")
+            return
+        self.path(f"/etc/fail2ban/jail.d/{FAIL2BAN_JAIL_FILE}").write_text(self.fail2ban)
+        wanted = units / "multi-user.target.wants/fail2ban.service"
+        if not wanted.is_symlink():
+            wanted.symlink_to("/lib/systemd/system/fail2ban.service")
 
     def _boot(self) -> None:
         command = [
@@ -279,6 +307,10 @@ class SystemdHost:
             f"--directory={self.merged}", f"--machine={self.netns[-40:]}",
             f"--network-namespace-path=/run/netns/{self.netns}", "--console=pipe",
         ]  # fmt: skip
+        if self.fail2ban is not None:
+            # fail2ban's ban action writes nft rules: in the container's own network
+            # namespace (the lab's), which nspawn leaves without CAP_NET_ADMIN by default.
+            command.append("--capability=CAP_NET_ADMIN")
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log

@@ -7,14 +7,14 @@ from the auth logs (`auth_logs`, by default /var/log/auth.log and /var/log/secur
 with neither is UNKNOWN saying so, never "no failures", unless no SSH server runs there at
 all (no `sshd` in the host's network namespace, and the shell did not come in over SSH):
 then there are no logins to review, and it says that. Only the last 8 MiB of a log is read.
-Nothing here changes anything: a banned address is shown with fail2ban's own unban command
-(`checks/owners.py`), for the operator to run. The database's connections by client address
-belong to the database domain, which this domain does not import.
+fail2ban's jails are `fail2ban.py`'s, with the review's one fix, an unban through
+fail2ban's own client and the gate; nothing else here changes anything. The database's
+connections by client address belong to the database domain, which this domain does not
+import.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -22,7 +22,7 @@ from fleetdeck.checks.hostcheck import ShellCheck, host_time
 from fleetdeck.checks.hostcheck import evidence as evidence_of
 from fleetdeck.checks.hostcheck import run as run_command
 from fleetdeck.checks.model import CheckContext, Evidence, Finding, Status, printable
-from fleetdeck.checks.owners import FAIL2BAN
+from fleetdeck.checks.services.fail2ban import fail2ban_findings
 from fleetdeck.checks.services.probe_config import AUTH_LOGS, DENIED, FAILED_LOGINS, ProbeSettings
 from fleetdeck.checks.settings import Limit
 from fleetdeck.hosts.linux.accesslog import parse_access_log
@@ -30,7 +30,7 @@ from fleetdeck.hosts.linux.authlog import parse_failed_logins
 from fleetdeck.hosts.shell import Shell
 
 DOMAIN = "services"
-LOGINS_ID, DENIED_ID, FAIL2BAN_ID = "security.ssh_logins", "security.denied", "security.fail2ban"
+LOGINS_ID, DENIED_ID = "security.ssh_logins", "security.denied"
 WINDOW = 3600.0
 TAIL_BYTES = 8 << 20
 TOP = 5
@@ -52,9 +52,6 @@ sshd whose namespace this user may not read). One that exited meanwhile, or a zo
 has no namespaces left to read), is passed over."""
 _PRESENT = 'for f; do [ -e "$f" ] && echo "$f"; done; true'
 """Which of the logs named exist, one a line."""
-_JAIL_LIST = re.compile(r"Jail list:\s*(.*)$", re.M)
-_BANNED = re.compile(r"Currently banned:\s*(\d+)", re.M)
-_BANNED_LIST = re.compile(r"Banned IP list:\s*(.*)$", re.M)
 
 
 def top(values: Iterable[str], count: int = TOP) -> str:
@@ -147,38 +144,6 @@ async def denied_findings(
         if denied:
             summary += f"; sources: {top(r.address for r in denied)}"
         found.append(Finding(DENIED_ID, limit.grade(len(denied)), path, summary, (proof,)))
-    return found
-
-
-async def fail2ban_findings(shell: Shell) -> list[Finding]:
-    """Each jail's banned count and addresses; nothing when fail2ban is not installed."""
-    status = await run_command(shell, ("fail2ban-client", "status"))
-    if status.exit_status == 127:
-        return []
-    if not status.ok:
-        summary = f"fail2ban is installed but does not answer: {status.stderr.strip()[:120]}"
-        return [Finding(FAIL2BAN_ID, Status.WARN, "fail2ban", printable(summary, one_line=True))]
-    match = _JAIL_LIST.search(status.stdout)
-    jails = [j.strip() for j in match.group(1).split(",") if j.strip()] if match else []
-    found: list[Finding] = []
-    for jail in jails:
-        result = await run_command(shell, ("fail2ban-client", "status", jail))
-        count = _BANNED.search(result.stdout)
-        listed = _BANNED_LIST.search(result.stdout)
-        name = printable(jail, one_line=True)
-        if not result.ok or count is None:
-            found.append(Finding(FAIL2BAN_ID, Status.UNKNOWN, f"jail {name}",
-                                 "status unread", (evidence_of(result),)))  # fmt: skip
-            continue
-        addresses = listed.group(1).split() if listed else []
-        summary = f"{count.group(1)} banned"
-        if addresses:
-            shown = printable(", ".join(addresses[:TOP]), one_line=True)
-            unban = FAIL2BAN.unblock.format(jail=name, address="ADDRESS")
-            summary += f" ({shown}{', ...' if len(addresses) > TOP else ''}); to unban: {unban}"
-        found.append(
-            Finding(FAIL2BAN_ID, Status.OK, f"jail {name}", summary, (evidence_of(result),))
-        )
     return found
 
 
