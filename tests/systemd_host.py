@@ -45,13 +45,15 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3",
-    "fail2ban", "python3-systemd", "nftables", "netbase",
+    "fail2ban", "python3-systemd", "nftables", "netbase", "curl",
 )  # fmt: skip
 """What the root needs beyond minbase: systemd to boot, dbus for systemctl, sshd to be
 reached, python3 for the network wizard's connect probe (the service wizard reuses it);
 fail2ban for the security review's jails, with what debootstrap leaves out of its
 Recommends: python3-systemd for its journal backend and nftables for its ban action, and
-netbase, whose /etc/services names the `ssh` port its rules match (every real Debian has it).
+netbase, whose /etc/services names the `ssh` port its rules match (every real Debian has it);
+curl, the HTTP health probe's first tool, as on most servers (benchmarks/services_sweep.py
+compares it with a curl loop there).
 fail2ban is masked in every host but the one that asks for it (`SystemdHost(fail2ban=...)`):
 a ban on the lab client's address would lock every other test out."""
 BUILD_TIMEOUT = 1800.0
