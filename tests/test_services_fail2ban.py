@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_services_units import until
 
 from fleetdeck.checks.actions import (
     ActionGate,
@@ -50,9 +51,6 @@ from fleetdeck.hosts.ssh import SSHShell
 
 from sshd import NetnsHost, NetnsLab, SshClient, SshKeys, ssh_shell
 from systemd_host import SystemdHost
-
-WAIT = 60.0
-"""Longest wait for fail2ban to start or to ban (a deadline, never an assertion)."""
 
 JAIL = """\
 # fleetdeck test lab: Debian's sshd jail, read from the journal, banning with nftables (as
@@ -159,8 +157,8 @@ class Attacker:
 
     async def get_banned(self, shell: Shell) -> None:
         """Fail logins, one after the other, until the jail bans this address (bounded by
-        WAIT). From the MAXRETRY-th on, the ban is awaited a moment before the next try
-        (fail2ban does not always count every connection), and a try may be cut short: a
+        `until`'s wait). From the MAXRETRY-th on, the ban is awaited a moment before the next
+        try (fail2ban does not always count every connection), and a try may be cut short: a
         connection already open when the ban's rule comes hangs (an established TCP
         connection takes the rule's ICMP reject as a soft error and retransmits for
         minutes), so it is given up after a few seconds."""
@@ -186,15 +184,6 @@ class Attacker:
             return False
 
         await until(f"fail2ban banned {self.address}", banned_after_a_try)
-
-
-async def until(what: str, probe: Callable[[], object]) -> None:
-    """Wait (bounded) until `probe()` (a coroutine function's result) is true."""
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not await probe():  # type: ignore[misc]
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"the lab never reached: {what}")
-        await asyncio.sleep(0.5)
 
 
 async def jail_up(shell: Shell) -> bool:

@@ -12,13 +12,13 @@ settings file through `fleetdeck wizard service`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from test_services_units import apply, sh, units, until, yes
+from test_services_wizard import cli_wizard
 
 from fleetdeck.checks.actions import ActionGate, FixHost, Outcome
 from fleetdeck.checks.audit import AuditLog
@@ -32,8 +32,7 @@ from fleetdeck.checks.wizards import WizardRun
 from fleetdeck.hosts.metrics import SampleHistory
 from fleetdeck.hosts.ssh import SSHShell
 
-from conftest import fleetdeck_bin
-from sshd import SshKeys, write_known_hosts
+from sshd import SshKeys
 from systemd_host import SystemdHost
 
 SERVER = "/srv/fd-web/serve.py"
@@ -238,27 +237,9 @@ async def test_cli_wizard_takes_the_unit_endpoint_from_the_settings(
     systemd_host: SystemdHost, ssh_keys: SshKeys, web_units: None, tmp_path: Path
 ) -> None:
     """`[[services.http]]` with `unit` in the settings file reaches the wizard's last step."""
-    inventory = tmp_path / "fleet.toml"
-    inventory.write_text(
-        f'[[host]]\nname = "sysd"\naddress = "{systemd_host.address}"\nuser = "root"\n'
-        f'identity_file = "{ssh_keys.client_key}"\n'
-    )
-    settings = tmp_path / "xdg_config_home" / "fleetdeck" / "config.toml"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text(f'[[services.http]]\nurl = "{SICK.url}"\nunit = "fd-sick"\n')
-    known = write_known_hosts(tmp_path / "known_hosts", systemd_host)  # type: ignore[arg-type]
-    process = await asyncio.create_subprocess_exec(
-        fleetdeck_bin(), "wizard", "service", "--unit", "fd-sick", "--json", "--read-only",
-        "-i", str(inventory), "--host", "sysd", "--known-hosts", str(known),
-        "--audit-log", str(tmp_path / "audit.jsonl"),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(180):
-        out, err = await process.communicate()
-    assert out, err.decode()
-    steps = {s["id"]: s for s in json.loads(out)["steps"]}
+    settings = f'[[services.http]]\nurl = "{SICK.url}"\nunit = "fd-sick"\n'
+    steps, _, returncode = await cli_wizard(systemd_host, ssh_keys, tmp_path, "fd-sick", settings)
     (start,) = steps["services.start"]["findings"]
     assert start["status"] == "CRIT", start
     assert f", but {SICK.url}: " in start["summary"], start
-    assert process.returncode == 2
+    assert returncode == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from fleetdeck.checks.actions import ActionGate, ConfirmRequest, Decision, FixHost, Outcome
 from fleetdeck.checks.audit import AuditLog
@@ -94,37 +95,20 @@ async def test_cli_service_wizard_takes_the_recovery_entry_from_the_settings(
     systemd_host: SystemdHost, lab_shell: SSHShell, ssh_keys: SshKeys, tmp_path: Path
 ) -> None:
     await broken_by_a_stale_lock(systemd_host, lab_shell)
-    inventory = tmp_path / "fleet.toml"
-    inventory.write_text(
-        f'[[host]]\nname = "sysd"\naddress = "{systemd_host.address}"\nuser = "root"\n'
-        f'identity_file = "{ssh_keys.client_key}"\n'
-    )
-    settings = tmp_path / "xdg_config_home" / "fleetdeck" / "config.toml"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text(
+    settings = (
         "[[services.recovery]]\n"
         'unit = "fd-recover"\n'
         'disks = ["/"]\n'
         f'clean = [{{ run = ["rm", "-f", "{STALE_LOCK}"], '  # an inline table: one line
         f'check = ["test", "!", "-e", "{STALE_LOCK}"] }}]\n'
     )
-    known = write_known_hosts(tmp_path / "known_hosts", systemd_host)  # type: ignore[arg-type]
-    process = await asyncio.create_subprocess_exec(
-        fleetdeck_bin(), "wizard", "service", "--unit", "fd-recover", "--json", "--read-only",
-        "-i", str(inventory), "--host", "sysd", "--known-hosts", str(known),
-        "--audit-log", str(tmp_path / "audit.jsonl"),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(180):
-        out, err = await process.communicate()
-    assert out, err.decode()
-    doc = json.loads(out)
-    steps = {s["id"]: s for s in doc["steps"]}
-    assert steps["services.unit"]["status"] == "CRIT", err.decode()
+    steps, err, returncode = await cli_wizard(
+        systemd_host, ssh_keys, tmp_path, "fd-recover", settings
+    )
+    assert steps["services.unit"]["status"] == "CRIT", err
     assert steps["services.clean"]["findings"][0]["fixes"][0]["commands"] == [f"rm -f {STALE_LOCK}"]
     assert steps["net.connect"]["findings"][0]["summary"].startswith("the settings name no ports")
-    assert process.returncode == 2
+    assert returncode == 2
 
 
 async def test_a_required_unit_that_is_down_is_named_by_the_wizard(lab_shell: SSHShell) -> None:
@@ -151,3 +135,30 @@ async def test_the_wizard_stops_at_a_unit_that_does_not_exist(lab_shell: SSHShel
     await run.run()
     assert run.results[0].findings[0].summary == "no such unit (not-found)"
     assert all(r.state is StepState.SKIPPED for r in run.results[1:])
+
+
+async def cli_wizard(
+    host: SystemdHost, keys: SshKeys, tmp_path: Path, unit: str, settings: str
+) -> tuple[dict[str, Any], str, int | None]:
+    """`fleetdeck wizard service --unit UNIT --json --read-only` on the lab host, as an
+    operator runs it, with `settings` as the settings file: (its steps by id, stderr, exit)."""
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text(
+        f'[[host]]\nname = "sysd"\naddress = "{host.address}"\nuser = "root"\n'
+        f'identity_file = "{keys.client_key}"\n'
+    )
+    config = tmp_path / "xdg_config_home" / "fleetdeck" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(settings)
+    known = write_known_hosts(tmp_path / "known_hosts", host)  # type: ignore[arg-type]
+    process = await asyncio.create_subprocess_exec(
+        fleetdeck_bin(), "wizard", "service", "--unit", unit, "--json", "--read-only",
+        "-i", str(inventory), "--host", "sysd", "--known-hosts", str(known),
+        "--audit-log", str(tmp_path / "audit.jsonl"),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(180):
+        out, err = await process.communicate()
+    assert out, err.decode()
+    return {s["id"]: s for s in json.loads(out)["steps"]}, err.decode(), process.returncode
