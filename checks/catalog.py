@@ -17,7 +17,7 @@ from fleetdeck.checks.network.domain import NETWORK
 from fleetdeck.checks.resources.domain import RESOURCES
 from fleetdeck.checks.services.domain import SERVICES
 from fleetdeck.checks.storage.domain import STORAGE
-from fleetdeck.checks.wizards import Wizard
+from fleetdeck.checks.wizards import Param, Wizard
 
 
 def _service_wizard() -> Wizard:
@@ -29,7 +29,15 @@ def _service_wizard() -> Wizard:
     return service_wizard(*lent)
 
 
-_SERVICES = replace(SERVICES, wizard=WizardRef("service", _service_wizard))
+def _service_params() -> tuple[Param, ...]:
+    """The service wizard's parameters, without building it (and the network wizard it
+    borrows from), for checking the `[services]` settings each sweep."""
+    from fleetdeck.checks.services.wizard import PARAMS
+
+    return PARAMS
+
+
+_SERVICES = replace(SERVICES, wizard=WizardRef("service", _service_wizard, params=_service_params))
 
 DOMAINS: tuple[Domain, ...] = (RESOURCES, NETWORK, STORAGE, DATABASE, CONTAINERS, _SERVICES)
 """Every domain, in the order their findings are reported. A new domain is added here (and
@@ -80,17 +88,17 @@ def domain_params(
     """The parameters a domain's settings give a host, for its periodic checks (`needs`
     "params"): those its wizard takes, checked by it (ValueError), and the others as the
     settings table gives them, which the checks reading them check (the services sweep's
-    `restarts`, `log_minutes`... that the service wizard does not take)."""
+    `restarts`, `log_minutes`... that the service wizard does not take). The wizard is not
+    built for it where its declaration names its parameters (`WizardRef.params`)."""
     table = domain.settings
     if table is None or table.params is None:
         return {}
     given = table.params(config.domains[domain.name], host, labels)
     if domain.wizard is None:
         return dict(given)
-    wizard = domain.wizard.load()
-    known = {p.name for p in wizard.params}
+    known = {p.name for p in domain.wizard.params()}
     others = {k: v for k, v in given.items() if k not in known and v}
-    return {**others, **configured_params(wizard, config, host, labels)}
+    return {**others, **_checked(domain, config, host, given)}
 
 
 def configured_params(
@@ -104,10 +112,17 @@ def configured_params(
     table = domain.settings if domain is not None else None
     if domain is None or table is None or table.params is None:
         return {}
-    known = {p.name for p in wizard.params}
-    given = table.params(config.domains[domain.name], host, labels)
+    return _checked(domain, config, host, table.params(config.domains[domain.name], host, labels))
+
+
+def _checked(domain: Domain, config: Config, host: str, given: Mapping[str, str]) -> dict[str, str]:
+    """Those of `given` the domain's wizard takes, checked by it; ValueError names the
+    settings file, the table and the host."""
+    ref, table = domain.wizard, domain.settings
+    assert ref is not None and table is not None
+    known = {p.name for p in ref.params()}
     try:
-        return wizard.parse_params({k: v for k, v in given.items() if k in known})
+        return ref.parse_params({k: v for k, v in given.items() if k in known})
     except ValueError as error:
         where = config.source or "the settings file"
         raise ValueError(f"{where}: [{table.dotted}] for {host}: {error}") from None

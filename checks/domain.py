@@ -25,7 +25,7 @@ from fleetdeck.checks.model import CheckContext, Finding
 from fleetdeck.checks.settings import SettingsTable
 
 if TYPE_CHECKING:
-    from fleetdeck.checks.wizards import Wizard
+    from fleetdeck.checks.wizards import Param, Wizard
 
 Need = Literal["shell", "docker", "database", "samples", "params"]
 """What of a host periodic checks need: its shell (the context gets it with the host's tier;
@@ -88,14 +88,24 @@ class WizardRef:
     `equip` gives the host a wizard runs on what of it the wizard needs beyond its shell (the
     database its parameters name, the Docker link), from the host's access, its domain's
     settings and the wizard's parameters; None: the shell is enough. ValueError: the
-    parameters do not say which (which database to pick)."""
+    parameters do not say which (which database to pick). `params` gives the wizard's
+    parameters without building it, where building costs more than its domain's periodic
+    checks import (the service wizard borrows the network wizard's steps): the settings
+    file's parameters for a host are checked every time the checks run; None: `load`."""
 
-    __slots__ = ("_build", "_built", "equip", "name")
+    __slots__ = ("_build", "_built", "_params", "equip", "name")
 
-    def __init__(self, name: str, build: Callable[[], Wizard], equip: Equip | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        build: Callable[[], Wizard],
+        equip: Equip | None = None,
+        params: Callable[[], tuple[Param, ...]] | None = None,
+    ) -> None:
         self.name = name
         self._build = build
         self._built: Wizard | None = None
+        self._params = params
         self.equip = equip
 
     def load(self) -> Wizard:
@@ -103,8 +113,22 @@ class WizardRef:
             built = self._build()
             if built.domain != self.name:
                 raise ValueError(f"wizard {self.name!r} built as {built.domain!r}")
+            if self._params is not None and built.params != self._params():
+                raise ValueError(f"wizard {self.name!r} built with other parameters")
             self._built = built
         return self._built
+
+    def params(self) -> tuple[Param, ...]:
+        """The wizard's parameters, building it only if its declaration does not say them."""
+        if self._built is None and self._params is not None:
+            return self._params()
+        return self.load().params
+
+    def parse_params(self, given: Mapping[str, str | None]) -> dict[str, str]:
+        """`Wizard.parse_params`, with the wizard built only if `params` needs it."""
+        from fleetdeck.checks.wizards import parse_params
+
+        return parse_params(self.name, self.params(), given)
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,27 +91,34 @@ class Wizard:
 
     def parse_params(self, given: Mapping[str, str | None]) -> dict[str, str]:
         """The given parameters, checked; ValueError names the one that is wrong."""
-        known = {p.name: p for p in self.params}
-        parsed: dict[str, str] = {}
-        for name, value in given.items():
-            if value is None or value == "":
-                continue
-            if name not in known:
-                raise ValueError(f"the {self.domain} wizard takes no {name!r}")
-            param = known[name]
-            items = [value]
-            if param.many:
-                typed = "\n" not in value and "\r" not in value
-                items = [
-                    v.strip() for v in (value.replace(",", "\n") if typed else value).splitlines()
-                ]
-            try:
-                values = [param.parse(item) for item in items if item]
-            except ValueError as error:
-                raise ValueError(f"--{name} {value!r}: {error}") from None
-            if values:
-                parsed[name] = "\n".join(dict.fromkeys(values))
-        return parsed
+        return parse_params(self.domain, self.params, given)
+
+
+def parse_params(
+    wizard: str, params: Sequence[Param], given: Mapping[str, str | None]
+) -> dict[str, str]:
+    """The given parameters of wizard `wizard`, whose parameters are `params`, checked;
+    ValueError names the one that is wrong. Apart from `Wizard` so that the settings file's
+    parameters can be checked without building the wizard (`WizardRef.parse_params`)."""
+    known = {p.name: p for p in params}
+    parsed: dict[str, str] = {}
+    for name, value in given.items():
+        if value is None or value == "":
+            continue
+        if name not in known:
+            raise ValueError(f"the {wizard} wizard takes no {name!r}")
+        param = known[name]
+        items = [value]
+        if param.many:
+            typed = "\n" not in value and "\r" not in value
+            items = [v.strip() for v in (value.replace(",", "\n") if typed else value).splitlines()]
+        try:
+            values = [param.parse(item) for item in items if item]
+        except ValueError as error:
+            raise ValueError(f"--{name} {value!r}: {error}") from None
+        if values:
+            parsed[name] = "\n".join(dict.fromkeys(values))
+    return parsed
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,9 @@
 """Reading X.509 certificates from PEM text (a file on a host, or what `openssl s_client
 -showcerts` printed), with the `cryptography` library: who a certificate is for, who signed
-it, until when, and for which names."""
+it, until when, and for which names.
+
+`cryptography` is imported when a certificate is first read: its OpenSSL bindings add about
+8 MiB to a process, and a console whose hosts name no TLS endpoint never reads one."""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
 
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", re.S)
 MAX_CERTIFICATES = 32
@@ -54,12 +58,17 @@ def _is_address(text: str) -> bool:
 
 
 def _common_name(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
     found = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     value = found[0].value if found else ""
     return value if isinstance(value, str) else value.decode(errors="replace")
 
 
 def _names(cert: x509.Certificate) -> tuple[str, ...]:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
+
     try:
         alt = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
     except x509.ExtensionNotFound:
@@ -78,6 +87,8 @@ def _when(moment: datetime) -> float:
 def read_certificates(text: str) -> list[Certificate]:
     """The certificates in PEM text, in the order given (a chain: the leaf first). A block
     that is not a certificate cryptography can read raises ValueError naming its place."""
+    from cryptography import x509
+
     found: list[Certificate] = []
     for index, block in enumerate(_PEM.findall(text)[:MAX_CERTIFICATES]):
         try:

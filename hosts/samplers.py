@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import queue
 import socket
 import threading
 import time
@@ -88,11 +89,44 @@ class Sampler(Protocol):
     async def describe(self) -> HostInfo: ...
 
 
+class _DaemonPool:
+    """Daemon threads for blocking calls, kept for the next call: asyncio's default executor
+    joins its threads at exit, which would make a hung NFS mount hang `fleetdeck check` and
+    `q` forever, and a new thread per call (a statvfs per mount, every second) cost the
+    console more than the calls. A call finds an idle thread or starts one, so a hung call
+    holds one thread and never delays another; a thread idle for `linger` s ends."""
+
+    def __init__(self, name: str, linger: float = 30.0) -> None:
+        self.name = name
+        self.linger = linger
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        """One token per thread waiting for a call."""
+
+    def submit(self, call: Callable[[], None]) -> None:
+        if not self._idle.acquire(blocking=False):
+            threading.Thread(target=self._serve, name=self.name, daemon=True).start()
+        self._calls.put(call)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                call = self._calls.get(timeout=self.linger)
+            except queue.Empty:
+                if self._idle.acquire(blocking=False):
+                    return  # took back its own token: nobody counts on this thread
+                continue  # a caller took the token: its call is on the way
+            call()
+            self._idle.release()
+
+
+_STAT_THREADS = _DaemonPool("statvfs")
+
+
 def _in_daemon_thread(
     call: Callable[[str], os.statvfs_result], path: str
 ) -> asyncio.Future[os.statvfs_result]:
-    """Run a blocking call on a daemon thread. asyncio's default executor joins its threads
-    at exit, which would make a hung NFS mount hang `fleetdeck check` and `q` forever."""
+    """Run a blocking call on one of the daemon threads of `_STAT_THREADS`."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[os.statvfs_result] = loop.create_future()
 
@@ -112,7 +146,7 @@ def _in_daemon_thread(
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
             loop.call_soon_threadsafe(deliver, result, error)
 
-    threading.Thread(target=work, name=f"statvfs {path}", daemon=True).start()
+    _STAT_THREADS.submit(work)
     return future
 
 

@@ -162,7 +162,7 @@ clients = {"asyncssh", "docker", "psycopg", "aiohttp"}
 assert not clients & set(sys.modules), sorted(clients & set(sys.modules))
 for name in catalog.WIZARDS:
     assert catalog.WIZARDS[name].domain == name, name
-assert {"asyncssh", "docker", "psycopg"} <= set(sys.modules)
+assert {"asyncssh", "psycopg", "fleetdeck.hosts.docker.link"} <= set(sys.modules)
 """
 
 
@@ -170,7 +170,41 @@ def test_the_declarations_import_no_client_library_until_a_wizard_is_built() -> 
     """The Host screen's `compose` reads the registered domains before the first frame, and
     every start builds the command line: neither imports asyncssh, the Docker SDK, psycopg
     or aiohttp. Building the wizards by name does (each `WizardRef` builds the wizard its
-    name says), so the check above is not vacuous. In a fresh interpreter: this one has them
-    all loaded by the other tests."""
+    name says), so the check above is not vacuous; the containers wizard loads the Docker
+    link, which imports the SDK only when it dials (`hosts.docker.dial`). In a fresh
+    interpreter: this one has them all loaded by the other tests."""
     done = subprocess.run([sys.executable, "-c", LIGHT], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+SWEEP_PARAMS = """
+import sys
+from pathlib import Path
+from fleetdeck.checks import catalog
+from fleetdeck.checks.config import load_config
+
+path = Path(sys.argv[1])
+path.write_text('[services]\\nunits = ["nginx.service"]\\n')
+services = next(d for d in catalog.DOMAINS if d.name == "services")
+swept = catalog.domain_params(services, load_config(path, required=True), "web-01", [])
+assert swept["units"] == "nginx.service\\n", swept
+assert "fleetdeck.checks.network.wizard" not in sys.modules, "the service wizard was built"
+assert services.wizard is not None
+declared = services.wizard.params()
+assert catalog.WIZARDS["service"].params == declared  # built, and the same parameters
+assert "fleetdeck.checks.network.wizard" in sys.modules
+"""
+
+
+def test_the_sweeps_settings_are_checked_without_building_the_service_wizard(
+    tmp_path: Path,
+) -> None:
+    """The services sweep checks the `[services]` parameters for its host each run; the
+    service wizard's declaration names its parameters, so that does not build the wizard
+    (nor the network wizard whose steps it borrows), and they are the built wizard's."""
+    done = subprocess.run(
+        [sys.executable, "-c", SWEEP_PARAMS, str(tmp_path / "settings.toml")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr

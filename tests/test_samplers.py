@@ -134,6 +134,39 @@ def test_a_hung_mount_is_unknown_and_never_holds_up_the_exit(tmp_path) -> None: 
     assert any(v == "None" for k, v in lines.items() if k != "'/'")
 
 
+async def test_statvfs_threads_are_kept_for_the_next_sample_and_a_hung_one_is_left_alone() -> None:
+    """Each second's statvfs of every mount runs on daemon threads that are kept, not one
+    new thread per mount per sample (which cost an idle console more than the calls); a
+    mount that hangs keeps its thread, and the others go on without it."""
+    import threading
+
+    threads: set[threading.Thread] = set()
+    hang = threading.Event()
+    release = threading.Event()
+
+    def stat(path: str) -> os.statvfs_result:
+        threads.add(threading.current_thread())
+        if path == "/" and hang.is_set():
+            release.wait(30)
+        return os.statvfs(path)
+
+    sampler = PsutilSampler(statvfs=stat)
+    try:
+        samples = [await sampler.sample() for _ in range(3)]
+        mounts = {m.mountpoint for m in samples[0].mounts}
+        assert "/" in mounts
+        assert len(threads) <= len(mounts), "new threads for each sample"
+        hang.set()
+        for _ in range(2):  # the hung one's thread stays busy; the others still answer
+            sample = await sampler.sample()
+            root = next(m for m in sample.mounts if m.mountpoint == "/")
+            assert root.error is not None and "2 s" in root.error
+            others = [m for m in sample.mounts if m.mountpoint != "/"]
+            assert others and all(m.error is None for m in others)
+    finally:
+        release.set()
+
+
 @contextlib.contextmanager
 def _never_answering_mount(mountpoint: Path, source: str) -> Iterator[None]:
     """A FUSE mount whose daemon never answers the kernel's first request: every statfs of

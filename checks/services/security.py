@@ -42,14 +42,15 @@ _SSHD_HERE = (
     '[ -n "$SSH_CONNECTION" ] && { echo yes; exit 0; }; '
     "me=$(readlink /proc/self/ns/net) || { echo unknown; exit 0; }; seen=no; "
     "for d in /proc/[0-9]*; do "
-    '[ "$(cat "$d/comm" 2>/dev/null)" = sshd ] || continue; '
+    '{ IFS= read -r comm < "$d/comm"; } 2>/dev/null && [ "$comm" = sshd ] || continue; '
     'ns=$(readlink "$d/ns/net" 2>/dev/null) || { grep -qs "^State:.*[ZX]" "$d/status" '
     '|| { [ -e "$d" ] && seen=unknown; }; continue; }; '
     '[ "$ns" = "$me" ] && { echo yes; exit 0; }; done; echo "$seen"'
 )
 """Whether an SSH server runs in the host's network namespace: yes, no, or unknown (an
 sshd whose namespace this user may not read). One that exited meanwhile, or a zombie (which
-has no namespaces left to read), is passed over."""
+has no namespaces left to read), is passed over. Each process's name is read with the shell's
+own `read`: a `cat` per process, every sweep, cost a console 0.1 s of CPU each time."""
 _PRESENT = 'for f; do [ -e "$f" ] && echo "$f"; done; true'
 """Which of the logs named exist, one a line."""
 

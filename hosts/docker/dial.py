@@ -6,20 +6,23 @@ fails at dial time. `classify` turns whatever the SDK, requests, urllib3 or the 
 a `DockerFailure` and a sentence naming the cause (which socket, which user, which group).
 Apart from `DockerLink` so the link reads as what it does, not how each failure is worded;
 `hosts.docker.link` re-exports the public names.
+
+The SDK (docker, requests, urllib3: about 7 MiB and 0.1 s) is imported when a client is
+first made, and not at all for a local socket that is not there: a console on a host without
+Docker says so without loading it. `classify` looks for the SDK's exceptions only once the
+SDK is loaded, since before that nothing can have raised one.
 """
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import docker
-import docker.errors
-import requests
 
 from fleetdeck.hosts.docker.endpoint import DockerFailure, Route
 from fleetdeck.hosts.docker.records import EngineInfo
@@ -33,7 +36,13 @@ GRACE = 1.0
 
 def open_client(url: str, route: Route, settings: DockerSettings) -> tuple[Any, EngineInfo]:
     """(In a pool thread.) A low-level client at the engine's API version (at most the
-    SDK's), and the engine's version: the first request, so a dead engine fails here."""
+    SDK's), and the engine's version: the first request, so a dead engine fails here. A
+    local socket that does not exist fails here too, before the SDK is imported."""
+    if url.startswith("unix://") and not os.path.exists(path := url.removeprefix("unix://")):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    import docker
+    import docker.tls
+
     tls: Any = False
     if route.tls is not None and url.startswith("tcp://"):
         files = route.tls
@@ -64,13 +73,21 @@ def classify(error: BaseException, route: Route, timeout: float) -> tuple[Docker
     """The cause of a failed SDK call, and a sentence saying it to an operator."""
     chain = list(_chain(error))
     place = route.path if route.is_unix else route.url
+    sdk = "docker.errors" in sys.modules
+    timeouts: tuple[type[BaseException], ...] = (TimeoutError,)
+    lost: tuple[type[BaseException], ...] = (ConnectionError,)
+    if sdk:
+        import docker.errors
+        import requests
+
+        timeouts, lost = (*timeouts, requests.Timeout), (*lost, requests.ConnectionError)
     for cause in chain:
-        if isinstance(cause, docker.errors.NotFound):
+        if sdk and isinstance(cause, docker.errors.NotFound):
             return DockerFailure.GONE, f"no such container ({cause.explanation})"
-        if isinstance(cause, docker.errors.APIError):
+        if sdk and isinstance(cause, docker.errors.APIError):
             return DockerFailure.API, str(cause.explanation or cause)
     for cause in chain:
-        if isinstance(cause, TimeoutError | requests.Timeout):
+        if isinstance(cause, timeouts):
             return DockerFailure.TIMEOUT, quiet(timeout)
         if isinstance(cause, PermissionError):
             return DockerFailure.DENIED, _denied(route)
@@ -80,9 +97,9 @@ def classify(error: BaseException, route: Route, timeout: float) -> tuple[Docker
         if isinstance(cause, ConnectionRefusedError) and not route.via_ssh:
             return DockerFailure.REFUSED, f"nothing listens at {place} (connection refused)"
     for cause in chain:
-        if isinstance(cause, requests.ConnectionError | ConnectionError):
+        if isinstance(cause, lost):
             return DockerFailure.LOST, f"the engine closed the connection ({cause})"
-        if isinstance(cause, docker.errors.DockerException):
+        if sdk and isinstance(cause, docker.errors.DockerException):
             return DockerFailure.CONFIG, str(cause)
     return DockerFailure.API, f"{type(error).__name__}: {error}"
 

@@ -38,9 +38,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import docker
-import docker.utils
-
 from fleetdeck.hosts.docker.dial import GRACE, classify, open_client, quiet
 from fleetdeck.hosts.docker.endpoint import (
     DockerEndpoint,
@@ -473,6 +470,8 @@ class DockerLink:
         api = await self.client()
         if self._stats_pool is None:
             self._stats_pool = ThreadPoolExecutor(self.settings.stats_concurrency, "docker-stats")
+        import docker.utils  # loaded with the client (`hosts.docker.dial`)
+
         one_shot = True if docker.utils.version_gte(api.api_version, "1.41") else None
         pool = self._stats_pool
 
