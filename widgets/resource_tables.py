@@ -97,7 +97,9 @@ class ProcessTable(RowTable):
     SORT_NAMES: ClassVar[dict[str, str]] = {"cpu": "CPU", "mem": "memory", "pid": "PID"}
 
     sort_by: reactive[str] = reactive("cpu")
-    total: reactive[int] = reactive(0)
+    # Shown in the bottom border only (`_subtitle` repaints that line): a whole-widget repaint
+    # here rewrote every row each time a process started or exited.
+    total: reactive[int] = reactive(0, repaint=False)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
