@@ -58,10 +58,34 @@ def refresh_changed(widget: Widget, before: Lines | None, after: Lines) -> None:
         spans = _text_spans(old, new) if by_cell and old and new else None
         if spans is None:
             regions.append(Region(0, y, width, 1))
-        else:
-            regions.extend(Region(x1, y, x2 - x1, 1) for x1, x2 in spans if x1 < width)
+            continue
+        if old and new and max(len(old[0]), len(new[0])) >= width:
+            spans.append((width - 1, width))  # a line cut short ends in an ellipsis there
+        regions.extend(Region(x1, y, x2 - x1, 1) for x1, x2 in spans if x1 < width)
     if regions:
         widget.refresh(*regions)
+
+
+class PaintedText:
+    """What a widget whose `render` gives one Text last drew, so that a change of its
+    figures repaints only the cells that changed: its figures are declared with
+    `repaint=False` and their watchers call `repaint`, since a whole refresh rewrites
+    every cell of the widget on the terminal."""
+
+    def __init__(self) -> None:
+        self._painted: tuple[int, Lines] | None = None
+
+    def repaint(self, widget: Widget) -> None:
+        rendered = widget.render() if widget.is_mounted and widget.size else None
+        if not isinstance(rendered, Text):
+            self._painted = None  # not drawn yet: the first paint draws it whole
+            widget.refresh()
+            return
+        width = widget.size.width
+        after = text_lines(rendered)
+        before = self._painted[1] if self._painted and self._painted[0] == width else None
+        refresh_changed(widget, before, after)
+        self._painted = width, after
 
 
 def _text_spans(before: Line, after: Line) -> list[tuple[int, int]] | None:
