@@ -130,7 +130,12 @@ class HistoryLine(StatusLines):
 
     BLOCKS = " ▁▂▃▄▅▆▇█"
 
-    values: reactive[tuple[float, ...]] = reactive(())
+    values: reactive[tuple[float, ...]] = reactive((), repaint=False)
+
+    def watch_values(self) -> None:
+        # The line moves left one cell a second, but runs of equal blocks stay equal: only
+        # the cells where a run starts or ends change.
+        self.repaint_changed()
 
     def render(self) -> Text:
         width = self.content_size.width or 30
