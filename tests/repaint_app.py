@@ -16,11 +16,13 @@ from fleetdeck.widgets.row_table import Column, RowTable
 def rows(step: int) -> list[tuple[str, str, str]]:
     """What the table shows after `step` presses of s: thirty processes by "CPU", where each
     press lifts one to the top (the rows above its old place shift down one) and changes
-    a few figures in place, as an idle host's process table does each second."""
+    a few figures in place, and the last process comes and goes, as an idle host's process
+    table does each second."""
     cpu = {n: f"{(n * 7 + step * (n % 3 == 0)) % 5}.{n % 10}" for n in range(30)}
     for lifted in range(step):
         cpu[(lifted * 11) % 30] = f"{9 + lifted}.0"
-    order = sorted(range(30), key=lambda n: (-float(cpu[n]), n))
+    running = [n for n in range(30) if n != 29 or step % 2 == 0]  # 29 exits and starts again
+    order = sorted(running, key=lambda n: (-float(cpu[n]), n))
     return [(str(1000 + n), f"proc-{n}" + "x" * (n % 4), cpu[n]) for n in order]
 
 

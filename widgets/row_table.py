@@ -23,6 +23,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from fleetdeck.widgets.cells import Cell
 from fleetdeck.widgets.repaint import CompactScrollBarRender, changed_spans
@@ -156,7 +157,14 @@ class RowTable(ScrollView, can_focus=True):
         for key in changed:
             self._strips.pop(key, None)
         old_order, self._order = self._order, order
-        self.virtual_size = Size(sum(widths) + GAP * max(len(widths) - 1, 0), len(order) + 1)
+        size = Size(sum(widths) + GAP * max(len(widths) - 1, 0), len(order) + 1)
+        if size != self.virtual_size:
+            # The reactive would repaint the whole table as well as lay it out: with fewer
+            # processes than its limit, the process table rewrote every row each time one
+            # started or exited. The lines that changed are repainted below, and a layout
+            # that changes the table's size or scroll position repaints it anyway.
+            self.set_reactive(Widget.virtual_size, size)
+            self.refresh(layout=True, repaint=False)
         # The cursor stays on its row (a process, a mount), not on a line number, so what
         # Enter acts on does not change under the operator's eyes when rows re-sort.
         held = old_order[self.cursor_row] if self.cursor_row < len(old_order) else None
