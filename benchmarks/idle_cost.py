@@ -458,7 +458,11 @@ def summarize(tool: Tool, shots: list[Snapshot], written: int) -> Measurement:
     )
 
 
-def measure(tool: Tool, size: tuple[int, int], seconds: float, warmup: float) -> Measurement:
+def measure(
+    tool: Tool, size: tuple[int, int], seconds: float, warmup: float, keep: Path | None = None
+) -> Measurement:
+    """One tool's run; with `keep`, what it wrote in the window is also copied into that
+    folder (`TOOL-WxH-N.bytes`), to see which screen rows the bytes went to."""
     log(f"{tool.name}: {shlex.join(tool.argv)} ({warmup:g} s warm-up, {seconds:g} s measured)")
     with running(tool, size) as pane:
         time.sleep(warmup)
@@ -470,6 +474,10 @@ def measure(tool: Tool, size: tuple[int, int], seconds: float, warmup: float) ->
             pane.pipe_to(None)
             time.sleep(0.2)  # let cat write out what it still holds
             written = copy.stat().st_size if copy.exists() else 0
+            if keep is not None and copy.exists():
+                keep.mkdir(parents=True, exist_ok=True)
+                n = len(list(keep.glob(f"{tool.name}-{size[0]}x{size[1]}-*.bytes"))) + 1
+                shutil.copyfile(copy, keep / f"{tool.name}-{size[0]}x{size[1]}-{n}.bytes")
         check_alive(pane, tool, "at the end of the run")
         return summarize(tool, shots, written)
 
@@ -602,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--peers-venv", type=Path, default=default_peers_venv(), help="venv for Glances")
     add("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     add("--json", action="store_true", help="print JSON instead of the table")
+    add("--keep", type=Path, metavar="DIR", help="also keep what each tool wrote, in DIR")
     return parser
 
 
@@ -633,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(args.rounds):
                 # Alternate the order so that neither tool always runs on a warmer machine.
                 order = tools if n % 2 == 0 else tools[::-1]
-                run = [measure(t, size, args.seconds, args.warmup) for t in order]
+                run = [measure(t, size, args.seconds, args.warmup, args.keep) for t in order]
                 run.sort(key=lambda m: names.index(m.tool))
                 add_ratios(run)
                 rounds.append(run)

@@ -132,6 +132,44 @@ async def test_memory_order_holds_when_rss_moves_below_what_the_column_shows() -
         assert [table.row(r)[0].sort_value for r in range(2)] == [1, 2]
 
 
+async def test_a_process_back_to_idle_keeps_its_place_instead_of_shifting_the_rows() -> None:
+    """By CPU, processes that show the same figure keep the order they were shown in: one
+    that blipped to 0.5 % and went back to 0.0 stays at the head of the idle ones, where
+    going back to its PID's place would move (and rewrite) every row in between."""
+
+    def process(pid: int, cpu: float) -> ProcessRate:
+        info = ProcessInfo(pid, "root", f"p{pid}", f"p{pid}", 0.0, 1_000_000, 1.0)
+        return ProcessRate(info, cpu=cpu, mem=0.1)
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield ProcessTable()
+
+    async with One().run_test() as pilot:
+        table = pilot.app.query_one(ProcessTable)
+
+        def pids() -> list[int]:
+            return [int(table.row(r)[0].sort_value) for r in range(table.row_count)]
+
+        def cpus() -> list[float]:
+            index = table.column_index("cpu")
+            return [float(table.row(r)[index].sort_value) for r in range(table.row_count)]
+
+        table.show([process(pid, 0.0) for pid in range(1, 7)])
+        assert pids() == [1, 2, 3, 4, 5, 6]
+        table.show([process(pid, 0.5 if pid == 5 else 0.0) for pid in range(1, 7)])
+        assert pids() == [5, 1, 2, 3, 4, 6] and cpus() == sorted(cpus(), reverse=True)
+        table.show([process(pid, 0.0) for pid in range(1, 8)])  # 7 started meanwhile
+        assert pids() == [5, 1, 2, 3, 4, 6, 7]
+        table.show([process(pid, 0.04 if pid == 3 else 0.0) for pid in range(1, 8)])
+        assert pids() == [5, 1, 2, 3, 4, 6, 7]  # 0.04 shows as 0.0: a tie, no move
+        table.show([process(pid, 1.0 if pid == 6 else 0.0) for pid in range(1, 8)])
+        assert pids() == [6, 5, 1, 2, 3, 4, 7] and cpus() == sorted(cpus(), reverse=True)
+        table.sort_by = "pid"
+        table.sort_by = "cpu"  # a new CPU sort starts again from PID order
+        assert pids() == [6, 1, 2, 3, 4, 5, 7]
+
+
 async def test_the_command_palette_reaches_the_screen_actions() -> None:
     app = make_app(Settings(interval=5), Config())
     async with app.run_test(size=(80, 24)) as pilot:

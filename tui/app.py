@@ -22,6 +22,7 @@ from fleetdeck.checks.config import Config
 from fleetdeck.checks.watch import HostWatch
 from fleetdeck.hosts.samplers import PsutilSampler, Sampler
 from fleetdeck.tui.host_screen import HostScreen
+from fleetdeck.widgets.repaint import crop_partial_updates
 
 if TYPE_CHECKING:
     from fleetdeck.checks.database.link import DbLink
@@ -97,6 +98,7 @@ class FleetdeckApp(App[None]):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
+        crop_partial_updates()  # a refreshed span of a line sends that span, not the line
         self.clock = clock
         """The wall clock the war room shows ages against; tests fix it."""
         self.settings = settings

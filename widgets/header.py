@@ -12,6 +12,7 @@ from textual.widget import Widget
 from fleetdeck.checks.alerts import AlertState
 from fleetdeck.hosts.sample import HostInfo
 from fleetdeck.hosts.units import human_duration
+from fleetdeck.widgets.repaint import PaintedText
 
 
 class HostHeader(Widget):
@@ -34,13 +35,15 @@ class HostHeader(Widget):
     HostHeader > .header--stale { color: $warning; text-style: bold reverse; }
     """
 
-    host: reactive[str] = reactive("")
-    info: reactive[HostInfo | None] = reactive(None)
-    updated: reactive[float | None] = reactive(None)
-    stale_reason: reactive[str | None] = reactive(None)
-    alert_counts: reactive[dict[AlertState, int]] = reactive(dict)
+    # Each figure's watcher repaints the cells that changed (a whole repaint rewrote the
+    # full width of the line each second for the time's last digit).
+    host: reactive[str] = reactive("", repaint=False)
+    info: reactive[HostInfo | None] = reactive(None, repaint=False)
+    updated: reactive[float | None] = reactive(None, repaint=False)
+    stale_reason: reactive[str | None] = reactive(None, repaint=False)
+    alert_counts: reactive[dict[AlertState, int]] = reactive(dict, repaint=False)
 
-    overdue: reactive[bool] = reactive(False)
+    overdue: reactive[bool] = reactive(False, repaint=False)
 
     def __init__(self, host: str = "", max_age: float = 2.0, **kwargs: Any) -> None:
         """`max_age`: seconds after which data with no newer sample is shown as stale."""
@@ -48,12 +51,29 @@ class HostHeader(Widget):
         self.set_reactive(HostHeader.host, host)
         self.max_age = max_age
         self._received: float | None = None
+        self._painted = PaintedText()
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._check_age)
 
     def watch_updated(self, updated: float | None) -> None:
         self._received = time.monotonic() if updated is not None else None
+        self._painted.repaint(self)
+
+    def watch_host(self) -> None:
+        self._painted.repaint(self)
+
+    def watch_info(self) -> None:
+        self._painted.repaint(self)
+
+    def watch_stale_reason(self) -> None:
+        self._painted.repaint(self)
+
+    def watch_alert_counts(self) -> None:
+        self._painted.repaint(self)
+
+    def watch_overdue(self) -> None:
+        self._painted.repaint(self)
 
     @property
     def age(self) -> float | None:
@@ -64,7 +84,7 @@ class HostHeader(Widget):
         age = self.age
         self.overdue = age is not None and age > self.max_age
         if self.overdue or self.stale_reason is not None:
-            self.refresh()  # the age shown goes on growing
+            self._painted.repaint(self)  # the age shown goes on growing
 
     def render(self) -> Text:
         """Most urgent first, so a narrow terminal cuts the OS name, not the alert counts."""

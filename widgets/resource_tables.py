@@ -97,14 +97,19 @@ class ProcessTable(RowTable):
     SORT_NAMES: ClassVar[dict[str, str]] = {"cpu": "CPU", "mem": "memory", "pid": "PID"}
 
     sort_by: reactive[str] = reactive("cpu")
-    total: reactive[int] = reactive(0)
+    # Shown in the bottom border only (`_subtitle` repaints that line): a whole-widget repaint
+    # here rewrote every row each time a process started or exited.
+    total: reactive[int] = reactive(0, repaint=False)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._processes: Sequence[ProcessRate] = ()
         self._cells: dict[str, tuple[tuple[str, ...], tuple[Cell, ...]]] = {}
+        self._cpu_rank: dict[str, int] = {}
+        """Where each row was last shown sorted by CPU: the tie-breaker of that sort."""
 
     def watch_sort_by(self) -> None:
+        self._cpu_rank = {}
         self._subtitle()
         self.show(self._processes)
 
@@ -124,17 +129,24 @@ class ProcessTable(RowTable):
         elif self.sort_by == "mem":
             top = sorted(processes, key=lambda p: (-p.info.rss, p.info.pid))[: self.LIMIT]
         else:
-            # CPU as shown, to one decimal: ties (most processes idle at 0.0) keep PID order,
-            # so rows don't shuffle from one second to the next.
-            top = sorted(processes, key=lambda p: (-round(p.cpu, 1), p.info.pid))
-            top = top[: self.LIMIT]
+            # CPU as shown, to one decimal; ties (most processes idle at 0.0) keep the order
+            # they were shown in, then PID order, so rows don't shuffle from one second to
+            # the next. A process back to 0.0 after a blip stays where it was, at the head
+            # of the idle ones, rather than going back to its PID's place: that move shifted
+            # every row in between, each one rewritten on the terminal.
+            rank, unseen = self._cpu_rank, len(self._cpu_rank)
+            top = sorted(
+                processes,
+                key=lambda p: (-round(p.cpu, 1), rank.get(_row_key(p), unseen), p.info.pid),
+            )[: self.LIMIT]
+            self._cpu_rank = {_row_key(p): i for i, p in enumerate(top)}
         # Most rows look the same from one second to the next: build cells only for rows
         # whose figures moved. The exact RSS is part of the key, since rows are sorted by
         # it: a cell that kept an older RSS behind the same "9.0M" would sort out of place.
         rows: dict[str, tuple[Cell, ...]] = {}
         cache: dict[str, tuple[tuple[str, ...], tuple[Cell, ...]]] = {}
         for p in top:
-            key = f"{p.info.pid}:{p.info.started}"
+            key = _row_key(p)
             shown = (f"{p.cpu:.1f}", f"{p.mem:.1f}", human_bytes(p.info.rss))
             figures = (*shown, str(p.info.rss))
             cached = self._cells.get(key)
@@ -152,3 +164,8 @@ class ProcessTable(RowTable):
             rows[key] = cached[1]
         self._cells = cache
         self.set_rows(rows)
+
+
+def _row_key(process: ProcessRate) -> str:
+    """A process's row: its PID and start time, so a reused PID is another row."""
+    return f"{process.info.pid}:{process.info.started}"

@@ -3,7 +3,10 @@
 Textual's DataTable re-renders every visible cell whenever any cell changes, which is the
 bulk of an idle console's CPU when figures move every second. Here each row is rendered once
 into a `Strip` and kept until its text changes; the Line API crops the kept strips to the
-viewport, and a changed row repaints only its own line (as Toolong does for log lines).
+viewport, and a changed row repaints only its own line (as Toolong does for log lines), and
+of that line only the cells that differ from what was last drawn there: when a process
+moves up the CPU order, the rows under it shift, and each line keeps most of its cells
+(the same user, "0.0", the spaces), which are not sent to the terminal again.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from typing import Any, ClassVar
 from rich.segment import Segment
 from textual import events, on
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from fleetdeck.widgets.cells import Cell
-from fleetdeck.widgets.repaint import CompactScrollBarRender
+from fleetdeck.widgets.repaint import CompactScrollBarRender, changed_spans
 
 GAP = 2  # spaces between columns
 
@@ -70,7 +74,9 @@ class RowTable(ScrollView, can_focus=True):
     }
     """
 
-    cursor_row: reactive[int] = reactive(0)
+    # The watcher repaints the two lines the cursor left and reached: a whole-widget repaint
+    # (a reactive's default) rewrote every row each second the cursor's process re-sorted.
+    cursor_row: reactive[int] = reactive(0, repaint=False)
 
     class Selected(Message):
         """Enter on a row: which table and which row key."""
@@ -95,6 +101,9 @@ class RowTable(ScrollView, can_focus=True):
         self._strips: dict[str, Strip] = {}
         self._widths = [len(c.label) for c in self.COLUMNS]
         self._header_strip: Strip | None = None
+        self._drawn: dict[int, Strip] = {}
+        """The last strip `render_line` gave for each line of the view: what the screen
+        shows there, to send a changed line's changed cells only."""
 
     # -- data -----------------------------------------------------------------------------
 
@@ -148,7 +157,14 @@ class RowTable(ScrollView, can_focus=True):
         for key in changed:
             self._strips.pop(key, None)
         old_order, self._order = self._order, order
-        self.virtual_size = Size(sum(widths) + GAP * max(len(widths) - 1, 0), len(order) + 1)
+        size = Size(sum(widths) + GAP * max(len(widths) - 1, 0), len(order) + 1)
+        if size != self.virtual_size:
+            # The reactive would repaint the whole table as well as lay it out: with fewer
+            # processes than its limit, the process table rewrote every row each time one
+            # started or exited. The lines that changed are repainted below, and a layout
+            # that changes the table's size or scroll position repaints it anyway.
+            self.set_reactive(Widget.virtual_size, size)
+            self.refresh(layout=True, repaint=False)
         # The cursor stays on its row (a process, a mount), not on a line number, so what
         # Enter acts on does not change under the operator's eyes when rows re-sort.
         held = old_order[self.cursor_row] if self.cursor_row < len(old_order) else None
@@ -162,7 +178,7 @@ class RowTable(ScrollView, can_focus=True):
         for index in range(top, min(top + self.size.height, len(order))):
             key = order[index]
             if key in changed or index >= len(old_order) or old_order[index] != key:
-                self.refresh_line(index + 1)
+                self._repaint_cells(index + 1 - top)
         if len(old_order) > len(order):
             self.refresh_lines(len(order) + 1, len(old_order) - len(order))
 
@@ -173,7 +189,22 @@ class RowTable(ScrollView, can_focus=True):
         # Textual's documented way to draw one widget's scrollbar with another renderer.
         self.horizontal_scrollbar.renderer = CompactScrollBarRender  # type: ignore[misc]
 
+    def _repaint_cells(self, y: int) -> None:
+        """Repaint the spans of view line `y` that differ from what it shows now (the whole
+        line if that is not known)."""
+        before = self._drawn.get(y)
+        spans = None if before is None else changed_spans(before, self.render_line(y))
+        if spans is None:
+            self.refresh_line(self.scroll_offset.y + y)
+        elif spans:
+            self.refresh(*(Region(x1, y, x2 - x1, 1) for x1, x2 in spans))
+
     def render_line(self, y: int) -> Strip:
+        strip = self._render_view_line(y)
+        self._drawn[y] = strip
+        return strip
+
+    def _render_view_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         if y == 0:

@@ -20,7 +20,7 @@ from fleetdeck.checks.model import Status
 from fleetdeck.hosts.sample import LoadAvg, Memory
 from fleetdeck.hosts.units import human_bytes
 from fleetdeck.widgets.meters import meter
-from fleetdeck.widgets.repaint import Lines, refresh_changed, text_lines
+from fleetdeck.widgets.repaint import PaintedText
 
 STATUS_CLASSES = {s: f"-{s.value.lower()}" for s in Status}
 
@@ -48,26 +48,15 @@ class StatusLines(Widget):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._painted: tuple[int, Lines] | None = None
+        self._painted = PaintedText()
 
     def style_for(self, status: Status | str) -> Style:
         name = status.value.lower() if isinstance(status, Status) else status
         return self.get_component_rich_style(f"status--{name}")
 
     def repaint_changed(self) -> None:
-        """Refresh only the lines whose text or colour changed since the last call: the
-        figures here are declared with `repaint=False` and their watchers call this, since
-        a whole refresh rewrites every line of the pane on the terminal."""
-        rendered = self.render() if self.is_mounted and self.size else None
-        if not isinstance(rendered, Text):
-            self._painted = None  # not drawn yet: the first paint draws it whole
-            self.refresh()
-            return
-        width = self.size.width
-        after = text_lines(rendered)
-        before = self._painted[1] if self._painted and self._painted[0] == width else None
-        refresh_changed(self, before, after)
-        self._painted = width, after
+        """Refresh only the cells whose text or colour changed since the last call."""
+        self._painted.repaint(self)
 
 
 class CpuBars(StatusLines):
@@ -141,7 +130,12 @@ class HistoryLine(StatusLines):
 
     BLOCKS = " ▁▂▃▄▅▆▇█"
 
-    values: reactive[tuple[float, ...]] = reactive(())
+    values: reactive[tuple[float, ...]] = reactive((), repaint=False)
+
+    def watch_values(self) -> None:
+        # The line moves left one cell a second, but runs of equal blocks stay equal: only
+        # the cells where a run starts or ends change.
+        self.repaint_changed()
 
     def render(self) -> Text:
         width = self.content_size.width or 30
