@@ -64,7 +64,9 @@ def test_a_partial_update_writes_the_refreshed_span_only() -> None:
     row = Strip([Segment("PID 1234 user root cpu 0.5", RED)])  # one widget's chop at x=2
     update = ChopsUpdate([{0: None, 2: row}], [(0, 11, 15)], [[2, 40]])
     # Textual as installed writes from the widget's left edge ("PID 1234 ") to the span's end.
-    crop_partial_updates()
+    # False: Textual's method is not the one the stand-in was written for (a new Textual):
+    # compare the two, then update WRITTEN_FOR in widgets/repaint.py.
+    assert crop_partial_updates(), "Textual's ChopsUpdate.render_segments has changed"
     written = update.render_segments(console)
     assert written.startswith(Control.move_to(11, 0).segment.text)
     plain = Text.from_ansi(written[len(Control.move_to(11, 0).segment.text) :]).plain
@@ -143,3 +145,14 @@ def test_a_table_drawn_cell_by_cell_shows_the_right_rows_in_a_real_terminal(
     full = table_app.wait_for(lambda s: "PID" in s and _table(s) == expected)
     assert _table(full) == expected
     assert table_app("capture-pane", "-e", "-p", "-t", "console") == partial
+
+
+def test_another_textuals_method_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Textual whose partial update is not the one the stand-in copies keeps its own."""
+
+    def newer(self: ChopsUpdate, console: Console) -> str:
+        return "a method of another Textual"
+
+    monkeypatch.setattr(ChopsUpdate, "render_segments", newer)
+    assert not crop_partial_updates()
+    assert ChopsUpdate.render_segments is newer

@@ -10,6 +10,8 @@ These helpers name the lines that changed, so that only those reach the terminal
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Iterable, Sequence
 
 from rich.cells import cell_len
@@ -164,9 +166,14 @@ def _cells(strip: Strip) -> tuple[str, list[object]] | None:
     return "".join(texts), styles
 
 
-def crop_partial_updates() -> None:
+WRITTEN_FOR = "4c1cdb567e0b8354bd70cb129da78a42314c39eb8aacd5bf21951cbd5aaba0ef"
+"""SHA-256 of the source of Textual 8.2.8's `ChopsUpdate.render_segments`, the method
+`_render_segments` stands in for."""
+
+
+def crop_partial_updates() -> bool:
     """Make Textual write only the columns a widget asked to repaint, not everything on its
-    left too.
+    left too; True when it does.
 
     `Widget.refresh(region)` marks a span of a line dirty, and Textual's partial update
     crops what it writes at the span's right end but starts at the widget's left edge
@@ -174,8 +181,22 @@ def crop_partial_updates() -> None:
     cells of a CPU figure got the whole row up to them, and two spans on one line their
     common prefix twice. This replaces that method with one that crops both ends, which
     is what curses does and what lets `RowTable` send a changed row's changed cells only.
-    Called once, by the app at start; what reaches the screen is the same either way."""
+    Called once, by the app at start; what reaches the screen is the same either way.
+
+    It is a private method of Textual's: replaced only when its source is the one this
+    was written against (WRITTEN_FOR). Another Textual keeps its own, which draws the same
+    screen with more bytes, rather than a stand-in that may no longer fit it."""
+    original = ChopsUpdate.render_segments
+    if original is _render_segments:
+        return True
+    try:
+        source = inspect.getsource(original)
+    except (OSError, TypeError):  # no source shipped: nothing to compare with
+        return False
+    if hashlib.sha256(source.encode()).hexdigest() != WRITTEN_FOR:
+        return False
     ChopsUpdate.render_segments = _render_segments  # type: ignore[method-assign]
+    return True
 
 
 def _render_segments(self: ChopsUpdate, console: Console) -> str:
