@@ -344,6 +344,18 @@ async def test_a_stopped_fail2ban_server_is_a_warning_not_health(shell: SSHShell
     assert "Is fail2ban running?" in stopped.evidence[0].output
 
 
+async def test_a_masked_fail2ban_is_installed_and_not_in_use_not_a_warning(
+    lab_shell: SSHShell,
+) -> None:
+    """The shared lab host has fail2ban installed and its service masked, as an admin who
+    does not use it leaves it: said, OK."""
+    (masked,) = await review(lab_shell)
+    assert masked.status is Status.OK, masked
+    assert (
+        masked.summary == "fail2ban is installed but masked here (systemctl is-enabled): not in use"
+    )
+
+
 async def test_a_host_without_fail2ban_gives_no_fail2ban_finding(
     netns_hosts: Callable[[int], list[NetnsHost]], ssh_keys: SshKeys, tmp_path: Path
 ) -> None:

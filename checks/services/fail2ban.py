@@ -3,7 +3,8 @@ and the one fix the review offers, an unban through fail2ban's own client.
 
 `fail2ban-client status` lists the jails, `status JAIL` counts each one's bans. A host
 without fail2ban gives no finding. One where it is installed but its server is not running
-is a WARN (it protects nothing), never OK; one whose answer cannot be had (permission on its
+is a WARN (it protects nothing), unless systemd says the admin disabled or masked it
+(installed, not in use: OK, said); one whose answer cannot be had (permission on its
 socket, a timeout, output of another shape) is UNKNOWN with the reason. A jail with bans is
 OK: banning is fail2ban doing its job, and a busy jail is no fault of the host.
 
@@ -37,6 +38,8 @@ FIXES_PER_JAIL = 10
 """Unbans offered per jail: a jail with hundreds of bans is not a list to click through."""
 NOT_RUNNING = ("Failed to access socket path", "Is fail2ban running?")
 """What fail2ban-client says when no server listens on its socket."""
+OFF_ON_PURPOSE = ("disabled", "masked")
+"""`systemctl is-enabled` for a fail2ban the admin turned off: installed, not in use."""
 _JAIL_LIST = re.compile(r"Jail list:[ \t]*(.*)$", re.M)
 _BANNED = re.compile(r"Currently banned:\s*(\d+)", re.M)
 _BANNED_LIST = re.compile(r"Banned IP list:[ \t]*(.*)$", re.M)
@@ -123,19 +126,25 @@ def unban_verifier(shell: Shell, fix: Fix) -> Verifier:
     return verify
 
 
-def _unanswered(status: CommandResult) -> Finding:
-    """`fail2ban-client status` failed: its server is not running (WARN), or why is not
-    known (UNKNOWN, with the client's own words)."""
+async def _unanswered(shell: Shell, status: CommandResult) -> Finding:
+    """`fail2ban-client status` failed: its server is not running (WARN, unless systemd says
+    the service is disabled or masked: installed and not in use, OK), or why is not known
+    (UNKNOWN, with the client's own words)."""
     said = printable(why(status), one_line=True)
     proof = (evidence_of(status),)
-    if any(words in status.stdout + status.stderr for words in NOT_RUNNING):
-        summary = (
-            "fail2ban is installed but its server is not running: it bans nobody "
-            f"(systemctl start fail2ban); the client said: {said}"
-        )
-        return Finding(FAIL2BAN_ID, Status.WARN, "fail2ban", summary, proof)
-    summary = f"fail2ban is installed but its state cannot be read: {said}"
-    return Finding(FAIL2BAN_ID, Status.UNKNOWN, "fail2ban", summary, proof)
+    if not any(words in status.stdout + status.stderr for words in NOT_RUNNING):
+        summary = f"fail2ban is installed but its state cannot be read: {said}"
+        return Finding(FAIL2BAN_ID, Status.UNKNOWN, "fail2ban", summary, proof)
+    enabled = await run_command(shell, ("systemctl", "is-enabled", "fail2ban.service"))
+    state = enabled.stdout.strip()
+    if state in OFF_ON_PURPOSE:
+        summary = f"fail2ban is installed but {state} here (systemctl is-enabled): not in use"
+        return Finding(FAIL2BAN_ID, Status.OK, "fail2ban", summary, (*proof, evidence_of(enabled)))
+    summary = (
+        "fail2ban is installed but its server is not running: it bans nobody "
+        f"(systemctl start fail2ban); the client said: {said}"
+    )
+    return Finding(FAIL2BAN_ID, Status.WARN, "fail2ban", summary, proof)
 
 
 async def _jail(shell: Shell, jail: str) -> Finding:
@@ -168,7 +177,7 @@ async def fail2ban_findings(shell: Shell) -> list[Finding]:
         if status.exit_status == 127:
             return []
         if not status.ok:
-            return [_unanswered(status)]
+            return [await _unanswered(shell, status)]
         jails = parse_jails(status.stdout)
         if jails is None:
             said = "fail2ban-client status gave no jail list: its answer is not understood"
